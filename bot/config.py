@@ -1,0 +1,209 @@
+"""`digestbot.toml` plus the environment → `Settings`; every key checked, file and key named."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, Problem, ProblemsFound
+
+DEFAULT_CONFIG = "digestbot.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One `[[sources]]` table: a name, a kind and that kind's options."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    interval_minutes: int = 30  # how often `digestbot run` fetches it
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything digestbot is configured with; secrets come only from the environment."""
+
+    config_path: Path | None = None
+    base_dir: Path = Path(".")  # relative paths in the file are relative to the file's folder
+    database_url: str = "sqlite:///digestbot.db"  # DIGESTBOT_DATABASE_URL
+    subscriptions_dir: Path = Path("subscriptions")
+    outbox_dir: Path = Path("outbox")
+    templates_dir: Path | None = None  # a folder whose templates override the bundled ones
+    sources: tuple[SourceSpec, ...] = ()
+    smtp_url: str = ""  # DIGESTBOT_SMTP_URL; empty: email goes to the outbox
+    smtp_password: str = field(default="", repr=False)  # DIGESTBOT_SMTP_PASSWORD (secret)
+    smtp_rate: float = 10.0  # messages per second at most, across the whole run
+    from_addr: str = "digestbot <digestbot@localhost>"  # DIGESTBOT_FROM
+    slack_token: str = field(default="", repr=False)  # SLACK_BOT_TOKEN (secret)
+    slack_api_url: str = "https://slack.com/api/"  # DIGESTBOT_SLACK_API_URL
+    base_url: str = "http://localhost:8000"  # DIGESTBOT_BASE_URL: feedback/unsubscribe links
+    secret_key: str = field(default="", repr=False)  # DIGESTBOT_SECRET_KEY (secret)
+    fetch_interval_minutes: int = 30  # default for sources without their own interval
+    corpus_days: int = 30  # how many days of stored entries the matcher learns its vocabulary from
+    lookback_days: int = 7  # entries older than this are not offered to a first digest
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def resolve(self, path: Path) -> Path:
+        """A configured path, relative to the config file's folder."""
+        return path if path.is_absolute() else self.base_dir / path
+
+
+_TOP_KEYS = {
+    "database_url", "subscriptions_dir", "outbox_dir", "templates_dir", "sources", "smtp",
+    "slack", "from", "base_url", "fetch_interval_minutes", "corpus_days", "lookback_days",
+}
+_SMTP_KEYS = {"url", "rate"}
+_SLACK_KEYS = {"api_url"}
+_SOURCE_KEYS = {"name", "type", "interval_minutes"}
+_ENV = {
+    "DIGESTBOT_DATABASE_URL": "database_url",
+    "DIGESTBOT_SMTP_URL": "smtp_url",
+    "DIGESTBOT_SMTP_PASSWORD": "smtp_password",
+    "DIGESTBOT_FROM": "from_addr",
+    "SLACK_BOT_TOKEN": "slack_token",
+    "DIGESTBOT_SLACK_API_URL": "slack_api_url",
+    "DIGESTBOT_BASE_URL": "base_url",
+    "DIGESTBOT_SECRET_KEY": "secret_key",
+}
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read: --config, else DIGESTBOT_CONFIG, else ./digestbot.toml if present."""
+    name = explicit or environ.get("DIGESTBOT_CONFIG")
+    if name:
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(
+                "no such file; give the path of a digestbot.toml, or run 'digestbot init' to write one",
+                path=str(path),
+            )
+        return path
+    default = Path(DEFAULT_CONFIG)
+    return default if default.is_file() else None
+
+
+def load_settings(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the config file and the environment; raise `ProblemsFound` naming every bad key."""
+    env = dict(os.environ if environ is None else environ)
+    path = find_config(explicit, env)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ProblemsFound([Problem(str(path), "", f"not valid TOML ({e}); fix the syntax")]) from e
+        except OSError as e:
+            raise ConfigError(f"cannot read it ({e.strerror}); check its permissions", path=str(path)) from e
+    settings, problems = parse_settings(raw, str(path or "(defaults)"), env)
+    if path is not None:
+        settings = replace(settings, config_path=path, base_dir=path.parent)
+    if problems:
+        raise ProblemsFound(problems)
+    return settings
+
+
+def _check_type(problems: list[Problem], where: str, key: str, value: Any, kind: type | tuple[type, ...], hint: str) -> bool:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        problems.append(Problem(where, key, f"{value!r} is not {hint}; write {hint}"))
+        return False
+    return True
+
+
+def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str]) -> tuple[Settings, list[Problem]]:
+    """Settings from a decoded config table and the environment, with every problem found."""
+    from .sources import SOURCES
+
+    problems: list[Problem] = []
+    values: dict[str, Any] = {"environ": env}
+    for key in sorted(set(raw) - _TOP_KEYS):
+        problems.append(Problem(where, key, f"unknown key; the keys are {', '.join(sorted(_TOP_KEYS))}"))
+    for key in ("database_url", "base_url"):
+        if key in raw and _check_type(problems, where, key, raw[key], str, "a string"):
+            values[key] = raw[key]
+    for key in ("subscriptions_dir", "outbox_dir", "templates_dir"):
+        if key in raw and _check_type(problems, where, key, raw[key], str, "a path string"):
+            values[key] = Path(raw[key])
+    for key in ("fetch_interval_minutes", "corpus_days", "lookback_days"):
+        if key in raw and _check_type(problems, where, key, raw[key], int, "a whole number"):
+            if raw[key] < 1:
+                problems.append(Problem(where, key, f"{raw[key]} is too small; give 1 or more"))
+            else:
+                values[key] = raw[key]
+    if "from" in raw and _check_type(problems, where, "from", raw["from"], str, "an address string"):
+        values["from_addr"] = raw["from"]
+    smtp = raw.get("smtp", {})
+    if _check_type(problems, where, "smtp", smtp, dict, "a table [smtp]"):
+        for key in sorted(set(smtp) - _SMTP_KEYS):
+            hint = " (put the password in DIGESTBOT_SMTP_PASSWORD)" if key == "password" else ""
+            problems.append(Problem(where, f"smtp.{key}", f"unknown key{hint}; the keys are url, rate"))
+        if "url" in smtp and _check_type(problems, where, "smtp.url", smtp["url"], str, "a string"):
+            values["smtp_url"] = smtp["url"]
+        if "rate" in smtp and _check_type(problems, where, "smtp.rate", smtp["rate"], (int, float), "a number"):
+            values["smtp_rate"] = float(smtp["rate"])
+    slack = raw.get("slack", {})
+    if _check_type(problems, where, "slack", slack, dict, "a table [slack]"):
+        for key in sorted(set(slack) - _SLACK_KEYS):
+            hint = " (put the token in SLACK_BOT_TOKEN)" if "token" in key else ""
+            problems.append(Problem(where, f"slack.{key}", f"unknown key{hint}; the key is api_url"))
+        if "api_url" in slack and _check_type(problems, where, "slack.api_url", slack["api_url"], str, "a string"):
+            values["slack_api_url"] = slack["api_url"]
+    interval = values.get("fetch_interval_minutes", 30)
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    sources = raw.get("sources", [])
+    if _check_type(problems, where, "sources", sources, list, "a list of [[sources]] tables"):
+        for i, table in enumerate(sources):
+            key = f"sources[{i}]"
+            if not _check_type(problems, where, key, table, dict, "a [[sources]] table"):
+                continue
+            name, kind = table.get("name"), table.get("type")
+            if not isinstance(name, str) or not name:
+                problems.append(Problem(where, f"{key}.name", "missing; give each source a name"))
+                continue
+            key = f"sources[{name}]"
+            if name in seen:
+                problems.append(Problem(where, f"{key}.name", "used twice; give each source its own name"))
+            seen.add(name)
+            if kind not in SOURCES:
+                problems.append(Problem(where, f"{key}.type", f"{kind!r} is not a source type; use one of {', '.join(sorted(SOURCES))}"))
+                continue
+            cls = SOURCES[kind]
+            options = {k: v for k, v in table.items() if k not in _SOURCE_KEYS}
+            for opt in sorted(set(options) - set(cls.options)):
+                allowed = ", ".join(sorted(set(cls.options) | _SOURCE_KEYS))
+                problems.append(Problem(where, f"{key}.{opt}", f"unknown key for type {kind!r}; the keys are {allowed}"))
+            for opt, default in cls.options.items():
+                if default is None and opt not in options:
+                    problems.append(Problem(where, f"{key}.{opt}", f"missing; a {kind!r} source needs {opt} = \"…\""))
+            every = table.get("interval_minutes", interval)
+            if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+                problems.append(Problem(where, f"{key}.interval_minutes", f"{every!r} is not a whole number of minutes ≥ 1; write e.g. 30"))
+                every = interval
+            specs.append(SourceSpec(name, kind, options, every))
+    values["sources"] = tuple(specs)
+    for var, attr in _ENV.items():
+        if env.get(var):
+            values[attr] = env[var]
+    if env.get("DIGESTBOT_SUBSCRIPTIONS"):
+        values["subscriptions_dir"] = Path(env["DIGESTBOT_SUBSCRIPTIONS"])
+    if env.get("DIGESTBOT_OUTBOX"):
+        values["outbox_dir"] = Path(env["DIGESTBOT_OUTBOX"])
+    return Settings(**values), problems
+
+
+def mask_url(url: str) -> str:
+    """A URL fit for logs: any password in it replaced by ***."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}://{creds}@{host}"

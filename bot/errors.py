@@ -1,0 +1,72 @@
+"""digestbot's exceptions: one root, each message ends with the fix."""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Root of every error digestbot reports to a user."""
+
+    exit_code = 1
+
+
+class ConfigError(BotError):
+    """A problem in digestbot.toml or the environment."""
+
+    def __init__(self, message: str, *, path: str = "", key: str = "") -> None:
+        self.path = path
+        self.key = key
+        where = ": ".join(p for p in (path, key) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class Problem(BotError):
+    """One problem found while checking a file: the file, the key, what is wrong and the fix."""
+
+    def __init__(self, path: str, key: str, message: str) -> None:
+        self.path = path
+        self.key = key
+        self.message = message
+        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+
+
+class ProblemsFound(BotError):
+    """Several problems found at once (as by `digestbot check`)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) found:\n{lines}")
+
+
+class SourceError(BotError):
+    """A source could not be fetched or parsed."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(f"source {source!r}: {message}")
+
+
+class StoreError(BotError):
+    """The database could not be reached or used."""
+
+
+class SendError(BotError):
+    """A channel could not deliver a digest."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        self.transient = transient
+        super().__init__(message)
+
+
+class TransientSendError(SendError):
+    """A failure worth retrying later: SMTP 4xx, Slack 429/5xx, a dropped connection."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)
+
+
+class PermanentSendError(SendError):
+    """A failure that retrying will not fix: SMTP 5xx, channel_not_found, invalid_auth."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)

@@ -1,0 +1,83 @@
+"""Fetch every configured source into the store; one failing source never stops the others."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from . import __version__
+from .config import Settings, SourceSpec
+from .errors import BotError
+from .sources import SOURCES, FetchState
+from .store import Store
+
+log = logging.getLogger(__name__)
+USER_AGENT = f"digestbot/{__version__} (+https://pypi.org/project/digestbot/)"
+
+
+@dataclass(slots=True)
+class FetchReport:
+    """What one source's fetch did."""
+
+    source: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    not_modified: bool = False
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def http_session() -> requests.Session:
+    """The HTTP session every source uses: a User-Agent naming digestbot and its version."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def fetch_source(spec: SourceSpec, settings: Settings, store: Store, http: requests.Session, now: datetime | None = None) -> FetchReport:
+    """Fetch one source and store what it brings; errors are reported, not raised."""
+    report = FetchReport(spec.name)
+    options = dict(spec.options)
+    if "path" in options:
+        options["path"] = str(settings.resolve(Path(options["path"])))
+    source = SOURCES[spec.type](spec.name, options, http)
+    state: FetchState = store.get_state(spec.name)
+    try:
+        result = source.fetch(state)
+    except BotError as e:
+        report.error = str(e)
+        log.warning("%s", e)
+        store.save_fetch(spec.name, None, error=report.error, now=now)
+        return report
+    report.warnings = result.warnings
+    for w in result.warnings:
+        log.warning("source %r: %s", spec.name, w)
+    report.not_modified = result.not_modified
+    report.new, report.updated, report.unchanged = store.upsert_entries(result.entries, now=now)
+    store.save_fetch(spec.name, result.state,
+                     counts={"new": report.new, "updated": report.updated, "unchanged": report.unchanged}, now=now)
+    return report
+
+
+def fetch_all(
+    settings: Settings,
+    store: Store,
+    specs: Sequence[SourceSpec] | None = None,
+    progress: Callable[[FetchReport], None] | None = None,
+    now: datetime | None = None,
+) -> list[FetchReport]:
+    """Fetch every source (or `specs`) in turn; return one report per source."""
+    reports = []
+    with http_session() as http:
+        for spec in settings.sources if specs is None else specs:
+            report = fetch_source(spec, settings, store, http, now)
+            reports.append(report)
+            if progress:
+                progress(report)
+    return reports

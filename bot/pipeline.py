@@ -1,0 +1,242 @@
+"""The pipeline: choose each due digest, then claim → render → send → confirm; and `run_once()`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from .channels import CHANNELS, Channel, channel_for
+from .config import Settings
+from .errors import BotError, SendError
+from .match import Matcher
+from .models import Digest, DigestItem, Entry, Subscriber
+from .slots import due_slot
+from .store import DigestRow, Store
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)  # how long a sender holds a pending digest before others may take it
+
+
+def owner_token() -> str:
+    """Who is sending: host and process, so a restart on this host can tell its dead twin."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's: trust its lease
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A digest to make: the subscriber, its slot and the entries chosen for it."""
+
+    subscriber: Subscriber
+    slot: datetime
+    items: tuple[DigestItem, ...]
+    more: int = 0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one subscriber in a run."""
+
+    subscriber: str
+    status: str  # sent | empty | failed | pending | not-due | skipped
+    entries: int = 0
+    destination: str = ""
+    digest_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter for transient send failures."""
+
+    attempts: int = 4
+    base: float = 1.0
+    cap: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before try `attempt + 1` (full jitter)."""
+        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+
+
+class Deliverer:
+    """Sends claimed digests through their channels and confirms them in the ledger."""
+
+    def __init__(self, settings: Settings, store: Store, retry: RetryPolicy = RetryPolicy(),
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.store = store
+        self.retry = retry
+        self.sleep = sleep
+        self.owner = owner_token()
+        self._channels: dict[str, Channel] = {}
+
+    def channel(self, name: str) -> Channel:
+        """The channel instance for `name`, made once per run so connections are reused."""
+        if name not in self._channels:
+            self._channels[name] = CHANNELS[name](self.settings)
+        return self._channels[name]
+
+    def close(self) -> None:
+        """Close every channel's connections."""
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    def send(self, digest: Digest, channel_name: str) -> Outcome:
+        """Send a claimed digest with retries; confirm it sent, failed, or leave it pending."""
+        sub = digest.subscriber
+        try:
+            channel = self.channel(channel_name)
+        except BotError as e:
+            self.store.note_attempt(digest.id, str(e))
+            return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, str(e))
+        for attempt in range(self.retry.attempts):
+            try:
+                receipt = channel.send(digest)
+            except SendError as e:
+                if not e.transient:
+                    self.store.mark_failed(digest.id, str(e))
+                    log.error("digest %s for %s failed: %s", digest.id, sub.id, e)
+                    return Outcome(sub.id, "failed", len(digest.items), sub.address, digest.id, str(e))
+                self.store.note_attempt(digest.id, str(e))
+                log.warning("digest %s for %s: %s (try %d of %d)", digest.id, sub.id, e, attempt + 1, self.retry.attempts)
+                if attempt + 1 < self.retry.attempts:
+                    self.sleep(self.retry.delay(attempt))
+                    continue
+                return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, str(e))
+            self.store.mark_sent(digest.id, receipt.detail)
+            return Outcome(sub.id, "sent", len(digest.items), receipt.destination, digest.id)
+        raise AssertionError("unreachable")
+
+    def deliver(self, plan: Plan) -> Outcome:
+        """Claim (subscriber, slot) and its entries, then send: the ledger's claim → send → confirm."""
+        sub = plan.subscriber
+        name = channel_for(sub, self.settings)
+        claimed = self.store.claim(sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=LEASE)
+        if claimed is None:
+            return Outcome(sub.id, "skipped", reason="another run claimed this slot")
+        did, items = claimed
+        if not items:
+            return Outcome(sub.id, "empty", 0, sub.address, did)
+        return self.send(Digest(did, sub, plan.slot, tuple(items), plan.more), name)
+
+    def recover(self, subscribers: Sequence[Subscriber]) -> list[Outcome]:
+        """Resolve digests left pending by a crash or a transient failure, before anything new."""
+        by_id = {s.id: s for s in subscribers}
+        outcomes = []
+        for row in self.store.digests_with_status("pending"):
+            if not self._may_take(row):
+                continue
+            sub = by_id.get(row.subscriber_id)
+            if sub is None:
+                continue  # the file is broken or gone: keep it pending until it is back
+            if not self.store.take_over(row.id, row.owner, self.owner, LEASE):
+                continue
+            digest = Digest(row.id, sub, row.slot, tuple(self.store.digest_items(row.id)), row.more)
+            name = channel_for(sub, self.settings)
+            try:
+                if self.channel(name).already_delivered(digest):
+                    self.store.mark_sent(row.id, "found delivered after a restart")
+                    outcomes.append(Outcome(sub.id, "sent", len(digest.items), sub.address, row.id, "recovered"))
+                    continue
+            except BotError as e:
+                log.warning("could not check whether %s was delivered: %s", row.id, e)
+            outcomes.append(self.send(digest, name))
+        return outcomes
+
+    def _may_take(self, row: DigestRow) -> bool:
+        if row.owner == self.owner:
+            return True
+        now = datetime.now(UTC)
+        if row.lease_until is not None and row.lease_until < now:
+            return True
+        return not _owner_alive(row.owner)
+
+
+def plan_digests(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    now: datetime,
+    matcher: Matcher | None = None,
+) -> tuple[list[Plan], list[Subscriber]]:
+    """Match every due subscriber in one pass; return the plans and the subscribers not due."""
+    last = store.last_slots()
+    due: list[tuple[Subscriber, datetime]] = []
+    idle: list[Subscriber] = []
+    for sub in subscribers:
+        slot = due_slot(sub, now, last.get(sub.id))
+        if slot is None:
+            idle.append(sub)
+        else:
+            due.append((sub, slot))
+    if not due:
+        return [], idle
+    offered = store.entries_since(now - timedelta(days=settings.lookback_days))
+    matcher = matcher or Matcher()
+    matcher.fit(store.entries_since(now - timedelta(days=settings.corpus_days)) or offered)
+    subs = [s for s, _ in due]
+    results = matcher.match(offered, subs, delivered=store.delivered(s.id for s in subs), feedback=store.feedback_for(s.id for s in subs))
+    by_id: dict[str, Entry] = {e.id: e for e in offered}
+    plans = []
+    for sub, slot in due:
+        chosen = [m for m in results.get(sub.id, []) if m.selected]
+        items = tuple(DigestItem(by_id[m.entry_id], m.score, m.why, m.topic) for m in chosen[: sub.max_items])
+        plans.append(Plan(sub, slot, items, max(0, len(chosen) - sub.max_items)))
+    return plans, idle
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What `run_once` did, subscriber by subscriber."""
+
+    recovered: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def run_once(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    now: datetime | None = None,
+    deliverer: Deliverer | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+) -> RunReport:
+    """Resolve pending digests, then send every digest that is due now. Fetching is the caller's."""
+    now = now or datetime.now(UTC)
+    own = deliverer is None
+    deliverer = deliverer or Deliverer(settings, store)
+    report = RunReport()
+    try:
+        report.recovered = deliverer.recover(subscribers)
+        plans, idle = plan_digests(settings, store, subscribers, now)
+        for plan in plans:
+            outcome = deliverer.deliver(plan)
+            report.outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+        for sub in idle:
+            report.outcomes.append(Outcome(sub.id, "not-due", 0, sub.address))
+    finally:
+        if own:
+            deliverer.close()
+    return report

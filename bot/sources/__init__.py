@@ -1,0 +1,72 @@
+"""Sources: one module per kind, a small registry, and `read_entries` for local files."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import requests
+
+from ..models import Entry
+
+
+@dataclass(slots=True)
+class FetchState:
+    """What a source remembers between fetches (kept per source in the store)."""
+
+    etag: str = ""
+    last_modified: str = ""
+    # Source-specific memory (e.g. the last day fetched from hf-daily); JSON-serializable.
+    cursor: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FetchResult:
+    """The outcome of one fetch: the entries read and the state to keep for the next fetch."""
+
+    entries: list[Entry]
+    state: FetchState
+    not_modified: bool = False  # the server answered 304: nothing changed
+    warnings: list[str] = field(default_factory=list)
+
+
+class Source(ABC):
+    """A place entries come from. Subclasses declare their options as class data."""
+
+    kind: ClassVar[str] = ""
+    # option name -> default (None = required); `name` and `type` are always allowed.
+    options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, name: str, settings: Mapping[str, Any], http: requests.Session) -> None:
+        self.name = name
+        self.settings = {**self.options, **settings}
+        self.http = http
+
+    @abstractmethod
+    def fetch(self, state: FetchState) -> FetchResult:
+        """Fetch new entries; raise `SourceError` with the fix when the source cannot be read."""
+
+
+SOURCES: dict[str, type[Source]] = {}
+
+
+def register(kind: str) -> Callable[[type[Source]], type[Source]]:
+    """Class decorator: make a source kind available by its `type` name."""
+
+    def add(cls: type[Source]) -> type[Source]:
+        if kind in SOURCES:
+            raise ValueError(f"source kind {kind!r} registered twice")
+        cls.kind = kind
+        SOURCES[kind] = cls
+        return cls
+
+    return add
+
+
+def _load_builtin() -> None:
+    from . import files, feeds, hf_daily  # noqa: F401  (registration side effect)
+
+
+_load_builtin()

@@ -1,0 +1,52 @@
+"""Canonical entry ids (DESIGN.md): arXiv papers are `arxiv:<id>`; other entries a normalized guid or link."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+# New-style (0704.0001 .. 2401.12345) and old-style (astro-ph/0601001, math.GT/0309136) ids.
+_NEW = r"\d{4}\.\d{4,5}"
+_OLD = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
+_ARXIV = re.compile(
+    rf"^(?:arxiv:|oai:arxiv\.org:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)?"
+    rf"(?P<id>{_NEW}|{_OLD})(?:v(?P<version>\d+))?(?:\.pdf)?/?$",
+    re.IGNORECASE,
+)
+
+
+def arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """Return (bare arXiv id, version) when `text` names an arXiv paper, else None."""
+    m = _ARXIV.match(text.strip())
+    if not m:
+        return None
+    version = m.group("version")
+    return m.group("id"), int(version) if version else None
+
+
+def canonical_id(guid: str = "", link: str = "") -> str:
+    """The id DESIGN.md prescribes: `arxiv:<id>` for arXiv papers, else the guid, else the link."""
+    for text in (guid, link):
+        if text:
+            found = arxiv_id(text)
+            if found:
+                return f"arxiv:{found[0]}"
+    if guid.strip():
+        return normalize_url(guid.strip()) if "://" in guid else guid.strip()
+    return normalize_url(link.strip())
+
+
+def normalize_url(url: str) -> str:
+    """Lower-case scheme and host, drop the fragment and default ports, so one link is one id."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.scheme or not parts.netloc:
+        return url
+    host = parts.netloc.lower()
+    if parts.scheme.lower() == "http" and host.endswith(":80"):
+        host = host[:-3]
+    if parts.scheme.lower() == "https" and host.endswith(":443"):
+        host = host[:-4]
+    return urlunsplit((parts.scheme.lower(), host, parts.path or "/", parts.query, ""))

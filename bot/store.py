@@ -1,0 +1,484 @@
+"""The store: SQLAlchemy Core tables and the only SQL in digestbot. SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, TypeDecorator,
+    UniqueConstraint, and_, create_engine, delete, event, func, insert, select, update,
+)
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from .errors import StoreError
+from .models import Delivery, DigestItem, Entry
+from .sources import FetchState
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+entries = Table(
+    "entries", metadata,
+    Column("id", String(300), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("url", Text, nullable=False, default=""),
+    Column("authors", Text, nullable=False, default="[]"),  # JSON list
+    Column("published", UTCDateTime, nullable=False, index=True),  # first-seen time when undated
+    Column("source", String(200), nullable=False, default=""),
+    Column("tags", Text, nullable=False, default="[]"),  # JSON list
+    Column("extra", Text, nullable=False, default="{}"),  # JSON object
+    Column("first_seen", UTCDateTime, nullable=False, index=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+source_state = Table(
+    "source_state", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("etag", Text, nullable=False, default=""),
+    Column("last_modified", Text, nullable=False, default=""),
+    Column("cursor", Text, nullable=False, default="{}"),
+    Column("last_fetch", UTCDateTime),
+    Column("last_success", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("last_counts", Text, nullable=False, default="{}"),
+)
+
+digests = Table(
+    "digests", metadata,
+    Column("id", String(300), primary_key=True),
+    Column("subscriber_id", String(200), nullable=False),
+    Column("slot", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | sent | failed | empty
+    Column("channel", String(50), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("receipt", Text, nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("more", Integer, nullable=False, default=0),
+    # Who is sending it and until when: a pending digest whose owner is gone is taken over.
+    Column("owner", String(200), nullable=False, default=""),
+    Column("lease_until", UTCDateTime),
+    UniqueConstraint("subscriber_id", "slot", name="uq_digest_slot"),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("subscriber_id", String(200), nullable=False),
+    Column("entry_id", String(300), ForeignKey("entries.id"), nullable=False),
+    Column("digest_id", String(300), ForeignKey("digests.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("why", Text, nullable=False, default="[]"),
+    Column("topic", String(200), nullable=False, default=""),
+    UniqueConstraint("subscriber_id", "entry_id", name="uq_delivery_entry"),
+)
+
+feedback = Table(
+    "feedback", metadata,
+    Column("subscriber_id", String(200), primary_key=True),
+    Column("entry_id", String(300), ForeignKey("entries.id"), primary_key=True),
+    Column("vote", Integer, nullable=False),  # +1 or -1
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def digest_id(subscriber_id: str, slot: datetime) -> str:
+    """The deterministic id of the digest for (subscriber, slot): the basis of its Message-ID."""
+    return f"{subscriber_id}.{slot.astimezone(UTC):%Y%m%dT%H%MZ}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRow:
+    """A digest as the ledger holds it."""
+
+    id: str
+    subscriber_id: str
+    slot: datetime
+    status: str
+    channel: str
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    receipt: str
+    reason: str
+    more: int
+    owner: str
+    lease_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """What the store knows of a source's last fetch."""
+
+    name: str
+    last_fetch: datetime | None
+    last_success: datetime | None
+    last_error: str
+    counts: dict[str, int]
+
+
+def _entry_row(e: Entry, now: datetime) -> dict[str, Any]:
+    return {
+        "id": e.id, "title": e.title, "summary": e.summary, "url": e.url,
+        "authors": json.dumps(list(e.authors)), "published": e.published or now,
+        "source": e.source, "tags": json.dumps(list(e.tags)), "extra": json.dumps(dict(e.extra)),
+    }
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        id=row.id, title=row.title, summary=row.summary, url=row.url,
+        authors=tuple(json.loads(row.authors)), published=row.published, source=row.source,
+        tags=tuple(json.loads(row.tags)), extra=json.loads(row.extra),
+    )
+
+
+def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """Changes that `new` brings to a stored entry: enrich it, never lose what it had."""
+    changes: dict[str, Any] = {}
+    for key in ("title", "summary", "url", "source"):
+        if new[key] and new[key] != getattr(old, key) and not (key == "source" and old.source):
+            changes[key] = new[key]
+    if new["authors"] != "[]" and new["authors"] != old.authors and old.authors == "[]":
+        changes["authors"] = new["authors"]
+    old_tags, new_tags = json.loads(old.tags), json.loads(new["tags"])
+    tags = old_tags + [t for t in new_tags if t not in old_tags]
+    if tags != old_tags:
+        changes["tags"] = json.dumps(tags)
+    old_extra = json.loads(old.extra)
+    extra = {**old_extra, **json.loads(new["extra"])}
+    if extra != old_extra:
+        changes["extra"] = json.dumps(extra)
+    return changes
+
+
+class Store:
+    """The database behind digestbot: entries, fetch state, the delivery ledger and feedback."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, **_engine_options(url))
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            raise StoreError(f"cannot use the database URL {_masked(url)} ({e}); check DIGESTBOT_DATABASE_URL") from e
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
+            # busy timeout instead of failing when a read transaction turns into a write.
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        self.migrate()
+
+    # --- schema -----------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create the tables on first use; refuse a database from a newer digestbot."""
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn)
+                version = conn.execute(select(schema_version.c.version)).scalar()
+                if version is None:
+                    conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+                elif version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the database {_masked(self.url)} has schema version {version}, newer than this "
+                        f"digestbot's {SCHEMA_VERSION}; upgrade digestbot"
+                    )
+        except OperationalError as e:
+            raise StoreError(f"cannot open the database {_masked(self.url)} ({e.orig}); check DIGESTBOT_DATABASE_URL and that the server is running") from e
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction, with driver errors turned into `StoreError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as e:
+            raise StoreError(f"the database {_masked(self.url)} failed ({e.orig}); check that it is reachable and try again") from e
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    # --- entries ----------------------------------------------------------------------------
+    def upsert_entries(self, items: Sequence[Entry], now: datetime | None = None) -> tuple[int, int, int]:
+        """Store entries by canonical id; return (new, updated, unchanged). Later sources enrich."""
+        now = now or _now()
+        rows: dict[str, dict[str, Any]] = {}
+        for e in items:
+            row = _entry_row(e, now)
+            if e.id in rows:  # the same paper twice in one batch: enrich in memory
+                prev = rows[e.id]
+                prev["extra"] = json.dumps({**json.loads(prev["extra"]), **json.loads(row["extra"])})
+            else:
+                rows[e.id] = row
+        new = updated = unchanged = 0
+        ids = list(rows)
+        with self.begin() as conn:
+            existing: dict[str, Any] = {}
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(select(entries).where(entries.c.id.in_(ids[i:i + 500]))):
+                    existing[r.id] = r
+            fresh = [{**r, "first_seen": now, "updated_at": now} for k, r in rows.items() if k not in existing]
+            if fresh:
+                conn.execute(insert(entries), fresh)
+                new = len(fresh)
+            for k, old in existing.items():
+                changes = _merge(old, rows[k])
+                if changes:
+                    conn.execute(update(entries).where(entries.c.id == k).values(**changes, updated_at=now))
+                    updated += 1
+                else:
+                    unchanged += 1
+        return new, updated, unchanged
+
+    def entries_since(self, since: datetime) -> list[Entry]:
+        """Entries first seen or published at or after `since`, newest first."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(entries).where((entries.c.first_seen >= since) | (entries.c.published >= since))
+                .order_by(entries.c.published.desc(), entries.c.id)
+            )
+            return [_entry(r) for r in rows]
+
+    def get_entries(self, ids: Iterable[str]) -> dict[str, Entry]:
+        """Stored entries by id."""
+        wanted = list(ids)
+        found: dict[str, Entry] = {}
+        with self.begin() as conn:
+            for i in range(0, len(wanted), 500):
+                for r in conn.execute(select(entries).where(entries.c.id.in_(wanted[i:i + 500]))):
+                    found[r.id] = _entry(r)
+        return found
+
+    # --- sources ----------------------------------------------------------------------------
+    def get_state(self, name: str) -> FetchState:
+        """The conditional-GET state and cursor kept for a source."""
+        with self.begin() as conn:
+            r = conn.execute(select(source_state).where(source_state.c.name == name)).first()
+        if r is None:
+            return FetchState()
+        return FetchState(r.etag, r.last_modified, json.loads(r.cursor))
+
+    def save_fetch(self, name: str, state: FetchState | None, error: str = "", counts: dict[str, int] | None = None, now: datetime | None = None) -> None:
+        """Record a fetch: its new state on success, its error on failure (the old state is kept)."""
+        now = now or _now()
+        values: dict[str, Any] = {"last_fetch": now, "last_error": error}
+        if state is not None:
+            values.update(etag=state.etag, last_modified=state.last_modified, cursor=json.dumps(state.cursor), last_success=now)
+        if counts is not None:
+            values["last_counts"] = json.dumps(counts)
+        with self.begin() as conn:
+            done = conn.execute(update(source_state).where(source_state.c.name == name).values(**values))
+            if done.rowcount == 0:
+                conn.execute(insert(source_state).values(name=name, **values))
+
+    def source_statuses(self) -> list[SourceStatus]:
+        """Each source's last fetch, last success, last error and counts."""
+        with self.begin() as conn:
+            rows = conn.execute(select(source_state).order_by(source_state.c.name)).all()
+        return [SourceStatus(r.name, r.last_fetch, r.last_success, r.last_error, json.loads(r.last_counts)) for r in rows]
+
+    # --- the ledger ---------------------------------------------------------------------------
+    def delivered(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Entry ids already claimed for each subscriber (sent or in flight)."""
+        wanted = list(subscriber_ids)
+        out: dict[str, set[str]] = {s: set() for s in wanted}
+        with self.begin() as conn:
+            for i in range(0, len(wanted), 500):
+                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(deliveries.c.subscriber_id.in_(wanted[i:i + 500]))
+                for sid, eid in conn.execute(q):
+                    out[sid].add(eid)
+        return out
+
+    def last_slots(self) -> dict[str, datetime]:
+        """Each subscriber's latest digest slot, whatever became of it."""
+        with self.begin() as conn:
+            q = select(digests.c.subscriber_id, func.max(digests.c.slot)).group_by(digests.c.subscriber_id)
+            return {sid: slot.replace(tzinfo=UTC) if slot.tzinfo is None else slot for sid, slot in conn.execute(q)}
+
+    def claim(self, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int = 0, owner: str = "", lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> tuple[str, list[DigestItem]] | None:
+        """Claim (subscriber, slot) and its entries in one transaction.
+
+        Returns the digest id and the items actually claimed (an entry another digest claimed
+        meanwhile is dropped), or None when this slot was claimed already.
+        """
+        now = now or _now()
+        did = digest_id(subscriber_id, slot)
+        try:
+            with self.begin() as conn:
+                taken = {
+                    eid for (eid,) in conn.execute(
+                        select(deliveries.c.entry_id).where(
+                            and_(deliveries.c.subscriber_id == subscriber_id,
+                                 deliveries.c.entry_id.in_([i.entry.id for i in items]))
+                        )
+                    )
+                } if items else set()
+                kept = [i for i in items if i.entry.id not in taken]
+                conn.execute(insert(digests).values(
+                    id=did, subscriber_id=subscriber_id, slot=slot, channel=channel, created_at=now,
+                    status="pending" if kept else "empty", more=more, owner=owner, lease_until=now + lease,
+                ))
+                if kept:
+                    conn.execute(insert(deliveries), [
+                        {"subscriber_id": subscriber_id, "entry_id": i.entry.id, "digest_id": did,
+                         "position": n, "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
+                        for n, i in enumerate(kept)
+                    ])
+        except IntegrityError:
+            return None
+        return did, kept
+
+    def digest_items(self, did: str) -> list[DigestItem]:
+        """The items of a claimed digest, in their order."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(deliveries, entries).join(entries, entries.c.id == deliveries.c.entry_id)
+                .where(deliveries.c.digest_id == did).order_by(deliveries.c.position)
+            ).all()
+        return [DigestItem(_entry(r), r.score, tuple(json.loads(r.why)), r.topic) for r in rows]
+
+    def get_digest(self, did: str) -> DigestRow | None:
+        """One digest's ledger row."""
+        with self.begin() as conn:
+            r = conn.execute(select(digests).where(digests.c.id == did)).first()
+        return None if r is None else DigestRow(**r._asdict())
+
+    def digests_with_status(self, *statuses: str, subscriber_id: str | None = None) -> list[DigestRow]:
+        """Digests in the given states, oldest first."""
+        q = select(digests).where(digests.c.status.in_(statuses))
+        if subscriber_id is not None:
+            q = q.where(digests.c.subscriber_id == subscriber_id)
+        with self.begin() as conn:
+            return [DigestRow(**r._asdict()) for r in conn.execute(q.order_by(digests.c.slot, digests.c.id))]
+
+    def history(self, subscriber_id: str, limit: int = 20) -> list[DigestRow]:
+        """A subscriber's latest digests, newest first."""
+        with self.begin() as conn:
+            q = select(digests).where(digests.c.subscriber_id == subscriber_id).order_by(digests.c.slot.desc()).limit(limit)
+            return [DigestRow(**r._asdict()) for r in conn.execute(q)]
+
+    def take_over(self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
+        """Atomically make `owner` the sender of a pending digest still held by `old_owner`."""
+        now = now or _now()
+        with self.begin() as conn:
+            done = conn.execute(update(digests).where(and_(
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner == old_owner,
+            )).values(owner=owner, lease_until=now + lease))
+            return bool(done.rowcount)
+
+    def note_attempt(self, did: str, reason: str) -> int:
+        """A transient failure: the digest stays pending; return how many attempts it has had."""
+        with self.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == did).values(attempts=digests.c.attempts + 1, reason=reason))
+            return int(conn.execute(select(digests.c.attempts).where(digests.c.id == did)).scalar_one())
+
+    def mark_sent(self, did: str, receipt: str, now: datetime | None = None) -> None:
+        """Confirm a digest as sent, with the channel's receipt."""
+        with self.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == did).values(
+                status="sent", sent_at=now or _now(), receipt=receipt, reason="", attempts=digests.c.attempts + 1))
+
+    def mark_failed(self, did: str, reason: str) -> None:
+        """A permanent failure: record the reason and free the digest's entries for later digests."""
+        with self.begin() as conn:
+            conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
+            conn.execute(update(digests).where(digests.c.id == did).values(
+                status="failed", reason=reason, attempts=digests.c.attempts + 1))
+
+    def deliveries_of(self, did: str) -> Delivery | None:
+        """A digest as a `Delivery` (its ledger row plus its entry ids)."""
+        row = self.get_digest(did)
+        if row is None:
+            return None
+        with self.begin() as conn:
+            ids = tuple(eid for (eid,) in conn.execute(
+                select(deliveries.c.entry_id).where(deliveries.c.digest_id == did).order_by(deliveries.c.position)))
+        return Delivery(row.id, row.subscriber_id, row.slot, row.status, row.channel, ids, row.attempts,
+                        row.created_at, row.sent_at, row.receipt, row.reason)
+
+    # --- feedback -----------------------------------------------------------------------------
+    def record_feedback(self, subscriber_id: str, entry_id: str, vote: int, now: datetime | None = None) -> None:
+        """Keep a subscriber's 👍 (+1) or 👎 (-1) on an entry; a new vote replaces the old one."""
+        if vote not in (1, -1):
+            raise ValueError("vote must be +1 or -1")
+        now = now or _now()
+        with self.begin() as conn:
+            if conn.execute(select(entries.c.id).where(entries.c.id == entry_id)).first() is None:
+                raise StoreError(f"no entry {entry_id!r} in the store; give an id that 'digestbot history {subscriber_id}' shows")
+            done = conn.execute(update(feedback).where(and_(feedback.c.subscriber_id == subscriber_id, feedback.c.entry_id == entry_id)).values(vote=vote, created_at=now))
+            if done.rowcount == 0:
+                conn.execute(insert(feedback).values(subscriber_id=subscriber_id, entry_id=entry_id, vote=vote, created_at=now))
+
+    def feedback_for(self, subscriber_ids: Iterable[str]) -> dict[str, list[tuple[Entry, int]]]:
+        """Each subscriber's votes with the entries they were cast on."""
+        wanted = list(subscriber_ids)
+        out: dict[str, list[tuple[Entry, int]]] = {}
+        with self.begin() as conn:
+            for i in range(0, len(wanted), 500):
+                q = (select(feedback.c.subscriber_id, feedback.c.vote, entries)
+                     .join(entries, entries.c.id == feedback.c.entry_id)
+                     .where(feedback.c.subscriber_id.in_(wanted[i:i + 500]))
+                     .order_by(feedback.c.created_at))
+                for r in conn.execute(q):
+                    out.setdefault(r.subscriber_id, []).append((_entry(r), r.vote))
+        return out
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # timeout is sqlite3's busy timeout: wait for a writer instead of failing at once.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN itself
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _masked(url: str) -> str:
+    from .config import mask_url
+
+    return mask_url(url)
+
+
+def lookback(now: datetime, days: int) -> datetime:
+    """The earliest time an entry may have to be offered in a digest."""
+    return now - timedelta(days=days)

@@ -1,0 +1,183 @@
+"""`subscriptions/*.toml` → `Subscriber`s; every problem named with file, key and fix."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from .errors import Problem
+from .models import Interests, Subscriber
+
+_TOP = {"name", "email", "slack_channel", "slack_webhook_env", "schedule", "timezone", "max_items", "interests"}
+_INTERESTS = {"description", "keywords", "exclude", "topics", "authors"}
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_days(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday) as APScheduler 3 day names.
+
+    APScheduler 3 numbers days from Monday = 0, so "1-5" there would mean Tuesday to Saturday;
+    we expand the field ourselves so "0 8 * * 1-5" means weekdays, as in cron.
+    """
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+
+    def number(token: str) -> int:
+        t = token.lower()[:3]
+        if t in _DAYS:
+            return _DAYS.index(t)
+        if not token.isdigit() or int(token) > 7:
+            raise ValueError(f"bad day of week {token!r}")
+        return int(token) % 7 if token != "7" else 7
+
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"bad step in {part!r}")
+        if base == "*":
+            lo, hi = 0, 6
+        elif "-" in base:
+            a, b = base.split("-", 1)
+            lo, hi = number(a), number(b)
+            if hi < lo:
+                raise ValueError(f"bad range {base!r}")
+        else:
+            lo = hi = number(base)
+            if step_text:
+                hi = 6
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(_DAYS[d] for d in sorted(days))
+
+
+def cron_trigger(schedule: str, timezone: str) -> CronTrigger:
+    """The APScheduler trigger for a five-field cron line (cron's day numbering) in a time zone."""
+    fields = schedule.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields, got {len(fields)}")
+    minute, hour, day, month, dow = fields
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_crontab_days(dow), timezone=ZoneInfo(timezone))
+
+
+def parse_subscriber(
+    sid: str, raw: dict[str, Any], where: str, known_topics: Collection[str] | None = None
+) -> tuple[Subscriber | None, list[Problem]]:
+    """A `Subscriber` from a decoded subscription table, or None with every problem found."""
+    problems: list[Problem] = []
+
+    def bad(key: str, message: str) -> None:
+        problems.append(Problem(where, key, message))
+
+    if not _ID.match(sid):
+        bad("", f"the file name {sid!r} is not a usable subscriber id; rename it with letters, digits, '.', '_' or '-'")
+    for key in sorted(set(raw) - _TOP):
+        bad(key, f"unknown key; the keys are {', '.join(sorted(_TOP))}")
+
+    def text(key: str, table: dict[str, Any] = raw, prefix: str = "") -> str:
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            bad(prefix + key, f"{value!r} is not a string; write {key} = \"…\"")
+            return ""
+        return value.strip()
+
+    name, email = text("name"), text("email")
+    slack_channel, webhook_env = text("slack_channel"), text("slack_webhook_env")
+    if email and not _EMAIL.match(email):
+        bad("email", f"{email!r} is not an email address; write e.g. email = \"alice@example.org\"")
+    if webhook_env and not _ENV_NAME.match(webhook_env):
+        bad("slack_webhook_env", f"{webhook_env!r} is not an environment variable name; write e.g. slack_webhook_env = \"SLACK_WEBHOOK_ALICE\"")
+    if not (email or slack_channel or webhook_env):
+        bad("email", "no delivery address; give email = \"…\", slack_channel = \"#…\" or slack_webhook_env = \"VAR\"")
+    elif email and (slack_channel or webhook_env):
+        bad("email", "give either an email address or a Slack destination, not both; make one file per destination")
+    schedule = text("schedule") or "0 8 * * *"
+    timezone = text("timezone") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        bad("timezone", f"{timezone!r} is not a known time zone; use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
+        timezone = ""
+    try:
+        cron_trigger(schedule, timezone or "UTC")
+    except ValueError as e:
+        bad("schedule", f"{schedule!r} is not a valid cron line ({e}); write five fields, e.g. \"0 8 * * 1-5\"")
+    max_items = raw.get("max_items", 10)
+    if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 200:
+        bad("max_items", f"{max_items!r} is not a whole number from 1 to 200; write e.g. max_items = 10")
+        max_items = 10
+
+    interests_raw = raw.get("interests", {})
+    if not isinstance(interests_raw, dict):
+        bad("interests", "is not a table; write [interests] with description, keywords, exclude, topics, authors")
+        interests_raw = {}
+    for key in sorted(set(interests_raw) - _INTERESTS):
+        bad(f"interests.{key}", f"unknown key; the keys are {', '.join(sorted(_INTERESTS))}")
+
+    def phrases(key: str) -> tuple[str, ...]:
+        value = interests_raw.get(key, [])
+        if isinstance(value, str):
+            bad(f"interests.{key}", f"is a string, not a list; write {key} = [\"{value}\"]")
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            bad(f"interests.{key}", f"{value!r} is not a list of strings; write {key} = [\"…\", \"…\"]")
+            return ()
+        return tuple(v.strip() for v in value if v.strip())
+
+    topics = phrases("topics")
+    if known_topics is not None:
+        for t in topics:
+            if t not in known_topics:
+                bad("interests.topics", f"{t!r} is not a known topic; 'digestbot topics' lists them")
+    interests = Interests(
+        description=text("description", interests_raw, "interests."),
+        keywords=phrases("keywords"),
+        exclude=phrases("exclude"),
+        topics=topics,
+        authors=phrases("authors"),
+    )
+    if not (interests.description or interests.keywords or interests.topics or interests.authors):
+        bad("interests", "says nothing to match on; give a description, keywords, topics or authors")
+    if problems:
+        return None, problems
+    return Subscriber(
+        id=sid, name=name or sid, email=email, slack_channel=slack_channel,
+        slack_webhook_env=webhook_env, schedule=schedule, timezone=timezone,
+        max_items=max_items, interests=interests, origin=where,
+    ), []
+
+
+def load_subscriptions(
+    folder: Path, known_topics: Collection[str] | None = None
+) -> tuple[list[Subscriber], list[Problem]]:
+    """Every good subscriber in `folder`, and every problem in the bad files (which are skipped)."""
+    if not folder.is_dir():
+        return [], [Problem(str(folder), "", "no such folder; create it, or set subscriptions_dir in digestbot.toml or pass --subscriptions")]
+    subscribers: list[Subscriber] = []
+    problems: list[Problem] = []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
+            continue
+        except OSError as e:
+            problems.append(Problem(str(path), "", f"cannot read it ({e.strerror}); check its permissions"))
+            continue
+        sub, found = parse_subscriber(path.stem, raw, str(path), known_topics)
+        problems.extend(found)
+        if sub is not None:
+            subscribers.append(sub)
+    return subscribers, problems
