@@ -225,6 +225,50 @@ def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
         store.close()
     click.echo(f"Recorded {'👍' if vote == 'up' else '👎'} from {subscriber} on {entry}.")
 
+@cli.command()
+@click.option("--loglevel", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+              help="The worker's log level.")
+@click.pass_obj
+def worker(obj: Context, loglevel: str) -> None:
+    """Start a Celery worker that sends the digests `run --workers celery` dispatches.
+
+    \b
+    Needs DIGESTBOT_BROKER_URL and a PostgreSQL DIGESTBOT_DATABASE_URL. Run as many as you need:
+      DIGESTBOT_BROKER_URL=redis://127.0.0.1:6379/0 digestbot worker
+    """
+    from .workers import start_worker
+
+    start_worker(obj.settings(), loglevel)
+
+
+@cli.command()
+@click.pass_obj
+def status(obj: Context) -> None:
+    """Show queued, running, pending and failed digests across the worker pool.
+
+    \b
+    Example:
+      digestbot status
+    """
+    from .workers import pool_status
+
+    settings = obj.settings()
+    store = Store(settings.database_url)
+    try:
+        st = pool_status(settings, store)
+    finally:
+        store.close()
+    if not settings.broker_url:
+        click.echo("queued:  no worker pool (DIGESTBOT_BROKER_URL is not set)")
+    else:
+        click.echo(f"queued:  {'broker unreachable' if st.queued is None else st.queued} (tasks waiting in {settings.queue!r})")
+        click.echo(f"workers: {'unknown' if st.workers is None else st.workers} answering")
+    click.echo(f"running: {st.running}")
+    click.echo(f"pending: {st.pending} ({st.waiting} waiting for a worker, {st.running} running, {st.stalled} stalled: re-enqueued on the next tick)")
+    click.echo(f"failed:  {st.failed}")
+    for row in st.recent_failures:
+        click.echo(f"  {row.id}: {click.unstyle(row.reason)[:200]!r}")
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning `BotError` into a message and exit code 1."""

@@ -46,6 +46,9 @@ class Settings:
     fetch_interval_minutes: int = 30  # default for sources without their own interval
     corpus_days: int = 30  # how many days of stored entries the matcher learns its vocabulary from
     lookback_days: int = 7  # entries older than this are not offered to a first digest
+    broker_url: str = field(default="", repr=False)  # DIGESTBOT_BROKER_URL: Celery broker (redis:// or amqp://)
+    ratelimit_url: str = field(default="", repr=False)  # DIGESTBOT_RATELIMIT_URL: Redis for the pool's rate limits
+    queue: str = "digestbot"  # DIGESTBOT_QUEUE: the Celery queue (and rate-limit key prefix) of this deployment
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve(self, path: Path) -> Path:
@@ -69,6 +72,9 @@ _ENV = {
     "DIGESTBOT_SLACK_API_URL": "slack_api_url",
     "DIGESTBOT_BASE_URL": "base_url",
     "DIGESTBOT_SECRET_KEY": "secret_key",
+    "DIGESTBOT_BROKER_URL": "broker_url",
+    "DIGESTBOT_RATELIMIT_URL": "ratelimit_url",
+    "DIGESTBOT_QUEUE": "queue",
 }
 
 

@@ -1,0 +1,187 @@
+"""The pool's parts in one process: refusing SQLite, the payload, take-over, the shared rate limit, status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from _pool import REDIS_URL, ROOT, Sink, entries, pg_schema, redis_queue, smtp_sink, subscribers
+from bot.cli import cli
+from bot.config import Settings, load_settings
+from bot.errors import BotError
+from bot.models import DigestItem
+from bot.store import Store, digest_id
+from bot.workers import (
+    QUEUED, PoolDeliverer, make_app, pool_status, require_pool, subscriber_from_dict, subscriber_to_dict,
+)
+
+
+@pytest.fixture
+def db_url() -> Iterator[str]:
+    yield from pg_schema()
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    yield from redis_queue()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    yield from smtp_sink()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+def _settings(db_url: str, queue: str, sink: Sink, rate: float = 1000.0) -> Settings:
+    return Settings(database_url=db_url, broker_url=REDIS_URL, ratelimit_url=REDIS_URL, queue=queue,
+                    smtp_url=sink.url, smtp_rate=rate, from_addr="digestbot <digest@example.org>")
+
+
+def _claim(store: Store, sub_index: int = 0, owner: str = QUEUED, lease: timedelta = timedelta(minutes=30)) -> str:
+    now = datetime.now(UTC)
+    items = entries(3, now)
+    store.upsert_entries(items, now)
+    sub = subscribers(sub_index + 1)[sub_index]
+    slot = now.replace(second=0, microsecond=0)
+    claimed = store.claim(sub.id, slot, [DigestItem(e, 0.5) for e in items], "email", owner=owner, lease=lease)
+    assert claimed is not None
+    return claimed[0]
+
+
+def test_the_pool_refuses_sqlite_and_says_the_fix() -> None:
+    with pytest.raises(BotError) as e:
+        require_pool(Settings(broker_url="redis://127.0.0.1:6379/0"))
+    assert "the worker pool needs PostgreSQL, but the store is SQLite (sqlite:///digestbot.db)" in str(e.value)
+    assert "set DIGESTBOT_DATABASE_URL=postgresql+psycopg://" in str(e.value)
+    with pytest.raises(BotError, match="no broker for the worker pool; set DIGESTBOT_BROKER_URL"):
+        require_pool(Settings(database_url="postgresql+psycopg://u@h/db"))
+
+
+def test_the_worker_command_refuses_sqlite(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["worker"], env={"DIGESTBOT_BROKER_URL": "redis://127.0.0.1:6379/9",
+                                                      "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert result.exit_code == 1
+    assert "the worker pool needs PostgreSQL, but the store is SQLite" in str(result.exception)
+
+
+def test_broker_url_and_queue_come_from_the_environment() -> None:
+    s = load_settings(environ={"DIGESTBOT_BROKER_URL": "amqp://guest:secret@mq:5672//", "DIGESTBOT_QUEUE": "lab"})
+    assert (s.broker_url, s.queue, s.ratelimit_url) == ("amqp://guest:secret@mq:5672//", "lab", "")
+    assert "secret" not in repr(s)
+
+
+def test_a_subscriber_survives_the_task_message() -> None:
+    sub = replace(subscribers(1)[0], slack_channel="#x")
+    import json
+
+    assert subscriber_from_dict(json.loads(json.dumps(subscriber_to_dict(sub)))) == sub
+
+
+def test_a_digest_handled_twice_is_sent_once(store: Store, sink: Sink, db_url: str) -> None:
+    did = _claim(store)
+    settings = _settings(db_url, "unused", sink)
+    sub = subscribers(1)[0]
+    first, second = PoolDeliverer(settings, store), PoolDeliverer(settings, store)
+    try:
+        assert first.handle(did, sub).status == "sent"
+        again = second.handle(did, sub)
+        assert (again.status, again.reason) == ("skipped", "already sent")
+    finally:
+        first.close()
+        second.close()
+    assert [m[0] for m in sink.messages()] == [f"<{did}@example.org>"]
+
+
+def test_a_digest_held_by_a_live_worker_is_left_to_it(store: Store, sink: Sink, db_url: str) -> None:
+    import os
+    import socket
+
+    live = f"{socket.gethostname()}:{os.getppid()}"
+    did = _claim(store, owner=live, lease=timedelta(minutes=5))
+    d = PoolDeliverer(_settings(db_url, "unused", sink), store)
+    try:
+        out = d.handle(did, subscribers(1)[0])
+    finally:
+        d.close()
+    assert (out.status, out.reason) == ("skipped", f"in flight on {live}")
+    assert sink.count() == 0
+
+
+def test_a_digest_held_by_a_dead_worker_is_taken_over_at_once(store: Store, sink: Sink, db_url: str) -> None:
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    did = _claim(store, owner=f"{socket.gethostname()}:{gone.pid}", lease=timedelta(minutes=5))
+    d = PoolDeliverer(_settings(db_url, "unused", sink), store)
+    try:
+        assert d.handle(did, subscribers(1)[0]).status == "sent"
+    finally:
+        d.close()
+    row = store.get_digest(did)
+    assert row is not None and (row.status, row.owner) == ("sent", d.owner)
+    assert [m[0] for m in sink.messages()] == [f"<{did}@example.org>"]
+
+
+_TAKER = """
+import sys, time
+from bot.ratelimit_shared import SharedRateLimiter
+lim = SharedRateLimiter(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+start = float(sys.argv[4])
+time.sleep(max(0, start - time.time()))
+for _ in range(int(sys.argv[5])):
+    lim.acquire()
+    print(time.time(), flush=True)
+"""
+
+
+def test_the_rate_limit_holds_for_two_processes_together(queue: str) -> None:
+    # Two processes take 15 tokens each from one 20/s bucket: 30 tokens need ≥ 1.45 s together;
+    # a per-process limit would let them finish in about 0.7 s.
+    start = time.time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", _TAKER, REDIS_URL, f"{queue}:rate:email", "20", str(start), "15"],
+                              stdout=subprocess.PIPE, cwd=ROOT) for _ in range(2)]
+    stamps = sorted(float(line) for p in procs for line in p.communicate(timeout=30)[0].split())
+    assert all(p.returncode == 0 for p in procs)
+    assert len(stamps) == 30
+    assert stamps[-1] - stamps[0] >= 29 / 20 - 0.05
+    for i in range(len(stamps) - 20):  # no window shorter than a second holds 21
+        assert stamps[i + 20] - stamps[i] >= 1.0 - 0.05
+
+
+def test_status_counts_waiting_running_stalled_and_failed(store: Store, sink: Sink, db_url: str, queue: str) -> None:
+    import os
+    import socket
+
+    settings = _settings(db_url, queue, sink)
+    _claim(store, 0)  # waiting in the queue
+    _claim(store, 1, owner=f"{socket.gethostname()}:{os.getpid()}", lease=timedelta(minutes=5))  # running
+    _claim(store, 2, owner="elsewhere:1", lease=timedelta(seconds=-1))  # lease ran out: stalled
+    failed = _claim(store, 3)
+    store.mark_failed(failed, "SMTP answered 550 no such user")
+    app = make_app(settings)
+    st = pool_status(settings, store, app, ping_timeout=0.2)
+    assert (st.queued, st.workers, st.waiting, st.running, st.stalled, st.pending, st.failed) == (0, 0, 1, 1, 1, 3, 1)
+    assert [r.id for r in st.recent_failures] == [failed]
+
+    env = {"DIGESTBOT_DATABASE_URL": db_url, "DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue}
+    result = CliRunner().invoke(cli, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"queued:  0 (tasks waiting in '{queue}')\n" in result.output
+    assert "pending: 3 (1 waiting for a worker, 1 running, 1 stalled: re-enqueued on the next tick)\n" in result.output
+    assert f"failed:  1\n  {failed}: 'SMTP answered 550 no such user'\n" in result.output
+    assert digest_id("s00003", datetime.now(UTC).replace(second=0, microsecond=0)) == failed
