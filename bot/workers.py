@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,8 @@ from typing import Any
 from .channels import CHANNELS, Channel, channel_for
 from .config import Settings, mask_url
 from .errors import BotError, TransientSendError
-from .models import Digest, Interests, Receipt, Subscriber
-from .pipeline import LEASE, Deliverer, Outcome, RetryPolicy, _owner_alive, plan_digests
+from .models import Digest, DigestItem, Interests, Receipt, Subscriber
+from .pipeline import LEASE, Deliverer, Outcome, Plan, RetryPolicy, _owner_alive, plan_digests
 from .ratelimit_shared import SharedRateLimiter
 from .store import DigestRow, Store
 
@@ -233,31 +234,36 @@ def _enqueue(app: Any, settings: Settings, items: Sequence[tuple[str, Subscriber
 
 
 def dispatch_due(settings: Settings, store: Store, subscribers: Sequence[Subscriber], now: datetime,
-                 app: Any = None, report: DispatchReport | None = None) -> int:
-    """Match every due subscriber in one pass, claim each digest, enqueue its id; return how many."""
+                 app: Any = None, report: DispatchReport | None = None, threads: int = 8) -> int:
+    """Match every due subscriber in one pass, claim each digest, enqueue its id; return how many.
+
+    Claims run on `threads` database connections at once (each is a few round trips, and the
+    ledger's unique keys make them safe in any order); each batch of 100 is enqueued as soon as
+    it is claimed, so the workers start while the rest is claimed.
+    """
     app = app if app is not None else make_app(settings)
     report = report if report is not None else DispatchReport()
     plans, idle = plan_digests(settings, store, subscribers, now)
     report.idle += len(idle)
-    batch: list[tuple[str, Subscriber]] = []
-    for plan in plans:
+
+    def claim(plan: Plan) -> tuple[str, list[DigestItem]] | None:
         sub = plan.subscriber
-        claimed = store.claim(sub.id, plan.slot, plan.items, channel_for(sub, settings), plan.more,
-                              owner=QUEUED, lease=QUEUE_LEASE, now=datetime.now(UTC))
-        if claimed is None:
-            report.skipped += 1  # another dispatcher claimed this slot
-            continue
-        did, items = claimed
-        if not items:
-            report.empty += 1
-            continue
-        batch.append((did, sub))
-        if len(batch) >= 500:  # claimed work reaches the workers while the rest is claimed
+        return store.claim(sub.id, plan.slot, plan.items, channel_for(sub, settings), plan.more,
+                           owner=QUEUED, lease=QUEUE_LEASE, now=datetime.now(UTC))
+
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="claim") as pool:
+        for start in range(0, len(plans), 100):
+            chunk = plans[start:start + 100]
+            batch: list[tuple[str, Subscriber]] = []
+            for plan, claimed in zip(chunk, pool.map(claim, chunk)):
+                if claimed is None:
+                    report.skipped += 1  # another dispatcher claimed this slot
+                elif not claimed[1]:
+                    report.empty += 1
+                else:
+                    batch.append((claimed[0], plan.subscriber))
             _enqueue(app, settings, batch)
             report.enqueued += len(batch)
-            batch = []
-    _enqueue(app, settings, batch)
-    report.enqueued += len(batch)
     return report.enqueued
 
 

@@ -1,0 +1,149 @@
+"""The pool with real processes: this process dispatches, two `digestbot worker` processes send.
+
+PostgreSQL (a schema of our own), Redis (a queue of our own) and a loopback SMTP server.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from _pool import (
+    Pool, Sink, entries, pg_schema, pool_env, redis_queue, smtp_sink, subscribers, wait_for,
+)
+from bot.config import load_settings
+from bot.store import Store
+from bot.workers import _enqueue, dispatch_due, make_app, requeue_stalled
+
+pytestmark = pytest.mark.slow
+
+N = 2000
+
+
+@pytest.fixture
+def db_url() -> Iterator[str]:
+    yield from pg_schema()
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    yield from redis_queue()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    yield from smtp_sink()
+
+
+def _pool(tmp_path: Path, db_url: str, queue: str, sink: Sink, rate: float) -> Pool:
+    return Pool(tmp_path, pool_env(tmp_path, db_url, queue, sink, rate))
+
+
+@pytest.fixture
+def pool(tmp_path: Path, db_url: str, queue: str, sink: Sink) -> Iterator[Pool]:
+    p = _pool(tmp_path, db_url, queue, sink, rate=100000)
+    yield p
+    p.stop()
+
+
+def _sent(store: Store) -> int:
+    return len(store.digests_with_status("sent"))
+
+
+def _dispatch(pool: Pool, store: Store, n: int, prefix: str = "s") -> tuple[int, object]:
+    settings = load_settings(environ=pool.env)
+    app = make_app(settings)
+    now = datetime.now(UTC)
+    store.upsert_entries(entries(6, now), now)
+    return dispatch_due(settings, store, subscribers(n, prefix), now, app), app
+
+
+def test_two_workers_serve_every_subscriber_exactly_once(pool: Pool, db_url: str, sink: Sink) -> None:
+    store = Store(db_url)
+    try:
+        pool.start_worker()
+        pool.start_worker()
+        enqueued, _ = _dispatch(pool, store, N)
+        assert enqueued == N
+        wait_for(lambda: _sent(store) == N, 120, f"{N} digests sent", pool.logs)
+        assert store.digests_with_status("pending", "failed") == []
+    finally:
+        store.close()
+    got = sink.messages()
+    per_rcpt = Counter(rcpt for _, rcpt, _ in got)
+    assert len(per_rcpt) == N and set(per_rcpt.values()) == {1}, "every subscriber exactly once"
+    assert len({mid for mid, _, _ in got}) == N
+
+
+def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, db_url: str, sink: Sink) -> None:
+    store = Store(db_url)
+    try:
+        victim = pool.start_worker()
+        pool.start_worker()
+        _, app = _dispatch(pool, store, N)
+        wait_for(lambda: sink.count() >= N // 4, 60, "a quarter of the digests", pool.logs)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        pool.start_worker()
+        # The scheduler's next tick: a digest its dead worker held goes back to the queue.
+        settings = load_settings(environ=pool.env)
+        requeued = requeue_stalled(settings, store, subscribers(N), app)
+        assert requeued <= 1  # a solo worker holds at most the one digest in hand
+        wait_for(lambda: _sent(store) == N, 120, f"{N} digests sent after the kill", pool.logs)
+        assert store.digests_with_status("pending", "failed") == []
+    finally:
+        store.close()
+    got = sink.messages()
+    ids_per_rcpt: dict[str, set[str]] = {}
+    for mid, rcpt, _ in got:
+        ids_per_rcpt.setdefault(rcpt, set()).add(mid)
+    assert len(ids_per_rcpt) == N, "every subscriber served"
+    assert all(len(ids) == 1 for ids in ids_per_rcpt.values()), "one digest per subscriber: a twin has the same Message-ID"
+    assert len(got) - N <= 1, f"at most the one in-flight twin, got {len(got) - N} extra"
+
+
+def test_the_same_task_enqueued_twice_sends_once(pool: Pool, db_url: str, sink: Sink) -> None:
+    store = Store(db_url)
+    try:
+        pool.start_worker()
+        pool.start_worker()
+        _, app = _dispatch(pool, store, 3, prefix="twice")
+        settings = load_settings(environ=pool.env)
+        subs = {s.id: s for s in subscribers(3, prefix="twice")}
+        # the same tasks twice more while the first copies are in flight or done
+        rows = store.digests_with_status("pending", "sent")
+        assert len(rows) == 3
+        _enqueue(app, settings, [(r.id, subs[r.subscriber_id]) for r in rows] * 2)
+        # a marker digest behind them: once it is sent, the copies have all been taken
+        assert dispatch_due(settings, store, subscribers(1, prefix="after"), datetime.now(UTC), app) == 1
+        wait_for(lambda: _sent(store) == 4, 30, "4 digests sent", pool.logs)
+        pool.stop()  # a warm shutdown: each worker finishes the task in hand
+    finally:
+        store.close()
+    assert Counter(rcpt for _, rcpt, _ in sink.messages()) == Counter(
+        {"twice00000@example.org": 1, "twice00001@example.org": 1, "twice00002@example.org": 1, "after00000@example.org": 1})
+
+
+def test_the_smtp_rate_limit_holds_for_the_pool(tmp_path: Path, db_url: str, queue: str, sink: Sink) -> None:
+    # 20 messages/s for the pool: 40 digests take ≥ 1.9 s with two workers; with a limit per
+    # worker they would take about 1 s.
+    p = _pool(tmp_path, db_url, queue, sink, rate=20)
+    store = Store(db_url)
+    try:
+        p.start_worker()
+        p.start_worker()
+        _dispatch(p, store, 40, prefix="rate")
+        wait_for(lambda: _sent(store) == 40, 60, "40 digests sent", p.logs)
+    finally:
+        store.close()
+        p.stop()
+    stamps = sorted(t for _, _, t in sink.messages())
+    assert len(stamps) == 40
+    assert stamps[-1] - stamps[0] >= 39 / 20 - 0.1
+    for i in range(len(stamps) - 20):
+        assert stamps[i + 20] - stamps[i] >= 1.0 - 0.1
