@@ -26,11 +26,11 @@ from tempfile import TemporaryDirectory
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.config import Settings  # noqa: E402
-from bot.models import Entry, Interests, Subscriber  # noqa: E402
-from bot.pipeline import Deliverer, plan_digests  # noqa: E402
-from bot.store import Store  # noqa: E402
-from bot.workers import dispatch_due, make_app  # noqa: E402
+from bot.config import Settings
+from bot.models import Entry, Interests, Subscriber
+from bot.pipeline import Deliverer, plan_digests
+from bot.store import Store
+from bot.workers import dispatch_due, make_app
 
 PG = os.environ.get("DIGESTBOT_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("DIGESTBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -142,6 +142,8 @@ def run_pool(url: str, smtp: str, subs: list[Subscriber], n_entries: int, worker
         while count_sent(store) < len(subs):
             time.sleep(0.1)
         t2 = time.perf_counter()
+        rss = [_rss_mb(p.pid) for p in procs]
+        print(f"  {workers} worker(s): resident memory {', '.join(f'{m:.0f} MB' for m in rss)}", flush=True)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -153,6 +155,13 @@ def run_pool(url: str, smtp: str, subs: list[Subscriber], n_entries: int, worker
         r = redis.Redis.from_url(REDIS)
         r.delete(queue, f"_kombu.binding.{queue}", *r.keys(f"{queue}:*"))
     return t1 - t0, t2 - t0
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def time_matching(url: str, n_subs: int, n_entries: int) -> float:

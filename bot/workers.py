@@ -15,8 +15,8 @@ import logging
 import os
 import random
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,14 +73,14 @@ def make_app(settings: Settings) -> Any:
         task_serializer="json", accept_content=["json"],
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
         # Redis only: an unacknowledged task returns after this; the dispatcher's re-enqueue of
         # digests held by a dead worker is faster, so this is only the last resort.
         broker_transport_options={"visibility_timeout": 3600},
     )
     app.digestbot_settings = settings
 
-    @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+    @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,  # type: ignore[untyped-decorator]
+              max_retries=MAX_RETRIES)
     def deliver(task: Any, did: str, subscriber: dict[str, Any]) -> str:
         """Send one claimed digest: take it over, send it, confirm it."""
         return _run_task(task, did, subscriber)
@@ -126,7 +126,6 @@ class RateLimited(Channel):
         super().__init__(inner.settings)
         self.inner = inner
         self.limiter = limiter
-        self.name = inner.name
 
     def send(self, digest: Digest) -> Receipt:
         """Wait for a token shared with every worker, then send."""
@@ -370,11 +369,11 @@ def queue_length(app: Any, queue: str) -> int | None:
             conn.ensure_connection(max_retries=1)
             try:
                 return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
-            except Exception as e:  # a queue never declared, or emptied away (Redis): nothing waits
+            except Exception as e:
                 if "NOT_FOUND" in str(e) or "no queue" in str(e).lower():
                     return 0
                 raise
-    except Exception as e:  # broker errors come from several libraries (kombu, redis, amqp)
+    except Exception as e:  # noqa: BLE001  (broker errors come from kombu, redis or amqp)
         log.warning("cannot read the queue %s: %s", queue, e)
         return None
 
@@ -399,6 +398,6 @@ def pool_status(settings: Settings, store: Store, app: Any = None, ping_timeout:
         queued = queue_length(app, settings.queue)
         try:
             workers = len(app.control.ping(timeout=ping_timeout) or [])
-        except Exception as e:  # as above: the broker may be down
+        except Exception as e:  # noqa: BLE001  (as above: the broker may be down)
             log.warning("cannot ping the workers: %s", e)
     return PoolStatus(queued, workers, running, waiting, stalled, len(failed), failed[-5:])

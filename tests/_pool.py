@@ -60,6 +60,11 @@ def redis_queue() -> Iterator[str]:
         keys = [queue, f"_kombu.binding.{queue}", *client.keys(f"{queue}:*")]
         client.delete(*keys)
         client.close()
+        if BROKER_URL.startswith("amqp"):
+            from kombu import Connection
+
+            with Connection(BROKER_URL) as conn:
+                conn.default_channel.queue_delete(queue)
 
 
 @dataclass
@@ -87,7 +92,7 @@ class Sink:
             return list(self.got)
 
 
-_MSGID = re.compile(rb"^Message-ID:\s*(\S+)", re.I | re.M)
+_MSGID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 def smtp_sink() -> Iterator[Sink]:

@@ -11,16 +11,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _pool import REDIS_URL, ROOT, Sink, entries, pg_schema, redis_queue, smtp_sink, subscribers
 from click.testing import CliRunner
 
-from _pool import REDIS_URL, ROOT, Sink, entries, pg_schema, redis_queue, smtp_sink, subscribers
 from bot.cli import cli
 from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.models import DigestItem
 from bot.store import Store, digest_id
 from bot.workers import (
-    QUEUED, PoolDeliverer, make_app, pool_status, require_pool, subscriber_from_dict, subscriber_to_dict,
+    QUEUED,
+    PoolDeliverer,
+    make_app,
+    pool_status,
+    queue_length,
+    requeue_stalled,
+    require_pool,
+    subscriber_from_dict,
+    subscriber_to_dict,
 )
 
 
@@ -185,3 +193,49 @@ def test_status_counts_waiting_running_stalled_and_failed(store: Store, sink: Si
     assert "pending: 3 (1 waiting for a worker, 1 running, 1 stalled: re-enqueued on the next tick)\n" in result.output
     assert f"failed:  1\n  {failed}: 'SMTP answered 550 no such user'\n" in result.output
     assert digest_id("s00003", datetime.now(UTC).replace(second=0, microsecond=0)) == failed
+
+
+def test_a_stalled_digest_goes_back_to_the_queue_once(store: Store, sink: Sink, db_url: str, queue: str) -> None:
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    settings = _settings(db_url, queue, sink)
+    dead = _claim(store, 0, owner=f"{socket.gethostname()}:{gone.pid}", lease=timedelta(minutes=5))
+    _claim(store, 1)  # waiting in the queue, within its lease: left alone
+    app = make_app(settings)
+    assert requeue_stalled(settings, store, subscribers(2), app) == 1
+    row = store.get_digest(dead)
+    assert row is not None and row.owner == QUEUED
+    assert queue_length(app, queue) == 1
+    assert requeue_stalled(settings, store, subscribers(2), app) == 0  # now queued, within its lease
+
+
+def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, db_url: str) -> None:
+    import socket as so
+
+    from aiosmtpd.controller import Controller
+
+    class Busy:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "451 try again later"
+
+    with so.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ctl = Controller(Busy(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        did = _claim(store)
+        settings = replace(_settings(db_url, "unused", Sink()), smtp_url=f"smtp://127.0.0.1:{port}")
+        d = PoolDeliverer(settings, store)
+        try:
+            out = d.handle(did, subscribers(1)[0])
+            assert (out.status, out.reason) == ("pending", "SMTP answered 451 try again later")
+            assert d.release(did)
+        finally:
+            d.close()
+    finally:
+        ctl.stop()
+    row = store.get_digest(did)
+    assert row is not None and (row.status, row.owner, row.attempts) == ("pending", QUEUED, 1)

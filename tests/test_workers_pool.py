@@ -12,10 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from _pool import (
-    Pool, Sink, entries, pg_schema, pool_env, redis_queue, smtp_sink, subscribers, wait_for,
+    Pool,
+    Sink,
+    entries,
+    pg_schema,
+    pool_env,
+    redis_queue,
+    smtp_sink,
+    subscribers,
+    wait_for,
 )
+
 from bot.config import load_settings
 from bot.store import Store
 from bot.workers import _enqueue, dispatch_due, make_app, requeue_stalled
