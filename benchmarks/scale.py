@@ -106,11 +106,14 @@ def run_inline(url: str, smtp: str, subs: list[Subscriber], n_entries: int) -> t
     t0 = time.perf_counter()
     plans, _ = plan_digests(settings, store, subs, now)
     t1 = time.perf_counter()
+    c1 = time.process_time()
     d = Deliverer(settings, store)
     for p in plans:
         d.deliver(p)
     d.close()
     t2 = time.perf_counter()
+    print(f"  single process: {(time.process_time() - c1) * 1000 / len(subs):.1f} ms CPU per digest "
+          f"(claim + render + send + confirm)", flush=True)
     assert count_sent(store) == len(subs), "not every digest was sent"
     store.close()
     return t1 - t0, t2 - t1
@@ -136,14 +139,20 @@ def run_pool(url: str, smtp: str, subs: list[Subscriber], n_entries: int, worker
         while len(app.control.ping(timeout=0.5) or []) < workers:
             if time.monotonic() > deadline:
                 raise SystemExit("the workers did not start")
+        cpu0 = sum(_cpu_s(p.pid) for p in procs)
         t0 = time.perf_counter()
+        own0 = time.process_time()
         dispatch_due(settings, store, subs, now, app)
+        own = time.process_time() - own0
         t1 = time.perf_counter()
         while count_sent(store) < len(subs):
             time.sleep(0.1)
         t2 = time.perf_counter()
+        cpu = sum(_cpu_s(p.pid) for p in procs) - cpu0
         rss = [_rss_mb(p.pid) for p in procs]
-        print(f"  {workers} worker(s): resident memory {', '.join(f'{m:.0f} MB' for m in rss)}", flush=True)
+        print(f"  {workers} worker(s): {cpu * 1000 / len(subs):.1f} ms worker CPU per digest, "
+              f"{own * 1000 / len(subs):.1f} ms dispatcher CPU per digest (match + claim + enqueue), "
+              f"resident memory {', '.join(f'{m:.0f} MB' for m in rss)}", flush=True)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -155,6 +164,11 @@ def run_pool(url: str, smtp: str, subs: list[Subscriber], n_entries: int, worker
         r = redis.Redis.from_url(REDIS)
         r.delete(queue, f"_kombu.binding.{queue}", *r.keys(f"{queue}:*"))
     return t1 - t0, t2 - t0
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:

@@ -361,6 +361,48 @@ class Store:
             return None
         return did, kept
 
+    def claim_many(self, claims: Sequence[tuple[str, datetime, Sequence[DigestItem], str, int]], owner: str = "",
+                   lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> list[tuple[str, list[DigestItem]] | None]:
+        """`claim` for many (subscriber, slot, items, channel, more) at once, in one transaction.
+
+        The same results as calling `claim` for each; if another process claims one of them
+        meanwhile, the batch falls back to one `claim` per digest.
+        """
+        now = now or _now()
+        ids = [digest_id(sub, slot) for sub, slot, _, _, _ in claims]
+        try:
+            with self.begin() as conn:
+                seen = {did for (did,) in conn.execute(select(digests.c.id).where(digests.c.id.in_(ids)))}
+                subs = {sub for sub, _, _, _, _ in claims}
+                wanted = {i.entry.id for _, _, items, _, _ in claims for i in items}
+                taken: set[tuple[str, str]] = {(r[0], r[1]) for r in conn.execute(
+                    select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(and_(
+                        deliveries.c.subscriber_id.in_(subs), deliveries.c.entry_id.in_(wanted))))} if wanted else set()
+                out: list[tuple[str, list[DigestItem]] | None] = []
+                rows: list[dict[str, Any]] = []
+                lines: list[dict[str, Any]] = []
+                for did, (sub, slot, items, channel, more) in zip(ids, claims):
+                    if did in seen:
+                        out.append(None)
+                        continue
+                    seen.add(did)
+                    kept = [i for i in items if (sub, i.entry.id) not in taken]
+                    taken.update((sub, i.entry.id) for i in kept)
+                    rows.append({"id": did, "subscriber_id": sub, "slot": slot, "channel": channel, "created_at": now,
+                                 "status": "pending" if kept else "empty", "more": more, "owner": owner,
+                                 "lease_until": now + lease, "sent_at": None, "attempts": 0, "receipt": "", "reason": ""})
+                    lines.extend({"subscriber_id": sub, "entry_id": i.entry.id, "digest_id": did, "position": n,
+                                  "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
+                                 for n, i in enumerate(kept))
+                    out.append((did, kept))
+                if rows:
+                    conn.execute(insert(digests), rows)
+                if lines:
+                    conn.execute(insert(deliveries), lines)
+            return out
+        except IntegrityError:  # another process claimed one meanwhile: settle each on its own
+            return [self.claim(sub, slot, items, channel, more, owner, lease, now) for sub, slot, items, channel, more in claims]
+
     def digest_items(self, did: str) -> list[DigestItem]:
         """The items of a claimed digest, in their order."""
         with self.begin() as conn:

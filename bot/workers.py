@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 TASK = "digestbot.deliver"
 QUEUED = "(queued)"  # the owner of a claimed digest waiting in the broker; no host:pid, never "dead"
-QUEUE_LEASE = timedelta(minutes=30)  # a queued digest not taken within this is enqueued again
+QUEUE_LEASE = timedelta(hours=2)  # a queued digest not taken within this is enqueued again (its task was lost)
 MAX_RETRIES = 8  # Celery retries of a transient failure; then the dispatcher's re-enqueue takes over
 
 
@@ -233,28 +233,27 @@ def _enqueue(app: Any, settings: Settings, items: Sequence[tuple[str, Subscriber
 
 
 def dispatch_due(settings: Settings, store: Store, subscribers: Sequence[Subscriber], now: datetime,
-                 app: Any = None, report: DispatchReport | None = None, threads: int = 8) -> int:
+                 app: Any = None, report: DispatchReport | None = None, threads: int = 4) -> int:
     """Match every due subscriber in one pass, claim each digest, enqueue its id; return how many.
 
-    Claims run on `threads` database connections at once (each is a few round trips, and the
-    ledger's unique keys make them safe in any order); each batch of 100 is enqueued as soon as
-    it is claimed, so the workers start while the rest is claimed.
+    Digests are claimed 100 to a transaction on `threads` database connections at once (the
+    ledger's unique keys make this safe in any order and against other dispatchers); each batch
+    is enqueued as soon as it is claimed, so the workers start while the rest is claimed.
     """
     app = app if app is not None else make_app(settings)
     report = report if report is not None else DispatchReport()
     plans, idle = plan_digests(settings, store, subscribers, now)
     report.idle += len(idle)
 
-    def claim(plan: Plan) -> tuple[str, list[DigestItem]] | None:
-        sub = plan.subscriber
-        return store.claim(sub.id, plan.slot, plan.items, channel_for(sub, settings), plan.more,
-                           owner=QUEUED, lease=QUEUE_LEASE, now=datetime.now(UTC))
+    def claim(chunk: Sequence[Plan]) -> list[tuple[str, list[DigestItem]] | None]:
+        return store.claim_many([(p.subscriber.id, p.slot, p.items, channel_for(p.subscriber, settings), p.more)
+                                 for p in chunk], owner=QUEUED, lease=QUEUE_LEASE, now=datetime.now(UTC))
 
+    chunks = [plans[i:i + 100] for i in range(0, len(plans), 100)]
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="claim") as pool:
-        for start in range(0, len(plans), 100):
-            chunk = plans[start:start + 100]
+        for chunk, results in zip(chunks, pool.map(claim, chunks)):
             batch: list[tuple[str, Subscriber]] = []
-            for plan, claimed in zip(chunk, pool.map(claim, chunk)):
+            for plan, claimed in zip(chunk, results):
                 if claimed is None:
                     report.skipped += 1  # another dispatcher claimed this slot
                 elif not claimed[1]:

@@ -78,7 +78,8 @@ def test_two_workers_serve_every_subscriber_exactly_once(pool: Pool, db_url: str
         pool.start_worker()
         enqueued, _ = _dispatch(pool, store, N)
         assert enqueued == N
-        wait_for(lambda: _sent(store) == N, 120, f"{N} digests sent", pool.logs)
+        wait_for(lambda: _sent(store) == N, 240, f"{N} digests sent",
+                 lambda: f"{_sent(store)} sent, {sink.count()} received\n{pool.logs()}")
         assert store.digests_with_status("pending", "failed") == []
     finally:
         store.close()
@@ -102,7 +103,8 @@ def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, db_url: str, sink: Si
         settings = load_settings(environ=pool.env)
         requeued = requeue_stalled(settings, store, subscribers(N), app)
         assert requeued <= 1  # a solo worker holds at most the one digest in hand
-        wait_for(lambda: _sent(store) == N, 120, f"{N} digests sent after the kill", pool.logs)
+        wait_for(lambda: _sent(store) == N, 240, f"{N} digests sent after the kill",
+                 lambda: f"{_sent(store)} sent, {sink.count()} received\n{pool.logs()}")
         assert store.digests_with_status("pending", "failed") == []
     finally:
         store.close()
