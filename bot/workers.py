@@ -233,7 +233,7 @@ def _enqueue(app: Any, settings: Settings, items: Sequence[tuple[str, Subscriber
 
 
 def dispatch_due(settings: Settings, store: Store, subscribers: Sequence[Subscriber], now: datetime,
-                 app: Any = None, report: DispatchReport | None = None, threads: int = 4) -> int:
+                 app: Any = None, report: DispatchReport | None = None, threads: int = 2) -> int:
     """Match every due subscriber in one pass, claim each digest, enqueue its id; return how many.
 
     Digests are claimed 100 to a transaction on `threads` database connections at once (the
