@@ -23,7 +23,7 @@ from typing import Any
 
 from .channels import CHANNELS, Channel, channel_for
 from .config import Settings, mask_url
-from .errors import BotError, TransientSendError
+from .errors import BotError, StoreError, TransientSendError
 from .models import Digest, DigestItem, Interests, Receipt, Subscriber
 from .pipeline import LEASE, Deliverer, Outcome, Plan, RetryPolicy, _owner_alive, plan_digests
 from .ratelimit_shared import SharedRateLimiter
@@ -73,9 +73,9 @@ def make_app(settings: Settings) -> Any:
         task_serializer="json", accept_content=["json"],
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        # Redis only: an unacknowledged task returns after this; the dispatcher's re-enqueue of
-        # digests held by a dead worker is faster, so this is only the last resort.
-        broker_transport_options={"visibility_timeout": 3600},
+        # Redis only: a received task not acknowledged within this goes back to the queue (the
+        # task of a killed worker). Longer than any task runs; a retry's countdown stays below it.
+        broker_transport_options={"visibility_timeout": LEASE.total_seconds()},
     )
     app.digestbot_settings = settings
 
@@ -95,11 +95,15 @@ def _run_task(task: Any, did: str, data: dict[str, Any]) -> str:
         settings: Settings = app.digestbot_settings
         deliverer = PoolDeliverer(settings, Store(settings.database_url))
         app.digestbot_deliverer = deliverer
-    outcome = deliverer.handle(did, subscriber_from_dict(data))
+    try:
+        outcome = deliverer.handle(did, subscriber_from_dict(data))
+    except StoreError as e:  # the database is away: keep the task, try again shortly
+        log.warning("digest %s: %s", did, e)
+        raise task.retry(countdown=random.uniform(5, 30), exc=e) from e
     log.info("digest %s for %s: %s%s", did, outcome.subscriber, outcome.status, f" ({outcome.reason})" if outcome.reason else "")
     if outcome.status == "pending":  # a transient failure: give the digest back and retry later
         deliverer.release(did)
-        countdown = random.uniform(0, min(600, 5 * 2 ** task.request.retries))
+        countdown = random.uniform(0, min(240, 5 * 2 ** task.request.retries))
         if task.request.retries < MAX_RETRIES:
             raise task.retry(countdown=countdown)
     return outcome.status
@@ -115,7 +119,8 @@ def subscriber_from_dict(data: Mapping[str, Any]) -> Subscriber:
     """A subscriber back from a task message."""
     i = data.get("interests") or {}
     interests = Interests(i.get("description", ""), *(tuple(i.get(k) or ()) for k in ("keywords", "exclude", "topics", "authors")))
-    return Subscriber(**{**data, "interests": interests})
+    known = Subscriber.__dataclass_fields__  # a newer scheduler may send fields this worker lacks
+    return Subscriber(**{k: v for k, v in data.items() if k in known and k != "interests"}, interests=interests)
 
 
 # --- the worker side --------------------------------------------------------------------------
@@ -290,11 +295,26 @@ def _stalled(row: DigestRow, now: datetime) -> bool:
     return row.owner not in (QUEUED, "") and not _owner_alive(row.owner)
 
 
+def restore_unacked(app: Any, older_than: float) -> None:
+    """Redis broker: put back tasks a worker received but has not acknowledged for `older_than` s.
+
+    RabbitMQ does this itself the moment a worker's connection drops; Redis keeps a killed
+    worker's received task aside until this runs (the workers also run it, every few seconds,
+    for tasks older than the visibility timeout). A task put back while its worker still runs
+    it is only a duplicate, which the ledger makes harmless.
+    """
+    if not str(app.conf.broker_url).startswith(("redis://", "rediss://")):
+        return
+    with app.connection_for_write(transport_options={"visibility_timeout": older_than}) as conn:
+        conn.default_channel.qos.restore_visible(num=100000, interval=1)
+
+
 def dispatch_tick(settings: Settings, store: Store, subscribers: Sequence[Subscriber],
                   now: datetime | None = None, app: Any = None) -> DispatchReport:
     """One scheduler tick for the pool: re-enqueue stalled digests, then dispatch what is due."""
     app = app if app is not None else make_app(settings)
     now = now or datetime.now(UTC)
+    restore_unacked(app, LEASE.total_seconds())
     report = DispatchReport(requeued=requeue_stalled(settings, store, subscribers, app, now))
     dispatch_due(settings, store, subscribers, now, app, report)
     return report

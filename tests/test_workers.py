@@ -22,11 +22,13 @@ from bot.store import Store, digest_id
 from bot.workers import (
     QUEUED,
     PoolDeliverer,
+    _enqueue,
     make_app,
     pool_status,
     queue_length,
     requeue_stalled,
     require_pool,
+    restore_unacked,
     subscriber_from_dict,
     subscriber_to_dict,
 )
@@ -96,7 +98,9 @@ def test_a_subscriber_survives_the_task_message() -> None:
     sub = replace(subscribers(1)[0], slack_channel="#x")
     import json
 
-    assert subscriber_from_dict(json.loads(json.dumps(subscriber_to_dict(sub)))) == sub
+    data = json.loads(json.dumps(subscriber_to_dict(sub)))
+    assert subscriber_from_dict(data) == sub
+    assert subscriber_from_dict({**data, "a_newer_field": 1}) == sub  # from a newer scheduler
 
 
 def test_a_digest_handled_twice_is_sent_once(store: Store, sink: Sink, db_url: str) -> None:
@@ -239,3 +243,31 @@ def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, db
         ctl.stop()
     row = store.get_digest(did)
     assert row is not None and (row.status, row.owner, row.attempts) == ("pending", QUEUED, 1)
+
+
+_CONSUMER = """
+import sys, time
+from kombu import Connection
+with Connection(sys.argv[1]) as conn:
+    q = conn.SimpleQueue(sys.argv[2])
+    q.get(timeout=10)
+    print("got it", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, db_url: str, sink: Sink) -> None:
+    # A consumer takes the task and is SIGKILLed before it acknowledges it, as a worker can be.
+    settings = _settings(db_url, queue, sink)
+    app = make_app(settings)
+    _enqueue(app, settings, [("some.digest", subscribers(1)[0])])
+    proc = subprocess.Popen([sys.executable, "-c", _CONSUMER, REDIS_URL, queue], stdout=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None and proc.stdout.readline() == b"got it\n"
+    proc.kill()
+    proc.communicate()
+    assert queue_length(app, queue) == 0
+    time.sleep(1.2)
+    restore_unacked(app, 60.0)
+    assert queue_length(app, queue) == 0  # not yet: for all we know it is still running somewhere
+    restore_unacked(app, 1.0)
+    assert queue_length(app, queue) == 1
