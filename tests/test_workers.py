@@ -23,6 +23,7 @@ from bot.workers import (
     QUEUED,
     PoolDeliverer,
     _enqueue,
+    dispatch_tick,
     make_app,
     pool_status,
     queue_length,
@@ -271,3 +272,16 @@ def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, db_url: str,
     assert queue_length(app, queue) == 0  # not yet: for all we know it is still running somewhere
     restore_unacked(app, 1.0)
     assert queue_length(app, queue) == 1
+
+
+def test_a_tick_claims_and_enqueues_each_due_digest_once(store: Store, sink: Sink, db_url: str, queue: str) -> None:
+    settings = _settings(db_url, queue, sink)
+    app = make_app(settings)
+    now = datetime.now(UTC)
+    store.upsert_entries(entries(3, now), now)
+    first = dispatch_tick(settings, store, subscribers(3), now, app)
+    assert (first.enqueued, first.requeued, first.skipped) == (3, 0, 0)
+    again = dispatch_tick(settings, store, subscribers(3), now, app)  # the next tick, same minute
+    assert (again.enqueued, again.requeued, again.skipped, again.idle) == (0, 0, 0, 3)
+    assert queue_length(app, queue) == 3
+    assert {r.owner for r in store.digests_with_status("pending")} == {QUEUED}
