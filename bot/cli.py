@@ -226,6 +226,46 @@ def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
     click.echo(f"Recorded {'👍' if vote == 'up' else '👎'} from {subscriber} on {entry}.")
 
 
+@cli.command()
+@click.argument("subscriber")
+@click.option("--out", "out", default="preview", show_default=True, metavar="DIR", help="Where to write the files.")
+@click.option("--open", "open_html", is_flag=True, help="Open the HTML in a web browser.")
+@subscriptions_option
+@click.pass_obj
+def preview(obj: Context, subscriber: str, out: str, open_html: bool, subscriptions: str | None) -> None:
+    """Render SUBSCRIBER's next digest to files (.html, .txt, .json); nothing is sent or recorded.
+
+    \b
+    Example:
+      digestbot preview alice --open
+    """
+    from .preview import next_digest, write_preview
+
+    settings = obj.settings(subscriptions)
+    subs, _ = _subscribers(settings)
+    found = {s.id: s for s in subs}
+    if subscriber not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise click.UsageError(f"no subscriber {subscriber!r}; the subscribers are: {known}")
+    db = settings.database_url
+    if db.startswith("sqlite:///") and db != "sqlite:///:memory:" and not Path(db[len("sqlite:///"):]).exists():
+        raise click.UsageError(f"no database at {db} yet; run 'digestbot run --once' first to fetch entries")
+    store = Store(db)
+    try:
+        digest = next_digest(settings, store, found[subscriber], datetime.now(UTC))
+    finally:
+        store.close()
+    paths = write_preview(settings, digest, Path(out))
+    click.echo(f"{subscriber}: next digest {digest.id} with {len(digest.items)} entr{'y' if len(digest.items) == 1 else 'ies'}"
+               + (f" (+{digest.more} more)" if digest.more else ""))
+    for kind in ("html", "txt", "json"):
+        click.echo(f"  {paths[kind]}")
+    if open_html:
+        import webbrowser
+
+        webbrowser.open(paths["html"].resolve().as_uri())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning `BotError` into a message and exit code 1."""
     try:
