@@ -187,7 +187,7 @@ class Reply:
         """A fixture body (`.json`) or a whole recorded response (`.http`)."""
         raw = (SLACK_FIXTURES / name).read_bytes()
         if name.endswith(".http"):
-            head, _, body = raw.partition(b"\n\n")
+            head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
             lines = head.decode().splitlines()
             headers = dict(line.split(": ", 1) for line in lines[1:])
             headers.pop("connection", None)
@@ -222,7 +222,7 @@ class SlackServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api/"
         self.webhook_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks/T000/B000/XXXX"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> SlackServer:
         self.thread.start()
