@@ -158,16 +158,15 @@ def subject(digest: Digest) -> str:
     top = top_topic(digest)
     lead = clean(digest.items[0].entry.title) if n else ""
     about = f" on {top}" if top else (f": {shorten(lead, 60)}" if lead else "")
-    return f"{n} new paper{'s' if n != 1 else ''}{about} — {local_date(digest):%a %d %b %Y}"
+    return f"{n} new paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
 
 
-def _context(digest: Digest, settings: Settings, full: int | None = None) -> dict[str, Any]:
+def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
     views = [item_view(n, it, digest, settings) for n, it in enumerate(digest.items, 1)]
-    full = len(views) if full is None else full
     sub = digest.subscriber
     return {
         "digest": digest, "subscriber": sub, "name": clean(sub.name or sub.id),
-        "address": clean(sub.address), "items": views[:full], "brief": views[full:],
+        "address": clean(sub.address), "items": views, "brief": [],
         "count": len(views), "more": digest.more, "date_text": f"{local_date(digest):%a %d %b %Y}",
         "subject": subject(digest), "top_topic": top_topic(digest),
         "base_url": settings.base_url.rstrip("/"),
@@ -183,24 +182,25 @@ def render_email(digest: Digest, settings: Settings) -> RenderedEmail:
     """
     env = _env(settings)
     html_tpl, text_tpl = env.get_template("email.html.j2"), env.get_template("email.txt.j2")
+    ctx = _context(digest, settings)
+    views = ctx["items"]
 
-    def html_for(full: int) -> str:
-        return html_tpl.render(_context(digest, settings, full))
+    def split(full: int) -> dict[str, Any]:
+        return {**ctx, "items": views[:full], "brief": views[full:]}
 
-    full = len(digest.items)
-    html = html_for(full)
+    full = len(views)
+    html = html_tpl.render(ctx)
     if len(html.encode()) > MAX_HTML:
         lo, hi = 0, full - 1  # the most items in full that still fit
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if len(html_for(mid).encode()) <= MAX_HTML:
+            if len(html_tpl.render(split(mid)).encode()) <= MAX_HTML:
                 lo = mid
             else:
                 hi = mid - 1
         full = lo
-        html = html_for(full)
-    ctx = _context(digest, settings, full)
-    return RenderedEmail(subject=subject(digest), text=text_tpl.render(ctx), html=html)
+        html = html_tpl.render(split(full))
+    return RenderedEmail(subject=ctx["subject"], text=text_tpl.render(split(full)), html=html)
 
 
 # --- Slack -------------------------------------------------------------------------------------

@@ -86,9 +86,9 @@ def test_an_untrusted_certificate_is_refused_with_the_fix(tmp_path: Path, monkey
 
     cert, key = make_certificate(tmp_path)  # not made trusted
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
-    with SmtpServer(tls=tls_server_context(cert, key)) as server:
-        with pytest.raises(PermanentSendError, match="not trusted .*set SSL_CERT_FILE"):
-            Smtp(settings_for(server)).send(digest(1))
+    with SmtpServer(tls=tls_server_context(cert, key)) as server, \
+            pytest.raises(PermanentSendError, match="not trusted .*set SSL_CERT_FILE"):
+        Smtp(settings_for(server)).send(digest(1))
 
 
 def test_bad_smtp_url_is_a_config_error() -> None:

@@ -37,7 +37,7 @@ def test_posts_block_kit_with_the_digest_id_in_metadata(slack_server: SlackServe
     assert body["metadata"] == {"event_type": "digestbot_digest", "event_payload": {"digest_id": d.id, "part": 1, "parts": 1}}
     check_slack_limits(body)
     assert body["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                 "text": "3 new papers on efficient inference — Mon 02 Mar 2026"}}
+                                 "text": "3 new papers on efficient inference, Mon 02 Mar 2026"}}
     assert receipt.detail == slack_server.posted[0]["ts"] and receipt.destination == "#papers"
 
 
@@ -72,8 +72,8 @@ def test_ratelimited_waits_retry_after_then_posts(slack_server: SlackServer, fak
 
 @pytest.mark.parametrize(("fixture", "fix"), [
     ("chat.postMessage__error_channel_not_found__issue.json",
-     "Slack refused the post to #papers: channel_not_found; check slack_channel in the subscription file, "
-     "and invite the bot to that channel (/invite @yourbot)"),
+     ("Slack refused the post to #papers: channel_not_found; check slack_channel in the subscription file, "
+      "and invite the bot to that channel (/invite @yourbot)")),
     ("chat.postMessage__error_invalid_auth__python-slack-sdk-mock.json",
      "Slack refused the post to #papers: invalid_auth; check SLACK_BOT_TOKEN (a bot token starting xoxb-)"),
 ])

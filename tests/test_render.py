@@ -13,6 +13,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_email_headers() -> None:
     before = datetime.now(UTC).replace(microsecond=0)
     raw = message_bytes(build_message(digest(3), SETTINGS))
     msg = message_from_bytes(raw, policy=policy.default)
-    assert msg["Subject"] == "3 new papers on efficient inference — Mon 02 Mar 2026"
+    assert msg["Subject"] == "3 new papers on efficient inference, Mon 02 Mar 2026"
     assert msg["From"] == "Paper Digest <digest@example.org>"
     assert msg["To"] == "Zoë Ålice Exämple <alice@example.org>"
     assert msg["Message-ID"] == "<alice.20260302T0700Z@example.org>" == message_id(digest(3), SETTINGS)
@@ -100,9 +101,20 @@ def test_email_headers() -> None:
     assert tokens.verify(SETTINGS, unsub.group(1), "unsubscribe")["subscriber_id"] == "alice"
     # Non-ASCII names and the subject are RFC 2047 encoded words on the wire; every line is ASCII.
     head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
-    assert "To: =?utf-8?" in head and "Subject: 3 new papers on efficient inference =?utf-8?" in head
+    assert "To: =?utf-8?b?" in head and "Subject: 3 new papers on efficient inference, Mon 02 Mar 2026\r\n" in head
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def test_non_ascii_subject_is_encoded_and_folded() -> None:
+    d = digest(1, titles=["Über-schnelle Quantisierung für große Sprachmodelle — ein Überblick"])
+    d = Digest(d.id, d.subscriber, d.slot, (replace(d.items[0], topic=""),))
+    raw = message_bytes(build_message(d, SETTINGS))
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert head.startswith("Subject: =?utf-8?b?") and "\r\n =?utf-8?b?" in head
+    assert all(len(line) <= 78 for line in head.split("\r\n") if not line.startswith("List-Unsubscribe:"))
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert msg["Subject"] == "1 new paper: Über-schnelle Quantisierung für große Sprachmodelle —…, Mon 02 Mar 2026"
 
 
 def test_each_item_has_title_link_authors_source_topic_abstract_why_and_feedback() -> None:
@@ -176,7 +188,6 @@ def test_a_long_digest_stays_under_100_kb_and_loses_no_item() -> None:
 
 def test_templates_dir_overrides_a_bundled_template(tmp_path: Path) -> None:
     (tmp_path / "email.txt.j2").write_text("Hello {{ name }}: {{ count }} papers\n", encoding="utf-8")
-    from dataclasses import replace
 
     r = render_email(digest(2), replace(SETTINGS, templates_dir=tmp_path))
     assert r.text == "Hello Zoë Ålice Exämple: 2 papers"
@@ -211,7 +222,7 @@ def test_slack_message_has_header_sections_buttons_context_and_fallback() -> Non
     d = digest(2)
     (m,) = slack_messages(d, SETTINGS)
     check_slack_limits(m)
-    assert m["text"] == "2 new papers on vision — Mon 02 Mar 2026"  # a tie: the first item's topic
+    assert m["text"] == "2 new papers on vision, Mon 02 Mar 2026"  # a tie: the first item's topic
     assert [b["type"] for b in m["blocks"]] == ["header", "section", "context", "actions", "section", "context", "actions"]
     assert m["blocks"][2]["elements"][0]["text"] == "hf_daily · vision"
     up, down = m["blocks"][3]["elements"]

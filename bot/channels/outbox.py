@@ -9,7 +9,7 @@ from pathlib import Path
 from ..models import Digest, Receipt
 from ..render import slack_messages
 from . import Channel, register
-from .email import build_message, message_bytes
+from .email import wire_message
 from .slack import metadata
 
 
@@ -26,7 +26,7 @@ class Outbox(Channel):
         path = self._path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         if digest.subscriber.email:
-            data = message_bytes(build_message(digest, self.settings))
+            data = wire_message(digest, self.settings).data
         else:
             messages = slack_messages(digest, self.settings)
             # What chat.postMessage would get: the first message, then the replies in its thread.

@@ -154,7 +154,8 @@ class Slack(Channel):
             while True:
                 resp = self.client.conversations_list(types="public_channel,private_channel", limit=1000,
                                                       exclude_archived=True, cursor=cursor)
-                for c in resp.get("channels", []):
+                channels: list[dict[str, Any]] = resp.get("channels", [])
+                for c in channels:
                     self._ids[c["name"]] = c["id"]
                 cursor = (resp.get("response_metadata") or {}).get("next_cursor")
                 if name in self._ids or not cursor:
@@ -175,7 +176,8 @@ class Slack(Channel):
             while True:
                 resp = self.client.conversations_history(channel=cid, oldest=oldest, limit=200,
                                                          include_all_metadata=True, cursor=cursor)
-                for m in resp.get("messages", []):
+                messages: list[dict[str, Any]] = resp.get("messages", [])
+                for m in messages:
                     meta = m.get("metadata") or {}
                     if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("digest_id") == digest.id:
                         return True
