@@ -114,7 +114,7 @@ def test_non_ascii_subject_is_encoded_and_folded() -> None:
     assert head.startswith("Subject: =?utf-8?b?") and "\r\n =?utf-8?b?" in head
     assert all(len(line) <= 78 for line in head.split("\r\n") if not line.startswith("List-Unsubscribe:"))
     msg = message_from_bytes(raw, policy=policy.default)
-    assert msg["Subject"] == "1 new paper: Über-schnelle Quantisierung für große Sprachmodelle —…, Mon 02 Mar 2026"
+    assert msg["Subject"] == "1 new paper: Über-schnelle Quantisierung für große Sprachmodelle — ein…, Mon 02 Mar 2026"
 
 
 def test_each_item_has_title_link_authors_source_topic_abstract_why_and_feedback() -> None:

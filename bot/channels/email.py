@@ -118,7 +118,7 @@ def wire_message(digest: Digest, settings: Settings, now: datetime | None = None
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",  # RFC 8058
         f"X-Digestbot-Digest: {_atom(digest.id)}\r\n",
         "MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n',
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
         "\r\n",
     ])
     part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
