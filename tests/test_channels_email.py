@@ -205,3 +205,14 @@ def test_outbox_writes_the_bytes_smtp_carries(tmp_path: Path, smtp_server: SmtpS
     assert norm(filed) == norm(wire)
     assert message_from_bytes(filed, policy=policy.default)["Message-ID"] == "<alice.20260302T0700Z@example.org>"
 
+
+
+def test_a_bad_sender_is_a_config_error_and_a_bad_recipient_fails_only_its_digest(smtp_server: SmtpServer) -> None:
+    with pytest.raises(ConfigError, match=r"DIGESTBOT_FROM: 'nobody' is not an address; write e.g. 'Lab digest <digest@example.org>'"):
+        Smtp(replace(settings_for(smtp_server), from_addr="nobody"))
+    ch = Smtp(settings_for(smtp_server))
+    with pytest.raises(PermanentSendError, match=r"the address 'jörg@exämple.org' of alice is not a plain ASCII address"):
+        ch.send(digest(1, sub=subscriber(email="jörg@exämple.org")))
+    ch.send(digest(1))
+    ch.close()
+    assert len(smtp_server.messages) == 1

@@ -91,6 +91,15 @@ def _address(name: str, addr: str) -> str:
     return f"{encoded_words(name)} <{addr}>"
 
 
+def sender_address(settings: Settings) -> tuple[str, str]:
+    """The sender's name and address from DIGESTBOT_FROM; `PermanentSendError` when it is no address."""
+    name, addr = parseaddr(clean(settings.from_addr))
+    if not _EMAIL.match(addr) or not addr.isascii():
+        raise PermanentSendError(f"DIGESTBOT_FROM: {settings.from_addr!r} is not an address; "
+                                 "write e.g. 'Lab digest <digest@example.org>'")
+    return name, addr
+
+
 def wire_message(digest: Digest, settings: Settings, now: datetime | None = None) -> Wire:
     """The digest as an email, text part first and HTML last, with a newsletter's headers, as bytes.
 
@@ -99,12 +108,11 @@ def wire_message(digest: Digest, settings: Settings, now: datetime | None = None
     """
     rendered = render_email(digest, settings)
     sub = digest.subscriber
-    sender_name, sender = parseaddr(clean(settings.from_addr))
-    if not sender or "@" not in sender:
-        raise ConfigError(f"{settings.from_addr!r} is not an address; write e.g. 'digestbot <digest@example.org>'", key="DIGESTBOT_FROM")
+    sender_name, sender = sender_address(settings)
     rcpt = clean(sub.email)
-    if not _EMAIL.match(rcpt):
-        raise PermanentSendError(f"the address {sub.email!r} of {sub.id} is not valid; fix email in its subscription file")
+    if not _EMAIL.match(rcpt) or not rcpt.isascii():
+        raise PermanentSendError(f"the address {sub.email!r} of {sub.id} is not a plain ASCII address; "
+                                 "fix email in its subscription file")
     mid = message_id(digest, settings)
     boundary = "=_digest_" + hashlib.sha256(digest.id.encode()).hexdigest()[:24]  # deterministic, never in QP text
     head = "".join([
@@ -177,6 +185,10 @@ class Smtp(Channel):
         self.user = unquote(parts.username or "")
         # STARTTLS is required except on loopback, where it is used if the server offers it.
         self.loopback = self.host in LOOPBACK
+        try:
+            sender_address(settings)
+        except PermanentSendError as e:
+            raise ConfigError(str(e).removeprefix("DIGESTBOT_FROM: "), key="DIGESTBOT_FROM") from e
         self.limiter = shared("smtp", per_second(settings.smtp_rate))
         self.sent = 0
         self.connects = 0
