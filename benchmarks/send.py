@@ -19,6 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import event
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.channels import email as email_channel  # noqa: E402
@@ -100,6 +102,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--digests", type=int, default=5000)
     ap.add_argument("--database", default="", help="a database URL (default: a new SQLite file)")
+    ap.add_argument("--sqlite-synchronous", default="", metavar="MODE",
+                    help="for comparison only: run the ledger with PRAGMA synchronous=MODE (e.g. NORMAL: no fsync per commit)")
     args = ap.parse_args()
     port = free_port()
     sink = start_sink(port)
@@ -111,6 +115,10 @@ def main() -> None:
     try:
         now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
         store = Store(db)
+        if args.sqlite_synchronous:
+            mode = args.sqlite_synchronous.upper()
+            event.listen(store.engine, "connect", lambda conn, _rec: conn.execute(f"PRAGMA synchronous={mode}"))
+            store.engine.dispose()
         store.upsert_entries(corpus(now), now=now - timedelta(hours=1))
         subs = subscribers(args.digests)
 
@@ -150,7 +158,8 @@ def main() -> None:
         sink.wait()
 
     ours, bare = args.digests / t_send, args.digests / t_bare
-    print(f"digests: {args.digests}, items: {items}, mean message: {size / 1024:.1f} KiB, ledger: {db.split(':', 1)[0]}")
+    sync = f" (synchronous={args.sqlite_synchronous.upper()})" if args.sqlite_synchronous else ""
+    print(f"digests: {args.digests}, items: {items}, mean message: {size / 1024:.1f} KiB, ledger: {db.split(':', 1)[0]}{sync}")
     print(f"select (match {len(subs)} subscribers in one pass): {t_select:.2f} s")
     print(f"digestbot  claim+render+send+record: {t_send:7.2f} s  {ours:8.1f} msg/s")
     print(f"bare smtplib loop, same bytes:       {t_bare:7.2f} s  {bare:8.1f} msg/s")
