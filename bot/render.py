@@ -93,7 +93,11 @@ def _env(settings: Settings) -> Environment:
 
 def clean(text: str) -> str:
     """One line of plain text: control characters (newlines too) become spaces."""
-    return _CONTROL.sub(" ", text or "").strip()
+    if not text:
+        return ""
+    if text.isprintable():  # the common case, without a regex
+        return text.strip()
+    return _CONTROL.sub(" ", text).strip()
 
 
 def safe_url(url: str) -> str:
@@ -117,24 +121,25 @@ def humanize(topic: str) -> str:
     return clean(topic.replace("-", " ").replace("_", " "))
 
 
-def link(settings: Settings, kind: str, digest: Digest, entry_id: str = "", vote: str = "") -> str:
-    """A signed link into the web app: unsubscribe, manage, or feedback up/down."""
+def link(settings: Settings, kind: str, digest: Digest, entry_id: str = "") -> str:
+    """A signed link into the web app: `{base}/unsubscribe|manage|feedback/{token}`."""
     base = settings.base_url.rstrip("/")
     token = tokens.sign(settings, kind, digest.subscriber.id, entry_id=entry_id, digest_id=digest.id,
                         now=digest.slot.timestamp())  # issued at the slot: the same digest renders the same
-    return f"{base}/{kind}/{token}/{vote}" if vote else f"{base}/{kind}/{token}"
+    return f"{base}/{kind}/{token}"
 
 
 def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> ItemView:
     """The template's view of one item."""
     e = item.entry
-    names = [clean(a) for a in e.authors if clean(a)]
+    names = [n for n in map(clean, e.authors) if n]
+    feedback = link(settings, "feedback", digest, e.id)  # one token; the vote is the last path segment
     authors = ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if len(names) > AUTHORS_SHOWN else "")
     return ItemView(
         n=n, title=shorten(e.title, 300) or e.id, url=safe_url(e.url), authors=shorten(authors, 300),
         source=shorten(e.source, 80), topic=humanize(item.topic), abstract=shorten(e.summary, ABSTRACT_CHARS),
         why=shorten("; ".join(item.why), 300), entry_id=e.id,
-        up_url=link(settings, "feedback", digest, e.id, "up"), down_url=link(settings, "feedback", digest, e.id, "down"),
+        up_url=f"{feedback}/up", down_url=f"{feedback}/down",
     )
 
 
