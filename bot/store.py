@@ -199,7 +199,11 @@ class Store:
             # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
             # busy timeout instead of failing when a read transaction turns into a write.
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
