@@ -65,7 +65,7 @@ async def _manage_view(request: Request, web: Web, sid: str, errors: dict[str, s
             prefs = Preferences(email=row.email, name=row.name, interests=interests_from(row.interests),
                                 frequency="daily" if frequency == "custom" else frequency, hour=hour,
                                 timezone=row.timezone, max_items=row.max_items)
-        ctx.update(address=row.email, status=row.status, editable=True, custom=frequency == "custom")
+        ctx.update(address=row.email, state=row.status, editable=True, custom=frequency == "custom")
     else:
         sub = await run_in_threadpool(_file_subscriber, web, sid)
         if sub is None:
@@ -74,7 +74,7 @@ async def _manage_view(request: Request, web: Web, sid: str, errors: dict[str, s
         frequency, hour = frequency_of(sub.schedule)
         prefs = Preferences(email=sub.email, name=sub.name, interests=sub.interests, frequency=frequency,
                             hour=hour, timezone=sub.timezone, max_items=sub.max_items)
-        ctx.update(address=sub.address, status=statuses.get(sid, "active"), editable=False,
+        ctx.update(address=sub.address, state=statuses.get(sid, "active"), editable=False,
                    custom=frequency == "custom", schedule=sub.schedule)
     ctx.setdefault("schedule", "")
     status = 400 if errors else 200
