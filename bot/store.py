@@ -138,7 +138,7 @@ subscriber_status = Table(
 
 used_tokens = Table(
     "used_tokens", metadata,
-    Column("nonce", String(100), primary_key=True),
+    Column("nonce", String(100), primary_key=True),  # a hash of the used link
     Column("kind", String(50), nullable=False),
     Column("used_at", UTCDateTime, nullable=False),
 )
@@ -609,7 +609,7 @@ class Store:
             return {sid: st for sid, st in conn.execute(select(subscriber_status.c.subscriber_id, subscriber_status.c.status))}
 
     def use_token(self, nonce: str, kind: str, now: datetime | None = None) -> bool:
-        """Mark a single-use token's nonce as used; False if it was used before."""
+        """Mark a single-use link (by `nonce`, e.g. a hash of its token) as used; False if it was before."""
         try:
             with self.begin() as conn:
                 conn.execute(insert(used_tokens).values(nonce=nonce, kind=kind, used_at=now or _now()))

@@ -1,14 +1,12 @@
-"""Signed tokens for the links in digests and on the web: HMAC-SHA256 over a compact JSON payload."""
+"""Signed tokens for the links in a digest (unsubscribe, feedback, manage): HMAC-SHA256, base64url."""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -17,23 +15,13 @@ from .errors import BotError
 
 log = logging.getLogger(__name__)
 
-# Used when DIGESTBOT_SECRET_KEY is unset, so a development setup works; links signed with it
-# can be forged by anyone who reads this file, hence the warning.
-DEVELOPMENT_KEY = "digestbot-development-key-not-secret"
-SINGLE_USE = frozenset({"confirm"})  # kinds that carry a nonce the store records once used
+# Used only when DIGESTBOT_SECRET_KEY is unset (development): anyone can forge links made with it.
+DEV_KEY = "digestbot-development-key-set-DIGESTBOT_SECRET_KEY"
 _warned = False
 
 
 class TokenError(BotError):
-    """A token that is malformed, forged, of the wrong kind or expired."""
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """A link token that is malformed, forged, of the wrong kind or expired."""
 
 
 def _key(settings: Settings) -> bytes:
@@ -41,46 +29,53 @@ def _key(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode()
     if not _warned:
+        log.warning("DIGESTBOT_SECRET_KEY is not set: links are signed with a public development key; set it in production")
         _warned = True
-        log.warning("DIGESTBOT_SECRET_KEY is not set: links are signed with a fixed development key "
-                    "anyone can forge; set DIGESTBOT_SECRET_KEY to a long random string")
-    return DEVELOPMENT_KEY.encode()
+    return DEV_KEY.encode()
 
 
-def _mac(settings: Settings, payload: bytes) -> bytes:
-    return hmac.new(_key(settings), payload, hashlib.sha256).digest()
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def sign(settings: Settings, kind: str, subscriber_id: str, entry_id: str = "", digest_id: str = "") -> str:
-    """A token for `kind` (unsubscribe, manage, feedback, confirm …) about one subscriber."""
-    body: dict[str, Any] = {"k": kind, "s": subscriber_id, "e": entry_id, "d": digest_id, "t": int(time.time())}
-    if kind in SINGLE_USE:
-        body["n"] = secrets.token_urlsafe(12)
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return f"{_b64(payload)}.{_b64(_mac(settings, payload))}"
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def verify(settings: Settings, token: str, kind: str, max_age: float | None = None) -> dict[str, Any]:
-    """The payload of a genuine token of `kind`, at most `max_age` seconds old; else `TokenError`."""
-    head, dot, tail = token.partition(".")
-    if not dot or not head or not tail:
-        raise TokenError("malformed link; copy the whole link from the message")
+def sign(settings: Settings, kind: str, subscriber_id: str, entry_id: str = "", digest_id: str = "",
+         now: float | None = None) -> str:
+    """A URL-safe token naming what a link does (`kind`) and for whom, signed with the secret key."""
+    payload: dict[str, Any] = {"k": kind, "s": subscriber_id, "t": int(time.time() if now is None else now)}
+    if entry_id:
+        payload["e"] = entry_id
+    if digest_id:
+        payload["d"] = digest_id
+    body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    mac = hmac.new(_key(settings), body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def verify(settings: Settings, token: str, kind: str, max_age: float | None = None,
+           now: float | None = None) -> dict[str, Any]:
+    """The payload of a token made by `sign` for `kind`; `TokenError` when bad, forged or expired.
+
+    The payload has `kind`, `subscriber_id`, `entry_id`, `digest_id` and `issued` (Unix seconds).
+    """
+    body, dot, mac = token.partition(".")
+    if not dot or not body or not mac:
+        raise TokenError("this link is incomplete; copy the whole link from the digest")
+    expected = hmac.new(_key(settings), body.encode(), hashlib.sha256).digest()
     try:
-        payload, mac = _unb64(head), _unb64(tail)
-    except (binascii.Error, ValueError) as e:
-        raise TokenError("malformed link; copy the whole link from the message") from e
-    if not hmac.compare_digest(mac, _mac(settings, payload)):
-        raise TokenError("this link was not issued by this digestbot (bad signature); use the link from your latest message")
-    try:
-        body = json.loads(payload)
-    except ValueError as e:
-        raise TokenError("malformed link payload; use the link from your latest message") from e
-    if not isinstance(body, dict) or not isinstance(body.get("s"), str) or not isinstance(body.get("t"), int):
-        raise TokenError("malformed link payload; use the link from your latest message")
-    if body.get("k") != kind:
-        raise TokenError(f"this link is not a {kind} link; use the right link from the message")
-    if max_age is not None and time.time() - body["t"] > max_age:
-        raise TokenError("this link has expired; ask for a new one")
-    body.setdefault("e", "")
-    body.setdefault("d", "")
-    return body
+        given = _unb64(mac)
+        raw = json.loads(_unb64(body))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TokenError("this link is damaged; copy the whole link from the digest") from e
+    if not hmac.compare_digest(expected, given) or not isinstance(raw, dict):
+        raise TokenError("this link was not made by this digestbot; use a link from a recent digest")
+    if raw.get("k") != kind:
+        raise TokenError(f"this link is for {raw.get('k')!r}, not {kind!r}; use the matching link from the digest")
+    issued = int(raw.get("t", 0))
+    if max_age is not None and (time.time() if now is None else now) - issued > max_age:
+        raise TokenError("this link has expired; use the link in a more recent digest")
+    return {"kind": kind, "subscriber_id": str(raw.get("s", "")), "entry_id": str(raw.get("e", "")),
+            "digest_id": str(raw.get("d", "")), "issued": issued}

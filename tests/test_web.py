@@ -16,15 +16,15 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import time_machine
+from web_support import Inbox, csrf_of, free_port, link_in, running, smtp_server
 
 from bot import tokens
 from bot.config import Settings
-from bot.models import Entry
+from bot.models import DigestItem, Entry
 from bot.roster import load_roster
 from bot.store import Store
 from bot.web import app as web_app
 from bot.web import create_app
-from web_support import Inbox, csrf_of, free_port, link_in, running, smtp_server
 
 SLACK_SECRET = "slack-signing-secret-for-tests"
 ENTRY = Entry(id="arxiv:2603.00001", title="Low-bit <b>quantization</b> of LLMs", url="javascript:alert(1)")
@@ -177,7 +177,10 @@ def test_a_link_from_before_unsubscribing_does_not_resubscribe(site: Site) -> No
     subscribe(site, s, "twice@example.org")
     first = link_in(_wait_to(site.inbox, "twice@example.org", 1)[0], "/confirm/")
     sid = site.store.web_subscriber_by_email("twice@example.org").id  # type: ignore[union-attr]
-    second = f"{site.url}/confirm/{sign(site, 'confirm', sid)}"  # a second link, issued before unsubscribing
+    # A second link, issued before unsubscribing (in another second than the first: tokens are
+    # deterministic per second, and the first one is used up).
+    second = f"{site.url}/confirm/{tokens.sign(site.settings, 'confirm', sid, now=time.time() - 5)}"
+    assert second != first
     assert s.post(first, data={"csrf": form(s, first)}, allow_redirects=False).status_code == 303
     assert s.post(f"{site.url}/unsubscribe/{sign(site, 'unsubscribe', sid)}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
     time.sleep(1.1)  # token times are whole seconds
@@ -348,6 +351,25 @@ def test_slack_button_clicks_record_feedback(site: Site) -> None:
     r = slack_post(site, _click(site, "slacker", "up"))
     assert r.status_code == 200
     assert [(e.id, v) for e, v in site.store.feedback_for(["slacker"])["slacker"]] == [(ENTRY.id, 1)]
+
+
+def test_slack_buttons_as_the_renderer_makes_them(site: Site) -> None:
+    """action_id `digestbot_up:<digest>:<entry>`, value "<digest> <entry>": checked against the ledger."""
+    slot = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    claimed = site.store.claim("slackteam", slot, [DigestItem(ENTRY, 0.9)], "slack")
+    assert claimed is not None
+    did = claimed[0]
+
+    def click(vote: str, value: str) -> dict:  # type: ignore[type-arg]
+        return {"type": "block_actions", "actions": [{"action_id": f"digestbot_{vote}:{did}:{ENTRY.id}", "value": value}]}
+
+    assert slack_post(site, click("down", f"{did} {ENTRY.id}")).status_code == 200
+    assert [(e.id, v) for e, v in site.store.feedback_for(["slackteam"])["slackteam"]] == [(ENTRY.id, -1)]
+    # An entry that was not in that digest, or a digest that does not exist: no vote.
+    assert slack_post(site, click("up", f"{did} arxiv:0000.00000")).status_code == 200
+    assert slack_post(site, click("up", f"nobody.20260302T0800Z {ENTRY.id}")).status_code == 200
+    assert [v for _, v in site.store.feedback_for(["slackteam", "nobody"])["slackteam"]] == [-1]
+    assert "nobody" not in site.store.feedback_for(["nobody"])
 
 
 def test_slack_forged_signature_and_stale_timestamp_are_refused(site: Site) -> None:

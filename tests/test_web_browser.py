@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from web_support import free_port, link_in, running, smtp_server
 
 from bot import tokens
 from bot.config import load_settings
 from bot.store import Store
 from bot.tokens import TokenError
 from bot.web import create_app
-from web_support import free_port, link_in, running, smtp_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -49,7 +49,7 @@ def browser() -> Iterator[object]:
 def run_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`digestbot run --once` as its own process."""
     return subprocess.run([sys.executable, "-m", "bot", "run", "--once"], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: object) -> None:
@@ -105,7 +105,7 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
             # The next run sends this subscriber a digest.
             second = run_once(env, tmp_path)
             assert second.returncode == 0, second.stdout + second.stderr
-            assert re.search(rf"^{row.id}: sent \d+ entr(y|ies) to {re.escape(EMAIL)}$", second.stdout, re.M), second.stdout
+            assert re.search(rf"^{row.id}: sent \d+ entr(y|ies) to {re.escape(EMAIL)}$", second.stdout, re.MULTILINE), second.stdout
             digests = [m for m in inbox.wait(2) if m["X-Digestbot-Digest"]]
             assert len(digests) == 1 and EMAIL in str(digests[0]["To"])
             body = digests[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]

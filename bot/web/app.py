@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -24,9 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import tokens
 from ..config import Settings
 from ..errors import BotError
-from ..tokens import TokenError
 from ..roster import interests_data
 from ..store import Store, WebSubscriberRow
+from ..tokens import TokenError
 from . import mailer
 from .forms import Preferences, frequency_of, parse_preferences, timezones
 from .security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_valid, new_csrf, rate_key
@@ -41,8 +42,8 @@ PER_CLIENT_PER_HOUR = 20  # subscription requests from one client address
 MAX_BODY = 64 * 1024  # no form of ours is bigger
 
 _HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                                 b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
+    (b"content-security-policy", (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                                  b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # tokens are in our URLs: never pass them on
@@ -243,14 +244,18 @@ async def confirm(request: Request) -> Response:
         body = tokens.verify(web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE)
     except TokenError as e:
         return bad_link(request, e)
-    row = await run_in_threadpool(web.store.web_subscriber, body["s"])
-    stale = row is None or row.status != "unconfirmed" or body["t"] < int(row.requested_at.timestamp())
-    if stale or not await run_in_threadpool(web.store.use_token, str(body.get("n", "")), "confirm"):
+    sid = body["subscriber_id"]
+    row = await run_in_threadpool(web.store.web_subscriber, sid)
+    # A link issued before the subscriber last left (and asked again) must not bring them back.
+    stale = row is None or row.status != "unconfirmed" or body["issued"] < int(row.requested_at.timestamp())
+    # Single use: the store records a hash of each confirmation link once it is used.
+    used = hashlib.sha256(request.path_params["token"].encode()).hexdigest()[:64]
+    if stale or not await run_in_threadpool(web.store.use_token, used, "confirm"):
         return web.message(request, 400, "This link was used already",
                            "This confirmation link was used already or is no longer valid. "
                            "If you are not subscribed yet, subscribe again to get a new one.", ("Subscribe", "/"))
-    await run_in_threadpool(web.store.set_web_status, body["s"], "active", only_from=("unconfirmed",))
-    return RedirectResponse(f"/manage/{tokens.sign(web.settings, 'manage', body['s'])}?done=confirmed", 303)
+    await run_in_threadpool(web.store.set_web_status, sid, "active", only_from=("unconfirmed",))
+    return RedirectResponse(f"/manage/{tokens.sign(web.settings, 'manage', sid)}?done=confirmed", 303)
 
 
 async def health(request: Request) -> Response:
@@ -260,7 +265,15 @@ async def health(request: Request) -> Response:
 
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     """The ASGI app; it opens the configured store unless one is given (and then closes it)."""
-    from .links import feedback, feedback_page, manage, manage_page, slack_actions, unsubscribe, unsubscribe_page
+    from .links import (
+        feedback,
+        feedback_page,
+        manage,
+        manage_page,
+        slack_actions,
+        unsubscribe,
+        unsubscribe_page,
+    )
 
     own = store is None
     web = Web(settings, store or Store(settings.database_url))
@@ -296,4 +309,4 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     return app
 
 
-__all__ = ["create_app", "frequency_of", "Web"]
+__all__ = ["Web", "create_app", "frequency_of"]

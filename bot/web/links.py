@@ -16,7 +16,17 @@ from ..errors import StoreError
 from ..models import Subscriber
 from ..roster import file_subscribers, interests_data, interests_from
 from ..tokens import TokenError
-from .app import MANAGE_MAX_AGE, MAX_BODY, Web, bad_link, csrf_passed, fields, forged, read_form, web_of
+from .app import (
+    MANAGE_MAX_AGE,
+    MAX_BODY,
+    Web,
+    bad_link,
+    csrf_passed,
+    fields,
+    forged,
+    read_form,
+    web_of,
+)
 from .forms import Preferences, frequency_of, parse_preferences
 from .security import slack_signature_ok
 
@@ -53,7 +63,7 @@ async def manage_page(request: Request) -> Response:
         body = tokens.verify(web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE)
     except TokenError as e:
         return bad_link(request, e)
-    return await _manage_view(request, web, body["s"], {}, None)
+    return await _manage_view(request, web, body["subscriber_id"], {}, None)
 
 
 async def _manage_view(request: Request, web: Web, sid: str, errors: dict[str, str], prefs: Preferences | None) -> Response:
@@ -90,7 +100,7 @@ async def manage(request: Request) -> Response:
     if not csrf_passed(request, form):
         return forged(request)
     try:
-        sid = tokens.verify(web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE)["s"]
+        sid = tokens.verify(web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE)["subscriber_id"]
     except TokenError as e:
         return bad_link(request, e)
     action = form.get("action", "")
@@ -138,7 +148,7 @@ async def unsubscribe(request: Request) -> Response:
     if form is None:
         return PlainTextResponse("request too large", 413)
     try:
-        sid = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")["s"]
+        sid = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")["subscriber_id"]
     except TokenError as e:
         return bad_link(request, e)
     one_click = form.get("List-Unsubscribe") == "One-Click"
@@ -166,8 +176,8 @@ async def feedback_page(request: Request) -> Response:
         body = tokens.verify(web.settings, request.path_params["token"], "feedback", max_age=FEEDBACK_MAX_AGE)
     except TokenError as e:
         return bad_link(request, e)
-    found = await run_in_threadpool(web.store.get_entries, [body["e"]])
-    entry = found.get(body["e"])
+    found = await run_in_threadpool(web.store.get_entries, [body["entry_id"]])
+    entry = found.get(body["entry_id"])
     if entry is None:
         return web.message(request, 404, "Paper not found", "This paper is no longer in the store.")
     return web.page(request, "feedback.html", action=request.url.path, entry=entry, up=vote > 0)
@@ -187,7 +197,7 @@ async def feedback(request: Request) -> Response:
     except TokenError as e:
         return bad_link(request, e)
     try:
-        await run_in_threadpool(web.store.record_feedback, body["s"], body["e"], vote)
+        await run_in_threadpool(web.store.record_feedback, body["subscriber_id"], body["entry_id"], vote)
     except StoreError:
         return web.message(request, 404, "Paper not found", "This paper is no longer in the store.")
     return web.message(request, 200, "Thank you", "Your vote is recorded; your next digests learn from it.")
@@ -213,12 +223,32 @@ async def slack_actions(request: Request) -> Response:
     for action in actions if isinstance(actions, list) else []:
         if not isinstance(action, dict):
             continue
-        parts = str(action.get("action_id", "")).split(":")
-        if parts[0] != "feedback" or len(parts) < 2 or parts[1] not in _VOTES:
-            continue
         try:
-            body = tokens.verify(web.settings, str(action.get("value", "")), "feedback", max_age=FEEDBACK_MAX_AGE)
-            await run_in_threadpool(web.store.record_feedback, body["s"], body["e"], _VOTES[parts[1]])
+            vote = await run_in_threadpool(_slack_vote, web, action)
+            if vote is not None:
+                await run_in_threadpool(web.store.record_feedback, *vote)
         except (TokenError, StoreError) as e:
             log.warning("Slack feedback not recorded: %s", e)
     return Response(status_code=200)
+
+
+def _slack_vote(web: Web, action: dict[str, Any]) -> tuple[str, str, int] | None:
+    """(subscriber, entry, ±1) that a Slack button click stands for; None for other actions.
+
+    Two shapes are accepted: the renderer's `digestbot_up:<digest>:<entry>` with value
+    "<digest> <entry>" (checked against the ledger: the entry must be in that digest), and
+    `feedback:up` / `feedback:down` with a signed feedback token as the value.
+    """
+    action_id, value = str(action.get("action_id", "")), str(action.get("value", ""))
+    head = action_id.split(":", 1)[0]
+    if head in ("digestbot_up", "digestbot_down"):
+        did, _, eid = value.partition(" ")
+        sent = web.store.deliveries_of(did)
+        if sent is None or eid not in sent.entry_ids:
+            raise TokenError(f"entry {eid!r} is not in digest {did!r}")
+        return sent.subscriber_id, eid, _VOTES[head.removeprefix("digestbot_")]
+    parts = action_id.split(":")
+    if parts[0] == "feedback" and len(parts) >= 2 and parts[1] in _VOTES:
+        body = tokens.verify(web.settings, value, "feedback", max_age=FEEDBACK_MAX_AGE)
+        return body["subscriber_id"], body["entry_id"], _VOTES[parts[1]]
+    return None

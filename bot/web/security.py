@@ -42,7 +42,7 @@ def csrf_ok(settings: Settings, cookie: str | None, submitted: str | None) -> bo
 
 def rate_key(settings: Settings, kind: str, value: str) -> str:
     """A keyed hash standing for an address or a client in the rate-limit table (never stored raw)."""
-    key = (settings.secret_key or tokens.DEVELOPMENT_KEY).encode()
+    key = (settings.secret_key or tokens.DEV_KEY).encode()
     return f"{kind}:" + hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:40]
 
 
