@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -401,3 +404,31 @@ def test_no_secret_reaches_a_page(site: Site) -> None:
     for text in pages:
         assert site.settings.secret_key not in text and SLACK_SECRET not in text
     assert not re.search(r"Traceback", "".join(pages))
+
+
+@pytest.mark.slow
+def test_digestbot_serve_runs_the_app_under_uvicorn(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+           "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}", "DIGESTBOT_SECRET_KEY": "serve-secret-value",
+           "SLACK_SIGNING_SECRET": "serve-slack-secret"}
+    env.pop("DIGESTBOT_CONFIG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text == "ok":
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "digestbot serve did not start"
+            time.sleep(0.1)
+        page = requests.get(f"http://127.0.0.1:{port}/")
+        assert page.status_code == 200 and 'action="/subscribe"' in page.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert f"Serving on http://127.0.0.1:{port}/" in err
+    assert "serve-secret-value" not in err and "serve-slack-secret" not in err
