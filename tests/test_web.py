@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import time_machine
+from starlette.applications import Starlette
 from web_support import Inbox, csrf_of, free_port, link_in, running, smtp_server
 
 from bot import tokens
@@ -38,6 +39,7 @@ class Site:
     """The app under test and what it talks to."""
 
     url: str
+    app: Starlette
     settings: Settings
     store: Store
     inbox: Inbox
@@ -57,8 +59,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             from_addr="digestbot <digest@example.org>", environ={"SLACK_SIGNING_SECRET": SLACK_SECRET})
         store = Store(settings.database_url)
         store.upsert_entries([ENTRY])
-        with running(create_app(settings, store), port) as url:
-            yield Site(url, settings, store, inbox)
+        app = create_app(settings, store)
+        with running(app, port) as url:
+            yield Site(url, app, settings, store, inbox)
         store.close()
 
 
@@ -69,7 +72,7 @@ def form(session: requests.Session, url: str) -> str:
     return csrf_of(r.text)
 
 
-def subscribe(site: Site, session: requests.Session, email: str, **extra: str) -> requests.Response:
+def subscribe(site: Site, session: requests.Session, email: str, **extra: str | list[str]) -> requests.Response:
     data = {"csrf": form(session, site.url + "/"), "email": email, "keywords": "quantization, low-bit",
             "frequency": "daily", "hour": "8", "timezone": "Europe/Berlin", **extra}
     return session.post(site.url + "/subscribe", data=data, allow_redirects=False)
@@ -135,6 +138,21 @@ def test_bad_input_is_shown_back_escaped_with_the_reason(site: Site) -> None:
     assert "<script>alert(1)</script>" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
     r = subscribe(site, s, "empty@example.org", keywords="")
     assert r.status_code == 400 and "Tell us what to look for" in r.text
+
+
+def test_topics_come_from_the_taxonomy(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    web = site.app.state.web
+    monkeypatch.setattr(web, "topics", [("quantization", "Quantization <& co>")])
+    monkeypatch.setattr(web, "topic_slugs", {"quantization"})
+    s = requests.Session()
+    page = s.get(site.url + "/")
+    assert 'value="quantization"' in page.text and "Quantization &lt;&amp; co&gt;" in page.text
+    r = subscribe(site, s, "topics@example.org", keywords="", topics=["quantization", "made-up"])
+    assert r.status_code == 400 and "Choose topics from the list." in r.text
+    r = subscribe(site, s, "topics@example.org", keywords="", topics=["quantization"])
+    assert r.status_code == 200
+    row = site.store.web_subscriber_by_email("topics@example.org")
+    assert row is not None and row.interests["topics"] == ["quantization"]
 
 
 # --- double opt-in -------------------------------------------------------------------------------

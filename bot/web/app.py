@@ -136,13 +136,19 @@ class Web:
 def topic_choices() -> list[tuple[str, str]]:
     """(slug, name) of every topic in the taxonomy; empty when the matcher has none."""
     try:
-        from ..match.topics import load_topics  # the taxonomy with names, where the matcher has one
+        try:
+            from ..match.topics import (
+                load_topics,  # the taxonomy with names, where the matcher has one
+            )
 
-        return [(t.slug, t.name) for t in load_topics()]
-    except ImportError:
-        from ..match import known_topics
+            return [(t.slug, t.name) for t in load_topics()]
+        except ImportError:
+            from ..match import known_topics
 
-        return [(slug, slug) for slug in sorted(known_topics() or ())]
+            return [(slug, slug) for slug in sorted(known_topics() or ())]
+    except BotError as e:
+        log.error("the subscribe form offers no topics: %s", e)
+        return []
 
 
 def web_of(request: Request) -> Web:
