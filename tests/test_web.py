@@ -338,6 +338,20 @@ def test_manage_refuses_bad_input_and_missing_csrf(site: Site) -> None:
     assert site.store.web_subscriber(a).status == "active"  # type: ignore[union-attr]
 
 
+def test_expired_manage_and_feedback_links_are_refused(site: Site) -> None:
+    a = confirmed(site, "expired@example.org")
+    year_and_a_day = time.time() - 366 * 86400
+    manage = tokens.sign(site.settings, "manage", a, now=year_and_a_day)
+    r = requests.get(f"{site.url}/manage/{manage}")
+    assert r.status_code == 400 and "expired" in r.text
+    vote = tokens.sign(site.settings, "feedback", a, ENTRY.id, now=year_and_a_day)
+    assert requests.get(f"{site.url}/feedback/{vote}/up").status_code == 400
+    # Unsubscribe links never expire: an old digest can always stop the next one.
+    old = tokens.sign(site.settings, "unsubscribe", a, now=year_and_a_day)
+    assert requests.post(f"{site.url}/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert site.store.web_subscriber(a).status == "unsubscribed"  # type: ignore[union-attr]
+
+
 # --- feedback -------------------------------------------------------------------------------------
 def test_feedback_get_records_nothing_the_button_records(site: Site) -> None:
     s = requests.Session()
