@@ -95,8 +95,8 @@ def run(obj: Context, once: bool, subscriptions: str | None) -> None:
 
         run_scheduler(settings)
         return
-    subs, problems = _subscribers(settings)
     store = Store(settings.database_url)
+    subs, problems = _roster(settings, store)
     try:
         for r in fetch_all(settings, store):
             if r.error:
@@ -224,6 +224,41 @@ def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
     finally:
         store.close()
     click.echo(f"Recorded {'👍' if vote == 'up' else '👎'} from {subscriber} on {entry}.")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="The port to listen on.")
+@click.pass_obj
+def serve(obj: Context, host: str, port: int) -> None:
+    """Serve the web front: subscribe, manage, unsubscribe, 👍/👎 and Slack's buttons.
+
+    Links in digests point at DIGESTBOT_BASE_URL; tokens are signed with DIGESTBOT_SECRET_KEY;
+    Slack's requests are checked with SLACK_SIGNING_SECRET.
+
+    \b
+    Example (behind a reverse proxy that serves https://digest.example.org):
+      DIGESTBOT_BASE_URL=https://digest.example.org DIGESTBOT_SECRET_KEY=… digestbot serve --port 8000
+    """
+    import uvicorn
+
+    from .web import create_app
+
+    settings = obj.settings()
+    app = create_app(settings)  # logs a warning when DIGESTBOT_SECRET_KEY or SLACK_SIGNING_SECRET is unset
+    click.echo(f"Serving on http://{host}:{port}/ (links point at {settings.base_url})", err=True)
+    # proxy_headers: behind a local reverse proxy, rate limits see the client's address.
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+
+
+def _roster(settings: Settings, store: Store) -> tuple[list[Subscriber], list[Problem]]:
+    """File subscribers plus web subscribers (bot.roster), with every problem warned about."""
+    from .roster import load_roster
+
+    subs, problems = load_roster(settings, store)
+    for p in problems:
+        click.echo(f"warning: {p} (this subscriber is skipped)", err=True)
+    return subs, problems
 
 
 def main(argv: Sequence[str] | None = None) -> None:
