@@ -66,7 +66,7 @@ def register(kind: str) -> Callable[[type[Source]], type[Source]]:
 
 
 def _load_builtin() -> None:
-    from . import files, feeds, hf_daily  # noqa: F401  (registration side effect)
+    from . import arxiv_api, feeds, files, hf_daily  # noqa: F401  (registration side effect)
 
 
 _load_builtin()
