@@ -12,7 +12,7 @@ _SPACE = re.compile(r"\s+")
 # "Using <T> generics" or "$a<b$" is left alone.
 _LOOKS_HTML = re.compile(
     r"</?(?:a|abbr|b|big|blockquote|br|cite|code|div|em|font|h[1-6]|i|img|li|ol|p|pre|q|s|"
-    r"script|small|span|strike|strong|style|sub|sup|table|td|tr|tt|u|ul|iframe|object)\b[^>]*>"
+    r"script|small|span|strike|strong|style|sub|sup|table|td|tr|tt|u|ul|iframe|object)(?:\s[^<>]*)?/?>"
     r"|&(?:#\d+|#x[0-9a-f]+|[a-z]+\d*);",
     re.IGNORECASE,
 )

@@ -26,6 +26,7 @@ _OLD_ARXIV_TITLE = re.compile(
     r"\s*\(arXiv:(?P<id>\S+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$", re.I)
 _OLD_KIND = {"": "new", "UPDATED": "replace", "CROSS LISTED": "cross"}
 _ARXIV_ERROR = re.compile(r"^https?://arxiv\.org/api/errors", re.I)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:\-]+)", re.I)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*:", re.I)
 # Bozo reasons that still leave a sound document (a wrong charset label, an odd content type).
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
@@ -88,9 +89,13 @@ def read_feed(
     Raises ValueError when there is no feed to read, `ArxivApiError` for the arXiv API's error feed.
     """
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    # A charset the server names is used; without one, feedparser would read text/xml as
+    # US-ASCII and a missing type as ISO-8859-1 (RFC 3023), so the document decides instead.
+    charset = _CHARSET.search(hdrs.get("content-type", ""))
+    hdrs["content-type"] = "application/xml" + (f"; charset={charset.group(1)}" if charset else "")
     if urlsplit(url).scheme in ("http", "https"):
         hdrs.setdefault("content-location", url)
-    parsed = feedparser.parse(content, response_headers=hdrs or None)
+    parsed = feedparser.parse(content, response_headers=hdrs)
     warnings: list[str] = []
     problem = parsed.get("bozo_exception")
     if parsed.get("bozo"):
