@@ -1,0 +1,131 @@
+"""The rss source over HTTP: conditional GET, size cap, timeouts, redirects, real headers."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from bot.errors import SourceError
+from bot.ingest import USER_AGENT, http_session
+from bot.sources import FetchState
+from bot.sources._http import retry_after
+from bot.sources.feeds import Rss
+
+URL = "https://blog.example/feed.xml"
+FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Lab blog</title><link>https://blog.example/</link>
+<item><title>First post</title><link>/posts/1</link><guid isPermaLink="false">p1</guid></item>
+</channel></rss>"""
+
+
+def rss(**options: Any) -> Rss:
+    return Rss("blog", {"url": URL, **options}, http_session())
+
+
+@responses.activate
+def test_conditional_get_sends_validators_and_a_304_changes_nothing() -> None:
+    responses.get(URL, body=FEED, headers={"ETag": '"v1"', "Last-Modified": "Fri, 27 Nov 2026 10:00:00 GMT"})
+    first = rss().fetch(FetchState())
+    assert [e.id for e in first.entries] == ["https://blog.example/feed.xml#p1"]
+    assert (first.state.etag, first.state.last_modified) == ('"v1"', "Fri, 27 Nov 2026 10:00:00 GMT")
+    assert "If-None-Match" not in responses.calls[0].request.headers
+    assert responses.calls[0].request.headers["User-Agent"] == USER_AGENT
+    responses.replace(responses.GET, URL, status=304)
+    second = rss().fetch(first.state)
+    sent = responses.calls[1].request.headers
+    assert sent["If-None-Match"] == '"v1"' and sent["If-Modified-Since"] == "Fri, 27 Nov 2026 10:00:00 GMT"
+    assert second.not_modified and second.entries == [] and second.state == first.state
+
+
+@responses.activate
+def test_relative_links_resolve_against_the_final_url_after_a_redirect() -> None:
+    responses.get(URL, status=301, headers={"Location": "https://new.example/blog/rss"})
+    responses.get("https://new.example/blog/rss", body=FEED, content_type="application/rss+xml")
+    result = rss().fetch(FetchState())
+    assert result.entries[0].url == "https://new.example/posts/1"
+    assert result.entries[0].id == "https://blog.example/feed.xml#p1"  # scoped by the configured url: stable
+    assert any("moved permanently to https://new.example/blog/rss" in w for w in result.warnings)
+
+
+@responses.activate
+def test_a_redirect_loop_is_an_error() -> None:
+    responses.get(URL, status=302, headers={"Location": URL})
+    with pytest.raises(SourceError, match="too many redirects"):
+        rss().fetch(FetchState())
+
+
+@responses.activate
+def test_size_cap_by_content_length() -> None:
+    responses.get(URL, body=FEED)
+    with pytest.raises(SourceError, match="more than max_bytes = 100"):
+        rss(max_bytes=100).fetch(FetchState())
+
+
+class _Endless(BaseHTTPRequestHandler):
+    """Sends a body with no Content-Length, far larger than any cap."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.end_headers()
+        for _ in range(64):
+            self.wfile.write(b"<!-- padding -->" * 1024)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_size_cap_while_reading_a_body_of_unknown_length() -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Endless)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/feed.xml"
+        with pytest.raises(SourceError, match="more than max_bytes = 100,000 bytes"):
+            Rss("big", {"url": url, "max_bytes": 100_000}, http_session()).fetch(FetchState())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@responses.activate
+def test_timeout_names_the_limit() -> None:
+    responses.get(URL, body=requests.ReadTimeout("slow"))
+    with pytest.raises(SourceError, match=r"no answer within 5 s; check the url or try again later"):
+        rss(timeout=5).fetch(FetchState())
+
+
+@responses.activate
+def test_an_html_page_is_not_a_feed() -> None:
+    responses.get(URL, body=b"<!doctype html><html><head><title>Blog</title></head><body>hi</body></html>",
+                  content_type="text/html")
+    with pytest.raises(SourceError, match="check that the url gives a feed, not a web page"):
+        rss().fetch(FetchState())
+
+
+@responses.activate
+def test_the_servers_charset_is_used() -> None:
+    body = FEED.replace(b"First post", "Première étape".encode("iso-8859-1")).replace(b' encoding="utf-8"', b"")
+    responses.get(URL, body=body, content_type="text/xml; charset=ISO-8859-1")
+    result = rss().fetch(FetchState())
+    assert result.entries[0].title == "Première étape" and result.warnings == []
+
+
+@responses.activate
+def test_gone_feed_says_remove_it() -> None:
+    responses.get(URL, status=410)
+    with pytest.raises(SourceError, match="HTTP 410; the feed is gone; remove this source"):
+        rss().fetch(FetchState())
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after("12", 5.0) == 12.0
+    assert retry_after(None, 5.0) == 5.0
+    assert retry_after("soon", 5.0) == 5.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 5.0) == 0.0  # a date in the past: go now
+    assert retry_after("99999", 5.0) == 300.0
