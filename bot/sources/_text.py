@@ -7,7 +7,6 @@ from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
-_SPACE = re.compile(r"\s+")
 # Markup worth stripping in a field a feed calls plain text: a real HTML tag or an entity.
 # "Using <T> generics" or "$a<b$" is left alone.
 _LOOKS_HTML = re.compile(
@@ -21,7 +20,7 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 def squash(text: str | None) -> str:
     """Collapse runs of white space (hard-wrapped titles and abstracts) into single spaces."""
-    return _SPACE.sub(" ", text or "").strip()
+    return " ".join(text.split()) if text else ""  # str.split: faster than a regex, same \s
 
 
 class _TextOnly(HTMLParser):

@@ -93,9 +93,10 @@ def read_feed(
     # US-ASCII and a missing type as ISO-8859-1 (RFC 3023), so the document decides instead.
     charset = _CHARSET.search(hdrs.get("content-type", ""))
     hdrs["content-type"] = "application/xml" + (f"; charset={charset.group(1)}" if charset else "")
-    if urlsplit(url).scheme in ("http", "https"):
-        hdrs.setdefault("content-location", url)
-    parsed = feedparser.parse(content, response_headers=hdrs)
+    hdrs.pop("content-location", None)
+    # Relative links are resolved here, against `url` (see `_base_for`), after feedparser has
+    # applied any xml:base; URIs inside HTML need no resolving, since only its text is kept.
+    parsed = feedparser.parse(content, response_headers=hdrs, resolve_relative_uris=False)
     warnings: list[str] = []
     problem = parsed.get("bozo_exception")
     if parsed.get("bozo"):
