@@ -19,8 +19,7 @@ import feedparser
 from bot.sources.feeds import parse_feed
 from bot.store import Store
 
-WORDS = ("quantization transformer diffusion attention sparse low-bit kernel inference token cache "
-         "graph policy reward robust calibration latent benchmark retrieval agent memory").split()
+WORDS = ["quantization", "transformer", "diffusion", "attention", "sparse", "low-bit", "kernel", "inference", "token", "cache", "graph", "policy", "reward", "robust", "calibration", "latent", "benchmark", "retrieval", "agent", "memory"]
 
 
 def make_feed(n: int, seed: int = 1) -> bytes:

@@ -252,9 +252,13 @@ def fetch(obj: Context, names: Sequence[str]) -> None:
     if not specs:
         click.echo("No sources configured; add a [[sources]] table to digestbot.toml.")
         return
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        # Every error and warning is printed below; without -v, don't log them twice.
+        logging.getLogger("bot.ingest").setLevel(logging.ERROR)
     store = Store(settings.database_url)
     try:
         if sys.stderr.isatty():
+            bar: Any
             with click.progressbar(length=len(specs), label="Fetching", file=sys.stderr,
                                    item_show_func=lambda r: r.source if r else None) as bar:
                 def step(report: FetchReport) -> None:

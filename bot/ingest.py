@@ -53,7 +53,7 @@ def fetch_source(spec: SourceSpec, settings: Settings, store: Store, http: reque
         if spec.type not in SOURCES:
             raise SourceError(spec.name, f"unknown type {spec.type!r}; use one of {', '.join(sorted(SOURCES))}")
         result = SOURCES[spec.type](spec.name, options, http).fetch(state)
-    except Exception as e:  # noqa: BLE001  one broken source (even a parser bug) never stops the others
+    except Exception as e:
         report.error = str(e) if isinstance(e, BotError) else f"source {spec.name!r}: unexpected {type(e).__name__}: {e}; please report this"
         log.warning("%s", report.error, exc_info=not isinstance(e, BotError))
         store.save_fetch(spec.name, None, error=report.error, now=now)

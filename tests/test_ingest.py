@@ -16,7 +16,7 @@ from bot.cli import cli
 from bot.config import Settings, load_settings
 from bot.ingest import fetch_all
 from bot.models import Entry
-from bot.store import Store, _merge, _entry_row, entries
+from bot.store import Store, _entry_row, _merge, entries
 
 DATA = Path(__file__).resolve().parent / "data"
 BLOG = "https://blog.example/feed.xml"

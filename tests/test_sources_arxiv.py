@@ -196,3 +196,13 @@ def test_api_connection_error_is_a_source_error(fake_clock: Any) -> None:
     responses.get(API, body=requests.ConnectionError("refused"))
     with pytest.raises(SourceError, match="cannot connect"):
         api_source().fetch(FetchState())
+
+
+@responses.activate
+def test_api_keeps_the_pages_it_got_when_a_later_one_fails(shared_fixture: Fixture, fake_clock: Any) -> None:
+    page0 = shared_fixture("arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml").read_bytes()
+    responses.get(API, body=page0)
+    responses.get(API, status=500)
+    result = api_source(max_results=20, page_size=10, sort_by="relevance").fetch(FetchState())
+    assert len(result.entries) == 10
+    assert any(w.startswith("stopped after 10 entries") and "HTTP 500" in w for w in result.warnings)

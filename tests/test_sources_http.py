@@ -129,3 +129,24 @@ def test_retry_after_forms() -> None:
     assert retry_after("soon", 5.0) == 5.0
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 5.0) == 0.0  # a date in the past: go now
     assert retry_after("99999", 5.0) == 300.0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": "soon"}, "timeout = 'soon' is not a number ≥ 0; write e.g. timeout = 30"),
+        ({"max_bytes": True}, "max_bytes = True is not a number ≥ 0"),
+        ({"url": 42}, "url = 42 is not a non-empty string"),
+    ],
+)
+def test_a_badly_typed_option_names_the_key(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(SourceError, match=message.replace("(", r"\(")):
+        Rss("blog", {"url": URL, **options}, http_session())
+
+
+def test_arxiv_categories_may_be_a_list() -> None:
+    from bot.sources.arxiv_api import Arxiv
+
+    Arxiv("a", {"categories": ["cs.LG", "cs.AI"]}, http_session())
+    with pytest.raises(SourceError, match="categories = 3 is not a string or a list of strings"):
+        Arxiv("a", {"categories": 3}, http_session())

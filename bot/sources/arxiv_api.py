@@ -27,6 +27,7 @@ def listing_url(categories: Any) -> str:
 class Arxiv(Source):
     """arXiv: a listing feed (`categories` or `url`) or, with `query`, the search API."""
 
+    list_options = frozenset({"categories"})
     options = {
         "categories": "cs.LG",  # the listing feed rss.arxiv.org/rss/<categories>
         "url": "",  # or a listing feed url of your own
@@ -60,14 +61,14 @@ class Arxiv(Source):
         warnings: list[str] = []
         start = 0
         while start < wanted:
-            params = {"search_query": query, "start": start, "max_results": min(size, wanted - start),
+            params: dict[str, Any] = {"search_query": query, "start": start, "max_results": min(size, wanted - start),
                       "sortBy": sort_by, "sortOrder": "descending"}
             try:
                 page = self._page(url, params, delay)
-            except SourceError as e:
+            except SourceError as problem:
                 if not found:
                     raise
-                warnings.append(f"stopped after {len(found)} entries: {e}")
+                warnings.append(f"stopped after {len(found)} entries: {problem}")
                 break
             warnings.extend(page.warnings)
             fresh = [e for e in page.entries if e.id not in found]

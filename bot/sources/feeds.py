@@ -20,14 +20,14 @@ from ._ids import arxiv_id, canonical_id, normalize_url
 from ._text import EMAIL_NAME, author_name, plain_text, split_authors, squash, unique
 
 # arXiv listing descriptions start "arXiv:2401.12345v2 Announce Type: replace \nAbstract: ".
-_ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.I)
+_ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE)
 # Old (pre-2024) arXiv RDF titles end "(arXiv:1805.08875v1 [hep-ex] CROSS LISTED)".
 _OLD_ARXIV_TITLE = re.compile(
-    r"\s*\(arXiv:(?P<id>\S+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$", re.I)
+    r"\s*\(arXiv:(?P<id>\S+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$", re.IGNORECASE)
 _OLD_KIND = {"": "new", "UPDATED": "replace", "CROSS LISTED": "cross"}
-_ARXIV_ERROR = re.compile(r"^https?://arxiv\.org/api/errors", re.I)
-_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:\-]+)", re.I)
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*:", re.I)
+_ARXIV_ERROR = re.compile(r"^https?://arxiv\.org/api/errors", re.IGNORECASE)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:\-]+)", re.IGNORECASE)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*:", re.IGNORECASE)
 # Bozo reasons that still leave a sound document (a wrong charset label, an odd content type).
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
