@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +213,55 @@ def test_match_merges_one_paper_from_hf_arxiv_api_and_arxiv_rss() -> None:
     (sub,) = json.loads(result.output)["subscribers"]
     ids = [e["id"] for e in sub["entries"]]
     assert sorted(ids) == ["arxiv:2301.00001", "arxiv:2611.04242"]
+
+
+class _FeedServer(BaseHTTPRequestHandler):
+    """Serves tests/data/paper_arxiv_rss.xml with an ETag, answering 304 when it matches."""
+
+    seen: list[dict[str, str]] = []
+    etag = '"paper-rss-1"'
+
+    def do_GET(self) -> None:
+        type(self).seen.append(dict(self.headers))
+        if self.headers.get("If-None-Match") == self.etag:
+            self.send_response(304)
+            self.end_headers()
+            return
+        body = (DATA / "paper_arxiv_rss.xml").read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+        self.send_header("ETag", self.etag)
+        self.send_header("Last-Modified", "Thu, 26 Nov 2026 05:00:00 GMT")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_fetch_twice_from_a_real_server(tmp_path: Path, fake_clock: Any) -> None:
+    _FeedServer.seen = []
+    server = HTTPServer(("127.0.0.1", 0), _FeedServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/rss/cs.LG"
+        (tmp_path / "digestbot.toml").write_text(f'[[sources]]\nname = "lg"\ntype = "arxiv"\nurl = "{url}"\n', encoding="utf-8")
+        env = {"DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+        args = ["--config", str(tmp_path / "digestbot.toml"), "fetch"]
+        first = CliRunner().invoke(cli, args, env=env)
+        second = CliRunner().invoke(cli, args, env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first.output.strip() == "lg  2 new, 0 updated, 0 unchanged, 0 errors"
+    assert second.output.strip() == "lg  0 new, 0 updated, 0 unchanged, 0 errors  (not modified)"
+    assert "If-None-Match" not in _FeedServer.seen[0]
+    assert _FeedServer.seen[1]["If-None-Match"] == '"paper-rss-1"'
+    assert _FeedServer.seen[1]["If-Modified-Since"] == "Thu, 26 Nov 2026 05:00:00 GMT"
+    assert _FeedServer.seen[1]["User-Agent"].startswith("digestbot/")
+    store = Store(env["DIGESTBOT_DATABASE_URL"])
+    try:
+        assert count(store) == 2
+    finally:
+        store.close()
