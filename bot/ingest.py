@@ -62,7 +62,13 @@ def fetch_source(spec: SourceSpec, settings: Settings, store: Store, http: reque
     for w in result.warnings:
         log.warning("source %r: %s", spec.name, w)
     report.not_modified = result.not_modified
-    report.new, report.updated, report.unchanged = store.upsert_entries(result.entries, now=now)
+    try:
+        report.new, report.updated, report.unchanged = store.upsert_entries(result.entries, now=now)
+    except Exception as e:  # noqa: BLE001  a batch the database refuses fails this source only
+        report.error = f"source {spec.name!r}: could not store its {len(result.entries)} entries ({type(e).__name__}: {e}); check the database"
+        log.warning("%s", report.error)
+        store.save_fetch(spec.name, None, error=report.error, now=now)
+        return report
     store.save_fetch(spec.name, result.state,
                      counts={"new": report.new, "updated": report.updated, "unchanged": report.unchanged}, now=now)
     return report

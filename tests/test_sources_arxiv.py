@@ -73,6 +73,16 @@ def test_api_ids(shared_fixture: Fixture, name: str, ids: list[str]) -> None:
     assert [e.id for e in entries_of(shared_fixture, f"arxiv/api/{name}")] == ids
 
 
+def test_api_two_ids_one_missing_keeps_all_34_authors(shared_fixture: Fixture) -> None:
+    (e,) = entries_of(shared_fixture, "arxiv/api/arxiv_api_2026_idlist_two_ids_one_missing.xml")
+    assert len(e.authors) == 34
+
+
+def test_api_2016_search_page(shared_fixture: Fixture) -> None:
+    entries = entries_of(shared_fixture, "arxiv/api/arxiv_api_2016_search_au-del_maestro_max10.xml")
+    assert len(entries) == 10 and all(any("Del Maestro" in a for a in e.authors) for e in entries)
+
+
 def test_api_title_zero_is_kept(shared_fixture: Fixture) -> None:
     (e,) = entries_of(shared_fixture, "arxiv/api/arxiv_api_2026_idlist_2104.12255v1_title_is_0.xml")
     assert e.title == "0" and e.extra["version"] == 1

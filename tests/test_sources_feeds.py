@@ -206,3 +206,10 @@ def test_read_entries_names_the_file_and_the_fix(tmp_path: Path) -> None:
         read_entries(bad)
     with pytest.raises(SourceError, match="check the path"):
         read_entries(tmp_path / "missing.xml")
+
+
+def test_hf_community_rss_mirror_with_iso_dates(shared_fixture: Fixture) -> None:
+    entries = read_feed(shared_fixture("hf/hf_papers_community_rss_mirror_2026-10-03_first3items.xml").read_bytes(), FEED_URL).entries
+    assert [e.id for e in entries] == ["arxiv:2609.22753", "arxiv:2610.01092", "arxiv:2609.36435"]
+    assert entries[0].published is not None and entries[0].published.isoformat() == "2026-09-26T00:00:00+00:00"
+    assert all(e.url.startswith("https://arxiv.org/abs/") for e in entries)

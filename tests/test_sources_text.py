@@ -83,3 +83,12 @@ def test_canonical_id_prefers_arxiv_then_guid_then_link() -> None:
 
 def test_normalize_url_keeps_query_drops_fragment() -> None:
     assert normalize_url("https://EX.org/a?b=1#c") == "https://ex.org/a?b=1"
+
+
+def test_a_very_long_id_is_bounded_stably() -> None:
+    from bot.sources._ids import MAX_ID, bounded_id
+
+    long = "https://example.org/" + "x" * 400
+    assert len(bounded_id(long)) == MAX_ID
+    assert bounded_id(long) == bounded_id(long) != bounded_id(long + "y")
+    assert bounded_id("https://example.org/a") == "https://example.org/a"

@@ -16,7 +16,7 @@ from ..errors import SourceError
 from ..models import Entry
 from . import FetchResult, FetchState, Source, register
 from ._http import FetchError, describe_status, get
-from ._ids import arxiv_id, canonical_id, normalize_url
+from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
 from ._text import EMAIL_NAME, author_name, plain_text, split_authors, squash, unique
 
 # arXiv listing descriptions start "arXiv:2401.12345v2 Announce Type: replace \nAbstract: ".
@@ -191,6 +191,7 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
     else:
         warnings.append("skipped an empty entry (no id, link, title or summary)")
         return None
+    eid = bounded_id(eid)
     for lk in e.get("links") or []:
         if lk.get("title") == "pdf" and lk.get("href"):
             extra["pdf_url"] = lk["href"]
