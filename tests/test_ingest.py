@@ -265,3 +265,45 @@ def test_fetch_twice_from_a_real_server(tmp_path: Path, fake_clock: Any) -> None
         assert count(store) == 2
     finally:
         store.close()
+
+
+@pytest.fixture
+def pg_store() -> Any:
+    """A Store in a fresh PostgreSQL schema, dropped afterwards; skipped without a server."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    base = os.environ.get("DIGESTBOT_TEST_DATABASE_URL", "")
+    if not base:
+        pytest.skip("DIGESTBOT_TEST_DATABASE_URL is not set (PostgreSQL tests)")
+    schema = f"t_sources_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    s = Store(f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}")
+    try:
+        yield s
+    finally:
+        s.close()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_one_paper_three_sources_and_a_long_guid(pg_store: Store) -> None:
+    from bot.sources.feeds import parse_feed
+    from bot.sources.files import read_entries
+
+    for name in ("paper_arxiv_rss.xml", "paper_hf.json", "paper_arxiv_api.xml"):
+        found, _ = read_entries(DATA / name)
+        pg_store.upsert_entries(found, now=T0)
+    e = pg_store.get_entries(["arxiv:2611.04242"])["arxiv:2611.04242"]
+    assert e.extra["upvotes"] == 17 and e.extra["version"] == 2 and e.extra["announce_type"] == "new"
+    guid = "https://blog.example/" + "very-long-slug-" * 40
+    feed = f'<rss version="2.0"><channel><title>b</title><item><title>t</title><guid>{guid}</guid></item></channel></rss>'
+    long_entries, _ = parse_feed(feed.encode(), BLOG)
+    assert pg_store.upsert_entries(long_entries, now=T0) == (1, 0, 0)
+    assert pg_store.upsert_entries(long_entries, now=T0) == (0, 0, 1)
