@@ -150,3 +150,29 @@ def test_arxiv_categories_may_be_a_list() -> None:
     Arxiv("a", {"categories": ["cs.LG", "cs.AI"]}, http_session())
     with pytest.raises(SourceError, match="categories = 3 is not a string or a list of strings"):
         Arxiv("a", {"categories": 3}, http_session())
+
+
+def test_shown_urls_hide_passwords_and_tokens() -> None:
+    from bot.sources._http import scrub, shown
+
+    assert shown("https://me:s3cret@feeds.example/x.xml") == "https://me:***@feeds.example/x.xml"
+    assert shown("https://feeds.example/x.xml?user=me&private_token=abc123") == "https://feeds.example/x.xml?user=me&private_token=***"
+    assert shown("https://feeds.example/x.xml?page=2") == "https://feeds.example/x.xml?page=2"
+    assert scrub("failed: /x.xml?private_token=abc123", "https://h/x.xml?private_token=abc123") == "failed: /x.xml?private_token=***"
+
+
+@responses.activate
+def test_a_connection_error_never_shows_the_token() -> None:
+    url = "https://feeds.example/x.xml?token=abc123"
+    responses.get(url, body=requests.ConnectionError(f"Max retries exceeded with url: /x.xml?token=abc123"))
+    with pytest.raises(SourceError) as info:
+        Rss("private", {"url": url}, http_session()).fetch(FetchState())
+    assert "abc123" not in str(info.value) and "token=***" in str(info.value)
+
+
+@responses.activate
+def test_ids_scoped_by_a_private_feed_url_carry_no_token() -> None:
+    url = "https://feeds.example/x.xml?token=abc123"
+    responses.get(url, body=FEED)
+    (e,) = Rss("private", {"url": url}, http_session()).fetch(FetchState()).entries
+    assert e.id == "https://feeds.example/x.xml?token=***#p1"

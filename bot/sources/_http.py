@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -92,9 +92,9 @@ def get(
         except requests.Timeout as e:
             raise FetchError(f"no answer within {timeout:g} s") from e
         except requests.TooManyRedirects as e:
-            raise FetchError(f"too many redirects ({e})") from e
+            raise FetchError(f"too many redirects ({scrub(str(e), url)})") from e
         except requests.RequestException as e:
-            raise FetchError(f"cannot connect ({type(e).__name__}: {e})") from e
+            raise FetchError(f"cannot connect ({type(e).__name__}: {scrub(str(e), url)})") from e
         with resp:
             if resp.status_code in RETRY_STATUSES and attempt < retries:
                 wait = retry_after(resp.headers.get("Retry-After"), backoff * 2**attempt)
@@ -125,8 +125,39 @@ def _read_capped(resp: requests.Response, max_bytes: int, timeout: float) -> byt
     except requests.Timeout as e:
         raise FetchError(f"the body did not arrive within {timeout:g} s") from e
     except requests.RequestException as e:
-        raise FetchError(f"the connection broke while reading ({type(e).__name__}: {e})") from e
+        raise FetchError(f"the connection broke while reading ({type(e).__name__})") from e
     return b"".join(chunks)
+
+
+_SECRET_PARAM = ("token", "key", "secret", "password", "passwd", "auth", "sig", "signature")
+
+
+def shown(url: str) -> str:
+    """A URL fit for messages and logs: a password or a token-like query value becomes ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        netloc = f"{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(any(w in k.lower() for w in _SECRET_PARAM) for k, _ in pairs):
+            query = urlencode([(k, "***" if any(w in k.lower() for w in _SECRET_PARAM) else v) for k, v in pairs], safe="*:+/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (an exception message) with the secrets of `url` replaced by ***."""
+    parts = urlsplit(url)
+    secrets = [parts.password or ""]
+    secrets += [v for k, v in parse_qsl(parts.query) if any(w in k.lower() for w in _SECRET_PARAM)]
+    for secret in filter(None, secrets):
+        text = text.replace(secret, "***")
+    return text
 
 
 def describe_status(status: int, reason: str = "") -> str:

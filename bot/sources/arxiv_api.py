@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import SourceError
 from ..models import Entry
 from . import FetchResult, FetchState, Source, register
-from ._http import FetchError, describe_status, get
+from ._http import FetchError, describe_status, get, shown
 from .feeds import ArxivApiError, ParsedFeed, fetch_feed, read_feed
 
 API_URL = "https://export.arxiv.org/api/query"
@@ -92,7 +92,7 @@ class Arxiv(Source):
             got = get(self.http, url, params=params, timeout=float(self.settings["timeout"]),
                       max_bytes=int(self.settings["max_bytes"]), min_interval=delay)
         except FetchError as e:
-            raise SourceError(self.name, f"{url}: {e}; try again later") from e
+            raise SourceError(self.name, f"{shown(url)}: {e}; try again later") from e
         try:
             # arXiv sends its "Error" feed with HTTP 400: read the body before the status.
             page = read_feed(got.content, got.url, self.name, got.headers)
@@ -100,10 +100,10 @@ class Arxiv(Source):
             raise SourceError(self.name, f"{e}; check the query {params['search_query']!r}") from e
         except ValueError as e:
             if 200 <= got.status < 300:
-                raise SourceError(self.name, f"{url}: {e}; try again later") from e
-            raise SourceError(self.name, f"{url}: {describe_status(got.status)}") from e
+                raise SourceError(self.name, f"{shown(url)}: {e}; try again later") from e
+            raise SourceError(self.name, f"{shown(url)}: {describe_status(got.status)}") from e
         if not 200 <= got.status < 300:
-            raise SourceError(self.name, f"{url}: {describe_status(got.status)}")
+            raise SourceError(self.name, f"{shown(url)}: {describe_status(got.status)}")
         return page
 
 

@@ -15,7 +15,7 @@ import feedparser
 from ..errors import SourceError
 from ..models import Entry
 from . import FetchResult, FetchState, Source, register
-from ._http import FetchError, describe_status, get
+from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
 from ._text import EMAIL_NAME, author_name, plain_text, split_authors, squash, unique
 
@@ -108,7 +108,7 @@ def read_feed(
     feed = parsed.get("feed") or {}
     ctx = _Context(
         base=_base_for(parsed, url),
-        key=normalize_url(key or url),
+        key=normalize_url(shown(key or url)),  # no token in an id, and a new token keeps the ids
         source=source or squash(feed.get("title", "")) or url,
         feed_date=_time(feed.get("updated_parsed")) or _time(feed.get("published_parsed")),
     )
@@ -245,16 +245,16 @@ def fetch_feed(source: Source, url: str, state: FetchState, min_interval: float 
         got = get(source.http, url, headers=headers, timeout=float(source.settings["timeout"]),
                   max_bytes=int(source.settings["max_bytes"]), min_interval=min_interval)
     except FetchError as e:
-        raise SourceError(source.name, f"{url}: {e}; check the url or try again later") from e
+        raise SourceError(source.name, f"{shown(url)}: {e}; check the url or try again later") from e
     if got.status == 304:
         return FetchResult([], state, not_modified=True)
     if not 200 <= got.status < 300:
-        raise SourceError(source.name, f"{url}: {describe_status(got.status)}")
+        raise SourceError(source.name, f"{shown(url)}: {describe_status(got.status)}")
     try:
         feed = read_feed(got.content, got.url, source.name, got.headers, key=url)
     except ValueError as e:
-        raise SourceError(source.name, f"{url}: {e}; check that the url gives a feed, not a web page") from e
+        raise SourceError(source.name, f"{shown(url)}: {e}; check that the url gives a feed, not a web page") from e
     if got.moved_to:
-        feed.warnings.append(f"the feed moved permanently to {got.moved_to}; put that url in the config")
+        feed.warnings.append(f"the feed moved permanently to {shown(got.moved_to)}; put that url in the config")
     new_state = FetchState(got.headers.get("ETag", ""), got.headers.get("Last-Modified", ""), dict(state.cursor))
     return FetchResult(feed.entries, new_state, warnings=feed.warnings)

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import SourceError
 from ..models import Entry
 from . import FetchResult, FetchState, Source, register
-from ._http import FetchError, describe_status, get
+from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id
 from ._text import squash, unique
 
@@ -113,10 +113,10 @@ class HfDaily(Source):
             got = get(self.http, url, params=params, headers={"Accept": "application/json"},
                       timeout=float(self.settings["timeout"]), max_bytes=int(self.settings["max_bytes"]))
         except FetchError as e:
-            raise SourceError(self.name, f"{url}: {e}; try again later") from e
+            raise SourceError(self.name, f"{shown(url)}: {e}; try again later") from e
         if got.status != 200:
-            raise SourceError(self.name, f"{url} (date={day}): {describe_status(got.status)}")
+            raise SourceError(self.name, f"{shown(url)} (date={day}): {describe_status(got.status)}")
         try:
             return parse_daily_papers(json.loads(got.content), self.name)
         except ValueError as e:  # JSONDecodeError is a ValueError
-            raise SourceError(self.name, f"{url} (date={day}): {e}; check the url") from e
+            raise SourceError(self.name, f"{shown(url)} (date={day}): {e}; check the url") from e
