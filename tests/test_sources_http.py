@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -176,3 +177,35 @@ def test_ids_scoped_by_a_private_feed_url_carry_no_token() -> None:
     responses.get(url, body=FEED)
     (e,) = Rss("private", {"url": url}, http_session()).fetch(FetchState()).entries
     assert e.id == "https://feeds.example/x.xml?token=***#p1"
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Sends a feed a few bytes at a time, slowly."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.end_headers()
+        try:
+            for _ in range(12):
+                self.wfile.write(b" " * 64)
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_server_that_trickles_is_cut_off() -> None:
+    from bot.sources._http import FetchError, get
+
+    server = HTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(FetchError, match="the body took more than 0.3 s to arrive"):
+            get(http_session(), f"http://127.0.0.1:{server.server_port}/", timeout=5, total_timeout=0.3)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -82,8 +82,13 @@ def get(
     min_interval: float = 0.0,
     retries: int = 3,
     backoff: float = 5.0,
+    total_timeout: float | None = None,
 ) -> Fetched:
-    """GET `url`: paced per host, retried with backoff on 429/503, body read up to `max_bytes`."""
+    """GET `url`: paced per host, retried with backoff on 429/503, body read up to `max_bytes`.
+
+    `timeout` bounds each wait on the socket; `total_timeout` (default 4 × timeout, at least
+    60 s) bounds reading the whole body, so a server that trickles bytes cannot hold a fetch.
+    """
     waited: list[float] = []
     for attempt in range(retries + 1):
         pace(url, min_interval)
@@ -101,7 +106,7 @@ def get(
                 waited.append(wait)
                 CLOCK.sleep(wait)
                 continue
-            content = _read_capped(resp, max_bytes, timeout)
+            content = _read_capped(resp, max_bytes, timeout, total_timeout or max(4 * timeout, 60.0))
         moved = ""
         for hop in resp.history:
             if hop.status_code in (301, 308):
@@ -110,17 +115,20 @@ def get(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _read_capped(resp: requests.Response, max_bytes: int, timeout: float) -> bytes:
+def _read_capped(resp: requests.Response, max_bytes: int, timeout: float, total: float) -> bytes:
+    deadline = time.monotonic() + total
     declared = resp.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"the response is {int(declared):,} bytes, more than max_bytes = {max_bytes:,}")
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in resp.iter_content(64 * 1024):
+        for chunk in resp.iter_content(16 * 1024):  # the deadline is checked once per chunk
             size += len(chunk)
             if size > max_bytes:
                 raise FetchError(f"the response is more than max_bytes = {max_bytes:,} bytes")
+            if time.monotonic() > deadline:
+                raise FetchError(f"the body took more than {total:g} s to arrive")
             chunks.append(chunk)
     except requests.Timeout as e:
         raise FetchError(f"the body did not arrive within {timeout:g} s") from e
