@@ -68,6 +68,9 @@ def main() -> None:
     def bare() -> None:
         assert len(feedparser.parse(content).entries) == args.entries
 
+    def bare_as_used() -> None:
+        assert len(feedparser.parse(content, resolve_relative_uris=False).entries) == args.entries
+
     with tempfile.TemporaryDirectory() as tmp:
         runs = iter(range(args.repeat))
 
@@ -81,12 +84,14 @@ def main() -> None:
                 store.close()
 
         # Interleaved, so that load from other processes falls on both alike.
-        reference = ours = float("inf")
+        reference = as_used = ours = float("inf")
         for _ in range(args.repeat):
             reference = min(reference, best_of(1, bare))
+            as_used = min(as_used, best_of(1, bare_as_used))
             ours = min(ours, best_of(1, ingest))
     ref_rate, our_rate = args.entries / reference, args.entries / ours
     print(f"reference  feedparser.parse(bytes)            {ref_rate:9,.0f} entries/s  ({reference:.2f} s)")
+    print(f"(info)     feedparser as digestbot calls it     {args.entries / as_used:9,.0f} entries/s  ({as_used:.2f} s)")
     print(f"digestbot  parse + normalize + store (SQLite) {our_rate:9,.0f} entries/s  ({ours:.2f} s)")
     verdict = "meets" if our_rate >= 0.5 * ref_rate else "MISSES"
     print(f"ratio {our_rate / ref_rate:.0%} of the bare parse rate ({verdict} the 50 % target)")
