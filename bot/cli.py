@@ -261,6 +261,64 @@ def _roster(settings: Settings, store: Store) -> tuple[list[Subscriber], list[Pr
     return subs, problems
 
 
+@cli.command()
+@click.option("--source", "names", multiple=True, metavar="NAME", help="Fetch only this source; repeat for several.")
+@click.pass_obj
+def fetch(obj: Context, names: Sequence[str]) -> None:
+    """Fetch every configured source into the database and say what each brought.
+
+    Exits 1 when any source failed (the others are still fetched and stored).
+
+    \b
+    Example:
+      digestbot fetch
+      digestbot fetch --source arxiv-lg
+    """
+    from .ingest import FetchReport, fetch_all
+
+    settings = obj.settings()
+    specs = list(settings.sources)
+    unknown = sorted(set(names) - {s.name for s in specs})
+    if unknown:
+        raise click.UsageError(f"no source named {', '.join(map(repr, unknown))}; the sources are "
+                               f"{', '.join(s.name for s in specs) or '(none configured)'}")
+    if names:
+        specs = [s for s in specs if s.name in names]
+    if not specs:
+        click.echo("No sources configured; add a [[sources]] table to digestbot.toml.")
+        return
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        # Every error and warning is printed below; without -v, don't log them twice.
+        logging.getLogger("bot.ingest").setLevel(logging.ERROR)
+    store = Store(settings.database_url)
+    try:
+        if sys.stderr.isatty():
+            bar: Any
+            with click.progressbar(length=len(specs), label="Fetching", file=sys.stderr,
+                                   item_show_func=lambda r: r.source if r else None) as bar:
+                def step(report: FetchReport) -> None:
+                    bar.update(1, report)
+
+                reports = fetch_all(settings, store, specs, progress=step)
+        else:
+            reports = fetch_all(settings, store, specs)
+    finally:
+        store.close()
+    width = max(len(r.source) for r in reports)
+    for r in reports:
+        if r.error:
+            click.echo(f"{r.source:<{width}}  FAILED: {r.error}")
+            continue
+        note = "  (not modified)" if r.not_modified else ""
+        click.echo(f"{r.source:<{width}}  {r.new} new, {r.updated} updated, {r.unchanged} unchanged, 0 errors{note}")
+        for w in r.warnings:
+            click.echo(f"{'':<{width}}  warning: {w}")
+    failed = [r for r in reports if r.error]
+    if failed:
+        click.echo(f"{len(failed)} of {len(reports)} source{'s' if len(reports) != 1 else ''} failed.", err=True)
+        sys.exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning `BotError` into a message and exit code 1."""
     try:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -232,12 +233,36 @@ def _entry(row: Any) -> Entry:
     )
 
 
+# Counters that only grow (a stale copy read later must not lower them) and facts about the
+# first sighting (a paper first announced "new" stays "new" when arXiv later lists its revision).
+_GROWING = ("upvotes", "comments", "github_stars", "version")
+_FIRST = ("announce_type",)
+
+
+def _merged_extra(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    extra = {**old, **new}
+    for key in _GROWING:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            extra[key] = max(a, b)
+    for key in _FIRST:
+        if key in old:
+            extra[key] = old[key]
+    return extra
+
+
 def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
-    """Changes that `new` brings to a stored entry: enrich it, never lose what it had."""
+    """Changes that `new` brings to a stored entry: enrich it, never lose what it had.
+
+    Edits to title, summary and url are taken; the first source and first date stay; authors
+    fill in when missing; tags are joined; extras are merged (see `_GROWING` and `_FIRST`).
+    """
     changes: dict[str, Any] = {}
-    for key in ("title", "summary", "url", "source"):
-        if new[key] and new[key] != getattr(old, key) and not (key == "source" and old.source):
+    for key in ("title", "summary", "url"):
+        if new[key] and new[key] != getattr(old, key):
             changes[key] = new[key]
+    if not old.source and new["source"]:
+        changes["source"] = new["source"]
     if new["authors"] != "[]" and new["authors"] != old.authors and old.authors == "[]":
         changes["authors"] = new["authors"]
     old_tags, new_tags = json.loads(old.tags), json.loads(new["tags"])
@@ -245,7 +270,7 @@ def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
     if tags != old_tags:
         changes["tags"] = json.dumps(tags)
     old_extra = json.loads(old.extra)
-    extra = {**old_extra, **json.loads(new["extra"])}
+    extra = _merged_extra(old_extra, json.loads(new["extra"]))
     if extra != old_extra:
         changes["extra"] = json.dumps(extra)
     return changes
@@ -308,9 +333,9 @@ class Store:
         rows: dict[str, dict[str, Any]] = {}
         for e in items:
             row = _entry_row(e, now)
-            if e.id in rows:  # the same paper twice in one batch: enrich in memory
+            if e.id in rows:  # the same paper twice in one batch: merge in memory, as in the table
                 prev = rows[e.id]
-                prev["extra"] = json.dumps({**json.loads(prev["extra"]), **json.loads(row["extra"])})
+                prev.update(_merge(SimpleNamespace(**prev), row))
             else:
                 rows[e.id] = row
         new = updated = unchanged = 0
