@@ -38,10 +38,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """Writes to whatever `sys.stderr` is at the time of each record (click's test runner swaps it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stderr
 
@@ -61,7 +61,7 @@ def setup_logging(verbose: int, quiet: bool, log_format: str, stream: IO[str] | 
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_digestbot", False)]:
         root.removeHandler(old)
-    handler._digestbot = True  # type: ignore[attr-defined]
+    handler._digestbot = True  # type: ignore[attr-defined,unused-ignore]
     root.addHandler(handler)
     root.setLevel(level)
 

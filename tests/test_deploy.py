@@ -154,11 +154,11 @@ def test_compose_config_mounts_parse_as_the_container_reads_them() -> None:
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="docker is not installed")
 def test_docker_compose_config_accepts_the_file() -> None:
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    probe = subprocess.run(["docker", "compose", "version"], check=False, capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip("the docker compose plugin is not installed")
     done = subprocess.run(["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "-q"],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -241,7 +241,7 @@ def test_k8s_config_and_subscribers_are_valid() -> None:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kustomize_builds_the_manifests() -> None:
-    done = subprocess.run(["kubectl", "kustomize", str(DEPLOY / "k8s")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["kubectl", "kustomize", str(DEPLOY / "k8s")], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(done.stdout))
     assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "Secret"]
@@ -270,7 +270,7 @@ def test_systemd_units_run_existing_commands() -> None:
 
 def verify(folder: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=folder,
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
 
 
 def installed_copies(tmp_path: Path) -> Path:
@@ -305,7 +305,7 @@ def test_systemd_analyze_verify_would_catch_a_typo(tmp_path: Path) -> None:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
-                          capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     (found,) = out.glob("digestbot-*.whl")
     return found
@@ -330,6 +330,6 @@ def test_init_from_the_installed_wheel_works(wheel: Path, tmp_path: Path) -> Non
     code = "import sys, bot; assert bot.__file__.startswith(sys.argv[1]), bot.__file__; from bot.cli import main; main(sys.argv[2:])"
     for args in (["init"], ["check"]):
         done = subprocess.run([sys.executable, "-c", code, str(target), *args], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=120)
+                              check=False, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == "No problems: 1 source, 1 subscriber.\n"
