@@ -82,6 +82,8 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except BotError as e:
             _fail(ctx, str(e), e.exit_code)
+        except BrokenPipeError:
+            raise  # the reader went away (`digestbot history alice | head`): click exits quietly
         except OSError as e:
             # A file digestbot may not read or write: the user's to fix, not a bug.
             what = f"{e.filename}: " if e.filename else ""

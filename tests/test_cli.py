@@ -407,6 +407,19 @@ def test_progress_bars_on_a_terminal(here: Path) -> None:
     assert "subscribers served  1 of 1" in out
 
 
+@pytest.mark.slow
+def test_a_reader_that_goes_away_stops_it_quietly(here: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "init", "new"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `digestbot ... | head -0`
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 1
+    assert err == b""
+    assert (here / "new" / "digestbot.toml").is_file()
+
+
 def test_no_progress_bar_when_not_a_terminal(here: Path) -> None:
     result = init_and_run()
     assert "Fetching" not in result.output and "%" not in result.output
