@@ -37,7 +37,11 @@ class Context:
     def settings(self, subscriptions: str | None = None, *, need_file: bool = False) -> Settings:
         """The settings, with --subscriptions applied; `need_file`: refuse to run on defaults alone."""
         if self._settings is None:
-            self._settings = load_settings(self.config)
+            settings = load_settings(self.config)
+            if settings.templates_dir is not None:
+                # Relative to the config file like every other path (render uses it as given).
+                settings = replace(settings, templates_dir=settings.resolve(settings.templates_dir))
+            self._settings = settings
         if need_file and self._settings.config_path is None:
             raise ConfigError(_NO_CONFIG.format(cwd=Path.cwd()), path=DEFAULT_CONFIG)
         if subscriptions:

@@ -127,6 +127,17 @@ def test_init_into_a_named_folder(here: Path) -> None:
     assert (here / "mydigest" / "examples" / "papers.xml").read_bytes().startswith(b"<?xml")
 
 
+def test_init_templates_override_the_bundled_ones_from_anywhere(here: Path) -> None:
+    assert invoke("init", "mydigest").exit_code == 0
+    txt = here / "mydigest" / "templates" / "email.txt.j2"
+    txt.write_text("MY OWN TEMPLATE\n" + txt.read_text())
+    with time_machine.travel(NOW, tick=True):
+        result = invoke("--config", "mydigest/digestbot.toml", "run", "--once")
+    assert result.exit_code == 0, result.output
+    eml = (here / "mydigest" / "outbox" / "example" / f"example.{SLOT}.eml").read_text()
+    assert "MY OWN TEMPLATE" in eml
+
+
 def test_init_refuses_to_overwrite_and_writes_nothing(here: Path) -> None:
     (here / "digestbot.toml").write_text("# mine\n")
     result = invoke("init")
