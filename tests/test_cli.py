@@ -29,18 +29,24 @@ NO_CONFIG = ("Error: digestbot.toml: not found in {cwd}, and neither --config no
              "run 'digestbot init' to write one here, or pass --config PATH\n")
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI sets up the root logger; leave it as it was for other tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty working folder, no digestbot variables in the environment, logging restored after."""
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working folder and no digestbot variables in the environment."""
     for var in list(os.environ):
         if var.startswith(("DIGESTBOT_", "SLACK_")):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield tmp_path
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    return tmp_path
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

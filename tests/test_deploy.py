@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shlex
 import shutil
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +39,16 @@ def code_env_names() -> set[str]:
 
 
 ENV_NAMES = code_env_names()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI sets up the root logger; leave it as it was for other tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def assert_digestbot_command(argv: list[str]) -> None:
@@ -98,6 +111,40 @@ def test_dockerfile_slim_base_non_root_wheel_healthcheck_and_run() -> None:
         if op == "COPY" and not a.startswith("--from"):
             for src in a.split()[:-1]:
                 assert (ROOT / src).exists(), f"COPY {src}: no such file in the repository"
+
+
+def test_the_bare_image_layout_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image's steps on this machine: `digestbot init /etc/digestbot`, its ENV, WORKDIR, HEALTHCHECK
+    and `run --once` (paths moved under tmp_path)."""
+    steps = dockerfile()
+    etc, var = tmp_path / "etc", tmp_path / "var"
+    var.mkdir()
+
+    def moved(text: str) -> str:
+        return text.replace("/etc/digestbot", str(etc)).replace("/var/lib/digestbot", str(var))
+
+    env: dict[str, str] = {}
+    for op, a in steps:
+        if op == "ENV":
+            env.update((k, moved(v)) for k, v in (kv.split("=", 1) for kv in shlex.split(a)))
+        if op == "WORKDIR":
+            workdir = moved(a)
+    assert workdir == str(var)
+    init = re.search(r"digestbot (init \S+)", next(a for op, a in steps if op == "RUN" and "digestbot init" in a))
+    assert init
+    for var_name in list(os.environ):
+        if var_name.startswith(("DIGESTBOT_", "SLACK_")):
+            monkeypatch.delenv(var_name)
+    monkeypatch.chdir(workdir)
+    runner = CliRunner()
+    assert runner.invoke(cli, moved(init[1]).split()).exit_code == 0
+    health = yaml.safe_load(next(a for op, a in steps if op == "HEALTHCHECK").split("CMD", 1)[1])
+    done = runner.invoke(cli, health[1:], env=env)
+    assert (done.exit_code, done.output) == (0, "")
+    done = runner.invoke(cli, ["run", "--once"], env=env)
+    assert done.exit_code == 0, done.output
+    assert list((var / "outbox" / "example").glob("example.*.eml"))
+    assert (var / "digestbot.db").is_file()
 
 
 # --- compose.yaml -------------------------------------------------------------------------------
