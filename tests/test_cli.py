@@ -386,6 +386,38 @@ def test_history_of_an_unknown_subscriber(here: Path) -> None:
                              "without .toml)\n")
 
 
+# --- match and feedback -------------------------------------------------------------------------
+
+def test_match_scores_files_without_a_database(here: Path) -> None:
+    invoke("init")
+    result = invoke("match", "--entries", "examples/papers.xml", "--json")
+    assert result.exit_code == 0
+    out = json.loads(result.output)
+    (sub,) = out["subscribers"]
+    assert sub["id"] == "example" and sub["entries"] and all(e["selected"] for e in sub["entries"])
+    assert not (here / "digestbot.db").exists()
+    text = invoke("match", "--entries", "examples/papers.xml")
+    assert text.output.startswith(f"example: {len(sub['entries'])} selected\n")
+
+
+def test_match_with_an_unreadable_entries_file(here: Path) -> None:
+    invoke("init")
+    result = invoke("match", "--entries", "nope.xml")
+    assert result.exit_code == 1
+    assert result.output == "Error: source 'nope.xml': cannot read nope.xml: No such file or directory; check the path\n"
+
+
+def test_feedback_is_recorded_and_an_unknown_entry_is_named(here: Path) -> None:
+    init_and_run()
+    ok = invoke("feedback", "example", "arxiv:2611.01001", "up")
+    assert (ok.exit_code, ok.output) == (0, "Recorded 👍 from example on arxiv:2611.01001.\n")
+    bad = invoke("feedback", "example", "arxiv:0000.00000", "down")
+    assert bad.exit_code == 1
+    assert bad.output == ("Error: no entry 'arxiv:0000.00000' in the store; give an id that "
+                          "'digestbot history example' shows\n")
+    assert invoke("feedback", "example", "arxiv:2611.01001", "sideways").exit_code == 2
+
+
 # --- console helpers ----------------------------------------------------------------------------
 
 def test_clean_removes_terminal_controls() -> None:
