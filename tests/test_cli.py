@@ -95,6 +95,7 @@ def test_verbose_and_quiet_together_is_a_usage_error(here: Path) -> None:
 
 # --- init, check, run --once: a working setup with no edits ----------------------------------
 
+@pytest.mark.slow  # the first run in a session imports scikit-learn
 def test_init_then_check_then_run_once_works_with_no_edits(here: Path) -> None:
     result = invoke("init")
     assert result.exit_code == 0
