@@ -170,7 +170,7 @@ def run(obj: Context, once: bool, subscriptions: str | None) -> None:
     finally:
         store.close()
     for o in report.recovered:
-        line = f"{o.subscriber}: re-sent pending digest {o.digest_id}: {o.status}" + (f" ({o.reason})" if o.reason and o.status != "sent" else "")
+        line = f"{o.subscriber}: re-sent pending digest {o.digest_id}: {o.status}" + (f" ({clean(o.reason)})" if o.reason and o.status != "sent" else "")
         (console.say if o.status == "sent" else click.echo)(line)
     for o in report.outcomes:
         if o.status == "sent":
@@ -180,7 +180,7 @@ def run(obj: Context, once: bool, subscriptions: str | None) -> None:
         elif o.status == "skipped":
             console.say(f"{o.subscriber}: skipped ({o.reason})")
         else:
-            click.echo(f"{o.subscriber}: {o.status.upper()}: {o.reason}")
+            click.echo(f"{o.subscriber}: {o.status.upper()}: {clean(o.reason)}")
     failed = [o for o in report.outcomes + report.recovered if o.status in ("failed", "pending")]
     _run_summary(console, report.outcomes + report.recovered, len(subs), failed, problems)
     if failed or problems:
@@ -195,7 +195,7 @@ def _fetch_summary(console: Console, reports: Sequence[Any]) -> None:
     console.say(f"fetched {plural(len(good), 'source')}: {new} new, {updated} updated, {unchanged} unchanged"
                 + (f"; {len(bad)} failed" if bad else ""))
     for r in bad:
-        click.echo(f"fetch {r.source}: FAILED: {r.error}")
+        click.echo(f"fetch {r.source}: FAILED: {clean(r.error)}")
 
 
 def _run_summary(console: Console, outcomes: Sequence[Any], total: int, failed: Sequence[Any],
@@ -208,7 +208,7 @@ def _run_summary(console: Console, outcomes: Sequence[Any], total: int, failed: 
         ["entries sent", str(sum(o.entries for o in sent))],
         ["failures", str(len(failed) + len(bad_files))],
     ]
-    rows += [[f"  {o.subscriber}", f"{o.status}: {o.reason}"] for o in failed]
+    rows += [[f"  {o.subscriber}", f"{o.status}: {clean(o.reason)}"] for o in failed]
     rows += [[f"  {path}", "skipped: the file has a problem (see the warnings)"] for path in bad_files]
     console.say()
     console.table(rows)
