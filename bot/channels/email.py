@@ -64,8 +64,8 @@ class Smtp(Channel):
     def _connect(self) -> smtplib.SMTP:
         if self._conn is not None:
             return self._conn
+        conn: smtplib.SMTP | None = None
         try:
-            conn: smtplib.SMTP
             if self.tls:
                 conn = smtplib.SMTP_SSL(self.host, self.port, timeout=60, context=ssl.create_default_context())
             else:
@@ -75,8 +75,11 @@ class Smtp(Channel):
             if self.user:
                 conn.login(self.user, self.settings.smtp_password)
         except smtplib.SMTPAuthenticationError as e:
+            conn.close()  # type: ignore[union-attr]  # login is the last step: conn exists
             raise PermanentSendError(f"the SMTP server refused the login for {self.user!r} ({e.smtp_code}); check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD") from e
         except (OSError, smtplib.SMTPException) as e:
+            if conn is not None:
+                conn.close()
             raise TransientSendError(f"cannot connect to SMTP {self.host}:{self.port} ({e}); will retry") from e
         self._conn = conn
         return conn
