@@ -16,7 +16,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 
 from . import tokens
 from .config import Settings
-from .models import Digest, DigestItem
+from .models import Digest, DigestItem, Entry
 
 BUNDLED = Path(__file__).resolve().parent / "templates"  # inside an installed wheel
 REPOSITORY = Path(__file__).resolve().parent.parent / "templates"  # in a source checkout
@@ -45,8 +45,14 @@ class RenderedEmail:
 
 @dataclass(frozen=True, slots=True)
 class ItemView:
-    """One digest item as the templates show it: plain text fields and ready links."""
+    """One digest item as the templates show it: plain text fields and ready links.
 
+    `entry`, `score`, `why` (a tuple) and `topic` are the item's own, as templates written for
+    `DigestItem` expect; the rest is ready to show.
+    """
+
+    entry: Entry
+    score: float
     n: int
     title: str
     url: str  # http(s) only, else empty: a feed cannot smuggle javascript: links in
@@ -54,7 +60,8 @@ class ItemView:
     source: str
     topic: str
     abstract: str
-    why: str
+    why: tuple[str, ...]
+    why_text: str
     up_url: str
     down_url: str
     entry_id: str
@@ -136,9 +143,10 @@ def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> I
     feedback = link(settings, "feedback", digest, e.id)  # one token; the vote is the last path segment
     authors = ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if len(names) > AUTHORS_SHOWN else "")
     return ItemView(
-        n=n, title=shorten(e.title, 300) or e.id, url=safe_url(e.url), authors=shorten(authors, 300),
+        entry=e, score=item.score, why=item.why, n=n, title=shorten(e.title, 300) or e.id, url=safe_url(e.url),
+        authors=shorten(authors, 300),
         source=shorten(e.source, 80), topic=humanize(item.topic), abstract=shorten(e.summary, ABSTRACT_CHARS),
-        why=shorten("; ".join(item.why), 300), entry_id=e.id,
+        why_text=shorten("; ".join(item.why), 300), entry_id=e.id,
         up_url=f"{feedback}/up", down_url=f"{feedback}/down",
     )
 
@@ -172,7 +180,8 @@ def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
     return {
         "digest": digest, "subscriber": sub, "name": clean(sub.name or sub.id),
         "address": clean(sub.address), "items": views, "brief": [],
-        "count": len(views), "more": digest.more, "date_text": f"{local_date(digest):%a %d %b %Y}",
+        "count": len(views), "more": digest.more, "date": local_date(digest),
+        "date_text": f"{local_date(digest):%a %d %b %Y}",
         "subject": subject(digest), "top_topic": top_topic(digest),
         "base_url": settings.base_url.rstrip("/"),
         "unsubscribe_url": link(settings, "unsubscribe", digest), "manage_url": link(settings, "manage", digest),

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -111,6 +112,46 @@ feedback = Table(
 )
 
 
+# --- web subscribers, statuses that win over files, used tokens, rate limits (bot.web, bot.roster) ---
+web_subscribers = Table(
+    "web_subscribers", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False, unique=True),  # lower-cased, for lookups
+    Column("name", Text, nullable=False, default=""),
+    Column("interests", Text, nullable=False, default="{}"),  # JSON: description, keywords, exclude, topics, authors
+    Column("schedule", String(100), nullable=False),
+    Column("timezone", String(100), nullable=False),
+    Column("max_items", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # unconfirmed | active | paused | unsubscribed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),  # the latest (re)subscription request
+    Column("confirmed_at", UTCDateTime),
+)
+
+subscriber_status = Table(
+    "subscriber_status", metadata,
+    Column("subscriber_id", String(200), primary_key=True),
+    Column("status", String(20), nullable=False),  # active | paused | unsubscribed; wins over the file
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+used_tokens = Table(
+    "used_tokens", metadata,
+    Column("nonce", String(100), primary_key=True),  # a hash of the used link
+    Column("kind", String(50), nullable=False),
+    Column("used_at", UTCDateTime, nullable=False),
+)
+
+rate_events = Table(
+    "rate_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(100), nullable=False, index=True),  # a hash: no address or IP is stored
+    Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -150,6 +191,32 @@ class SourceStatus:
     counts: dict[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class WebSubscriberRow:
+    """A subscriber made on the web, as the store holds it (interests as a dict)."""
+
+    id: str
+    email: str
+    name: str
+    interests: dict[str, Any]
+    schedule: str
+    timezone: str
+    max_items: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    requested_at: datetime
+    confirmed_at: datetime | None
+
+
+def _web_row(r: Any) -> WebSubscriberRow:
+    return WebSubscriberRow(
+        id=r.id, email=r.email, name=r.name, interests=json.loads(r.interests), schedule=r.schedule,
+        timezone=r.timezone, max_items=r.max_items, status=r.status, created_at=r.created_at,
+        updated_at=r.updated_at, requested_at=r.requested_at, confirmed_at=r.confirmed_at,
+    )
+
+
 def _entry_row(e: Entry, now: datetime) -> dict[str, Any]:
     return {
         "id": e.id, "title": e.title, "summary": e.summary, "url": e.url,
@@ -166,12 +233,36 @@ def _entry(row: Any) -> Entry:
     )
 
 
+# Counters that only grow (a stale copy read later must not lower them) and facts about the
+# first sighting (a paper first announced "new" stays "new" when arXiv later lists its revision).
+_GROWING = ("upvotes", "comments", "github_stars", "version")
+_FIRST = ("announce_type",)
+
+
+def _merged_extra(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    extra = {**old, **new}
+    for key in _GROWING:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            extra[key] = max(a, b)
+    for key in _FIRST:
+        if key in old:
+            extra[key] = old[key]
+    return extra
+
+
 def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
-    """Changes that `new` brings to a stored entry: enrich it, never lose what it had."""
+    """Changes that `new` brings to a stored entry: enrich it, never lose what it had.
+
+    Edits to title, summary and url are taken; the first source and first date stay; authors
+    fill in when missing; tags are joined; extras are merged (see `_GROWING` and `_FIRST`).
+    """
     changes: dict[str, Any] = {}
-    for key in ("title", "summary", "url", "source"):
-        if new[key] and new[key] != getattr(old, key) and not (key == "source" and old.source):
+    for key in ("title", "summary", "url"):
+        if new[key] and new[key] != getattr(old, key):
             changes[key] = new[key]
+    if not old.source and new["source"]:
+        changes["source"] = new["source"]
     if new["authors"] != "[]" and new["authors"] != old.authors and old.authors == "[]":
         changes["authors"] = new["authors"]
     old_tags, new_tags = json.loads(old.tags), json.loads(new["tags"])
@@ -179,7 +270,7 @@ def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
     if tags != old_tags:
         changes["tags"] = json.dumps(tags)
     old_extra = json.loads(old.extra)
-    extra = {**old_extra, **json.loads(new["extra"])}
+    extra = _merged_extra(old_extra, json.loads(new["extra"]))
     if extra != old_extra:
         changes["extra"] = json.dumps(extra)
     return changes
@@ -199,7 +290,11 @@ class Store:
             # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
             # busy timeout instead of failing when a read transaction turns into a write.
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -238,9 +333,9 @@ class Store:
         rows: dict[str, dict[str, Any]] = {}
         for e in items:
             row = _entry_row(e, now)
-            if e.id in rows:  # the same paper twice in one batch: enrich in memory
+            if e.id in rows:  # the same paper twice in one batch: merge in memory, as in the table
                 prev = rows[e.id]
-                prev["extra"] = json.dumps({**json.loads(prev["extra"]), **json.loads(row["extra"])})
+                prev.update(_merge(SimpleNamespace(**prev), row))
             else:
                 rows[e.id] = row
         new = updated = unchanged = 0
@@ -456,6 +551,112 @@ class Store:
                     out.setdefault(r.subscriber_id, []).append((_entry(r), r.vote))
         return out
 
+    # --- web subscribers, statuses that win over files, used tokens, rate limits ---------------
+    # Added for bot.web and bot.roster; nothing above this line depends on it.
+    def web_subscriber(self, sid: str) -> WebSubscriberRow | None:
+        """One web subscriber by id."""
+        with self.begin() as conn:
+            r = conn.execute(select(web_subscribers).where(web_subscribers.c.id == sid)).first()
+        return None if r is None else _web_row(r)
+
+    def web_subscriber_by_email(self, email: str) -> WebSubscriberRow | None:
+        """The web subscriber with this address (compared without case), if any."""
+        with self.begin() as conn:
+            r = conn.execute(select(web_subscribers).where(web_subscribers.c.email_key == email.strip().lower())).first()
+        return None if r is None else _web_row(r)
+
+    def web_subscribers(self, *statuses: str) -> list[WebSubscriberRow]:
+        """Web subscribers in the given states (all when none given), oldest first."""
+        q = select(web_subscribers)
+        if statuses:
+            q = q.where(web_subscribers.c.status.in_(statuses))
+        with self.begin() as conn:
+            return [_web_row(r) for r in conn.execute(q.order_by(web_subscribers.c.created_at, web_subscribers.c.id))]
+
+    def request_web_subscription(self, new_id: str, email: str, name: str, interests: dict[str, Any], schedule: str, timezone: str, max_items: int, now: datetime | None = None) -> WebSubscriberRow:
+        """A subscription request: a new unconfirmed row, or an unconfirmed/unsubscribed one renewed.
+
+        An active or paused subscriber is left exactly as it is (a stranger must not change it);
+        the caller tells the two cases apart by the returned row's status.
+        """
+        now = now or _now()
+        key = email.strip().lower()
+        fields = {"email": email.strip(), "name": name, "interests": json.dumps(interests), "schedule": schedule,
+                  "timezone": timezone, "max_items": max_items, "status": "unconfirmed", "updated_at": now}
+        for _attempt in range(2):  # a concurrent insert of the same address: read it on the second pass
+            try:
+                with self.begin() as conn:
+                    r = conn.execute(select(web_subscribers).where(web_subscribers.c.email_key == key)).first()
+                    if r is None:
+                        conn.execute(insert(web_subscribers).values(id=new_id, email_key=key, created_at=now, requested_at=now, **fields))
+                        sid = new_id
+                    else:
+                        sid = r.id
+                        # requested_at moves only when a subscriber who left asks again: confirmation
+                        # links issued before they left must not bring them back.
+                        if r.status == "unconfirmed":
+                            conn.execute(update(web_subscribers).where(web_subscribers.c.id == sid).values(**fields))
+                        elif r.status == "unsubscribed":
+                            conn.execute(update(web_subscribers).where(web_subscribers.c.id == sid).values(**fields, requested_at=now))
+                    found = conn.execute(select(web_subscribers).where(web_subscribers.c.id == sid)).one()
+                return _web_row(found)
+            except IntegrityError:
+                continue
+        raise StoreError(f"could not record the subscription request for id {new_id!r}; try again")
+
+    def update_web_subscriber(self, sid: str, *, name: str, interests: dict[str, Any], schedule: str, timezone: str, max_items: int, now: datetime | None = None) -> bool:
+        """Change a web subscriber's interests and schedule; False if there is no such subscriber."""
+        with self.begin() as conn:
+            done = conn.execute(update(web_subscribers).where(web_subscribers.c.id == sid).values(
+                name=name, interests=json.dumps(interests), schedule=schedule, timezone=timezone,
+                max_items=max_items, updated_at=now or _now()))
+            return bool(done.rowcount)
+
+    def set_web_status(self, sid: str, status: str, now: datetime | None = None, *, only_from: Sequence[str] | None = None) -> bool:
+        """Set a web subscriber's status (only if it is in `only_from`, when given); True if changed."""
+        now = now or _now()
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == "active":
+            values["confirmed_at"] = func.coalesce(web_subscribers.c.confirmed_at, now)
+        q = update(web_subscribers).where(web_subscribers.c.id == sid)
+        if only_from is not None:
+            q = q.where(web_subscribers.c.status.in_(list(only_from)))
+        with self.begin() as conn:
+            return bool(conn.execute(q.values(**values)).rowcount)
+
+    def set_subscriber_status(self, sid: str, status: str, now: datetime | None = None) -> None:
+        """Pause, resume or unsubscribe a subscriber defined by a file; this wins over the file."""
+        now = now or _now()
+        with self.begin() as conn:
+            done = conn.execute(update(subscriber_status).where(subscriber_status.c.subscriber_id == sid).values(status=status, updated_at=now))
+            if done.rowcount == 0:
+                conn.execute(insert(subscriber_status).values(subscriber_id=sid, status=status, updated_at=now))
+
+    def subscriber_statuses(self) -> dict[str, str]:
+        """Every status recorded for file-defined subscribers, by subscriber id."""
+        with self.begin() as conn:
+            return {sid: st for sid, st in conn.execute(select(subscriber_status.c.subscriber_id, subscriber_status.c.status))}
+
+    def use_token(self, nonce: str, kind: str, now: datetime | None = None) -> bool:
+        """Mark a single-use link (by `nonce`, e.g. a hash of its token) as used; False if it was before."""
+        try:
+            with self.begin() as conn:
+                conn.execute(insert(used_tokens).values(nonce=nonce, kind=kind, used_at=now or _now()))
+        except IntegrityError:
+            return False
+        return True
+
+    def hit_rate(self, key: str, window: timedelta, limit: int, now: datetime | None = None) -> bool:
+        """Count one event under `key` if fewer than `limit` happened in `window`; False when over."""
+        now = now or _now()
+        with self.begin() as conn:
+            conn.execute(delete(rate_events).where(rate_events.c.at < now - timedelta(days=1)))
+            seen = conn.execute(select(func.count()).select_from(rate_events).where(
+                and_(rate_events.c.key == key, rate_events.c.at > now - window))).scalar_one()
+            if seen >= limit:
+                return False
+            conn.execute(insert(rate_events).values(key=key, at=now))
+        return True
 
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):

@@ -183,8 +183,9 @@ class Smtp(Channel):
         except ValueError as e:
             raise ConfigError(f"bad port ({e}); write e.g. smtp://user@host:587", key="DIGESTBOT_SMTP_URL") from e
         self.user = unquote(parts.username or "")
-        # STARTTLS is required except on loopback, where it is used if the server offers it.
-        self.loopback = self.host in LOOPBACK
+        # STARTTLS is required, except on loopback and port 25 (server to server), where it is
+        # used when the server offers it.
+        self.loopback = self.host in LOOPBACK or self.port == 25
         try:
             sender_address(settings)
         except PermanentSendError as e:
