@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -128,9 +128,17 @@ def humanize(topic: str) -> str:
     return clean(topic.replace("-", " ").replace("_", " "))
 
 
+def _local(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
+
+
 def link(settings: Settings, kind: str, digest: Digest, entry_id: str = "") -> str:
     """A signed link into the web app: `{base}/unsubscribe|manage|feedback/{token}`."""
     base = settings.base_url.rstrip("/")
+    if not settings.secret_key and _local(base):
+        # Links that only work on this machine (the quick start): the development key, and no
+        # warning about it here; `digestbot serve` and links to any other host still warn.
+        settings = replace(settings, secret_key=tokens.DEV_KEY)
     token = tokens.sign(settings, kind, digest.subscriber.id, entry_id=entry_id, digest_id=digest.id,
                         now=digest.slot.timestamp())  # issued at the slot: the same digest renders the same
     return f"{base}/{kind}/{token}"

@@ -340,8 +340,26 @@ def test_preview_writes_the_next_digest_and_records_nothing(tmp_path: Path, monk
     assert len(before) > 0
 
 
-def test_preview_names_an_unknown_subscriber(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preview_needs_a_database_and_names_an_unknown_subscriber(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.store import Store
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "subs").mkdir()
     result = CliRunner().invoke(cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False)
-    assert "no subscriber 'zed'; the subscribers are: none" in str(result.exception)
+    assert str(result.exception) == "no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first to fetch entries"
+    Store("sqlite:///digestbot.db").close()
+    result = CliRunner().invoke(cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False)
+    assert str(result.exception) == "no subscriber 'zed'; the subscribers are: none"
+
+
+def test_links_to_this_machine_need_no_secret_key_warning(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "_warned", False)
+    local = Settings(base_url="http://localhost:8000")
+    with caplog.at_level(logging.WARNING, logger="bot.tokens"):
+        html = render_email(digest(1), local).html
+    assert caplog.records == []
+    token = re.search(r"http://localhost:8000/manage/([\w.-]+)", html).group(1)  # type: ignore[union-attr]
+    assert tokens.verify(Settings(), token, "manage")["subscriber_id"] == "alice"  # the web app, also keyless
+    with caplog.at_level(logging.WARNING, logger="bot.tokens"):
+        render_email(digest(1), Settings(base_url="https://digest.example.org"))
+    assert len(caplog.records) == 1
