@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import traceback
@@ -353,7 +354,8 @@ def _roster(settings: Settings, store: Store) -> tuple[list[Subscriber], list[Pr
     """File subscribers plus web subscribers (bot.roster), with every problem warned about."""
     from .roster import load_roster
 
-    subs, problems = load_roster(settings, store)
+    files = _subscribers(settings, echo_problems=False)
+    subs, problems = load_roster(settings, store, files)
     for p in problems:
         click.echo(f"warning: {p} (this subscriber is skipped)", err=True)
     return subs, problems
