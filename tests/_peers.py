@@ -248,3 +248,38 @@ def write_project(root: Any, subscribers: int, *, slack: bool = False, schedule:
         f'[smtp]\nrate = 10000\n\n[[sources]]\nname = "examples"\ntype = "file"\npath = "{FEED}"\n',
         encoding="utf-8")
     return config
+
+
+def pg_schema_url() -> Any:
+    """A context manager: a PostgreSQL URL on a fresh schema of DIGESTBOT_TEST_DATABASE_URL (skip if unset)."""
+    import contextlib
+    import os
+    import uuid
+
+    import pytest
+
+    base = os.environ.get("DIGESTBOT_TEST_DATABASE_URL", "")
+    if not base:
+        pytest.skip("set DIGESTBOT_TEST_DATABASE_URL to a PostgreSQL URL to run the PostgreSQL tests")
+
+    @contextlib.contextmanager
+    def make() -> Any:
+        from sqlalchemy import create_engine, text
+
+        schema = f"t_sched_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(base)
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA {schema}"))
+        except Exception as e:  # noqa: BLE001 - any failure to reach the server means skip
+            admin.dispose()
+            pytest.skip(f"PostgreSQL at DIGESTBOT_TEST_DATABASE_URL is not usable here ({type(e).__name__})")
+        sep = "&" if "?" in base else "?"
+        try:
+            yield f"{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}", schema, admin
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+
+    return make()
