@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, TypeDecorator,
-    UniqueConstraint, and_, create_engine, delete, event, func, insert, select, update,
+    UniqueConstraint, and_, create_engine, delete, event, func, insert, select, text, update,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -245,6 +245,9 @@ class Store:
         """Create the tables on first use; refuse a database from a newer digestbot."""
         try:
             with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    # two processes starting together must not both create the tables
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7362910)"))
                 metadata.create_all(conn)
                 version = conn.execute(select(schema_version.c.version)).scalar()
                 if version is None:
