@@ -1,0 +1,118 @@
+"""The scheduler: its jobs' configuration, re-reading subscriptions, catch-up after downtime, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from _peers import REPO, SmtpPeer, SmtpScript, write_project
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import load_settings
+from bot.scheduler import DIGEST_GRACE, Runner
+from bot.slots import SlotTrigger
+from bot.store import Store
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Runner:
+    config = write_project(tmp_path, 2, schedule="0 8 * * 1-5", timezone="Europe/Berlin")
+    with config.open("a", encoding="utf-8") as f:
+        f.write('\n[[sources]]\nname = "slow"\ntype = "file"\npath = "feed.xml"\ninterval_minutes = 120\n')
+    r = Runner(load_settings(str(config), environ={}))
+    r.scheduler.start(paused=True)
+    yield r
+    r.scheduler.shutdown(wait=False)
+    r.store.close()
+
+
+def test_jobs_coalesce_run_one_at_a_time_and_say_how_late_they_may_start(runner: Runner) -> None:
+    runner.reload()
+    runner.add_fetch_jobs(runner.settings.sources)
+    jobs = {j.id: j for j in runner.scheduler.get_jobs()}
+    assert set(jobs) == {"digest:s0000", "digest:s0001", "fetch:examples", "fetch:slow"}
+    for job in jobs.values():
+        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time is not None
+    digest = jobs["digest:s0000"]
+    assert isinstance(digest.trigger, SlotTrigger) and digest.misfire_grace_time == DIGEST_GRACE.total_seconds()
+    fetch, slow = jobs["fetch:examples"].trigger, jobs["fetch:slow"].trigger
+    assert isinstance(fetch, IntervalTrigger) and isinstance(slow, IntervalTrigger)
+    assert fetch.interval == timedelta(minutes=30) and slow.interval == timedelta(minutes=120)  # default, own
+    assert fetch.jitter and jobs["fetch:examples"].misfire_grace_time == 30 * 60
+    # the weekday schedule's next fire time is a weekday 08:00 in Berlin
+    nxt = digest.trigger.get_next_fire_time(None, datetime(2026, 11, 28, 12, tzinfo=UTC))  # a Saturday
+    assert nxt == datetime(2026, 11, 30, 7, tzinfo=UTC)
+
+
+def test_changed_subscription_files_are_picked_up_without_a_restart(runner: Runner) -> None:
+    runner.reload()
+    folder = runner.folder
+    (folder / "s0002.toml").write_text((folder / "s0000.toml").read_text().replace("email = \"reader0000", "email = \"reader0002"))
+    (folder / "s0001.toml").write_text((folder / "s0001.toml").read_text().replace("0 8 * * 1-5", "30 6 * * *"))
+    runner.watch_job()
+    assert sorted(runner.subscribers) == ["s0000", "s0001", "s0002"]
+    trigger = runner.scheduler.get_job("digest:s0001").trigger
+    assert isinstance(trigger, SlotTrigger) and trigger.subscriber.schedule == "30 6 * * *"
+    # a file broken while editing keeps its subscriber's last good settings; a removed one goes
+    (folder / "s0001.toml").write_text("schedule = [broken")
+    (folder / "s0002.toml").unlink()
+    runner.watch_job()
+    assert sorted(runner.subscribers) == ["s0000", "s0001"]
+    assert runner.subscribers["s0001"].schedule == "30 6 * * *"
+    assert runner.scheduler.get_job("digest:s0002") is None
+    assert [p.path for p in runner.problems] == [str(folder / "s0001.toml")]
+
+
+def test_unchanged_folder_is_not_reread(runner: Runner) -> None:
+    runner.reload()
+    before = runner.subscribers
+    runner.watch_job()
+    assert runner.subscribers is before
+
+
+def test_start_after_days_of_downtime_sends_one_digest_each(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 3, schedule="0 * * * *")  # hourly: 72 slots missed in 3 days
+    settings = load_settings(str(config), environ={})
+    with time_machine.travel(datetime(2026, 11, 25, 9, 5, tzinfo=UTC), tick=False) as clock:
+        first = Runner(settings)
+        first.reload()
+        first.catch_up()
+        first.store.close()
+        clock.move_to(datetime(2026, 11, 28, 9, 30, tzinfo=UTC))
+        second = Runner(settings)
+        second.reload()
+        second.catch_up()
+        rows = second.store.digests_with_status("sent", "empty", "pending", "failed")
+        second.store.close()
+    slots = sorted({r.slot for r in rows})
+    assert slots == [datetime(2026, 11, 25, 9, tzinfo=UTC), datetime(2026, 11, 28, 9, tzinfo=UTC)]
+    assert len(rows) == 6
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 3)
+    with SmtpPeer(SmtpScript(delay=2.0)) as smtp:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "DIGESTBOT_SMTP_URL": smtp.url}
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run"], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while smtp.data_seen == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        assert smtp.data_seen == 1, "the first digest never reached the SMTP server"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "finishing the digest in flight" in err.decode()
+    assert len(smtp.mails) == 1 and smtp.data_seen == 1
+    store = Store(f"sqlite:///{tmp_path / 'digestbot.db'}")
+    rows = store.digests_with_status("sent", "pending", "failed", "empty")
+    store.close()
+    assert [(r.subscriber_id, r.status) for r in rows] == [("s0000", "sent")]
