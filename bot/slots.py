@@ -108,7 +108,7 @@ def due_slot(subscriber: Subscriber, now: datetime, last: datetime | None) -> da
     return slot
 
 
-class SlotTrigger(BaseTrigger):
+class SlotTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
     """An APScheduler 3 trigger that fires at a subscriber's slots, DST-safe (see the module doc)."""
 
     def __init__(self, subscriber: Subscriber) -> None:

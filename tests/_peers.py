@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
@@ -92,7 +92,7 @@ class SmtpPeer:
         """The DIGESTBOT_SMTP_URL that reaches it."""
         return f"smtp://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> SmtpPeer:
+    def __enter__(self) -> Self:
         self.controller.start()
         return self
 
@@ -139,7 +139,7 @@ class SlackPeer:
         """The DIGESTBOT_SLACK_API_URL that reaches it."""
         return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
 
-    def __enter__(self) -> SlackPeer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -116,3 +116,71 @@ def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(tm
     rows = store.digests_with_status("sent", "pending", "failed", "empty")
     store.close()
     assert [(r.subscriber_id, r.status) for r in rows] == [("s0000", "sent")]
+
+
+def test_status_shows_next_and_last_digests_pending_failed_and_sources(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+    from bot.models import DigestItem, Entry
+
+    config = write_project(tmp_path, 3, schedule="0 8 * * 1-5", timezone="Europe/Berlin")
+    store = Store(f"sqlite:///{tmp_path / 'digestbot.db'}")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)  # a Saturday
+    slot = datetime(2026, 11, 27, 7, tzinfo=UTC)
+    paper = Entry(id="arxiv:2611.00001", title="Quantization \x1b[31mred\x1b[0m", published=now)
+    store.upsert_entries([paper], now=now)
+    did, _ = store.claim("s0000", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
+    store.mark_sent(did, "<x@y>", now=now)
+    did1, _ = store.claim("s0001", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
+    store.mark_failed(did1, "SMTP refused reader0001@example.org: 550 no such user")
+    did2, _ = store.claim("s0002", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
+    store.note_attempt(did2, "SMTP answered 451 try later")
+    store.save_fetch("examples", None, error="source 'examples': cannot read it", now=now)
+    store.close()
+    with time_machine.travel(now, tick=False):
+        result = CliRunner().invoke(cli, ["--config", str(config), "status"], env={"DIGESTBOT_SMTP_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "Subscribers (3):",
+        "  s0000  reader0000@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
+        "    last digest: 2026-11-27 08:00 CET (07:00 UTC), sent 2026-11-28 12:00 UTC, 1 entry",
+        "      - Quantization  [31mred [0m  [arxiv:2611.00001]",
+        "  s0001  reader0001@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
+        "    last digest: 2026-11-27 08:00 CET (07:00 UTC), failed: SMTP refused reader0001@example.org: 550 no such user",
+        "  s0002  reader0002@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
+        "    last digest: 2026-11-27 08:00 CET (07:00 UTC), pending: SMTP answered 451 try later, 1 entry",
+        "      - Quantization  [31mred [0m  [arxiv:2611.00001]",
+        "Pending digests (1):",
+        "  s0002.20261127T0700Z  email, 1 attempt: SMTP answered 451 try later",
+        "Failed digests (1):",
+        "  s0001.20261127T0700Z  email, 1 attempt: SMTP refused reader0001@example.org: 550 no such user",
+        "Sources (1):",
+        "  examples  last fetch 2026-11-28 12:00 UTC  FAILED: source 'examples': cannot read it (last success never)",
+    ]
+
+
+def test_a_hanging_source_times_out_and_the_digests_still_go(tmp_path: Path) -> None:
+    import socket
+
+    config = write_project(tmp_path, 2)
+    with socket.socket() as hang:  # accepts connections (the backlog) and never answers
+        hang.bind(("127.0.0.1", 0))
+        hang.listen(8)
+        url = f"http://127.0.0.1:{hang.getsockname()[1]}/feed.xml"
+        with config.open("a", encoding="utf-8") as f:
+            f.write(f'\n[[sources]]\nname = "hangs"\ntype = "rss"\nurl = "{url}"\ntimeout = 1\n')
+        r = Runner(load_settings(str(config), environ={}))
+        r.reload()
+        started = time.monotonic()
+        r.catch_up()
+        took = time.monotonic() - started
+    states = {s.name: s for s in r.store.source_statuses()}
+    sent = r.store.digests_with_status("sent")
+    r.store.close()
+    assert took < 15
+    assert "timed out" in states["hangs"].last_error and states["examples"].last_error == ""
+    assert sorted(d.subscriber_id for d in sent) == ["s0000", "s0001"]

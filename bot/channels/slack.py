@@ -70,7 +70,8 @@ class Slack(Channel):
             resp = client.conversations_history(channel=sub.slack_channel, limit=100, include_all_metadata=True)
         except (SlackApiError, OSError) as e:
             raise TransientSendError(f"cannot read the history of {sub.slack_channel} ({e}); will retry") from e
-        for m in resp.get("messages", []) or []:
+        messages: list[dict[str, Any]] = resp.get("messages") or []
+        for m in messages:
             meta = m.get("metadata") or {}
             if meta.get("event_type") == "digestbot_digest" and (meta.get("event_payload") or {}).get("digest_id") == digest.id:
                 return True
