@@ -195,3 +195,29 @@ def test_postgres_connection_killed_between_runs_reconnects(tmp_path: Path) -> N
         assert [o.status for o in run(settings, store, [reader(2)]).outcomes] == ["sent"]
         store.close()
     assert len(smtp.mails) == 2
+
+
+@pytest.mark.postgres
+def test_postgres_connection_dropped_inside_a_ledger_transaction_is_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy import event
+
+    with pg_schema_url() as (url, _schema, admin):
+        settings, store = world(tmp_path, database_url=url)
+        plan = pipeline.plan_digests(settings, store, [reader(1)], NOW)[0][0]
+        did, _ = store.claim("r1", plan.slot, plan.items, "outbox", owner="me:1")  # type: ignore[misc]
+        killed: list[int] = []
+
+        def kill_first_update(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+            if statement.startswith("UPDATE digests") and not killed:
+                pid = conn.connection.dbapi_connection.info.backend_pid
+                with admin.begin() as a:
+                    a.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                killed.append(pid)
+                time.sleep(0.3)
+
+        event.listen(store.engine, "before_cursor_execute", kill_first_update)
+        store.mark_sent(did, "receipt")
+        row = store.get_digest(did)
+        store.close()
+    assert killed and row is not None and row.status == "sent"
+    assert "trying again" in caplog.text
