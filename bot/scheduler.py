@@ -26,7 +26,7 @@ from .config import Settings, SourceSpec
 from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
 from .models import Subscriber
-from .pipeline import Deliverer, run_once
+from .pipeline import Deliverer, Outcome, run_once
 from .slots import SlotTrigger
 from .store import Store
 from .subscriptions import load_subscriptions
@@ -49,6 +49,14 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
         return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     except OSError:
         return ()
+
+
+def _log(outcomes: Sequence[Outcome]) -> None:
+    for o in outcomes:
+        if o.status in ("failed", "pending"):
+            log.warning("digest %s for %s: %s: %s", o.digest_id, o.subscriber, o.status, o.reason)
+        elif o.status == "sent":
+            log.info("digest %s for %s: sent %d entries to %s", o.digest_id, o.subscriber, o.entries, o.destination)
 
 
 def _known_topics() -> set[str] | None:
@@ -100,11 +108,7 @@ class Runner:
         except BotError as e:
             log.error("digest for %s: %s", subscriber_id, e)
             return
-        for o in report.recovered + report.outcomes:
-            if o.status in ("failed", "pending"):
-                log.warning("digest %s for %s: %s: %s", o.digest_id, o.subscriber, o.status, o.reason)
-            elif o.status == "sent":
-                log.info("digest %s for %s: sent %d entries", o.digest_id, o.subscriber, o.entries)
+        _log(report.recovered + report.outcomes)
 
     def watch_job(self) -> None:
         """Re-read the subscription files if any changed since the last look."""
@@ -163,14 +167,14 @@ class Runner:
         subs = list(self.subscribers.values())
         deliverer = Deliverer(self.settings, self.store)
         try:
-            deliverer.recover(subs, self.stopping.is_set)  # crash leftovers first, before any fetch
+            _log(deliverer.recover(subs, self.stopping.is_set))  # crash leftovers first, before any fetch
             if self.stopping.is_set():
                 return
             for r in fetch_all(self.settings, self.store):
                 if r.error:
                     log.warning("fetch %s failed: %s", r.source, r.error)
             if not self.stopping.is_set():
-                run_once(self.settings, self.store, subs, deliverer=deliverer, stop=self.stopping.is_set)
+                _log(run_once(self.settings, self.store, subs, deliverer=deliverer, stop=self.stopping.is_set).outcomes)
         finally:
             deliverer.close()
 
