@@ -63,3 +63,28 @@ def test_two_processes_on_postgresql_send_each_digest_once(tmp_path: Path) -> No
         config = write_project(tmp_path, READERS, database_url=url)
         outs = race(config, smtp)
         check(outs, smtp, url)
+
+
+@pytest.mark.slow
+def test_two_schedulers_started_together_send_each_digest_once(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    config = write_project(tmp_path, READERS)
+    with SmtpPeer(SmtpScript(delay=0.02)) as smtp:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "DIGESTBOT_SMTP_URL": smtp.url}
+        cmd = [sys.executable, "-m", "bot", "-v", "--config", str(config), "run"]
+        procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+        deadline = time.monotonic() + 120
+        while smtp.count() < READERS and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        time.sleep(0.5)  # anything sent twice would arrive now
+        errs = []
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+            errs.append(err.decode())
+            assert p.returncode == 0, err.decode()[-2000:]
+    per_reader = Counter(m.to[0] for m in smtp.mails)
+    assert len(per_reader) == READERS and set(per_reader.values()) == {1}
+    print("sent by each scheduler:", [e.count(": sent ") for e in errs])

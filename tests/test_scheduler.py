@@ -184,3 +184,30 @@ def test_a_hanging_source_times_out_and_the_digests_still_go(tmp_path: Path) -> 
     assert took < 15
     assert "timed out" in states["hangs"].last_error and states["examples"].last_error == ""
     assert sorted(d.subscriber_id for d in sent) == ["s0000", "s0001"]
+
+
+@pytest.mark.slow
+def test_sighup_rereads_the_subscriptions_without_a_restart(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 1)
+    log = tmp_path / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "-v", "--config", str(config), "run"], cwd=tmp_path,
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 60
+            while "Resumed scheduler job processing" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            folder = tmp_path / "subscriptions"
+            (folder / "late.toml").write_text((folder / "s0000.toml").read_text().replace("reader0000", "late"))
+            proc.send_signal(signal.SIGHUP)
+            hup = time.monotonic()
+            while "subscriber late: digests on" not in log.read_text() and time.monotonic() < hup + 30:
+                time.sleep(0.02)
+            picked_up = time.monotonic() - hup
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    assert "subscriber late: digests on '0 8 * * *' in UTC" in log.read_text()
+    assert picked_up < 5  # at once on SIGHUP (the folder watcher alone may take up to 10 s)
