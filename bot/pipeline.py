@@ -169,6 +169,12 @@ class Deliverer:
                 # Out of tries: stays pending, and the lease is let go so the next run retries it.
                 self.store.release(digest.id, self.owner)
                 return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, str(e))
+            except Exception as e:  # a bug in one digest must not stop the others
+                log.exception("digest %s for %s: unexpected error", digest.id, sub.id)
+                reason = f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists"
+                self.store.note_attempt(digest.id, reason)
+                self.store.release(digest.id, self.owner)
+                return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, reason)
             self.store.mark_sent(digest.id, receipt.detail)
             return Outcome(sub.id, "sent", len(digest.items), receipt.destination, digest.id)
         raise AssertionError("unreachable")

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from bot import pipeline
 from bot.config import Settings
-from bot.models import Entry, Interests, Subscriber
+from bot.models import Digest, Entry, Interests, Receipt, Subscriber
 from bot.pipeline import Deliverer, RetryPolicy, run_once
 from bot.store import Store
 
@@ -221,3 +221,22 @@ def test_postgres_connection_dropped_inside_a_ledger_transaction_is_retried(tmp_
         store.close()
     assert killed and row is not None and row.status == "sent"
     assert "trying again" in caplog.text
+
+
+def test_an_unexpected_error_in_one_digest_does_not_stop_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.channels.outbox import Outbox
+
+    settings, store = world(tmp_path)
+    real = Outbox.send
+
+    def flaky(self: Outbox, digest: Digest) -> Receipt:
+        if digest.subscriber.id == "r1":
+            raise KeyError("a bug")
+        return real(self, digest)
+
+    monkeypatch.setattr(Outbox, "send", flaky)
+    report = run(settings, store, [reader(1), reader(2)])
+    assert [(o.subscriber, o.status) for o in report.outcomes] == [("r1", "pending"), ("r2", "sent")]
+    assert "KeyError" in store.digests_with_status("pending")[0].reason
+    monkeypatch.setattr(Outbox, "send", real)
+    assert [(o.subscriber, o.status) for o in run(settings, store, [reader(1)]).recovered] == [("r1", "sent")]
