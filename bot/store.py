@@ -457,11 +457,14 @@ class Store:
 
     @retrying
     def take_over(self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
-        """Atomically make `owner` the sender of a pending digest still held by `old_owner`."""
+        """Atomically make `owner` the sender of a pending digest still held by `old_owner`.
+
+        (Already held by `owner` counts too, so a retry after a dropped commit still succeeds.)
+        """
         now = now or _now()
         with self.begin() as conn:
             done = conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == "pending", digests.c.owner == old_owner,
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner.in_([old_owner, owner]),
             )).values(owner=owner, lease_until=now + lease))
             return bool(done.rowcount)
 
