@@ -40,6 +40,22 @@ def _transient(e: StoreError) -> bool:
         w in text for w in ("locked", "busy", "connection", "server closed", "terminat", "shutdown", "timeout"))
 
 
+def _again_on_conflict(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a read-then-write transaction once more if another process inserted the same key meanwhile.
+
+    (PostgreSQL: two processes fetching one source at once; the second try sees the row and updates it.)
+    """
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except IntegrityError:
+            return method(*args, **kwargs)
+
+    return run
+
+
 def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
     """Run a ledger transaction again when the database was busy or the connection dropped.
 
@@ -274,6 +290,7 @@ class Store:
         self.engine.dispose()
 
     # --- entries ----------------------------------------------------------------------------
+    @_again_on_conflict
     def upsert_entries(self, items: Sequence[Entry], now: datetime | None = None) -> tuple[int, int, int]:
         """Store entries by canonical id; return (new, updated, unchanged). Later sources enrich."""
         now = now or _now()
@@ -333,6 +350,7 @@ class Store:
             return FetchState()
         return FetchState(r.etag, r.last_modified, json.loads(r.cursor))
 
+    @_again_on_conflict
     def save_fetch(self, name: str, state: FetchState | None, error: str = "", counts: dict[str, int] | None = None, now: datetime | None = None) -> None:
         """Record a fetch: its new state on success, its error on failure (the old state is kept)."""
         now = now or _now()

@@ -24,12 +24,10 @@ def race(config: Path, smtp: SmtpPeer) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "DIGESTBOT_SMTP_URL": smtp.url}
     cmd = [sys.executable, "-m", "bot", "--config", str(config), "run", "--once"]
     procs = [subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=240)
+    done = [p.communicate(timeout=240) for p in procs]
+    for p, (_, err) in zip(procs, done, strict=True):
         assert p.returncode == 0, err.decode()[-2000:]
-        outs.append(out.decode())
-    return outs
+    return [out.decode() for out, _ in done]
 
 
 def check(outs: list[str], smtp: SmtpPeer, url: str) -> None:
@@ -88,3 +86,29 @@ def test_two_schedulers_started_together_send_each_digest_once(tmp_path: Path) -
     per_reader = Counter(m.to[0] for m in smtp.mails)
     assert len(per_reader) == READERS and set(per_reader.values()) == {1}
     print("sent by each scheduler:", [e.count(": sent ") for e in errs])
+
+
+@pytest.mark.postgres
+def test_postgresql_fetch_state_written_by_another_process_meanwhile_is_updated(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event, text
+
+    from bot.sources import FetchState
+
+    with pg_schema_url() as (url, schema, admin):
+        store = Store(url)
+        fired: list[str] = []
+
+        def other_process_first(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+            if statement.startswith("INSERT INTO source_state") and not fired:
+                fired.append(statement)
+                with admin.begin() as a:  # commits the same key before our INSERT runs
+                    a.execute(text(f"INSERT INTO {schema}.source_state (name, etag, last_modified, cursor, last_error, last_counts) "
+                                   "VALUES ('feed', 'theirs', '', '{}', '', '{}')"))
+
+        event.listen(store.engine, "before_cursor_execute", other_process_first)
+        store.save_fetch("feed", FetchState("ours", "", {}), now=datetime.now(UTC))
+        etag = store.get_state("feed").etag
+        store.close()
+    assert fired and etag == "ours"
