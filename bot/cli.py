@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import traceback
@@ -323,6 +324,79 @@ def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
         store.close()
     click.echo(f"Recorded {'👍' if vote == 'up' else '👎'} from {subscriber} on {entry}.")
 
+def _clean(text: str, limit: int = 200) -> str:
+    """Untrusted text (titles, reasons) fit for a terminal: no control characters, one line, capped."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _when(t: datetime | None, zone: str = "UTC") -> str:
+    if t is None:
+        return "never"
+    from zoneinfo import ZoneInfo
+
+    local = t.astimezone(ZoneInfo(zone))
+    text = f"{local:%Y-%m-%d %H:%M %Z}"
+    return text if zone == "UTC" else f"{text} ({t.astimezone(UTC):%H:%M} UTC)"
+
+
+@cli.command()
+@subscriptions_option
+@click.option("--items/--no-items", default=True, help="List the entries of each last digest.")
+@click.pass_obj
+def status(obj: Context, subscriptions: str | None, items: bool) -> None:
+    """Each subscriber's next and last digest, pending and failed digests, each source's last fetch.
+
+    \b
+    Example:
+      digestbot status --no-items
+    """
+    from .slots import next_slot
+
+    settings = obj.settings(subscriptions)
+    subs, problems = _subscribers(settings)
+    now = datetime.now(UTC)
+    store = Store(settings.database_url)
+    try:
+        click.echo(f"Subscribers ({len(subs)}):")
+        for sub in subs:
+            click.echo(f"  {sub.id}  {_clean(sub.address)}  \"{sub.schedule}\" {sub.timezone}")
+            click.echo(f"    next digest: {_when(next_slot(sub, now), sub.timezone)}")
+            last = store.history(sub.id, 1)
+            if not last:
+                click.echo("    last digest: none yet")
+                continue
+            row = last[0]
+            held = store.digest_items(row.id) if row.status in ("sent", "pending") else []
+            detail = {"sent": f"sent {_when(row.sent_at)}", "empty": "nothing new to send",
+                      "failed": f"failed: {_clean(row.reason)}", "pending": f"pending: {_clean(row.reason) or 'in flight'}"}
+            click.echo(f"    last digest: {_when(row.slot, sub.timezone)}, {detail.get(row.status, row.status)}"
+                       + (f", {len(held)} entr{'y' if len(held) == 1 else 'ies'}" if held else ""))
+            if items:
+                for it in held:
+                    click.echo(f"      - {_clean(it.entry.title, 100)}  [{_clean(it.entry.id, 80)}]")
+        for state in ("pending", "failed"):
+            rows = store.digests_with_status(state)
+            click.echo(f"{state.capitalize()} digests ({len(rows)}):")
+            for r in rows:
+                owner = f", held by {r.owner} until {_when(r.lease_until)}" if state == "pending" and r.owner else ""
+                click.echo(f"  {r.id}  {r.channel}, {r.attempts} attempt{'s' if r.attempts != 1 else ''}{owner}"
+                           + (f": {_clean(r.reason)}" if r.reason else ""))
+        sources = {s.name: s for s in store.source_statuses()}
+        click.echo(f"Sources ({len(settings.sources)}):")
+        for spec in settings.sources:
+            st = sources.get(spec.name)
+            if st is None:
+                click.echo(f"  {spec.name}  never fetched")
+                continue
+            counts = ", ".join(f"{v} {k}" for k, v in st.counts.items())
+            outcome = f"FAILED: {_clean(st.last_error)} (last success {_when(st.last_success)})" if st.last_error else f"ok ({counts})"
+            click.echo(f"  {spec.name}  last fetch {_when(st.last_fetch)}  {outcome}")
+    finally:
+        store.close()
+    if problems:
+        click.echo(f"{len(problems)} subscription file{'s' if len(problems) != 1 else ''} with problems; 'digestbot check' lists them.")
+
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (0.0.0.0: every interface).")
@@ -353,7 +427,8 @@ def _roster(settings: Settings, store: Store) -> tuple[list[Subscriber], list[Pr
     """File subscribers plus web subscribers (bot.roster), with every problem warned about."""
     from .roster import load_roster
 
-    subs, problems = load_roster(settings, store)
+    files = _subscribers(settings, echo_problems=False)
+    subs, problems = load_roster(settings, store, files)
     for p in problems:
         click.echo(f"warning: {p} (this subscriber is skipped)", err=True)
     return subs, problems

@@ -42,9 +42,12 @@ def file_subscribers(settings: Settings) -> tuple[list[Subscriber], list[Problem
     return load_subscriptions(settings.resolve(settings.subscriptions_dir), known_topics())
 
 
-def load_roster(settings: Settings, store: Store) -> tuple[list[Subscriber], list[Problem]]:
-    """File subscribers plus active web subscribers, minus those paused or unsubscribed."""
-    subs, problems = file_subscribers(settings)
+def load_roster(
+    settings: Settings, store: Store, files: tuple[list[Subscriber], list[Problem]] | None = None
+) -> tuple[list[Subscriber], list[Problem]]:
+    """File subscribers (`files`, else read now) plus active web ones, minus those paused or unsubscribed."""
+    subs, problems = files if files is not None else file_subscribers(settings)
+    problems = list(problems)
     status = store.subscriber_statuses()
     roster = [s for s in subs if status.get(s.id, "active") == "active"]
     taken = {s.id for s in subs}

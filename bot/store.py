@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, TypeDecorator,
-    UniqueConstraint, and_, create_engine, delete, event, func, insert, select, update,
+    UniqueConstraint, and_, create_engine, delete, event, func, insert, select, text, update,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -22,6 +25,58 @@ from .models import Delivery, DigestItem, Entry
 from .sources import FetchState
 
 SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+RETRY_DELAYS = (0.2, 1.0, 3.0)  # seconds between tries of a ledger transaction the database dropped
+
+
+def _transient(e: StoreError) -> bool:
+    """Whether a failed transaction is worth running again: the server went away, or a lock."""
+    cause = e.__cause__
+    if not isinstance(cause, OperationalError):
+        return False
+    text = str(cause.orig).lower()
+    return bool(cause.connection_invalidated) or any(
+        w in text for w in ("locked", "busy", "connection", "server closed", "terminat", "shutdown", "timeout"))
+
+
+def _again_on_conflict(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a read-then-write transaction once more if another process inserted the same key meanwhile.
+
+    (PostgreSQL: two processes fetching one source at once; the second try sees the row and updates it.)
+    """
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except IntegrityError:
+            return method(*args, **kwargs)
+
+    return run
+
+
+def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a ledger transaction again when the database was busy or the connection dropped.
+
+    Only for methods that are safe to repeat: each is one transaction that either committed or
+    did not, and repeating a committed one changes nothing that matters (see `claim`).
+    """
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return method(*args, **kwargs)
+            except StoreError as e:
+                if delay is None or not _transient(e):
+                    raise
+                log.warning("%s; trying again in %.1f s", e, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return run
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -301,6 +356,9 @@ class Store:
         """Create the tables on first use; refuse a database from a newer digestbot."""
         try:
             with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    # two processes starting together must not both create the tables
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7362910)"))
                 metadata.create_all(conn)
                 version = conn.execute(select(schema_version.c.version)).scalar()
                 if version is None:
@@ -327,6 +385,7 @@ class Store:
         self.engine.dispose()
 
     # --- entries ----------------------------------------------------------------------------
+    @_again_on_conflict
     def upsert_entries(self, items: Sequence[Entry], now: datetime | None = None) -> tuple[int, int, int]:
         """Store entries by canonical id; return (new, updated, unchanged). Later sources enrich."""
         now = now or _now()
@@ -386,6 +445,7 @@ class Store:
             return FetchState()
         return FetchState(r.etag, r.last_modified, json.loads(r.cursor))
 
+    @_again_on_conflict
     def save_fetch(self, name: str, state: FetchState | None, error: str = "", counts: dict[str, int] | None = None, now: datetime | None = None) -> None:
         """Record a fetch: its new state on success, its error on failure (the old state is kept)."""
         now = now or _now()
@@ -406,6 +466,7 @@ class Store:
         return [SourceStatus(r.name, r.last_fetch, r.last_success, r.last_error, json.loads(r.last_counts)) for r in rows]
 
     # --- the ledger ---------------------------------------------------------------------------
+    @retrying
     def delivered(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
         """Entry ids already claimed for each subscriber (sent or in flight)."""
         wanted = list(subscriber_ids)
@@ -417,6 +478,7 @@ class Store:
                     out[sid].add(eid)
         return out
 
+    @retrying
     def last_slots(self) -> dict[str, datetime]:
         """Each subscriber's latest digest slot, whatever became of it."""
         with self.begin() as conn:
@@ -427,35 +489,53 @@ class Store:
         """Claim (subscriber, slot) and its entries in one transaction.
 
         Returns the digest id and the items actually claimed (an entry another digest claimed
-        meanwhile is dropped), or None when this slot was claimed already.
+        meanwhile is dropped), or None when this slot was claimed already. A transaction the
+        database dropped is run again; if the dropped one had in fact committed, the row it made
+        (with this owner) is returned as claimed.
         """
         now = now or _now()
         did = digest_id(subscriber_id, slot)
-        try:
-            with self.begin() as conn:
-                taken = {
-                    eid for (eid,) in conn.execute(
-                        select(deliveries.c.entry_id).where(
-                            and_(deliveries.c.subscriber_id == subscriber_id,
-                                 deliveries.c.entry_id.in_([i.entry.id for i in items]))
-                        )
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return self._claim(did, subscriber_id, slot, items, channel, more, owner, lease, now)
+            except IntegrityError:
+                return None
+            except StoreError as e:
+                if delay is None or not _transient(e):
+                    raise
+                log.warning("%s; trying again in %.1f s", e, delay)
+                time.sleep(delay)
+                row = self.get_digest(did)
+                if row is not None:
+                    if row.owner == owner and owner:
+                        return did, self.digest_items(did)
+                    return None
+        raise AssertionError("unreachable")
+
+    def _claim(self, did: str, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int, owner: str, lease: timedelta, now: datetime) -> tuple[str, list[DigestItem]]:
+        with self.begin() as conn:
+            taken = {
+                eid for (eid,) in conn.execute(
+                    select(deliveries.c.entry_id).where(
+                        and_(deliveries.c.subscriber_id == subscriber_id,
+                             deliveries.c.entry_id.in_([i.entry.id for i in items]))
                     )
-                } if items else set()
-                kept = [i for i in items if i.entry.id not in taken]
-                conn.execute(insert(digests).values(
-                    id=did, subscriber_id=subscriber_id, slot=slot, channel=channel, created_at=now,
-                    status="pending" if kept else "empty", more=more, owner=owner, lease_until=now + lease,
-                ))
-                if kept:
-                    conn.execute(insert(deliveries), [
-                        {"subscriber_id": subscriber_id, "entry_id": i.entry.id, "digest_id": did,
-                         "position": n, "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
-                        for n, i in enumerate(kept)
-                    ])
-        except IntegrityError:
-            return None
+                )
+            } if items else set()
+            kept = [i for i in items if i.entry.id not in taken]
+            conn.execute(insert(digests).values(
+                id=did, subscriber_id=subscriber_id, slot=slot, channel=channel, created_at=now,
+                status="pending" if kept else "empty", more=more, owner=owner, lease_until=now + lease,
+            ))
+            if kept:
+                conn.execute(insert(deliveries), [
+                    {"subscriber_id": subscriber_id, "entry_id": i.entry.id, "digest_id": did,
+                     "position": n, "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
+                    for n, i in enumerate(kept)
+                ])
         return did, kept
 
+    @retrying
     def digest_items(self, did: str) -> list[DigestItem]:
         """The items of a claimed digest, in their order."""
         with self.begin() as conn:
@@ -465,12 +545,14 @@ class Store:
             ).all()
         return [DigestItem(_entry(r), r.score, tuple(json.loads(r.why)), r.topic) for r in rows]
 
+    @retrying
     def get_digest(self, did: str) -> DigestRow | None:
         """One digest's ledger row."""
         with self.begin() as conn:
             r = conn.execute(select(digests).where(digests.c.id == did)).first()
         return None if r is None else DigestRow(**r._asdict())
 
+    @retrying
     def digests_with_status(self, *statuses: str, subscriber_id: str | None = None) -> list[DigestRow]:
         """Digests in the given states, oldest first."""
         q = select(digests).where(digests.c.status.in_(statuses))
@@ -479,33 +561,59 @@ class Store:
         with self.begin() as conn:
             return [DigestRow(**r._asdict()) for r in conn.execute(q.order_by(digests.c.slot, digests.c.id))]
 
+    @retrying
     def history(self, subscriber_id: str, limit: int = 20) -> list[DigestRow]:
         """A subscriber's latest digests, newest first."""
         with self.begin() as conn:
             q = select(digests).where(digests.c.subscriber_id == subscriber_id).order_by(digests.c.slot.desc()).limit(limit)
             return [DigestRow(**r._asdict()) for r in conn.execute(q)]
 
+    @retrying
     def take_over(self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
-        """Atomically make `owner` the sender of a pending digest still held by `old_owner`."""
+        """Atomically make `owner` the sender of a pending digest still held by `old_owner`.
+
+        (Already held by `owner` counts too, so a retry after a dropped commit still succeeds.)
+        """
         now = now or _now()
         with self.begin() as conn:
             done = conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == "pending", digests.c.owner == old_owner,
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner.in_([old_owner, owner]),
             )).values(owner=owner, lease_until=now + lease))
             return bool(done.rowcount)
 
+    @retrying
+    def renew(self, did: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
+        """Extend `owner`'s lease on a pending digest; False if someone else holds it now."""
+        now = now or _now()
+        with self.begin() as conn:
+            done = conn.execute(update(digests).where(and_(
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner,
+            )).values(lease_until=now + lease))
+            return bool(done.rowcount)
+
+    @retrying
+    def release(self, did: str, owner: str, now: datetime | None = None) -> None:
+        """Give up a digest that stays pending (owner cleared), so the next run anywhere may retry it."""
+        with self.begin() as conn:
+            conn.execute(update(digests).where(and_(
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner,
+            )).values(owner="", lease_until=now or _now()))
+
+    @retrying
     def note_attempt(self, did: str, reason: str) -> int:
         """A transient failure: the digest stays pending; return how many attempts it has had."""
         with self.begin() as conn:
             conn.execute(update(digests).where(digests.c.id == did).values(attempts=digests.c.attempts + 1, reason=reason))
             return int(conn.execute(select(digests.c.attempts).where(digests.c.id == did)).scalar_one())
 
+    @retrying
     def mark_sent(self, did: str, receipt: str, now: datetime | None = None) -> None:
         """Confirm a digest as sent, with the channel's receipt."""
         with self.begin() as conn:
             conn.execute(update(digests).where(digests.c.id == did).values(
                 status="sent", sent_at=now or _now(), receipt=receipt, reason="", attempts=digests.c.attempts + 1))
 
+    @retrying
     def mark_failed(self, did: str, reason: str) -> None:
         """A permanent failure: record the reason and free the digest's entries for later digests."""
         with self.begin() as conn:

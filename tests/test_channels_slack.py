@@ -217,3 +217,16 @@ def test_outbox_json_is_what_slack_would_get(tmp_path: Path, slack_server: Slack
     assert data["metadata"]["event_payload"]["digest_id"] == "alice.20260302T0700Z"
     for m in [data, *data["thread"]]:
         check_slack_limits(m)
+
+
+def test_a_429_that_outlasts_the_sdk_retries_tells_the_pipeline_how_long_to_wait() -> None:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web import SlackResponse
+
+    from bot.channels.slack import _classify
+
+    resp = SlackResponse(client=None, http_verb="POST", api_url="chat.postMessage", req_args={},
+                         data={"ok": False, "error": "ratelimited"}, headers={"retry-after": "7"}, status_code=429)
+    err = _classify(SlackApiError("ratelimited", resp), "#papers")
+    assert isinstance(err, TransientSendError) and str(err) == "Slack answered 429 ratelimited; will retry"
+    assert err.retry_after == 7.0  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ def checkout(tmp_path: Path) -> Path:
 def test_run_once_fills_the_outbox_and_a_second_run_sends_nothing(checkout: Path) -> None:
     first = digestbot(checkout, "run", "--once")
     assert first.returncode == 0, first.stderr
-    assert "fetch examples: 28 new, 0 updated, 0 unchanged" in first.stdout
+    assert "fetched 1 source: 28 new, 0 updated, 0 unchanged" in first.stdout
     email_subs = sorted(p.stem for p in (checkout / "subscriptions").glob("*.toml")
                         if "email =" in p.read_text())
     slack_subs = sorted(p.stem for p in (checkout / "subscriptions").glob("*.toml")
@@ -56,7 +56,7 @@ def test_run_once_fills_the_outbox_and_a_second_run_sends_nothing(checkout: Path
 
     second = digestbot(checkout, "run", "--once")
     assert second.returncode == 0, second.stderr
-    assert "fetch examples: 0 new, 0 updated, 28 unchanged" in second.stdout
+    assert "fetched 1 source: 0 new, 0 updated, 28 unchanged" in second.stdout
     for sid in email_subs + slack_subs:
         assert f"0 new entries for {sid}" in second.stdout
         assert len(list((checkout / "outbox" / sid).iterdir())) == 1
