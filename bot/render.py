@@ -94,8 +94,8 @@ def environment(override: Path | None = None) -> Environment:
 
 
 def _env(settings: Settings) -> Environment:
-    """The environment for these settings (a relative templates_dir is relative to the config file)."""
-    return environment(settings.resolve(settings.templates_dir) if settings.templates_dir else None)
+    """The environment for these settings (templates_dir as given: the CLI resolves it against the config file)."""
+    return environment(settings.templates_dir)
 
 
 def clean(text: str) -> str:

@@ -225,9 +225,10 @@ class Smtp(Channel):
                 conn.close()
                 raise
         except smtplib.SMTPAuthenticationError as e:
+            log.info("SMTP %s refused the login for %r: %s %s", where, self.user, e.smtp_code, _reply(e.smtp_error))
             raise PermanentSendError(
-                f"the SMTP server {where} refused the login for {self.user!r} ({e.smtp_code} {_reply(e.smtp_error)}); "
-                "check the user in DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD") from e
+                f"the SMTP server refused the login for {self.user!r} ({e.smtp_code}); "
+                "check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD") from e
         except smtplib.SMTPNotSupportedError as e:
             raise PermanentSendError(f"the SMTP server {where} does not support AUTH ({e}); remove the user from DIGESTBOT_SMTP_URL") from e
         except ssl.SSLCertVerificationError as e:

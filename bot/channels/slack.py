@@ -44,7 +44,7 @@ FIXES = {
     "missing_scope": "give the Slack app the chat:write scope (and channels:history to check deliveries), then reinstall it",
     "restricted_action": "let the bot post in that channel (channel posting permissions)",
 }
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")  # channel names are lower case; ids are not
 
 
 class _AnyServerError(ServerErrorRetryHandler):
