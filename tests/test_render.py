@@ -148,6 +148,12 @@ def test_html_is_self_contained_dark_mode_ready_and_phone_sized() -> None:
     assert "@media (prefers-color-scheme: dark)" in html
     assert 'name="viewport"' in html and "max-width:640px" in html
     assert "http://" not in html.replace("http://www.w3.org", "")  # nothing remote to load
+    # Dark mode: every element with an inline text colour has a class the dark-mode block recolours.
+    long_html = render_email(digest(200, more=2), SETTINGS).html
+    styled = re.findall(r'<(\w+)(?: class="(\w+)")? style="[^"]*(?<![-\w])color:#', long_html)
+    assert styled and all(cls in ("page", "text", "muted", "title", "link") for _, cls in styled), styled
+    for cls in ("page", "text", "muted", "title", "link"):
+        assert re.search(rf"\.{cls}\b[^{{]*{{[^}}]*color: #[0-9a-f]{{6}} !important", html), cls
 
 
 def test_titles_with_markup_are_inert_text_in_email_and_slack() -> None:
@@ -192,6 +198,16 @@ def test_templates_dir_overrides_a_bundled_template(tmp_path: Path) -> None:
     r = render_email(digest(2), replace(SETTINGS, templates_dir=tmp_path))
     assert r.text == "Hello Zoë Ålice Exämple: 2 papers"
     assert "<!DOCTYPE html>" in r.html  # the rest still bundled
+
+
+def test_a_template_written_for_digest_items_still_renders(tmp_path: Path) -> None:
+    (tmp_path / "email.txt.j2").write_text(
+        "{{ date_text }} {{ date.year }} {{ base_url }}\n{% for item in items %}"
+        "{{ item.entry.title }} ({{ item.score }}): {{ item.why | join('; ') }} [{{ item.topic }}]\n{% endfor %}",
+        encoding="utf-8")
+    r = render_email(digest(1), replace(SETTINGS, templates_dir=tmp_path))
+    assert r.text == ("Mon 02 Mar 2026 2026 https://digest.example.org\n"
+                      "Low-bit quantization of vision transformers, part 0 (0.9): keyword: quantization; terms: low-bit, vision [vision]\n")
 
 
 # --- Slack -------------------------------------------------------------------------------------
