@@ -21,14 +21,12 @@ from pathlib import Path
 
 from sqlalchemy import event
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bot.channels import email as email_channel  # noqa: E402
-from bot.channels.email import wire_message  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.models import Digest, Entry, Interests, Subscriber  # noqa: E402
-from bot.pipeline import Deliverer, plan_digests  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.channels import email as email_channel
+from bot.channels.email import wire_message
+from bot.config import Settings
+from bot.models import Digest, Entry, Interests, Subscriber
+from bot.pipeline import Deliverer, plan_digests
+from bot.store import Store
 
 TOPICS = ["quantization", "diffusion", "retrieval", "robotics", "speech", "graph neural networks",
           "reinforcement learning", "protein folding", "code generation", "vision transformers"]
