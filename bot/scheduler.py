@@ -29,6 +29,7 @@ from .models import Subscriber
 from .pipeline import Deliverer, Outcome, run_once
 from .slots import SlotTrigger
 from .store import Store
+from .roster import load_roster
 from .subscriptions import load_subscriptions
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Runner:
         self.subscribers: dict[str, Subscriber] = {}
         self.problems: list[Problem] = []
         self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._web_seen: tuple[object, ...] | None = None
         self._reload_lock = threading.Lock()
 
     @property
@@ -111,13 +113,18 @@ class Runner:
         _log(report.recovered + report.outcomes)
 
     def watch_job(self) -> None:
-        """Re-read the subscription files if any changed since the last look."""
-        if _signature(self.folder) != self._seen:
+        """Re-read the subscribers if a file, a web subscriber or a status changed since the last look."""
+        if _signature(self.folder) != self._seen or self._web_signature() != self._web_seen:
             self.reload()
+
+    def _web_signature(self) -> tuple[object, ...]:
+        """What the store says of subscribers: web rows (and their edits) and pause/unsubscribe marks."""
+        return (tuple(sorted(self.store.subscriber_statuses().items())),
+                tuple((r.id, r.status, r.updated_at) for r in self.store.web_subscribers()))
 
     # --- subscribers -------------------------------------------------------------------------
     def reload(self) -> None:
-        """Re-read the subscription files and add, change or remove digest jobs to match.
+        """Re-read the subscribers (files and web) and add, change or remove digest jobs to match.
 
         A file that has become broken keeps its subscriber's last good version (and logs the
         problem), so a typo while editing does not cancel anyone's digest.
@@ -131,8 +138,14 @@ class Runner:
                 stem = Path(p.path).stem
                 if stem in self.subscribers and stem not in fresh and Path(p.path).exists():
                     fresh[stem] = self.subscribers[stem]
+            self._web_seen = self._web_signature()
+            # Web subscribers join the file ones; a pause or unsubscribe recorded in the store wins.
+            roster, problems = load_roster(self.settings, self.store, (list(fresh.values()), problems))
+            for p in problems:
+                if p.path == "(web subscribers)":
+                    log.warning("%s", p)
             self.problems = problems
-            self._sync(fresh)
+            self._sync({s.id: s for s in roster})
 
     def _sync(self, fresh: dict[str, Subscriber]) -> None:
         old = self.subscribers

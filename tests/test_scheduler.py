@@ -182,7 +182,7 @@ def test_a_hanging_source_times_out_and_the_digests_still_go(tmp_path: Path) -> 
     sent = r.store.digests_with_status("sent")
     r.store.close()
     assert took < 15
-    assert "timed out" in states["hangs"].last_error and states["examples"].last_error == ""
+    assert "no answer within 1 s" in states["hangs"].last_error and states["examples"].last_error == ""
     assert sorted(d.subscriber_id for d in sent) == ["s0000", "s0001"]
 
 
@@ -211,3 +211,23 @@ def test_sighup_rereads_the_subscriptions_without_a_restart(tmp_path: Path) -> N
     assert proc.returncode == 0, log.read_text()[-2000:]
     assert "subscriber late: digests on '0 8 * * *' in UTC" in log.read_text()
     assert picked_up < 5  # at once on SIGHUP (the folder watcher alone may take up to 10 s)
+
+
+def test_the_scheduler_serves_web_subscribers_and_honours_unsubscribes(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 2)
+    r = Runner(load_settings(str(config), environ={}))
+    try:
+        r.reload()
+        assert sorted(r.subscribers) == ["s0000", "s0001"]
+        row = r.store.request_web_subscription(
+            "w-1", "web@example.org", "Web Reader", {"keywords": ["diffusion"]}, "0 9 * * *", "UTC", 5)
+        r.watch_job()
+        assert "w-1" not in r.subscribers  # unconfirmed: nothing is sent to it
+        r.store.set_web_status(row.id, "active")
+        r.store.set_subscriber_status("s0001", "unsubscribed")
+        r.watch_job()  # no file changed: the store's change alone triggers the reload
+        assert sorted(r.subscribers) == ["s0000", "w-1"]
+        assert r.scheduler.get_job("digest:w-1") is not None
+        assert r.scheduler.get_job("digest:s0001") is None
+    finally:
+        r.store.close()
