@@ -230,3 +230,12 @@ def test_a_429_that_outlasts_the_sdk_retries_tells_the_pipeline_how_long_to_wait
     err = _classify(SlackApiError("ratelimited", resp), "#papers")
     assert isinstance(err, TransientSendError) and str(err) == "Slack answered 429 ratelimited; will retry"
     assert err.retry_after == 7.0  # type: ignore[attr-defined]
+
+
+def test_the_one_per_second_limit_holds_across_digests_and_channel_instances(slack_server: SlackServer, send_clock: list[float]) -> None:
+    s = settings_for(slack_server)
+    Slack(s).send(digest(1, sub=SLACK_SUB, did="a"))
+    Slack(s).send(digest(1, sub=SLACK_SUB, did="b"))  # a new instance, the same channel: waits
+    Slack(s).send(digest(1, sub=subscriber(email="", slack_channel="#other"), did="c"))  # another channel: no wait
+    assert send_clock == [pytest.approx(1.0)]
+    assert len(slack_server.calls("chat.postMessage")) == 3
