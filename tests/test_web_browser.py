@@ -20,7 +20,6 @@ from web_support import free_port, link_in, running, smtp_server
 from bot import tokens
 from bot.config import load_settings
 from bot.store import Store
-from bot.tokens import TokenError
 from bot.web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -115,12 +114,7 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
             target = str(digests[0]["List-Unsubscribe"]).strip().strip("<>")
             assert digests[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             assert target.startswith(f"{url}/unsubscribe/")
-            try:
-                tokens.verify(settings, target.rsplit("/", 1)[1], "unsubscribe")
-            except TokenError:
-                # The renderer on this branch predates signed links (the channels branch adds
-                # them); the route is the same, so sign the token the merged renderer will put there.
-                target = f"{url}/unsubscribe/{tokens.sign(settings, 'unsubscribe', row.id)}"
+            assert tokens.verify(settings, target.rsplit("/", 1)[1], "unsubscribe")["subscriber_id"] == row.id
             answer = page.request.post(target, form={"List-Unsubscribe": "One-Click"})
             assert answer.status == 200
             assert store.web_subscriber(row.id).status == "unsubscribed"  # type: ignore[union-attr]
