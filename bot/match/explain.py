@@ -1,0 +1,50 @@
+"""Why an entry was chosen: matched keywords, topics, the terms that weighed most, liked papers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .classifier import EntryBatch
+from .feedback import FeedbackModel
+from .profiles import Profiles
+from .topics import TopicIndex
+
+AUTHOR = "by an author you follow"
+
+
+def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackModel, terms: np.ndarray,
+            r: int, e: int, forced: bool, n_terms: int = 3) -> tuple[str, ...]:
+    """The reasons subscriber row `r` gets entry row `e`, strongest kind first."""
+    why: list[str] = [AUTHOR] if forced else []
+    hit_cols = batch.hits.indices[batch.hits.indptr[e]:batch.hits.indptr[e + 1]]
+    kw = prof.keywords
+    own = set(kw.indices[kw.indptr[r]:kw.indptr[r + 1]].tolist())
+    why += [f"keyword: {prof.labels[prof.phrases[c]]}" for c in hit_cols if c in own]
+    t = int(batch.main_topic[e])
+    if t >= 0 and prof.topic_raw[r, t] > 0:
+        why.append(f"topic: {index.names[t]}")
+    # Terms: the entry's terms weighted by the profile (its own words plus its topics' vocabulary).
+    x = batch.X
+    cols = x.indices[x.indptr[e]:x.indptr[e + 1]]
+    if cols.size:
+        vals = x.data[x.indptr[e]:x.indptr[e + 1]]
+        q = prof.query[r]
+        qd = np.zeros(cols.size, np.float32)
+        pos = np.searchsorted(q.indices, cols) if q.nnz else np.zeros(0, int)
+        if q.nnz:
+            found = pos < q.indices.size
+            found[found] &= q.indices[pos[found]] == cols[found]
+            qd[found] = q.data[pos[found]]
+        if prof.topic_raw[r].any():
+            qd += prof.topic_weight * (prof.topic_l2[r] @ index.vectors[:, cols].toarray())
+        contrib = vals * qd
+        best = [int(i) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
+        if best:
+            why.append("terms: " + ", ".join(str(terms[cols[i]]) for i in best))
+    liked = fb.liked.get(r)
+    if liked is not None:
+        sims = (liked[1] @ x[e].T).toarray().ravel()
+        i = int(np.argmax(sims))
+        if sims[i] >= 0.2:
+            why.append(f"like “{liked[0][i].title}”")
+    return tuple(why)

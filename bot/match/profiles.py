@@ -1,0 +1,115 @@
+"""Subscriber profiles: each subscriber's interests as vectors, phrases and topic weights."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from ..models import Subscriber
+from .features import TextSpace, phrase_key
+from .topics import TopicIndex
+
+# "Image (not video) diffusion", "LLMs, excluding robotics": what follows is a soft negative.
+_NEGATION = re.compile(r"\b(?:not|excluding|except|other than)\s+([A-Za-z][\w\-/ ]{1,40}?)(?=[),.;:]|$)", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileWeights:
+    """How a profile is made from interests (fixed, data-independent defaults)."""
+
+    description: float = 1.0
+    keywords: float = 1.0
+    topics: float = 0.5  # the vocabulary of followed and implied topics
+    negation: float = 1.0  # "(not video)" pushes video papers down
+    followed_topic: float = 1.0  # topic weight of a topic the subscriber follows
+    keyword_topic: float = 1.0  # topic weight a keyword gives the topics whose vocabulary has it
+    description_topic: float = 0.5  # likewise for a vocabulary phrase in the description
+
+
+def negated_phrases(description: str) -> list[str]:
+    """The phrases a description rules out ("not video", "excluding robotics")."""
+    return [m.group(1).strip() for m in _NEGATION.finditer(description)]
+
+
+def _author_key(name: str) -> str:
+    return " ".join(name.lower().replace(".", " ").split())
+
+
+class Profiles:
+    """All subscribers' profiles as matrices, rows in subscriber order."""
+
+    def __init__(self, subscribers: Sequence[Subscriber], space: TextSpace, index: TopicIndex,
+                 w: ProfileWeights = ProfileWeights()) -> None:
+        n = len(subscribers)
+        self.ids = [s.id for s in subscribers]
+        self.max_items = np.array([s.max_items for s in subscribers], dtype=np.int64)
+        interests = [s.interests for s in subscribers]
+        desc = space.transform(i.description for i in interests)
+        kw = space.transform(" . ".join(i.keywords) for i in interests)
+        neg = space.transform(" . ".join(negated_phrases(i.description)) for i in interests)
+        self.query = sp.csr_matrix(w.description * desc + w.keywords * kw - w.negation * neg)
+
+        # Phrases (keywords, excludes) as columns of incidence matrices shared by everyone.
+        phrases: dict[str, int] = {}
+        self.labels: dict[str, str] = {}  # phrase key → the subscriber's own spelling (first seen)
+
+        def column(p: str) -> int | None:
+            key = phrase_key(p)
+            if not key:
+                return None
+            self.labels.setdefault(key, p)
+            return phrases.setdefault(key, len(phrases))
+
+        kw_rows, kw_cols, ex_rows, ex_cols = [], [], [], []
+        topic_w = np.zeros((n, len(index.topics)), np.float32)
+        slug = {t.slug: ti for ti, t in enumerate(index.topics)}
+        authors: dict[str, int] = {}
+        au_rows, au_cols = [], []
+        for r, i in enumerate(interests):
+            keys = []
+            for k in i.keywords:
+                c = column(k)
+                if c is not None:
+                    kw_rows.append(r)
+                    kw_cols.append(c)
+                    keys.append(phrase_key(k))
+            for k in i.exclude:
+                c = column(k)
+                if c is not None:
+                    ex_rows.append(r)
+                    ex_cols.append(c)
+            topic_w[r] += index.weights_for(keys, w.keyword_topic)
+            if i.description:
+                topic_w[r] += index.weights_for(index.phrases_in(i.description), w.description_topic)
+            for t in i.topics:
+                if t in slug:
+                    topic_w[r, slug[t]] += w.followed_topic
+            for a in i.authors:
+                au_rows.append(r)
+                au_cols.append(authors.setdefault(_author_key(a), len(authors)))
+        self.phrases = list(phrases)
+        shape = (n, len(self.phrases))
+        self.keywords = sp.csr_matrix((np.ones(len(kw_rows), np.float32), (kw_rows, kw_cols)), shape=shape)
+        self.keywords.data[:] = 1.0
+        self.excludes = sp.csr_matrix((np.ones(len(ex_rows), np.float32), (ex_rows, ex_cols)), shape=shape)
+        self.authors = list(authors)
+        self.follows = sp.csr_matrix((np.ones(len(au_rows), np.float32), (au_rows, au_cols)), shape=(n, len(authors)))
+        self.topic_raw = topic_w
+        self.topic_l2 = normalize(topic_w).astype(np.float32)
+        self.topic_max = (topic_w / np.maximum(topic_w.max(axis=1, keepdims=True), 1e-9)).astype(np.float32)
+        self.topic_weight = w.topics
+        # ‖query + topics·TV‖ without building the dense topic part: expand the square.
+        q2 = np.asarray(self.query.multiply(self.query).sum(axis=1)).ravel()
+        qt = np.asarray(((self.query @ index.vectors.T).toarray() * self.topic_l2).sum(axis=1)).ravel()
+        tt = ((self.topic_l2 @ index.gram) * self.topic_l2).sum(axis=1)
+        norm2 = q2 + 2 * w.topics * qt + w.topics ** 2 * tt
+        self.norm = np.sqrt(np.maximum(norm2, 0)).astype(np.float32)
+        self.inv_norm = np.where(self.norm > 1e-9, 1.0 / np.maximum(self.norm, 1e-9), 0.0).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
