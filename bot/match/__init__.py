@@ -53,7 +53,8 @@ class Matcher:
     def fit(self, corpus: Sequence[Entry]) -> Matcher:
         """Learn the vocabulary and its weights from recent entries (and the topic descriptions)."""
         self.corpus = list(corpus)
-        self.space.fit([entry_text(e) for e in self.corpus] or [t.text for t in self.topics])
+        # The topics' texts join the corpus so their vocabulary is in the space from day one.
+        self.space.fit([entry_text(e) for e in self.corpus] + [t.text for t in self.topics])
         self.index = TopicIndex(self.topics, self.space)
         self.fitted = True
         return self
@@ -119,11 +120,12 @@ class Matcher:
                 r = lo + c
                 col = scores[:, c]
                 rows = np.arange(len(col)) if unselected else np.flatnonzero(chosen[:, c])
-                order = rows[np.argsort(-col[rows], kind="stable")]
+                # best first; a followed author's papers ahead of the rest (they are always sent)
+                order = rows[np.lexsort((-col[rows], ~forced[rows, c]))]
                 matches = []
                 for e in order:
                     sel = bool(chosen[e, c])
-                    why = reasons(batch, prof, self.index, fb, terms, r, int(e), bool(forced[e, c])) if sel else ()
+                    why = reasons(batch, prof, self.index, fb, self.space, terms, r, int(e), bool(forced[e, c])) if sel else ()
                     matches.append(Match(ids[e], round(float(col[e]), 4), sel, why, topic_names[e]))
                 out[prof.ids[r]] = matches
         return out

@@ -4,7 +4,7 @@ A score is judged against the subscriber's own score distribution over the refer
 entries offered now, plus recent corpus entries when few are offered): an entry is selected when
 it stands out from the typical entry (the median) by at least `lift` of the way to what the
 subscriber's best recent matches score (the mean of the top `top_k`), and clears an absolute
-`floor`. So a day without strong matches sends little or nothing, a rich day sends more, up to
+`floor`, and by at least `margin` above the median. So a day without strong matches sends little or nothing, a rich day sends more, up to
 `max_items`; a subscriber whose field is everywhere (a high median) needs more to be selected.
 """
 
@@ -22,6 +22,7 @@ class Calibration:
     lift: float = 0.27
     top_k: int = 3
     floor: float = 0.2
+    margin: float = 0.1  # and always this far above the median: a flat day selects nothing
 
 
 def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
@@ -31,7 +32,7 @@ def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
     k = min(cal.top_k, ref.shape[0])
     top = -np.partition(-ref, k - 1, axis=0)[:k].mean(axis=0)
     med = np.median(ref, axis=0)
-    return np.maximum(cal.floor, med + cal.lift * (top - med)).astype(np.float32)
+    return np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
 
 
 def select(scores: np.ndarray, thr: np.ndarray, allowed: np.ndarray, forced: np.ndarray,

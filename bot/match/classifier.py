@@ -34,7 +34,7 @@ class ScoreWeights:
     topic: float = 0.3  # the entry's topic distribution on the subscriber's topics
     prf_k: int = 3  # pseudo-relevance feedback: top entries whose centroid joins the profile
     prf_weight: float = 0.6
-    author: float = 1.0  # added to the score of a followed author's paper (ranks it first)
+    prf_trust: float = 0.3  # top entries scoring below this move the profile proportionally less
 
 
 class EntryBatch:
@@ -102,11 +102,11 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
         c_norm = np.sqrt(np.maximum(batch.xx[top[:, None, :], top[None, :, :]].sum(axis=(0, 1)), 1e-12)) / k
         z_c = batch.zx[:, top].sum(axis=1) / k / c_norm  # Z·ĉ
         p_c = sx[top, cols].mean(axis=0) / c_norm  # p·ĉ
-        b = np.where(inv > 0, w.prf_weight, 0.0).astype(np.float32)
+        trust = np.clip(scores[top, cols].mean(axis=0) / w.prf_trust, 0.0, 1.0)  # a quiet day: no drift
+        b = (w.prf_weight * trust * (inv > 0)).astype(np.float32)
         scores = (sz + b * z_c) / np.sqrt(1 + 2 * b * p_c + b * b) + bonus
     if fb.has_votes(lo, hi):
         scores += (batch.Z @ fb.rows[lo:hi].T).toarray()
     forced = (batch.by_author @ prof.follows[lo:hi].T).toarray() > 0
     excluded = (batch.hits @ prof.excludes[lo:hi].T).toarray() > 0
-    scores += w.author * forced
     return scores.astype(np.float32), forced, excluded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classifier import EntryBatch
+from .features import TextSpace
 from .feedback import FeedbackModel
 from .profiles import Profiles
 from .topics import TopicIndex
@@ -12,7 +13,7 @@ from .topics import TopicIndex
 AUTHOR = "by an author you follow"
 
 
-def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackModel, terms: np.ndarray,
+def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackModel, space: TextSpace, terms: np.ndarray,
             r: int, e: int, forced: bool, n_terms: int = 3) -> tuple[str, ...]:
     """The reasons subscriber row `r` gets entry row `e`, strongest kind first."""
     why: list[str] = [AUTHOR] if forced else []
@@ -40,7 +41,7 @@ def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackMo
         contrib = vals * qd
         best = [int(i) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
         if best:
-            why.append("terms: " + ", ".join(str(terms[cols[i]]) for i in best))
+            why.append("terms: " + ", ".join(space.display(str(terms[cols[i]])) for i in best))
     liked = fb.liked.get(r)
     if liked is not None:
         sims = (liked[1] @ x[e].T).toarray().ravel()

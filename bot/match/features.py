@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -43,13 +44,18 @@ def stem(word: str) -> str:
 _CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])|(?<=[A-Za-z]{3})(?=[0-9])")
 
 
+def words(text: str) -> list[str]:
+    """Lowercase word tokens before stemming (the surface forms)."""
+    return _TOKEN.findall(_CAMEL.sub(" ", text).lower())
+
+
 def tokens(text: str) -> list[str]:
     """Stemmed lowercase word tokens; hyphens, punctuation and CamelCase split words.
 
     "LoRA-based" → lora, bas; "MixLoRA" → mix, lora; "MobileCLIP" → mobil, clip; acronyms such as
     LoRA, MoE or ViT stay whole.
     """
-    return [stem(t) for t in _TOKEN.findall(_CAMEL.sub(" ", text).lower())]
+    return [stem(t) for t in words(text)]
 
 
 def phrase_key(phrase: str) -> str:
@@ -77,6 +83,7 @@ class TextSpace:
     def __init__(self, min_df: int = 1, max_df: float = 0.5) -> None:
         self.vectorizer = TfidfVectorizer(analyzer=_content_ngrams, sublinear_tf=True, min_df=min_df,
                                           max_df=max_df, dtype=np.float32)
+        self.surface: dict[str, str] = {}
 
     def fit(self, texts: Sequence[str]) -> TextSpace:
         """Learn the vocabulary and idf weights from `texts`."""
@@ -84,7 +91,16 @@ class TextSpace:
         if len(texts) < 2:
             self.vectorizer.set_params(max_df=1.0)
         self.vectorizer.fit(texts or ["empty"])
+        seen: dict[str, Counter[str]] = {}
+        for text in texts[:5000]:  # enough to name the stems
+            for w in words(text):
+                seen.setdefault(stem(w), Counter())[w] += 1
+        self.surface = {s: c.most_common(1)[0][0] for s, c in seen.items()}
         return self
+
+    def display(self, term: str) -> str:
+        """A feature as a reader would write it: each stem by its most common surface form."""
+        return " ".join(self.surface.get(part, part) for part in term.split(" "))
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Texts as rows of L2-normalized tf-idf vectors."""

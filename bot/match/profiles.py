@@ -85,7 +85,11 @@ class Profiles:
                     ex_cols.append(c)
             topic_w[r] += index.weights_for(keys, w.keyword_topic)
             if i.description:
-                topic_w[r] += index.weights_for(index.phrases_in(i.description), w.description_topic)
+                negated = negated_phrases(i.description)
+                positive = _NEGATION.sub(" ", i.description)
+                topic_w[r] += index.weights_for(index.phrases_in(positive), w.description_topic)
+                if negated:  # "(not video)": the topics it names count against the entry
+                    topic_w[r] -= index.weights_for(index.phrases_in(" . ".join(negated)), w.description_topic)
             for t in i.topics:
                 if t in slug:
                     topic_w[r, slug[t]] += w.followed_topic

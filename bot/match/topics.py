@@ -114,7 +114,8 @@ class TopicIndex:
         padded = f" {phrase_key(text)} "
         return [p for p in self.phrases if f" {p} " in padded]
 
-    def entry_topics(self, X: sp.csr_matrix, hits: sp.csr_matrix, saturation: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    def entry_topics(self, X: sp.csr_matrix, hits: sp.csr_matrix, saturation: float = 2.0,
+                     unsure: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
         """Per entry: a topic distribution (rows sum to 1) and saturated vocabulary evidence, both entries × topics.
 
         The distribution mixes cosine similarity to each topic with how many of its phrases occur,
@@ -123,5 +124,5 @@ class TopicIndex:
         evidence = 1.0 - np.exp(-(hits @ self.phrase_topics).toarray() / saturation)
         sim = (X @ self.vectors.T).toarray()
         a = (sim + 0.5 * evidence) ** 2
-        a /= np.maximum(a.sum(axis=1, keepdims=True), 1e-9)
+        a /= a.sum(axis=1, keepdims=True) + unsure  # weak evidence stays a weak distribution
         return a.astype(np.float32), evidence.astype(np.float32)
