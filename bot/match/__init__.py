@@ -40,7 +40,7 @@ class Selection:
 class Matcher:
     """tf-idf profiles, topics, keywords and feedback; fit on a corpus, then `match` all subscribers at once."""
 
-    def __init__(self, *, topics_file: str | Path | None = None, chunk_size: int = 4096,
+    def __init__(self, *, topics_file: str | Path | None = None, chunk_size: int = 8192,
                  profile: ProfileWeights = ProfileWeights(), weights: ScoreWeights = ScoreWeights(),
                  calibration: Calibration = Calibration(), feedback: FeedbackSettings = FeedbackSettings()) -> None:
         self.topics: list[Topic] = load_topics(topics_file)
@@ -81,9 +81,12 @@ class Matcher:
             hi = min(lo + self.chunk_size, len(prof))
             scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights)
             thr = thresholds(scores, self.calibration)
-            allowed = ~excluded[:n] & ~done[:, lo:hi].toarray()
-            chosen = select(scores[:n], thr, allowed, forced[:n], prof.max_items[lo:hi])
-            yield lo, hi, scores[:n], chosen, forced[:n]
+            allowed = ~excluded[:, :n]
+            part = done[lo:hi]
+            if part.nnz:
+                allowed &= ~part.toarray()
+            chosen = select(scores[:, :n], thr, allowed, forced[:, :n], prof.max_items[lo:hi])
+            yield lo, hi, scores[:, :n], chosen, forced[:, :n]
 
     def select(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber], *,
                delivered: Mapping[str, set[str]] | None = None,
@@ -92,10 +95,10 @@ class Matcher:
         batch, prof, fb = self._prepare(entries, subscribers, feedback)
         subs, ents, vals = [], [], []
         for lo, _, scores, chosen, _ in self._chunks(batch, prof, fb, delivered):
-            e, s = np.nonzero(chosen)
+            s, e = np.nonzero(chosen)
             subs.append(s + lo)
             ents.append(e)
-            vals.append(scores[e, s])
+            vals.append(scores[s, e])
         cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))
         return Selection(cat(subs).astype(np.int64), cat(ents).astype(np.int64), cat(vals).astype(np.float32))
 
@@ -118,14 +121,14 @@ class Matcher:
         for lo, hi, scores, chosen, forced in self._chunks(batch, prof, fb, delivered):
             for c in range(hi - lo):
                 r = lo + c
-                col = scores[:, c]
-                rows = np.arange(len(col)) if unselected else np.flatnonzero(chosen[:, c])
+                col = scores[c]
+                rows = np.arange(len(col)) if unselected else np.flatnonzero(chosen[c])
                 # best first; a followed author's papers ahead of the rest (they are always sent)
-                order = rows[np.lexsort((-col[rows], ~forced[rows, c]))]
+                order = rows[np.lexsort((-col[rows], ~forced[c, rows]))]
                 matches = []
                 for e in order:
-                    sel = bool(chosen[e, c])
-                    why = reasons(batch, prof, self.index, fb, self.space, terms, r, int(e), bool(forced[e, c])) if sel else ()
+                    sel = bool(chosen[c, e])
+                    why = reasons(batch, prof, self.index, fb, self.space, terms, r, int(e), bool(forced[c, e])) if sel else ()
                     matches.append(Match(ids[e], round(float(col[e]), 4), sel, why, topic_names[e]))
                 out[prof.ids[r]] = matches
         return out

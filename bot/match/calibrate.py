@@ -25,30 +25,37 @@ class Calibration:
     margin: float = 0.1  # and always this far above the median: a flat day selects nothing
 
 
+_SAMPLE = 255  # the median is taken over at most this many reference entries, evenly spread
+
+
 def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
-    """One score threshold per column (subscriber) of the reference scores `ref` (entries × subscribers)."""
-    if ref.shape[0] == 0:
-        return np.full(ref.shape[1], np.inf, np.float32)
-    k = min(cal.top_k, ref.shape[0])
-    top = -np.partition(-ref, k - 1, axis=0)[:k].mean(axis=0)
-    med = np.median(ref, axis=0)
+    """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries)."""
+    n = ref.shape[1]
+    if n == 0:
+        return np.full(ref.shape[0], np.inf, np.float32)
+    k = min(cal.top_k, n)
+    top = np.partition(ref, n - k, axis=1)[:, n - k:].mean(axis=1)
+    sample = ref if n <= _SAMPLE else ref[:, np.linspace(0, n - 1, _SAMPLE).astype(int)]
+    med = np.median(sample, axis=1)
     return np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
 
 
 def select(scores: np.ndarray, thr: np.ndarray, allowed: np.ndarray, forced: np.ndarray,
            max_items: np.ndarray) -> np.ndarray:
-    """The selected mask (entries × subscribers): above threshold or forced, allowed, at most max_items each.
+    """The selected mask (subscribers × entries): above threshold or forced, allowed, at most max_items each.
 
     `allowed` is False where an entry is excluded or was already delivered: that always wins.
     Forced entries (followed authors) are ranked before the others when the cap applies.
     """
-    chosen = ((scores >= thr[None, :]) | forced) & allowed
-    counts = chosen.sum(axis=0)
+    chosen = scores >= thr[:, None]
+    chosen |= forced
+    chosen &= allowed
+    counts = chosen.sum(axis=1)
     over = np.flatnonzero(counts > max_items)
     if over.size:  # only subscribers with more selected entries than they want: keep their best
-        sub = np.where(chosen[:, over], scores[:, over] + 10.0 * forced[:, over], -np.inf)
-        order = np.argsort(-sub, axis=0, kind="stable")
+        sub = np.where(chosen[over], scores[over] + 10.0 * forced[over], -np.inf)
+        order = np.argsort(-sub, axis=1, kind="stable")
         ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(sub.shape[0])[:, None], axis=0)
-        chosen[:, over] &= ranks < max_items[over][None, :]
+        np.put_along_axis(ranks, order, np.arange(sub.shape[1])[None, :], axis=1)
+        chosen[over] &= ranks < max_items[over][:, None]
     return chosen

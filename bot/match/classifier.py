@@ -6,7 +6,9 @@ plus a weighted title and the profile is description + keywords + topic vocabula
 distribution against the subscriber's topics), + the feedback model's adjustment.
 
 Pseudo-relevance feedback (Rocchio) moves each profile towards the centroid of its top `prf_k`
-entries; it is done without building the new profiles, through the entries' Gram matrices.
+entries; it is done without building the new profiles, through the entries' Gram matrix.
+Arrays are subscribers × entries (a row per subscriber), so per-subscriber reductions run on
+contiguous memory; the topic parts are one small dense product, the text part one sparse one.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class ScoreWeights:
 
 
 class EntryBatch:
-    """The entries of one matching run as features; the first `offered` rows may be selected."""
+    """The entries of one matching run as features; the first `offered` columns may be selected."""
 
     def __init__(self, entries: Sequence[Entry], offered: int, space: TextSpace, index: TopicIndex,
                  profiles: Profiles, w: ScoreWeights) -> None:
@@ -47,66 +49,76 @@ class EntryBatch:
         texts = [entry_text(e) for e in entries]
         self.X = space.transform(texts)
         XT = space.transform(e.title for e in entries)
-        self.Z = sp.csr_matrix(self.X + w.title * XT)
-        self.stacked = sp.vstack([self.X, self.Z]).tocsr()  # one product gives X·q and Z·q
-        topics_t = index.vectors.T
-        self.x_topics = (self.X @ topics_t).toarray()
-        self.z_topics = (self.Z @ topics_t).toarray()
+        Z = sp.csr_matrix(self.X + w.title * XT)  # the entry side: whole text plus its title again
+        self.Zt = sp.csr_matrix(Z.T)  # terms × entries
+        self.zz = (Z @ Z.T).toarray().astype(np.float32)  # entries × entries
         n_own = len(profiles.phrases)
         hits = phrase_incidence(texts, profiles.phrases + index.phrases)
-        self.hits = sp.csr_matrix(hits[:, :n_own])
-        self.topic_dist, self.evidence = index.entry_topics(self.X, sp.csr_matrix(hits[:, n_own:]))
-        self.main_topic = np.where(self.topic_dist.max(axis=1) > 0, self.topic_dist.argmax(axis=1), -1) if len(index.topics) else np.full(len(entries), -1)
-        self.zx = (self.Z @ self.X.T).toarray().astype(np.float32)  # entries × entries
-        self.xx = (self.X @ self.X.T).toarray().astype(np.float32)
+        self.hits_t = sp.csr_matrix(hits[:, :n_own].T)  # own phrases × entries
+        dist, evidence = index.entry_topics(self.X, sp.csr_matrix(hits[:, n_own:]))
+        self.topic_dist = dist
+        # Entry-side topic features, one row block per score part (see `score_chunk`).
+        self.topic_side = np.ascontiguousarray(np.hstack([(Z @ index.vectors.T).toarray(), evidence, dist]).T, dtype=np.float32)
+        self.main_topic = np.where(dist.max(axis=1) > 0, dist.argmax(axis=1), -1) if len(index.topics) else np.full(len(entries), -1)
         col = {a: i for i, a in enumerate(profiles.authors)}
         rows, cols = [], []
         for r, e in enumerate(entries):
             for a in e.authors:
                 c = col.get(_author_key(a))
                 if c is not None:
-                    rows.append(r)
-                    cols.append(c)
-        self.by_author = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(entries), len(col)))
+                    rows.append(c)
+                    cols.append(r)
+        self.authors_t = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(col), len(entries)))
+        self.hits = sp.csr_matrix(hits[:, :n_own])  # entries × own phrases, for reasons
 
     def delivered_mask(self, ids: Sequence[str], delivered: Mapping[str, set[str]] | None) -> sp.csr_matrix:
-        """offered entries × subscribers: 1 where the entry was already delivered to the subscriber."""
+        """subscribers × offered entries: 1 where the entry was already delivered to the subscriber."""
         where = {e.id: i for i, e in enumerate(self.entries[: self.offered])}
         rows, cols = [], []
-        for c, sid in enumerate(ids):
+        for r, sid in enumerate(ids):
             for eid in (delivered or {}).get(sid, ()):
-                r = where.get(eid)
-                if r is not None:
+                c = where.get(eid)
+                if c is not None:
                     rows.append(r)
                     cols.append(c)
-        return sp.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(self.offered, len(ids)))
+        return sp.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(len(ids), self.offered))
 
 
 def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, hi: int,
                 w: ScoreWeights) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores (all batch entries × subscribers lo..hi), the forced mask and the excluded mask."""
-    n = batch.X.shape[0]
-    q = prof.query[lo:hi]
-    t_l2, t_max, inv = prof.topic_l2[lo:hi], prof.topic_max[lo:hi], prof.inv_norm[lo:hi]
-    both = (batch.stacked @ q.T).toarray()
-    sx = (both[:n] + prof.topic_weight * (batch.x_topics @ t_l2.T)) * inv  # X·p
-    sz = (both[n:] + prof.topic_weight * (batch.z_topics @ t_l2.T)) * inv  # (X + title·Xt)·p
-    hits = (batch.hits @ prof.keywords[lo:hi].T).toarray()
-    bonus = (w.keyword * (1.0 - np.exp(-hits)) + w.vocabulary * (batch.evidence @ t_l2.T)
-             + w.topic * (batch.topic_dist @ t_max.T))
+    """Scores (subscribers lo..hi × all batch entries), the forced mask and the excluded mask."""
+    n = batch.zz.shape[0]
+    inv = prof.inv_norm[lo:hi, None]
+    t_l2, t_max = prof.topic_l2[lo:hi], prof.topic_max[lo:hi]
+    # Z·p: the text part (sparse) plus the topic-vocabulary part of the profile (dense, small).
+    sz = (prof.query_n[lo:hi] @ batch.Zt).toarray()
+    topic_side = np.hstack([prof.topic_weight * inv * t_l2, w.vocabulary * t_l2, w.topic * t_max]).astype(np.float32)
+    T = t_l2.shape[1]
+    sz += topic_side[:, :T] @ batch.topic_side[:T]
+    bonus = topic_side[:, T:] @ batch.topic_side[T:]
+    hits = (prof.keywords[lo:hi] @ batch.hits_t).tocoo()
+    bonus[hits.row, hits.col] += w.keyword * (1.0 - np.exp(-hits.data))
     scores = sz + bonus
     k = min(w.prf_k, n)
     if k and w.prf_weight:
-        cols = np.arange(hi - lo)
-        top = np.argpartition(-scores, k - 1, axis=0)[:k]  # k × c
-        c_norm = np.sqrt(np.maximum(batch.xx[top[:, None, :], top[None, :, :]].sum(axis=(0, 1)), 1e-12)) / k
-        z_c = batch.zx[:, top].sum(axis=1) / k / c_norm  # Z·ĉ
-        p_c = sx[top, cols].mean(axis=0) / c_norm  # p·ĉ
-        trust = np.clip(scores[top, cols].mean(axis=0) / w.prf_trust, 0.0, 1.0)  # a quiet day: no drift
-        b = (w.prf_weight * trust * (inv > 0)).astype(np.float32)
-        scores = (sz + b * z_c) / np.sqrt(1 + 2 * b * p_c + b * b) + bonus
+        rows = np.arange(hi - lo)[:, None]
+        top = np.argpartition(scores, n - k, axis=1)[:, n - k:]  # c × k
+        c_norm = np.sqrt(np.maximum(batch.zz[top[:, :, None], top[:, None, :]].sum(axis=(1, 2)), 1e-12)) / k
+        z_c = batch.zz[top[:, 0]]
+        for j in range(1, k):
+            z_c += batch.zz[top[:, j]]
+        z_c /= (k * c_norm)[:, None]  # Z·ĉ
+        p_c = sz[rows, top].mean(axis=1) / c_norm  # p·ĉ
+        trust = np.clip(scores[rows, top].mean(axis=1) / w.prf_trust, 0.0, 1.0)  # a quiet day: no drift
+        b = (w.prf_weight * trust * (prof.inv_norm[lo:hi] > 0)).astype(np.float32)
+        den = np.sqrt(1 + 2 * b * p_c + b * b)
+        z_c *= (b / den)[:, None]
+        sz *= (1 / den)[:, None]
+        scores = sz
+        scores += z_c
+        scores += bonus
     if fb.has_votes(lo, hi):
-        scores += (batch.Z @ fb.rows[lo:hi].T).toarray()
-    forced = (batch.by_author @ prof.follows[lo:hi].T).toarray() > 0
-    excluded = (batch.hits @ prof.excludes[lo:hi].T).toarray() > 0
-    return scores.astype(np.float32), forced, excluded
+        scores += (fb.rows[lo:hi] @ batch.Zt).toarray()
+    forced = (prof.follows[lo:hi] @ batch.authors_t).toarray() > 0
+    excluded = (prof.excludes[lo:hi] @ batch.hits_t).toarray() > 0
+    return scores, forced, excluded

@@ -9,7 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from ..models import Entry
 
@@ -41,12 +42,31 @@ def stem(word: str) -> str:
     return word
 
 
+_RAW = re.compile(r"[A-Za-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])|(?<=[A-Za-z]{3})(?=[0-9])")
+
+
+_WORDS: dict[str, tuple[str, ...]] = {}  # raw word → lowercase parts (a plain dict: the hot path)
+_STEMS: dict[str, tuple[str, ...]] = {}  # raw word → stems of its parts
+
+
+def _parts(raw: str) -> tuple[str, ...]:
+    """One raw word's lowercase parts: CamelCase and letters-then-digits split; cached."""
+    parts = tuple(_CAMEL.sub(" ", raw).lower().split())
+    if len(_WORDS) < 1_000_000:
+        _WORDS[raw] = parts
+        _STEMS[raw] = tuple(stem(p) for p in parts)
+    return parts
+
+
+def _stems(raw: str) -> tuple[str, ...]:
+    return _STEMS.get(raw) or tuple(stem(p) for p in _parts(raw))
 
 
 def words(text: str) -> list[str]:
     """Lowercase word tokens before stemming (the surface forms)."""
-    return _TOKEN.findall(_CAMEL.sub(" ", text).lower())
+    get = _WORDS.get
+    return [p for w in _RAW.findall(text) for p in (get(w) or _parts(w))]
 
 
 def tokens(text: str) -> list[str]:
@@ -55,7 +75,8 @@ def tokens(text: str) -> list[str]:
     "LoRA-based" → lora, bas; "MixLoRA" → mix, lora; "MobileCLIP" → mobil, clip; acronyms such as
     LoRA, MoE or ViT stay whole.
     """
-    return [stem(t) for t in words(text)]
+    get = _STEMS.get
+    return [s for w in _RAW.findall(text) for s in (get(w) or _stems(w))]
 
 
 def phrase_key(phrase: str) -> str:
@@ -68,9 +89,14 @@ def entry_text(e: Entry) -> str:
     return f"{e.title}. {e.title}. {e.summary}"
 
 
+def content_words(stems: list[str]) -> list[str]:
+    """Stems without stop words and bare numbers."""
+    return [t for t in stems if t not in _STEMMED_STOP and not t.isdigit()]
+
+
 def _content_ngrams(text: str) -> list[str]:
     """Analyzer for the tf-idf space: stemmed content words and their adjacent pairs."""
-    words = [t for t in tokens(text) if t not in _STEMMED_STOP and not t.isdigit()]
+    words = content_words(tokens(text))
     return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
 
 
@@ -84,6 +110,8 @@ class TextSpace:
         self.vectorizer = TfidfVectorizer(analyzer=_content_ngrams, sublinear_tf=True, min_df=min_df,
                                           max_df=max_df, dtype=np.float32)
         self.surface: dict[str, str] = {}
+        self.idf = np.zeros(0, np.float32)
+        self._terms = None
 
     def fit(self, texts: Sequence[str]) -> TextSpace:
         """Learn the vocabulary and idf weights from `texts`."""
@@ -91,6 +119,8 @@ class TextSpace:
         if len(texts) < 2:
             self.vectorizer.set_params(max_df=1.0)
         self.vectorizer.fit(texts or ["empty"])
+        self.idf = self.vectorizer.idf_.astype(np.float32)
+        self._terms: np.ndarray | None = None
         seen: dict[str, Counter[str]] = {}
         for text in texts[:5000]:  # enough to name the stems
             for w in words(text):
@@ -103,33 +133,68 @@ class TextSpace:
         return " ".join(self.surface.get(part, part) for part in term.split(" "))
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
-        """Texts as rows of L2-normalized tf-idf vectors."""
-        return sp.csr_matrix(self.vectorizer.transform(list(texts)), dtype=np.float32)
+        """Texts as rows of L2-normalized tf-idf vectors (as the fitted vectorizer would make them, faster)."""
+        get = self.vectorizer.vocabulary_.get
+        indptr, indices, counts = [0], [], []
+        done: dict[str, tuple[list[int], list[int]]] = {}  # repeated texts are analyzed once
+        for text in texts:
+            found = done.get(text)
+            if found is None:
+                c = Counter(i for i in map(get, _content_ngrams(text)) if i is not None)
+                found = done[text] = (list(c), list(c.values()))
+            indices += found[0]
+            counts += found[1]
+            indptr.append(len(indices))
+        cols = np.asarray(indices, dtype=np.int32)
+        tf = 1.0 + np.log(np.asarray(counts, dtype=np.float32))  # sublinear tf
+        m = sp.csr_matrix((tf * self.idf[cols], cols, np.asarray(indptr, dtype=np.int64)),
+                          shape=(len(indptr) - 1, len(self.idf)), dtype=np.float32)
+        m.sort_indices()
+        return sp.csr_matrix(normalize(m), dtype=np.float32)
 
     @property
     def terms(self) -> np.ndarray:
         """The feature names, by column."""
-        return self.vectorizer.get_feature_names_out()
+        if self._terms is None:
+            self._terms = self.vectorizer.get_feature_names_out()
+        return self._terms
 
 
 def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_matrix:
-    """Binary texts × phrases matrix: 1 where the phrase (a `phrase_key`) occurs on word boundaries."""
-    if not phrases or not texts:
-        return sp.csr_matrix((len(texts), len(phrases)), dtype=np.float32)
-    longest = max(p.count(" ") + 1 for p in phrases)
-    vocab: dict[str, int] = {}
+    """Binary texts × phrases matrix: 1 where the phrase (a `phrase_key`) occurs on word boundaries.
+
+    Only tokens that begin some phrase are looked at, so many phrases cost little more than few.
+    """
+    index: dict[str, int] = {}
+    longest: dict[str, int] = {}  # first token → the longest phrase it begins, in tokens
     for p in phrases:
-        vocab.setdefault(p, len(vocab))
-
-    def grams(text: str) -> list[str]:
+        if p and p not in index:
+            index[p] = len(index)
+            parts = p.split(" ")
+            longest[parts[0]] = max(longest.get(parts[0], 0), len(parts))
+    rows: list[int] = []
+    cols: list[int] = []
+    for r, text in enumerate(texts):
         toks = tokens(text)
-        out = list(toks)
-        for n in range(2, longest + 1):
-            out += [" ".join(toks[i:i + n]) for i in range(len(toks) - n + 1)]
-        return out
-
-    cv = CountVectorizer(analyzer=grams, vocabulary=vocab, binary=True, dtype=np.float32)
-    unique = sp.csr_matrix(cv.transform(texts))
-    if len(vocab) == len(phrases):
+        found: set[int] = set()
+        for i, t in enumerate(toks):
+            n = longest.get(t)
+            if n is None:
+                continue
+            c = index.get(t)
+            if c is not None:
+                found.add(c)
+            for m in range(2, n + 1):
+                c = index.get(" ".join(toks[i:i + m]))
+                if c is not None:
+                    found.add(c)
+        rows += [r] * len(found)
+        cols += found
+    unique = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(index)))
+    if len(index) == len(phrases):
         return unique
-    return sp.csr_matrix(unique[:, [vocab[p] for p in phrases]])  # a repeated phrase repeats its column
+    pick = [index.get(p, -1) for p in phrases]
+    out = sp.csr_matrix(unique[:, [max(c, 0) for c in pick]])
+    if -1 in pick:  # an empty phrase matches nothing
+        out = sp.csr_matrix(out.multiply(np.array([c >= 0 for c in pick], np.float32)[None, :]))
+    return out

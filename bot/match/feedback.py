@@ -48,8 +48,12 @@ def learn(feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None, subscriber
     n_terms = len(space.terms)
     rows, cols, vals = [], [], []
     liked: dict[int, tuple[list[Entry], sp.csr_matrix]] = {}
-    for r, sid in enumerate(subscriber_ids):
-        votes = list((feedback or {}).get(sid, ()))[-settings.max_votes:]
+    row = {sid: r for r, sid in enumerate(subscriber_ids)} if feedback else {}
+    for sid, all_votes in (feedback or {}).items():
+        r = row.get(sid, -1)
+        if r < 0:
+            continue
+        votes = list(all_votes)[-settings.max_votes:]
         latest: dict[str, tuple[Entry, int]] = {e.id: (e, v) for e, v in votes}  # a re-vote replaces
         if not latest:
             continue

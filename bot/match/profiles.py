@@ -49,9 +49,15 @@ class Profiles:
         self.ids = [s.id for s in subscribers]
         self.max_items = np.array([s.max_items for s in subscribers], dtype=np.int64)
         interests = [s.interests for s in subscribers]
-        desc = space.transform(i.description for i in interests)
+        negated = [" . ".join(negated_phrases(i.description)) if " " in i.description else "" for i in interests]
+        positive = [_NEGATION.sub(" ", i.description) if n else i.description for i, n in zip(interests, negated)]
+        desc = space.transform(positive)
         kw = space.transform(" . ".join(i.keywords) for i in interests)
-        neg = space.transform(" . ".join(negated_phrases(i.description)) for i in interests)
+        has_neg = [r for r, n in enumerate(negated) if n]
+        neg = sp.csr_matrix((n, desc.shape[1]), dtype=np.float32)
+        if has_neg:  # few descriptions rule something out: transform only those
+            part = space.transform(negated[r] for r in has_neg).tocoo()
+            neg = sp.csr_matrix((part.data, (np.asarray(has_neg)[part.row], part.col)), shape=neg.shape)
         self.query = sp.csr_matrix(w.description * desc + w.keywords * kw - w.negation * neg)
 
         # Phrases (keywords, excludes) as columns of incidence matrices shared by everyone.
@@ -66,7 +72,8 @@ class Profiles:
             return phrases.setdefault(key, len(phrases))
 
         kw_rows, kw_cols, ex_rows, ex_cols = [], [], [], []
-        topic_w = np.zeros((n, len(index.topics)), np.float32)
+        # Topics: implied by the description's phrases ("(not video)": the topics it names count against)…
+        topic_w = index.weights_in(desc, w.description_topic) - index.weights_in(neg, w.description_topic)
         slug = {t.slug: ti for ti, t in enumerate(index.topics)}
         authors: dict[str, int] = {}
         au_rows, au_cols = [], []
@@ -83,13 +90,7 @@ class Profiles:
                 if c is not None:
                     ex_rows.append(r)
                     ex_cols.append(c)
-            topic_w[r] += index.weights_for(keys, w.keyword_topic)
-            if i.description:
-                negated = negated_phrases(i.description)
-                positive = _NEGATION.sub(" ", i.description)
-                topic_w[r] += index.weights_for(index.phrases_in(positive), w.description_topic)
-                if negated:  # "(not video)": the topics it names count against the entry
-                    topic_w[r] -= index.weights_for(index.phrases_in(" . ".join(negated)), w.description_topic)
+            topic_w[r] += index.weights_for(keys, w.keyword_topic)  # … by keywords, and followed
             for t in i.topics:
                 if t in slug:
                     topic_w[r, slug[t]] += w.followed_topic
@@ -114,6 +115,7 @@ class Profiles:
         norm2 = q2 + 2 * w.topics * qt + w.topics ** 2 * tt
         self.norm = np.sqrt(np.maximum(norm2, 0)).astype(np.float32)
         self.inv_norm = np.where(self.norm > 1e-9, 1.0 / np.maximum(self.norm, 1e-9), 0.0).astype(np.float32)
+        self.query_n = sp.csr_matrix(sp.diags(self.inv_norm) @ self.query, dtype=np.float32)  # rows of p's text part
 
     def __len__(self) -> int:
         return len(self.ids)

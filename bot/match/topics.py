@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .features import TextSpace, phrase_key
+from .features import TextSpace, content_words, phrase_key
 
 SHIPPED = Path(__file__).with_name("topics.toml")
 USER_FILE = "topics.toml"  # a user's own taxonomy, next to digestbot.toml (the working directory)
@@ -79,6 +79,12 @@ def known_topics(extra: str | Path | None = None) -> set[str]:
     return {t.slug for t in load_topics(extra)}
 
 
+def _as_term(key: str) -> str:
+    """A phrase key as the space's feature it equals, if it is one or two content words."""
+    words = content_words(key.split(" "))
+    return " ".join(words) if 1 <= len(words) <= 2 else ""
+
+
 class TopicIndex:
     """The taxonomy placed in a fitted text space: topic vectors and each phrase's topics."""
 
@@ -98,6 +104,18 @@ class TopicIndex:
         self.phrase_topics = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
                                            shape=(len(self.phrases), len(topics)))
         self.gram = (self.vectors @ self.vectors.T).toarray()  # topic · topic
+        # Phrases that are features of the space (one or two content words), as term → topics.
+        column = space.vectorizer.vocabulary_
+        trows, tcols, tvals = [], [], []
+        for p, tis in owners.items():
+            c = column.get(_as_term(p))
+            if c is not None:
+                for ti in tis:
+                    trows.append(c)
+                    tcols.append(ti)
+                    tvals.append(1.0 / len(tis))
+        self.term_topics = sp.csr_matrix((np.array(tvals, np.float32), (trows, tcols)),
+                                         shape=(len(space.terms), len(topics)))
 
     def weights_for(self, phrases: Sequence[str], weight: float = 1.0) -> np.ndarray:
         """Topic weights implied by phrases (`phrase_key`s): each phrase splits `weight` over its topics."""
@@ -109,10 +127,11 @@ class TopicIndex:
                     w[ti] += weight / len(owners)
         return w
 
-    def phrases_in(self, text: str) -> list[str]:
-        """The vocabulary phrases that occur in `text` (on word boundaries, stemmed)."""
-        padded = f" {phrase_key(text)} "
-        return [p for p in self.phrases if f" {p} " in padded]
+    def weights_in(self, X: sp.csr_matrix, weight: float = 1.0) -> np.ndarray:
+        """Topic weights implied by texts given as rows of the space (their one- and two-word phrases)."""
+        present = sp.csr_matrix(X, copy=True)
+        present.data[:] = 1.0
+        return (weight * (present @ self.term_topics)).toarray().astype(np.float32)
 
     def entry_topics(self, X: sp.csr_matrix, hits: sp.csr_matrix, saturation: float = 2.0,
                      unsure: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
