@@ -103,6 +103,59 @@ def _content_ngrams(text: str) -> list[str]:
 _STEMMED_STOP = frozenset(stem(w) for w in STOP_WORDS) | STOP_WORDS
 
 
+_SEP = "\x00"  # separates texts in one joined string
+_RAW_OR_SEP = re.compile(r"[A-Za-z0-9]+|\x00")
+_KEY = 1 << 31  # bigram key = first stem id · _KEY + second stem id
+
+
+class _Words:
+    """Every raw word seen, analyzed once: its content stems as ids (a process-wide table)."""
+
+    def __init__(self) -> None:
+        self.word_ids: dict[str, int] = {}
+        self.stem_ids: dict[str, int] = {}
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.flat: list[int] = []
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_stems(self) -> int:
+        """How many distinct stems have ids."""
+        return len(self.stem_ids)
+
+    def stem_id(self, s: str) -> int:
+        """The id of a stem (new stems get the next id)."""
+        return self.stem_ids.setdefault(s, len(self.stem_ids))
+
+    def _add(self, raw: str) -> None:
+        ids = [] if raw == _SEP else [self.stem_id(t) for t in content_words(list(_stems(raw)))]
+        self.word_ids[raw] = len(self.starts)
+        self.starts.append(len(self.flat))
+        self.lengths.append(len(ids))
+        self.flat += ids
+        self._arrays = None
+
+    def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, stem id) of every content word of `texts`, in order."""
+        joined = _SEP.join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
+        raw = _RAW_OR_SEP.findall(joined)  # one regex pass over everything: much cheaper
+        for w in set(raw).difference(self.word_ids):
+            self._add(w)
+        if self._arrays is None:
+            self._arrays = (np.array(self.starts, np.int64), np.array(self.lengths, np.int64), np.array(self.flat, np.int64))
+        starts, lengths, flat = self._arrays
+        wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
+        doc_of_word = np.cumsum(wid == self.word_ids[_SEP])  # the separator has no stems
+        n = lengths[wid]
+        total = int(n.sum())
+        offsets = np.repeat(starts[wid] - (np.cumsum(n) - n), n) + np.arange(total)
+        return np.repeat(doc_of_word, n), flat[offsets]
+
+
+_WORD_TABLE = _Words()
+
+
 class TextSpace:
     """The tf-idf space fitted on a corpus: sublinear tf, stemmed word 1–2-grams, L2-normalized rows."""
 
@@ -112,6 +165,8 @@ class TextSpace:
         self.surface: dict[str, str] = {}
         self.idf = np.zeros(0, np.float32)
         self._terms = None
+        self._uni = np.zeros(0, np.int64)
+        self._bi_keys = self._bi_cols = np.zeros(0, np.int64)
 
     def fit(self, texts: Sequence[str]) -> TextSpace:
         """Learn the vocabulary and idf weights from `texts`."""
@@ -121,6 +176,7 @@ class TextSpace:
         self.vectorizer.fit(texts or ["empty"])
         self.idf = self.vectorizer.idf_.astype(np.float32)
         self._terms: np.ndarray | None = None
+        self._index_vocabulary()
         seen: dict[str, Counter[str]] = {}
         for text in texts[:5000]:  # enough to name the stems
             for w in words(text):
@@ -133,24 +189,45 @@ class TextSpace:
         return " ".join(self.surface.get(part, part) for part in term.split(" "))
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
-        """Texts as rows of L2-normalized tf-idf vectors (as the fitted vectorizer would make them, faster)."""
-        get = self.vectorizer.vocabulary_.get
-        indptr, indices, counts = [0], [], []
-        done: dict[str, tuple[list[int], list[int]]] = {}  # repeated texts are analyzed once
-        for text in texts:
-            found = done.get(text)
-            if found is None:
-                c = Counter(i for i in map(get, _content_ngrams(text)) if i is not None)
-                found = done[text] = (list(c), list(c.values()))
-            indices += found[0]
-            counts += found[1]
-            indptr.append(len(indices))
-        cols = np.asarray(indices, dtype=np.int32)
-        tf = 1.0 + np.log(np.asarray(counts, dtype=np.float32))  # sublinear tf
-        m = sp.csr_matrix((tf * self.idf[cols], cols, np.asarray(indptr, dtype=np.int64)),
-                          shape=(len(indptr) - 1, len(self.idf)), dtype=np.float32)
-        m.sort_indices()
+        """Texts as rows of L2-normalized tf-idf vectors, exactly as the fitted vectorizer makes them.
+
+        Vectorized: each distinct raw word is analyzed once (`_Words`), then the unigrams and
+        bigrams of all texts are looked up with numpy, not one Python call per feature.
+        """
+        texts = list(texts)
+        n_terms = len(self.idf)
+        docs, stems = _WORD_TABLE.content_stems(texts)
+        uni = self._uni[np.minimum(stems, len(self._uni) - 1)] if len(self._uni) else np.full(len(stems), -1)
+        uni[stems >= len(self._uni)] = -1
+        same = docs[1:] == docs[:-1]
+        keys = stems[:-1][same] * _KEY + stems[1:][same]
+        pos = np.searchsorted(self._bi_keys, keys)
+        pos[pos >= len(self._bi_keys)] = 0
+        found = self._bi_keys[pos] == keys if len(self._bi_keys) else np.zeros(len(keys), bool)
+        rows = np.concatenate([docs[uni >= 0], docs[:-1][same][found]])
+        cols = np.concatenate([uni[uni >= 0], self._bi_cols[pos[found]]])
+        flat, counts = np.unique(rows.astype(np.int64) * max(n_terms, 1) + cols, return_counts=True)
+        r, c = flat // max(n_terms, 1), (flat % max(n_terms, 1)).astype(np.int32)
+        data = (1.0 + np.log(counts.astype(np.float32))) * self.idf[c]  # sublinear tf × idf
+        m = sp.csr_matrix((data, (r, c)), shape=(len(texts), n_terms), dtype=np.float32)
         return sp.csr_matrix(normalize(m), dtype=np.float32)
+
+    def _index_vocabulary(self) -> None:
+        """Arrays from stem ids to the fitted unigram and bigram columns, for `transform`."""
+        uni: dict[int, int] = {}
+        bi: dict[int, int] = {}
+        for term, col in self.vectorizer.vocabulary_.items():
+            parts = [_WORD_TABLE.stem_id(p) for p in term.split(" ")]
+            if len(parts) == 1:
+                uni[parts[0]] = col
+            else:
+                bi[parts[0] * _KEY + parts[1]] = col
+        self._uni = np.full(_WORD_TABLE.n_stems + 1, -1, np.int64)
+        for k, v in uni.items():
+            self._uni[k] = v
+        order = sorted(bi)
+        self._bi_keys = np.array(order, np.int64)
+        self._bi_cols = np.array([bi[k] for k in order], np.int64)
 
     @property
     def terms(self) -> np.ndarray:

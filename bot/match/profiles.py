@@ -40,6 +40,15 @@ def _author_key(name: str) -> str:
     return " ".join(name.lower().replace(".", " ").split())
 
 
+def _incidence(rows: list[int], cols: list[int], shape: tuple[int, int]) -> sp.csr_matrix:
+    """A 0/1 matrix from (row, col) pairs; pairs with col -1 are left out, repeats count once."""
+    r, c = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    keep = c >= 0
+    m = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (r[keep], c[keep])), shape=shape)
+    m.data[:] = 1.0
+    return m
+
+
 class Profiles:
     """All subscribers' profiles as matrices, rows in subscriber order."""
 
@@ -61,49 +70,49 @@ class Profiles:
         self.query = sp.csr_matrix(w.description * desc + w.keywords * kw - w.negation * neg)
 
         # Phrases (keywords, excludes) as columns of incidence matrices shared by everyone.
-        phrases: dict[str, int] = {}
-        self.labels: dict[str, str] = {}  # phrase key → the subscriber's own spelling (first seen)
+        phrases: dict[str, int] = {}  # phrase key → column
+        column_of: dict[str, int] = {}  # as written → column (-1: no words in it)
+        self.labels: dict[str, str] = {}  # phrase key → the first subscriber's own spelling
 
-        def column(p: str) -> int | None:
-            key = phrase_key(p)
-            if not key:
-                return None
-            self.labels.setdefault(key, p)
-            return phrases.setdefault(key, len(phrases))
+        def column(p: str) -> int:
+            c = column_of.get(p)
+            if c is None:
+                key = phrase_key(p)
+                c = phrases.setdefault(key, len(phrases)) if key else -1
+                if key:
+                    self.labels.setdefault(key, p)
+                column_of[p] = c
+            return c
 
-        kw_rows, kw_cols, ex_rows, ex_cols = [], [], [], []
-        # Topics: implied by the description's phrases ("(not video)": the topics it names count against)…
-        topic_w = index.weights_in(desc, w.description_topic) - index.weights_in(neg, w.description_topic)
+        kw_rows, kw_cols, ex_rows, ex_cols, tp_rows, tp_cols = [], [], [], [], [], []
         slug = {t.slug: ti for ti, t in enumerate(index.topics)}
         authors: dict[str, int] = {}
         au_rows, au_cols = [], []
-        for r, i in enumerate(interests):
-            keys = []
+        for r, i in enumerate(interests):  # one pass per subscriber, collecting indices only
             for k in i.keywords:
-                c = column(k)
-                if c is not None:
-                    kw_rows.append(r)
-                    kw_cols.append(c)
-                    keys.append(phrase_key(k))
+                kw_rows.append(r)
+                kw_cols.append(column(k))
             for k in i.exclude:
-                c = column(k)
-                if c is not None:
-                    ex_rows.append(r)
-                    ex_cols.append(c)
-            topic_w[r] += index.weights_for(keys, w.keyword_topic)  # … by keywords, and followed
+                ex_rows.append(r)
+                ex_cols.append(column(k))
             for t in i.topics:
-                if t in slug:
-                    topic_w[r, slug[t]] += w.followed_topic
+                tp_rows.append(r)
+                tp_cols.append(slug.get(t, -1))
             for a in i.authors:
                 au_rows.append(r)
                 au_cols.append(authors.setdefault(_author_key(a), len(authors)))
         self.phrases = list(phrases)
         shape = (n, len(self.phrases))
-        self.keywords = sp.csr_matrix((np.ones(len(kw_rows), np.float32), (kw_rows, kw_cols)), shape=shape)
-        self.keywords.data[:] = 1.0
-        self.excludes = sp.csr_matrix((np.ones(len(ex_rows), np.float32), (ex_rows, ex_cols)), shape=shape)
+        self.keywords = _incidence(kw_rows, kw_cols, shape)
+        self.excludes = _incidence(ex_rows, ex_cols, shape)
         self.authors = list(authors)
-        self.follows = sp.csr_matrix((np.ones(len(au_rows), np.float32), (au_rows, au_cols)), shape=(n, len(authors)))
+        self.follows = _incidence(au_rows, au_cols, (n, len(authors)))
+        # Topics: implied by the description's phrases ("(not video)": the topics it names count
+        # against), by the keywords (each splits its weight over the topics that list it), followed.
+        owners = sp.csr_matrix(index.weights_for_each(self.phrases))  # phrases × topics
+        topic_w = (index.weights_in(desc, w.description_topic) - index.weights_in(neg, w.description_topic)
+                   + w.keyword_topic * (self.keywords @ owners).toarray()
+                   + w.followed_topic * _incidence(tp_rows, tp_cols, (n, len(index.topics))).toarray())
         self.topic_raw = topic_w
         self.topic_l2 = normalize(topic_w).astype(np.float32)
         self.topic_max = (topic_w / np.maximum(topic_w.max(axis=1, keepdims=True), 1e-9)).astype(np.float32)

@@ -127,6 +127,15 @@ class TopicIndex:
                     w[ti] += weight / len(owners)
         return w
 
+    def weights_for_each(self, phrases: Sequence[str]) -> np.ndarray:
+        """phrases × topics: the topic weights each phrase gives (see `weights_for`)."""
+        out = np.zeros((len(phrases), len(self.topics)), np.float32)
+        for i, p in enumerate(phrases):
+            owners = self.owners.get(p)
+            if owners:
+                out[i, list(owners)] = 1.0 / len(owners)
+        return out
+
     def weights_in(self, X: sp.csr_matrix, weight: float = 1.0) -> np.ndarray:
         """Topic weights implied by texts given as rows of the space (their one- and two-word phrases)."""
         present = sp.csr_matrix(X, copy=True)
