@@ -67,7 +67,7 @@ def test_delivered_entries_are_never_selected_again(entries: list[Entry]) -> Non
 
 
 def test_a_quiet_day_selects_nothing_and_a_rich_day_more_up_to_max_items(entries: list[Entry]) -> None:
-    sub = subscriber("q", max_items=5, description="quantization of neural networks", keywords=["quantization"])
+    sub = subscriber("q", max_items=5, description="low-bit quantization of weights and activations", keywords=["quantization"])
     m = Matcher().fit(entries)
     quiet = [e for e in entries if not e.id.startswith("test:quant-")]
     assert selected(m.match(quiet, [sub]), "q") == []

@@ -36,7 +36,9 @@ def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
     k = min(cal.top_k, n)
     top = np.partition(ref, n - k, axis=1)[:, n - k:].mean(axis=1)
     sample = ref if n <= _SAMPLE else ref[:, np.linspace(0, n - 1, _SAMPLE).astype(int)]
-    med = np.median(sample, axis=1)
+    m = sample.shape[1]
+    part = np.partition(sample, [(m - 1) // 2, m // 2], axis=1)
+    med = (part[:, (m - 1) // 2] + part[:, m // 2]) / 2
     return np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
 
 

@@ -31,6 +31,9 @@ class ProfileWeights:
     description_topic: float = 0.5  # likewise for a vocabulary phrase in the description
 
 
+_FACETS = re.compile(r"[,;:.]|\band\b")
+
+
 def negated_phrases(description: str) -> list[str]:
     """The phrases a description rules out ("not video", "excluding robotics")."""
     return [m.group(1).strip() for m in _NEGATION.finditer(description)]
@@ -125,6 +128,16 @@ class Profiles:
         self.norm = np.sqrt(np.maximum(norm2, 0)).astype(np.float32)
         self.inv_norm = np.where(self.norm > 1e-9, 1.0 / np.maximum(self.norm, 1e-9), 0.0).astype(np.float32)
         self.query_n = sp.csr_matrix(sp.diags(self.inv_norm) @ self.query, dtype=np.float32)  # rows of p's text part
+        # Facets: each clause of the description and each keyword on its own (at least one row
+        # per subscriber, maybe empty), so an entry on one facet of a broad interest is not diluted.
+        facet_texts: list[str] = []
+        ptr = [0]
+        for i, pos in zip(interests, positive):
+            parts = [f for f in _FACETS.split(pos) if f.strip()] + list(i.keywords)
+            facet_texts += parts or [""]
+            ptr.append(len(facet_texts))
+        self.facets = space.transform(facet_texts)
+        self.facet_ptr = np.asarray(ptr, np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
