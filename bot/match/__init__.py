@@ -10,7 +10,8 @@ vectors), `classifier` (chunked scoring), `feedback` (per-subscriber model), `ca
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ class Selection:
     subscribers: np.ndarray
     entries: np.ndarray
     scores: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)  # profiles, entries, scoring
 
 
 class Matcher:
@@ -49,6 +51,7 @@ class Matcher:
         self.space = TextSpace()
         self.corpus: list[Entry] = []
         self.fitted = False
+        self.seconds: dict[str, float] = {}
 
     def fit(self, corpus: Sequence[Entry]) -> Matcher:
         """Learn the vocabulary and its weights from recent entries (and the topic descriptions)."""
@@ -68,9 +71,12 @@ class Matcher:
         if len(offered) < MIN_REFERENCE and self.corpus:
             seen = {e.id for e in offered}
             ref = offered + [e for e in self.corpus if e.id not in seen][:BACKGROUND]
+        t0 = time.perf_counter()
         prof = Profiles(subscribers, self.space, self.index, self.profile_weights)
+        t1 = time.perf_counter()
         batch = EntryBatch(ref, len(offered), self.space, self.index, prof, self.weights)
         fb = learn(feedback, prof.ids, self.space, self.feedback_settings)
+        self.seconds = {"profiles": t1 - t0, "entries": time.perf_counter() - t1}
         return batch, prof, fb
 
     def _chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel,
@@ -93,6 +99,7 @@ class Matcher:
                feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None) -> Selection:
         """Only the selected pairs, as arrays (rows index `subscribers` and `entries`); no reasons."""
         batch, prof, fb = self._prepare(entries, subscribers, feedback)
+        t0 = time.perf_counter()
         subs, ents, vals = [], [], []
         for lo, _, scores, chosen, _ in self._chunks(batch, prof, fb, delivered):
             s, e = np.nonzero(chosen)
@@ -100,7 +107,8 @@ class Matcher:
             ents.append(e)
             vals.append(scores[s, e])
         cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))
-        return Selection(cat(subs).astype(np.int64), cat(ents).astype(np.int64), cat(vals).astype(np.float32))
+        seconds = {**self.seconds, "scoring": time.perf_counter() - t0}
+        return Selection(cat(subs).astype(np.int64), cat(ents).astype(np.int64), cat(vals).astype(np.float32), seconds)
 
     def match(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber], *,
               delivered: Mapping[str, set[str]] | None = None,

@@ -115,8 +115,11 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
     bonus[hits.row, hits.col] += w.keyword * (1.0 - np.exp(-hits.data))
     if w.facet:
         a, b = prof.facet_ptr[lo], prof.facet_ptr[hi]
-        per = (prof.facets[a:b] @ batch.Zt).toarray()
-        bonus += w.facet * np.maximum.reduceat(per, prof.facet_ptr[lo:hi] - a, axis=0)
+        per = (prof.facets[a:b] @ batch.Zt).tocoo()  # facets × entries, sparse
+        group = np.repeat(np.arange(hi - lo), np.diff(prof.facet_ptr[lo:hi + 1]))  # facet row → subscriber
+        best = np.zeros((hi - lo) * n, np.float32)
+        np.maximum.at(best, group[per.row] * n + per.col, per.data)
+        bonus += w.facet * best.reshape(hi - lo, n)
     scores = sz + bonus
     k = min(w.prf_k, n)
     if k and w.prf_weight:

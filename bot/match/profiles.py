@@ -63,8 +63,22 @@ class Profiles:
         interests = [s.interests for s in subscribers]
         negated = [" . ".join(negated_phrases(i.description)) if " " in i.description else "" for i in interests]
         positive = [_NEGATION.sub(" ", i.description) if n else i.description for i, n in zip(interests, negated)]
-        desc = space.transform(positive)
-        kw = space.transform(" . ".join(i.keywords) for i in interests)
+        # Facets: each clause of the description and each keyword on its own (at least one row
+        # per subscriber, maybe empty), so an entry on one facet of a broad interest is not diluted.
+        facet_texts: list[str] = []
+        ptr = [0]
+        for i, pos in zip(interests, positive):
+            parts = [f.strip() for f in _FACETS.split(pos) if f.strip()] + list(i.keywords)
+            facet_texts += parts or [""]
+            ptr.append(len(facet_texts))
+        # One transform for descriptions, keyword lists and facets, each distinct text once.
+        texts = positive + [" . ".join(i.keywords) for i in interests] + facet_texts
+        distinct: dict[str, int] = {}
+        which = np.fromiter((distinct.setdefault(t, len(distinct)) for t in texts), np.int64, len(texts))
+        vectors = space.transform(list(distinct))
+        desc, kw = vectors[which[:n]], vectors[which[n:2 * n]]
+        self.facets = vectors[which[2 * n:]]
+        self.facet_ptr = np.asarray(ptr, np.int64)
         has_neg = [r for r, n in enumerate(negated) if n]
         neg = sp.csr_matrix((n, desc.shape[1]), dtype=np.float32)
         if has_neg:  # few descriptions rule something out: transform only those
@@ -128,16 +142,6 @@ class Profiles:
         self.norm = np.sqrt(np.maximum(norm2, 0)).astype(np.float32)
         self.inv_norm = np.where(self.norm > 1e-9, 1.0 / np.maximum(self.norm, 1e-9), 0.0).astype(np.float32)
         self.query_n = sp.csr_matrix(sp.diags(self.inv_norm) @ self.query, dtype=np.float32)  # rows of p's text part
-        # Facets: each clause of the description and each keyword on its own (at least one row
-        # per subscriber, maybe empty), so an entry on one facet of a broad interest is not diluted.
-        facet_texts: list[str] = []
-        ptr = [0]
-        for i, pos in zip(interests, positive):
-            parts = [f for f in _FACETS.split(pos) if f.strip()] + list(i.keywords)
-            facet_texts += parts or [""]
-            ptr.append(len(facet_texts))
-        self.facets = space.transform(facet_texts)
-        self.facet_ptr = np.asarray(ptr, np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
