@@ -34,6 +34,12 @@ class ProfileWeights:
 _FACETS = re.compile(r"[,;:.]|\band\b")
 
 
+def _may_negate(description: str) -> bool:
+    """A cheap test before the regular expression: could `description` rule something out?"""
+    low = description.lower()
+    return "not " in low or "except" in low or "excluding" in low or "other than" in low
+
+
 def negated_phrases(description: str) -> list[str]:
     """The phrases a description rules out ("not video", "excluding robotics")."""
     return [m.group(1).strip() for m in _NEGATION.finditer(description)]
@@ -61,7 +67,7 @@ class Profiles:
         self.ids = [s.id for s in subscribers]
         self.max_items = np.array([s.max_items for s in subscribers], dtype=np.int64)
         interests = [s.interests for s in subscribers]
-        negated = [" . ".join(negated_phrases(i.description)) if " " in i.description else "" for i in interests]
+        negated = [" . ".join(negated_phrases(i.description)) if _may_negate(i.description) else "" for i in interests]
         positive = [_NEGATION.sub(" ", i.description) if n else i.description for i, n in zip(interests, negated)]
         # Facets: each clause of the description and each keyword on its own (at least one row
         # per subscriber, maybe empty), so an entry on one facet of a broad interest is not diluted.
@@ -73,8 +79,8 @@ class Profiles:
             ptr.append(len(facet_texts))
         # One transform for descriptions, keyword lists and facets, each distinct text once.
         texts = positive + [" . ".join(i.keywords) for i in interests] + facet_texts
-        distinct: dict[str, int] = {}
-        which = np.fromiter((distinct.setdefault(t, len(distinct)) for t in texts), np.int64, len(texts))
+        distinct = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+        which = np.fromiter(map(distinct.__getitem__, texts), np.int64, len(texts))
         vectors = space.transform(list(distinct))
         desc, kw = vectors[which[:n]], vectors[which[n:2 * n]]
         self.facets = vectors[which[2 * n:]]
