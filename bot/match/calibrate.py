@@ -25,7 +25,7 @@ class Calibration:
     margin: float = 0.1  # and always this far above the median: a flat day selects nothing
 
 
-_SAMPLE = 255  # the median is taken over at most this many reference entries, evenly spread
+_SAMPLE = 127  # the median is taken over at most this many reference entries, evenly spread
 
 
 def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
@@ -37,8 +37,11 @@ def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
     top = np.partition(ref, n - k, axis=1)[:, n - k:].mean(axis=1)
     sample = ref if n <= _SAMPLE else ref[:, np.linspace(0, n - 1, _SAMPLE).astype(int)]
     m = sample.shape[1]
-    part = np.partition(sample, [(m - 1) // 2, m // 2], axis=1)
-    med = (part[:, (m - 1) // 2] + part[:, m // 2]) / 2
+    if m % 2:  # odd: the middle value (one selection instead of two)
+        med = np.partition(sample, m // 2, axis=1)[:, m // 2]
+    else:
+        part = np.partition(sample, [m // 2 - 1, m // 2], axis=1)
+        med = (part[:, m // 2 - 1] + part[:, m // 2]) / 2
     return np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
 
 

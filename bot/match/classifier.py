@@ -119,7 +119,8 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
         group = np.repeat(np.arange(hi - lo), np.diff(prof.facet_ptr[lo:hi + 1]))  # facet row → subscriber
         best = np.zeros((hi - lo) * n, np.float32)
         np.maximum.at(best, group[per.row] * n + per.col, per.data)
-        bonus += w.facet * best.reshape(hi - lo, n)
+        best *= w.facet
+        bonus += best.reshape(hi - lo, n)
     scores = sz + bonus
     k = min(w.prf_k, n)
     if k and w.prf_weight:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +49,7 @@ def _author_key(name: str) -> str:
     return " ".join(name.lower().replace(".", " ").split())
 
 
-def _incidence(rows: list[int], cols: list[int], shape: tuple[int, int]) -> sp.csr_matrix:
+def _incidence(rows: Sequence[int] | np.ndarray, cols: Sequence[int] | np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """A 0/1 matrix from (row, col) pairs; pairs with col -1 are left out, repeats count once."""
     r, c = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     keep = c >= 0
@@ -107,23 +107,20 @@ class Profiles:
                 column_of[p] = c
             return c
 
-        kw_rows, kw_cols, ex_rows, ex_cols, tp_rows, tp_cols = [], [], [], [], [], []
         slug = {t.slug: ti for ti, t in enumerate(index.topics)}
         authors: dict[str, int] = {}
-        au_rows, au_cols = [], []
-        for r, i in enumerate(interests):  # one pass per subscriber, collecting indices only
-            for k in i.keywords:
-                kw_rows.append(r)
-                kw_cols.append(column(k))
-            for k in i.exclude:
-                ex_rows.append(r)
-                ex_cols.append(column(k))
-            for t in i.topics:
-                tp_rows.append(r)
-                tp_cols.append(slug.get(t, -1))
-            for a in i.authors:
-                au_rows.append(r)
-                au_cols.append(authors.setdefault(_author_key(a), len(authors)))
+
+        def pairs(lists: list[tuple[str, ...]], col: Callable[[str], int]) -> tuple[np.ndarray, np.ndarray]:
+            """(row, column) for every item of every subscriber's list; each distinct item looked up once."""
+            flat = [x for xs in lists for x in xs]
+            where = {x: col(x) for x in dict.fromkeys(flat)}
+            rows = np.repeat(np.arange(len(lists)), [len(xs) for xs in lists])
+            return rows, np.fromiter(map(where.__getitem__, flat), np.int64, len(flat))
+
+        kw_rows, kw_cols = pairs([i.keywords for i in interests], column)
+        ex_rows, ex_cols = pairs([i.exclude for i in interests], column)
+        tp_rows, tp_cols = pairs([i.topics for i in interests], lambda t: slug.get(t, -1))
+        au_rows, au_cols = pairs([i.authors for i in interests], lambda a: authors.setdefault(_author_key(a), len(authors)))
         self.phrases = list(phrases)
         shape = (n, len(self.phrases))
         self.keywords = _incidence(kw_rows, kw_cols, shape)
