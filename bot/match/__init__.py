@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from ..models import Entry, Match, Subscriber
 from .calibrate import Calibration, select, thresholds
@@ -83,6 +85,12 @@ class Matcher:
                 delivered: Mapping[str, set[str]] | None):  # type: ignore[no-untyped-def]
         n = batch.offered
         done = batch.delivered_mask(prof.ids, delivered)
+        # The dense products here are small (topics × entries): one BLAS thread is faster, and
+        # does not fight other processes for the cores.
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield from self._score_chunks(batch, prof, fb, done, n)
+
+    def _score_chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel, done: sp.csr_matrix, n: int):  # type: ignore[no-untyped-def]
         for lo in range(0, len(prof), self.chunk_size):
             hi = min(lo + self.chunk_size, len(prof))
             scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights)
