@@ -29,15 +29,17 @@ def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackMo
     cols = x.indices[x.indptr[e]:x.indptr[e + 1]]
     if cols.size:
         vals = x.data[x.indptr[e]:x.indptr[e + 1]]
-        q = prof.query[r]
+        q = prof.query
+        q_cols = q.indices[q.indptr[r]:q.indptr[r + 1]]  # sorted: the space's rows are canonical
+        q_vals = q.data[q.indptr[r]:q.indptr[r + 1]]
         qd = np.zeros(cols.size, np.float32)
-        pos = np.searchsorted(q.indices, cols) if q.nnz else np.zeros(0, int)
-        if q.nnz:
-            found = pos < q.indices.size
-            found[found] &= q.indices[pos[found]] == cols[found]
-            qd[found] = q.data[pos[found]]
-        if prof.topic_raw[r].any():
-            qd += prof.topic_weight * (prof.topic_l2[r] @ index.vectors[:, cols].toarray())
+        if q_cols.size:
+            pos = np.minimum(np.searchsorted(q_cols, cols), q_cols.size - 1)
+            found = q_cols[pos] == cols
+            qd[found] = q_vals[pos[found]]
+        topics = np.flatnonzero(prof.topic_l2[r])
+        if topics.size:
+            qd += prof.topic_weight * (prof.topic_l2[r, topics] @ index.dense_vectors()[topics][:, cols])
         contrib = vals * qd
         best = [int(i) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
         if best:

@@ -92,6 +92,7 @@ class TopicIndex:
         self.topics = topics
         self.names = [t.name for t in topics]
         self.vectors = space.transform([t.text for t in topics])  # topics × terms
+        self._dense: np.ndarray | None = None
         owners: dict[str, set[int]] = {}
         for ti, t in enumerate(topics):
             for v in t.vocabulary:
@@ -116,6 +117,12 @@ class TopicIndex:
                     tvals.append(1.0 / len(tis))
         self.term_topics = sp.csr_matrix((np.array(tvals, np.float32), (trows, tcols)),
                                          shape=(len(space.terms), len(topics)))
+
+    def dense_vectors(self) -> np.ndarray:
+        """The topic vectors as a dense array (for reasons; made on first use)."""
+        if self._dense is None:
+            self._dense = self.vectors.toarray()
+        return self._dense
 
     def weights_for(self, phrases: Sequence[str], weight: float = 1.0) -> np.ndarray:
         """Topic weights implied by phrases (`phrase_key`s): each phrase splits `weight` over its topics."""
