@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.match import Matcher  # noqa: E402
-from bot.match.topics import load_topics  # noqa: E402
-from bot.models import Entry, Interests, Subscriber  # noqa: E402
+from bot.match import Matcher
+from bot.match.topics import load_topics
+from bot.models import Entry, Interests, Subscriber
 
 SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"]
 

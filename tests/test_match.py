@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from match_corpus import corpus, paper, subscriber
 
 from bot.match import Matcher, known_topics
 from bot.models import Entry
-from match_corpus import corpus, paper, subscriber
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from match_corpus import corpus
 
 from bot.cli import cli
-from match_corpus import corpus
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 

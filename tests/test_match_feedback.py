@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from match_corpus import THEMES, corpus, paper, subscriber
 
 from bot.match import Matcher
 from bot.match.feedback import learn
 from bot.models import Entry
-from match_corpus import THEMES, corpus, paper, subscriber
 
 
 def mean_rank(result: list, prefix: str) -> float:

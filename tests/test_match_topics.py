@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from match_corpus import subscriber
 
 from bot.cli import cli
 from bot.errors import ConfigError
@@ -13,7 +14,6 @@ from bot.match import Matcher
 from bot.match.features import phrase_key
 from bot.match.topics import SHIPPED, known_topics, load_topics
 from bot.models import Entry
-from match_corpus import subscriber
 
 MINE = """
 [[topic]]

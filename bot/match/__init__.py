@@ -9,8 +9,8 @@ vectors), `classifier` (chunked scoring), `feedback` (per-subscriber model), `ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +24,10 @@ from .classifier import EntryBatch, ScoreWeights, score_chunk
 from .explain import reasons
 from .features import TextSpace, entry_text
 from .feedback import FeedbackModel, FeedbackSettings, learn
-from .profiles import ProfileWeights, Profiles
+from .profiles import Profiles, ProfileWeights
 from .topics import Topic, TopicIndex, known_topics, load_topics
+
+_Chunk = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # lo, hi, scores, chosen, forced
 
 MIN_REFERENCE = 200  # fewer offered entries than this: judge them against recent corpus entries too
 BACKGROUND = 500  # how many corpus entries join the reference set then
@@ -41,15 +43,22 @@ class Selection:
     seconds: dict[str, float] = field(default_factory=dict)  # profiles, entries, scoring
 
 
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
 class Matcher:
     """tf-idf profiles, topics, keywords and feedback; fit on a corpus, then `match` all subscribers at once."""
 
     def __init__(self, *, topics_file: str | Path | None = None, chunk_size: int = 8192,
-                 profile: ProfileWeights = ProfileWeights(), weights: ScoreWeights = ScoreWeights(),
-                 calibration: Calibration = Calibration(), feedback: FeedbackSettings = FeedbackSettings()) -> None:
+                 profile: ProfileWeights | None = None, weights: ScoreWeights | None = None,
+                 calibration: Calibration | None = None, feedback: FeedbackSettings | None = None) -> None:
         self.topics: list[Topic] = load_topics(topics_file)
         self.chunk_size = chunk_size
-        self.profile_weights, self.weights, self.calibration, self.feedback_settings = profile, weights, calibration, feedback
+        self.profile_weights = profile or ProfileWeights()
+        self.weights = weights or ScoreWeights()
+        self.calibration = calibration or Calibration()
+        self.feedback_settings = feedback or FeedbackSettings()
         self.space = TextSpace()
         self.corpus: list[Entry] = []
         self.fitted = False
@@ -82,7 +91,7 @@ class Matcher:
         return batch, prof, fb
 
     def _chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel,
-                delivered: Mapping[str, set[str]] | None):  # type: ignore[no-untyped-def]
+                delivered: Mapping[str, set[str]] | None) -> Iterator[_Chunk]:
         n = batch.offered
         done = batch.delivered_mask(prof.ids, delivered)
         # The dense products here are small (topics × entries): one BLAS thread is faster, and
@@ -90,7 +99,8 @@ class Matcher:
         with threadpool_limits(limits=1, user_api="blas"):
             yield from self._score_chunks(batch, prof, fb, done, n)
 
-    def _score_chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel, done: sp.csr_matrix, n: int):  # type: ignore[no-untyped-def]
+    def _score_chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel, done: sp.csr_matrix,
+                      n: int) -> Iterator[_Chunk]:
         for lo in range(0, len(prof), self.chunk_size):
             hi = min(lo + self.chunk_size, len(prof))
             scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights)
@@ -114,9 +124,8 @@ class Matcher:
             subs.append(s + lo)
             ents.append(e)
             vals.append(scores[s, e])
-        cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))
         seconds = {**self.seconds, "scoring": time.perf_counter() - t0}
-        return Selection(cat(subs).astype(np.int64), cat(ents).astype(np.int64), cat(vals).astype(np.float32), seconds)
+        return Selection(_cat(subs, np.int64), _cat(ents, np.int64), _cat(vals, np.float32), seconds)
 
     def match(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber], *,
               delivered: Mapping[str, set[str]] | None = None,

@@ -42,7 +42,8 @@ def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
     else:
         part = np.partition(sample, [m // 2 - 1, m // 2], axis=1)
         med = (part[:, m // 2 - 1] + part[:, m // 2]) / 2
-    return np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
+    thr: np.ndarray = np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
+    return thr
 
 
 def select(scores: np.ndarray, thr: np.ndarray, allowed: np.ndarray, forced: np.ndarray,

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -97,7 +98,7 @@ def content_words(stems: list[str]) -> list[str]:
 def _content_ngrams(text: str) -> list[str]:
     """Analyzer for the tf-idf space: stemmed content words and their adjacent pairs."""
     words = content_words(tokens(text))
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
 
 
 _STEMMED_STOP = frozenset(stem(w) for w in STOP_WORDS) | STOP_WORDS
@@ -166,7 +167,7 @@ class TextSpace:
                                           max_df=max_df, dtype=np.float32)
         self.surface: dict[str, str] = {}
         self.idf = np.zeros(0, np.float32)
-        self._terms = None
+        self._terms: np.ndarray | None = None
         self._uni = np.zeros(0, np.int64)
         self._bi_keys = self._bi_cols = np.zeros(0, np.int64)
 
@@ -177,7 +178,7 @@ class TextSpace:
             self.vectorizer.set_params(max_df=1.0)
         self.vectorizer.fit(texts or ["empty"])
         self.idf = self.vectorizer.idf_.astype(np.float32)
-        self._terms: np.ndarray | None = None
+        self._terms = None
         self._index_vocabulary()
         seen: dict[str, Counter[str]] = {}
         for text in texts[:5000]:  # enough to name the stems
@@ -234,9 +235,10 @@ class TextSpace:
     @property
     def terms(self) -> np.ndarray:
         """The feature names, by column."""
-        if self._terms is None:
-            self._terms = self.vectorizer.get_feature_names_out()
-        return self._terms
+        terms = self._terms
+        if terms is None:
+            terms = self._terms = np.asarray(self.vectorizer.get_feature_names_out())
+        return terms
 
 
 def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_matrix:

@@ -15,7 +15,7 @@ from .features import TextSpace, phrase_key
 from .topics import TopicIndex
 
 # "Image (not video) diffusion", "LLMs, excluding robotics": what follows is a soft negative.
-_NEGATION = re.compile(r"\b(?:not|excluding|except|other than)\s+([A-Za-z][\w\-/ ]{1,40}?)(?=[),.;:]|$)", re.I)
+_NEGATION = re.compile(r"\b(?:not|excluding|except|other than)\s+([A-Za-z][\w\-/ ]{1,40}?)(?=[),.;:]|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

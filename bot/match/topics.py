@@ -120,9 +120,10 @@ class TopicIndex:
 
     def dense_vectors(self) -> np.ndarray:
         """The topic vectors as a dense array (for reasons; made on first use)."""
-        if self._dense is None:
-            self._dense = self.vectors.toarray()
-        return self._dense
+        dense = self._dense
+        if dense is None:
+            dense = self._dense = np.asarray(self.vectors.toarray())
+        return dense
 
     def weights_for(self, phrases: Sequence[str], weight: float = 1.0) -> np.ndarray:
         """Topic weights implied by phrases (`phrase_key`s): each phrase splits `weight` over its topics."""
@@ -147,7 +148,8 @@ class TopicIndex:
         """Topic weights implied by texts given as rows of the space (their one- and two-word phrases)."""
         present = sp.csr_matrix(X, copy=True)
         present.data[:] = 1.0
-        return (weight * (present @ self.term_topics)).toarray().astype(np.float32)
+        out: np.ndarray = (weight * (present @ self.term_topics)).toarray().astype(np.float32)
+        return out
 
     def entry_topics(self, X: sp.csr_matrix, hits: sp.csr_matrix, saturation: float = 2.0,
                      unsure: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
