@@ -11,6 +11,7 @@ from .profiles import Profiles
 from .topics import TopicIndex
 
 AUTHOR = "by an author you follow"
+_COMMON_IDF = 1.0 + float(np.log(10.0))  # idf of a term in 10% of the documents
 
 
 def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackModel, space: TextSpace, terms: np.ndarray,
@@ -40,7 +41,8 @@ def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackMo
         topics = np.flatnonzero(prof.topic_l2[r])
         if topics.size:
             qd += prof.topic_weight * (prof.topic_l2[r, topics] @ index.dense_vectors()[topics][:, cols])
-        contrib = vals * qd
+        # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
+        contrib = vals * qd * (space.idf[cols] >= _COMMON_IDF)
         best = [int(i) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
         if best:
             why.append("terms: " + ", ".join(space.display(str(terms[cols[i]])) for i in best))
