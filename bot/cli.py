@@ -220,13 +220,16 @@ def _run_summary(console: Console, outcomes: Sequence[Any], total: int, failed: 
 @subscriptions_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the format ../shared/eval/score.py reads).")
 @click.option("--all", "show_all", is_flag=True, help="Every entry, not only the selected ones.")
+@click.option("--topics", "topics_file", metavar="PATH", help="Your own topics.toml (default: ./topics.toml if present).")
 @click.pass_obj
-def match(obj: Context, paths: Sequence[str], subscriptions: str | None, as_json: bool, show_all: bool) -> None:
-    """Score entries from files against the subscribers; no database, nothing sent.
+def match(obj: Context, paths: Sequence[str], subscriptions: str | None, as_json: bool, show_all: bool,
+          topics_file: str | None) -> None:
+    """Score entries from files against the subscribers and say why; no database, nothing sent.
 
     \b
     Example:
-      digestbot match --entries papers.json --entries cs.LG.xml --json
+      digestbot match --entries papers.json --entries cs.LG.xml
+      digestbot match --entries papers.json --json --all
     """
     from .match import Matcher
     from .sources.files import read_entries
@@ -241,23 +244,32 @@ def match(obj: Context, paths: Sequence[str], subscriptions: str | None, as_json
             merged[e.id] = _enrich(merged.get(e.id), e)
     entries = list(merged.values())
     subs, _ = _subscribers(settings)
-    results = Matcher().fit(entries).match(entries, subs)
+    results = Matcher(topics_file=topics_file).fit(entries).match(entries, subs, unselected=show_all)
     by_id = {e.id: e for e in entries}
     out: dict[str, Any] = {"subscribers": []}
     for sub in subs:
         ranked = [m for m in results.get(sub.id, []) if show_all or m.selected]
         out["subscribers"].append({"id": sub.id, "entries": [
-            {"id": m.entry_id, "score": round(m.score, 4), "selected": m.selected, "why": list(m.why)} for m in ranked]})
+            {"id": m.entry_id, "score": round(m.score, 4), "selected": m.selected, "topic": m.topic,
+             "why": list(m.why)} for m in ranked]})
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, indent=1))
         return
     for s in out["subscribers"]:
-        click.echo(f"{s['id']}: {sum(e['selected'] for e in s['entries'])} selected")
+        n = sum(e["selected"] for e in s["entries"])
+        click.echo(f"{s['id']}: {n} selected" + ("" if n else " (no digest: nothing stands out)"))
         for e in s["entries"]:
             mark = "*" if e["selected"] else " "
-            click.echo(f"  {mark} {e['score']:.3f}  {by_id[e['id']].title[:80]}")
+            topic = f"  [{e['topic']}]" if e["topic"] else ""
+            click.echo(f"  {mark} {e['score']:.3f}  {_oneline(by_id[e['id']].title, 80)}{topic}")
             if e["why"]:
-                click.echo(f"           why: {'; '.join(e['why'])}")
+                click.echo(f"           why: {_oneline('; '.join(e['why']), 160)}")
+
+
+def _oneline(text: str, width: int) -> str:
+    """Untrusted text on one terminal line: control characters dropped, cut to `width`."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(clean.split())[:width]
 
 
 def _enrich(old: Entry | None, new: Entry) -> Entry:
@@ -611,6 +623,38 @@ def preview(obj: Context, subscriber: str, out: str, open_html: bool, subscripti
         import webbrowser
 
         webbrowser.open(paths["html"].resolve().as_uri())
+
+
+@cli.command()
+@click.option("--topics", "topics_file", metavar="PATH", help="Your own topics.toml (default: ./topics.toml if present).")
+@click.option("-v", "--vocabulary", "show_vocabulary", is_flag=True, help="Also show each topic's vocabulary.")
+@click.pass_obj
+def topics(obj: Context, topics_file: str | None, show_vocabulary: bool) -> None:
+    """List the research topics subscribers can follow (interests.topics) and digests group by.
+
+    \b
+    Example:
+      digestbot topics
+      digestbot topics --topics my-topics.toml -v
+
+    Add your own in topics.toml next to digestbot.toml:
+    \b
+      [[topic]]
+      slug = "causal-inference"
+      name = "Causal inference"
+      description = "Causal discovery and effect estimation"
+      vocabulary = ["causal", "counterfactual", "treatment effect"]
+    """
+    from .match.topics import load_topics
+
+    found = load_topics(topics_file)
+    width = max(len(t.slug) for t in found)
+    for t in found:
+        click.echo(f"{t.slug:{width}s}  {t.name}")
+        if show_vocabulary:
+            click.echo(f"{'':{width}s}    {t.description}")
+            click.echo(f"{'':{width}s}    vocabulary: {', '.join(t.vocabulary)}")
+    click.echo(f"{len(found)} topics.")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
