@@ -272,7 +272,8 @@ def plan_digests(
     matcher = matcher or Matcher()
     matcher.fit(store.entries_since(now - timedelta(days=settings.corpus_days)) or offered)
     subs = [s for s, _ in due]
-    results = matcher.match(offered, subs, delivered=store.delivered(s.id for s in subs), feedback=store.feedback_for(s.id for s in subs))
+    results = matcher.match(offered, subs, delivered=store.delivered(s.id for s in subs),
+                            feedback=store.feedback_for(s.id for s in subs), unselected=False)
     by_id: dict[str, Entry] = {e.id: e for e in offered}
     plans = []
     for sub, slot in due:

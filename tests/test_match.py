@@ -139,3 +139,14 @@ def test_only_selected_when_asked(entries: list[Entry]) -> None:
 def test_no_entries_or_no_subscribers() -> None:
     assert Matcher().match([], [subscriber("q", keywords=["x"])]) == {"q": []}
     assert Matcher().match(corpus(1), []) == {}
+
+
+def test_a_feed_that_is_all_on_the_subject_still_sends_its_matches() -> None:
+    # A narrow feed (or a first run with a handful of entries): every entry is about the
+    # subscriber's subject, so none stands out from the others — yet all are worth sending.
+    rng = random.Random(7)
+    narrow = [paper("quant", i, rng) for i in range(6)]
+    sub = subscriber("q", max_items=10, keywords=["quantization"])
+    assert len(selected(Matcher().fit(narrow).match(narrow, [sub]), "q")) == 6
+    off_topic = [paper("speech", i, rng) for i in range(6)]
+    assert selected(Matcher().fit(off_topic).match(off_topic, [sub]), "q") == []

@@ -92,9 +92,11 @@ def test_match_prints_the_json_score_py_reads(checkout: Path) -> None:
     assert [s["id"] for s in out["subscribers"]] == ["alice", "bob", "carol"]
     for sub in out["subscribers"]:
         assert len(sub["entries"]) == 28
-        scores = [e["score"] for e in sub["entries"]]
-        assert scores == sorted(scores, reverse=True)
-        assert set(sub["entries"][0]) == {"id", "score", "selected", "why"}
+        followed = ["by an author you follow" in e["why"] for e in sub["entries"]]
+        assert followed == sorted(followed, reverse=True)  # a followed author's papers first
+        rest = [e["score"] for e in sub["entries"] if "by an author you follow" not in e["why"]]
+        assert rest == sorted(rest, reverse=True)  # then best first
+        assert {"id", "score", "selected", "why"} <= set(sub["entries"][0])
     alice = out["subscribers"][0]["entries"]
     assert any(e["selected"] for e in alice)
     selected_only = json.loads(digestbot(checkout, "match", "--entries", "examples/papers.xml", "--json").stdout)

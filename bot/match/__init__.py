@@ -63,6 +63,7 @@ class Matcher:
         self.corpus: list[Entry] = []
         self.fitted = False
         self.seconds: dict[str, float] = {}
+        self._baseline = 0  # how many trailing reference columns are topic texts
 
     def fit(self, corpus: Sequence[Entry]) -> Matcher:
         """Learn the vocabulary and its weights from recent entries (and the topic descriptions)."""
@@ -82,6 +83,11 @@ class Matcher:
         if len(offered) < MIN_REFERENCE and self.corpus:
             seen = {e.id for e in offered}
             ref = offered + [e for e in self.corpus if e.id not in seen][:BACKGROUND]
+        # The taxonomy's topics join as the typical documents of the field: when the entries at
+        # hand are too few, or all on the subscriber's subject (a narrow feed), their median says
+        # nothing of what "typical" scores, and a strong match must still stand out.
+        self._baseline = len(self.topics)
+        ref = ref + [Entry(id=f"topic:{t.slug}", title=t.name, summary=t.text) for t in self.topics]
         t0 = time.perf_counter()
         prof = Profiles(subscribers, self.space, self.index, self.profile_weights)
         t1 = time.perf_counter()
@@ -103,8 +109,8 @@ class Matcher:
                       n: int) -> Iterator[_Chunk]:
         for lo in range(0, len(prof), self.chunk_size):
             hi = min(lo + self.chunk_size, len(prof))
-            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights)
-            thr = thresholds(scores, self.calibration)
+            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline)
+            thr = thresholds(scores, self.calibration, baseline=self._baseline)
             allowed = ~excluded[:, :n]
             part = done[lo:hi]
             if part.nnz:

@@ -28,20 +28,35 @@ class Calibration:
 _SAMPLE = 127  # the median is taken over at most this many reference entries, evenly spread
 
 
-def thresholds(ref: np.ndarray, cal: Calibration = Calibration()) -> np.ndarray:
-    """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries)."""
-    n = ref.shape[1]
+def _median(ref: np.ndarray) -> np.ndarray:
+    sample = ref if ref.shape[1] <= _SAMPLE else ref[:, np.linspace(0, ref.shape[1] - 1, _SAMPLE).astype(int)]
+    m = sample.shape[1]
+    if m % 2:  # odd: the middle value (one selection instead of two)
+        med: np.ndarray = np.partition(sample, m // 2, axis=1)[:, m // 2]
+        return med
+    part = np.partition(sample, [m // 2 - 1, m // 2], axis=1)
+    mid: np.ndarray = (part[:, m // 2 - 1] + part[:, m // 2]) / 2
+    return mid
+
+
+def thresholds(ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0) -> np.ndarray:
+    """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries).
+
+    The last `baseline` columns are the topic texts, the typical documents of the field. The
+    typical score is the entries' median, pulled halfway down to the topics' median when that
+    is lower: so a feed (or a day, or a first run with a handful of entries) where every entry
+    is on the subscriber's subject still sends its matches, while a busy field still asks more.
+    """
+    entries = ref[:, : ref.shape[1] - baseline] if baseline else ref
+    n = entries.shape[1]
     if n == 0:
         return np.full(ref.shape[0], np.inf, np.float32)
     k = min(cal.top_k, n)
-    top = np.partition(ref, n - k, axis=1)[:, n - k:].mean(axis=1)
-    sample = ref if n <= _SAMPLE else ref[:, np.linspace(0, n - 1, _SAMPLE).astype(int)]
-    m = sample.shape[1]
-    if m % 2:  # odd: the middle value (one selection instead of two)
-        med = np.partition(sample, m // 2, axis=1)[:, m // 2]
-    else:
-        part = np.partition(sample, [m // 2 - 1, m // 2], axis=1)
-        med = (part[:, m // 2 - 1] + part[:, m // 2]) / 2
+    top = np.partition(entries, n - k, axis=1)[:, n - k:].mean(axis=1)
+    med = _median(entries)
+    if baseline:
+        field = _median(ref[:, ref.shape[1] - baseline:])
+        med = np.minimum(med, (med + field) / 2)
     thr: np.ndarray = np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
     return thr
 

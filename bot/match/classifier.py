@@ -100,8 +100,11 @@ def top_k(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, hi: int,
-                w: ScoreWeights) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores (subscribers lo..hi × all batch entries), the forced mask and the excluded mask."""
+                w: ScoreWeights, baseline: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores (subscribers lo..hi × all batch entries), the forced mask and the excluded mask.
+
+    The last `baseline` entries are reference texts (the topics): scored, never fed back.
+    """
     n = batch.zz.shape[0]
     inv = prof.inv_norm[lo:hi, None]
     t_l2, t_max = prof.topic_l2[lo:hi], prof.topic_max[lo:hi]
@@ -122,10 +125,10 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
         best *= w.facet
         bonus += best.reshape(hi - lo, n)
     scores = sz + bonus
-    k = min(w.prf_k, n)
-    if k and w.prf_weight:
+    k = min(w.prf_k, n - baseline)
+    if k > 0 and w.prf_weight:
         rows = np.arange(hi - lo)[:, None]
-        top = top_k(scores, k)  # c × k
+        top = top_k(scores[:, : n - baseline], k)  # c × k, real entries only
         c_norm = np.sqrt(np.maximum(batch.zz[top[:, :, None], top[:, None, :]].sum(axis=(1, 2)), 1e-12)) / k
         z_c = batch.zz[top[:, 0]]
         for j in range(1, k):
