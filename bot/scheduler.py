@@ -27,9 +27,9 @@ from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
 from .models import Subscriber
 from .pipeline import Deliverer, Outcome, run_once
+from .roster import load_roster
 from .slots import SlotTrigger
 from .store import Store
-from .roster import load_roster
 from .subscriptions import load_subscriptions
 
 log = logging.getLogger(__name__)

@@ -9,14 +9,25 @@ subscribers, statuses, used tokens, rate limits). `Store` joins them; import eve
 from __future__ import annotations
 
 from ._base import RETRY_DELAYS, retrying
-from ._schema import (
-    SCHEMA_VERSION, UTCDateTime, deliveries, digests, entries, feedback, metadata, rate_events,
-    schema_version, source_state, subscriber_status, used_tokens, web_subscribers,
-)
 from ._entries import EntryStore, SourceStatus
 from ._entries import _entry_row as _entry_row  # tests of the merge rules use these two
 from ._entries import _merge as _merge
 from ._ledger import DigestRow, Ledger, digest_id
+from ._schema import (
+    SCHEMA_VERSION,
+    UTCDateTime,
+    deliveries,
+    digests,
+    entries,
+    feedback,
+    metadata,
+    rate_events,
+    schema_version,
+    source_state,
+    subscriber_status,
+    used_tokens,
+    web_subscribers,
+)
 from ._web import WebRecords, WebSubscriberRow
 
 __all__ = [

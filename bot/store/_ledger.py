@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import StoreError
 from ..models import Delivery, DigestItem, Entry
 from ._base import RETRY_DELAYS, StoreBase, _now, _transient, log, retrying
-from ._schema import deliveries, digests, entries, feedback
 from ._entries import _entry
+from ._schema import deliveries, digests, entries, feedback
 
 
 def digest_id(subscriber_id: str, slot: datetime) -> str:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
-    Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, TypeDecorator,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
