@@ -29,9 +29,9 @@ def _transient(e: StoreError) -> bool:
     cause = e.__cause__
     if not isinstance(cause, OperationalError):
         return False
-    text = str(cause.orig).lower()
+    message = str(cause.orig).lower()
     return bool(cause.connection_invalidated) or any(
-        w in text for w in ("locked", "busy", "connection", "server closed", "terminat", "shutdown", "timeout"))
+        w in message for w in ("locked", "busy", "connection", "server closed", "terminat", "shutdown", "timeout"))
 
 
 def _again_on_conflict(method: Callable[_P, _T]) -> Callable[_P, _T]:
@@ -74,6 +74,15 @@ def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+BATCH = 500  # ids per `IN (...)` list: well within every backend's limit on bound parameters
+
+
+def _batches(ids: list[str]) -> Iterator[list[str]]:
+    """`ids` in slices of at most BATCH, one `IN (...)` query each."""
+    for i in range(0, len(ids), BATCH):
+        yield ids[i:i + BATCH]
 
 
 def _engine_options(url: str) -> dict[str, Any]:

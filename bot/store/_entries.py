@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, update
 
 from ..models import Entry
 from ..sources import FetchState
-from ._base import StoreBase, _again_on_conflict, _now
+from ._base import StoreBase, _again_on_conflict, _batches, _now
 from ._schema import entries, source_state
 
 
@@ -106,8 +106,8 @@ class EntryStore(StoreBase):
         ids = list(rows)
         with self.begin() as conn:
             existing: dict[str, Any] = {}
-            for i in range(0, len(ids), 500):
-                for r in conn.execute(select(entries).where(entries.c.id.in_(ids[i:i + 500]))):
+            for batch in _batches(ids):
+                for r in conn.execute(select(entries).where(entries.c.id.in_(batch))):
                     existing[r.id] = r
             fresh = [{**r, "first_seen": now, "updated_at": now} for k, r in rows.items() if k not in existing]
             if fresh:
@@ -136,8 +136,8 @@ class EntryStore(StoreBase):
         wanted = list(ids)
         found: dict[str, Entry] = {}
         with self.begin() as conn:
-            for i in range(0, len(wanted), 500):
-                for r in conn.execute(select(entries).where(entries.c.id.in_(wanted[i:i + 500]))):
+            for batch in _batches(wanted):
+                for r in conn.execute(select(entries).where(entries.c.id.in_(batch))):
                     found[r.id] = _entry(r)
         return found
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import StoreError
 from ..models import Delivery, DigestItem, Entry
-from ._base import RETRY_DELAYS, StoreBase, _now, _transient, log, retrying
+from ._base import RETRY_DELAYS, StoreBase, _batches, _now, _transient, log, retrying
 from ._entries import _entry
 from ._schema import deliveries, digests, entries, feedback
 
@@ -51,8 +51,8 @@ class Ledger(StoreBase):
         wanted = list(subscriber_ids)
         out: dict[str, set[str]] = {s: set() for s in wanted}
         with self.begin() as conn:
-            for i in range(0, len(wanted), 500):
-                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(deliveries.c.subscriber_id.in_(wanted[i:i + 500]))
+            for batch in _batches(wanted):
+                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(deliveries.c.subscriber_id.in_(batch))
                 for sid, eid in conn.execute(q):
                     out[sid].add(eid)
         return out
@@ -229,10 +229,10 @@ class Ledger(StoreBase):
         wanted = list(subscriber_ids)
         out: dict[str, list[tuple[Entry, int]]] = {}
         with self.begin() as conn:
-            for i in range(0, len(wanted), 500):
+            for batch in _batches(wanted):
                 q = (select(feedback.c.subscriber_id, feedback.c.vote, entries)
                      .join(entries, entries.c.id == feedback.c.entry_id)
-                     .where(feedback.c.subscriber_id.in_(wanted[i:i + 500]))
+                     .where(feedback.c.subscriber_id.in_(batch))
                      .order_by(feedback.c.created_at))
                 for r in conn.execute(q):
                     out.setdefault(r.subscriber_id, []).append((_entry(r), r.vote))

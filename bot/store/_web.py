@@ -142,7 +142,8 @@ class WebRecords(StoreBase):
         """Count one event under `key` if fewer than `limit` happened in `window`; False when over."""
         now = now or _now()
         with self.begin() as conn:
-            conn.execute(delete(rate_events).where(rate_events.c.at < now - timedelta(days=1)))
+            # Old events go; never any inside the window (a window longer than a day keeps them).
+            conn.execute(delete(rate_events).where(rate_events.c.at < now - max(window, timedelta(days=1))))
             seen = conn.execute(select(func.count()).select_from(rate_events).where(
                 and_(rate_events.c.key == key, rate_events.c.at > now - window))).scalar_one()
             if seen >= limit:
