@@ -36,5 +36,6 @@ class File(Source):
     options: ClassVar[dict[str, Any]] = {"path": None}
 
     def fetch(self, state: FetchState) -> FetchResult:
+        """Read the whole file each time (no conditional GET for a local file); `state` is kept."""
         entries, warnings = read_entries(self.settings["path"], self.name)
         return FetchResult(entries, state, warnings=warnings)
