@@ -56,11 +56,10 @@ def _same_host(owner: str) -> bool:
 
 
 def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if not _same_host(owner):
         return True  # another machine's: trust its lease
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(owner.rpartition(":")[2]), 0)
     except ProcessLookupError:
         return False
     except PermissionError:

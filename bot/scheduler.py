@@ -27,10 +27,9 @@ from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
 from .models import Subscriber
 from .pipeline import Deliverer, Outcome, run_once
+from .roster import file_subscribers, load_roster
 from .slots import SlotTrigger
 from .store import Store
-from .roster import load_roster
-from .subscriptions import load_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,6 @@ def _log(outcomes: Sequence[Outcome]) -> None:
             log.warning("digest %s for %s: %s: %s", o.digest_id, o.subscriber, o.status, o.reason)
         elif o.status == "sent":
             log.info("digest %s for %s: sent %d entries to %s", o.digest_id, o.subscriber, o.entries, o.destination)
-
-
-def _known_topics() -> set[str] | None:
-    from .match import known_topics
-
-    return known_topics()
 
 
 class Runner:
@@ -131,7 +124,7 @@ class Runner:
         """
         with self._reload_lock:
             self._seen = _signature(self.folder)
-            subs, problems = load_subscriptions(self.folder, _known_topics())
+            subs, problems = file_subscribers(self.settings)  # the files in self.folder
             fresh = {s.id: s for s in subs}
             for p in problems:
                 log.warning("%s (this subscriber keeps its last good settings, if any)", p)

@@ -173,3 +173,25 @@ def test_sqlite_uses_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
     s.close()
+
+
+def test_lookups_of_more_ids_than_one_batch_find_every_row(store: Store) -> None:
+    many = [Entry(id=f"https://blog.example.org/{n}", title=f"T{n}") for n in range(1234)]
+    assert store.upsert_entries(many, NOW) == (1234, 0, 0)
+    assert store.upsert_entries(many, NOW) == (0, 0, 1234)  # every batch of the existing rows was read
+    ids = [e.id for e in many] + ["https://blog.example.org/missing"]
+    assert len(store.get_entries(ids)) == 1234
+    subscribers = [f"s{n}" for n in range(1100)]
+    store.upsert_entries([entry(1)], NOW)
+    assert store.claim("s1050", SLOT, items(1), "email", now=NOW) is not None
+    store.record_feedback("s1050", "arxiv:2611.00001", 1, NOW)
+    assert store.delivered(subscribers)["s1050"] == {"arxiv:2611.00001"}
+    assert [e.id for e, _ in store.feedback_for(subscribers)["s1050"]] == ["arxiv:2611.00001"]
+
+
+def test_a_rate_window_longer_than_a_day_keeps_its_events(store: Store) -> None:
+    week = timedelta(days=7)
+    assert store.hit_rate("client:x", week, 2, NOW)
+    assert store.hit_rate("client:x", week, 2, NOW + timedelta(days=2))
+    assert not store.hit_rate("client:x", week, 2, NOW + timedelta(days=3))  # both still count
+    assert store.hit_rate("client:x", week, 2, NOW + timedelta(days=8))  # the first left the window

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from ..errors import SourceError
 from ..models import Entry
 
 
@@ -56,8 +57,6 @@ class Source(ABC):
 
 def _check_option(source: Source, key: str, default: Any, value: Any) -> None:
     """Raise `SourceError` naming the key when a configured value has the wrong type."""
-    from ..errors import SourceError
-
     if value is default:
         return
     if default is None:  # required options are all addresses or paths

@@ -115,18 +115,21 @@ def get(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_RAISE_CAP = " (if it really is this big, raise max_bytes in its [[sources]] table)"
+
+
 def _read_capped(resp: requests.Response, max_bytes: int, timeout: float, total: float) -> bytes:
     deadline = time.monotonic() + total
     declared = resp.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"the response is {int(declared):,} bytes, more than max_bytes = {max_bytes:,}")
+        raise FetchError(f"the response is {int(declared):,} bytes, more than max_bytes = {max_bytes:,}{_RAISE_CAP}")
     chunks: list[bytes] = []
     size = 0
     try:
         for chunk in resp.iter_content(16 * 1024):  # the deadline is checked once per chunk
             size += len(chunk)
             if size > max_bytes:
-                raise FetchError(f"the response is more than max_bytes = {max_bytes:,} bytes")
+                raise FetchError(f"the response is more than max_bytes = {max_bytes:,} bytes{_RAISE_CAP}")
             if time.monotonic() > deadline:
                 raise FetchError(f"the body took more than {total:g} s to arrive")
             chunks.append(chunk)

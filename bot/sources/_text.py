@@ -24,8 +24,8 @@ def squash(text: str | None) -> str:
 
 
 class _TextOnly(HTMLParser):
-    _SKIP = {"script", "style", "head", "title", "noscript", "template"}
-    _BLOCK = {"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
+    _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template"})
+    _BLOCK = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

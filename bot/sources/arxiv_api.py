@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import SourceError
 from ..models import Entry
@@ -28,7 +28,7 @@ class Arxiv(Source):
     """arXiv: a listing feed (`categories` or `url`) or, with `query`, the search API."""
 
     list_options = frozenset({"categories"})
-    options = {
+    options: ClassVar[dict[str, Any]] = {
         "categories": "cs.LG",  # the listing feed rss.arxiv.org/rss/<categories>
         "url": "",  # or a listing feed url of your own
         "query": "",  # an API search_query, e.g. "cat:cs.LG AND abs:quantization"; uses the API

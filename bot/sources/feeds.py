@@ -7,7 +7,7 @@ from calendar import timegm
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
@@ -227,7 +227,7 @@ def _authors(e: Any, is_paper: bool) -> tuple[str, ...]:
 class Rss(Source):
     """Any RSS 0.9x/1.0/2.0 or Atom feed, fetched with conditional GET."""
 
-    options = {"url": None, "timeout": 30, "max_bytes": 10_000_000}
+    options: ClassVar[dict[str, Any]] = {"url": None, "timeout": 30, "max_bytes": 10_000_000}
 
     def fetch(self, state: FetchState) -> FetchResult:
         """GET the feed (If-None-Match / If-Modified-Since from `state`); a 304 changes nothing."""

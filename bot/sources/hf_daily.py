@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import SourceError
 from ..models import Entry
@@ -21,7 +21,7 @@ def _when(text: Any) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text)  # 3.11+ reads a trailing Z
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
@@ -39,7 +39,8 @@ def parse_daily_papers(data: Any, source: str = "hf-daily") -> list[Entry]:
     if isinstance(data, dict) and "error" in data:
         raise ValueError(f"the API answered with an error: {data['error']}")
     if not isinstance(data, list):
-        raise ValueError("expected a JSON array of daily papers")
+        # ValueError, not TypeError: bad input from the API, which callers report as a source error
+        raise ValueError("expected a JSON array of daily papers")  # noqa: TRY004
     entries: dict[str, Entry] = {}
     for item in data:
         paper = item.get("paper") if isinstance(item, dict) else None
@@ -86,7 +87,7 @@ def parse_daily_papers(data: Any, source: str = "hf-daily") -> list[Entry]:
 class HfDaily(Source):
     """The Hugging Face Daily Papers API, one request per featured day."""
 
-    options = {"url": API_URL, "limit": 100, "days": 3, "timeout": 30, "max_bytes": 20_000_000}
+    options: ClassVar[dict[str, Any]] = {"url": API_URL, "limit": 100, "days": 3, "timeout": 30, "max_bytes": 20_000_000}
 
     def fetch(self, state: FetchState) -> FetchResult:
         """Fetch each day from the last one fetched (again: late papers, new upvotes) to today."""

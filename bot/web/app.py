@@ -29,7 +29,7 @@ from ..roster import interests_data
 from ..store import Store, WebSubscriberRow
 from ..tokens import TokenError
 from . import mailer
-from .forms import Preferences, frequency_of, parse_preferences, timezones
+from .forms import Preferences, parse_preferences, timezones
 from .security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_valid, new_csrf, rate_key
 
 log = logging.getLogger(__name__)
@@ -315,4 +315,4 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     return app
 
 
-__all__ = ["Web", "create_app", "frequency_of"]
+__all__ = ["Web", "create_app"]
