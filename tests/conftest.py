@@ -105,7 +105,7 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
 
 
 # ---- channels: local SMTP and Slack servers (owned by the channels work; see tests/_servers.py) ----
-from _servers import SLACK_FIXTURES, SlackServer, SmtpServer, make_certificate  # noqa: E402
+from _servers import SLACK_FIXTURES, SlackServer, SmtpServer, make_certificate
 
 
 @pytest.fixture

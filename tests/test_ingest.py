@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import responses
@@ -218,7 +218,7 @@ def test_match_merges_one_paper_from_hf_arxiv_api_and_arxiv_rss() -> None:
 class _FeedServer(BaseHTTPRequestHandler):
     """Serves tests/data/paper_arxiv_rss.xml with an ETag, answering 304 when it matches."""
 
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
     etag = '"paper-rss-1"'
 
     def do_GET(self) -> None:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def digestbot(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "bot", *args], check=False, cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

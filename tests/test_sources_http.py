@@ -165,7 +165,7 @@ def test_shown_urls_hide_passwords_and_tokens() -> None:
 @responses.activate
 def test_a_connection_error_never_shows_the_token() -> None:
     url = "https://feeds.example/x.xml?token=abc123"
-    responses.get(url, body=requests.ConnectionError(f"Max retries exceeded with url: /x.xml?token=abc123"))
+    responses.get(url, body=requests.ConnectionError("Max retries exceeded with url: /x.xml?token=abc123"))
     with pytest.raises(SourceError) as info:
         Rss("private", {"url": url}, http_session()).fetch(FetchState())
     assert "abc123" not in str(info.value) and "token=***" in str(info.value)
