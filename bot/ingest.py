@@ -12,12 +12,13 @@ import requests
 
 from . import __version__
 from .config import Settings, SourceSpec
-from .errors import BotError
+from .errors import BotError, SourceError
 from .sources import SOURCES, FetchState
 from .store import Store
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"digestbot/{__version__} (+https://pypi.org/project/digestbot/)"
+MAX_REDIRECTS = 5
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ def http_session() -> requests.Session:
     """The HTTP session every source uses: a User-Agent naming digestbot and its version."""
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
+    session.max_redirects = MAX_REDIRECTS
     return session
 
 
@@ -46,20 +48,27 @@ def fetch_source(spec: SourceSpec, settings: Settings, store: Store, http: reque
     options = dict(spec.options)
     if "path" in options:
         options["path"] = str(settings.resolve(Path(options["path"])))
-    source = SOURCES[spec.type](spec.name, options, http)
     state: FetchState = store.get_state(spec.name)
     try:
-        result = source.fetch(state)
-    except BotError as e:
-        report.error = str(e)
-        log.warning("%s", e)
+        if spec.type not in SOURCES:
+            raise SourceError(spec.name, f"unknown type {spec.type!r}; use one of {', '.join(sorted(SOURCES))}")
+        result = SOURCES[spec.type](spec.name, options, http).fetch(state)
+    except Exception as e:
+        report.error = str(e) if isinstance(e, BotError) else f"source {spec.name!r}: unexpected {type(e).__name__}: {e}; please report this"
+        log.warning("%s", report.error, exc_info=not isinstance(e, BotError))
         store.save_fetch(spec.name, None, error=report.error, now=now)
         return report
     report.warnings = result.warnings
     for w in result.warnings:
         log.warning("source %r: %s", spec.name, w)
     report.not_modified = result.not_modified
-    report.new, report.updated, report.unchanged = store.upsert_entries(result.entries, now=now)
+    try:
+        report.new, report.updated, report.unchanged = store.upsert_entries(result.entries, now=now)
+    except Exception as e:  # noqa: BLE001  a batch the database refuses fails this source only
+        report.error = f"source {spec.name!r}: could not store its {len(result.entries)} entries ({type(e).__name__}: {e}); check the database"
+        log.warning("%s", report.error)
+        store.save_fetch(spec.name, None, error=report.error, now=now)
+        return report
     store.save_fetch(spec.name, result.state,
                      counts={"new": report.new, "updated": report.updated, "unchanged": report.unchanged}, now=now)
     return report

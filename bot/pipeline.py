@@ -6,6 +6,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,26 @@ from .store import DigestRow, Store
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)  # how long a sender holds a pending digest before others may take it
+# A live process on this host keeps its digests even past the lease (its clock may have jumped),
+# unless the lease ran out this long ago: then it is taken to be hung, or its pid reused.
+STALE = timedelta(hours=1)
+
+# Digests this process is sending right now: recovery in another thread must not take them.
+_IN_FLIGHT: set[str] = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def _hold(did: str) -> bool:
+    with _IN_FLIGHT_LOCK:
+        if did in _IN_FLIGHT:
+            return False
+        _IN_FLIGHT.add(did)
+        return True
+
+
+def _drop(did: str) -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.discard(did)
 
 
 def owner_token() -> str:
@@ -29,12 +50,16 @@ def owner_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_alive(owner: str) -> bool:
+def _same_host(owner: str) -> bool:
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    return host == socket.gethostname() and pid.isdigit()
+
+
+def _owner_alive(owner: str) -> bool:
+    if not _same_host(owner):
         return True  # another machine's: trust its lease
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(owner.rpartition(":")[2]), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -103,13 +128,29 @@ class Deliverer:
 
     def send(self, digest: Digest, channel_name: str) -> Outcome:
         """Send a claimed digest with retries; confirm it sent, failed, or leave it pending."""
+        if not _hold(digest.id):
+            return Outcome(digest.subscriber.id, "skipped", digest_id=digest.id, reason="being sent by another thread")
+        try:
+            return self._send(digest, channel_name)
+        finally:
+            _drop(digest.id)
+
+    def _send(self, digest: Digest, channel_name: str) -> Outcome:
         sub = digest.subscriber
         try:
             channel = self.channel(channel_name)
         except BotError as e:
             self.store.note_attempt(digest.id, str(e))
+            self.store.release(digest.id, self.owner)
             return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, str(e))
+        leased = time.monotonic()
         for attempt in range(self.retry.attempts):
+            # Keep the lease while retrying, so no other process takes the digest meanwhile;
+            # if one has (our lease ran out), it sends it and we stop.
+            if time.monotonic() - leased > LEASE.total_seconds() / 3:
+                if not self.store.renew(digest.id, self.owner, LEASE):
+                    return Outcome(sub.id, "skipped", len(digest.items), sub.address, digest.id, "taken over by another process")
+                leased = time.monotonic()
             try:
                 receipt = channel.send(digest)
             except SendError as e:
@@ -120,9 +161,19 @@ class Deliverer:
                 self.store.note_attempt(digest.id, str(e))
                 log.warning("digest %s for %s: %s (try %d of %d)", digest.id, sub.id, e, attempt + 1, self.retry.attempts)
                 if attempt + 1 < self.retry.attempts:
-                    self.sleep(self.retry.delay(attempt))
+                    # The server may say how long to wait (Slack's Retry-After): never sooner.
+                    wait = max(self.retry.delay(attempt), float(getattr(e, "retry_after", 0) or 0))
+                    self.sleep(wait)
                     continue
+                # Out of tries: stays pending, and the lease is let go so the next run retries it.
+                self.store.release(digest.id, self.owner)
                 return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, str(e))
+            except Exception as e:  # a bug in one digest must not stop the others
+                log.exception("digest %s for %s: unexpected error", digest.id, sub.id)
+                reason = f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists"
+                self.store.note_attempt(digest.id, reason)
+                self.store.release(digest.id, self.owner)
+                return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, reason)
             self.store.mark_sent(digest.id, receipt.detail)
             return Outcome(sub.id, "sent", len(digest.items), receipt.destination, digest.id)
         raise AssertionError("unreachable")
@@ -139,37 +190,62 @@ class Deliverer:
             return Outcome(sub.id, "empty", 0, sub.address, did)
         return self.send(Digest(did, sub, plan.slot, tuple(items), plan.more), name)
 
-    def recover(self, subscribers: Sequence[Subscriber]) -> list[Outcome]:
+    def recover(self, subscribers: Sequence[Subscriber], stop: Callable[[], bool] | None = None) -> list[Outcome]:
         """Resolve digests left pending by a crash or a transient failure, before anything new."""
         by_id = {s.id: s for s in subscribers}
         outcomes = []
         for row in self.store.digests_with_status("pending"):
-            if not self._may_take(row):
-                continue
+            if stop is not None and stop():
+                break
             sub = by_id.get(row.subscriber_id)
             if sub is None:
-                continue  # the file is broken or gone: keep it pending until it is back
-            if not self.store.take_over(row.id, row.owner, self.owner, LEASE):
+                continue  # not ours to do now, or the file is broken or gone: keep it pending
+            if not self._may_take(row) or not _hold(row.id):
                 continue
-            digest = Digest(row.id, sub, row.slot, tuple(self.store.digest_items(row.id)), row.more)
-            name = channel_for(sub, self.settings)
             try:
-                if self.channel(name).already_delivered(digest):
-                    self.store.mark_sent(row.id, "found delivered after a restart")
-                    outcomes.append(Outcome(sub.id, "sent", len(digest.items), sub.address, row.id, "recovered"))
-                    continue
-            except BotError as e:
-                log.warning("could not check whether %s was delivered: %s", row.id, e)
-            outcomes.append(self.send(digest, name))
+                outcome = self._resolve(row, sub)
+            finally:
+                _drop(row.id)
+            if outcome is not None:
+                outcomes.append(outcome)
         return outcomes
 
+    def _resolve(self, row: DigestRow, sub: Subscriber) -> Outcome | None:
+        """Take over one pending digest; mark it sent if it arrived already, else send it."""
+        if not self.store.take_over(row.id, row.owner, self.owner, LEASE):
+            return None  # another process was quicker
+        digest = Digest(row.id, sub, row.slot, tuple(self.store.digest_items(row.id)), row.more)
+        name = channel_for(sub, self.settings)
+        try:
+            if self.channel(name).already_delivered(digest):
+                self.store.mark_sent(row.id, "found delivered after a restart")
+                return Outcome(sub.id, "sent", len(digest.items), sub.address, row.id, "recovered")
+        except BotError as e:
+            # Unknown whether it arrived: posting again could post twice, so wait for a run
+            # that can tell (email cannot tell and says no; its re-send keeps the Message-ID).
+            log.warning("could not check whether %s was delivered: %s", row.id, e)
+            self.store.note_attempt(row.id, f"could not check whether it was delivered: {e}")
+            self.store.release(row.id, self.owner)
+            return Outcome(sub.id, "pending", len(digest.items), sub.address, row.id, str(e))
+        return self._send(digest, name)
+
     def _may_take(self, row: DigestRow) -> bool:
+        """Whether this process may resolve a pending digest now.
+
+        Ours (left by a failed earlier try in this process) unless a thread is sending it; a
+        dead process's on this host at once; a live one's on this host only when its lease ran
+        out long ago; another host's when its lease ran out.
+        """
         if row.owner == self.owner:
-            return True
+            with _IN_FLIGHT_LOCK:
+                return row.id not in _IN_FLIGHT
         now = datetime.now(UTC)
-        if row.lease_until is not None and row.lease_until < now:
-            return True
-        return not _owner_alive(row.owner)
+        expired = row.lease_until is None or row.lease_until < now
+        if _same_host(row.owner):
+            if not _owner_alive(row.owner):
+                return True
+            return row.lease_until is None or row.lease_until + STALE < now
+        return expired
 
 
 def plan_digests(
@@ -195,7 +271,8 @@ def plan_digests(
     matcher = matcher or Matcher()
     matcher.fit(store.entries_since(now - timedelta(days=settings.corpus_days)) or offered)
     subs = [s for s, _ in due]
-    results = matcher.match(offered, subs, delivered=store.delivered(s.id for s in subs), feedback=store.feedback_for(s.id for s in subs))
+    results = matcher.match(offered, subs, delivered=store.delivered(s.id for s in subs),
+                            feedback=store.feedback_for(s.id for s in subs), unselected=False)
     by_id: dict[str, Entry] = {e.id: e for e in offered}
     plans = []
     for sub, slot in due:
@@ -220,16 +297,25 @@ def run_once(
     now: datetime | None = None,
     deliverer: Deliverer | None = None,
     progress: Callable[[Outcome], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> RunReport:
-    """Resolve pending digests, then send every digest that is due now. Fetching is the caller's."""
+    """Resolve pending digests, then send every digest that is due now. Fetching is the caller's.
+
+    `stop` is asked before each digest: once it says yes, the digest in flight is finished and
+    nothing new is started (the scheduler's SIGTERM).
+    """
     now = now or datetime.now(UTC)
     own = deliverer is None
     deliverer = deliverer or Deliverer(settings, store)
     report = RunReport()
     try:
-        report.recovered = deliverer.recover(subscribers)
+        report.recovered = deliverer.recover(subscribers, stop)
+        if stop is not None and stop():
+            return report
         plans, idle = plan_digests(settings, store, subscribers, now)
         for plan in plans:
+            if stop is not None and stop():
+                break
             outcome = deliverer.deliver(plan)
             report.outcomes.append(outcome)
             if progress:

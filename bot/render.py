@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from . import tokens
 from .config import Settings
-from .models import Digest
+from .models import Digest, DigestItem, Entry
 
 BUNDLED = Path(__file__).resolve().parent / "templates"  # inside an installed wheel
 REPOSITORY = Path(__file__).resolve().parent.parent / "templates"  # in a source checkout
+
+MAX_HTML = 100_000  # bytes: Gmail clips longer messages ("[Message clipped]")
+ABSTRACT_CHARS = 240  # one or two lines of the abstract
+AUTHORS_SHOWN = 6
+# Slack's limits (api.slack.com/reference/block-kit): per message, per block, in all.
+SLACK_MAX_BLOCKS = 50
+SLACK_SECTION_CHARS = 3000
+SLACK_HEADER_CHARS = 150
+SLACK_MESSAGE_CHARS = 12_000  # msg_blocks_too_long comes at about 13K characters in all
+SLACK_TEXT_CHARS = 4000
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +43,30 @@ class RenderedEmail:
     html: str
 
 
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One digest item as the templates show it: plain text fields and ready links.
+
+    `entry`, `score`, `why` (a tuple) and `topic` are the item's own, as templates written for
+    `DigestItem` expect; the rest is ready to show.
+    """
+
+    entry: Entry
+    score: float
+    n: int
+    title: str
+    url: str  # http(s) only, else empty: a feed cannot smuggle javascript: links in
+    authors: str
+    source: str
+    topic: str
+    abstract: str
+    why: tuple[str, ...]
+    why_text: str
+    up_url: str
+    down_url: str
+    entry_id: str
+
+
 def template_dirs(override: Path | None) -> list[Path]:
     """Where templates are looked up: the user's override folder first, then the bundled ones."""
     dirs = [override] if override else []
@@ -36,73 +76,241 @@ def template_dirs(override: Path | None) -> list[Path]:
 
 @lru_cache(maxsize=8)
 def environment(override: Path | None = None) -> Environment:
-    """The Jinja2 environment; HTML templates autoescaped, undefined names an error."""
+    """The Jinja2 environment, built once: HTML autoescaped, undefined names an error.
+
+    The HTML template carries its styles inline, so nothing is inlined per message.
+    """
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in template_dirs(override)]),
         autoescape=select_autoescape(["html", "html.j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,
     )
     env.filters["slack"] = slack_escape
+    env.filters["slack_url"] = slack_url
     return env
 
 
-def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
-    sub = digest.subscriber
-    local = digest.slot.astimezone(ZoneInfo(sub.timezone))
+def _env(settings: Settings) -> Environment:
+    """The environment for these settings (templates_dir as given: the CLI resolves it against the config file)."""
+    return environment(settings.templates_dir)
+
+
+def clean(text: str) -> str:
+    """One line of plain text: control characters (newlines too) become spaces."""
+    if not text:
+        return ""
+    if text.isprintable():  # the common case, without a regex
+        return text.strip()
+    return _CONTROL.sub(" ", text).strip()
+
+
+def safe_url(url: str) -> str:
+    """The URL if it is http(s), else empty."""
+    url = clean(url)
+    return url if urlsplit(url).scheme in ("http", "https") and " " not in url else ""
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut at a word boundary before `limit` characters, ending with an ellipsis."""
+    text = clean(text)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.") + "…"
+
+
+def humanize(topic: str) -> str:
+    """A topic slug as words: `efficient-inference` → `efficient inference`."""
+    return clean(topic.replace("-", " ").replace("_", " "))
+
+
+def _local(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
+
+
+def link(settings: Settings, kind: str, digest: Digest, entry_id: str = "") -> str:
+    """A signed link into the web app: `{base}/unsubscribe|manage|feedback/{token}`."""
     base = settings.base_url.rstrip("/")
-    return {
-        "digest": digest,
-        "subscriber": sub,
-        "items": digest.items,
-        "date": local,
-        "date_text": f"{local:%a %d %b %Y}",
-        "base_url": base,
-        "count": len(digest.items),
-        "more": digest.more,
-    }
+    if not settings.secret_key and _local(base):
+        # Links that only work on this machine (the quick start): the development key, and no
+        # warning about it here; `digestbot serve` and links to any other host still warn.
+        settings = replace(settings, secret_key=tokens.DEV_KEY)
+    token = tokens.sign(settings, kind, digest.subscriber.id, entry_id=entry_id, digest_id=digest.id,
+                        now=digest.slot.timestamp())  # issued at the slot: the same digest renders the same
+    return f"{base}/{kind}/{token}"
+
+
+def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> ItemView:
+    """The template's view of one item."""
+    e = item.entry
+    names = [n for n in map(clean, e.authors) if n]
+    feedback = link(settings, "feedback", digest, e.id)  # one token; the vote is the last path segment
+    authors = ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if len(names) > AUTHORS_SHOWN else "")
+    return ItemView(
+        entry=e, score=item.score, why=item.why, n=n, title=shorten(e.title, 300) or e.id, url=safe_url(e.url),
+        authors=shorten(authors, 300),
+        source=shorten(e.source, 80), topic=humanize(item.topic), abstract=shorten(e.summary, ABSTRACT_CHARS),
+        why_text=shorten("; ".join(item.why), 300), entry_id=e.id,
+        up_url=f"{feedback}/up", down_url=f"{feedback}/down",
+    )
+
+
+def top_topic(digest: Digest) -> str:
+    """The topic most items share (the first item's on a tie), or empty."""
+    counts = Counter(i.topic for i in digest.items if i.topic)
+    if not counts:
+        return ""
+    best = max(counts.values())
+    return humanize(next(i.topic for i in digest.items if counts.get(i.topic) == best))
+
+
+def local_date(digest: Digest) -> datetime:
+    """The digest's slot in the subscriber's time zone."""
+    return digest.slot.astimezone(ZoneInfo(digest.subscriber.timezone))
 
 
 def subject(digest: Digest) -> str:
     """A subject line that says what is inside: the date, how many, the top topic."""
-    local = digest.slot.astimezone(ZoneInfo(digest.subscriber.timezone))
     n = len(digest.items)
-    top = next((i.topic for i in digest.items if i.topic), "")
-    lead = digest.items[0].entry.title if n else ""
-    about = f" on {top}" if top else (f": {lead[:60]}" if lead else "")
-    return f"{n} new paper{'s' if n != 1 else ''}{about} — {local:%a %d %b}"
+    top = top_topic(digest)
+    lead = clean(digest.items[0].entry.title) if n else ""
+    about = f" on {top}" if top else (f": {shorten(lead, 60)}" if lead else "")
+    return f"{n} new paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
+
+
+def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
+    views = [item_view(n, it, digest, settings) for n, it in enumerate(digest.items, 1)]
+    sub = digest.subscriber
+    return {
+        "digest": digest, "subscriber": sub, "name": clean(sub.name or sub.id),
+        "address": clean(sub.address), "items": views, "brief": [],
+        "count": len(views), "more": digest.more, "date": local_date(digest),
+        "date_text": f"{local_date(digest):%a %d %b %Y}",
+        "subject": subject(digest), "top_topic": top_topic(digest),
+        "base_url": settings.base_url.rstrip("/"),
+        "unsubscribe_url": link(settings, "unsubscribe", digest), "manage_url": link(settings, "manage", digest),
+    }
 
 
 def render_email(digest: Digest, settings: Settings) -> RenderedEmail:
-    """The text and HTML bodies of a digest email, from the same context."""
-    env = environment(settings.templates_dir)
+    """The text and HTML bodies of a digest email, from the same context, HTML under `MAX_HTML`.
+
+    When every item in full would make the HTML too long, the last items are listed by title
+    only (both parts alike, so the two alternatives stay the same digest).
+    """
+    env = _env(settings)
+    html_tpl, text_tpl = env.get_template("email.html.j2"), env.get_template("email.txt.j2")
     ctx = _context(digest, settings)
-    return RenderedEmail(
-        subject=subject(digest),
-        text=env.get_template("email.txt.j2").render(ctx),
-        html=env.get_template("email.html.j2").render(ctx),
-    )
+    views = ctx["items"]
+
+    def split(full: int) -> dict[str, Any]:
+        return {**ctx, "items": views[:full], "brief": views[full:]}
+
+    full = len(views)
+    html = html_tpl.render(ctx)
+    if len(html.encode()) > MAX_HTML:
+        lo, hi = 0, full - 1  # the most items in full that still fit
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if len(html_tpl.render(split(mid)).encode()) <= MAX_HTML:
+                lo = mid
+            else:
+                hi = mid - 1
+        full = lo
+        html = html_tpl.render(split(full))
+    return RenderedEmail(subject=ctx["subject"], text=text_tpl.render(split(full)), html=html)
 
 
-def render_slack(digest: Digest, settings: Settings) -> dict[str, Any]:
-    """The Slack message for a digest: a `text` fallback and Block Kit `blocks`."""
-    env = environment(settings.templates_dir)
-    ctx = _context(digest, settings)
-    item_tpl = env.get_template("slack_item.md.j2")
-    head = subject(digest)
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": head[:150]}}]
-    for item in digest.items:
-        text = item_tpl.render({**ctx, "item": item}).strip()
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
-    return {"text": head, "blocks": blocks}
-
+# --- Slack -------------------------------------------------------------------------------------
 
 def slack_escape(text: str) -> str:
     """Escape &, < and > for Slack mrkdwn, so feed text cannot make links or mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def when(dt: datetime | None) -> str:
-    """A short date for display."""
-    return f"{dt:%d %b %Y}" if dt else ""
+def slack_url(url: str) -> str:
+    """A URL fit for `<url|label>`: the characters that would end the link percent-encoded."""
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
+
+
+def _cap(text: str, limit: int) -> str:
+    """At most `limit` characters, never cutting through an `&amp;` entity or a `<link|label>`."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    for opener, closer in (("&", ";"), ("<", ">")):
+        at = cut.rfind(opener)
+        if at != -1 and closer not in cut[at:]:
+            cut = cut[:at]
+    return cut + "…"
+
+
+def _chars(block: dict[str, Any]) -> int:
+    """The characters a block counts toward Slack's total for a message."""
+    if block["type"] in ("header", "section"):
+        return len(block["text"]["text"])
+    if block["type"] == "context":
+        return sum(len(e["text"]) for e in block["elements"])
+    if block["type"] == "actions":
+        return sum(len(e["text"]["text"]) for e in block["elements"])
+    return 0
+
+
+def _item_blocks(view: ItemView, digest: Digest, ctx: dict[str, Any], env: Environment) -> list[dict[str, Any]]:
+    text = env.get_template("slack_item.md.j2").render({**ctx, "item": view}).strip()
+    context = " · ".join(slack_escape(p) for p in (view.source, view.topic) if p) or "digestbot"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cap(text, SLACK_SECTION_CHARS)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cap(context, 2000)}]},
+    ]
+    buttons = []
+    for vote, label in (("up", "👍 more like this"), ("down", "👎 less like this")):
+        button: dict[str, Any] = {
+            "type": "button", "text": {"type": "plain_text", "text": label, "emoji": True},
+            # The action id names the digest and the entry, for an interactive Slack app.
+            "action_id": f"digestbot_{vote}:{digest.id}:{view.entry_id}"[:255],
+            "value": f"{digest.id} {view.entry_id}"[:2000],
+        }
+        url = view.up_url if vote == "up" else view.down_url
+        if len(url) <= 3000:
+            button["url"] = url  # without an interactive app, the button opens the web app's link
+        buttons.append(button)
+    blocks.append({"type": "actions", "block_id": f"fb{view.n}", "elements": buttons})
+    return blocks
+
+
+def slack_messages(digest: Digest, settings: Settings) -> list[dict[str, Any]]:
+    """The digest as Slack messages, each within Slack's limits; the first has the header.
+
+    Each is `{"text", "blocks"}`; the channel posts the rest as replies in the first's thread.
+    """
+    env = _env(settings)
+    ctx = _context(digest, settings)
+    head = subject(digest)
+    header = {"type": "header", "text": {"type": "plain_text", "text": shorten(head, SLACK_HEADER_CHARS), "emoji": True}}
+    groups = [_item_blocks(v, digest, ctx, env) for v in ctx["items"]]
+    if digest.more:
+        note = f"…and {digest.more} more matched; <{slack_url(ctx['manage_url'])}|raise max_items or manage your digest>"
+        groups.append([{"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}])
+    pages: list[list[dict[str, Any]]] = [[header]]
+    for group in groups:
+        page = pages[-1]
+        too_many = len(page) + len(group) > SLACK_MAX_BLOCKS
+        too_long = sum(map(_chars, page)) + sum(map(_chars, group)) > SLACK_MESSAGE_CHARS
+        if (too_many or too_long) and len(page) > (1 if page is pages[0] else 0):
+            pages.append([])
+        pages[-1].extend(group)
+    fallback = slack_escape(head)
+    return [{"text": _cap(fallback if i == 0 else f"{fallback} (part {i + 1} of {len(pages)})", SLACK_TEXT_CHARS),
+             "blocks": page} for i, page in enumerate(pages)]
+
+
+def render_slack(digest: Digest, settings: Settings) -> dict[str, Any]:
+    """The Slack message for a digest: `text` fallback and `blocks` of the first message, and in
+    `thread` the follow-up messages (a long digest is split to keep Slack's limits)."""
+    first, *rest = slack_messages(digest, settings)
+    return {**first, "thread": rest}

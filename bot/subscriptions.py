@@ -148,7 +148,8 @@ def parse_subscriber(
         topics=topics,
         authors=phrases("authors"),
     )
-    if not (interests.description or interests.keywords or interests.topics or interests.authors):
+    interest_problems = any(p.key.startswith("interests") for p in problems)
+    if not interest_problems and not (interests.description or interests.keywords or interests.topics or interests.authors):
         bad("interests", "says nothing to match on; give a description, keywords, topics or authors")
     if problems:
         return None, problems

@@ -214,7 +214,9 @@ class PoolDeliverer(Deliverer):
 
     def release(self, did: str) -> bool:
         """Give a pending digest back to the queue, so any worker may take it on the retry."""
-        return self.store.take_over(did, self.owner, QUEUED, QUEUE_LEASE)
+        # The pipeline may have let it go already (owner ""), after its last try.
+        return (self.store.take_over(did, self.owner, QUEUED, QUEUE_LEASE)
+                or self.store.take_over(did, "", QUEUED, QUEUE_LEASE))
 
 
 # --- the dispatcher side ----------------------------------------------------------------------
@@ -320,9 +322,13 @@ def dispatch_tick(settings: Settings, store: Store, subscribers: Sequence[Subscr
     return report
 
 
-def run_dispatcher(settings: Settings, load_subscribers: Callable[[], Sequence[Subscriber]],
+def run_dispatcher(settings: Settings, load_subscribers: Callable[[Store], Sequence[Subscriber]],
                    fetch: Callable[[Store], object] | None = None) -> None:
-    """The scheduler process of a pool: fetch on its interval, dispatch due digests every minute."""
+    """The scheduler process of a pool: fetch on its interval, dispatch due digests every minute.
+
+    `load_subscribers(store)` is called on every tick (files and web subscribers may change);
+    `fetch(store)` fetches every source. Stops on SIGINT/SIGTERM.
+    """
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     require_pool(settings)
@@ -331,7 +337,7 @@ def run_dispatcher(settings: Settings, load_subscribers: Callable[[], Sequence[S
 
     def tick() -> None:
         try:
-            r = dispatch_tick(settings, store, load_subscribers(), app=app)
+            r = dispatch_tick(settings, store, load_subscribers(store), app=app)
             log.info("dispatched %d digests (%d re-enqueued, %d empty)", r.enqueued, r.requeued, r.empty)
         except BotError as e:
             log.error("dispatch failed: %s", e)
@@ -340,7 +346,8 @@ def run_dispatcher(settings: Settings, load_subscribers: Callable[[], Sequence[S
     if fetch is not None:
         sched.add_job(lambda: fetch(store), "interval", minutes=settings.fetch_interval_minutes,
                       next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
-    sched.add_job(tick, "cron", second=0, max_instances=1, coalesce=True)
+    sched.add_job(tick, "cron", second=0, max_instances=1, coalesce=True,
+                  next_run_time=datetime.now(UTC) + timedelta(seconds=5 if fetch is not None else 0))
     log.info("dispatching to %s, queue %s", mask_url(settings.broker_url), settings.queue)
     try:
         sched.start()

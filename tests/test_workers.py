@@ -86,7 +86,7 @@ def test_the_worker_command_refuses_sqlite(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["worker"], env={"DIGESTBOT_BROKER_URL": "redis://127.0.0.1:6379/9",
                                                       "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
     assert result.exit_code == 1
-    assert "the worker pool needs PostgreSQL, but the store is SQLite" in str(result.exception)
+    assert "the worker pool needs PostgreSQL, but the store is SQLite" in result.output
 
 
 def test_broker_url_and_queue_come_from_the_environment() -> None:
@@ -192,11 +192,16 @@ def test_status_counts_waiting_running_stalled_and_failed(store: Store, sink: Si
     assert [r.id for r in st.recent_failures] == [failed]
 
     env = {"DIGESTBOT_DATABASE_URL": db_url, "DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue}
-    result = CliRunner().invoke(cli, ["status"], env=env)
+    result = CliRunner().invoke(cli, ["status", "--pool"], env=env)
     assert result.exit_code == 0, result.output
-    assert f"queued:  0 (tasks waiting in '{queue}')\n" in result.output
-    assert "pending: 3 (1 waiting for a worker, 1 running, 1 stalled: re-enqueued on the next tick)\n" in result.output
-    assert f"failed:  1\n  {failed}: 'SMTP answered 550 no such user'\n" in result.output
+    assert result.output == (
+        "Worker pool:\n"
+        f"  queued:  0 (tasks waiting in '{queue}')\n"
+        "  workers: 0 answering\n"
+        "  running: 1\n"
+        "  pending: 3 (1 waiting for a worker, 1 running, 1 stalled: re-enqueued on the next tick)\n"
+        "  failed:  1\n"
+        f"    {failed}: SMTP answered 550 no such user\n")
     assert digest_id("s00003", datetime.now(UTC).replace(second=0, microsecond=0)) == failed
 
 
@@ -236,7 +241,7 @@ def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, db
         d = PoolDeliverer(settings, store)
         try:
             out = d.handle(did, subscribers(1)[0])
-            assert (out.status, out.reason) == ("pending", "SMTP answered 451 try again later")
+            assert out.status == "pending" and "451 try again later" in out.reason
             assert d.release(did)
         finally:
             d.close()

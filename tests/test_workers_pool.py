@@ -162,3 +162,35 @@ def test_the_smtp_rate_limit_holds_for_the_pool(tmp_path: Path, db_url: str, que
     assert stamps[-1] - stamps[0] >= 39 / 20 - 0.1
     for i in range(len(stamps) - 20):
         assert stamps[i + 20] - stamps[i] >= 1.0 - 0.1
+
+
+_DISPATCHER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from _pool import subscribers
+from bot.config import load_settings
+from bot.workers import run_dispatcher
+run_dispatcher(load_settings(), lambda store: subscribers(3, prefix="disp"))
+"""
+
+
+def test_the_dispatcher_process_claims_and_enqueues_on_its_first_tick(tmp_path: Path, db_url: str, queue: str, sink: Sink) -> None:
+    import subprocess
+    import sys
+
+    p = _pool(tmp_path, db_url, queue, sink, rate=100000)
+    store = Store(db_url)
+    now = datetime.now(UTC)
+    store.upsert_entries(entries(3, now), now)
+    proc = subprocess.Popen([sys.executable, "-c", _DISPATCHER, str(Path(__file__).parent)], cwd=tmp_path, env=p.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(store.digests_with_status("pending")) == 3, 60, "3 claimed digests")
+        app = make_app(load_settings(environ=p.env))
+        from bot.workers import queue_length
+
+        wait_for(lambda: queue_length(app, queue) == 3, 10, "3 tasks in the queue")
+    finally:
+        proc.terminate()
+        proc.wait()
+        store.close()

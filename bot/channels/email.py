@@ -2,50 +2,171 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import email.policy
+import hashlib
+import logging
+import re
 import smtplib
 import ssl
-from email.headerregistry import Address
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
-from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 from ..config import Settings
 from ..errors import ConfigError, PermanentSendError, TransientSendError
 from ..models import Digest, Receipt
-from ..render import render_email
+from ..render import clean, link, render_email
 from . import Channel, register
+from ._ratelimit import per_second, shared
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 30.0  # seconds for connecting and for each SMTP reply
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+$")
+
+
+def _atom(text: str) -> str:
+    """Text fit for the left side of a Message-ID or a List-Id: other characters become '-'."""
+    return _NOT_ATEXT.sub("-", text).strip(".") or "x"
+
+
+def _domain(settings: Settings) -> str:
+    return parseaddr(settings.from_addr)[1].rpartition("@")[2] or "digestbot.local"
 
 
 def message_id(digest: Digest, settings: Settings) -> str:
     """The deterministic Message-ID of a digest: a re-send after a crash carries the same one."""
-    domain = parseaddr(settings.from_addr)[1].rpartition("@")[2] or "digestbot.local"
-    return f"<{digest.id}@{domain}>"
+    return f"<{_atom(digest.id)}@{_domain(settings)}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A digest email as it goes over SMTP: envelope, Message-ID and the exact bytes."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable body, CRLF line ends, no line over 76 characters (binascii: fast, in C)."""
+    return binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def encoded_words(text: str) -> str:
+    """Non-ASCII text as RFC 2047 encoded words (UTF-8, base64), one per folded line."""
+    chunks: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for ch in text:
+        n = len(ch.encode())
+        if size + n > 39:  # 39 bytes → 52 base64 characters: a line with its header name stays under 78
+            chunks.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(ch)
+        size += n
+    chunks.append("".join(chunk))
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(c.encode()).decode()}?=" for c in chunks if c)
+
+
+def _header(name: str, value: str) -> str:
+    """One header line; non-ASCII text as RFC 2047 encoded words."""
+    value = clean(value)
+    return f"{name}: {value if value.isascii() else encoded_words(value)}\r\n"
+
+
+def _address(name: str, addr: str) -> str:
+    """`Name <addr>`, the name quoted or RFC 2047 encoded as needed."""
+    name = clean(name)
+    if not name or name.isascii():
+        return formataddr((name, addr))
+    return f"{encoded_words(name)} <{addr}>"
+
+
+def sender_address(settings: Settings) -> tuple[str, str]:
+    """The sender's name and address from DIGESTBOT_FROM; `PermanentSendError` when it is no address."""
+    name, addr = parseaddr(clean(settings.from_addr))
+    if not _EMAIL.match(addr) or not addr.isascii():
+        raise PermanentSendError(f"DIGESTBOT_FROM: {settings.from_addr!r} is not an address; "
+                                 "write e.g. 'Lab digest <digest@example.org>'")
+    return name, addr
+
+
+def wire_message(digest: Digest, settings: Settings, now: datetime | None = None) -> Wire:
+    """The digest as an email, text part first and HTML last, with a newsletter's headers, as bytes.
+
+    Written directly rather than through `email.message`, whose header machinery costs more than
+    the whole SMTP exchange; `build_message` parses these bytes back for anyone who wants objects.
+    """
+    rendered = render_email(digest, settings)
+    sub = digest.subscriber
+    sender_name, sender = sender_address(settings)
+    rcpt = clean(sub.email)
+    if not _EMAIL.match(rcpt) or not rcpt.isascii():
+        raise PermanentSendError(f"the address {sub.email!r} of {sub.id} is not a plain ASCII address; "
+                                 "fix email in its subscription file")
+    mid = message_id(digest, settings)
+    boundary = "=_digest_" + hashlib.sha256(digest.id.encode()).hexdigest()[:24]  # deterministic, never in QP text
+    head = "".join([
+        _header("Subject", rendered.subject),
+        f"From: {_address(sender_name, sender)}\r\n",
+        f"To: {_address(sub.name if sub.name and sub.name != sub.id else '', rcpt)}\r\n",
+        f"Date: {format_datetime(now or datetime.now(UTC))}\r\n",
+        f"Message-ID: {mid}\r\n",
+        f"List-Id: digestbot digest <{_atom(sub.id)}.digestbot.{_domain(settings)}>\r\n",
+        f"List-Unsubscribe: <{clean(link(settings, 'unsubscribe', digest))}>\r\n",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",  # RFC 8058
+        f"X-Digestbot-Digest: {_atom(digest.id)}\r\n",
+        "MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
+        "\r\n",
+    ])
+    part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+    data = b"".join([
+        head.encode("ascii"),
+        f"--{boundary}\r\n{part.format('plain')}".encode(), _qp(rendered.text), b"\r\n",
+        f"--{boundary}\r\n{part.format('html')}".encode(), _qp(rendered.html), b"\r\n",
+        f"--{boundary}--\r\n".encode(),
+    ])
+    return Wire(sender, rcpt, mid, data)
 
 
 def build_message(digest: Digest, settings: Settings, now: datetime | None = None) -> EmailMessage:
-    """The digest as an email: text part first, HTML last, with the headers a good newsletter has."""
-    rendered = render_email(digest, settings)
-    sub = digest.subscriber
-    base = settings.base_url.rstrip("/")
-    msg = EmailMessage()
-    msg["Subject"] = rendered.subject
-    msg["From"] = settings.from_addr
-    msg["To"] = formataddr((sub.name, sub.email)) if sub.name != sub.id else sub.email
-    msg["Date"] = format_datetime(now or datetime.now(UTC))
-    msg["Message-ID"] = message_id(digest, settings)
-    msg["List-Id"] = f"digestbot digest <{sub.id}.digestbot.{urlsplit(base).hostname or 'localhost'}>"
-    msg["List-Unsubscribe"] = f"<{base}/unsubscribe/{digest.id}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["X-Digestbot-Digest"] = digest.id
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
+    """The digest as an `EmailMessage` (parsed from `wire_message`'s bytes)."""
+    msg = message_from_bytes(wire_message(digest, settings, now).data, policy=WIRE_POLICY)
+    assert isinstance(msg, EmailMessage)
     return msg
+
+
+# Generating a parsed message again keeps its lines as they are (none is over 998 characters).
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
+def message_bytes(msg: EmailMessage) -> bytes:
+    """The message exactly as it goes over SMTP (CRLF line ends): for a built digest, the wire bytes."""
+    return msg.as_bytes(policy=WIRE_POLICY)
+
+
+def envelope(msg: EmailMessage) -> tuple[str, str]:
+    """The envelope sender and recipient of a built message."""
+    return parseaddr(str(msg["From"]))[1], parseaddr(str(msg["To"]))[1]
+
+
+def _reply(text: bytes | str) -> str:
+    return (text.decode(errors="replace") if isinstance(text, bytes) else text).strip()
 
 
 @register("email")
 class Smtp(Channel):
-    """Sends digests over SMTP, one connection reused across messages."""
+    """Sends digests over SMTP, one connection reused across messages, reconnecting when dropped."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -53,58 +174,140 @@ class Smtp(Channel):
         parts = urlsplit(settings.smtp_url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ConfigError(
-                f"{parts.scheme}://… is not an SMTP URL; write smtp://user@host:587 (STARTTLS), "
+                f"{parts.scheme or '(no scheme)'}://… is not an SMTP URL; write smtp://user@host:587 (STARTTLS), "
                 "smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)", key="DIGESTBOT_SMTP_URL")
         self.tls = parts.scheme == "smtps"
         self.host = parts.hostname
-        self.port = parts.port or (465 if self.tls else 587)
+        try:
+            self.port = parts.port or (465 if self.tls else 587)
+        except ValueError as e:
+            raise ConfigError(f"bad port ({e}); write e.g. smtp://user@host:587", key="DIGESTBOT_SMTP_URL") from e
         self.user = unquote(parts.username or "")
-        self.starttls = not self.tls and self.port != 25 and self.host not in ("127.0.0.1", "localhost", "::1")
+        # STARTTLS is required, except on loopback and port 25 (server to server), where it is
+        # used when the server offers it.
+        self.loopback = self.host in LOOPBACK or self.port == 25
+        try:
+            sender_address(settings)
+        except PermanentSendError as e:
+            raise ConfigError(str(e).removeprefix("DIGESTBOT_FROM: "), key="DIGESTBOT_FROM") from e
+        self.limiter = shared("smtp", per_second(settings.smtp_rate))
+        self.sent = 0
+        self.connects = 0
 
-    def _connect(self) -> smtplib.SMTP:
+    def _tls_context(self) -> ssl.SSLContext:
+        # The system's CAs; SSL_CERT_FILE names another bundle (a private CA, a test certificate).
+        return ssl.create_default_context()
+
+    def _connect(self) -> tuple[smtplib.SMTP, bool]:
+        """The open connection, or a new one; and whether it is new."""
         if self._conn is not None:
-            return self._conn
+            return self._conn, False
+        where = f"{self.host}:{self.port}"
         try:
             conn: smtplib.SMTP
             if self.tls:
-                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=60, context=ssl.create_default_context())
+                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT, context=self._tls_context())
             else:
-                conn = smtplib.SMTP(self.host, self.port, timeout=60)
-                if self.starttls:
-                    conn.starttls(context=ssl.create_default_context())
-            if self.user:
-                conn.login(self.user, self.settings.smtp_password)
+                conn = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT)
+            try:
+                conn.ehlo()
+                if not self.tls:
+                    if conn.has_extn("starttls"):
+                        conn.starttls(context=self._tls_context())
+                        conn.ehlo()
+                    elif not self.loopback:
+                        raise PermanentSendError(
+                            f"the SMTP server {where} does not offer STARTTLS, and digestbot sends only "
+                            "encrypted over the network; use smtps://host:465, or a server that offers STARTTLS")
+                if self.user:
+                    conn.login(self.user, self.settings.smtp_password)
+            except BaseException:
+                conn.close()
+                raise
         except smtplib.SMTPAuthenticationError as e:
-            raise PermanentSendError(f"the SMTP server refused the login for {self.user!r} ({e.smtp_code}); check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD") from e
+            log.info("SMTP %s refused the login for %r: %s %s", where, self.user, e.smtp_code, _reply(e.smtp_error))
+            raise PermanentSendError(
+                f"the SMTP server refused the login for {self.user!r} ({e.smtp_code}); "
+                "check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD") from e
+        except smtplib.SMTPNotSupportedError as e:
+            raise PermanentSendError(f"the SMTP server {where} does not support AUTH ({e}); remove the user from DIGESTBOT_SMTP_URL") from e
+        except ssl.SSLCertVerificationError as e:
+            raise PermanentSendError(
+                f"the TLS certificate of {where} is not trusted ({e.verify_message}); use the server's real "
+                "host name, or set SSL_CERT_FILE to its CA bundle") from e
+        except smtplib.SMTPResponseException as e:
+            raise TransientSendError(f"SMTP {where} answered {e.smtp_code} {_reply(e.smtp_error)} on connect; will retry") from e
         except (OSError, smtplib.SMTPException) as e:
-            raise TransientSendError(f"cannot connect to SMTP {self.host}:{self.port} ({e}); will retry") from e
+            raise TransientSendError(f"cannot connect to SMTP {where} ({e}); will retry") from e
         self._conn = conn
-        return conn
+        self.connects += 1
+        return conn, True
 
     def send(self, digest: Digest) -> Receipt:
-        msg = build_message(digest, self.settings)
-        conn = self._connect()
+        """Send one digest; 4xx and lost connections raise `TransientSendError`, 5xx `PermanentSendError`."""
+        wire = wire_message(digest, self.settings)
+        self.limiter.wait()
+        reply = self.transaction(wire.sender, wire.recipient, wire.data)
+        self.sent += 1
+        return Receipt("email", wire.recipient, f"{wire.message_id} {reply}".strip())
+
+    def transaction(self, sender: str, rcpt: str, data: bytes) -> str:
+        """MAIL, RCPT, DATA on the shared connection; a connection found dead before DATA is
+        re-opened once at once (nothing was sent on it), a later loss is a transient failure."""
+        for attempt in (0, 1):
+            conn, fresh = self._connect()
+            try:
+                code, text = conn.mail(sender)
+            except (OSError, smtplib.SMTPServerDisconnected) as e:
+                self._drop()
+                if not fresh and attempt == 0:
+                    log.info("SMTP connection to %s:%s was closed by the server; reconnecting", self.host, self.port)
+                    continue
+                raise TransientSendError(f"SMTP connection to {self.host}:{self.port} lost ({e}); will retry") from e
+            break
         try:
-            refused = conn.send_message(msg)
-        except smtplib.SMTPRecipientsRefused as e:
-            code, text = next(iter(e.recipients.values()))
-            err = PermanentSendError if code >= 500 else TransientSendError
-            raise err(f"SMTP refused {digest.subscriber.email}: {code} {text.decode(errors='replace')}") from e
-        except smtplib.SMTPResponseException as e:
-            self.close()
-            err = PermanentSendError if e.smtp_code >= 500 else TransientSendError
-            raise err(f"SMTP answered {e.smtp_code} {e.smtp_error.decode(errors='replace')}") from e
-        except (OSError, smtplib.SMTPException) as e:
-            self.close()
-            raise TransientSendError(f"SMTP connection lost ({e}); will retry") from e
-        if refused:
-            raise PermanentSendError(f"SMTP refused {refused}")
-        return Receipt("email", digest.subscriber.email, msg["Message-ID"])
+            if code != 250:
+                self._fail("sender", sender, code, text, "check DIGESTBOT_FROM")
+            code, text = conn.rcpt(rcpt)
+            if code not in (250, 251):
+                self._fail("recipient", rcpt, code, text, "check the email address in the subscription file")
+            code, text = conn.data(data)
+            if code != 250:
+                self._fail("message to", rcpt, code, text, "see the server's reason")
+        except smtplib.SMTPDataError as e:
+            self._fail("message to", rcpt, e.smtp_code, e.smtp_error, "see the server's reason")
+        except (OSError, smtplib.SMTPServerDisconnected) as e:
+            self._drop()
+            raise TransientSendError(f"SMTP connection to {self.host}:{self.port} lost while sending to {rcpt} ({e}); will retry") from e
+        return f"{code} {_reply(text)}"
+
+    def _fail(self, what: str, who: str, code: int, text: bytes | str, fix: str) -> None:
+        """A refusal: reset the transaction (or drop the connection on 421) and raise by class."""
+        reason = f"SMTP refused the {what} {who}: {code} {_reply(text)}"
+        if code == 421 or code < 400:
+            self._drop()
+        else:
+            try:
+                self._conn.rset() if self._conn else None
+            except (OSError, smtplib.SMTPException):
+                self._drop()
+        if 400 <= code < 500 or code < 400:
+            raise TransientSendError(f"{reason}; will retry")
+        raise PermanentSendError(f"{reason}; {fix}")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            self._conn = None
 
     def close(self) -> None:
+        """Say QUIT and close the connection."""
         if self._conn is not None:
             try:
                 self._conn.quit()
             except (OSError, smtplib.SMTPException):
                 pass
-            self._conn = None
+            self._drop()

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 from ..models import Digest, Receipt
-from ..render import render_slack
+from ..render import slack_messages
 from . import Channel, register
-from .email import build_message
+from .email import wire_message
+from .slack import metadata
 
 
 @register("outbox")
@@ -21,14 +22,18 @@ class Outbox(Channel):
         return folder / f"{digest.id}.{'eml' if digest.subscriber.email else 'json'}"
 
     def send(self, digest: Digest) -> Receipt:
+        """Write the digest's file atomically."""
         path = self._path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         if digest.subscriber.email:
-            data = bytes(build_message(digest, self.settings))
+            data = wire_message(digest, self.settings).data
         else:
-            payload = {"channel": digest.subscriber.slack_channel or digest.subscriber.slack_webhook_env,
-                       **render_slack(digest, self.settings),
-                       "metadata": {"event_type": "digestbot_digest", "event_payload": {"digest_id": digest.id}}}
+            messages = slack_messages(digest, self.settings)
+            # What chat.postMessage would get: the first message, then the replies in its thread.
+            payload = {"channel": digest.subscriber.slack_channel or f"${digest.subscriber.slack_webhook_env}",
+                       **messages[0], "metadata": metadata(digest, 1, len(messages)),
+                       "thread": [{**m, "metadata": metadata(digest, i, len(messages))}
+                                  for i, m in enumerate(messages[1:], 2)]}
             data = json.dumps(payload, ensure_ascii=False, indent=2).encode()
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(data)
@@ -36,4 +41,5 @@ class Outbox(Channel):
         return Receipt("outbox", str(path), str(path))
 
     def already_delivered(self, digest: Digest) -> bool:
+        """Whether the digest's file exists."""
         return self._path(digest).exists()

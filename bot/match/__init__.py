@@ -1,93 +1,168 @@
-"""Matching: score every entry for every subscriber in one pass, select, and say why."""
+"""Matching: score every entry for every subscriber in one pass, select, and say why.
+
+`Matcher().fit(corpus).match(entries, subscribers, delivered=..., feedback=...)` returns, for
+each subscriber id, its `Match`es best first; `selected` marks what its digest should send.
+The parts: `features` (tokens, tf-idf space), `topics` (taxonomy), `profiles` (interests as
+vectors), `classifier` (chunked scoring), `feedback` (per-subscriber model), `calibrate`
+(selection) and `explain` (reasons).
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from ..models import Entry, Match, Subscriber
+from .calibrate import Calibration, select, thresholds
+from .classifier import EntryBatch, ScoreWeights, score_chunk
+from .explain import reasons
+from .features import TextSpace, entry_text
+from .feedback import FeedbackModel, FeedbackSettings, learn
+from .profiles import Profiles, ProfileWeights
+from .topics import Topic, TopicIndex, known_topics, load_topics
+
+_Chunk = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # lo, hi, scores, chosen, forced
+
+MIN_REFERENCE = 200  # fewer offered entries than this: judge them against recent corpus entries too
+BACKGROUND = 500  # how many corpus entries join the reference set then
 
 
-def _text(e: Entry) -> str:
-    return f"{e.title}. {e.title}. {e.summary}"
+@dataclass(slots=True)
+class Selection:
+    """The raw result of `Matcher.select`: selected (subscriber row, entry row, score) triples."""
+
+    subscribers: np.ndarray
+    entries: np.ndarray
+    scores: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)  # profiles, entries, scoring
 
 
-def _phrase(p: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + re.escape(p.lower()) + r"\w*", re.I)
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
 
 class Matcher:
-    """tf-idf profiles plus keywords; fit on a corpus, then `match` all subscribers at once."""
+    """tf-idf profiles, topics, keywords and feedback; fit on a corpus, then `match` all subscribers at once."""
 
-    def __init__(self) -> None:
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english", min_df=1)
+    def __init__(self, *, topics_file: str | Path | None = None, chunk_size: int = 8192,
+                 profile: ProfileWeights | None = None, weights: ScoreWeights | None = None,
+                 calibration: Calibration | None = None, feedback: FeedbackSettings | None = None) -> None:
+        self.topics: list[Topic] = load_topics(topics_file)
+        self.chunk_size = chunk_size
+        self.profile_weights = profile or ProfileWeights()
+        self.weights = weights or ScoreWeights()
+        self.calibration = calibration or Calibration()
+        self.feedback_settings = feedback or FeedbackSettings()
+        self.space = TextSpace()
+        self.corpus: list[Entry] = []
         self.fitted = False
+        self.seconds: dict[str, float] = {}
+        self._baseline = 0  # how many trailing reference columns are topic texts
 
     def fit(self, corpus: Sequence[Entry]) -> Matcher:
-        """Learn the vocabulary and its weights from recent entries."""
-        self.vectorizer.fit([_text(e) for e in corpus] or ["empty"])
+        """Learn the vocabulary and its weights from recent entries (and the topic descriptions)."""
+        self.corpus = list(corpus)
+        # The topics' texts join the corpus so their vocabulary is in the space from day one.
+        self.space.fit([entry_text(e) for e in self.corpus] + [t.text for t in self.topics])
+        self.index = TopicIndex(self.topics, self.space)
         self.fitted = True
         return self
 
-    def match(
-        self,
-        entries: Sequence[Entry],
-        subscribers: Sequence[Subscriber],
-        *,
-        delivered: Mapping[str, set[str]] | None = None,
-        feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None,
-    ) -> dict[str, list[Match]]:
-        """Every entry ranked for every subscriber, best first, `selected` marking what to send."""
+    def _prepare(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber],
+                 feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None) -> tuple[EntryBatch, Profiles, FeedbackModel]:
         if not self.fitted:
             self.fit(entries)
-        delivered = delivered or {}
-        out: dict[str, list[Match]] = {}
-        if not entries:
-            return {s.id: [] for s in subscribers}
-        X = self.vectorizer.transform([_text(e) for e in entries])
-        profiles = [
-            " ".join([s.interests.description, *s.interests.keywords, *s.interests.topics]) for s in subscribers
-        ]
-        P = normalize(self.vectorizer.transform(profiles))
-        S = (X @ P.T).toarray()
-        lowered = [f"{e.title} {e.summary}".lower() for e in entries]
-        for j, sub in enumerate(subscribers):
-            kws = [(k, _phrase(k)) for k in sub.interests.keywords]
-            excl = [_phrase(k) for k in sub.interests.exclude]
-            authors = {a.lower() for a in sub.interests.authors}
-            scored: list[Match] = []
-            for i, e in enumerate(entries):
-                why = [f"keyword: {k}" for k, pat in kws if pat.search(lowered[i])]
-                score = float(S[i, j]) + 0.1 * len(why)
-                selected = score >= 0.12
-                if any(a.lower() in authors for a in e.authors):
-                    why.insert(0, "by an author you follow")
-                    selected, score = True, score + 1.0
-                if any(p.search(lowered[i]) for p in excl):
-                    selected = False
-                if e.id in delivered.get(sub.id, set()):
-                    selected = False
-                scored.append(Match(e.id, round(score, 4), selected, tuple(why)))
-            scored.sort(key=lambda m: -m.score)
-            n = 0
-            final: list[Match] = []
-            for m in scored:
-                if m.selected:
-                    n += 1
-                    if n > sub.max_items:
-                        m = Match(m.entry_id, m.score, False, m.why, m.topic)
-                final.append(m)
-            out[sub.id] = final
+        offered = list(entries)
+        ref = offered
+        if len(offered) < MIN_REFERENCE and self.corpus:
+            seen = {e.id for e in offered}
+            ref = offered + [e for e in self.corpus if e.id not in seen][:BACKGROUND]
+        # The taxonomy's topics join as the typical documents of the field: when the entries at
+        # hand are too few, or all on the subscriber's subject (a narrow feed), their median says
+        # nothing of what "typical" scores, and a strong match must still stand out.
+        self._baseline = len(self.topics)
+        ref = ref + [Entry(id=f"topic:{t.slug}", title=t.name, summary=t.text) for t in self.topics]
+        t0 = time.perf_counter()
+        prof = Profiles(subscribers, self.space, self.index, self.profile_weights)
+        t1 = time.perf_counter()
+        batch = EntryBatch(ref, len(offered), self.space, self.index, prof, self.weights)
+        fb = learn(feedback, prof.ids, self.space, self.feedback_settings)
+        self.seconds = {"profiles": t1 - t0, "entries": time.perf_counter() - t1}
+        return batch, prof, fb
+
+    def _chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel,
+                delivered: Mapping[str, set[str]] | None) -> Iterator[_Chunk]:
+        n = batch.offered
+        done = batch.delivered_mask(prof.ids, delivered)
+        # The dense products here are small (topics × entries): one BLAS thread is faster, and
+        # does not fight other processes for the cores.
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield from self._score_chunks(batch, prof, fb, done, n)
+
+    def _score_chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel, done: sp.csr_matrix,
+                      n: int) -> Iterator[_Chunk]:
+        for lo in range(0, len(prof), self.chunk_size):
+            hi = min(lo + self.chunk_size, len(prof))
+            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline)
+            thr = thresholds(scores, self.calibration, baseline=self._baseline)
+            allowed = ~excluded[:, :n]
+            part = done[lo:hi]
+            if part.nnz:
+                allowed &= ~part.toarray()
+            chosen = select(scores[:, :n], thr, allowed, forced[:, :n], prof.max_items[lo:hi])
+            yield lo, hi, scores[:, :n], chosen, forced[:, :n]
+
+    def select(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber], *,
+               delivered: Mapping[str, set[str]] | None = None,
+               feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None) -> Selection:
+        """Only the selected pairs, as arrays (rows index `subscribers` and `entries`); no reasons."""
+        batch, prof, fb = self._prepare(entries, subscribers, feedback)
+        t0 = time.perf_counter()
+        subs, ents, vals = [], [], []
+        for lo, _, scores, chosen, _ in self._chunks(batch, prof, fb, delivered):
+            s, e = np.nonzero(chosen)
+            subs.append(s + lo)
+            ents.append(e)
+            vals.append(scores[s, e])
+        seconds = {**self.seconds, "scoring": time.perf_counter() - t0}
+        return Selection(_cat(subs, np.int64), _cat(ents, np.int64), _cat(vals, np.float32), seconds)
+
+    def match(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber], *,
+              delivered: Mapping[str, set[str]] | None = None,
+              feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None,
+              unselected: bool = True) -> dict[str, list[Match]]:
+        """Every entry ranked for every subscriber, best first, `selected` marking what to send.
+
+        With `unselected=False` only the selected matches are returned (cheaper for many subscribers).
+        Selected matches carry their reasons; every match carries the entry's main topic name.
+        """
+        out: dict[str, list[Match]] = {s.id: [] for s in subscribers}
+        if not entries or not subscribers:
+            return out
+        batch, prof, fb = self._prepare(entries, subscribers, feedback)
+        topic_names = [self.index.names[t] if t >= 0 else "" for t in batch.main_topic]
+        terms = self.space.terms
+        ids = [e.id for e in batch.entries]
+        for lo, hi, scores, chosen, forced in self._chunks(batch, prof, fb, delivered):
+            for c in range(hi - lo):
+                r = lo + c
+                col = scores[c]
+                rows = np.arange(len(col)) if unselected else np.flatnonzero(chosen[c])
+                # best first; a followed author's papers ahead of the rest (they are always sent)
+                order = rows[np.lexsort((-col[rows], ~forced[c, rows]))]
+                matches = []
+                for e in order:
+                    sel = bool(chosen[c, e])
+                    why = reasons(batch, prof, self.index, fb, self.space, terms, r, int(e), bool(forced[c, e])) if sel else ()
+                    matches.append(Match(ids[e], round(float(col[e]), 4), sel, why, topic_names[e]))
+                out[prof.ids[r]] = matches
         return out
 
 
-def known_topics() -> set[str] | None:
-    """Topic slugs subscribers may follow (None: no taxonomy loaded, accept any)."""
-    return None
-
-
-__all__ = ["Matcher", "known_topics", "np"]
+__all__ = ["Calibration", "Match", "Matcher", "Selection", "Topic", "known_topics", "load_topics"]

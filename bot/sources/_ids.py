@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,3 +51,16 @@ def normalize_url(url: str) -> str:
     if parts.scheme.lower() == "https" and host.endswith(":443"):
         host = host[:-4]
     return urlunsplit((parts.scheme.lower(), host, parts.path or "/", parts.query, ""))
+
+
+MAX_ID = 300  # the store's entries.id column
+
+
+def bounded_id(eid: str) -> str:
+    """An id that fits the store: a longer one keeps its start plus a digest of the whole id.
+
+    The digest is of the id (a guid or link), never of the content, so it is as stable as the id.
+    """
+    if len(eid) <= MAX_ID:
+        return eid
+    return f"{eid[: MAX_ID - 18]}#~{hashlib.sha256(eid.encode()).hexdigest()[:16]}"

@@ -1,22 +1,51 @@
-"""RSS/Atom feeds and arXiv (listing feeds and API), parsed by feedparser."""
+"""RSS 0.9x/1.0/2.0 and Atom feeds (arXiv's listing feeds included), parsed by feedparser."""
 
 from __future__ import annotations
 
 import re
 from calendar import timegm
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
 from ..errors import SourceError
 from ..models import Entry
 from . import FetchResult, FetchState, Source, register
-from ._ids import arxiv_id, canonical_id
-from ._text import html_to_text, squash
+from ._http import FetchError, describe_status, get, shown
+from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
+from ._text import EMAIL_NAME, author_name, plain_text, split_authors, squash, unique
 
-_ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*Abstract:\s*", re.I)
-_OLD_RSS_TITLE = re.compile(r"\s*\(arXiv:(?P<id>\S+?)\s*\[[^\]]*\][^)]*\)\s*$")
+# arXiv listing descriptions start "arXiv:2401.12345v2 Announce Type: replace \nAbstract: ".
+_ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE)
+# Old (pre-2024) arXiv RDF titles end "(arXiv:1805.08875v1 [hep-ex] CROSS LISTED)".
+_OLD_ARXIV_TITLE = re.compile(
+    r"\s*\(arXiv:(?P<id>\S+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$", re.IGNORECASE)
+_OLD_KIND = {"": "new", "UPDATED": "replace", "CROSS LISTED": "cross"}
+_ARXIV_ERROR = re.compile(r"^https?://arxiv\.org/api/errors", re.IGNORECASE)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:\-]+)", re.IGNORECASE)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*:", re.IGNORECASE)
+# Bozo reasons that still leave a sound document (a wrong charset label, an odd content type).
+_HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+class ArxivApiError(ValueError):
+    """The arXiv API answered with its one-entry "Error" feed."""
+
+
+@dataclass(slots=True)
+class ParsedFeed:
+    """A feed's title and links, its entries and what was odd about it."""
+
+    title: str
+    link: str
+    entries: list[Entry]
+    warnings: list[str] = field(default_factory=list)
+    version: str = ""
+    total_results: int | None = None  # the arXiv API's opensearch:totalResults
 
 
 def _time(parsed: Any) -> datetime | None:
@@ -28,103 +57,204 @@ def _time(parsed: Any) -> datetime | None:
         return None
 
 
-def _authors(e: Any) -> tuple[str, ...]:
-    names = [squash(a.get("name")) for a in e.get("authors") or [] if a.get("name")]
-    if len(names) == 1 and e.get("arxiv_announce_type") is not None:
-        # arXiv's listing feeds put every author in one comma-joined dc:creator.
-        names = [squash(n) for n in names[0].split(",") if n.strip()]
-    return tuple(html_to_text(n) for n in names if n)
+def _safe_link(link: str, base: str) -> str:
+    """An absolute http(s) link, resolved against `base` when relative; else ""."""
+    link = link.strip()
+    if not link:
+        return ""
+    if not _SCHEME.match(link) and base:
+        link = urljoin(base, link)
+    return link if urlsplit(link).scheme.lower() in ("http", "https") else ""
 
 
-def parse_feed(content: bytes, url: str = "", source: str = "") -> tuple[list[Entry], list[str]]:
-    """Entries and warnings from the bytes of an RSS/Atom feed; relative links resolve against `url`."""
-    headers = {"content-type": "application/xml"}
-    if url:
-        headers["content-location"] = url
-    parsed = feedparser.parse(content, response_headers=headers)
+def _base_for(parsed: Any, url: str) -> str:
+    """What relative links resolve against: the fetch URL, else the feed's self or home link."""
+    if urlsplit(url).scheme in ("http", "https"):
+        return url
+    feed = parsed.get("feed") or {}
+    for link in feed.get("links") or []:
+        if link.get("rel") == "self" and _SCHEME.match(link.get("href", "")):
+            return str(link["href"])
+    home = feed.get("link", "")
+    return home if urlsplit(home).scheme in ("http", "https") else ""
+
+
+def read_feed(
+    content: bytes, url: str = "", source: str = "", headers: Mapping[str, str] | None = None, key: str = ""
+) -> ParsedFeed:
+    """Parse the bytes of an RSS/Atom feed into entries, with warnings for what was wrong.
+
+    `url` is where it came from (relative links resolve against it), `headers` the real HTTP
+    response headers (charset, Content-Location), `key` what ids local to this feed are scoped by.
+    Raises ValueError when there is no feed to read, `ArxivApiError` for the arXiv API's error feed.
+    """
+    hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    # A charset the server names is used; without one, feedparser would read text/xml as
+    # US-ASCII and a missing type as ISO-8859-1 (RFC 3023), so the document decides instead.
+    charset = _CHARSET.search(hdrs.get("content-type", ""))
+    hdrs["content-type"] = "application/xml" + (f"; charset={charset.group(1)}" if charset else "")
+    hdrs.pop("content-location", None)
+    # Relative links are resolved here, against `url` (see `_base_for`), after feedparser has
+    # applied any xml:base; URIs inside HTML need no resolving, since only its text is kept.
+    parsed = feedparser.parse(content, response_headers=hdrs, resolve_relative_uris=False)
     warnings: list[str] = []
+    problem = parsed.get("bozo_exception")
     if parsed.get("bozo"):
-        problem = parsed.get("bozo_exception")
-        if not parsed.entries:
-            raise ValueError(f"not a readable feed ({problem})")
-        warnings.append(f"feed is not well-formed ({problem}); used the {len(parsed.entries)} entries it has")
-    feed_title = squash(parsed.feed.get("title", "")) if parsed.get("feed") else ""
+        if not parsed.entries and not (isinstance(problem, _HARMLESS) and parsed.get("version")):
+            raise ValueError(f"not a readable RSS/Atom feed ({problem})")
+        warnings.append(f"the feed is not well-formed ({problem}); used the {len(parsed.entries)} entries it has")
+    elif not parsed.get("version") and not parsed.entries:
+        raise ValueError("not an RSS or Atom feed (no <rss>, <rdf:RDF> or <feed> element)")
+    feed = parsed.get("feed") or {}
+    ctx = _Context(
+        base=_base_for(parsed, url),
+        key=normalize_url(shown(key or url)),  # no token in an id, and a new token keeps the ids
+        source=source or squash(feed.get("title", "")) or url,
+        feed_date=_time(feed.get("updated_parsed")) or _time(feed.get("published_parsed")),
+    )
     entries: dict[str, Entry] = {}
     for e in parsed.entries:
-        link = (e.get("link") or "").strip()
-        if link.lower().startswith(("javascript:", "data:", "vbscript:")):
-            link = ""
-        guid = (e.get("id") or "").strip()
-        title = html_to_text(e.get("title", ""))
-        summary_html = e.get("summary", "")
-        extra: dict[str, Any] = {}
-        announce = e.get("arxiv_announce_type")
-        summary = html_to_text(summary_html)
-        m = _ANNOUNCE.match(summary)
-        if m:
-            announce = announce or m.group("type")
-            summary = summary[m.end():]
-        t = _OLD_RSS_TITLE.search(title)
-        if t:
-            title = title[: t.start()]
-            guid = guid or t.group("id")
-        if announce:
-            extra["announce_type"] = announce
-        eid = canonical_id(guid, link)
-        if not eid:
-            warnings.append(f"skipped an entry with neither id nor link: {title[:60]!r}")
+        entry = _entry(e, ctx, warnings)
+        if entry is None:
             continue
-        found = arxiv_id(guid) or arxiv_id(link)
-        if found and found[1]:
-            extra["version"] = found[1]
-        if found:
-            link = f"https://arxiv.org/abs/{found[0]}"
-        for l in e.get("links") or []:
-            if l.get("title") == "pdf":
-                extra["pdf_url"] = l.get("href")
-        if e.get("arxiv_doi"):
-            extra["doi"] = e["arxiv_doi"]
-        entries[eid] = Entry(
-            id=eid,
-            title=title,
-            summary=summary,
-            url=link,
-            authors=_authors(e),
-            published=_time(e.get("published_parsed")) or _time(e.get("updated_parsed")),
-            source=source or feed_title or url,
-            tags=tuple(t["term"] for t in e.get("tags") or [] if t.get("term")),
-            extra=extra,
-        )
-    return list(entries.values()), warnings
+        if entry.id in entries:
+            warnings.append(f"two entries share the id {entry.id!r}; kept the first")
+            continue
+        entries[entry.id] = entry
+    total = str(feed.get("opensearch_totalresults", "")).strip()
+    return ParsedFeed(plain_text(feed.get("title"), feed.get("title_detail")), str(feed.get("link", "")),
+                      list(entries.values()), warnings, str(parsed.get("version", "")),
+                      int(total) if total.isdigit() else None)
+
+
+def parse_feed(
+    content: bytes, url: str = "", source: str = "", headers: Mapping[str, str] | None = None, key: str = ""
+) -> tuple[list[Entry], list[str]]:
+    """Entries and warnings from the bytes of an RSS/Atom feed (see `read_feed`)."""
+    feed = read_feed(content, url, source, headers, key)
+    return feed.entries, feed.warnings
+
+
+@dataclass(slots=True)
+class _Context:
+    base: str
+    key: str
+    source: str
+    feed_date: datetime | None
+
+
+def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
+    guid = squash(e.get("id"))
+    if _ARXIV_ERROR.match(guid):
+        raise ArxivApiError(f"the arXiv API answered with an error: {squash(e.get('summary'))}")
+    link = _safe_link(e.get("link") or "", ctx.base)
+    title = plain_text(e.get("title"), e.get("title_detail"))
+    summary_html = e.get("summary") or ""
+    summary_detail = e.get("summary_detail")
+    if not summary_html and e.get("content"):
+        summary_html, summary_detail = e["content"][0].get("value", ""), e["content"][0]
+    summary = plain_text(summary_html, summary_detail)
+    extra: dict[str, Any] = {}
+    tags = [squash(t.get("term")) for t in e.get("tags") or [] if t.get("term")]
+    announce = e.get("arxiv_announce_type")
+    m = _ANNOUNCE.match(summary)
+    if m:
+        announce = announce or m.group("type")
+        summary = summary[m.end():]
+    old = _OLD_ARXIV_TITLE.search(title)
+    if old:
+        title = title[: old.start()]
+        announce = announce or _OLD_KIND[squash(old.group("kind") or "").upper()]
+        guid = guid or old.group("id")
+        tags.append(old.group("cat"))
+    paper = arxiv_id(guid) or arxiv_id(link) or (arxiv_id(old.group("id")) if old else None)
+    if old and paper and not paper[1]:
+        paper = arxiv_id(old.group("id")) or paper
+    if paper:
+        eid = f"arxiv:{paper[0]}"
+        link = f"https://arxiv.org/abs/{paper[0]}"
+        if paper[1]:
+            extra["version"] = paper[1]
+        if announce:
+            extra["announce_type"] = str(announce).lower()
+    elif guid:
+        # A guid with a scheme (URL, tag:, urn:) is global; a bare one ("abc", "1234") only
+        # means something inside its feed, so it is scoped by the feed's address.
+        eid = canonical_id(guid, "") if _SCHEME.match(guid) else f"{ctx.key}#{guid}" if ctx.key else guid
+    elif link:
+        eid = canonical_id("", link)
+    elif title or summary:
+        # Neither guid nor link: the title is the only identity the item has.
+        eid = f"{ctx.key}#title:{(title or summary)[:200]}"
+        warnings.append(f"an entry has neither guid nor link; it is known by its text {(title or summary)[:60]!r}, "
+                        "so an edit to it will look like a new entry")
+    else:
+        warnings.append("skipped an empty entry (no id, link, title or summary)")
+        return None
+    eid = bounded_id(eid)
+    for lk in e.get("links") or []:
+        if lk.get("title") == "pdf" and lk.get("href"):
+            extra["pdf_url"] = lk["href"]
+    for name, value in (("doi", e.get("arxiv_doi")), ("comment", e.get("arxiv_comment")),
+                        ("journal_ref", e.get("arxiv_journal_ref"))):
+        if value:
+            extra[name] = squash(value)
+    primary = (e.get("arxiv_primary_category") or {}).get("term")
+    if primary:
+        extra["primary_category"] = primary
+    published = _time(e.get("published_parsed")) or _time(e.get("updated_parsed"))
+    if published is None and paper and announce:
+        published = ctx.feed_date  # old arXiv RDF items carry no date; the channel does
+    return Entry(
+        id=eid, title=title, summary=summary, url=link, authors=_authors(e, bool(paper)),
+        published=published, source=ctx.source, tags=unique(tags), extra=extra,
+    )
+
+
+def _authors(e: Any, is_paper: bool) -> tuple[str, ...]:
+    names = [author_name(a.get("name")) for a in e.get("authors") or [] if a.get("name")]
+    raw = e.get("author") or ""
+    if len(names) <= 1 and raw and (not names or EMAIL_NAME.match(raw)):
+        # feedparser splits "jo@x.org (Jo Große)" at the wrong place once it is not ASCII.
+        names = [author_name(raw)]
+    if len(names) == 1 and (is_paper or names[0].count(",") >= 2):
+        # arXiv (and bioRxiv) listing feeds put every author in one comma-joined dc:creator.
+        names = split_authors(names[0])
+    return unique(names)
 
 
 @register("rss")
 class Rss(Source):
     """Any RSS 0.9x/1.0/2.0 or Atom feed, fetched with conditional GET."""
 
-    options = {"url": None, "timeout": 30, "max_bytes": 10_000_000}
+    options: ClassVar[dict[str, Any]] = {"url": None, "timeout": 30, "max_bytes": 10_000_000}
 
     def fetch(self, state: FetchState) -> FetchResult:
-        url = self.settings["url"]
-        headers = {}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        try:
-            resp = self.http.get(url, headers=headers, timeout=self.settings["timeout"])
-            if resp.status_code == 304:
-                return FetchResult([], state, not_modified=True)
-            resp.raise_for_status()
-            entries, warnings = parse_feed(resp.content, resp.url or url, self.name)
-        except (OSError, ValueError) as e:
-            raise SourceError(self.name, f"{e}; check the url {url!r} or try again later") from e
-        new_state = FetchState(resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", ""), state.cursor)
-        return FetchResult(entries, new_state, warnings=warnings)
+        """GET the feed (If-None-Match / If-Modified-Since from `state`); a 304 changes nothing."""
+        return fetch_feed(self, str(self.settings["url"]), state)
 
 
-@register("arxiv")
-class Arxiv(Rss):
-    """arXiv's listing feed for some categories (rss.arxiv.org/rss/<cats>)."""
-
-    options = {"url": "https://rss.arxiv.org/rss/cs.LG", "timeout": 30, "max_bytes": 10_000_000}
+def fetch_feed(source: Source, url: str, state: FetchState, min_interval: float = 0.0) -> FetchResult:
+    """Fetch and parse one feed for `source`, keeping ETag and Last-Modified for the next time."""
+    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    try:
+        got = get(source.http, url, headers=headers, timeout=float(source.settings["timeout"]),
+                  max_bytes=int(source.settings["max_bytes"]), min_interval=min_interval)
+    except FetchError as e:
+        raise SourceError(source.name, f"{shown(url)}: {e}; check the url or try again later") from e
+    if got.status == 304:
+        return FetchResult([], state, not_modified=True)
+    if not 200 <= got.status < 300:
+        raise SourceError(source.name, f"{shown(url)}: {describe_status(got.status)}")
+    try:
+        feed = read_feed(got.content, got.url, source.name, got.headers, key=url)
+    except ValueError as e:
+        raise SourceError(source.name, f"{shown(url)}: {e}; check that the url gives a feed, not a web page") from e
+    if got.moved_to:
+        feed.warnings.append(f"the feed moved permanently to {shown(got.moved_to)}; put that url in the config")
+    new_state = FetchState(got.headers.get("ETag", ""), got.headers.get("Last-Modified", ""), dict(state.cursor))
+    return FetchResult(feed.entries, new_state, warnings=feed.warnings)

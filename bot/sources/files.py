@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, ClassVar
 
 from ..errors import SourceError
 from ..models import Entry
@@ -32,8 +33,9 @@ def read_entries(path: str | Path, source: str = "") -> tuple[list[Entry], list[
 class File(Source):
     """A local RSS/Atom file or Hugging Face daily-papers JSON (examples, tests, offline use)."""
 
-    options = {"path": None}
+    options: ClassVar[dict[str, Any]] = {"path": None}
 
     def fetch(self, state: FetchState) -> FetchResult:
+        """Read the whole file each time (no conditional GET for a local file); `state` is kept."""
         entries, warnings = read_entries(self.settings["path"], self.name)
         return FetchResult(entries, state, warnings=warnings)

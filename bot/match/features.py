@@ -1,0 +1,281 @@
+"""Text features: tokens with light stemming, the tf-idf space over title and abstract, phrase n-grams."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from itertools import pairwise
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from ..models import Entry
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+# Longest first; each strips to a shared stem so "quantization", "quantized", "quantizer" and
+# "quantize" meet, as do "decoding"/"decoder"/"decode" and "experts"/"expert".
+_SUFFIXES = (
+    "izations", "ization", "isation", "ational", "ations", "ation", "ators", "ator", "ative",
+    "izers", "izer", "izing", "ized", "izes", "ize", "ating", "ated", "ates", "ate",
+    "ings", "ing", "ers", "er", "ed", "ies", "es", "s", "e",
+)
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {"paper", "propose", "proposed", "approach", "method", "methods", "results", "show", "novel", "using", "based", "new", "existing", "work", "achieve", "achieves", "demonstrate"}
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """A light, deterministic suffix-stripping stem of one lowercase token."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suf in _SUFFIXES:
+        if word.endswith(suf) and len(word) - len(suf) >= 3:
+            if (suf == "s" and word.endswith(("ss", "us", "is"))) or (suf == "ed" and word.endswith("eed")):
+                return word
+            if suf == "es" and not word.endswith(("sses", "ches", "shes", "xes", "zes")):
+                return stem(word[:-1])
+            return word[: -len(suf)]
+    return word
+
+
+_RAW = re.compile(r"[A-Za-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])|(?<=[A-Za-z]{3})(?=[0-9])")
+
+
+_WORDS: dict[str, tuple[str, ...]] = {}  # raw word → lowercase parts (a plain dict: the hot path)
+_STEMS: dict[str, tuple[str, ...]] = {}  # raw word → stems of its parts
+
+
+def _parts(raw: str) -> tuple[str, ...]:
+    """One raw word's lowercase parts: CamelCase and letters-then-digits split; cached."""
+    parts = tuple(_CAMEL.sub(" ", raw).lower().split())
+    if len(_WORDS) < 1_000_000:
+        _WORDS[raw] = parts
+        _STEMS[raw] = tuple(stem(p) for p in parts)
+    return parts
+
+
+def _stems(raw: str) -> tuple[str, ...]:
+    return _STEMS.get(raw) or tuple(stem(p) for p in _parts(raw))
+
+
+def words(text: str) -> list[str]:
+    """Lowercase word tokens before stemming (the surface forms)."""
+    get = _WORDS.get
+    return [p for w in _RAW.findall(text) for p in (get(w) or _parts(w))]
+
+
+def tokens(text: str) -> list[str]:
+    """Stemmed lowercase word tokens; hyphens, punctuation and CamelCase split words.
+
+    "LoRA-based" → lora, bas; "MixLoRA" → mix, lora; "MobileCLIP" → mobil, clip; acronyms such as
+    LoRA, MoE or ViT stay whole.
+    """
+    get = _STEMS.get
+    return [s for w in _RAW.findall(text) for s in (get(w) or _stems(w))]
+
+
+def phrase_key(phrase: str) -> str:
+    """The canonical form of a phrase: its stemmed tokens joined by spaces ("" if none)."""
+    return " ".join(tokens(phrase))
+
+
+def entry_text(e: Entry) -> str:
+    """The text an entry is judged by: its title (twice, titles carry the topic) and abstract."""
+    return f"{e.title}. {e.title}. {e.summary}"
+
+
+def content_words(stems: list[str]) -> list[str]:
+    """Stems without stop words and bare numbers."""
+    return [t for t in stems if t not in _STEMMED_STOP and not t.isdigit()]
+
+
+def _content_ngrams(text: str) -> list[str]:
+    """Analyzer for the tf-idf space: stemmed content words and their adjacent pairs."""
+    words = content_words(tokens(text))
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
+
+
+_STEMMED_STOP = frozenset(stem(w) for w in STOP_WORDS) | STOP_WORDS
+
+
+_SEP = "\x00"  # separates texts in one joined string
+_PUNCT_TO_SPACE = {c: " " for c in range(128) if not chr(c).isalnum()} | {0: " \x00 "}
+_KEY = 1 << 31  # bigram key = first stem id · _KEY + second stem id
+
+
+class _Words:
+    """Every raw word seen, analyzed once: its content stems as ids (a process-wide table)."""
+
+    def __init__(self) -> None:
+        self.word_ids: dict[str, int] = {}
+        self.stem_ids: dict[str, int] = {}
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.flat: list[int] = []
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_stems(self) -> int:
+        """How many distinct stems have ids."""
+        return len(self.stem_ids)
+
+    def stem_id(self, s: str) -> int:
+        """The id of a stem (new stems get the next id)."""
+        return self.stem_ids.setdefault(s, len(self.stem_ids))
+
+    def _add(self, raw: str) -> None:
+        # `raw` may hold non-ASCII characters, which split words like everywhere else
+        stems = [s for w in _RAW.findall(raw) for s in _stems(w)]
+        ids = [] if raw == _SEP else [self.stem_id(t) for t in content_words(stems)]
+        self.word_ids[raw] = len(self.starts)
+        self.starts.append(len(self.flat))
+        self.lengths.append(len(ids))
+        self.flat += ids
+        self._arrays = None
+
+    def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, stem id) of every content word of `texts`, in order."""
+        joined = _SEP.join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
+        raw = joined.translate(_PUNCT_TO_SPACE).split()  # ASCII punctuation splits words, as _RAW does
+        for w in set(raw).difference(self.word_ids):
+            self._add(w)
+        if self._arrays is None:
+            self._arrays = (np.array(self.starts, np.int64), np.array(self.lengths, np.int64), np.array(self.flat, np.int64))
+        starts, lengths, flat = self._arrays
+        wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
+        doc_of_word = np.cumsum(wid == self.word_ids[_SEP])  # the separator has no stems
+        n = lengths[wid]
+        total = int(n.sum())
+        offsets = np.repeat(starts[wid] - (np.cumsum(n) - n), n) + np.arange(total)
+        return np.repeat(doc_of_word, n), flat[offsets]
+
+
+_WORD_TABLE = _Words()
+
+
+class TextSpace:
+    """The tf-idf space fitted on a corpus: sublinear tf, stemmed word 1–2-grams, L2-normalized rows."""
+
+    def __init__(self, min_df: int = 1, max_df: float = 0.5) -> None:
+        self.vectorizer = TfidfVectorizer(analyzer=_content_ngrams, sublinear_tf=True, min_df=min_df,
+                                          max_df=max_df, dtype=np.float32)
+        self.surface: dict[str, str] = {}
+        self.idf = np.zeros(0, np.float32)
+        self._terms: np.ndarray | None = None
+        self._uni = np.zeros(0, np.int64)
+        self._bi_keys = self._bi_cols = np.zeros(0, np.int64)
+
+    def fit(self, texts: Sequence[str]) -> TextSpace:
+        """Learn the vocabulary and idf weights from `texts`."""
+        texts = list(texts)
+        if len(texts) < 2:
+            self.vectorizer.set_params(max_df=1.0)
+        self.vectorizer.fit(texts or ["empty"])
+        self.idf = self.vectorizer.idf_.astype(np.float32)
+        self._terms = None
+        self._index_vocabulary()
+        seen: dict[str, Counter[str]] = {}
+        for text in texts[:5000]:  # enough to name the stems
+            for w in words(text):
+                seen.setdefault(stem(w), Counter())[w] += 1
+        self.surface = {s: c.most_common(1)[0][0] for s, c in seen.items()}
+        return self
+
+    def display(self, term: str) -> str:
+        """A feature as a reader would write it: each stem by its most common surface form."""
+        return " ".join(self.surface.get(part, part) for part in term.split(" "))
+
+    def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
+        """Texts as rows of L2-normalized tf-idf vectors, exactly as the fitted vectorizer makes them.
+
+        Vectorized: each distinct raw word is analyzed once (`_Words`), then the unigrams and
+        bigrams of all texts are looked up with numpy, not one Python call per feature.
+        """
+        texts = list(texts)
+        n_terms = len(self.idf)
+        docs, stems = _WORD_TABLE.content_stems(texts)
+        uni = self._uni[np.minimum(stems, len(self._uni) - 1)] if len(self._uni) else np.full(len(stems), -1)
+        uni[stems >= len(self._uni)] = -1
+        same = docs[1:] == docs[:-1]
+        keys = stems[:-1][same] * _KEY + stems[1:][same]
+        pos = np.searchsorted(self._bi_keys, keys)
+        pos[pos >= len(self._bi_keys)] = 0
+        found = self._bi_keys[pos] == keys if len(self._bi_keys) else np.zeros(len(keys), bool)
+        rows = np.concatenate([docs[uni >= 0], docs[:-1][same][found]])
+        cols = np.concatenate([uni[uni >= 0], self._bi_cols[pos[found]]])
+        flat, counts = np.unique(rows.astype(np.int64) * max(n_terms, 1) + cols, return_counts=True)
+        r, c = flat // max(n_terms, 1), (flat % max(n_terms, 1)).astype(np.int32)
+        data = (1.0 + np.log(counts.astype(np.float32))) * self.idf[c]  # sublinear tf × idf
+        m = sp.csr_matrix((data, (r, c)), shape=(len(texts), n_terms), dtype=np.float32)
+        return sp.csr_matrix(normalize(m), dtype=np.float32)
+
+    def _index_vocabulary(self) -> None:
+        """Arrays from stem ids to the fitted unigram and bigram columns, for `transform`."""
+        uni: dict[int, int] = {}
+        bi: dict[int, int] = {}
+        for term, col in self.vectorizer.vocabulary_.items():
+            parts = [_WORD_TABLE.stem_id(p) for p in term.split(" ")]
+            if len(parts) == 1:
+                uni[parts[0]] = col
+            else:
+                bi[parts[0] * _KEY + parts[1]] = col
+        self._uni = np.full(_WORD_TABLE.n_stems + 1, -1, np.int64)
+        for k, v in uni.items():
+            self._uni[k] = v
+        order = sorted(bi)
+        self._bi_keys = np.array(order, np.int64)
+        self._bi_cols = np.array([bi[k] for k in order], np.int64)
+
+    @property
+    def terms(self) -> np.ndarray:
+        """The feature names, by column."""
+        terms = self._terms
+        if terms is None:
+            terms = self._terms = np.asarray(self.vectorizer.get_feature_names_out())
+        return terms
+
+
+def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_matrix:
+    """Binary texts × phrases matrix: 1 where the phrase (a `phrase_key`) occurs on word boundaries.
+
+    Only tokens that begin some phrase are looked at, so many phrases cost little more than few.
+    """
+    index: dict[str, int] = {}
+    longest: dict[str, int] = {}  # first token → the longest phrase it begins, in tokens
+    for p in phrases:
+        if p and p not in index:
+            index[p] = len(index)
+            parts = p.split(" ")
+            longest[parts[0]] = max(longest.get(parts[0], 0), len(parts))
+    rows: list[int] = []
+    cols: list[int] = []
+    for r, text in enumerate(texts):
+        toks = tokens(text)
+        found: set[int] = set()
+        for i, t in enumerate(toks):
+            n = longest.get(t)
+            if n is None:
+                continue
+            c = index.get(t)
+            if c is not None:
+                found.add(c)
+            for m in range(2, n + 1):
+                c = index.get(" ".join(toks[i:i + m]))
+                if c is not None:
+                    found.add(c)
+        rows += [r] * len(found)
+        cols += found
+    unique = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(index)))
+    if len(index) == len(phrases):
+        return unique
+    pick = [index.get(p, -1) for p in phrases]
+    out = sp.csr_matrix(unique[:, [max(c, 0) for c in pick]])
+    if -1 in pick:  # an empty phrase matches nothing
+        out = sp.csr_matrix(out.multiply(np.array([c >= 0 for c in pick], np.float32)[None, :]))
+    return out

@@ -1,0 +1,239 @@
+"""`digestbot run`: APScheduler jobs that call the pipeline, and nothing else.
+
+One process, APScheduler 3 with its in-memory job store: a fetch job per source, a digest job
+per subscriber on its own slots (DST-safe, see `slots`), and a watcher that re-reads the
+subscription files when they change or on SIGHUP. Every job is `coalesce=True`,
+`max_instances=1`, with an explicit `misfire_grace_time`. The ledger, not the scheduler, decides
+what is sent: a job that fires twice, late, or in two processes makes at most one digest per slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Settings, SourceSpec
+from .errors import BotError, Problem
+from .ingest import fetch_all, fetch_source, http_session
+from .models import Subscriber
+from .pipeline import Deliverer, Outcome, run_once
+from .roster import file_subscribers, load_roster
+from .slots import SlotTrigger
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+# A digest job may start this late (the machine slept, the clock jumped, the workers were
+# busy) and still run; coalesce=True folds every missed firing into that one run, and the
+# ledger sends one digest for the latest slot. Later than this, the next slot takes over.
+DIGEST_GRACE = timedelta(hours=12)
+WATCH_EVERY = timedelta(seconds=10)  # how often the subscription folder is checked for changes
+WORKERS = 4  # jobs run at once (digests for different subscribers, fetches)
+JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": int(DIGEST_GRACE.total_seconds())}
+
+
+def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the folder's contents cheaply: each file's name, size and mtime."""
+    try:
+        files = sorted(folder.glob("*.toml"))
+        return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    except OSError:
+        return ()
+
+
+def _log(outcomes: Sequence[Outcome]) -> None:
+    for o in outcomes:
+        if o.status in ("failed", "pending"):
+            log.warning("digest %s for %s: %s: %s", o.digest_id, o.subscriber, o.status, o.reason)
+        elif o.status == "sent":
+            log.info("digest %s for %s: sent %d entries to %s", o.digest_id, o.subscriber, o.entries, o.destination)
+
+
+class Runner:
+    """The long-running scheduler around one store: start, reload, stop."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.database_url)
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC, job_defaults=JOB_DEFAULTS, executors={"default": ThreadPoolExecutor(WORKERS)})
+        self.stopping = threading.Event()
+        self.subscribers: dict[str, Subscriber] = {}
+        self.problems: list[Problem] = []
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._web_seen: tuple[object, ...] | None = None
+        self._reload_lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        """The subscription folder."""
+        return self.settings.resolve(self.settings.subscriptions_dir)
+
+    # --- jobs ------------------------------------------------------------------------------
+    def fetch_job(self, spec: SourceSpec) -> None:
+        """Fetch one source into the store (errors are recorded by `fetch_source`, not raised)."""
+        if self.stopping.is_set():
+            return
+        try:
+            with http_session() as http:
+                report = fetch_source(spec, self.settings, self.store, http)
+        except BotError as e:  # the store itself failed: try again at the next interval
+            log.error("fetch %s: %s", spec.name, e)
+            return
+        if report.error:
+            log.warning("fetch %s failed: %s", spec.name, report.error)
+
+    def digest_job(self, subscriber_id: str) -> None:
+        """Send this subscriber's due digest (and resolve its pending ones first)."""
+        sub = self.subscribers.get(subscriber_id)
+        if sub is None or self.stopping.is_set():
+            return
+        try:
+            report = run_once(self.settings, self.store, [sub], stop=self.stopping.is_set)
+        except BotError as e:
+            log.error("digest for %s: %s", subscriber_id, e)
+            return
+        _log(report.recovered + report.outcomes)
+
+    def watch_job(self) -> None:
+        """Re-read the subscribers if a file, a web subscriber or a status changed since the last look."""
+        if _signature(self.folder) != self._seen or self._web_signature() != self._web_seen:
+            self.reload()
+
+    def _web_signature(self) -> tuple[object, ...]:
+        """What the store says of subscribers: web rows (and their edits) and pause/unsubscribe marks."""
+        return (tuple(sorted(self.store.subscriber_statuses().items())),
+                tuple((r.id, r.status, r.updated_at) for r in self.store.web_subscribers()))
+
+    # --- subscribers -------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Re-read the subscribers (files and web) and add, change or remove digest jobs to match.
+
+        A file that has become broken keeps its subscriber's last good version (and logs the
+        problem), so a typo while editing does not cancel anyone's digest.
+        """
+        with self._reload_lock:
+            self._seen = _signature(self.folder)
+            subs, problems = file_subscribers(self.settings)  # the files in self.folder
+            fresh = {s.id: s for s in subs}
+            for p in problems:
+                log.warning("%s (this subscriber keeps its last good settings, if any)", p)
+                stem = Path(p.path).stem
+                if stem in self.subscribers and stem not in fresh and Path(p.path).exists():
+                    fresh[stem] = self.subscribers[stem]
+            self._web_seen = self._web_signature()
+            # Web subscribers join the file ones; a pause or unsubscribe recorded in the store wins.
+            roster, problems = load_roster(self.settings, self.store, (list(fresh.values()), problems))
+            for p in problems:
+                if p.path == "(web subscribers)":
+                    log.warning("%s", p)
+            self.problems = problems
+            self._sync({s.id: s for s in roster})
+
+    def _sync(self, fresh: dict[str, Subscriber]) -> None:
+        old = self.subscribers
+        self.subscribers = fresh
+        for sid in old.keys() - fresh.keys():
+            self.scheduler.remove_job(f"digest:{sid}")
+            log.info("subscriber %s removed", sid)
+        for sid, sub in fresh.items():
+            if old.get(sid) == sub and self.scheduler.get_job(f"digest:{sid}") is not None:
+                continue
+            self.scheduler.add_job(
+                self.digest_job, SlotTrigger(sub), args=[sid], id=f"digest:{sid}", name=f"digest {sid}",
+                replace_existing=True, coalesce=True, max_instances=1,
+                misfire_grace_time=int(DIGEST_GRACE.total_seconds()))
+            log.info("subscriber %s: digests on %r in %s", sid, sub.schedule, sub.timezone)
+
+    def add_fetch_jobs(self, sources: Sequence[SourceSpec]) -> None:
+        """One interval job per source, with jitter so sources do not all fetch at once."""
+        for spec in sources:
+            every = timedelta(minutes=spec.interval_minutes)
+            self.scheduler.add_job(
+                self.fetch_job, IntervalTrigger(minutes=spec.interval_minutes, jitter=min(60, int(every.total_seconds() / 10))),
+                args=[spec], id=f"fetch:{spec.name}", name=f"fetch {spec.name}", replace_existing=True,
+                coalesce=True, max_instances=1, misfire_grace_time=int(every.total_seconds()))
+
+    # --- life cycle ----------------------------------------------------------------------------
+    def catch_up(self) -> None:
+        """What a start does before the jobs: resolve pending digests, fetch, send what is due.
+
+        After hours of downtime each subscriber gets one digest, for its latest slot.
+        """
+        subs = list(self.subscribers.values())
+        deliverer = Deliverer(self.settings, self.store)
+        try:
+            _log(deliverer.recover(subs, self.stopping.is_set))  # crash leftovers first, before any fetch
+            if self.stopping.is_set():
+                return
+            for r in fetch_all(self.settings, self.store):
+                if r.error:
+                    log.warning("fetch %s failed: %s", r.source, r.error)
+            if not self.stopping.is_set():
+                _log(run_once(self.settings, self.store, subs, deliverer=deliverer, stop=self.stopping.is_set).outcomes)
+        finally:
+            deliverer.close()
+
+    def start(self) -> None:
+        """Load the subscribers, catch up, then start the jobs."""
+        self.scheduler.start(paused=True)  # jobs can be added; none runs before catch-up is done
+        self.reload()
+        self.add_fetch_jobs(self.settings.sources)
+        self.scheduler.add_job(self.watch_job, IntervalTrigger(seconds=int(WATCH_EVERY.total_seconds())),
+                               id="watch", name="watch subscriptions", replace_existing=True,
+                               coalesce=True, max_instances=1, misfire_grace_time=60)
+        self.catch_up()
+        if not self.stopping.is_set():
+            self.scheduler.resume()
+
+    def stop(self) -> None:
+        """Start nothing new, wait for the jobs running now to finish, release the store."""
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.store.close()
+
+
+def run_scheduler(settings: Settings, ready: Callable[[Runner], None] | None = None) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP re-reads the subscriptions. Returns after a clean stop."""
+    runner = Runner(settings)
+    reload_asked = threading.Event()
+    wake = threading.Event()
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        log.warning("got %s: finishing the digest in flight, starting nothing new", signal.Signals(signum).name)
+        runner.stopping.set()
+        wake.set()
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        reload_asked.set()
+        wake.set()
+
+    previous = {s: signal.signal(s, on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
+    try:
+        log.warning("digestbot scheduler starting at %s", datetime.now(UTC).isoformat(timespec="seconds"))
+        runner.start()
+        if ready:
+            ready(runner)
+        while not runner.stopping.is_set():
+            wake.wait(1.0)
+            wake.clear()
+            if reload_asked.is_set() and not runner.stopping.is_set():
+                reload_asked.clear()
+                runner.reload()
+    finally:
+        runner.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    log.warning("digestbot scheduler stopped")

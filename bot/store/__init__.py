@@ -1,0 +1,42 @@
+"""The store: SQLAlchemy Core tables and the only SQL in digestbot. SQLite by default, PostgreSQL by URL.
+
+One module per concern: `_schema` (the tables), `_base` (engine, transactions, retries, migration),
+`_entries` (entries and fetch state), `_ledger` (digests, deliveries, feedback) and `_web` (web
+subscribers, statuses, used tokens, rate limits). `Store` joins them; import everything from here
+(the modules are private: a public `bot.store.entries` module would shadow the `entries` table).
+"""
+
+from __future__ import annotations
+
+from ._base import RETRY_DELAYS, retrying
+from ._entries import EntryStore, SourceStatus
+from ._entries import _entry_row as _entry_row  # tests of the merge rules use these two
+from ._entries import _merge as _merge
+from ._ledger import DigestRow, Ledger, digest_id
+from ._schema import (
+    SCHEMA_VERSION,
+    UTCDateTime,
+    deliveries,
+    digests,
+    entries,
+    feedback,
+    metadata,
+    rate_events,
+    schema_version,
+    source_state,
+    subscriber_status,
+    used_tokens,
+    web_subscribers,
+)
+from ._web import WebRecords, WebSubscriberRow
+
+__all__ = [
+    "RETRY_DELAYS", "SCHEMA_VERSION", "DigestRow", "SourceStatus", "Store", "UTCDateTime",
+    "WebSubscriberRow", "deliveries", "digest_id", "digests", "entries", "feedback", "metadata",
+    "rate_events", "retrying", "schema_version", "source_state", "subscriber_status", "used_tokens",
+    "web_subscribers",
+]
+
+
+class Store(EntryStore, Ledger, WebRecords):
+    """The database behind digestbot: entries, fetch state, the delivery ledger, feedback and web subscribers."""

@@ -1,0 +1,154 @@
+"""The store's engine: connection options, SQLite pragmas, transactions, retries and migration."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import create_engine, event, insert, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from ..config import mask_url
+from ..errors import StoreError
+from ._schema import SCHEMA_VERSION, metadata, schema_version
+
+log = logging.getLogger("bot.store")  # the name it had as one module
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+RETRY_DELAYS = (0.2, 1.0, 3.0)  # seconds between tries of a ledger transaction the database dropped
+
+
+def _transient(e: StoreError) -> bool:
+    """Whether a failed transaction is worth running again: the server went away, or a lock."""
+    cause = e.__cause__
+    if not isinstance(cause, OperationalError):
+        return False
+    message = str(cause.orig).lower()
+    return bool(cause.connection_invalidated) or any(
+        w in message for w in ("locked", "busy", "connection", "server closed", "terminat", "shutdown", "timeout"))
+
+
+def _again_on_conflict(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a read-then-write transaction once more if another process inserted the same key meanwhile.
+
+    (PostgreSQL: two processes fetching one source at once; the second try sees the row and updates it.)
+    """
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except IntegrityError:
+            return method(*args, **kwargs)
+
+    return run
+
+
+def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a ledger transaction again when the database was busy or the connection dropped.
+
+    Only for methods that are safe to repeat: each is one transaction that either committed or
+    did not, and repeating a committed one changes nothing that matters (see `claim`).
+    """
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return method(*args, **kwargs)
+            except StoreError as e:
+                if delay is None or not _transient(e):
+                    raise
+                log.warning("%s; trying again in %.1f s", e, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return run
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+BATCH = 500  # ids per `IN (...)` list: well within every backend's limit on bound parameters
+
+
+def _batches(ids: list[str]) -> Iterator[list[str]]:
+    """`ids` in slices of at most BATCH, one `IN (...)` query each."""
+    for i in range(0, len(ids), BATCH):
+        yield ids[i:i + BATCH]
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # timeout is sqlite3's busy timeout: wait for a writer instead of failing at once.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN itself
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class StoreBase:
+    """The engine and transactions every part of the store builds on."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, **_engine_options(url))
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            raise StoreError(f"cannot use the database URL {mask_url(url)} ({e}); check DIGESTBOT_DATABASE_URL") from e
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
+            # busy timeout instead of failing when a read transaction turns into a write.
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        try:
+            self.migrate()
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def migrate(self) -> None:
+        """Create the tables on first use; refuse a database from a newer digestbot."""
+        try:
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    # two processes starting together must not both create the tables
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7362910)"))
+                metadata.create_all(conn)
+                version = conn.execute(select(schema_version.c.version)).scalar()
+                if version is None:
+                    conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+                elif version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the database {mask_url(self.url)} has schema version {version}, newer than this "
+                        f"digestbot's {SCHEMA_VERSION}; upgrade digestbot"
+                    )
+        except OperationalError as e:
+            raise StoreError(f"cannot open the database {mask_url(self.url)} ({e.orig}); check DIGESTBOT_DATABASE_URL and that the server is running") from e
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction, with driver errors turned into `StoreError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as e:
+            raise StoreError(f"the database {mask_url(self.url)} failed ({e.orig}); check that it is reachable and try again") from e
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,171 @@
+"""Entries by canonical id (merged as sources enrich them) and each source's fetch state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from ..models import Entry
+from ..sources import FetchState
+from ._base import StoreBase, _again_on_conflict, _batches, _now
+from ._schema import entries, source_state
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """What the store knows of a source's last fetch."""
+
+    name: str
+    last_fetch: datetime | None
+    last_success: datetime | None
+    last_error: str
+    counts: dict[str, int]
+
+
+def _entry_row(e: Entry, now: datetime) -> dict[str, Any]:
+    return {
+        "id": e.id, "title": e.title, "summary": e.summary, "url": e.url,
+        "authors": json.dumps(list(e.authors)), "published": e.published or now,
+        "source": e.source, "tags": json.dumps(list(e.tags)), "extra": json.dumps(dict(e.extra)),
+    }
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        id=row.id, title=row.title, summary=row.summary, url=row.url,
+        authors=tuple(json.loads(row.authors)), published=row.published, source=row.source,
+        tags=tuple(json.loads(row.tags)), extra=json.loads(row.extra),
+    )
+
+
+# Counters that only grow (a stale copy read later must not lower them) and facts about the
+# first sighting (a paper first announced "new" stays "new" when arXiv later lists its revision).
+_GROWING = ("upvotes", "comments", "github_stars", "version")
+_FIRST = ("announce_type",)
+
+
+def _merged_extra(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    extra = {**old, **new}
+    for key in _GROWING:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            extra[key] = max(a, b)
+    for key in _FIRST:
+        if key in old:
+            extra[key] = old[key]
+    return extra
+
+
+def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """Changes that `new` brings to a stored entry: enrich it, never lose what it had.
+
+    Edits to title, summary and url are taken; the first source and first date stay; authors
+    fill in when missing; tags are joined; extras are merged (see `_GROWING` and `_FIRST`).
+    """
+    changes: dict[str, Any] = {}
+    for key in ("title", "summary", "url"):
+        if new[key] and new[key] != getattr(old, key):
+            changes[key] = new[key]
+    if not old.source and new["source"]:
+        changes["source"] = new["source"]
+    if new["authors"] != "[]" and new["authors"] != old.authors and old.authors == "[]":
+        changes["authors"] = new["authors"]
+    old_tags, new_tags = json.loads(old.tags), json.loads(new["tags"])
+    tags = old_tags + [t for t in new_tags if t not in old_tags]
+    if tags != old_tags:
+        changes["tags"] = json.dumps(tags)
+    old_extra = json.loads(old.extra)
+    extra = _merged_extra(old_extra, json.loads(new["extra"]))
+    if extra != old_extra:
+        changes["extra"] = json.dumps(extra)
+    return changes
+
+
+class EntryStore(StoreBase):
+    """Entries and source fetch state."""
+
+    @_again_on_conflict
+    def upsert_entries(self, items: Sequence[Entry], now: datetime | None = None) -> tuple[int, int, int]:
+        """Store entries by canonical id; return (new, updated, unchanged). Later sources enrich."""
+        now = now or _now()
+        rows: dict[str, dict[str, Any]] = {}
+        for e in items:
+            row = _entry_row(e, now)
+            if e.id in rows:  # the same paper twice in one batch: merge in memory, as in the table
+                prev = rows[e.id]
+                prev.update(_merge(SimpleNamespace(**prev), row))
+            else:
+                rows[e.id] = row
+        new = updated = unchanged = 0
+        ids = list(rows)
+        with self.begin() as conn:
+            existing: dict[str, Any] = {}
+            for batch in _batches(ids):
+                for r in conn.execute(select(entries).where(entries.c.id.in_(batch))):
+                    existing[r.id] = r
+            fresh = [{**r, "first_seen": now, "updated_at": now} for k, r in rows.items() if k not in existing]
+            if fresh:
+                conn.execute(insert(entries), fresh)
+                new = len(fresh)
+            for k, old in existing.items():
+                changes = _merge(old, rows[k])
+                if changes:
+                    conn.execute(update(entries).where(entries.c.id == k).values(**changes, updated_at=now))
+                    updated += 1
+                else:
+                    unchanged += 1
+        return new, updated, unchanged
+
+    def entries_since(self, since: datetime) -> list[Entry]:
+        """Entries first seen or published at or after `since`, newest first."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(entries).where((entries.c.first_seen >= since) | (entries.c.published >= since))
+                .order_by(entries.c.published.desc(), entries.c.id)
+            )
+            return [_entry(r) for r in rows]
+
+    def get_entries(self, ids: Iterable[str]) -> dict[str, Entry]:
+        """Stored entries by id."""
+        wanted = list(ids)
+        found: dict[str, Entry] = {}
+        with self.begin() as conn:
+            for batch in _batches(wanted):
+                for r in conn.execute(select(entries).where(entries.c.id.in_(batch))):
+                    found[r.id] = _entry(r)
+        return found
+
+    # --- sources ----------------------------------------------------------------------------
+    def get_state(self, name: str) -> FetchState:
+        """The conditional-GET state and cursor kept for a source."""
+        with self.begin() as conn:
+            r = conn.execute(select(source_state).where(source_state.c.name == name)).first()
+        if r is None:
+            return FetchState()
+        return FetchState(r.etag, r.last_modified, json.loads(r.cursor))
+
+    @_again_on_conflict
+    def save_fetch(self, name: str, state: FetchState | None, error: str = "", counts: dict[str, int] | None = None, now: datetime | None = None) -> None:
+        """Record a fetch: its new state on success, its error on failure (the old state is kept)."""
+        now = now or _now()
+        values: dict[str, Any] = {"last_fetch": now, "last_error": error}
+        if state is not None:
+            values.update(etag=state.etag, last_modified=state.last_modified, cursor=json.dumps(state.cursor), last_success=now)
+        if counts is not None:
+            values["last_counts"] = json.dumps(counts)
+        with self.begin() as conn:
+            done = conn.execute(update(source_state).where(source_state.c.name == name).values(**values))
+            if done.rowcount == 0:
+                conn.execute(insert(source_state).values(name=name, **values))
+
+    def source_statuses(self) -> list[SourceStatus]:
+        """Each source's last fetch, last success, last error and counts."""
+        with self.begin() as conn:
+            rows = conn.execute(select(source_state).order_by(source_state.c.name)).all()
+        return [SourceStatus(r.name, r.last_fetch, r.last_success, r.last_error, json.loads(r.last_counts)) for r in rows]

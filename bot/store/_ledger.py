@@ -1,0 +1,282 @@
+"""The delivery ledger: digests and their deliveries (claim, lease, confirm), history and feedback."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import StoreError
+from ..models import Delivery, DigestItem, Entry
+from ._base import RETRY_DELAYS, StoreBase, _batches, _now, _transient, log, retrying
+from ._entries import _entry
+from ._schema import deliveries, digests, entries, feedback
+
+
+def digest_id(subscriber_id: str, slot: datetime) -> str:
+    """The deterministic id of the digest for (subscriber, slot): the basis of its Message-ID."""
+    return f"{subscriber_id}.{slot.astimezone(UTC):%Y%m%dT%H%MZ}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRow:
+    """A digest as the ledger holds it."""
+
+    id: str
+    subscriber_id: str
+    slot: datetime
+    status: str
+    channel: str
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    receipt: str
+    reason: str
+    more: int
+    owner: str
+    lease_until: datetime | None
+
+
+class Ledger(StoreBase):
+    """Digests and deliveries: never twice, never lost; and the votes cast on delivered entries."""
+
+    @retrying
+    def delivered(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Entry ids already claimed for each subscriber (sent or in flight)."""
+        wanted = list(subscriber_ids)
+        out: dict[str, set[str]] = {s: set() for s in wanted}
+        with self.begin() as conn:
+            for batch in _batches(wanted):
+                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(deliveries.c.subscriber_id.in_(batch))
+                for sid, eid in conn.execute(q):
+                    out[sid].add(eid)
+        return out
+
+    @retrying
+    def last_slots(self) -> dict[str, datetime]:
+        """Each subscriber's latest digest slot, whatever became of it."""
+        with self.begin() as conn:
+            q = select(digests.c.subscriber_id, func.max(digests.c.slot)).group_by(digests.c.subscriber_id)
+            return {sid: slot.replace(tzinfo=UTC) if slot.tzinfo is None else slot for sid, slot in conn.execute(q)}
+
+    def claim(self, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int = 0, owner: str = "", lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> tuple[str, list[DigestItem]] | None:
+        """Claim (subscriber, slot) and its entries in one transaction.
+
+        Returns the digest id and the items actually claimed (an entry another digest claimed
+        meanwhile is dropped), or None when this slot was claimed already. A transaction the
+        database dropped is run again; if the dropped one had in fact committed, the row it made
+        (with this owner) is returned as claimed.
+        """
+        now = now or _now()
+        did = digest_id(subscriber_id, slot)
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return self._claim(did, subscriber_id, slot, items, channel, more, owner, lease, now)
+            except IntegrityError:
+                return None
+            except StoreError as e:
+                if delay is None or not _transient(e):
+                    raise
+                log.warning("%s; trying again in %.1f s", e, delay)
+                time.sleep(delay)
+                row = self.get_digest(did)
+                if row is not None:
+                    if row.owner == owner and owner:
+                        return did, self.digest_items(did)
+                    return None
+        raise AssertionError("unreachable")
+
+    def _claim(self, did: str, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int, owner: str, lease: timedelta, now: datetime) -> tuple[str, list[DigestItem]]:
+        with self.begin() as conn:
+            taken = {
+                eid for (eid,) in conn.execute(
+                    select(deliveries.c.entry_id).where(
+                        and_(deliveries.c.subscriber_id == subscriber_id,
+                             deliveries.c.entry_id.in_([i.entry.id for i in items]))
+                    )
+                )
+            } if items else set()
+            kept = [i for i in items if i.entry.id not in taken]
+            conn.execute(insert(digests).values(
+                id=did, subscriber_id=subscriber_id, slot=slot, channel=channel, created_at=now,
+                status="pending" if kept else "empty", more=more, owner=owner, lease_until=now + lease,
+            ))
+            if kept:
+                conn.execute(insert(deliveries), [
+                    {"subscriber_id": subscriber_id, "entry_id": i.entry.id, "digest_id": did,
+                     "position": n, "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
+                    for n, i in enumerate(kept)
+                ])
+        return did, kept
+
+    @retrying
+    def claim_many(self, claims: Sequence[tuple[str, datetime, Sequence[DigestItem], str, int]], owner: str = "",
+                   lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> list[tuple[str, list[DigestItem]] | None]:
+        """`claim` for many (subscriber, slot, items, channel, more) at once, in one transaction.
+
+        The same results as calling `claim` for each; if another process claims one of them
+        meanwhile, the batch falls back to one `claim` per digest.
+        """
+        now = now or _now()
+        ids = [digest_id(sub, slot) for sub, slot, _, _, _ in claims]
+        try:
+            with self.begin() as conn:
+                seen = {did for (did,) in conn.execute(select(digests.c.id).where(digests.c.id.in_(ids)))}
+                subs = {sub for sub, _, _, _, _ in claims}
+                wanted = {i.entry.id for _, _, items, _, _ in claims for i in items}
+                taken: set[tuple[str, str]] = {(r[0], r[1]) for r in conn.execute(
+                    select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(and_(
+                        deliveries.c.subscriber_id.in_(subs), deliveries.c.entry_id.in_(wanted))))} if wanted else set()
+                out: list[tuple[str, list[DigestItem]] | None] = []
+                rows: list[dict[str, Any]] = []
+                lines: list[dict[str, Any]] = []
+                for did, (sub, slot, items, channel, more) in zip(ids, claims):
+                    if did in seen:
+                        out.append(None)
+                        continue
+                    seen.add(did)
+                    kept = [i for i in items if (sub, i.entry.id) not in taken]
+                    taken.update((sub, i.entry.id) for i in kept)
+                    rows.append({"id": did, "subscriber_id": sub, "slot": slot, "channel": channel, "created_at": now,
+                                 "status": "pending" if kept else "empty", "more": more, "owner": owner,
+                                 "lease_until": now + lease, "sent_at": None, "attempts": 0, "receipt": "", "reason": ""})
+                    lines.extend({"subscriber_id": sub, "entry_id": i.entry.id, "digest_id": did, "position": n,
+                                  "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
+                                 for n, i in enumerate(kept))
+                    out.append((did, kept))
+                if rows:
+                    conn.execute(insert(digests), rows)
+                if lines:
+                    conn.execute(insert(deliveries), lines)
+            return out
+        except IntegrityError:  # another process claimed one meanwhile: settle each on its own
+            return [self.claim(sub, slot, items, channel, more, owner, lease, now) for sub, slot, items, channel, more in claims]
+
+    def digest_items(self, did: str) -> list[DigestItem]:
+        """The items of a claimed digest, in their order."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(deliveries, entries).join(entries, entries.c.id == deliveries.c.entry_id)
+                .where(deliveries.c.digest_id == did).order_by(deliveries.c.position)
+            ).all()
+        return [DigestItem(_entry(r), r.score, tuple(json.loads(r.why)), r.topic) for r in rows]
+
+    @retrying
+    def get_digest(self, did: str) -> DigestRow | None:
+        """One digest's ledger row."""
+        with self.begin() as conn:
+            r = conn.execute(select(digests).where(digests.c.id == did)).first()
+        return None if r is None else DigestRow(**r._asdict())
+
+    @retrying
+    def digests_with_status(self, *statuses: str, subscriber_id: str | None = None) -> list[DigestRow]:
+        """Digests in the given states, oldest first."""
+        q = select(digests).where(digests.c.status.in_(statuses))
+        if subscriber_id is not None:
+            q = q.where(digests.c.subscriber_id == subscriber_id)
+        with self.begin() as conn:
+            return [DigestRow(**r._asdict()) for r in conn.execute(q.order_by(digests.c.slot, digests.c.id))]
+
+    @retrying
+    def history(self, subscriber_id: str, limit: int = 20) -> list[DigestRow]:
+        """A subscriber's latest digests, newest first."""
+        with self.begin() as conn:
+            q = select(digests).where(digests.c.subscriber_id == subscriber_id).order_by(digests.c.slot.desc()).limit(limit)
+            return [DigestRow(**r._asdict()) for r in conn.execute(q)]
+
+    @retrying
+    def take_over(self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
+        """Atomically make `owner` the sender of a pending digest still held by `old_owner`.
+
+        (Already held by `owner` counts too, so a retry after a dropped commit still succeeds.)
+        """
+        now = now or _now()
+        with self.begin() as conn:
+            done = conn.execute(update(digests).where(and_(
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner.in_([old_owner, owner]),
+            )).values(owner=owner, lease_until=now + lease))
+            return bool(done.rowcount)
+
+    @retrying
+    def renew(self, did: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
+        """Extend `owner`'s lease on a pending digest; False if someone else holds it now."""
+        now = now or _now()
+        with self.begin() as conn:
+            done = conn.execute(update(digests).where(and_(
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner,
+            )).values(lease_until=now + lease))
+            return bool(done.rowcount)
+
+    @retrying
+    def release(self, did: str, owner: str, now: datetime | None = None) -> None:
+        """Give up a digest that stays pending (owner cleared), so the next run anywhere may retry it."""
+        with self.begin() as conn:
+            conn.execute(update(digests).where(and_(
+                digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner,
+            )).values(owner="", lease_until=now or _now()))
+
+    @retrying
+    def note_attempt(self, did: str, reason: str) -> int:
+        """A transient failure: the digest stays pending; return how many attempts it has had."""
+        with self.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == did).values(attempts=digests.c.attempts + 1, reason=reason))
+            return int(conn.execute(select(digests.c.attempts).where(digests.c.id == did)).scalar_one())
+
+    @retrying
+    def mark_sent(self, did: str, receipt: str, now: datetime | None = None) -> None:
+        """Confirm a digest as sent, with the channel's receipt."""
+        with self.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == did).values(
+                status="sent", sent_at=now or _now(), receipt=receipt, reason="", attempts=digests.c.attempts + 1))
+
+    @retrying
+    def mark_failed(self, did: str, reason: str) -> None:
+        """A permanent failure: record the reason and free the digest's entries for later digests."""
+        with self.begin() as conn:
+            conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
+            conn.execute(update(digests).where(digests.c.id == did).values(
+                status="failed", reason=reason, attempts=digests.c.attempts + 1))
+
+    def deliveries_of(self, did: str) -> Delivery | None:
+        """A digest as a `Delivery` (its ledger row plus its entry ids)."""
+        row = self.get_digest(did)
+        if row is None:
+            return None
+        with self.begin() as conn:
+            ids = tuple(eid for (eid,) in conn.execute(
+                select(deliveries.c.entry_id).where(deliveries.c.digest_id == did).order_by(deliveries.c.position)))
+        return Delivery(row.id, row.subscriber_id, row.slot, row.status, row.channel, ids, row.attempts,
+                        row.created_at, row.sent_at, row.receipt, row.reason)
+
+    # --- feedback -----------------------------------------------------------------------------
+    def record_feedback(self, subscriber_id: str, entry_id: str, vote: int, now: datetime | None = None) -> None:
+        """Keep a subscriber's 👍 (+1) or 👎 (-1) on an entry; a new vote replaces the old one."""
+        if vote not in (1, -1):
+            raise ValueError("vote must be +1 or -1")
+        now = now or _now()
+        with self.begin() as conn:
+            if conn.execute(select(entries.c.id).where(entries.c.id == entry_id)).first() is None:
+                raise StoreError(f"no entry {entry_id!r} in the store; give an id that 'digestbot history {subscriber_id}' shows")
+            done = conn.execute(update(feedback).where(and_(feedback.c.subscriber_id == subscriber_id, feedback.c.entry_id == entry_id)).values(vote=vote, created_at=now))
+            if done.rowcount == 0:
+                conn.execute(insert(feedback).values(subscriber_id=subscriber_id, entry_id=entry_id, vote=vote, created_at=now))
+
+    def feedback_for(self, subscriber_ids: Iterable[str]) -> dict[str, list[tuple[Entry, int]]]:
+        """Each subscriber's votes with the entries they were cast on."""
+        wanted = list(subscriber_ids)
+        out: dict[str, list[tuple[Entry, int]]] = {}
+        with self.begin() as conn:
+            for batch in _batches(wanted):
+                q = (select(feedback.c.subscriber_id, feedback.c.vote, entries)
+                     .join(entries, entries.c.id == feedback.c.entry_id)
+                     .where(feedback.c.subscriber_id.in_(batch))
+                     .order_by(feedback.c.created_at))
+                for r in conn.execute(q):
+                    out.setdefault(r.subscriber_id, []).append((_entry(r), r.vote))
+        return out

@@ -1,0 +1,108 @@
+"""The subscribe and manage forms: read, check and turn into a schedule and `Interests`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from ..models import Interests
+
+EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+_DAILY = re.compile(r"^0 (\d{1,2}) \* \* \*$")
+_WEEKLY = re.compile(r"^0 (\d{1,2}) \* \* 1$")
+MAX_PHRASES = 20
+MAX_PHRASE = 80
+MAX_DESCRIPTION = 1000
+
+
+@dataclass(slots=True)
+class Preferences:
+    """What a subscriber chose on a form, checked."""
+
+    email: str = ""
+    name: str = ""
+    interests: Interests = field(default_factory=Interests)
+    frequency: str = "daily"  # daily | weekly
+    hour: int = 8
+    timezone: str = "UTC"
+    max_items: int = 10
+
+    @property
+    def schedule(self) -> str:
+        """The cron line: every day, or Mondays, at `hour` in the subscriber's time zone."""
+        return f"0 {self.hour} * * {'1' if self.frequency == 'weekly' else '*'}"
+
+
+@lru_cache(maxsize=1)
+def timezones() -> tuple[str, ...]:
+    """IANA time zone names a browser may report, sorted, UTC first."""
+    names = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix", "right")))
+    return ("UTC", *names)
+
+
+def frequency_of(schedule: str) -> tuple[str, int]:
+    """The (frequency, hour) a schedule made by these forms stands for; ("custom", 8) otherwise."""
+    for kind, pattern in (("daily", _DAILY), ("weekly", _WEEKLY)):
+        m = pattern.match(schedule)
+        if m and int(m.group(1)) < 24:
+            return kind, int(m.group(1))
+    return "custom", 8
+
+
+def _phrases(text: str) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for part in re.split(r"[,\n]", text):
+        p = " ".join(part.split())
+        if p and p.lower() not in (s.lower() for s in seen):
+            seen[p] = None
+    return tuple(seen)
+
+
+def parse_preferences(
+    form: Mapping[str, str], topics: Collection[str], chosen_topics: list[str], *, need_email: bool
+) -> tuple[Preferences, dict[str, str]]:
+    """The preferences a form gives, and a message per field that is wrong (empty when all is well)."""
+    errors: dict[str, str] = {}
+    prefs = Preferences()
+    prefs.email = form.get("email", "").strip()
+    if need_email and (not EMAIL.match(prefs.email) or len(prefs.email) > 254):
+        errors["email"] = "Give an email address such as alice@example.org."
+    prefs.name = " ".join(form.get("name", "").split())[:100]
+    description = form.get("description", "").strip()
+    if len(description) > MAX_DESCRIPTION:
+        errors["description"] = f"Keep the description under {MAX_DESCRIPTION} characters."
+    keywords, exclude = _phrases(form.get("keywords", "")), _phrases(form.get("exclude", ""))
+    for key, values in (("keywords", keywords), ("exclude", exclude)):
+        if len(values) > MAX_PHRASES or any(len(v) > MAX_PHRASE for v in values):
+            errors[key] = f"Give at most {MAX_PHRASES} phrases of at most {MAX_PHRASE} characters, separated by commas."
+    unknown = [t for t in chosen_topics if t not in topics]
+    if unknown:
+        errors["topics"] = "Choose topics from the list."
+    picked = tuple(dict.fromkeys(t for t in chosen_topics if t in topics))
+    prefs.interests = Interests(description=description, keywords=keywords, exclude=exclude, topics=picked)
+    if not (description or keywords or picked) and not {"description", "keywords", "topics"} & set(errors):
+        errors["interests"] = "Tell us what to look for: pick a topic, give keywords or describe your interests."
+    prefs.frequency = form.get("frequency", "daily")
+    if prefs.frequency not in ("daily", "weekly"):
+        errors["frequency"] = "Choose daily or weekly."
+        prefs.frequency = "daily"
+    hour = form.get("hour", "8").strip()
+    if not hour.isdigit() or not 0 <= int(hour) <= 23:
+        errors["hour"] = "Choose an hour from 0 to 23."
+    else:
+        prefs.hour = int(hour)
+    prefs.timezone = form.get("timezone", "UTC").strip() or "UTC"
+    try:
+        ZoneInfo(prefs.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = "Choose a time zone from the list."
+        prefs.timezone = "UTC"
+    items = form.get("max_items", "10").strip()
+    if not items.isdigit() or not 1 <= int(items) <= 50:
+        errors["max_items"] = "Choose from 1 to 50 papers per digest."
+    else:
+        prefs.max_items = int(items)
+    return prefs, errors

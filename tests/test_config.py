@@ -1,0 +1,108 @@
+"""digestbot.toml and the environment → Settings, every problem named with file, key and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings, mask_url
+from bot.errors import ConfigError, ProblemsFound
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "digestbot.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ProblemsFound) as err:
+        load_settings(write(tmp_path, text), env or {})
+    return [str(p) for p in err.value.problems]
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(None, {})
+    assert s.database_url == "sqlite:///digestbot.db"
+    assert s.sources == ()
+    assert s.smtp_url == "" and s.slack_token == ""
+
+
+def test_sources_and_paths(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, '''
+subscriptions_dir = "subs"
+[[sources]]
+name = "examples"
+type = "file"
+path = "papers.xml"
+[[sources]]
+name = "hf"
+type = "hf-daily"
+interval_minutes = 60
+'''), {})
+    assert [(x.name, x.type, dict(x.options), x.interval_minutes) for x in s.sources] == [
+        ("examples", "file", {"path": "papers.xml"}, 30), ("hf", "hf-daily", {}, 60)]
+    assert s.resolve(s.subscriptions_dir) == tmp_path / "subs"
+
+
+def test_environment_wins_and_secrets_come_from_it(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, 'database_url = "sqlite:///a.db"\n[smtp]\nurl = "smtp://a@b:587"\n'), {
+        "DIGESTBOT_DATABASE_URL": "postgresql+psycopg://x@h/db",
+        "DIGESTBOT_SMTP_PASSWORD": "s3cret", "SLACK_BOT_TOKEN": "xoxb-1",
+    })
+    assert s.database_url == "postgresql+psycopg://x@h/db"
+    assert s.smtp_url == "smtp://a@b:587"
+    assert s.smtp_password == "s3cret" and s.slack_token == "xoxb-1"
+    assert "s3cret" not in repr(s) and "xoxb-1" not in repr(s)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "digestbot.toml")
+    found = problems(tmp_path, '''
+databse_url = "sqlite:///x.db"
+fetch_interval_minutes = "often"
+[smtp]
+password = "plain-text"
+[[sources]]
+name = "a"
+type = "atom"
+[[sources]]
+name = "b"
+type = "rss"
+[[sources]]
+name = "c"
+type = "file"
+path = "x.xml"
+colour = "red"
+''')
+    assert found == [
+        f"{path}: databse_url: unknown key; the keys are base_url, corpus_days, database_url, fetch_interval_minutes, from, lookback_days, outbox_dir, slack, smtp, sources, subscriptions_dir, templates_dir",
+        f"{path}: fetch_interval_minutes: 'often' is not a whole number; write a whole number",
+        f"{path}: smtp.password: unknown key (put the password in DIGESTBOT_SMTP_PASSWORD); the keys are url, rate",
+        f"{path}: sources[a].type: 'atom' is not a source type; use one of arxiv, file, hf-daily, rss",
+        f"{path}: sources[b].url: missing; a 'rss' source needs url = \"…\"",
+        f"{path}: sources[c].colour: unknown key for type 'file'; the keys are interval_minutes, name, path, type",
+    ]
+
+
+def test_bad_toml_names_the_file(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path, "sources = [\n")
+    assert found.startswith(f"{tmp_path / 'digestbot.toml'}: not valid TOML (")
+    assert found.endswith("fix the syntax")
+
+
+def test_missing_explicit_config_says_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(str(tmp_path / "nope.toml"), {})
+    assert str(err.value) == f"{tmp_path / 'nope.toml'}: no such file; give the path of a digestbot.toml, or run 'digestbot init' to write one"
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
+    ("smtp://user@host:587", "smtp://user@host:587"),
+    ("sqlite:///digestbot.db", "sqlite:///digestbot.db"),
+])
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked

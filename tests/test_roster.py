@@ -1,0 +1,134 @@
+"""The roster (files + web, minus those who left) and the store's web-subscriber tables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.config import Settings
+from bot.models import Interests
+from bot.roster import interests_data, interests_from, load_roster
+from bot.store import Store
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FILE = """name = "{name}"
+email = "{sid}@example.org"
+[interests]
+keywords = ["quantization"]
+"""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
+    subs = tmp_path / "subscriptions"
+    subs.mkdir()
+    for sid in ("alice", "bob"):
+        (subs / f"{sid}.toml").write_text(FILE.format(name=sid.title(), sid=sid))
+    (subs / "broken.toml").write_text("email = 3\n")
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        yield Settings(subscriptions_dir=subs, database_url=store.url), store
+        store.close()
+        return
+    url = os.environ.get("DIGESTBOT_TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        pytest.skip("set DIGESTBOT_TEST_DATABASE_URL=postgresql+psycopg://… to run the store tests on PostgreSQL")
+    schema = f"t_web_{secrets.token_hex(4)}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    store = Store(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}")
+    try:
+        yield Settings(subscriptions_dir=subs, database_url=store.url), store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _web(store: Store, sid: str, email: str, now: datetime = T0) -> None:
+    store.request_web_subscription(sid, email, "", {"keywords": ["pruning"], "topics": []}, "0 8 * * *", "Europe/Berlin", 5, now)
+
+
+def ids(settings: Settings, store: Store) -> list[str]:
+    return [s.id for s in load_roster(settings, store)[0]]
+
+
+def test_files_plus_active_web_subscribers_minus_those_who_left(setup: tuple[Settings, Store]) -> None:
+    settings, store = setup
+    _web(store, "web-a", "carol@example.org")
+    _web(store, "web-b", "dave@example.org")
+    assert ids(settings, store) == ["alice", "bob"]  # unconfirmed: nothing
+    store.set_web_status("web-a", "active", only_from=("unconfirmed",))
+    subs, problems = load_roster(settings, store)
+    assert [s.id for s in subs] == ["alice", "bob", "web-a"]
+    web = subs[-1]
+    assert (web.email, web.origin, web.schedule, web.timezone, web.max_items) == ("carol@example.org", "web", "0 8 * * *", "Europe/Berlin", 5)
+    assert web.interests == Interests(keywords=("pruning",))
+    assert problems and {Path(p.path).name for p in problems} == {"broken.toml"}  # named; the others go on
+    store.set_subscriber_status("bob", "unsubscribed")
+    store.set_web_status("web-a", "paused")
+    assert ids(settings, store) == ["alice"]
+    store.set_subscriber_status("bob", "active")
+    assert ids(settings, store) == ["alice", "bob"]
+
+
+def test_a_web_id_that_a_file_uses_is_skipped_with_a_problem(setup: tuple[Settings, Store]) -> None:
+    settings, store = setup
+    _web(store, "alice", "other@example.org")
+    store.set_web_status("alice", "active")
+    subs, problems = load_roster(settings, store)
+    assert [s.email for s in subs if s.id == "alice"] == ["alice@example.org"]
+    assert any(p.key == "alice" and "same id" in p.message for p in problems)
+
+
+def test_a_request_never_changes_an_active_subscriber(setup: tuple[Settings, Store]) -> None:
+    _, store = setup
+    _web(store, "web-a", "Carol@Example.org")
+    store.set_web_status("web-a", "active", T0)
+    row = store.request_web_subscription("web-x", "carol@example.ORG", "Mallory", {"keywords": ["spam"]}, "0 1 * * *", "UTC", 50, T0 + timedelta(hours=1))
+    assert (row.id, row.status, row.name, row.interests["keywords"], row.max_items) == ("web-a", "active", "", ["pruning"], 5)
+    assert store.web_subscriber("web-x") is None
+
+
+def test_requested_at_moves_only_when_a_subscriber_who_left_asks_again(setup: tuple[Settings, Store]) -> None:
+    _, store = setup
+    _web(store, "web-a", "carol@example.org", T0)
+    _web(store, "web-a2", "carol@example.org", T0 + timedelta(minutes=5))  # asks twice before confirming
+    row = store.web_subscriber_by_email("CAROL@example.org")
+    assert row is not None and row.id == "web-a" and row.requested_at == T0
+    store.set_web_status("web-a", "unsubscribed", T0 + timedelta(days=1))
+    _web(store, "web-a3", "carol@example.org", T0 + timedelta(days=2))
+    row = store.web_subscriber("web-a")
+    assert row is not None and (row.status, row.requested_at) == ("unconfirmed", T0 + timedelta(days=2))
+
+
+def test_only_from_guards_status_changes(setup: tuple[Settings, Store]) -> None:
+    _, store = setup
+    _web(store, "web-a", "carol@example.org")
+    assert not store.set_web_status("web-a", "paused", only_from=("active",))
+    assert store.set_web_status("web-a", "active", T0, only_from=("unconfirmed",))
+    row = store.web_subscriber("web-a")
+    assert row is not None and row.confirmed_at == T0
+
+
+def test_nonces_are_single_use_and_rates_are_limited(setup: tuple[Settings, Store]) -> None:
+    _, store = setup
+    assert store.use_token("n1", "confirm") is True
+    assert store.use_token("n1", "confirm") is False
+    hour = timedelta(hours=1)
+    assert [store.hit_rate("address:x", hour, 3, T0 + timedelta(minutes=i)) for i in range(4)] == [True, True, True, False]
+    assert store.hit_rate("address:y", hour, 3, T0)  # another key has its own count
+    assert store.hit_rate("address:x", hour, 3, T0 + timedelta(minutes=61))  # the window slid past the first
+
+
+def test_interests_round_trip() -> None:
+    i = Interests(description="d", keywords=("a", "b"), exclude=("x",), topics=("quantization",), authors=("Song Han",))
+    assert interests_from(interests_data(i)) == i

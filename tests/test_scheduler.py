@@ -1,0 +1,233 @@
+"""The scheduler: its jobs' configuration, re-reading subscriptions, catch-up after downtime, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from _peers import REPO, SmtpPeer, SmtpScript, write_project
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import load_settings
+from bot.scheduler import DIGEST_GRACE, Runner
+from bot.slots import SlotTrigger
+from bot.store import Store
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Runner:
+    config = write_project(tmp_path, 2, schedule="0 8 * * 1-5", timezone="Europe/Berlin")
+    with config.open("a", encoding="utf-8") as f:
+        f.write('\n[[sources]]\nname = "slow"\ntype = "file"\npath = "feed.xml"\ninterval_minutes = 120\n')
+    r = Runner(load_settings(str(config), environ={}))
+    r.scheduler.start(paused=True)
+    yield r
+    r.scheduler.shutdown(wait=False)
+    r.store.close()
+
+
+def test_jobs_coalesce_run_one_at_a_time_and_say_how_late_they_may_start(runner: Runner) -> None:
+    runner.reload()
+    runner.add_fetch_jobs(runner.settings.sources)
+    jobs = {j.id: j for j in runner.scheduler.get_jobs()}
+    assert set(jobs) == {"digest:s0000", "digest:s0001", "fetch:examples", "fetch:slow"}
+    for job in jobs.values():
+        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time is not None
+    digest = jobs["digest:s0000"]
+    assert isinstance(digest.trigger, SlotTrigger) and digest.misfire_grace_time == DIGEST_GRACE.total_seconds()
+    fetch, slow = jobs["fetch:examples"].trigger, jobs["fetch:slow"].trigger
+    assert isinstance(fetch, IntervalTrigger) and isinstance(slow, IntervalTrigger)
+    assert fetch.interval == timedelta(minutes=30) and slow.interval == timedelta(minutes=120)  # default, own
+    assert fetch.jitter and jobs["fetch:examples"].misfire_grace_time == 30 * 60
+    # the weekday schedule's next fire time is a weekday 08:00 in Berlin
+    nxt = digest.trigger.get_next_fire_time(None, datetime(2026, 11, 28, 12, tzinfo=UTC))  # a Saturday
+    assert nxt == datetime(2026, 11, 30, 7, tzinfo=UTC)
+
+
+def test_changed_subscription_files_are_picked_up_without_a_restart(runner: Runner) -> None:
+    runner.reload()
+    folder = runner.folder
+    (folder / "s0002.toml").write_text((folder / "s0000.toml").read_text().replace("email = \"reader0000", "email = \"reader0002"))
+    (folder / "s0001.toml").write_text((folder / "s0001.toml").read_text().replace("0 8 * * 1-5", "30 6 * * *"))
+    runner.watch_job()
+    assert sorted(runner.subscribers) == ["s0000", "s0001", "s0002"]
+    trigger = runner.scheduler.get_job("digest:s0001").trigger
+    assert isinstance(trigger, SlotTrigger) and trigger.subscriber.schedule == "30 6 * * *"
+    # a file broken while editing keeps its subscriber's last good settings; a removed one goes
+    (folder / "s0001.toml").write_text("schedule = [broken")
+    (folder / "s0002.toml").unlink()
+    runner.watch_job()
+    assert sorted(runner.subscribers) == ["s0000", "s0001"]
+    assert runner.subscribers["s0001"].schedule == "30 6 * * *"
+    assert runner.scheduler.get_job("digest:s0002") is None
+    assert [p.path for p in runner.problems] == [str(folder / "s0001.toml")]
+
+
+def test_unchanged_folder_is_not_reread(runner: Runner) -> None:
+    runner.reload()
+    before = runner.subscribers
+    runner.watch_job()
+    assert runner.subscribers is before
+
+
+def test_start_after_days_of_downtime_sends_one_digest_each(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 3, schedule="0 * * * *")  # hourly: 72 slots missed in 3 days
+    settings = load_settings(str(config), environ={})
+    with time_machine.travel(datetime(2026, 11, 25, 9, 5, tzinfo=UTC), tick=False) as clock:
+        first = Runner(settings)
+        first.reload()
+        first.catch_up()
+        first.store.close()
+        clock.move_to(datetime(2026, 11, 28, 9, 30, tzinfo=UTC))
+        second = Runner(settings)
+        second.reload()
+        second.catch_up()
+        rows = second.store.digests_with_status("sent", "empty", "pending", "failed")
+        second.store.close()
+    slots = sorted({r.slot for r in rows})
+    assert slots == [datetime(2026, 11, 25, 9, tzinfo=UTC), datetime(2026, 11, 28, 9, tzinfo=UTC)]
+    assert len(rows) == 6
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 3)
+    with SmtpPeer(SmtpScript(delay=2.0)) as smtp:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "DIGESTBOT_SMTP_URL": smtp.url}
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run"], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while smtp.data_seen == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        assert smtp.data_seen == 1, "the first digest never reached the SMTP server"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "finishing the digest in flight" in err.decode()
+    assert len(smtp.mails) == 1 and smtp.data_seen == 1
+    store = Store(f"sqlite:///{tmp_path / 'digestbot.db'}")
+    rows = store.digests_with_status("sent", "pending", "failed", "empty")
+    store.close()
+    assert [(r.subscriber_id, r.status) for r in rows] == [("s0000", "sent")]
+
+
+def test_status_shows_next_and_last_digests_pending_failed_and_sources(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+    from bot.models import DigestItem, Entry
+
+    config = write_project(tmp_path, 3, schedule="0 8 * * 1-5", timezone="Europe/Berlin")
+    store = Store(f"sqlite:///{tmp_path / 'digestbot.db'}")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)  # a Saturday
+    slot = datetime(2026, 11, 27, 7, tzinfo=UTC)
+    paper = Entry(id="arxiv:2611.00001", title="Quantization \x1b[31mred\x1b[0m", published=now)
+    store.upsert_entries([paper], now=now)
+    did, _ = store.claim("s0000", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
+    store.mark_sent(did, "<x@y>", now=now)
+    did1, _ = store.claim("s0001", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
+    store.mark_failed(did1, "SMTP refused reader0001@example.org: 550 no such user")
+    did2, _ = store.claim("s0002", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
+    store.note_attempt(did2, "SMTP answered 451 try later")
+    store.save_fetch("examples", None, error="source 'examples': cannot read it", now=now)
+    store.close()
+    with time_machine.travel(now, tick=False):
+        result = CliRunner().invoke(cli, ["--config", str(config), "status"], env={"DIGESTBOT_SMTP_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "Subscribers (3):",
+        "  s0000  reader0000@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
+        "    last digest: 2026-11-27 08:00 CET (07:00 UTC), sent 2026-11-28 12:00 UTC, 1 entry",
+        "      - Quantization  [31mred [0m  [arxiv:2611.00001]",
+        "  s0001  reader0001@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
+        "    last digest: 2026-11-27 08:00 CET (07:00 UTC), failed: SMTP refused reader0001@example.org: 550 no such user",
+        "  s0002  reader0002@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
+        "    last digest: 2026-11-27 08:00 CET (07:00 UTC), pending: SMTP answered 451 try later, 1 entry",
+        "      - Quantization  [31mred [0m  [arxiv:2611.00001]",
+        "Pending digests (1):",
+        "  s0002.20261127T0700Z  email, 1 attempt: SMTP answered 451 try later",
+        "Failed digests (1):",
+        "  s0001.20261127T0700Z  email, 1 attempt: SMTP refused reader0001@example.org: 550 no such user",
+        "Sources (1):",
+        "  examples  last fetch 2026-11-28 12:00 UTC  FAILED: source 'examples': cannot read it (last success never)",
+    ]
+
+
+def test_a_hanging_source_times_out_and_the_digests_still_go(tmp_path: Path) -> None:
+    import socket
+
+    config = write_project(tmp_path, 2)
+    with socket.socket() as hang:  # accepts connections (the backlog) and never answers
+        hang.bind(("127.0.0.1", 0))
+        hang.listen(8)
+        url = f"http://127.0.0.1:{hang.getsockname()[1]}/feed.xml"
+        with config.open("a", encoding="utf-8") as f:
+            f.write(f'\n[[sources]]\nname = "hangs"\ntype = "rss"\nurl = "{url}"\ntimeout = 1\n')
+        r = Runner(load_settings(str(config), environ={}))
+        r.reload()
+        started = time.monotonic()
+        r.catch_up()
+        took = time.monotonic() - started
+    states = {s.name: s for s in r.store.source_statuses()}
+    sent = r.store.digests_with_status("sent")
+    r.store.close()
+    assert took < 15
+    assert "no answer within 1 s" in states["hangs"].last_error and states["examples"].last_error == ""
+    assert sorted(d.subscriber_id for d in sent) == ["s0000", "s0001"]
+
+
+@pytest.mark.slow
+def test_sighup_rereads_the_subscriptions_without_a_restart(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 1)
+    log = tmp_path / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "-v", "--config", str(config), "run"], cwd=tmp_path,
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 60
+            while "Resumed scheduler job processing" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            folder = tmp_path / "subscriptions"
+            (folder / "late.toml").write_text((folder / "s0000.toml").read_text().replace("reader0000", "late"))
+            proc.send_signal(signal.SIGHUP)
+            hup = time.monotonic()
+            while "subscriber late: digests on" not in log.read_text() and time.monotonic() < hup + 30:
+                time.sleep(0.02)
+            picked_up = time.monotonic() - hup
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    assert "subscriber late: digests on '0 8 * * *' in UTC" in log.read_text()
+    assert picked_up < 5  # at once on SIGHUP (the folder watcher alone may take up to 10 s)
+
+
+def test_the_scheduler_serves_web_subscribers_and_honours_unsubscribes(tmp_path: Path) -> None:
+    config = write_project(tmp_path, 2)
+    r = Runner(load_settings(str(config), environ={}))
+    try:
+        r.reload()
+        assert sorted(r.subscribers) == ["s0000", "s0001"]
+        row = r.store.request_web_subscription(
+            "w-1", "web@example.org", "Web Reader", {"keywords": ["diffusion"]}, "0 9 * * *", "UTC", 5)
+        r.watch_job()
+        assert "w-1" not in r.subscribers  # unconfirmed: nothing is sent to it
+        r.store.set_web_status(row.id, "active")
+        r.store.set_subscriber_status("s0001", "unsubscribed")
+        r.watch_job()  # no file changed: the store's change alone triggers the reload
+        assert sorted(r.subscribers) == ["s0000", "w-1"]
+        assert r.scheduler.get_job("digest:w-1") is not None
+        assert r.scheduler.get_job("digest:s0001") is None
+    finally:
+        r.store.close()

@@ -1,0 +1,103 @@
+"""Hugging Face Daily Papers: both schemas, and the source fetching day by day."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import time_machine
+
+from bot.errors import SourceError
+from bot.ingest import http_session
+from bot.sources import FetchState
+from bot.sources.hf_daily import API_URL, HfDaily, parse_daily_papers
+
+Fixture = Callable[[str], Path]
+
+
+def load(shared_fixture: Fixture, name: str) -> Any:
+    return json.loads(shared_fixture(f"hf/{name}").read_text(encoding="utf-8"))
+
+
+def test_current_schema(shared_fixture: Fixture) -> None:
+    data = load(shared_fixture, "hf_daily_papers_2026-06-12.json")
+    entries = parse_daily_papers(data, "hf")
+    assert len(entries) == 30
+    by_id = {e.id: e for e in entries}
+    raw = next(d["paper"] for d in data if d["paper"]["id"] == "2606.13594")
+    e = by_id["arxiv:2606.13594"]
+    assert e.url == "https://arxiv.org/abs/2606.13594"
+    assert e.extra["hf_url"] == "https://huggingface.co/papers/2606.13594"
+    assert e.extra["upvotes"] == raw["upvotes"]
+    assert e.extra["ai_keywords"] == raw["ai_keywords"] and list(e.tags) == raw["ai_keywords"]
+    assert e.authors == tuple(a["name"] for a in raw["authors"])
+    assert e.published == datetime(2026, 6, 12, tzinfo=UTC)  # submittedOnDailyAt, the featured day
+    assert "\n" not in e.summary and e.source == "hf"
+    assert sum(1 for e in entries if "github_repo" in e.extra) == sum(1 for d in data if d["paper"].get("githubRepo"))
+
+
+def test_hidden_authors_are_still_authors(shared_fixture: Fixture) -> None:
+    entries = parse_daily_papers(load(shared_fixture, "hf_daily_papers_2026-06-12.json"))
+    (e,) = [e for e in entries if e.id == "arxiv:2606.12575"]
+    assert "Dengyang Jiang" in e.authors
+
+
+def test_2024_schema_hard_wrapped_title_and_day(shared_fixture: Fixture) -> None:
+    entries = parse_daily_papers(load(shared_fixture, "hf_daily_papers_2024-10-25_first2entries.json"))
+    first = entries[0]
+    assert first.id == "arxiv:2410.17243"
+    assert first.title == "Breaking the Memory Barrier: Near Infinite Batch Size Scaling for Contrastive Loss"
+    assert first.extra["upvotes"] == 64
+    assert first.published is not None and first.published.date().isoformat() == "2024-10-25"  # sent to Daily Papers
+
+
+def test_trimmed_schema_without_ai_fields(shared_fixture: Fixture) -> None:
+    entries = parse_daily_papers(load(shared_fixture, "hf_daily_papers_2026-08-03_3entries_pretty.json"))
+    assert len(entries) == 3 and all("ai_keywords" not in e.extra for e in entries)
+    assert all(e.published == datetime(2026, 8, 3, tzinfo=UTC) for e in entries)
+
+
+def test_title_zero_and_junk_items() -> None:
+    data = [{"paper": {"id": "2104.12255", "title": "0", "authors": []}}, {"paper": {}}, "junk", {"paper": {"id": "not-an-id"}}]
+    (e,) = parse_daily_papers(data)
+    assert e.title == "0" and e.extra["upvotes"] == 0
+
+
+def test_not_an_array_is_an_error() -> None:
+    with pytest.raises(ValueError, match="expected a JSON array"):
+        parse_daily_papers({"papers": []})
+    with pytest.raises(ValueError, match="error: Invalid date"):
+        parse_daily_papers({"error": "Invalid date"})
+
+
+@responses.activate
+@time_machine.travel(datetime(2026, 6, 12, 9, 0, tzinfo=UTC), tick=False)
+def test_fetch_asks_day_by_day_and_remembers_the_last(shared_fixture: Fixture) -> None:
+    body = shared_fixture("hf/hf_daily_papers_2026-06-12.json").read_bytes()
+    for day in ("2026-06-10", "2026-06-11"):
+        responses.get(API_URL, json=[], match=[responses.matchers.query_param_matcher({"date": day, "limit": "100"})])
+    responses.get(API_URL, body=body, match=[responses.matchers.query_param_matcher({"date": "2026-06-12", "limit": "100"})])
+    source = HfDaily("hf", {}, http_session())
+    result = source.fetch(FetchState())
+    assert len(result.entries) == 30
+    assert result.state.cursor == {"last_day": "2026-06-12"}
+    assert [c.request.url.split("date=")[1][:10] for c in responses.calls] == ["2026-06-10", "2026-06-11", "2026-06-12"]
+    responses.calls.reset()
+    again = source.fetch(result.state)  # later the same day: only today, again (new papers, new upvotes)
+    assert len(responses.calls) == 1 and len(again.entries) == 30
+
+
+@responses.activate
+@time_machine.travel(datetime(2026, 6, 12, 9, 0, tzinfo=UTC), tick=False)
+def test_fetch_errors_name_the_day() -> None:
+    responses.get(API_URL, status=500)
+    with pytest.raises(SourceError, match=r"date=2026-06-12\): HTTP 500; try again later"):
+        HfDaily("hf", {"days": 1}, http_session()).fetch(FetchState())
+    responses.replace(responses.GET, API_URL, body=b"<html>oops</html>")
+    with pytest.raises(SourceError, match="check the url"):
+        HfDaily("hf", {"days": 1}, http_session()).fetch(FetchState())

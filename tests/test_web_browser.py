@@ -1,0 +1,129 @@
+"""End to end in a real browser: subscribe → confirm by mail → manage → a digest → one-click unsubscribe → nothing.
+
+Playwright for Python drives Debian's Chromium (`apt-get install chromium`); the app runs under
+uvicorn on loopback, mail goes through a real SMTP server (aiosmtpd), and `digestbot run --once`
+runs as a separate process on the same SQLite database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web_support import free_port, link_in, running, smtp_server
+
+from bot import tokens
+from bot.config import load_settings
+from bot.store import Store
+from bot.web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+FEED = Path(__file__).parent / "data" / "web_papers.xml"
+EMAIL = "reader@example.org"
+
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing; apt-get install chromium"),
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def run_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`digestbot run --once` as its own process."""
+    return subprocess.run([sys.executable, "-m", "bot", "run", "--once"], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: object) -> None:
+    (tmp_path / "subscriptions").mkdir()
+    (tmp_path / "digestbot.toml").write_text(
+        f'subscriptions_dir = "subscriptions"\noutbox_dir = "outbox"\n'
+        f'[[sources]]\nname = "papers"\ntype = "file"\npath = "{FEED.as_posix()}"\n')
+    port = free_port()
+    with smtp_server() as (inbox, smtp_port):
+        env = {**os.environ, "DIGESTBOT_CONFIG": str(tmp_path / "digestbot.toml"),
+               "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+               "DIGESTBOT_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
+               "DIGESTBOT_SECRET_KEY": "browser-test-secret", "DIGESTBOT_FROM": "digestbot <digest@example.org>"}
+        settings = load_settings(environ=env)
+        store = Store(settings.database_url)
+        with running(create_app(settings, store), port) as url:
+            context = browser.new_context(timezone_id="Asia/Tokyo")  # type: ignore[attr-defined]
+            page = context.new_page()
+
+            # Subscribe: the time zone comes from the browser.
+            page.goto(url + "/")
+            assert page.locator("#timezone").input_value() == "Asia/Tokyo"
+            page.fill("#email", EMAIL)
+            page.fill("#keywords", "quantization")
+            page.fill("#description", "Low-bit quantization of language models")
+            page.select_option("#frequency", "daily")
+            page.click("button[type=submit]")
+            page.get_by_role("heading", name="Check your inbox").wait_for()
+            row = store.web_subscriber_by_email(EMAIL)
+            assert row is not None and row.status == "unconfirmed" and row.timezone == "Asia/Tokyo"
+
+            # Unconfirmed: a run sends this address nothing.
+            first = run_once(env, tmp_path)
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert row.id not in first.stdout
+
+            # Confirm through the mailed link.
+            confirm = link_in(inbox.wait(1)[0], "/confirm/")
+            page.goto(confirm)
+            assert store.web_subscriber(row.id).status == "unconfirmed"  # type: ignore[union-attr]
+            page.click("text=Confirm my subscription")
+            page.get_by_text("Your subscription is confirmed.").wait_for()
+            assert store.web_subscriber(row.id).status == "active"  # type: ignore[union-attr]
+
+            # Manage interests on the page the confirmation led to.
+            page.fill("#keywords", "quantization, KV cache")
+            page.select_option("#max_items", "5")
+            page.click("button[value=save]")
+            page.get_by_text("Your changes are saved.").wait_for()
+            saved = store.web_subscriber(row.id)
+            assert saved is not None and saved.interests["keywords"] == ["quantization", "KV cache"] and saved.max_items == 5
+
+            # The next run sends this subscriber a digest.
+            second = run_once(env, tmp_path)
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert re.search(rf"^{row.id}: sent \d+ entr(y|ies) to {re.escape(EMAIL)}$", second.stdout, re.MULTILINE), second.stdout
+            digests = [m for m in inbox.wait(2) if m["X-Digestbot-Digest"]]
+            assert len(digests) == 1 and EMAIL in str(digests[0]["To"])
+            body = digests[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            assert "Quantization" in body and "Protein Folding" not in body
+
+            # One-click unsubscribe, as a mail client does it: a POST to the List-Unsubscribe link.
+            target = str(digests[0]["List-Unsubscribe"]).strip().strip("<>")
+            assert digests[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            assert target.startswith(f"{url}/unsubscribe/")
+            assert tokens.verify(settings, target.rsplit("/", 1)[1], "unsubscribe")["subscriber_id"] == row.id
+            answer = page.request.post(target, form={"List-Unsubscribe": "One-Click"})
+            assert answer.status == 200
+            assert store.web_subscriber(row.id).status == "unsubscribed"  # type: ignore[union-attr]
+            context.close()
+
+        # The next run sends nothing, and does not even consider this subscriber.
+        count = len(inbox.messages)
+        third = run_once(env, tmp_path)
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert row.id not in third.stdout
+        assert len(inbox.messages) == count
+        store.close()
