@@ -671,8 +671,11 @@ def topics(obj: Context, topics_file: str | None, show_vocabulary: bool) -> None
 def worker(obj: Context, loglevel: str) -> None:
     """Start a Celery worker that sends the digests `run --workers celery` dispatches.
 
+    Needs DIGESTBOT_BROKER_URL and a PostgreSQL DIGESTBOT_DATABASE_URL. Run as many as you need;
+    SIGTERM finishes the digest in hand, then stops.
+
     \b
-    Needs DIGESTBOT_BROKER_URL and a PostgreSQL DIGESTBOT_DATABASE_URL. Run as many as you need:
+    Example:
       DIGESTBOT_BROKER_URL=redis://127.0.0.1:6379/0 digestbot worker
     """
     from .workers import start_worker
