@@ -166,7 +166,7 @@ def run_pool(url: str, smtp: str, subs: list[Subscriber], n_entries: int, worker
         import redis
 
         r = redis.Redis.from_url(REDIS)
-        r.delete(queue, f"_kombu.binding.{queue}", *r.keys(f"{queue}:*"))
+        r.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}", *r.keys(f"{queue}:*"))
     after = (len(subs) - sent_at_t1) / (t2 - t1) if t2 > t1 and sent_at_t1 < len(subs) else 0.0
     return t1 - t0, t2 - t0, after
 
@@ -214,7 +214,7 @@ def time_claims(url: str, subs: list[Subscriber], n_entries: int, threads: int) 
     import redis
 
     r = redis.Redis.from_url(REDIS)
-    r.delete(queue, f"_kombu.binding.{queue}")
+    r.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     return len(subs) / max(1e-6, (t2 - t1) - (t1 - t0))
 
 

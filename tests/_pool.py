@@ -57,7 +57,7 @@ def redis_queue() -> Iterator[str]:
     try:
         yield queue
     finally:
-        keys = [queue, f"_kombu.binding.{queue}", *client.keys(f"{queue}:*")]
+        keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}", *client.keys(f"{queue}:*")]
         client.delete(*keys)
         client.close()
         if BROKER_URL.startswith("amqp"):
