@@ -141,19 +141,26 @@ subscriptions_option = click.option(
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Fetch, send what is due, and exit (for cron); without it, run the scheduler.")
+@click.option("--workers", type=click.Choice(["inline", "celery"]), default="inline", show_default=True,
+              help="celery: hand each due digest to the `digestbot worker` pool (needs DIGESTBOT_BROKER_URL and PostgreSQL).")
 @subscriptions_option
 @click.pass_obj
-def run(obj: Context, once: bool, subscriptions: str | None) -> None:
+def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> None:
     """Fetch every source and send every digest that is due.
 
     \b
     Example (from cron, every hour):
       0 * * * *  cd /srv/digestbot && digestbot run --once
+    Example (one scheduler, many `digestbot worker` processes):
+      DIGESTBOT_BROKER_URL=redis://127.0.0.1:6379/0 digestbot run --workers celery
     """
     from .ingest import fetch_all
     from .pipeline import run_once
 
     settings = obj.settings(subscriptions, need_file=True)
+    if workers == "celery":
+        _run_pool(obj, settings, once)
+        return
     if not once:
         from .scheduler import run_scheduler
 
@@ -185,6 +192,28 @@ def run(obj: Context, once: bool, subscriptions: str | None) -> None:
     failed = [o for o in report.outcomes + report.recovered if o.status in ("failed", "pending")]
     _run_summary(console, report.outcomes + report.recovered, len(subs), failed, problems)
     if failed or problems:
+        sys.exit(1)
+
+
+def _run_pool(obj: Context, settings: Settings, once: bool) -> None:
+    """`run --workers celery`: this process fetches and dispatches; the workers send."""
+    from .ingest import fetch_all
+    from .workers import dispatch_tick, require_pool, run_dispatcher
+
+    require_pool(settings)
+    if not once:
+        run_dispatcher(settings, lambda st: _roster(settings, st)[0], fetch=lambda st: fetch_all(settings, st))
+        return
+    store = Store(settings.database_url)
+    try:
+        subs, problems = _roster(settings, store)
+        _fetch_summary(obj.console, fetch_all(settings, store))
+        r = dispatch_tick(settings, store, subs)
+    finally:
+        store.close()
+    obj.console.say(f"dispatched to the pool: {r.enqueued} digests queued, {r.requeued} stalled ones queued again, "
+                    f"{r.empty} with no new entries, {r.skipped} claimed elsewhere, {r.idle} not due")
+    if problems:
         sys.exit(1)
 
 

@@ -290,3 +290,31 @@ def test_a_tick_claims_and_enqueues_each_due_digest_once(store: Store, sink: Sin
     assert (again.enqueued, again.requeued, again.skipped, again.idle) == (0, 0, 0, 3)
     assert queue_length(app, queue) == 3
     assert {r.owner for r in store.digests_with_status("pending")} == {QUEUED}
+
+
+def test_run_workers_celery_refuses_sqlite_and_says_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "subscriptions").mkdir()
+    (tmp_path / "digestbot.toml").write_text('subscriptions_dir = "subscriptions"\n')
+    result = CliRunner().invoke(cli, ["run", "--once", "--workers", "celery"],
+                                env={"DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_DATABASE_URL": "sqlite:///x.db"})
+    assert result.exit_code == 1
+    assert "the worker pool needs PostgreSQL" in result.output and "DIGESTBOT_DATABASE_URL=postgresql" in result.output
+
+
+def test_run_once_workers_celery_claims_and_queues_the_due_digests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, db_url: str, queue: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "subscriptions").mkdir()
+    for sub in subscribers(2):
+        (tmp_path / "subscriptions" / f"{sub.id}.toml").write_text(
+            f'email = "{sub.email}"\nschedule = "* * * * *"\n[interests]\nkeywords = ["quantization"]\n')
+    (tmp_path / "digestbot.toml").write_text('subscriptions_dir = "subscriptions"\n')
+    now = datetime.now(UTC)
+    store.upsert_entries(entries(3, now), now)
+    env = {"DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_DATABASE_URL": db_url, "DIGESTBOT_QUEUE": queue}
+    result = CliRunner().invoke(cli, ["run", "--once", "--workers", "celery"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "dispatched to the pool: 2 digests queued, 0 stalled ones queued again" in result.output
+    assert {r.owner for r in store.digests_with_status("pending")} == {QUEUED}
+    assert queue_length(make_app(load_settings(None, env)), queue) == 2
