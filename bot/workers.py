@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .channels import CHANNELS, Channel, channel_for
+from .channels.slack import CHANNEL_INTERVAL
 from .config import Settings, mask_url
 from .errors import BotError, StoreError, TransientSendError
 from .models import Digest, DigestItem, Interests, Receipt, Subscriber
@@ -125,17 +126,25 @@ def subscriber_from_dict(data: Mapping[str, Any]) -> Subscriber:
 
 # --- the worker side --------------------------------------------------------------------------
 class RateLimited(Channel):
-    """A channel whose sends wait for the pool's shared rate limit."""
+    """A channel whose sends wait for the pool's shared rate limit (one bucket, or one per destination)."""
 
-    def __init__(self, inner: Channel, limiter: SharedRateLimiter) -> None:
+    def __init__(self, inner: Channel, url: str, key: str, rate: float, per_destination: bool = False) -> None:
         super().__init__(inner.settings)
         self.inner = inner
-        self.limiter = limiter
+        self.url, self.key, self.rate, self.per_destination = url, key, rate, per_destination
+        self.limiters: dict[str, SharedRateLimiter] = {}
+
+    def limiter(self, digest: Digest) -> SharedRateLimiter:
+        """The bucket this digest's send draws from: the channel's, or its destination's (a Slack channel)."""
+        key = f"{self.key}:{digest.subscriber.address}" if self.per_destination else self.key
+        if key not in self.limiters:
+            self.limiters[key] = SharedRateLimiter(self.url, key, self.rate)
+        return self.limiters[key]
 
     def send(self, digest: Digest) -> Receipt:
         """Wait for a token shared with every worker, then send."""
         try:
-            self.limiter.acquire()
+            self.limiter(digest).acquire()
         except BotError as e:
             raise TransientSendError(str(e)) from e
         return self.inner.send(digest)
@@ -145,14 +154,16 @@ class RateLimited(Channel):
         return self.inner.already_delivered(digest)
 
     def close(self) -> None:
-        """Close the wrapped channel and the limiter's connection."""
+        """Close the wrapped channel and the limiters' connections."""
         self.inner.close()
-        self.limiter.close()
+        for limiter in self.limiters.values():
+            limiter.close()
+        self.limiters.clear()
 
 
-def channel_rates(settings: Settings) -> dict[str, float]:
-    """Messages per second per channel, for the whole pool together."""
-    return {"email": settings.smtp_rate}
+def channel_rates(settings: Settings) -> dict[str, tuple[float, bool]]:
+    """Messages per second per channel for the whole pool together, and whether per destination."""
+    return {"email": (settings.smtp_rate, False), "slack": (1.0 / CHANNEL_INTERVAL, True)}
 
 
 class PoolDeliverer(Deliverer):
@@ -167,11 +178,10 @@ class PoolDeliverer(Deliverer):
         """The channel for `name`, wrapped in the pool-wide rate limit when it has one."""
         if name not in self._limited:
             inner = super().channel(name)
-            rate = channel_rates(self.settings).get(name, 0)
+            rate, per_destination = channel_rates(self.settings).get(name, (0.0, False))
             url = ratelimit_url(self.settings)
             if rate > 0 and url:
-                limiter = SharedRateLimiter(url, f"{self.settings.queue}:rate:{name}", rate)
-                self._limited[name] = RateLimited(inner, limiter)
+                self._limited[name] = RateLimited(inner, url, f"{self.settings.queue}:rate:{name}", rate, per_destination)
             else:
                 if rate > 0:
                     log.warning("no Redis for the shared %s rate limit; set DIGESTBOT_RATELIMIT_URL", name)
@@ -182,7 +192,8 @@ class PoolDeliverer(Deliverer):
         """Close every channel and limiter."""
         for ch in self._limited.values():
             if isinstance(ch, RateLimited):
-                ch.limiter.close()
+                for limiter in ch.limiters.values():
+                    limiter.close()
         self._limited.clear()
         super().close()
 

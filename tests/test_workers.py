@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -14,14 +15,16 @@ import pytest
 from _pool import REDIS_URL, ROOT, Sink, entries, pg_schema, redis_queue, smtp_sink, subscribers
 from click.testing import CliRunner
 
+from bot.channels import Channel
 from bot.cli import cli
 from bot.config import Settings, load_settings
 from bot.errors import BotError
-from bot.models import DigestItem
+from bot.models import Digest, DigestItem, Receipt, Subscriber
 from bot.store import Store, digest_id
 from bot.workers import (
     QUEUED,
     PoolDeliverer,
+    RateLimited,
     _enqueue,
     dispatch_tick,
     make_app,
@@ -318,3 +321,37 @@ def test_run_once_workers_celery_claims_and_queues_the_due_digests(
     assert "dispatched to the pool: 2 digests queued, 0 stalled ones queued again" in result.output
     assert {r.owner for r in store.digests_with_status("pending")} == {QUEUED}
     assert queue_length(make_app(load_settings(None, env)), queue) == 2
+
+
+class _Clocked(Channel):
+    """A stand-in channel that notes when each send happened."""
+
+    def __init__(self, settings: Settings, stamps: list[tuple[str, float]]) -> None:
+        super().__init__(settings)
+        self.stamps = stamps
+
+    def send(self, digest: Digest) -> Receipt:
+        self.stamps.append((digest.subscriber.slack_channel, time.monotonic()))
+        return Receipt("slack", digest.subscriber.slack_channel)
+
+
+def test_slack_posts_to_one_channel_are_one_a_second_across_workers(queue: str) -> None:
+    settings = Settings(ratelimit_url=REDIS_URL, queue=queue, slack_token="xoxb-test")
+    stamps: list[tuple[str, float]] = []
+    # Two workers' wrappers, each with its own limiters, as two processes would have.
+    workers = [RateLimited(_Clocked(settings, stamps), REDIS_URL, f"{queue}:rate:slack", 1.0, per_destination=True)
+               for _ in range(2)]
+    def digest(channel: str) -> Digest:
+        sub = Subscriber(id=channel.strip("#"), slack_channel=channel)
+        return Digest(f"{sub.id}.x", sub, datetime.now(UTC), ())
+    try:
+        for n in range(4):
+            workers[n % 2].send(digest("#papers"))
+            workers[n % 2].send(digest("#other"))
+    finally:
+        for w in workers:
+            w.close()
+    papers = [t for c, t in stamps if c == "#papers"]
+    other = [t for c, t in stamps if c == "#other"]
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(papers))  # one a second, whichever worker
+    assert other[0] - papers[0] < 0.5  # another channel does not wait for this one's bucket
