@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from queue import Queue
 
 from .channels import CHANNELS, Channel, channel_for
 from .config import Settings
@@ -18,7 +19,7 @@ from .errors import BotError, SendError
 from .match import Matcher
 from .models import Digest, DigestItem, Entry, Subscriber
 from .slots import due_slot
-from .store import DigestRow, Store
+from .store import DigestRow, Store, digest_id
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ LEASE = timedelta(minutes=5)  # how long a sender holds a pending digest before 
 # A live process on this host keeps its digests even past the lease (its clock may have jumped),
 # unless the lease ran out this long ago: then it is taken to be hung, or its pid reused.
 STALE = timedelta(hours=1)
+# Digests rendered ahead of the one being sent (`Deliverer.deliver_all`); they are not claimed
+# until their turn, so a crash or a stop finds them untouched.
+AHEAD = 1
 
 # Digests this process is sending right now: recovery in another thread must not take them.
 _IN_FLIGHT: set[str] = set()
@@ -180,6 +184,11 @@ class Deliverer:
 
     def deliver(self, plan: Plan) -> Outcome:
         """Claim (subscriber, slot) and its entries, then send: the ledger's claim → send → confirm."""
+        job = self._claim(plan)
+        return job if isinstance(job, Outcome) else self.send(*job)
+
+    def _claim(self, plan: Plan) -> Outcome | tuple[Digest, str]:
+        """Claim a plan's digest: the digest and its channel's name to send, or the outcome already."""
         sub = plan.subscriber
         name = channel_for(sub, self.settings)
         claimed = self.store.claim(sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=LEASE)
@@ -188,7 +197,56 @@ class Deliverer:
         did, items = claimed
         if not items:
             return Outcome(sub.id, "empty", 0, sub.address, did)
-        return self.send(Digest(did, sub, plan.slot, tuple(items), plan.more), name)
+        return Digest(did, sub, plan.slot, tuple(items), plan.more), name
+
+    def deliver_all(self, plans: Sequence[Plan], stop: Callable[[], bool] | None = None,
+                    progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        """`deliver` each plan in order; the next digest is rendered while one is on the wire.
+
+        One sender thread claims, sends and confirms one digest after the other, exactly as
+        `deliver` does; this thread only renders ahead (a digest whose entries the claim
+        trimmed is rendered again). `stop` is asked before each digest is claimed.
+        """
+        outcomes: list[Outcome] = []
+        jobs: Queue[Plan | None] = Queue(maxsize=AHEAD)
+        failed: list[BaseException] = []
+
+        def sender() -> None:
+            while (plan := jobs.get()) is not None:
+                if failed or (stop is not None and stop()):
+                    continue
+                try:
+                    outcome = self.deliver(plan)
+                    outcomes.append(outcome)
+                    if progress:
+                        progress(outcome)
+                except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                    failed.append(e)
+
+        thread = threading.Thread(target=sender, name="digestbot-sender", daemon=True)
+        thread.start()
+        try:
+            for plan in plans:
+                if failed or (stop is not None and stop()):
+                    break
+                if plan.items:
+                    sub = plan.subscriber
+                    self._prepare(Digest(digest_id(sub.id, plan.slot), sub, plan.slot, plan.items, plan.more),
+                                  channel_for(sub, self.settings))
+                jobs.put(plan)
+        finally:
+            jobs.put(None)
+            thread.join()
+        if failed:
+            raise failed[0]
+        return outcomes
+
+    def _prepare(self, digest: Digest, channel_name: str) -> None:
+        """Let the channel render a digest ahead of sending it; any error shows when it is sent."""
+        try:
+            self.channel(channel_name).prepare(digest)
+        except Exception:  # `send` renders again and reports the error in its place
+            log.debug("preparing %s failed; sending will say why", digest.id, exc_info=True)
 
     def recover(self, subscribers: Sequence[Subscriber], stop: Callable[[], bool] | None = None) -> list[Outcome]:
         """Resolve digests left pending by a crash or a transient failure, before anything new."""
@@ -313,13 +371,7 @@ def run_once(
         if stop is not None and stop():
             return report
         plans, idle = plan_digests(settings, store, subscribers, now)
-        for plan in plans:
-            if stop is not None and stop():
-                break
-            outcome = deliverer.deliver(plan)
-            report.outcomes.append(outcome)
-            if progress:
-                progress(outcome)
+        report.outcomes = deliverer.deliver_all(plans, stop, progress)
         for sub in idle:
             report.outcomes.append(Outcome(sub.id, "not-due", 0, sub.address))
     finally:
