@@ -210,10 +210,11 @@ class Deliverer:
         outcomes: list[Outcome] = []
         jobs: Queue[Plan | None] = Queue(maxsize=AHEAD)
         failed: list[BaseException] = []
+        halt = threading.Event()  # set on an error on either side: nothing more is claimed
 
         def sender() -> None:
             while (plan := jobs.get()) is not None:
-                if failed or (stop is not None and stop()):
+                if halt.is_set() or (stop is not None and stop()):
                     continue
                 try:
                     outcome = self.deliver(plan)
@@ -222,18 +223,22 @@ class Deliverer:
                         progress(outcome)
                 except BaseException as e:  # noqa: BLE001 - handed to the caller below
                     failed.append(e)
+                    halt.set()
 
         thread = threading.Thread(target=sender, name="digestbot-sender", daemon=True)
         thread.start()
         try:
             for plan in plans:
-                if failed or (stop is not None and stop()):
+                if halt.is_set() or (stop is not None and stop()):
                     break
                 if plan.items:
                     sub = plan.subscriber
                     self._prepare(Digest(digest_id(sub.id, plan.slot), sub, plan.slot, plan.items, plan.more),
                                   channel_for(sub, self.settings))
                 jobs.put(plan)
+        except BaseException:  # Ctrl-C here: the digest on the wire is finished, the queued one not started
+            halt.set()
+            raise
         finally:
             jobs.put(None)
             thread.join()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _peers import SmtpPeer
+from _peers import SmtpPeer, SmtpScript
 
 from bot.channels import email
 from bot.config import Settings
@@ -101,3 +101,22 @@ def test_an_error_in_the_ledger_reaches_the_caller(tmp_path: Path, monkeypatch: 
             d.deliver_all([plan(n, *PAPERS) for n in range(3)])
         d.close()
     assert len(smtp.mails) == 1  # the sender stopped at the first error
+
+
+def test_an_interrupt_finishes_the_digest_on_the_wire_and_starts_not_the_queued_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SmtpPeer(SmtpScript(delay=0.5)) as smtp:
+        settings, store = world(tmp_path, smtp)
+        d = Deliverer(settings, store)
+        real = d._prepare
+
+        def interrupted(digest: Digest, name: str) -> None:
+            if digest.subscriber.id == "r2":  # r0 on the wire, r1 queued
+                raise KeyboardInterrupt
+            real(digest, name)
+
+        monkeypatch.setattr(d, "_prepare", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            d.deliver_all([plan(n, *PAPERS) for n in range(4)])
+        d.close()
+    assert len(smtp.mails) == 1
+    assert [(r.subscriber_id, r.status) for r in store.digests_with_status("sent", "pending", "empty")] == [("r0", "sent")]
