@@ -27,8 +27,9 @@ LEASE = timedelta(minutes=5)  # how long a sender holds a pending digest before 
 # A live process on this host keeps its digests even past the lease (its clock may have jumped),
 # unless the lease ran out this long ago: then it is taken to be hung, or its pid reused.
 STALE = timedelta(hours=1)
-# Digests rendered ahead of the one being sent (`Deliverer.deliver_all`); they are not claimed
-# until their turn, so a crash or a stop finds them untouched.
+# Digests claimed and rendered ahead of the one being sent (`Deliverer.deliver_all`): never sent
+# before their turn, so a crash leaves them pending for the next run to send once, and a stop
+# gives them back (`Store.unclaim`). Only the digest on the wire can be sent twice.
 AHEAD = 1
 
 # Digests this process is sending right now: recovery in another thread must not take them.
@@ -185,39 +186,60 @@ class Deliverer:
     def deliver(self, plan: Plan) -> Outcome:
         """Claim (subscriber, slot) and its entries, then send: the ledger's claim → send → confirm."""
         job = self._claim(plan)
-        return job if isinstance(job, Outcome) else self.send(*job)
+        return job if isinstance(job, Outcome) else self._send_held(*job)
 
     def _claim(self, plan: Plan) -> Outcome | tuple[Digest, str]:
-        """Claim a plan's digest: the digest and its channel's name to send, or the outcome already."""
+        """Claim a plan's digest and hold it in this process: the digest and its channel's name, or the outcome."""
         sub = plan.subscriber
         name = channel_for(sub, self.settings)
-        claimed = self.store.claim(sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=LEASE)
-        if claimed is None:
-            return Outcome(sub.id, "skipped", reason="another run claimed this slot")
-        did, items = claimed
-        if not items:
+        did = digest_id(sub.id, plan.slot)
+        if not _hold(did):  # held before it is claimed: recovery in another thread leaves it alone
+            return Outcome(sub.id, "skipped", digest_id=did, reason="being sent by another thread")
+        try:
+            claimed = self.store.claim(sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=LEASE)
+        except BaseException:
+            _drop(did)
+            raise
+        if claimed is None or not claimed[1]:
+            _drop(did)
+            if claimed is None:
+                return Outcome(sub.id, "skipped", reason="another run claimed this slot")
             return Outcome(sub.id, "empty", 0, sub.address, did)
-        return Digest(did, sub, plan.slot, tuple(items), plan.more), name
+        return Digest(did, sub, plan.slot, tuple(claimed[1]), plan.more), name
+
+    def _send_held(self, digest: Digest, channel_name: str) -> Outcome:
+        """`_send` a digest this process holds, then let it go."""
+        try:
+            return self._send(digest, channel_name)
+        finally:
+            _drop(digest.id)
 
     def deliver_all(self, plans: Sequence[Plan], stop: Callable[[], bool] | None = None,
                     progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-        """`deliver` each plan in order; the next digest is rendered while one is on the wire.
+        """`deliver` each plan in order; the next digest is claimed and rendered while one is on the wire.
 
-        One sender thread claims, sends and confirms one digest after the other, exactly as
-        `deliver` does; this thread only renders ahead (a digest whose entries the claim
-        trimmed is rendered again). `stop` is asked before each digest is claimed.
+        A sender thread sends and confirms one digest after the other, so at most one digest is
+        ever sent and not yet confirmed. `stop` is asked before each claim and each send; a
+        digest claimed ahead but not sent when it says yes is given back, as if never claimed.
         """
         outcomes: list[Outcome] = []
-        jobs: Queue[Plan | None] = Queue(maxsize=AHEAD)
+        jobs: Queue[Outcome | tuple[Digest, str] | None] = Queue(maxsize=AHEAD)
         failed: list[BaseException] = []
-        halt = threading.Event()  # set on an error on either side: nothing more is claimed
+        halt = threading.Event()  # set on an error on either side: nothing more is sent
+
+        def stopped() -> bool:
+            return halt.is_set() or (stop is not None and stop())
 
         def sender() -> None:
-            while (plan := jobs.get()) is not None:
-                if halt.is_set() or (stop is not None and stop()):
-                    continue
+            while (job := jobs.get()) is not None:
                 try:
-                    outcome = self.deliver(plan)
+                    if isinstance(job, Outcome):
+                        outcome = job
+                    elif stopped():
+                        self._give_back(*job)
+                        continue
+                    else:
+                        outcome = self._send_held(*job)
                     outcomes.append(outcome)
                     if progress:
                         progress(outcome)
@@ -229,14 +251,18 @@ class Deliverer:
         thread.start()
         try:
             for plan in plans:
-                if halt.is_set() or (stop is not None and stop()):
+                if stopped():
                     break
-                if plan.items:
-                    sub = plan.subscriber
-                    self._prepare(Digest(digest_id(sub.id, plan.slot), sub, plan.slot, plan.items, plan.more),
-                                  channel_for(sub, self.settings))
-                jobs.put(plan)
-        except BaseException:  # Ctrl-C here: the digest on the wire is finished, the queued one not started
+                job = self._claim(plan)
+                try:
+                    if not isinstance(job, Outcome):
+                        self._prepare(*job)
+                    jobs.put(job)
+                except BaseException:
+                    if not isinstance(job, Outcome):
+                        self._give_back(*job)
+                    raise
+        except BaseException:  # Ctrl-C here: the digest on the wire is finished, nothing more is sent
             halt.set()
             raise
         finally:
@@ -245,6 +271,14 @@ class Deliverer:
         if failed:
             raise failed[0]
         return outcomes
+
+    def _give_back(self, digest: Digest, channel_name: str) -> None:
+        """Unclaim a digest claimed ahead and never sent (a stop came first)."""
+        try:
+            if not self.store.unclaim(digest.id, self.owner):
+                log.warning("digest %s was claimed ahead and could not be given back; the next run sends it", digest.id)
+        finally:
+            _drop(digest.id)
 
     def _prepare(self, digest: Digest, channel_name: str) -> None:
         """Let the channel render a digest ahead of sending it; any error shows when it is sent."""

@@ -1,4 +1,4 @@
-"""`Deliverer.deliver_all`: the next digest rendered while one is on the wire; claim → send → confirm unchanged."""
+"""`Deliverer.deliver_all`: the next digest claimed and rendered while one is on the wire, one sent-but-unconfirmed at most."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_each_digest_is_rendered_once_and_sent_in_order(tmp_path: Path, rendered
     assert {r.status for r in store.digests_with_status("sent", "pending")} == {"sent"}
 
 
-def test_a_digest_whose_claim_dropped_an_entry_is_rendered_again_without_it(tmp_path: Path, rendered: list[Digest]) -> None:
+def test_a_digest_whose_claim_dropped_an_entry_is_rendered_without_it(tmp_path: Path, rendered: list[Digest]) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp)
         earlier = store.claim("r1", SLOT - timedelta(days=1), [DigestItem(PAPERS[0], 0.9)], "email")
@@ -71,12 +71,12 @@ def test_a_digest_whose_claim_dropped_an_entry_is_rendered_again_without_it(tmp_
         [outcome] = d.deliver_all([plan(1, *PAPERS)])
         d.close()
     assert outcome.status == "sent" and outcome.entries == 2
-    assert [len(r.items) for r in rendered] == [3, 2]  # rendered ahead with 3, sent with the 2 claimed
+    assert [len(r.items) for r in rendered] == [2]  # rendered after the claim, once
     assert [i.entry.id for i in store.digest_items(outcome.digest_id)] == [p.id for p in PAPERS[1:]]
     assert len(smtp.mails) == 1
 
 
-def test_a_stop_claims_and_sends_nothing_after_the_digest_in_flight(tmp_path: Path) -> None:
+def test_a_stop_sends_nothing_after_the_digest_in_flight_and_gives_back_what_was_claimed_ahead(tmp_path: Path) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp)
         d = Deliverer(settings, store)
@@ -110,7 +110,7 @@ def test_an_interrupt_finishes_the_digest_on_the_wire_and_starts_not_the_queued_
         real = d._prepare
 
         def interrupted(digest: Digest, name: str) -> None:
-            if digest.subscriber.id == "r2":  # r0 on the wire, r1 queued
+            if digest.subscriber.id == "r2":  # r0 on the wire, r1 queued, r2 claimed
                 raise KeyboardInterrupt
             real(digest, name)
 
@@ -120,3 +120,21 @@ def test_an_interrupt_finishes_the_digest_on_the_wire_and_starts_not_the_queued_
         d.close()
     assert len(smtp.mails) == 1
     assert [(r.subscriber_id, r.status) for r in store.digests_with_status("sent", "pending", "empty")] == [("r0", "sent")]
+
+
+def test_unclaim_gives_back_only_an_untried_digest_of_its_owner(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.upsert_entries(PAPERS, SLOT)
+    try:
+        tried = store.claim("r1", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1")
+        untried = store.claim("r2", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1")
+        assert tried is not None and untried is not None
+        store.note_attempt(tried[0], "451 try later")
+        assert not store.unclaim(tried[0], "me:1")  # it may have reached the server
+        assert not store.unclaim(untried[0], "other:2")
+        assert store.unclaim(untried[0], "me:1")
+        assert store.get_digest(untried[0]) is None and store.delivered(["r2"]) == {"r2": set()}
+        assert store.claim("r2", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1") is not None  # free again
+        assert store.get_digest(tried[0]) is not None
+    finally:
+        store.close()

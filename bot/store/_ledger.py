@@ -190,6 +190,16 @@ class Ledger(StoreBase):
             )).values(owner="", lease_until=now or _now()))
 
     @retrying
+    def unclaim(self, did: str, owner: str) -> bool:
+        """Undo the claim of a digest never tried (pending, held by `owner`, no attempt): as if never claimed."""
+        untried = and_(digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner, digests.c.attempts == 0)
+        with self.begin() as conn:
+            if conn.execute(select(digests.c.id).where(untried)).first() is None:
+                return False
+            conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
+            return bool(conn.execute(delete(digests).where(untried)).rowcount)
+
+    @retrying
     def note_attempt(self, did: str, reason: str) -> int:
         """A transient failure: the digest stays pending; return how many attempts it has had."""
         with self.begin() as conn:
