@@ -27,9 +27,10 @@ LEASE = timedelta(minutes=5)  # how long a sender holds a pending digest before 
 # A live process on this host keeps its digests even past the lease (its clock may have jumped),
 # unless the lease ran out this long ago: then it is taken to be hung, or its pid reused.
 STALE = timedelta(hours=1)
-# Digests claimed and rendered ahead of the one being sent (`Deliverer.deliver_all`): never sent
-# before their turn, so a crash leaves them pending for the next run to send once, and a stop
-# gives them back (`Store.unclaim`). Only the digest on the wire can be sent twice.
+# Digests claimed and rendered ahead of the one being sent (`Deliverer.deliver_all`): AHEAD wait in
+# the queue, one more is being claimed. None is sent before the one on the wire is confirmed, so a
+# crash leaves them pending, never sent (the next run sends them once), and a stop gives them back
+# (`Store.unclaim`). Only the digest on the wire can be sent twice.
 AHEAD = 1
 
 # Digests this process is sending right now: recovery in another thread must not take them.
