@@ -141,7 +141,7 @@ class Deliverer:
         finally:
             _drop(digest.id)
 
-    def _send(self, digest: Digest, channel_name: str) -> Outcome:
+    def _send(self, digest: Digest, channel_name: str, leased: float | None = None) -> Outcome:
         sub = digest.subscriber
         try:
             channel = self.channel(channel_name)
@@ -149,7 +149,7 @@ class Deliverer:
             self.store.note_attempt(digest.id, str(e))
             self.store.release(digest.id, self.owner)
             return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, str(e))
-        leased = time.monotonic()
+        leased = time.monotonic() if leased is None else leased  # when the lease was last taken
         for attempt in range(self.retry.attempts):
             # Keep the lease while retrying, so no other process takes the digest meanwhile;
             # if one has (our lease ran out), it sends it and we stop.
@@ -189,7 +189,7 @@ class Deliverer:
         job = self._claim(plan)
         return job if isinstance(job, Outcome) else self._send_held(*job)
 
-    def _claim(self, plan: Plan) -> Outcome | tuple[Digest, str]:
+    def _claim(self, plan: Plan) -> Outcome | tuple[Digest, str, float]:
         """Claim a plan's digest and hold it in this process: the digest and its channel's name, or the outcome."""
         sub = plan.subscriber
         name = channel_for(sub, self.settings)
@@ -206,12 +206,12 @@ class Deliverer:
             if claimed is None:
                 return Outcome(sub.id, "skipped", reason="another run claimed this slot")
             return Outcome(sub.id, "empty", 0, sub.address, did)
-        return Digest(did, sub, plan.slot, tuple(claimed[1]), plan.more), name
+        return Digest(did, sub, plan.slot, tuple(claimed[1]), plan.more), name, time.monotonic()
 
-    def _send_held(self, digest: Digest, channel_name: str) -> Outcome:
-        """`_send` a digest this process holds, then let it go."""
+    def _send_held(self, digest: Digest, channel_name: str, leased: float) -> Outcome:
+        """`_send` a digest this process holds (its lease taken at `leased`), then let it go."""
         try:
-            return self._send(digest, channel_name)
+            return self._send(digest, channel_name, leased)
         finally:
             _drop(digest.id)
 
@@ -224,7 +224,7 @@ class Deliverer:
         digest claimed ahead but not sent when it says yes is given back, as if never claimed.
         """
         outcomes: list[Outcome] = []
-        jobs: Queue[Outcome | tuple[Digest, str] | None] = Queue(maxsize=AHEAD)
+        jobs: Queue[Outcome | tuple[Digest, str, float] | None] = Queue(maxsize=AHEAD)
         failed: list[BaseException] = []
         halt = threading.Event()  # set on an error on either side: nothing more is sent
 
@@ -237,7 +237,7 @@ class Deliverer:
                     if isinstance(job, Outcome):
                         outcome = job
                     elif stopped():
-                        self._give_back(*job)
+                        self._give_back(job[0])
                         continue
                     else:
                         outcome = self._send_held(*job)
@@ -257,11 +257,11 @@ class Deliverer:
                 job = self._claim(plan)
                 try:
                     if not isinstance(job, Outcome):
-                        self._prepare(*job)
+                        self._prepare(*job[:2])
                     jobs.put(job)
                 except BaseException:
                     if not isinstance(job, Outcome):
-                        self._give_back(*job)
+                        self._give_back(job[0])
                     raise
         except BaseException:  # Ctrl-C here: the digest on the wire is finished, nothing more is sent
             halt.set()
@@ -273,7 +273,7 @@ class Deliverer:
             raise failed[0]
         return outcomes
 
-    def _give_back(self, digest: Digest, channel_name: str) -> None:
+    def _give_back(self, digest: Digest) -> None:
         """Unclaim a digest claimed ahead and never sent (a stop came first)."""
         try:
             if not self.store.unclaim(digest.id, self.owner):

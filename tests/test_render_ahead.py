@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from _peers import SmtpPeer, SmtpScript
 
+from bot import pipeline
 from bot.channels import email
 from bot.config import Settings
 from bot.models import Digest, DigestItem, Entry, Interests, Subscriber
@@ -138,3 +139,22 @@ def test_unclaim_gives_back_only_an_untried_digest_of_its_owner(tmp_path: Path) 
         assert store.get_digest(tried[0]) is not None
     finally:
         store.close()
+
+
+def test_a_digest_claimed_ahead_whose_lease_grew_old_while_waiting_is_renewed_or_left_to_its_taker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "LEASE", timedelta(seconds=0.6))  # renewed after 0.2 s
+    with SmtpPeer(SmtpScript(delay=0.4)) as smtp:
+        settings, store = world(tmp_path, smtp)
+        asked: list[str] = []
+
+        def taken_over(did: str, *_a: object, **_kw: object) -> bool:
+            asked.append(did)
+            return False  # another host's process took it when the lease ran out
+
+        monkeypatch.setattr(store, "renew", taken_over)
+        d = Deliverer(settings, store)
+        outcomes = d.deliver_all([plan(0, *PAPERS), plan(1, *PAPERS)])
+        d.close()
+    assert [(o.subscriber, o.status) for o in outcomes] == [("r0", "sent"), ("r1", "skipped")]
+    assert asked == ["r1.20261128T0700Z"] and len(smtp.mails) == 1
