@@ -37,6 +37,22 @@ AHEAD = 1
 # woken by the SMTP server's reply, gets the lock back from the rendering thread without waiting
 # out the long default slice, four times per message.
 SWITCH_SECONDS = 0.0002
+_SWITCH = {"users": 0, "saved": 0.0}  # how many deliver_all are running, and the interval before the first
+_SWITCH_LOCK = threading.Lock()
+
+
+def _fast_switch(on: bool) -> None:
+    """Shorten the interpreter's thread switch interval while any `deliver_all` runs; restore it after."""
+    with _SWITCH_LOCK:
+        if on:
+            if _SWITCH["users"] == 0:
+                _SWITCH["saved"] = sys.getswitchinterval()
+                sys.setswitchinterval(min(_SWITCH["saved"], SWITCH_SECONDS))
+            _SWITCH["users"] += 1
+        else:
+            _SWITCH["users"] -= 1
+            if _SWITCH["users"] == 0:
+                sys.setswitchinterval(_SWITCH["saved"])
 
 # Digests this process is sending right now: recovery in another thread must not take them.
 _IN_FLIGHT: set[str] = set()
@@ -254,8 +270,7 @@ class Deliverer:
                     halt.set()
 
         thread = threading.Thread(target=sender, name="digestbot-sender", daemon=True)
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, SWITCH_SECONDS))
+        _fast_switch(True)
         thread.start()
         try:
             for plan in plans:
@@ -276,7 +291,7 @@ class Deliverer:
         finally:
             jobs.put(None)
             thread.join()
-            sys.setswitchinterval(switch)
+            _fast_switch(False)
         if failed:
             raise failed[0]
         return outcomes

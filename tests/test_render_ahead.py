@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -158,3 +159,15 @@ def test_a_digest_claimed_ahead_whose_lease_grew_old_while_waiting_is_renewed_or
         d.close()
     assert [(o.subscriber, o.status) for o in outcomes] == [("r0", "sent"), ("r1", "skipped")]
     assert asked == ["r1.20261128T0700Z"] and len(smtp.mails) == 1
+
+
+def test_the_thread_switch_interval_is_short_while_sending_and_restored_after(tmp_path: Path) -> None:
+    before = sys.getswitchinterval()
+    with SmtpPeer() as smtp:
+        settings, store = world(tmp_path, smtp)
+        d = Deliverer(settings, store)
+        during: list[float] = []
+        d.deliver_all([plan(n, *PAPERS) for n in range(2)], progress=lambda _o: during.append(sys.getswitchinterval()))
+        d.close()
+    assert during == [pytest.approx(pipeline.SWITCH_SECONDS)] * 2
+    assert sys.getswitchinterval() == before
