@@ -167,7 +167,7 @@ def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> No
         run_scheduler(settings)
         return
     console = obj.console
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, settings.database_sqlite_synchronous)
     subs, problems = _roster(settings, store)
     try:
         with console.progress("Fetching", len(settings.sources)) as step:
@@ -358,7 +358,7 @@ def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
       digestbot feedback alice arxiv:2401.12345 up
     """
     settings = obj.settings()
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, settings.database_sqlite_synchronous)
     try:
         store.record_feedback(subscriber, entry, 1 if vote == "up" else -1, datetime.now(UTC))
     finally:
@@ -404,7 +404,7 @@ def status(obj: Context, subscriptions: str | None, items: bool, pool_only: bool
             return
     subs, problems = _subscribers(settings)
     now = datetime.now(UTC)
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, settings.database_sqlite_synchronous)
     try:
         click.echo(f"Subscribers ({len(subs)}):")
         for sub in subs:
@@ -511,7 +511,7 @@ def fetch(obj: Context, names: Sequence[str]) -> None:
     if not logging.getLogger().isEnabledFor(logging.INFO):
         # Every error and warning is printed below; without -v, don't log them twice.
         logging.getLogger("bot.ingest").setLevel(logging.ERROR)
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, settings.database_sqlite_synchronous)
     try:
         if sys.stderr.isatty():
             bar: Any
@@ -574,7 +574,7 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
       digestbot history alice --limit 3
     """
     settings = obj.settings()
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, settings.database_sqlite_synchronous)
     try:
         rows = store.history(subscriber, limit=limit)
         items = {r.id: store.digest_items(r.id) for r in rows}
@@ -641,7 +641,7 @@ def preview(obj: Context, subscriber: str, out: str, open_html: bool, subscripti
     db = settings.database_url
     if db.startswith("sqlite:///") and db != "sqlite:///:memory:" and not Path(db[len("sqlite:///"):]).exists():
         raise click.UsageError(f"no database at {db} yet; run 'digestbot run --once' first to fetch entries")
-    store = Store(db)
+    store = Store(db, settings.database_sqlite_synchronous)
     try:
         subs, _ = _roster(settings, store)
         found = {s.id: s for s in subs}

@@ -31,6 +31,9 @@ class Settings:
     config_path: Path | None = None
     base_dir: Path = Path(".")  # relative paths in the file are relative to the file's folder
     database_url: str = "sqlite:///digestbot.db"  # DIGESTBOT_DATABASE_URL
+    # SQLite only: NORMAL (a commit survives a killed process, the last ones may not survive a
+    # power loss) or FULL (fsync at every commit: survives both, ~10× slower to record)
+    database_sqlite_synchronous: str = "NORMAL"
     subscriptions_dir: Path = Path("subscriptions")
     outbox_dir: Path = Path("outbox")
     templates_dir: Path | None = None  # a folder whose templates override the bundled ones
@@ -57,7 +60,7 @@ class Settings:
 
 
 _TOP_KEYS = {
-    "database_url", "subscriptions_dir", "outbox_dir", "templates_dir", "sources", "smtp",
+    "database_url", "database_sqlite_synchronous", "subscriptions_dir", "outbox_dir", "templates_dir", "sources", "smtp",
     "slack", "from", "base_url", "fetch_interval_minutes", "corpus_days", "lookback_days",
 }
 _SMTP_KEYS = {"url", "rate"}
@@ -133,6 +136,13 @@ def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str]) -
     for key in ("database_url", "base_url"):
         if key in raw and _check_type(problems, where, key, raw[key], str, "a string"):
             values[key] = raw[key]
+    sync = raw.get("database_sqlite_synchronous")
+    if sync is not None and _check_type(problems, where, "database_sqlite_synchronous", sync, str, '"NORMAL" or "FULL"'):
+        if sync.upper() in ("NORMAL", "FULL"):
+            values["database_sqlite_synchronous"] = sync.upper()
+        else:
+            problems.append(Problem(where, "database_sqlite_synchronous", f'{sync!r} is not a mode; write "NORMAL" '
+                                    '(fast; a power loss may undo the last records) or "FULL" (an fsync per record)'))
     for key in ("subscriptions_dir", "outbox_dir", "templates_dir"):
         if key in raw and _check_type(problems, where, key, raw[key], str, "a path string"):
             values[key] = Path(raw[key])

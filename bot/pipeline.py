@@ -6,11 +6,13 @@ import logging
 import os
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from queue import Queue
 
 from .channels import CHANNELS, Channel, channel_for
 from .config import Settings
@@ -18,7 +20,7 @@ from .errors import BotError, SendError
 from .match import Matcher
 from .models import Digest, DigestItem, Entry, Subscriber
 from .slots import due_slot
-from .store import DigestRow, Store
+from .store import DigestRow, Store, digest_id
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,31 @@ LEASE = timedelta(minutes=5)  # how long a sender holds a pending digest before 
 # A live process on this host keeps its digests even past the lease (its clock may have jumped),
 # unless the lease ran out this long ago: then it is taken to be hung, or its pid reused.
 STALE = timedelta(hours=1)
+# Digests claimed and rendered ahead of the one being sent (`Deliverer.deliver_all`): AHEAD wait in
+# the queue, one more is being claimed. None is sent before the one on the wire is confirmed, so a
+# crash leaves them pending, never sent (the next run sends them once), and a stop gives them back
+# (`Store.unclaim`). Only the digest on the wire can be sent twice.
+AHEAD = 1
+# While sending, the interpreter switches threads at least this often (default 5 ms): the sender,
+# woken by the SMTP server's reply, gets the lock back from the rendering thread without waiting
+# out the long default slice, four times per message.
+SWITCH_SECONDS = 0.0002
+_SWITCH = {"users": 0, "saved": 0.0}  # how many deliver_all are running, and the interval before the first
+_SWITCH_LOCK = threading.Lock()
+
+
+def _fast_switch(on: bool) -> None:
+    """Shorten the interpreter's thread switch interval while any `deliver_all` runs; restore it after."""
+    with _SWITCH_LOCK:
+        if on:
+            if _SWITCH["users"] == 0:
+                _SWITCH["saved"] = sys.getswitchinterval()
+                sys.setswitchinterval(min(_SWITCH["saved"], SWITCH_SECONDS))
+            _SWITCH["users"] += 1
+        else:
+            _SWITCH["users"] -= 1
+            if _SWITCH["users"] == 0:
+                sys.setswitchinterval(_SWITCH["saved"])
 
 # Digests this process is sending right now: recovery in another thread must not take them.
 _IN_FLIGHT: set[str] = set()
@@ -135,7 +162,7 @@ class Deliverer:
         finally:
             _drop(digest.id)
 
-    def _send(self, digest: Digest, channel_name: str) -> Outcome:
+    def _send(self, digest: Digest, channel_name: str, leased: float | None = None) -> Outcome:
         sub = digest.subscriber
         try:
             channel = self.channel(channel_name)
@@ -143,7 +170,7 @@ class Deliverer:
             self.store.note_attempt(digest.id, str(e))
             self.store.release(digest.id, self.owner)
             return Outcome(sub.id, "pending", len(digest.items), sub.address, digest.id, str(e))
-        leased = time.monotonic()
+        leased = time.monotonic() if leased is None else leased  # when the lease was last taken
         for attempt in range(self.retry.attempts):
             # Keep the lease while retrying, so no other process takes the digest meanwhile;
             # if one has (our lease ran out), it sends it and we stop.
@@ -180,15 +207,109 @@ class Deliverer:
 
     def deliver(self, plan: Plan) -> Outcome:
         """Claim (subscriber, slot) and its entries, then send: the ledger's claim → send → confirm."""
+        job = self._claim(plan)
+        return job if isinstance(job, Outcome) else self._send_held(*job)
+
+    def _claim(self, plan: Plan) -> Outcome | tuple[Digest, str, float]:
+        """Claim a plan's digest and hold it in this process: the digest and its channel's name, or the outcome."""
         sub = plan.subscriber
         name = channel_for(sub, self.settings)
-        claimed = self.store.claim(sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=LEASE)
-        if claimed is None:
-            return Outcome(sub.id, "skipped", reason="another run claimed this slot")
-        did, items = claimed
-        if not items:
+        did = digest_id(sub.id, plan.slot)
+        if not _hold(did):  # held before it is claimed: recovery in another thread leaves it alone
+            return Outcome(sub.id, "skipped", digest_id=did, reason="being sent by another thread")
+        try:
+            claimed = self.store.claim(sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=LEASE)
+        except BaseException:
+            _drop(did)
+            raise
+        if claimed is None or not claimed[1]:
+            _drop(did)
+            if claimed is None:
+                return Outcome(sub.id, "skipped", reason="another run claimed this slot")
             return Outcome(sub.id, "empty", 0, sub.address, did)
-        return self.send(Digest(did, sub, plan.slot, tuple(items), plan.more), name)
+        return Digest(did, sub, plan.slot, tuple(claimed[1]), plan.more), name, time.monotonic()
+
+    def _send_held(self, digest: Digest, channel_name: str, leased: float) -> Outcome:
+        """`_send` a digest this process holds (its lease taken at `leased`), then let it go."""
+        try:
+            return self._send(digest, channel_name, leased)
+        finally:
+            _drop(digest.id)
+
+    def deliver_all(self, plans: Sequence[Plan], stop: Callable[[], bool] | None = None,
+                    progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        """`deliver` each plan in order; the next digest is claimed and rendered while one is on the wire.
+
+        A sender thread sends and confirms one digest after the other, so at most one digest is
+        ever sent and not yet confirmed. `stop` is asked before each claim and each send; a
+        digest claimed ahead but not sent when it says yes is given back, as if never claimed.
+        """
+        outcomes: list[Outcome] = []
+        jobs: Queue[Outcome | tuple[Digest, str, float] | None] = Queue(maxsize=AHEAD)
+        failed: list[BaseException] = []
+        halt = threading.Event()  # set on an error on either side: nothing more is sent
+
+        def stopped() -> bool:
+            return halt.is_set() or (stop is not None and stop())
+
+        def sender() -> None:
+            while (job := jobs.get()) is not None:
+                try:
+                    if isinstance(job, Outcome):
+                        outcome = job
+                    elif stopped():
+                        self._give_back(job[0])
+                        continue
+                    else:
+                        outcome = self._send_held(*job)
+                    outcomes.append(outcome)
+                    if progress:
+                        progress(outcome)
+                except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                    failed.append(e)
+                    halt.set()
+
+        thread = threading.Thread(target=sender, name="digestbot-sender", daemon=True)
+        _fast_switch(True)
+        thread.start()
+        try:
+            for plan in plans:
+                if stopped():
+                    break
+                job = self._claim(plan)
+                try:
+                    if not isinstance(job, Outcome):
+                        self._prepare(*job[:2])
+                    jobs.put(job)
+                except BaseException:
+                    if not isinstance(job, Outcome):
+                        self._give_back(job[0])
+                    raise
+        except BaseException:  # Ctrl-C here: the digest on the wire is finished, nothing more is sent
+            halt.set()
+            raise
+        finally:
+            jobs.put(None)
+            thread.join()
+            _fast_switch(False)
+        if failed:
+            raise failed[0]
+        return outcomes
+
+    def _give_back(self, digest: Digest) -> None:
+        """Unclaim a digest claimed ahead and never sent (a stop came first)."""
+        try:
+            if not self.store.unclaim(digest.id, self.owner):
+                log.warning("digest %s was claimed ahead and could not be given back; the next run sends it", digest.id)
+        finally:
+            _drop(digest.id)
+
+    def _prepare(self, digest: Digest, channel_name: str) -> None:
+        """Let the channel render a digest ahead of sending it; any error shows when it is sent."""
+        try:
+            self.channel(channel_name).prepare(digest)
+        except Exception:  # `send` renders again and reports the error in its place
+            log.debug("preparing %s failed; sending will say why", digest.id, exc_info=True)
 
     def recover(self, subscribers: Sequence[Subscriber], stop: Callable[[], bool] | None = None) -> list[Outcome]:
         """Resolve digests left pending by a crash or a transient failure, before anything new."""
@@ -313,13 +434,7 @@ def run_once(
         if stop is not None and stop():
             return report
         plans, idle = plan_digests(settings, store, subscribers, now)
-        for plan in plans:
-            if stop is not None and stop():
-                break
-            outcome = deliverer.deliver(plan)
-            report.outcomes.append(outcome)
-            if progress:
-                progress(outcome)
+        report.outcomes = deliverer.deliver_all(plans, stop, progress)
         for sub in idle:
             report.outcomes.append(Outcome(sub.id, "not-due", 0, sub.address))
     finally:

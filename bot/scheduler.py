@@ -64,7 +64,7 @@ class Runner:
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store or Store(settings.database_url)
+        self.store = store or Store(settings.database_url, settings.database_sqlite_synchronous)
         self.scheduler = BackgroundScheduler(
             timezone=UTC, job_defaults=JOB_DEFAULTS, executors={"default": ThreadPoolExecutor(WORKERS)})
         self.stopping = threading.Event()

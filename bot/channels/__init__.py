@@ -22,6 +22,9 @@ class Channel(ABC):
     def send(self, digest: Digest) -> Receipt:
         """Deliver one digest; its id goes into the Message-ID or the Slack message metadata."""
 
+    def prepare(self, digest: Digest) -> None:
+        """Optionally render a digest ahead of `send` (while another is on the wire); errors show in `send`."""
+
     def already_delivered(self, digest: Digest) -> bool:
         """After a crash: whether this digest reached its destination already (default: unknown, no)."""
         return False

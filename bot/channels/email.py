@@ -193,6 +193,7 @@ class Smtp(Channel):
         self.limiter = shared("smtp", per_second(settings.smtp_rate))
         self.sent = 0
         self.connects = 0
+        self._ready: dict[str, tuple[Digest, Wire]] = {}  # digests rendered ahead by `prepare`, by id
 
     def _tls_context(self) -> ssl.SSLContext:
         # The system's CAs; SSL_CERT_FILE names another bundle (a private CA, a test certificate).
@@ -245,11 +246,19 @@ class Smtp(Channel):
 
     def send(self, digest: Digest) -> Receipt:
         """Send one digest; 4xx and lost connections raise `TransientSendError`, 5xx `PermanentSendError`."""
-        wire = wire_message(digest, self.settings)
+        ready = self._ready.pop(digest.id, None)
+        wire = ready[1] if ready is not None and ready[0] == digest else wire_message(digest, self.settings)
         self.limiter.wait()
         reply = self.transaction(wire.sender, wire.recipient, wire.data)
         self.sent += 1
         return Receipt("email", wire.recipient, f"{wire.message_id} {reply}".strip())
+
+    def prepare(self, digest: Digest) -> None:
+        """Render a digest's message ahead of `send`, which takes it if the digest is the same
+        (a retry, or a digest whose entries the claim trimmed, is rendered again)."""
+        if len(self._ready) > 16:  # ones never sent (their slot was claimed elsewhere): let them go
+            self._ready.clear()
+        self._ready[digest.id] = (digest, wire_message(digest, self.settings))
 
     def transaction(self, sender: str, rcpt: str, data: bytes) -> str:
         """MAIL, RCPT, DATA on the shared connection; a connection found dead before DATA is
@@ -305,6 +314,7 @@ class Smtp(Channel):
 
     def close(self) -> None:
         """Say QUIT and close the connection."""
+        self._ready.clear()
         if self._conn is not None:
             try:
                 self._conn.quit()

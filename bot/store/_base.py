@@ -92,26 +92,39 @@ def _engine_options(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN itself
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+# PRAGMA synchronous in WAL mode. NORMAL: a commit is in the WAL (the OS's page cache) when it
+# returns, so it survives the process being killed; the WAL is fsynced at checkpoints, so a power
+# loss or OS crash may roll back the last commits. FULL: fsync at every commit (~10× slower).
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return pragmas
 
 
 class StoreBase:
     """The engine and transactions every part of the store builds on."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
+        if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
+            raise StoreError(f"SQLite synchronous mode {sqlite_synchronous!r} is not one of "
+                             f"{', '.join(SQLITE_SYNCHRONOUS)}; set database_sqlite_synchronous to one of them")
         try:
             self.engine: Engine = create_engine(url, **_engine_options(url))
         except (SQLAlchemyError, ImportError, ValueError) as e:
             raise StoreError(f"cannot use the database URL {mask_url(url)} ({e}); check DIGESTBOT_DATABASE_URL") from e
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_pragmas(sqlite_synchronous.upper()))
             # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
             # busy timeout instead of failing when a read transaction turns into a write.
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))

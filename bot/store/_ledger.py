@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import StoreError
@@ -22,6 +22,16 @@ from ._schema import deliveries, digests, entries, feedback
 def digest_id(subscriber_id: str, slot: datetime) -> str:
     """The deterministic id of the digest for (subscriber, slot): the basis of its Message-ID."""
     return f"{subscriber_id}.{slot.astimezone(UTC):%Y%m%dT%H%MZ}"
+
+
+# The statements of the hot path (claim → confirm), built once: building a statement costs more
+# than SQLite takes to run it, and a built one's compiled form is found in the engine's cache.
+_TAKEN = select(deliveries.c.entry_id).where(and_(
+    deliveries.c.subscriber_id == bindparam("sid"), deliveries.c.entry_id.in_(bindparam("eids", expanding=True))))
+_NEW_DIGEST = insert(digests)
+_NEW_DELIVERIES = insert(deliveries)
+_SENT = update(digests).where(digests.c.id == bindparam("did")).values(
+    status="sent", sent_at=bindparam("at"), receipt=bindparam("rcpt"), reason="", attempts=digests.c.attempts + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,12 @@ class Ledger(StoreBase):
         did = digest_id(subscriber_id, slot)
         for delay in (*RETRY_DELAYS, None):
             try:
-                return self._claim(did, subscriber_id, slot, items, channel, more, owner, lease, now)
+                try:
+                    return self._claim(did, subscriber_id, slot, items, channel, more, owner, lease, now, look=False)
+                except IntegrityError:
+                    # The slot is claimed, or an entry was claimed by another digest since it was
+                    # chosen (rare: the planner skips delivered entries): look, and keep the rest.
+                    return self._claim(did, subscriber_id, slot, items, channel, more, owner, lease, now, look=True)
             except IntegrityError:
                 return None
             except StoreError as e:
@@ -92,23 +107,19 @@ class Ledger(StoreBase):
                     return None
         raise AssertionError("unreachable")
 
-    def _claim(self, did: str, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int, owner: str, lease: timedelta, now: datetime) -> tuple[str, list[DigestItem]]:
+    def _claim(self, did: str, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int, owner: str, lease: timedelta, now: datetime, look: bool) -> tuple[str, list[DigestItem]]:
+        """One try at the claim's transaction; `look`: first drop the entries claimed already."""
         with self.begin() as conn:
-            taken = {
-                eid for (eid,) in conn.execute(
-                    select(deliveries.c.entry_id).where(
-                        and_(deliveries.c.subscriber_id == subscriber_id,
-                             deliveries.c.entry_id.in_([i.entry.id for i in items]))
-                    )
-                )
-            } if items else set()
+            taken: set[str] = set()
+            if look and items:
+                taken = {eid for (eid,) in conn.execute(_TAKEN, {"sid": subscriber_id, "eids": [i.entry.id for i in items]})}
             kept = [i for i in items if i.entry.id not in taken]
-            conn.execute(insert(digests).values(
-                id=did, subscriber_id=subscriber_id, slot=slot, channel=channel, created_at=now,
-                status="pending" if kept else "empty", more=more, owner=owner, lease_until=now + lease,
-            ))
+            conn.execute(_NEW_DIGEST, {
+                "id": did, "subscriber_id": subscriber_id, "slot": slot, "channel": channel, "created_at": now,
+                "status": "pending" if kept else "empty", "more": more, "owner": owner, "lease_until": now + lease,
+            })
             if kept:
-                conn.execute(insert(deliveries), [
+                conn.execute(_NEW_DELIVERIES, [
                     {"subscriber_id": subscriber_id, "entry_id": i.entry.id, "digest_id": did,
                      "position": n, "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
                     for n, i in enumerate(kept)
@@ -222,6 +233,16 @@ class Ledger(StoreBase):
             )).values(owner="", lease_until=now or _now()))
 
     @retrying
+    def unclaim(self, did: str, owner: str) -> bool:
+        """Undo the claim of a digest never tried (pending, held by `owner`, no attempt): as if never claimed."""
+        untried = and_(digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner, digests.c.attempts == 0)
+        with self.begin() as conn:
+            if conn.execute(select(digests.c.id).where(untried)).first() is None:
+                return False
+            conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
+            return bool(conn.execute(delete(digests).where(untried)).rowcount)
+
+    @retrying
     def note_attempt(self, did: str, reason: str) -> int:
         """A transient failure: the digest stays pending; return how many attempts it has had."""
         with self.begin() as conn:
@@ -232,8 +253,7 @@ class Ledger(StoreBase):
     def mark_sent(self, did: str, receipt: str, now: datetime | None = None) -> None:
         """Confirm a digest as sent, with the channel's receipt."""
         with self.begin() as conn:
-            conn.execute(update(digests).where(digests.c.id == did).values(
-                status="sent", sent_at=now or _now(), receipt=receipt, reason="", attempts=digests.c.attempts + 1))
+            conn.execute(_SENT, {"did": did, "at": now or _now(), "rcpt": receipt})
 
     @retrying
     def mark_failed(self, did: str, reason: str) -> None:

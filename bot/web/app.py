@@ -282,7 +282,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     )
 
     own = store is None
-    web = Web(settings, store or Store(settings.database_url))
+    web = Web(settings, store or Store(settings.database_url, settings.database_sqlite_synchronous))
     if not settings.secret_key:
         tokens.sign(settings, "warning", "")  # logs the development-key warning once, at start
     if not web.signing_secret:
