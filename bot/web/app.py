@@ -164,6 +164,16 @@ async def read_form(request: Request) -> FormData | None:
     return await request.form(max_files=0, max_fields=200)
 
 
+async def posted_form(request: Request) -> FormData | Response:
+    """The posted form of one of our pages, or the answer when it is too large or lacks its CSRF token."""
+    form = await read_form(request)
+    if form is None:
+        return PlainTextResponse("request too large", 413)
+    if not csrf_passed(request, form):
+        return forged(request)
+    return form
+
+
 def fields(form: FormData) -> dict[str, str]:
     """The form's text fields (the first value of each)."""
     return {k: v for k, v in form.items() if isinstance(v, str)}
@@ -198,11 +208,9 @@ async def home(request: Request) -> Response:
 async def subscribe(request: Request) -> Response:
     """Record a subscription request and mail a confirmation link; the answer never tells more."""
     web = web_of(request)
-    form = await read_form(request)
-    if form is None:
-        return PlainTextResponse("request too large", 413)
-    if not csrf_passed(request, form):
-        return forged(request)
+    form = await posted_form(request)
+    if isinstance(form, Response):
+        return form
     chosen = [t for t in form.getlist("topics") if isinstance(t, str)]
     prefs, errors = parse_preferences(fields(form), web.topic_slugs, chosen, need_email=True)
     if errors:
@@ -241,11 +249,9 @@ async def confirm_page(request: Request) -> Response:
 async def confirm(request: Request) -> Response:
     """Confirm a subscription: once per link, only for the request it was sent for."""
     web = web_of(request)
-    form = await read_form(request)
-    if form is None:
-        return PlainTextResponse("request too large", 413)
-    if not csrf_passed(request, form):
-        return forged(request)
+    form = await posted_form(request)
+    if isinstance(form, Response):
+        return form
     try:
         body = tokens.verify(web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE)
     except TokenError as e:

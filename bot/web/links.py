@@ -24,6 +24,7 @@ from .app import (
     csrf_passed,
     fields,
     forged,
+    posted_form,
     read_form,
     web_of,
 )
@@ -94,11 +95,9 @@ async def _manage_view(request: Request, web: Web, sid: str, errors: dict[str, s
 async def manage(request: Request) -> Response:
     """Apply one action from the manage page: save, pause, resume or unsubscribe."""
     web = web_of(request)
-    form = await read_form(request)
-    if form is None:
-        return PlainTextResponse("request too large", 413)
-    if not csrf_passed(request, form):
-        return forged(request)
+    form = await posted_form(request)
+    if isinstance(form, Response):
+        return form
     try:
         sid = tokens.verify(web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE)["subscriber_id"]
     except TokenError as e:
