@@ -20,8 +20,8 @@ from ._console import Console, clean, plural, setup_logging
 from .config import DEFAULT_CONFIG, Settings, load_settings
 from .errors import BotError, ConfigError, Problem, ProblemsFound
 from .models import Entry, Subscriber
+from .roster import file_subscribers
 from .store import Store
-from .subscriptions import load_subscriptions
 
 
 class Context:
@@ -54,12 +54,6 @@ _NO_CONFIG = ("not found in {cwd}, and neither --config nor DIGESTBOT_CONFIG is 
               "run 'digestbot init' to write one here, or pass --config PATH")
 
 
-def _known_topics() -> set[str] | None:
-    from .match import known_topics
-
-    return known_topics()
-
-
 def _subscribers(settings: Settings, echo_problems: bool = True) -> tuple[list[Subscriber], list[Problem]]:
     """The good subscribers and the problems of the bad files; a missing or unreadable folder is an error."""
     folder = settings.resolve(settings.subscriptions_dir)
@@ -69,7 +63,7 @@ def _subscribers(settings: Settings, echo_problems: bool = True) -> tuple[list[S
         except OSError as e:
             raise ConfigError(f"cannot read this folder ({e.strerror}); let the user digestbot runs as read it, "
                               f"e.g. chmod a+rx {folder}", path=str(folder)) from e
-    subs, problems = load_subscriptions(folder, _known_topics())
+    subs, problems = file_subscribers(settings)
     if not folder.is_dir():
         raise ConfigError(problems[0].message if problems else "no such folder", path=str(folder))
     if echo_problems:

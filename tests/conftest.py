@@ -3,6 +3,7 @@ the real fixtures beside the repository, a fake clock for the sources."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -155,3 +156,13 @@ def send_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(_ratelimit, "_shared", {})
     return sleeps
 # ---- end channels ----
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI sets up the root logger (digestbot -v, --log-format); every test leaves it as it found it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

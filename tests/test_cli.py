@@ -29,16 +29,6 @@ NO_CONFIG = ("Error: digestbot.toml: not found in {cwd}, and neither --config no
              "run 'digestbot init' to write one here, or pass --config PATH\n")
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI sets up the root logger; leave it as it was for other tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty working folder and no digestbot variables in the environment."""
