@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -17,6 +16,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 from . import tokens
 from .config import Settings
 from .models import Digest, DigestItem, Entry
+from .text import shorten, single_line
 
 BUNDLED = Path(__file__).resolve().parent / "templates"  # inside an installed wheel
 REPOSITORY = Path(__file__).resolve().parent.parent / "templates"  # in a source checkout
@@ -30,9 +30,6 @@ SLACK_SECTION_CHARS = 3000
 SLACK_HEADER_CHARS = 150
 SLACK_MESSAGE_CHARS = 12_000  # msg_blocks_too_long comes at about 13K characters in all
 SLACK_TEXT_CHARS = 4000
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
 
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
@@ -100,27 +97,13 @@ def _env(settings: Settings) -> Environment:
 
 def clean(text: str) -> str:
     """One line of plain text: control characters (newlines too) become spaces."""
-    if not text:
-        return ""
-    if text.isprintable():  # the common case, without a regex
-        return text.strip()
-    return _CONTROL.sub(" ", text).strip()
+    return single_line(text)
 
 
 def safe_url(url: str) -> str:
     """The URL if it is http(s), else empty."""
     url = clean(url)
     return url if urlsplit(url).scheme in ("http", "https") and " " not in url else ""
-
-
-def shorten(text: str, limit: int) -> str:
-    """Cut at a word boundary before `limit` characters, ending with an ellipsis."""
-    text = clean(text)
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.") + "…"
 
 
 def humanize(topic: str) -> str:

@@ -13,8 +13,9 @@ import responses
 
 from bot.errors import SourceError
 from bot.ingest import USER_AGENT, http_session
+from bot.retry_after import seconds_to_wait
 from bot.sources import FetchState
-from bot.sources._http import retry_after
+from bot.sources._http import MAX_WAIT
 from bot.sources.feeds import Rss
 
 URL = "https://blog.example/feed.xml"
@@ -125,11 +126,11 @@ def test_gone_feed_says_remove_it() -> None:
 
 
 def test_retry_after_forms() -> None:
-    assert retry_after("12", 5.0) == 12.0
-    assert retry_after(None, 5.0) == 5.0
-    assert retry_after("soon", 5.0) == 5.0
-    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 5.0) == 0.0  # a date in the past: go now
-    assert retry_after("99999", 5.0) == 300.0
+    assert seconds_to_wait("12", 5.0, MAX_WAIT) == 12.0
+    assert seconds_to_wait(None, 5.0, MAX_WAIT) == 5.0
+    assert seconds_to_wait("soon", 5.0, MAX_WAIT) == 5.0
+    assert seconds_to_wait("Wed, 21 Oct 2015 07:28:00 GMT", 5.0, MAX_WAIT) == 0.0  # a date in the past: go now
+    assert seconds_to_wait("99999", 5.0, MAX_WAIT) == 300.0
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.sources._authors import author_name, split_authors
 from bot.sources._ids import arxiv_id, canonical_id, normalize_url
-from bot.sources._text import author_name, html_to_text, plain_text, split_authors, squash
+from bot.text import html_to_text, plain_text, squash
 
 
 def test_squash_unwraps_hard_wrapped_titles() -> None:

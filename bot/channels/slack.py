@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import PermanentSendError, SendError, TransientSendError
 from ..models import Digest, Receipt
 from ..render import slack_messages
+from ..retry_after import header_seconds
 from . import Channel, register
 from ._ratelimit import shared
 
@@ -212,17 +213,9 @@ def _classify(e: SlackApiError, channel: str) -> SendError:
     if status == 429 or status >= 500 or code in RETRYABLE:
         err = TransientSendError(f"Slack answered {status} {code or '(no error code)'}; will retry")
         # The pipeline waits at least this long before its next try (Slack's Retry-After).
-        err.retry_after = _retry_after(e.response.headers if e.response is not None else {})  # type: ignore[attr-defined]
+        err.retry_after = header_seconds(e.response.headers if e.response is not None else {})  # type: ignore[attr-defined]
         return err
     fix = FIXES.get(code, "see https://api.slack.com/methods/chat.postMessage#errors")
     detail = _details(e)
     return PermanentSendError(f"Slack refused the post to {channel}: {code or status}{f' ({detail})' if detail else ''}; {fix}")
 
-
-def _retry_after(headers: Any) -> float:
-    """Seconds from a Retry-After header (0 when absent or unreadable)."""
-    try:
-        value = headers.get("Retry-After") or headers.get("retry-after") or 0
-        return max(0.0, float(value[0] if isinstance(value, list) else value))
-    except (TypeError, ValueError, AttributeError):
-        return 0.0

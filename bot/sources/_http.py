@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+
+from ..errors import BotError
+from ..retry_after import seconds_to_wait
 
 RETRY_STATUSES = (429, 503)
 MAX_WAIT = 300.0  # never sleep longer than this for one Retry-After
@@ -31,8 +33,12 @@ CLOCK = Clock()
 _last_call: dict[str, float] = {}  # host -> clock time of the last request to it
 
 
-class FetchError(Exception):
-    """A fetch failed; the message says why (the source adds the fix)."""
+class FetchError(BotError):
+    """A fetch failed; the message says why (the source turns it into a `SourceError` with the fix)."""
+
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the server asked to wait (Retry-After); 0 if it did not say
 
 
 @dataclass(slots=True)
@@ -55,20 +61,6 @@ def pace(url: str, min_interval: float) -> None:
         if wait > 0:
             CLOCK.sleep(wait)
     _last_call[host] = CLOCK.now()
-
-
-def retry_after(value: str | None, default: float) -> float:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped at MAX_WAIT."""
-    if not value:
-        return default
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_WAIT)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return min(max(when.timestamp() - time.time(), 0.0), MAX_WAIT)
 
 
 def get(
@@ -102,7 +94,7 @@ def get(
             raise FetchError(f"cannot connect ({type(e).__name__}: {scrub(str(e), url)})") from e
         with resp:
             if resp.status_code in RETRY_STATUSES and attempt < retries:
-                wait = retry_after(resp.headers.get("Retry-After"), backoff * 2**attempt)
+                wait = seconds_to_wait(resp.headers.get("Retry-After"), backoff * 2**attempt, MAX_WAIT)
                 waited.append(wait)
                 CLOCK.sleep(wait)
                 continue

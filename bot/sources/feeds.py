@@ -12,12 +12,13 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from ..errors import SourceError
+from ..errors import BotError, SourceError
 from ..models import Entry
+from ..text import plain_text, squash
 from . import FetchResult, FetchState, Source, register
+from ._authors import EMAIL_NAME, author_name, split_authors, unique
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
-from ._text import EMAIL_NAME, author_name, plain_text, split_authors, squash, unique
 
 # arXiv listing descriptions start "arXiv:2401.12345v2 Announce Type: replace \nAbstract: ".
 _ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE)
@@ -32,8 +33,11 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*:", re.IGNORECASE)
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
-class ArxivApiError(ValueError):
-    """The arXiv API answered with its one-entry "Error" feed."""
+class ArxivApiError(BotError, ValueError):
+    """The arXiv API answered with its one-entry "Error" feed.
+
+    Also a ValueError, as every "this is not a feed to read" answer of `read_feed` is.
+    """
 
 
 @dataclass(slots=True)

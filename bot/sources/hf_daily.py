@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 from ..errors import SourceError
 from ..models import Entry
+from ..text import squash
 from . import FetchResult, FetchState, Source, register
+from ._authors import unique
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id
-from ._text import squash, unique
 
 API_URL = "https://huggingface.co/api/daily_papers"
 PAPER_PAGE = "https://huggingface.co/papers/{}"
