@@ -15,7 +15,7 @@ import time_machine
 from bot.errors import SourceError
 from bot.ingest import http_session
 from bot.sources import FetchState
-from bot.sources.hf_daily import API_URL, HfDaily, parse_daily_papers
+from bot.sources.hf_daily import API_URL, HfDaily, parse_daily_papers, read_daily_papers
 
 Fixture = Callable[[str], Path]
 
@@ -101,3 +101,30 @@ def test_fetch_errors_name_the_day() -> None:
     responses.replace(responses.GET, API_URL, body=b"<html>oops</html>")
     with pytest.raises(SourceError, match="check the url"):
         HfDaily("hf", {"days": 1}, http_session()).fetch(FetchState())
+
+
+MALFORMED = Path(__file__).parent / "data" / "hf_daily_malformed.json"
+
+
+def test_malformed_items_are_skipped_with_a_warning_naming_each() -> None:
+    entries, warnings = read_daily_papers(json.loads(MALFORMED.read_text(encoding="utf-8")), "hf")
+    assert [e.id for e in entries] == ["arxiv:2606.00001", "arxiv:2606.00005"]
+    assert entries[1].authors == ("Charles Babbage",)
+    assert warnings == [
+        "skipped item 2 of the daily papers (titled 'A paper without an id'): it has no paper.id; the API sent a malformed item",
+        "skipped item 3 of the daily papers (paper id '2606.00002'): paper.ai_keywords is a number; the API sent a malformed item",
+        "skipped item 4 of the daily papers (paper id '2606.00003'): paper.summary is an object; the API sent a malformed item",
+        "skipped item 5 of the daily papers (paper id '2606.00004'): paper.authors is a string; the API sent a malformed item",
+        'skipped item 6 of the daily papers ({"paper": "not an object"}): item.paper is a string; the API sent a malformed item',
+        "skipped item 7 of the daily papers (42): the item is a number, not an object; the API sent a malformed item",
+    ]
+
+
+@responses.activate
+@time_machine.travel(datetime(2026, 6, 12, 9, 0, tzinfo=UTC), tick=False)
+def test_a_malformed_item_does_not_fail_the_source() -> None:
+    responses.get(API_URL, body=MALFORMED.read_bytes(), content_type="application/json")
+    result = HfDaily("hf", {"days": 1}, http_session()).fetch(FetchState())
+    assert [e.id for e in result.entries] == ["arxiv:2606.00001", "arxiv:2606.00005"]
+    assert len(result.warnings) == 6
+    assert result.warnings[1].startswith("2026-06-12: skipped item 3 of the daily papers (paper id '2606.00002')")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import requests
 
 from ..errors import SourceError
 from ..models import Entry
+from ..text import strip_controls
 
 
 @dataclass(slots=True)
@@ -25,12 +26,59 @@ class FetchState:
 
 @dataclass(slots=True)
 class FetchResult:
-    """The outcome of one fetch: the entries read and the state to keep for the next fetch."""
+    """The outcome of one fetch: the entries read and the state to keep for the next fetch.
+
+    This is the source boundary: whatever a source puts in `entries` is passed through
+    `clean_entries`, so nothing downstream sees a control character from a feed.
+    """
 
     entries: list[Entry]
     state: FetchState
     not_modified: bool = False  # the server answered 304: nothing changed
     warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.entries = clean_entries(self.entries)
+
+
+def clean_entries(entries: Iterable[Entry]) -> list[Entry]:
+    """Entries with `strip_controls` applied to every string they hold, each id once (the first kept).
+
+    Ids are compared after cleaning: two guids that differ only by a zero-width character are
+    one entry, and a batch must never hold one id twice.
+    """
+    out: dict[str, Entry] = {}
+    for e in entries:
+        e = _clean_entry(e)
+        if e.id:  # an id made only of invisible characters names nothing
+            out.setdefault(e.id, e)
+    return list(out.values())
+
+
+def _clean_entry(e: Entry) -> Entry:
+    fields = (e.id, e.title, e.summary, e.url, e.source, *e.authors, *e.tags)
+    if all(strip_controls(f) is f for f in fields) and _clean_value(e.extra) is e.extra:
+        return e  # the common case: nothing to remove, no copy
+    return replace(
+        e, id=strip_controls(e.id), title=strip_controls(e.title), summary=strip_controls(e.summary),
+        url=strip_controls(e.url), source=strip_controls(e.source),
+        authors=tuple(a for a in map(strip_controls, e.authors) if a),
+        tags=tuple(t for t in map(strip_controls, e.tags) if t), extra=_clean_value(e.extra),
+    )
+
+
+def _clean_value(value: Any) -> Any:
+    """A JSON-like value with its strings (keys too) cleaned; the same object when nothing changed."""
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, Mapping):
+        items = [(_clean_value(k), _clean_value(v)) for k, v in value.items()]
+        same = all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True))
+        return value if same else dict(items)
+    if isinstance(value, list | tuple):
+        cleaned = [_clean_value(v) for v in value]
+        return value if all(a is b for a, b in zip(cleaned, value, strict=True)) else type(value)(cleaned)
+    return value
 
 
 class Source(ABC):

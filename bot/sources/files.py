@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 from ..errors import SourceError
 from ..models import Entry
-from . import FetchResult, FetchState, Source, register
+from . import FetchResult, FetchState, Source, clean_entries, register
 from .feeds import parse_feed
-from .hf_daily import parse_daily_papers
+from .hf_daily import read_daily_papers
 
 
 def read_entries(path: str | Path, source: str = "") -> tuple[list[Entry], list[str]]:
@@ -23,10 +23,12 @@ def read_entries(path: str | Path, source: str = "") -> tuple[list[Entry], list[
     head = content.lstrip()[:1]
     try:
         if head in (b"[", b"{"):
-            return parse_daily_papers(json.loads(content), source or p.stem), []
-        return parse_feed(content, p.resolve().as_uri(), source or p.stem)
+            entries, warnings = read_daily_papers(json.loads(content), source or p.stem)
+        else:
+            entries, warnings = parse_feed(content, p.resolve().as_uri(), source or p.stem)
     except ValueError as e:
         raise SourceError(source or p.name, f"{p}: {e}; give an RSS/Atom file or HF daily-papers JSON") from e
+    return clean_entries(entries), warnings
 
 
 @register("file")
