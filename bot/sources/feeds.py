@@ -17,6 +17,7 @@ from ..models import Entry
 from ..text import plain_text, squash
 from . import FetchResult, FetchState, Source, register
 from ._authors import EMAIL_NAME, author_name, split_authors, unique
+from ._caps import cap_feed
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
 
@@ -24,7 +25,7 @@ from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
 _ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE)
 # Old (pre-2024) arXiv RDF titles end "(arXiv:1805.08875v1 [hep-ex] CROSS LISTED)".
 _OLD_ARXIV_TITLE = re.compile(
-    r"\s*\(arXiv:(?P<id>\S+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$", re.IGNORECASE)
+    r"\s*\(arXiv:(?P<id>[^\s()\[\]]+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$", re.IGNORECASE)
 _OLD_KIND = {"": "new", "UPDATED": "replace", "CROSS LISTED": "cross"}
 _ARXIV_ERROR = re.compile(r"^https?://arxiv\.org/api/errors", re.IGNORECASE)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:\-]+)", re.IGNORECASE)
@@ -100,8 +101,10 @@ def read_feed(
     hdrs.pop("content-location", None)
     # Relative links are resolved here, against `url` (see `_base_for`), after feedparser has
     # applied any xml:base; URIs inside HTML need no resolving, since only its text is kept.
+    # Bounded cost: what feedparser would spend minutes on is trimmed first (see _caps).
+    content, trimmed = cap_feed(content)
     parsed = feedparser.parse(content, response_headers=hdrs, resolve_relative_uris=False)
-    warnings: list[str] = []
+    warnings: list[str] = [f"the feed has {what}; trimmed it" for what in trimmed]
     problem = parsed.get("bozo_exception")
     if parsed.get("bozo"):
         if not parsed.entries and not (isinstance(problem, _HARMLESS) and parsed.get("version")):
