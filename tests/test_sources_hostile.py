@@ -15,7 +15,8 @@ from conftest import DATA, SHARED_FIXTURES
 
 from bot.config import load_settings
 from bot.ingest import fetch_all
-from bot.sources import feeds
+from bot.models import Entry
+from bot.sources import FetchResult, FetchState, feeds
 from bot.sources._caps import AUTHOR_RUN, FIELD_CHARS, PROLOG_CHARS, cap_feed
 from bot.sources.feeds import read_feed
 from bot.store import Store
@@ -189,3 +190,16 @@ def test_what_is_never_closed_is_text_to_the_end() -> None:
     capped, trimmed = cap_feed(doc)
     assert trimmed == [f"an author field with a word of more than {AUTHOR_RUN} letters"]
     assert capped == doc.replace(b"a" * 1_000, b"a" * (AUTHOR_RUN - 2))  # "--aaa…" is one run
+
+
+def test_every_source_result_is_cleaned_and_bounded() -> None:
+    """FetchResult is the boundary: JSON and plug-in sources get the same cleaning as feeds."""
+    dirty = Entry(id="guid\u200b-1", title="T\x00" * 100_001, summary="ok", authors=("A\u202eB", "\u200b"),
+                  tags=("x\x07",), extra={"k\x00": ["v\u2066", 3, {"n": "\x1b[2J"}]})
+    twin = Entry(id="guid-1", title="the same id once cleaned")
+    (e,) = FetchResult([dirty, twin], FetchState()).entries
+    assert e.id == "guid-1" and e.title == "T" * (FIELD_CHARS - 1) + "…"
+    assert e.authors == ("AB",) and e.tags == ("x",)
+    assert e.extra == {"k": ["v", 3, {"n": "[2J"}]}
+    clean = Entry(id="a", title="fine", extra={"n": 1})
+    assert FetchResult([clean], FetchState()).entries[0] is clean

@@ -11,7 +11,8 @@ import requests
 
 from ..errors import SourceError
 from ..models import Entry
-from ..text import strip_controls
+from ..text import cut, strip_controls
+from ._caps import FIELD_CHARS
 
 
 @dataclass(slots=True)
@@ -44,6 +45,9 @@ class FetchResult:
 def clean_entries(entries: Iterable[Entry]) -> list[Entry]:
     """Entries with `strip_controls` applied to every string they hold, each id once (the first kept).
 
+    A string other than the id is also cut to `FIELD_CHARS` characters, whatever the source
+    (a feed's elements are cut before parsing already; JSON and plug-in sources are not).
+
     Ids are compared after cleaning: two guids that differ only by a zero-width character are
     one entry, and a batch must never hold one id twice.
     """
@@ -57,20 +61,24 @@ def clean_entries(entries: Iterable[Entry]) -> list[Entry]:
 
 def _clean_entry(e: Entry) -> Entry:
     fields = (e.id, e.title, e.summary, e.url, e.source, *e.authors, *e.tags)
-    if all(strip_controls(f) is f for f in fields) and _clean_value(e.extra) is e.extra:
+    if all(_clean(f) is f for f in fields) and _clean_value(e.extra) is e.extra:
         return e  # the common case: nothing to remove, no copy
     return replace(
-        e, id=strip_controls(e.id), title=strip_controls(e.title), summary=strip_controls(e.summary),
-        url=strip_controls(e.url), source=strip_controls(e.source),
-        authors=tuple(a for a in map(strip_controls, e.authors) if a),
-        tags=tuple(t for t in map(strip_controls, e.tags) if t), extra=_clean_value(e.extra),
+        e, id=strip_controls(e.id), title=_clean(e.title), summary=_clean(e.summary), url=_clean(e.url),
+        source=_clean(e.source), authors=tuple(a for a in map(_clean, e.authors) if a),
+        tags=tuple(t for t in map(_clean, e.tags) if t), extra=_clean_value(e.extra),
     )
+
+
+def _clean(text: str) -> str:
+    """One string from a source: no control, bidi or zero-width character; at most FIELD_CHARS long."""
+    return cut(strip_controls(text), FIELD_CHARS)
 
 
 def _clean_value(value: Any) -> Any:
     """A JSON-like value with its strings (keys too) cleaned; the same object when nothing changed."""
     if isinstance(value, str):
-        return strip_controls(value)
+        return _clean(value)
     if isinstance(value, Mapping):
         items = [(_clean_value(k), _clean_value(v)) for k, v in value.items()]
         same = all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True))

@@ -7,7 +7,8 @@ patterns it runs over everything before the first element are quadratic in a run
 lines. `cap_feed` bounds those before feedparser sees the document:
 
 - the prolog (everything before the first element) is at most `PROLOG_CHARS`; a longer one
-  keeps only its XML declaration; an `<!ENTITY>` may stand for one character at most;
+  keeps only its XML declaration; an `<!ENTITY>` may stand for one character at most
+  (a character reference, or up to four bytes);
 - an element's own text (CDATA included) is at most `FIELD_CHARS` characters;
 - in an author field, a run of `[A-Za-z0-9._+-]` is at most `AUTHOR_RUN` characters.
 
@@ -31,7 +32,7 @@ AUTHOR_FIELDS = frozenset({"author", "creator", "managingeditor", "webmaster", "
                            "contributor", "name", "email"})
 _FIRST_ELEMENT = re.compile(r"<\w")  # as feedparser's replace_doctype finds the end of the prolog
 _XML_DECL = re.compile(r"(?:\xef\xbb\xbf|\ufeff)?\s*<\?xml[^<>]{0,300}\?>")
-_ONE_CHARACTER = re.compile(r"[^&]?|&#\d{1,7};|&#x[0-9a-fA-F]{1,6};")
+_ONE_CHARACTER = re.compile(r"[^&]{0,4}|&#\d{1,7};|&#x[0-9a-fA-F]{1,6};")  # 4: one UTF-8 character
 _ENTITY = re.compile(r"""(<!ENTITY\s+[^\s"'>]+\s+)("[^"]*"|'[^']*')""")
 _TAG_NAME = re.compile(r"<(/?)([^\s/>]+)")
 # A run the e-mail pattern backtracks over; an entity reference may stand for such characters.
@@ -240,8 +241,8 @@ def _probe(chunk: str) -> str:
     """`chunk` with each character of an entity reference made a run character, or not, by what it stands for.
 
     `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&apos;` stand for characters that end a run; any other
-    reference stands for at most one character (see `prolog`), so counting all of its own
-    characters as run characters overestimates a run, never underestimates it.
+    reference stands for one character (see `prolog`), so counting all of its own characters
+    (three at least) as run characters overestimates a run rather than underestimates it.
     """
     if "&" not in chunk and "#" not in chunk and ";" not in chunk:
         return chunk
