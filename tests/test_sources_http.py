@@ -210,3 +210,12 @@ def test_a_server_that_trickles_is_cut_off() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_source_exceptions_are_bot_errors() -> None:
+    from bot.errors import BotError
+    from bot.sources._http import FetchError
+    from bot.sources.feeds import ArxivApiError
+
+    assert issubclass(FetchError, BotError) and issubclass(ArxivApiError, BotError)
+    assert issubclass(ArxivApiError, ValueError)  # read_feed's "not a feed to read" family

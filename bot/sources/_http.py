@@ -34,11 +34,10 @@ _last_call: dict[str, float] = {}  # host -> clock time of the last request to i
 
 
 class FetchError(BotError):
-    """A fetch failed; the message says why (the source turns it into a `SourceError` with the fix)."""
+    """A fetch failed; the message says why (the source turns it into a `SourceError` with the fix).
 
-    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after  # seconds the server asked to wait (Retry-After); 0 if it did not say
+    Retry-After is honoured inside `get` (429/503 are retried); no FetchError needs to carry it.
+    """
 
 
 @dataclass(slots=True)
