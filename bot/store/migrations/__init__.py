@@ -77,23 +77,28 @@ class Migration:
     before: str | None  # the revision found; None: no tables yet, or made before migrations
     after: str
     legacy: bool = False  # made before migrations: stamped at LEGACY_REVISION, its rows kept
-    sql: str = ""  # plan(): the SQL the upgrade would run
+    sql: str | None = None  # plan(): the SQL the upgrade would run (nothing was changed)
 
     @property
     def changed(self) -> bool:
-        """Whether the database is (or would be) changed."""
+        """Whether the database is (or, planned, would be) changed."""
         return self.legacy or self.before != self.after
 
     def __str__(self) -> str:
         if not self.changed:
             return f"{self.url}: at revision {self.after}, the newest this digestbot knows; nothing to do"
-        verb = "would be" if self.sql else "was"
+        planned = self.sql is not None
+
+        def did(now: str, past: str) -> str:
+            return f"would {now}" if planned else past
+
         if self.legacy:
-            return (f"{self.url} (made before migrations, schema version {SCHEMA_VERSION}) {verb} stamped "
-                    f"at revision {LEGACY_REVISION} and upgraded to {self.after}, every row kept")
+            then = "" if self.after == LEGACY_REVISION else f", then {did('upgrade', 'upgraded')} it to {self.after}"
+            return (f"{self.url}: made before migrations (schema version {SCHEMA_VERSION}); "
+                    f"{did('stamp', 'stamped')} it at revision {LEGACY_REVISION}, every row kept{then}")
         if self.before is None:
-            return f"{self.url}: the tables {verb} created at revision {self.after}"
-        return f"{self.url} {verb} upgraded from revision {self.before} to {self.after}"
+            return f"{self.url}: {did('create', 'created')} the tables at revision {self.after}"
+        return f"{self.url}: {did('upgrade', 'upgraded')} from revision {self.before} to {self.after}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +213,7 @@ def plan(engine: Engine, where: str) -> Migration:
                 raise StoreError(f"cannot open the database {where} ({e.orig}); check "
                                  "DIGESTBOT_DATABASE_URL and that the server is running") from e
         if found.revision == head():
-            return Migration(where, found.revision, head())
+            return Migration(where, found.revision, head(), sql="")
         out = io.StringIO()
         cfg = alembic_config(output_buffer=out, dialect_name=engine.dialect.name)
         start = LEGACY_REVISION if found.legacy else found.revision

@@ -17,15 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alembic.config import CommandLine
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from .. import migrate
-from . import alembic_config, known_revisions
+from . import alembic_config
 
 
 def next_revision() -> str:
-    """The number after the newest numbered revision, as four digits."""
-    return f"{max((int(r) for r in known_revisions() if r.isdigit()), default=0) + 1:04d}"
+    """The number after the newest numbered revision, as four digits (read afresh: not cached)."""
+    revisions = [s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+    return f"{max((int(r) for r in revisions if r.isdigit()), default=0) + 1:04d}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
