@@ -31,7 +31,8 @@ from bot.store import Store, UTCDateTime, _schema, digest_id, metadata, migrate,
 from bot.store.migrations.__main__ import main as revision_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-FROZEN = Path(__file__).resolve().parent / "data" / "migrations"  # today's DDL, as create_all emitted it
+# The DDL digestbot's create_all emitted before migrations, frozen.
+FROZEN = Path(__file__).resolve().parent / "data" / "migrations"
 T0 = datetime(2026, 11, 28, 7, 0)  # naive UTC, as the store writes datetimes
 HEAD = migrations.head()
 
@@ -62,57 +63,42 @@ def legacy_database(engine: Engine, *, without: str = "") -> None:
 
 
 def fill(engine: Engine) -> None:
-    """Rows in every table, NULLs and non-ASCII text included."""
+    """Rows in every table, NULLs and non-ASCII text included (values in the frozen DDL's order)."""
     later = T0 + timedelta(minutes=3)
-    rows: dict[str, list[dict[str, Any]]] = {
-        "entries": [
-            {"id": f"arxiv:2611.0000{n}", "title": f"Paper {n} — Schrödinger", "summary": "s" * n,
-             "url": f"https://arxiv.org/abs/2611.0000{n}", "authors": '["A. Author", "B. Böhm"]',
-             "published": T0 - timedelta(hours=n), "source": "arxiv", "tags": '["cs.CL"]',
-             "extra": '{"upvotes": 12}', "first_seen": T0, "updated_at": later} for n in (1, 2, 3)],
+    a, w = "alice.20261128T0700Z", "web-7.20261128T0700Z"
+    e1, e2 = "arxiv:2611.00001", "arxiv:2611.00002"
+    rows: dict[str, list[tuple[Any, ...]]] = {
+        "entries": [(f"arxiv:2611.0000{n}", f"Paper {n} — Schrödinger", "s" * n,
+                     f"https://arxiv.org/abs/2611.0000{n}", '["A. Author", "B. Böhm"]',
+                     T0 - timedelta(hours=n), "arxiv", '["cs.CL"]', '{"upvotes": 12}', T0, later)
+                    for n in (1, 2, 3)],
         "source_state": [
-            {"name": "arxiv", "etag": '"abc"', "last_modified": "Sat, 28 Nov 2026 07:00:00 GMT",
-             "cursor": '{"day": "2026-11-28"}', "last_fetch": T0, "last_success": T0, "last_error": "",
-             "last_counts": '{"new": 3}'},
-            {"name": "blog", "etag": "", "last_modified": "", "cursor": "{}", "last_fetch": T0,
-             "last_success": None, "last_error": "timed out", "last_counts": "{}"}],
+            ("arxiv", '"abc"', "Sat, 28 Nov 2026 07:00:00 GMT", '{"day": "2026-11-28"}', T0, T0, "",
+             '{"new": 3}'),
+            ("blog", "", "", "{}", T0, None, "timed out", "{}")],
         "digests": [
-            {"id": "alice.20261128T0700Z", "subscriber_id": "alice", "slot": T0, "status": "sent",
-             "channel": "email", "created_at": T0, "sent_at": later, "attempts": 1,
-             "receipt": "<alice.20261128T0700Z@example.org>", "reason": "", "more": 2, "owner": "",
-             "lease_until": None},
-            {"id": "web-7.20261128T0700Z", "subscriber_id": "web-7", "slot": T0, "status": "pending",
-             "channel": "slack", "created_at": T0, "sent_at": None, "attempts": 2, "receipt": "",
-             "reason": "451 try later", "more": 0, "owner": "host:42", "lease_until": later}],
-        "deliveries": [
-            {"subscriber_id": "alice", "entry_id": "arxiv:2611.00001", "digest_id": "alice.20261128T0700Z",
-             "position": 0, "score": 0.8125, "why": '["keyword: llm"]', "topic": "NLP"},
-            {"subscriber_id": "alice", "entry_id": "arxiv:2611.00002", "digest_id": "alice.20261128T0700Z",
-             "position": 1, "score": 0.5, "why": "[]", "topic": ""},
-            {"subscriber_id": "web-7", "entry_id": "arxiv:2611.00001", "digest_id": "web-7.20261128T0700Z",
-             "position": 0, "score": 0.25, "why": "[]", "topic": ""}],
-        "feedback": [
-            {"subscriber_id": "alice", "entry_id": "arxiv:2611.00001", "vote": 1, "created_at": later},
-            {"subscriber_id": "alice", "entry_id": "arxiv:2611.00002", "vote": -1, "created_at": later}],
+            (a, "alice", T0, "sent", "email", T0, later, 1, f"<{a}@example.org>", "", 2, "", None),
+            (w, "web-7", T0, "pending", "slack", T0, None, 2, "", "451 try later", 0, "host:42",
+             later)],
+        "deliveries": [("alice", e1, a, 0, 0.8125, '["keyword: llm"]', "NLP"),
+                       ("alice", e2, a, 1, 0.5, "[]", ""), ("web-7", e1, w, 0, 0.25, "[]", "")],
+        "feedback": [("alice", e1, 1, later), ("alice", e2, -1, later)],
         "web_subscribers": [
-            {"id": "web-7", "email": "Eve@Example.org", "email_key": "eve@example.org", "name": "Ève",
-             "interests": '{"keywords": ["llm"]}', "schedule": "0 8 * * *", "timezone": "Europe/Paris",
-             "max_items": 10, "status": "active", "created_at": T0, "updated_at": later,
-             "requested_at": T0, "confirmed_at": later},
-            {"id": "web-8", "email": "bob@example.org", "email_key": "bob@example.org", "name": "",
-             "interests": "{}", "schedule": "0 8 * * 1", "timezone": "UTC", "max_items": 5,
-             "status": "unconfirmed", "created_at": T0, "updated_at": T0, "requested_at": T0,
-             "confirmed_at": None}],
-        "subscriber_status": [{"subscriber_id": "carol", "status": "unsubscribed", "updated_at": later}],
-        "used_tokens": [{"nonce": "9f2c", "kind": "confirm", "used_at": later}],
-        "rate_events": [{"key": "client:ab12", "at": T0}, {"key": "client:ab12", "at": later}],
+            ("web-7", "Eve@Example.org", "eve@example.org", "Ève", '{"keywords": ["llm"]}',
+             "0 8 * * *", "Europe/Paris", 10, "active", T0, later, T0, later),
+            ("web-8", "bob@example.org", "bob@example.org", "", "{}", "0 8 * * 1", "UTC", 5,
+             "unconfirmed", T0, T0, T0, None)],
+        "subscriber_status": [("carol", "unsubscribed", later)],
+        "used_tokens": [("9f2c", "confirm", later)],
+        "rate_events": [("client:ab12", T0), ("client:ab12", later)],  # ids from the sequence
     }
     tables = MetaData()
     tables.reflect(engine)
     with engine.begin() as conn:
-        for name in ("entries", "source_state", "digests", "deliveries", "feedback", "web_subscribers",
-                     "subscriber_status", "used_tokens", "rate_events"):
-            conn.execute(tables.tables[name].insert(), rows[name])
+        for name, values in rows.items():  # (in an order the foreign keys accept)
+            table = tables.tables[name]
+            columns = [c.name for c in table.c if not (name == "rate_events" and c.name == "id")]
+            conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in values])
 
 
 def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -132,7 +118,8 @@ def revision_of(engine: Engine) -> list[tuple[Any, ...]]:
 
 
 def differences(conn: Connection) -> list[Any]:
-    ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+    opts = {"compare_type": True, "compare_server_default": True}
+    ctx = MigrationContext.configure(conn, opts=opts)
     return list(compare_metadata(ctx, metadata))
 
 
@@ -147,29 +134,34 @@ def structure(engine: Engine) -> list[tuple[Any, ...]]:
     """The schema as the database itself describes it: every table, column, index and constraint."""
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
-            return [(kind, name, " ".join((sql or "").split())) for kind, name, sql in conn.exec_driver_sql(
+            found = conn.exec_driver_sql(
                 "SELECT type, name, sql FROM sqlite_master WHERE name != 'alembic_version' "
-                "AND name NOT LIKE 'sqlite_autoindex_alembic%' ORDER BY name")]
+                "AND name NOT LIKE 'sqlite_autoindex_alembic%' ORDER BY name")
+            return [(kind, name, " ".join((sql or "").split())) for kind, name, sql in found]
         columns = conn.execute(text(
-            "SELECT table_name, column_name, ordinal_position, data_type, character_maximum_length, "
-            "is_nullable, column_default FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name != 'alembic_version' ORDER BY 1, 3")).all()
+            "SELECT table_name, column_name, ordinal_position, data_type, "
+            "character_maximum_length, is_nullable, column_default FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name != 'alembic_version' "
+            "ORDER BY 1, 3")).all()
         indexes = conn.execute(text(
-            "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND tablename != 'alembic_version' ORDER BY 2")).all()
+            "SELECT tablename, indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename != 'alembic_version' "
+            "ORDER BY 2")).all()
         constraints = conn.execute(text(
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE connamespace = current_schema()::regnamespace AND conrelid::regclass::text != 'alembic_version' "
-            "ORDER BY 2")).all()
+            "WHERE connamespace = current_schema()::regnamespace "
+            "AND conrelid::regclass::text != 'alembic_version' ORDER BY 2")).all()
         return [tuple(r) for r in [*columns, *indexes, *constraints]]
 
 
-def test_revision_0001_is_exactly_the_schema_made_before_migrations(engine: Engine, db_url: str) -> None:
+def test_revision_0001_is_exactly_the_schema_made_before_migrations(
+        engine: Engine, db_url: str) -> None:
     legacy_database(engine)
     before = structure(engine)
     with engine.begin() as conn:  # empty the database, then let revision 0001 make it
         for name in inspect(conn).get_table_names():
-            conn.exec_driver_sql(f"DROP TABLE {name}" + (" CASCADE" if engine.dialect.name == "postgresql" else ""))
+            cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
+            conn.exec_driver_sql(f"DROP TABLE {name}{cascade}")
     assert structure(engine) == []
     done = migrate(db_url)
     assert (done.before, done.after, done.legacy) == (None, HEAD, False)
@@ -178,7 +170,8 @@ def test_revision_0001_is_exactly_the_schema_made_before_migrations(engine: Engi
 
 
 @pytest.mark.parametrize("how", ["start", "digestbot migrate"])
-def test_a_database_made_before_migrations_keeps_every_row(engine: Engine, db_url: str, how: str) -> None:
+def test_a_database_made_before_migrations_keeps_every_row(
+        engine: Engine, db_url: str, how: str) -> None:
     legacy_database(engine)
     fill(engine)
     rows = dump(engine)
@@ -190,13 +183,15 @@ def test_a_database_made_before_migrations_keeps_every_row(engine: Engine, db_ur
         done = migrate(db_url)
         assert (done.before, done.after, done.legacy, done.changed) == (None, HEAD, True, True)
         assert str(done).endswith("stamped it at revision 0001, every row kept")
-        assert str(migrate(db_url)).endswith(f"at revision {HEAD}, the newest this digestbot knows; nothing to do")
+        again = migrate(db_url)
+        assert str(again).endswith(f"at revision {HEAD}, the newest this digestbot knows; nothing to do")
         store = Store(db_url)
     try:
         assert revision_of(engine) == [(HEAD,)]
         assert dump(engine) == rows
         # and digestbot reads and writes them as before
-        assert store.get_entries(["arxiv:2611.00001"])["arxiv:2611.00001"].authors == ("A. Author", "B. Böhm")
+        got = store.get_entries(["arxiv:2611.00001"])["arxiv:2611.00001"]
+        assert got.authors == ("A. Author", "B. Böhm")
         sent = store.get_digest("alice.20261128T0700Z")
         assert sent is not None and sent.sent_at == datetime(2026, 11, 28, 7, 3, tzinfo=UTC)
         assert store.delivered(["alice"]) == {"alice": {"arxiv:2611.00001", "arxiv:2611.00002"}}
@@ -205,7 +200,8 @@ def test_a_database_made_before_migrations_keeps_every_row(engine: Engine, db_ur
         assert web is not None and web.name == "Ève"
         assert store.subscriber_statuses() == {"carol": "unsubscribed"}
         assert not store.use_token("9f2c", "confirm")  # still used
-        assert store.hit_rate("client:ab12", timedelta(days=1), 5, datetime(2026, 11, 28, 8, tzinfo=UTC))
+        at = datetime(2026, 11, 28, 8, tzinfo=UTC)
+        assert store.hit_rate("client:ab12", timedelta(days=1), 5, at)  # a new id from the sequence
         now = datetime(2026, 11, 29, 7, tzinfo=UTC)
         assert store.upsert_entries([Entry(id="arxiv:2611.00004", title="New")], now) == (1, 0, 0)
         assert store.claim("alice", now, [], "email", now=now) is not None
@@ -218,23 +214,27 @@ def test_a_newer_revision_is_refused_with_the_fix(db_url: str, engine: Engine) -
     Store(db_url).close()
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    refusal = (r"is at schema revision 0999, which this digestbot .* does not know: a newer "
+               r"digestbot upgraded it; upgrade digestbot")
     for opening in (lambda: Store(db_url), lambda: migrate(db_url), lambda: migrate(db_url, sql=True)):
-        with pytest.raises(StoreError, match=r"is at schema revision 0999, which this digestbot .* does not "
-                                             r"know: a newer digestbot upgraded it; upgrade digestbot"):
+        with pytest.raises(StoreError, match=refusal):
             opening()
     assert revision_of(engine) == [("0999",)]
 
 
-def test_a_database_made_before_migrations_by_a_newer_digestbot_is_refused(db_url: str, engine: Engine) -> None:
+def test_a_database_made_before_migrations_by_a_newer_digestbot_is_refused(
+        db_url: str, engine: Engine) -> None:
     legacy_database(engine)
     with engine.begin() as conn:
         conn.execute(text("UPDATE schema_version SET version = 2"))
-    with pytest.raises(StoreError, match="has schema version 2, newer than this digestbot's 1; upgrade digestbot"):
+    refusal = "has schema version 2, newer than this digestbot's 1; upgrade digestbot"
+    with pytest.raises(StoreError, match=refusal):
         Store(db_url)
     assert revision_of(engine) == []
 
 
-def test_an_early_development_database_missing_a_column_is_refused_untouched(db_url: str, engine: Engine) -> None:
+def test_an_early_development_database_missing_a_column_is_refused_untouched(
+        db_url: str, engine: Engine) -> None:
     column = ("\towner VARCHAR(200) NOT NULL,")
     legacy_database(engine, without=column)
     fill_ok = dump(engine)
@@ -265,7 +265,8 @@ def test_sql_prints_the_upgrade_and_changes_nothing(db_url: str, engine: Engine)
     assert not migrate(db_url).changed
 
 
-def test_sql_for_a_database_made_before_migrations_only_stamps_it(db_url: str, engine: Engine) -> None:
+def test_sql_for_a_database_made_before_migrations_only_stamps_it(
+        db_url: str, engine: Engine) -> None:
     legacy_database(engine)
     planned = migrate(db_url, sql=True)
     assert planned.legacy and planned.sql is not None
@@ -275,14 +276,17 @@ def test_sql_for_a_database_made_before_migrations_only_stamps_it(db_url: str, e
 
 
 def test_processes_starting_together_both_succeed(db_url: str, engine: Engine) -> None:
-    """Two processes open a new database at once; on PostgreSQL both are seen waiting on the lock."""
+    """Two processes open a new database at once; on PostgreSQL both are seen waiting on the
+    advisory lock (held here), then both start."""
     name = f"dbmig{uuid.uuid4().hex[:8]}"
     url = db_url + (f"&application_name={name}" if engine.dialect.name == "postgresql" else "")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c", "import sys; from bot.store import Store; Store(sys.argv[1]).close()", url]
+    code = "import sys; from bot.store import Store; Store(sys.argv[1]).close()"
+    cmd = [sys.executable, "-c", code, url]
+    lock = {"k": migrations.ADVISORY_LOCK}
     with engine.connect() as holder:
         if engine.dialect.name == "postgresql":
-            holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": migrations.ADVISORY_LOCK})
+            holder.execute(text("SELECT pg_advisory_lock(:k)"), lock)
             holder.commit()  # the session keeps the lock; each look below is a new transaction
         procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE) for _ in range(2)]
         try:
@@ -294,12 +298,13 @@ def test_processes_starting_together_both_succeed(db_url: str, engine: Engine) -
                     waiting = holder.execute(text(
                         "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                         "WHERE l.locktype = 'advisory' AND l.objid = :k AND NOT l.granted "
-                        "AND a.application_name = :name"), {"k": migrations.ADVISORY_LOCK, "name": name}).scalar_one()
+                        "AND a.application_name = :name"), {**lock, "name": name}).scalar_one()
                     holder.rollback()  # pg_stat_activity is read once per transaction
                 assert waiting == 2, "both processes wait for the advisory lock"
-                holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": migrations.ADVISORY_LOCK})
+                holder.execute(text("SELECT pg_advisory_unlock(:k)"), lock)
                 holder.commit()
-            results = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs]
+            results = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "")
+                       for p in procs]
         finally:
             for p in procs:
                 if p.poll() is None:
@@ -344,14 +349,15 @@ def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
     revision_cli(["revision", "-m", "add entries.score"])
     (script,) = (scripts_copy / "versions").glob("0002_*.py")
     text_ = script.read_text()
-    script.write_text(text_[:text_.index("\ndef upgrade")] + FUTURE + text_[text_.index("\n\ndef downgrade"):])
+    head_, tail = text_[:text_.index("\ndef upgrade")], text_[text_.index("\n\ndef downgrade"):]
+    script.write_text(head_ + FUTURE + tail)
     migrations.scripts.cache_clear()
     migrations.known_revisions.cache_clear()
     store = Store(db_url)
     try:
         assert revision_of(engine) == [("0002",)]
         if engine.dialect.name == "sqlite":
-            with store.engine.connect() as conn:  # the connection that migrated: foreign keys on again
+            with store.engine.connect() as conn:  # the one that migrated: foreign keys on again
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         store.close()
@@ -382,21 +388,22 @@ def test_the_revision_helper_numbers_scripts_and_autogenerates_the_store_types(
 @pytest.mark.slow
 def test_the_wheel_ships_the_scripts_and_an_installed_digestbot_migrates(tmp_path: Path) -> None:
     out = tmp_path / "wheel"
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
-                          check=False, capture_output=True, text=True, timeout=300)
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(ROOT)]
+    done = subprocess.run(build, check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     (wheel,) = out.glob("digestbot-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"bot/store/migrations/__init__.py", "bot/store/migrations/env.py", "bot/store/migrations/__main__.py",
-            "bot/store/migrations/script.py.mako", "bot/store/migrations/versions/0001_initial_schema.py"} <= names
+    shipped = {"__init__.py", "env.py", "__main__.py", "script.py.mako", "versions/0001_initial_schema.py"}
+    assert {f"bot/store/migrations/{name}" for name in shipped} <= names
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)]
+    subprocess.run(install, check=True, capture_output=True, timeout=300)
     code = ("import sys, bot; assert bot.__file__.startswith(sys.argv[1]), bot.__file__; "
             "from bot.store import migrate; print(migrate(sys.argv[2]))")
     db = tmp_path / "installed.db"
     ran = subprocess.run([sys.executable, "-c", code, str(target), f"sqlite:///{db}"], cwd=tmp_path,
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin",
+                              "HOME": str(tmp_path)},
                          check=False, capture_output=True, text=True, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == f"sqlite:///{db}: created the tables at revision {HEAD}\n"

@@ -120,7 +120,8 @@ def _open_engine(url: str, sqlite_synchronous: str) -> Engine:
     try:
         engine = create_engine(url, **_engine_options(url))
     except (SQLAlchemyError, ImportError, ValueError) as e:
-        raise StoreError(f"cannot use the database URL {mask_url(url)} ({e}); check DIGESTBOT_DATABASE_URL") from e
+        raise StoreError(f"cannot use the database URL {mask_url(url)} ({e}); "
+                         "check DIGESTBOT_DATABASE_URL") from e
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous.upper()))
         # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
@@ -129,13 +130,16 @@ def _open_engine(url: str, sqlite_synchronous: str) -> Engine:
     return engine
 
 
-def migrate(database: str | Engine, *, sql: bool = False, sqlite_synchronous: str = "NORMAL") -> Migration:
+def migrate(database: str | Engine, *, sql: bool = False,
+            sqlite_synchronous: str = "NORMAL") -> Migration:
     """Upgrade a database (URL or engine) to this digestbot's schema: `digestbot migrate`.
 
     With `sql`, nothing is changed: the result's `sql` is what the upgrade would run.
     """
-    engine = database if isinstance(database, Engine) else _open_engine(database, sqlite_synchronous)
-    where = str(engine.url) if isinstance(database, Engine) else mask_url(database)  # str() hides passwords
+    if isinstance(database, Engine):
+        engine, where = database, str(database.url)  # str() hides the password
+    else:
+        engine, where = _open_engine(database, sqlite_synchronous), mask_url(database)
     try:
         return migrations.plan(engine, where) if sql else migrations.upgrade(engine, where)
     finally:

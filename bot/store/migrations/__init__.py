@@ -35,13 +35,17 @@ from .._schema import SCHEMA_VERSION, metadata, schema_version
 
 log = logging.getLogger("bot.store")
 SCRIPT_LOCATION = str(Path(__file__).resolve().parent)
-LEGACY_REVISION = "0001"  # the revision whose tables digestbot made before migrations (schema_version 1)
-ADVISORY_LOCK = 7362910  # PostgreSQL: one process migrates at a time (the key digestbot always used)
-_ALEMBIC = threading.Lock()  # alembic's `op` and `context` are process-wide: one migration at a time
+# The revision whose tables digestbot made before migrations (its schema_version 1).
+LEGACY_REVISION = "0001"
+# PostgreSQL: one process migrates at a time (the key digestbot has always used).
+ADVISORY_LOCK = 7362910
+# alembic's `op` and `context` are process-wide proxies: one migration at a time per process.
+_ALEMBIC = threading.Lock()
 
 
 def alembic_config(output_buffer: io.StringIO | None = None, **attributes: Any) -> Config:
-    """Alembic's configuration for digestbot's scripts; `attributes` reach env.py (connection, dialect_name)."""
+    """Alembic's configuration for digestbot's scripts; `attributes` reach env.py (its connection,
+    or the dialect's name for SQL written out)."""
     cfg = Config(output_buffer=output_buffer)
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
@@ -86,19 +90,26 @@ class Migration:
 
     def __str__(self) -> str:
         if not self.changed:
-            return f"{self.url}: at revision {self.after}, the newest this digestbot knows; nothing to do"
+            return (f"{self.url}: at revision {self.after}, the newest this digestbot knows; "
+                    "nothing to do")
         planned = self.sql is not None
 
         def did(now: str, past: str) -> str:
             return f"would {now}" if planned else past
 
         if self.legacy:
-            then = "" if self.after == LEGACY_REVISION else f", then {did('upgrade', 'upgraded')} it to {self.after}"
-            return (f"{self.url}: made before migrations (schema version {SCHEMA_VERSION}); "
-                    f"{did('stamp', 'stamped')} it at revision {LEGACY_REVISION}, every row kept{then}")
+            then = (
+                ""
+                if self.after == LEGACY_REVISION
+                else f", then {did('upgrade', 'upgraded')} it to {self.after}"
+            )
+            return (
+                f"{self.url}: made before migrations (schema version {SCHEMA_VERSION}); "
+                f"{did('stamp', 'stamped')} it at revision {LEGACY_REVISION}, every row kept{then}"
+            )
         if self.before is None:
             return f"{self.url}: {did('create', 'created')} the tables at revision {self.after}"
-        return f"{self.url}: {did('upgrade', 'upgraded')} from revision {self.before} to {self.after}"
+        return f"{self.url}: {did('upgrade', 'upgraded')} from {self.before} to {self.after}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +124,17 @@ def _found(conn: Connection, where: str) -> _Found:
     unknown = sorted(set(heads) - known_revisions())
     if unknown:
         raise StoreError(
-            f"the database {where} is at schema revision {', '.join(unknown)}, which this digestbot "
-            f"({__version__}, newest revision {head()}) does not know: a newer digestbot upgraded it; "
-            "upgrade digestbot")
+            f"the database {where} is at schema revision {', '.join(unknown)}, which this "
+            f"digestbot ({__version__}, newest revision {head()}) does not know: a newer "
+            "digestbot upgraded it; upgrade digestbot"
+        )
     legacy = inspect(conn).has_table(schema_version.name)
     version = conn.execute(select(schema_version.c.version)).scalar() if legacy else None
     if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(f"the database {where} has schema version {version}, newer than this "
-                         f"digestbot's {SCHEMA_VERSION}; upgrade digestbot")
+        raise StoreError(
+            f"the database {where} has schema version {version}, newer than this "
+            f"digestbot's {SCHEMA_VERSION}; upgrade digestbot"
+        )
     return _Found(heads[0] if heads else None, legacy=legacy and not heads)
 
 
@@ -148,20 +162,28 @@ def _check_foreign_keys(conn: Connection, where: str) -> None:
     if conn.dialect.name == "sqlite":
         broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
         if broken:
-            raise StoreError(f"upgrading {where} to revision {head()} would leave rows pointing at no row "
-                             f"({broken[:3]}); nothing was changed; report it with this message")
+            raise StoreError(
+                f"upgrading {where} to revision {head()} would leave rows pointing at no row "
+                f"({broken[:3]}); nothing was changed; report it with this message"
+            )
 
 
 def _check_complete(conn: Connection, where: str) -> None:
-    """A database from an early development version may lack tables or columns: refuse, do not guess."""
+    """Refuse, rather than guess, a database of an early development version (missing columns)."""
     diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     missing = [d[1].name for d in diffs if d[0] == "add_table"]
     missing += [f"{d[2]}.{d[3].name}" for d in diffs if d[0] == "add_column"]
     if missing:
         raise StoreError(
-            f"the database {where} was made by an early development version of digestbot: it lacks "
-            f"{', '.join(missing)}; nothing was changed. Start with a new database (move this one aside) "
-            "or add them by hand, then start digestbot again")
+            f"the database {where} was made by an early development version of digestbot: it "
+            f"lacks {', '.join(missing)}; nothing was changed. Start with a new database (move "
+            "this one aside) or add them by hand, then start digestbot again"
+        )
+
+
+def _cannot_open(where: str, e: OperationalError) -> StoreError:
+    return StoreError(f"cannot open the database {where} ({e.orig}); check DIGESTBOT_DATABASE_URL "
+                      "and that the server is running")
 
 
 def upgrade(engine: Engine, where: str) -> Migration:
@@ -174,8 +196,7 @@ def upgrade(engine: Engine, where: str) -> Migration:
         try:
             conn = engine.connect()
         except OperationalError as e:
-            raise StoreError(f"cannot open the database {where} ({e.orig}); check DIGESTBOT_DATABASE_URL "
-                             "and that the server is running") from e
+            raise _cannot_open(where, e) from e
         with conn, _foreign_keys_off(conn), conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
@@ -191,8 +212,10 @@ def upgrade(engine: Engine, where: str) -> Migration:
                     _check_complete(conn, where)
                 _check_foreign_keys(conn, where)
             except (SQLAlchemyError, CommandError) as e:
-                raise StoreError(f"upgrading the database {where} to revision {head()} failed, nothing was "
-                                 f"changed ({e}); report it with this message") from e
+                raise StoreError(
+                    f"upgrading the database {where} to revision {head()} failed, nothing was "
+                    f"changed ({e}); report it with this message"
+                ) from e
     done = Migration(where, found.revision, head(), legacy=found.legacy)
     log.info("%s", done)
     return done
@@ -203,15 +226,17 @@ def plan(engine: Engine, where: str) -> Migration:
     with _ALEMBIC:
         found = _Found(None, legacy=False)
         database = engine.url.database
-        absent = engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") \
+        absent = (
+            engine.dialect.name == "sqlite"
+            and database not in (None, "", ":memory:")
             and not Path(database or "").exists()
+        )
         if not absent:  # (connecting would create the SQLite file)
             try:
                 with engine.connect() as conn:
                     found = _found(conn, where)
             except OperationalError as e:
-                raise StoreError(f"cannot open the database {where} ({e.orig}); check "
-                                 "DIGESTBOT_DATABASE_URL and that the server is running") from e
+                raise _cannot_open(where, e) from e
         if found.revision == head():
             return Migration(where, found.revision, head(), sql="")
         out = io.StringIO()

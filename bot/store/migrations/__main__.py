@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli = CommandLine(prog="python -m bot.store.migrations")
     options = cli.parser.parse_args(argv)
     if not hasattr(options, "cmd"):
-        cli.parser.error("name a command, e.g. revision -m \"what it does\"")
+        cli.parser.error('name a command, e.g. revision -m "what it does"')
     if options.cmd[0].__name__ == "revision" and not options.rev_id:
         options.rev_id = next_revision()
     with tempfile.TemporaryDirectory() as folder:
