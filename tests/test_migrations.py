@@ -331,6 +331,17 @@ def scripts_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     migrations.known_revisions.cache_clear()
 
 
+def add_revision(scripts: Path, message: str, upgrade: str) -> None:
+    """A new revision in the copied scripts, written by the helper, with `upgrade` as its body."""
+    revision_cli(["revision", "-m", message])
+    (script,) = (scripts / "versions").glob(f"*_{message.replace(' ', '_').replace('.', '_')}.py")
+    text_ = script.read_text()
+    head_, tail = text_[:text_.index("\ndef upgrade")], text_[text_.index("\n\ndef downgrade"):]
+    script.write_text(head_ + upgrade + tail)
+    migrations.scripts.cache_clear()
+    migrations.known_revisions.cache_clear()
+
+
 FUTURE = '''
 def upgrade() -> None:
     """A future migration that SQLite can only do by copying the table (batch mode)."""
@@ -346,13 +357,7 @@ def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
     fill(engine)
     rows = dump(engine)
     Store(db_url).close()  # stamped at 0001
-    revision_cli(["revision", "-m", "add entries.score"])
-    (script,) = (scripts_copy / "versions").glob("0002_*.py")
-    text_ = script.read_text()
-    head_, tail = text_[:text_.index("\ndef upgrade")], text_[text_.index("\n\ndef downgrade"):]
-    script.write_text(head_ + FUTURE + tail)
-    migrations.scripts.cache_clear()
-    migrations.known_revisions.cache_clear()
+    add_revision(scripts_copy, "add entries.score", FUTURE)
     store = Store(db_url)
     try:
         assert revision_of(engine) == [("0002",)]
@@ -364,6 +369,24 @@ def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
     after = dump(engine)
     assert after.pop("entries") == [(*row, None) for row in rows.pop("entries")]
     assert after == rows
+
+BROKEN = '''
+def upgrade() -> None:
+    """A migration whose second step fails."""
+    op.create_table("trending", sa.Column("entry_id", sa.String(300), primary_key=True))
+    op.execute("UPDATE entries SET no_such_column = 1")
+'''
+
+
+def test_a_failed_migration_changes_nothing(db_url: str, engine: Engine, scripts_copy: Path) -> None:
+    legacy_database(engine)
+    fill(engine)
+    rows = dump(engine)
+    add_revision(scripts_copy, "broken", BROKEN)
+    with pytest.raises(StoreError, match="to revision 0002 failed, nothing was changed .*no_such_column"):
+        Store(db_url)
+    assert revision_of(engine) == []  # not even the stamp of 0001
+    assert dump(engine) == rows  # and no table "trending"
 
 def test_the_revision_helper_numbers_scripts_and_autogenerates_the_store_types(
         scripts_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:

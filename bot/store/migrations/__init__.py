@@ -98,11 +98,9 @@ class Migration:
             return f"would {now}" if planned else past
 
         if self.legacy:
-            then = (
-                ""
-                if self.after == LEGACY_REVISION
-                else f", then {did('upgrade', 'upgraded')} it to {self.after}"
-            )
+            then = f", then {did('upgrade', 'upgraded')} it to {self.after}"
+            if self.after == LEGACY_REVISION:
+                then = ""
             return (
                 f"{self.url}: made before migrations (schema version {SCHEMA_VERSION}); "
                 f"{did('stamp', 'stamped')} it at revision {LEGACY_REVISION}, every row kept{then}"
@@ -186,6 +184,21 @@ def _cannot_open(where: str, e: OperationalError) -> StoreError:
                       "and that the server is running")
 
 
+def _run(conn: Connection, where: str, found: _Found) -> None:
+    """Stamp a database made before migrations, upgrade to the newest revision, check the result."""
+    try:
+        cfg = alembic_config(connection=conn)
+        if found.legacy:
+            command.stamp(cfg, LEGACY_REVISION)
+        command.upgrade(cfg, "head")
+        if found.legacy:
+            _check_complete(conn, where)
+        _check_foreign_keys(conn, where)
+    except (SQLAlchemyError, CommandError) as e:
+        raise StoreError(f"upgrading the database {where} to revision {head()} failed, nothing was "
+                         f"changed ({e}); report it with this message") from e
+
+
 def upgrade(engine: Engine, where: str) -> Migration:
     """Bring the database to the newest revision, in one transaction; `where` is the masked URL.
 
@@ -194,28 +207,15 @@ def upgrade(engine: Engine, where: str) -> Migration:
     """
     with _ALEMBIC:
         try:
-            conn = engine.connect()
-        except OperationalError as e:
+            with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+                found = _found(conn, where)
+                if found.revision == head():
+                    return Migration(where, found.revision, head())
+                _run(conn, where, found)
+        except OperationalError as e:  # connecting, or waiting for the lock (the rest is wrapped)
             raise _cannot_open(where, e) from e
-        with conn, _foreign_keys_off(conn), conn.begin():
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
-            found = _found(conn, where)
-            if found.revision == head():
-                return Migration(where, found.revision, head())
-            try:
-                cfg = alembic_config(connection=conn)
-                if found.legacy:
-                    command.stamp(cfg, LEGACY_REVISION)
-                command.upgrade(cfg, "head")
-                if found.legacy:
-                    _check_complete(conn, where)
-                _check_foreign_keys(conn, where)
-            except (SQLAlchemyError, CommandError) as e:
-                raise StoreError(
-                    f"upgrading the database {where} to revision {head()} failed, nothing was "
-                    f"changed ({e}); report it with this message"
-                ) from e
     done = Migration(where, found.revision, head(), legacy=found.legacy)
     log.info("%s", done)
     return done
