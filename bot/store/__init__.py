@@ -8,7 +8,7 @@ subscribers, statuses, used tokens, rate limits). `Store` joins them; import eve
 
 from __future__ import annotations
 
-from ._base import RETRY_DELAYS, retrying
+from ._base import RETRY_DELAYS, migrate, retrying
 from ._entries import EntryStore, SourceStatus
 from ._entries import _entry_row as _entry_row  # tests of the merge rules use these two
 from ._entries import _merge as _merge
@@ -33,8 +33,8 @@ from ._web import WebRecords, WebSubscriberRow
 __all__ = [
     "RETRY_DELAYS", "SCHEMA_VERSION", "DigestRow", "SourceStatus", "Store", "UTCDateTime",
     "WebSubscriberRow", "deliveries", "digest_id", "digests", "entries", "feedback", "metadata",
-    "rate_events", "retrying", "schema_version", "source_state", "subscriber_status", "used_tokens",
-    "web_subscribers",
+    "migrate", "rate_events", "retrying", "schema_version", "source_state", "subscriber_status",
+    "used_tokens", "web_subscribers",
 ]
 
 

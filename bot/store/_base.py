@@ -10,13 +10,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import create_engine, event, insert, select, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ..config import mask_url
 from ..errors import StoreError
-from ._schema import SCHEMA_VERSION, metadata, schema_version
+from . import migrations
+from .migrations import Migration
 
 log = logging.getLogger("bot.store")  # the name it had as one module
 _P = ParamSpec("_P")
@@ -111,47 +112,57 @@ def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
     return pragmas
 
 
+def _open_engine(url: str, sqlite_synchronous: str) -> Engine:
+    """The engine for `url`, with digestbot's SQLite pragmas and BEGIN IMMEDIATE."""
+    if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
+        raise StoreError(f"SQLite synchronous mode {sqlite_synchronous!r} is not one of "
+                         f"{', '.join(SQLITE_SYNCHRONOUS)}; set database_sqlite_synchronous to one of them")
+    try:
+        engine = create_engine(url, **_engine_options(url))
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise StoreError(f"cannot use the database URL {mask_url(url)} ({e}); "
+                         "check DIGESTBOT_DATABASE_URL") from e
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous.upper()))
+        # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
+        # busy timeout instead of failing when a read transaction turns into a write.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return engine
+
+
+def migrate(database: str | Engine, *, sql: bool = False,
+            sqlite_synchronous: str = "NORMAL") -> Migration:
+    """Upgrade a database (URL or engine) to this digestbot's schema: `digestbot migrate`.
+
+    With `sql`, nothing is changed: the result's `sql` is what the upgrade would run.
+    """
+    if isinstance(database, Engine):
+        engine, where = database, str(database.url)  # str() hides the password
+    else:
+        engine, where = _open_engine(database, sqlite_synchronous), mask_url(database)
+    try:
+        return migrations.plan(engine, where) if sql else migrations.upgrade(engine, where)
+    finally:
+        if engine is not database:
+            engine.dispose()
+
+
 class StoreBase:
     """The engine and transactions every part of the store builds on."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
-        if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
-            raise StoreError(f"SQLite synchronous mode {sqlite_synchronous!r} is not one of "
-                             f"{', '.join(SQLITE_SYNCHRONOUS)}; set database_sqlite_synchronous to one of them")
-        try:
-            self.engine: Engine = create_engine(url, **_engine_options(url))
-        except (SQLAlchemyError, ImportError, ValueError) as e:
-            raise StoreError(f"cannot use the database URL {mask_url(url)} ({e}); check DIGESTBOT_DATABASE_URL") from e
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas(sqlite_synchronous.upper()))
-            # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
-            # busy timeout instead of failing when a read transaction turns into a write.
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        self.engine: Engine = _open_engine(url, sqlite_synchronous)
         try:
             self.migrate()
         except BaseException:
             self.engine.dispose()
             raise
 
-    def migrate(self) -> None:
-        """Create the tables on first use; refuse a database from a newer digestbot."""
-        try:
-            with self.engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":
-                    # two processes starting together must not both create the tables
-                    conn.execute(text("SELECT pg_advisory_xact_lock(7362910)"))
-                metadata.create_all(conn)
-                version = conn.execute(select(schema_version.c.version)).scalar()
-                if version is None:
-                    conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
-                elif version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the database {mask_url(self.url)} has schema version {version}, newer than this "
-                        f"digestbot's {SCHEMA_VERSION}; upgrade digestbot"
-                    )
-        except OperationalError as e:
-            raise StoreError(f"cannot open the database {mask_url(self.url)} ({e.orig}); check DIGESTBOT_DATABASE_URL and that the server is running") from e
+    def migrate(self) -> Migration:
+        """Upgrade the schema to this digestbot's (creating the tables on first use); refuse a
+        database from a newer digestbot."""
+        return migrations.upgrade(self.engine, mask_url(self.url))
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
