@@ -46,6 +46,10 @@ class SourceError(BotError):
         super().__init__(f"source {source!r}: {message}")
 
 
+class TokenError(BotError):
+    """A link token that is malformed, forged, of the wrong kind or expired."""
+
+
 class StoreError(BotError):
     """The database could not be reached or used."""
 

@@ -11,16 +11,7 @@ import requests
 
 from ..errors import SourceError
 from ..models import Entry
-
-
-@dataclass(slots=True)
-class FetchState:
-    """What a source remembers between fetches (kept per source in the store)."""
-
-    etag: str = ""
-    last_modified: str = ""
-    # Source-specific memory (e.g. the last day fetched from hf-daily); JSON-serializable.
-    cursor: dict[str, Any] = field(default_factory=dict)
+from ..models import FetchState as FetchState  # defined with the other models (the store keeps it)
 
 
 @dataclass(slots=True)
