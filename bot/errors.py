@@ -38,6 +38,10 @@ class ProblemsFound(BotError):
         super().__init__(f"{len(problems)} problem(s) found:\n{lines}")
 
 
+class ScheduleError(BotError, ValueError):
+    """A cron line digestbot cannot read (a `ValueError` too, as APScheduler's own are)."""
+
+
 class SourceError(BotError):
     """A source could not be fetched or parsed."""
 
