@@ -67,9 +67,13 @@ class SendError(BotError):
 
 
 class TransientSendError(SendError):
-    """A failure worth retrying later: SMTP 4xx, Slack 429/5xx, a dropped connection."""
+    """A failure worth retrying later: SMTP 4xx, Slack 429/5xx, a dropped connection.
 
-    def __init__(self, message: str) -> None:
+    `retry_after`: seconds the peer asked to wait before the next try (Slack's Retry-After; 0: none).
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        self.retry_after = retry_after
         super().__init__(message, transient=True)
 
 
