@@ -1,4 +1,4 @@
-"""The `digestbot` command: the group, its global options, and the one place that catches `BotError`.
+"""The `digestbot` command: the group, its global options, the one place that catches `BotError`.
 
 Each command lives in the module of its group and only parses, calls and prints:
 `run` (run, fetch, worker), `status`, `digests` (history, preview, feedback), `match` (match,
@@ -41,8 +41,13 @@ class _Cli(click.Group):
         except OSError as e:
             # A file digestbot may not read or write: the user's to fix, not a bug.
             what = f"{e.filename}: " if e.filename else ""
-            _fail(ctx, f"{what}{e.strerror or e}; check that it exists and that the user digestbot runs as "
-                       "may read and write it", 1)
+            _fail(
+                ctx,
+                f"{what}{e.strerror or e}; check that it exists and that the user digestbot "
+                "runs as "
+                "may read and write it",
+                1,
+            )
 
 
 def _fail(ctx: click.Context, message: str, code: int) -> None:
@@ -62,11 +67,23 @@ Exit codes:
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="digestbot")
-@click.option("--config", "config", metavar="PATH", help="The config file (default: ./digestbot.toml or $DIGESTBOT_CONFIG).")
-@click.option("-v", "--verbose", count=True, help="More logging (-vv: debug); -v also shows tracebacks.")
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH",
+    help="The config file (default: ./digestbot.toml or $DIGESTBOT_CONFIG).",
+)
+@click.option(
+    "-v", "--verbose", count=True, help="More logging (-vv: debug); -v also shows tracebacks."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only problems: no progress, no summaries.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one JSON object per log line, for log collectors.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per log line, for log collectors.",
+)
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_format: str) -> None:
     """digestbot: new papers from Hugging Face, arXiv and RSS, matched to each subscriber and
@@ -84,10 +101,23 @@ def cli(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_f
     ctx.obj = Context(config, verbose, quiet, log_format)
 
 
-for _command in (run, match, check, feedback, status, serve, fetch, init, history, preview, topics, worker):
+for _command in (
+    run,
+    match,
+    check,
+    feedback,
+    status,
+    serve,
+    fetch,
+    init,
+    history,
+    preview,
+    topics,
+    worker,
+):
     cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: the `digestbot` command (errors are caught in the group, usage errors are click's)."""
+    """Entry point: the `digestbot` command (errors caught in the group, usage errors by click)."""
     cli.main(args=argv, prog_name="digestbot")

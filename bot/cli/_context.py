@@ -1,4 +1,4 @@
-"""What every command shares: the settings (loaded once), the console, and the subscriber warnings."""
+"""What every command shares: the settings (loaded once), the console, subscriber warnings."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from ..store import Store
 class Context:
     """The global options and what they give every command: settings, verbosity and the console."""
 
-    def __init__(self, config: str | None, verbose: int = 0, quiet: bool = False, log_format: str = "text") -> None:
+    def __init__(
+        self, config: str | None, verbose: int = 0, quiet: bool = False, log_format: str = "text"
+    ) -> None:
         self.config = config
         self.verbose = verbose
         self.quiet = quiet
@@ -26,7 +28,7 @@ class Context:
         self._settings: Settings | None = None
 
     def settings(self, subscriptions: str | None = None, *, need_file: bool = False) -> Settings:
-        """The settings, with --subscriptions applied; `need_file`: refuse to run on defaults alone."""
+        """The settings, with --subscriptions applied; `need_file`: refuse defaults alone."""
         if self._settings is None:
             from ..sources import SOURCES  # the source kinds [[sources]] are checked against
 
@@ -37,7 +39,8 @@ class Context:
 
 
 subscriptions_option = click.option(
-    "--subscriptions", metavar="DIR", help="The subscriptions folder (default: the configured one).")
+    "--subscriptions", metavar="DIR", help="The subscriptions folder (default: the configured one)."
+)
 
 
 def warn_skipped(problems: Sequence[Problem]) -> None:
@@ -46,7 +49,9 @@ def warn_skipped(problems: Sequence[Problem]) -> None:
         click.echo(f"warning: {p} (this subscriber is skipped)", err=True)
 
 
-def subscribers(settings: Settings, echo_problems: bool = True) -> tuple[list[Subscriber], list[Problem]]:
+def subscribers(
+    settings: Settings, echo_problems: bool = True
+) -> tuple[list[Subscriber], list[Problem]]:
     """The good file subscribers and the problems of the bad files; a missing or unreadable folder
     is an error."""
     subs, problems = file_subscribers(settings, require_folder=True)

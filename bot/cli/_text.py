@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def clip(text: str, limit: int = 200) -> str:
-    """Untrusted text (titles, reasons) fit for a terminal: no control characters, one line, capped."""
+    """Untrusted text (titles, reasons) fit for a terminal: no control characters, capped."""
     flat = "".join(ch if ch.isprintable() else " " for ch in text)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 

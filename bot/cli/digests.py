@@ -1,4 +1,4 @@
-"""A subscriber's digests: what was sent (`history`), what comes next (`preview`), and votes (`feedback`)."""
+"""A subscriber's digests: the past (`history`), the next (`preview`), and votes (`feedback`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from ._context import Context, roster, subscriptions_option
 
 @click.command()
 @click.argument("subscriber")
-@click.option("-n", "--limit", default=10, show_default=True, metavar="N", help="The latest N digests.")
+@click.option(
+    "-n", "--limit", default=10, show_default=True, metavar="N", help="The latest N digests."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
@@ -32,22 +34,28 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
         rows = store.history(subscriber, limit=limit)
         items = {r.id: store.digest_items(r.id) for r in rows}
     if as_json:
-        click.echo(json.dumps([_history_json(r, items[r.id]) for r in rows], ensure_ascii=False, indent=1))
+        click.echo(
+            json.dumps([_history_json(r, items[r.id]) for r in rows], ensure_ascii=False, indent=1)
+        )
         return
     if not rows:
         known = (settings.resolve(settings.subscriptions_dir) / f"{subscriber}.toml").is_file()
         if not known:
-            raise ConfigError(f"no subscriber {subscriber!r}: nothing in the ledger and no file "
-                              f"{settings.subscriptions_dir / (subscriber + '.toml')}; check the name "
-                              "(the subscriber id is the file name without .toml)")
+            raise ConfigError(
+                f"no subscriber {subscriber!r}: nothing in the ledger and no file "
+                f"{settings.subscriptions_dir / (subscriber + '.toml')}; check the name "
+                "(the subscriber id is the file name without .toml)"
+            )
         click.echo(f"{subscriber}: nothing sent yet; 'digestbot run --once' sends what is due")
         return
     for r in rows:
         click.echo(_history_head(r, len(items[r.id])))
         for n, item in enumerate(items[r.id], 1):
             click.echo(f"  {n}. {clean(item.entry.title)}")
-            click.echo(f"     {clean(item.entry.id)}  score {item.score:.3f}"
-                       + (f"  topic {clean(item.topic)}" if item.topic else ""))
+            click.echo(
+                f"     {clean(item.entry.id)}  score {item.score:.3f}"
+                + (f"  topic {clean(item.topic)}" if item.topic else "")
+            )
             if item.why:
                 click.echo(f"     why: {clean('; '.join(item.why))}")
 
@@ -55,22 +63,40 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
 def _history_json(r: DigestRow, items: list[DigestItem]) -> dict[str, object]:
     """One digest of `history --json`."""
     return {
-        "id": r.id, "slot": r.slot.isoformat(), "status": r.status, "channel": r.channel,
-        "sent_at": r.sent_at.isoformat() if r.sent_at else None, "attempts": r.attempts,
-        "reason": r.reason, "more": r.more, "entries": [
-            {"id": i.entry.id, "title": i.entry.title, "url": i.entry.url, "score": round(i.score, 4),
-             "why": list(i.why), "topic": i.topic} for i in items]}
+        "id": r.id,
+        "slot": r.slot.isoformat(),
+        "status": r.status,
+        "channel": r.channel,
+        "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+        "attempts": r.attempts,
+        "reason": r.reason,
+        "more": r.more,
+        "entries": [
+            {
+                "id": i.entry.id,
+                "title": i.entry.title,
+                "url": i.entry.url,
+                "score": round(i.score, 4),
+                "why": list(i.why),
+                "topic": i.topic,
+            }
+            for i in items
+        ],
+    }
 
 
 def _history_head(r: DigestRow, count: int) -> str:
     """One digest's line in `history`: its slot, its fate, and where it went."""
     slot = f"{r.slot:%Y-%m-%d %H:%M} UTC"
     if r.status == "sent":
-        fate = f"sent {r.sent_at:%Y-%m-%d %H:%M} UTC via {r.channel}, {plural(count, 'entry', 'entries')}"
+        entries = plural(count, "entry", "entries")
+        fate = f"sent {r.sent_at:%Y-%m-%d %H:%M} UTC via {r.channel}, {entries}"
     elif r.status == "failed":
         fate = f"FAILED via {r.channel}: {clean(r.reason)}"
     elif r.status == "pending":
-        fate = f"pending after {plural(r.attempts, 'attempt')}" + (f": {clean(r.reason)}" if r.reason else "")
+        fate = f"pending after {plural(r.attempts, 'attempt')}" + (
+            f": {clean(r.reason)}" if r.reason else ""
+        )
     else:
         fate = r.status
     more = f" (+{r.more} more not sent: max_items)" if r.more else ""
@@ -79,11 +105,20 @@ def _history_head(r: DigestRow, count: int) -> str:
 
 @click.command()
 @click.argument("subscriber")
-@click.option("--out", "out", default="preview", show_default=True, metavar="DIR", help="Where to write the files.")
+@click.option(
+    "--out",
+    "out",
+    default="preview",
+    show_default=True,
+    metavar="DIR",
+    help="Where to write the files.",
+)
 @click.option("--open", "open_html", is_flag=True, help="Open the HTML in a web browser.")
 @subscriptions_option
 @click.pass_obj
-def preview(obj: Context, subscriber: str, out: str, open_html: bool, subscriptions: str | None) -> None:
+def preview(
+    obj: Context, subscriber: str, out: str, open_html: bool, subscriptions: str | None
+) -> None:
     """Render SUBSCRIBER's next digest to files (.html, .txt, .json); nothing is sent or recorded.
 
     \b
@@ -96,16 +131,24 @@ def preview(obj: Context, subscriber: str, out: str, open_html: bool, subscripti
     db = settings.database_url
     file = sqlite_path(db)
     if file is not None and not file.exists():
-        raise click.UsageError(f"no database at {db} yet; run 'digestbot run --once' first to fetch entries")
+        raise click.UsageError(
+            f"no database at {db} yet; run 'digestbot run --once' first to fetch entries"
+        )
     with open_store(settings) as store:
         subs, _ = roster(settings, store)
         found = {s.id: s for s in subs}
         if subscriber not in found:
-            raise click.UsageError(f"no subscriber {subscriber!r}; the subscribers are: {', '.join(sorted(found)) or 'none'}")
+            raise click.UsageError(
+                f"no subscriber {subscriber!r}; the subscribers are: "
+                f"{', '.join(sorted(found)) or 'none'}"
+            )
         digest = next_digest(settings, store, found[subscriber], datetime.now(UTC))
     paths = write_preview(settings, digest, Path(out))
-    click.echo(f"{subscriber}: next digest {digest.id} with {plural(len(digest.items), 'entry', 'entries')}"
-               + (f" (+{digest.more} more)" if digest.more else ""))
+    click.echo(
+        f"{subscriber}: next digest {digest.id} with "
+        f"{plural(len(digest.items), 'entry', 'entries')}"
+        + (f" (+{digest.more} more)" if digest.more else "")
+    )
     for kind in ("html", "txt", "json"):
         click.echo(f"  {paths[kind]}")
     if open_html:

@@ -32,7 +32,9 @@ def init(obj: Context, directory: Path) -> None:
     for path in written:
         obj.console.say(f"wrote {path}")
     where = "" if directory.resolve() == Path.cwd() else f"cd {directory} && "
-    obj.console.say(f"\nNext: {where}digestbot check && digestbot run --once   (digests land in outbox/)")
+    obj.console.say(
+        f"\nNext: {where}digestbot check && digestbot run --once   (digests land in outbox/)"
+    )
 
 
 @click.command()
@@ -63,6 +65,11 @@ def check(obj: Context, subscriptions: str | None) -> None:
     for p in problems:
         click.echo(str(p))
     if problems:
-        click.echo(f"{plural(len(problems), 'problem')} found; {plural(len(subs), 'subscriber')} fine.")
+        click.echo(
+            f"{plural(len(problems), 'problem')} found; {plural(len(subs), 'subscriber')} fine."
+        )
         sys.exit(1)
-    obj.console.say(f"No problems: {plural(len(settings.sources), 'source')}, {plural(len(subs), 'subscriber')}.")
+    obj.console.say(
+        f"No problems: {plural(len(settings.sources), 'source')}, "
+        f"{plural(len(subs), 'subscriber')}."
+    )

@@ -1,4 +1,4 @@
-"""`digestbot status`: each subscriber's next and last digest, the ledger's open digests, each source."""
+"""`digestbot status`: each subscriber's next and last digest, the open digests, each source."""
 
 from __future__ import annotations
 
@@ -25,7 +25,12 @@ def _when(t: datetime | None, zone: str = "UTC") -> str:
 @click.command()
 @subscriptions_option
 @click.option("--items/--no-items", default=True, help="List the entries of each last digest.")
-@click.option("--pool", "pool_only", is_flag=True, help="Only the worker pool: queued, running, pending and failed digests.")
+@click.option(
+    "--pool",
+    "pool_only",
+    is_flag=True,
+    help="Only the worker pool: queued, running, pending and failed digests.",
+)
 @click.pass_obj
 def status(obj: Context, subscriptions: str | None, items: bool, pool_only: bool) -> None:
     """Each subscriber's next and last digest, pending and failed digests, each source's last fetch.
@@ -50,14 +55,17 @@ def status(obj: Context, subscriptions: str | None, items: bool, pool_only: bool
         _open_digest_lines(store)
         _source_lines(store, settings)
     if problems:
-        click.echo(f"{len(problems)} subscription file{'s' if len(problems) != 1 else ''} with problems; 'digestbot check' lists them.")
+        click.echo(
+            f"{len(problems)} subscription file{'s' if len(problems) != 1 else ''} with problems; "
+            "'digestbot check' lists them."
+        )
 
 
 def _subscriber_lines(store: Store, sub: Subscriber, now: datetime, items: bool) -> None:
-    """A subscriber's address and schedule, next digest, last digest (and its entries with `items`)."""
+    """A subscriber's address and schedule, next and last digest (with `items`: its entries)."""
     from ..slots import next_slot
 
-    click.echo(f"  {sub.id}  {clip(sub.address)}  \"{sub.schedule}\" {sub.timezone}")
+    click.echo(f'  {sub.id}  {clip(sub.address)}  "{sub.schedule}" {sub.timezone}')
     click.echo(f"    next digest: {_when(next_slot(sub, now), sub.timezone)}")
     last = store.history(sub.id, 1)
     if not last:
@@ -65,10 +73,16 @@ def _subscriber_lines(store: Store, sub: Subscriber, now: datetime, items: bool)
         return
     row = last[0]
     held = store.digest_items(row.id) if row.status in ("sent", "pending") else []
-    detail = {"sent": f"sent {_when(row.sent_at)}", "empty": "nothing new to send",
-              "failed": f"failed: {clip(row.reason)}", "pending": f"pending: {clip(row.reason) or 'in flight'}"}
-    click.echo(f"    last digest: {_when(row.slot, sub.timezone)}, {detail.get(row.status, row.status)}"
-               + (f", {len(held)} entr{'y' if len(held) == 1 else 'ies'}" if held else ""))
+    detail = {
+        "sent": f"sent {_when(row.sent_at)}",
+        "empty": "nothing new to send",
+        "failed": f"failed: {clip(row.reason)}",
+        "pending": f"pending: {clip(row.reason) or 'in flight'}",
+    }
+    click.echo(
+        f"    last digest: {_when(row.slot, sub.timezone)}, {detail.get(row.status, row.status)}"
+        + (f", {len(held)} entr{'y' if len(held) == 1 else 'ies'}" if held else "")
+    )
     if items:
         for it in held:
             click.echo(f"      - {clip(it.entry.title, 100)}  [{clip(it.entry.id, 80)}]")
@@ -80,9 +94,16 @@ def _open_digest_lines(store: Store) -> None:
         rows = store.digests_with_status(state)
         click.echo(f"{state.capitalize()} digests ({len(rows)}):")
         for r in rows:
-            owner = f", held by {r.owner} until {_when(r.lease_until)}" if state == "pending" and r.owner else ""
-            click.echo(f"  {r.id}  {r.channel}, {r.attempts} attempt{'s' if r.attempts != 1 else ''}{owner}"
-                       + (f": {clip(r.reason)}" if r.reason else ""))
+            owner = (
+                f", held by {r.owner} until {_when(r.lease_until)}"
+                if state == "pending" and r.owner
+                else ""
+            )
+            click.echo(
+                f"  {r.id}  {r.channel}, "
+                f"{r.attempts} attempt{'s' if r.attempts != 1 else ''}{owner}"
+                + (f": {clip(r.reason)}" if r.reason else "")
+            )
 
 
 def _source_lines(store: Store, settings: Settings) -> None:
@@ -95,7 +116,11 @@ def _source_lines(store: Store, settings: Settings) -> None:
             click.echo(f"  {spec.name}  never fetched")
             continue
         counts = ", ".join(f"{v} {k}" for k, v in st.counts.items())
-        outcome = f"FAILED: {clip(st.last_error)} (last success {_when(st.last_success)})" if st.last_error else f"ok ({counts})"
+        outcome = (
+            f"FAILED: {clip(st.last_error)} (last success {_when(st.last_success)})"
+            if st.last_error
+            else f"ok ({counts})"
+        )
         click.echo(f"  {spec.name}  last fetch {_when(st.last_fetch)}  {outcome}")
 
 
@@ -109,10 +134,16 @@ def _pool_summary(settings: Settings) -> None:
     if not settings.broker_url:
         click.echo("  queued:  no worker pool (DIGESTBOT_BROKER_URL is not set)")
     else:
-        click.echo(f"  queued:  {'broker unreachable' if st.queued is None else st.queued} (tasks waiting in {settings.queue!r})")
+        click.echo(
+            f"  queued:  {'broker unreachable' if st.queued is None else st.queued} "
+            f"(tasks waiting in {settings.queue!r})"
+        )
         click.echo(f"  workers: {'unknown' if st.workers is None else st.workers} answering")
     click.echo(f"  running: {st.running}")
-    click.echo(f"  pending: {st.pending} ({st.waiting} waiting for a worker, {st.running} running, {st.stalled} stalled: re-enqueued on the next tick)")
+    click.echo(
+        f"  pending: {st.pending} ({st.waiting} waiting for a worker, {st.running} running, "
+        f"{st.stalled} stalled: re-enqueued on the next tick)"
+    )
     click.echo(f"  failed:  {st.failed}")
     for row in st.recent_failures:
         click.echo(f"    {row.id}: {clip(row.reason)}")

@@ -8,8 +8,19 @@ from ._context import Context
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (0.0.0.0: every interface).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="The port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on (0.0.0.0: every interface).",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to listen on.",
+)
 @click.pass_obj
 def serve(obj: Context, host: str, port: int) -> None:
     """Serve the web front: subscribe, manage, unsubscribe, 👍/👎 and Slack's buttons.
@@ -26,7 +37,9 @@ def serve(obj: Context, host: str, port: int) -> None:
     from ..web import create_app
 
     settings = obj.settings()
-    app = create_app(settings)  # logs a warning when DIGESTBOT_SECRET_KEY or SLACK_SIGNING_SECRET is unset
+    app = create_app(
+        settings
+    )  # logs a warning when DIGESTBOT_SECRET_KEY or SLACK_SIGNING_SECRET is unset
     click.echo(f"Serving on http://{host}:{port}/ (links point at {settings.base_url})", err=True)
     # proxy_headers: behind a local reverse proxy, rate limits see the client's address.
     uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
