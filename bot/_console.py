@@ -66,6 +66,12 @@ def setup_logging(verbose: int, quiet: bool, log_format: str, stream: IO[str] | 
     root.setLevel(level)
 
 
+def printed_by_the_command(logger: str) -> None:
+    """Without -v, only errors from `logger`: its warnings are what the command prints anyway."""
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+
+
 class Console:
     """What the CLI shows: quiet or not, progress bars only when stdout is a terminal."""
 

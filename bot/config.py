@@ -7,11 +7,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ConfigError, Problem, ProblemsFound
 
 DEFAULT_CONFIG = "digestbot.toml"
+
+
+class SourceKind(Protocol):
+    """What config checking needs of a source kind (a `bot.sources.Source` class): its options."""
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Option name → default; a default of None marks a required option."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +105,14 @@ def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path | None
 
 
 def load_settings(
-    explicit: str | None = None, environ: Mapping[str, str] | None = None
+    explicit: str | None = None, environ: Mapping[str, str] | None = None,
+    kinds: Mapping[str, SourceKind] | None = None,
 ) -> Settings:
-    """Read the config file and the environment; raise `ProblemsFound` naming every bad key."""
+    """Read the config file and the environment; raise `ProblemsFound` naming every bad key.
+
+    `kinds` (`bot.sources.SOURCES`) checks each source's type and options; without it they are
+    taken as written. `templates_dir` comes back resolved against the config file's folder.
+    """
     env = dict(os.environ if environ is None else environ)
     path = find_config(explicit, env)
     raw: dict[str, Any] = {}
@@ -110,12 +123,30 @@ def load_settings(
             raise ProblemsFound([Problem(str(path), "", f"not valid TOML ({e}); fix the syntax")]) from e
         except OSError as e:
             raise ConfigError(f"cannot read it ({e.strerror}); check its permissions", path=str(path)) from e
-    settings, problems = parse_settings(raw, str(path or "(defaults)"), env)
+    settings, problems = parse_settings(raw, str(path or "(defaults)"), env, kinds)
     if path is not None:
         settings = replace(settings, config_path=path, base_dir=path.parent)
     if problems:
         raise ProblemsFound(problems)
+    if settings.templates_dir is not None:
+        # Relative to the config file like every other path (render uses it as given).
+        settings = replace(settings, templates_dir=settings.resolve(settings.templates_dir))
     return settings
+
+
+_NO_CONFIG = ("not found in {cwd}, and neither --config nor DIGESTBOT_CONFIG is set; "
+              "run 'digestbot init' to write one here, or pass --config PATH")
+
+
+def require_config_file(settings: Settings) -> None:
+    """Refuse settings made of defaults alone (no config file found), saying how to make one."""
+    if settings.config_path is None:
+        raise ConfigError(_NO_CONFIG.format(cwd=Path.cwd()), path=DEFAULT_CONFIG)
+
+
+def with_subscriptions(settings: Settings, folder: str | None) -> Settings:
+    """The settings with another subscriptions folder (`--subscriptions`), when one is given."""
+    return replace(settings, subscriptions_dir=Path(folder).resolve()) if folder else settings
 
 
 def _check_type(problems: list[Problem], where: str, key: str, value: Any, kind: type | tuple[type, ...], hint: str) -> bool:
@@ -125,10 +156,12 @@ def _check_type(problems: list[Problem], where: str, key: str, value: Any, kind:
     return True
 
 
-def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str]) -> tuple[Settings, list[Problem]]:
-    """Settings from a decoded config table and the environment, with every problem found."""
-    from .sources import SOURCES
+def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str],
+                   kinds: Mapping[str, SourceKind] | None = None) -> tuple[Settings, list[Problem]]:
+    """Settings from a decoded config table and the environment, with every problem found.
 
+    `kinds`: the source kinds to check `[[sources]]` against (see `load_settings`).
+    """
     problems: list[Problem] = []
     values: dict[str, Any] = {"environ": env}
     for key in sorted(set(raw) - _TOP_KEYS):
@@ -170,40 +203,8 @@ def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str]) -
             problems.append(Problem(where, f"slack.{key}", f"unknown key{hint}; the key is api_url"))
         if "api_url" in slack and _check_type(problems, where, "slack.api_url", slack["api_url"], str, "a string"):
             values["slack_api_url"] = slack["api_url"]
-    interval = values.get("fetch_interval_minutes", 30)
-    specs: list[SourceSpec] = []
-    seen: set[str] = set()
-    sources = raw.get("sources", [])
-    if _check_type(problems, where, "sources", sources, list, "a list of [[sources]] tables"):
-        for i, table in enumerate(sources):
-            key = f"sources[{i}]"
-            if not _check_type(problems, where, key, table, dict, "a [[sources]] table"):
-                continue
-            name, kind = table.get("name"), table.get("type")
-            if not isinstance(name, str) or not name:
-                problems.append(Problem(where, f"{key}.name", "missing; give each source a name"))
-                continue
-            key = f"sources[{name}]"
-            if name in seen:
-                problems.append(Problem(where, f"{key}.name", "used twice; give each source its own name"))
-            seen.add(name)
-            if kind not in SOURCES:
-                problems.append(Problem(where, f"{key}.type", f"{kind!r} is not a source type; use one of {', '.join(sorted(SOURCES))}"))
-                continue
-            cls = SOURCES[kind]
-            options = {k: v for k, v in table.items() if k not in _SOURCE_KEYS}
-            for opt in sorted(set(options) - set(cls.options)):
-                allowed = ", ".join(sorted(set(cls.options) | _SOURCE_KEYS))
-                problems.append(Problem(where, f"{key}.{opt}", f"unknown key for type {kind!r}; the keys are {allowed}"))
-            for opt, default in cls.options.items():
-                if default is None and opt not in options:
-                    problems.append(Problem(where, f"{key}.{opt}", f"missing; a {kind!r} source needs {opt} = \"…\""))
-            every = table.get("interval_minutes", interval)
-            if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-                problems.append(Problem(where, f"{key}.interval_minutes", f"{every!r} is not a whole number of minutes ≥ 1; write e.g. 30"))
-                every = interval
-            specs.append(SourceSpec(name, kind, options, every))
-    values["sources"] = tuple(specs)
+    values["sources"] = _parse_sources(raw.get("sources", []), where, values.get("fetch_interval_minutes", 30),
+                                       kinds, problems)
     for var, attr in _ENV.items():
         if env.get(var):
             values[attr] = env[var]
@@ -212,6 +213,57 @@ def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str]) -
     if env.get("DIGESTBOT_OUTBOX"):
         values["outbox_dir"] = Path(env["DIGESTBOT_OUTBOX"])
     return Settings(**values), problems
+
+
+def _parse_sources(sources: Any, where: str, interval: int, kinds: Mapping[str, SourceKind] | None,
+                   problems: list[Problem]) -> tuple[SourceSpec, ...]:
+    """The `[[sources]]` tables as specs; each problem appended to `problems` (see `parse_settings`)."""
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    if not _check_type(problems, where, "sources", sources, list, "a list of [[sources]] tables"):
+        return ()
+    for i, table in enumerate(sources):
+        key = f"sources[{i}]"
+        if not _check_type(problems, where, key, table, dict, "a [[sources]] table"):
+            continue
+        name, kind = table.get("name"), table.get("type")
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(where, f"{key}.name", "missing; give each source a name"))
+            continue
+        key = f"sources[{name}]"
+        if name in seen:
+            problems.append(Problem(where, f"{key}.name", "used twice; give each source its own name"))
+        seen.add(name)
+        options = {k: v for k, v in table.items() if k not in _SOURCE_KEYS}
+        if not _check_kind(problems, where, key, kind, options, kinds):
+            continue
+        every = table.get("interval_minutes", interval)
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            problems.append(Problem(where, f"{key}.interval_minutes", f"{every!r} is not a whole number of minutes ≥ 1; write e.g. 30"))
+            every = interval
+        specs.append(SourceSpec(name, kind, options, every))
+    return tuple(specs)
+
+
+def _check_kind(problems: list[Problem], where: str, key: str, kind: Any, options: Mapping[str, Any],
+                kinds: Mapping[str, SourceKind] | None) -> bool:
+    """Whether `kind` is a source type (any string when `kinds` is None); its options checked too."""
+    if kinds is None:
+        if isinstance(kind, str) and kind:
+            return True
+        problems.append(Problem(where, f"{key}.type", f"{kind!r} is not a source type; write type = \"rss\" or another"))
+        return False
+    if kind not in kinds:
+        problems.append(Problem(where, f"{key}.type", f"{kind!r} is not a source type; use one of {', '.join(sorted(kinds))}"))
+        return False
+    known = kinds[kind].options
+    for opt in sorted(set(options) - set(known)):
+        allowed = ", ".join(sorted(set(known) | _SOURCE_KEYS))
+        problems.append(Problem(where, f"{key}.{opt}", f"unknown key for type {kind!r}; the keys are {allowed}"))
+    for opt, default in known.items():
+        if default is None and opt not in options:
+            problems.append(Problem(where, f"{key}.{opt}", f"missing; a {kind!r} source needs {opt} = \"…\""))
+    return True
 
 
 def mask_url(url: str) -> str:

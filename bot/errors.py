@@ -38,12 +38,20 @@ class ProblemsFound(BotError):
         super().__init__(f"{len(problems)} problem(s) found:\n{lines}")
 
 
+class ScheduleError(BotError, ValueError):
+    """A cron line digestbot cannot read (a `ValueError` too, as APScheduler's own are)."""
+
+
 class SourceError(BotError):
     """A source could not be fetched or parsed."""
 
     def __init__(self, source: str, message: str) -> None:
         self.source = source
         super().__init__(f"source {source!r}: {message}")
+
+
+class TokenError(BotError):
+    """A link token that is malformed, forged, of the wrong kind or expired."""
 
 
 class StoreError(BotError):
@@ -59,9 +67,13 @@ class SendError(BotError):
 
 
 class TransientSendError(SendError):
-    """A failure worth retrying later: SMTP 4xx, Slack 429/5xx, a dropped connection."""
+    """A failure worth retrying later: SMTP 4xx, Slack 429/5xx, a dropped connection.
 
-    def __init__(self, message: str) -> None:
+    `retry_after`: seconds the peer asked to wait before the next try (Slack's Retry-After; 0: none).
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        self.retry_after = retry_after
         super().__init__(message, transient=True)
 
 

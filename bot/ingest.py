@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,8 +13,10 @@ import requests
 from . import __version__
 from .config import Settings, SourceSpec
 from .errors import BotError, SourceError
-from .sources import SOURCES, FetchState
-from .store import Store
+from .models import Entry, FetchState
+from .sources import SOURCES
+from .sources.files import read_entries
+from .store import Store, merge_entry
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"digestbot/{__version__} (+https://pypi.org/project/digestbot/)"
@@ -90,3 +92,22 @@ def fetch_all(
             if progress:
                 progress(report)
     return reports
+
+
+def read_entry_files(
+    paths: Iterable[str], warn: Callable[[str, str], None] | None = None
+) -> list[Entry]:
+    """Entries from feed and HF JSON files, one per paper, merged as the store merges them.
+
+    `warn(path, warning)` hears each file's warnings as it is read; a file that cannot be read
+    raises `SourceError`.
+    """
+    merged: dict[str, Entry] = {}
+    for path in paths:
+        found, warnings = read_entries(path)
+        for w in warnings:
+            if warn:
+                warn(path, w)
+        for e in found:
+            merged[e.id] = merge_entry(merged[e.id], e) if e.id in merged else e
+    return list(merged.values())

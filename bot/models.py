@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,22 @@ class Interests:
     topics: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe data: the object the store keeps for a web subscriber, and a task message's."""
+        return {"description": self.description, **{k: list(getattr(self, k)) for k in _PHRASES}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Interests:
+        """`Interests` back from `to_dict`'s data; a missing or malformed key reads as empty."""
+        def phrases(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+        return cls(str(data.get("description") or ""), *(phrases(k) for k in _PHRASES))
+
+
+_PHRASES = ("keywords", "exclude", "topics", "authors")  # Interests' list fields, in order
+
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
@@ -60,6 +76,29 @@ class Subscriber:
     def address(self) -> str:
         """Where the digest goes: an email address, a Slack channel or a webhook variable."""
         return self.email or self.slack_channel or f"${self.slack_webhook_env}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe data (a worker task's payload); `from_dict` reads it back."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**data, "interests": self.interests.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Subscriber:
+        """A subscriber back from `to_dict`'s data; keys this version does not know are ignored
+        (a newer scheduler may send fields an older worker lacks)."""
+        known = {f.name for f in fields(cls)} - {"interests"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   interests=Interests.from_dict(data.get("interests") or {}))
+
+
+@dataclass(slots=True)
+class FetchState:
+    """What a source remembers between fetches (kept per source in the store)."""
+
+    etag: str = ""
+    last_modified: str = ""
+    # Source-specific memory (e.g. the last day fetched from hf-daily); JSON-serializable.
+    cursor: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
 
 from .config import Settings
-from .errors import Problem
+from .errors import ConfigError, Problem
 from .models import Interests, Subscriber
 from .store import Store, WebSubscriberRow
 from .subscriptions import load_subscriptions
 
-_INTEREST_KEYS = ("description", "keywords", "exclude", "topics", "authors")
-
-
-def interests_from(data: dict[str, Any]) -> Interests:
-    """`Interests` from the JSON object the store keeps for a web subscriber."""
-    def phrases(key: str) -> tuple[str, ...]:
-        value = data.get(key, [])
-        return tuple(str(v) for v in value) if isinstance(value, list) else ()
-
-    return Interests(description=str(data.get("description", "")), keywords=phrases("keywords"),
-                     exclude=phrases("exclude"), topics=phrases("topics"), authors=phrases("authors"))
-
-
-def interests_data(interests: Interests) -> dict[str, Any]:
-    """The JSON object the store keeps for `interests`."""
-    return {"description": interests.description, **{k: list(getattr(interests, k)) for k in _INTEREST_KEYS[1:]}}
+# bot.web's names for Interests.from_dict / Interests.to_dict, until it calls those itself.
+interests_from = Interests.from_dict
+interests_data = Interests.to_dict
 
 
 def web_subscriber(row: WebSubscriberRow) -> Subscriber:
     """The `Subscriber` a web row stands for (origin "web")."""
     return Subscriber(id=row.id, name=row.name or row.email, email=row.email, schedule=row.schedule,
-                      timezone=row.timezone, max_items=row.max_items, interests=interests_from(row.interests),
+                      timezone=row.timezone, max_items=row.max_items, interests=Interests.from_dict(row.interests),
                       origin="web")
 
 
-def file_subscribers(settings: Settings) -> tuple[list[Subscriber], list[Problem]]:
-    """The subscribers defined by files in the configured folder, with the problems found."""
+def file_subscribers(settings: Settings, *, require_folder: bool = False) -> tuple[list[Subscriber], list[Problem]]:
+    """The subscribers defined by files in the configured folder, with the problems found.
+
+    `require_folder`: a missing or unreadable folder raises `ConfigError` (with the fix) instead
+    of coming back as a problem.
+    """
     from .match import known_topics
 
-    return load_subscriptions(settings.resolve(settings.subscriptions_dir), known_topics())
+    folder = settings.resolve(settings.subscriptions_dir)
+    if require_folder and folder.is_dir():
+        try:
+            os.listdir(folder)
+        except OSError as e:
+            raise ConfigError(f"cannot read this folder ({e.strerror}); let the user digestbot runs as read it, "
+                              f"e.g. chmod a+rx {folder}", path=str(folder)) from e
+    subs, problems = load_subscriptions(folder, known_topics())
+    if require_folder and not folder.is_dir():
+        raise ConfigError(problems[0].message if problems else "no such folder", path=str(folder))
+    return subs, problems
 
 
 def load_roster(

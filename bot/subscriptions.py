@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
-from .errors import Problem
+from .errors import Problem, ScheduleError
 from .models import Interests, Subscriber
 
 _TOP = {"name", "email", "slack_channel", "slack_webhook_env", "schedule", "timezone", "max_items", "interests"}
@@ -39,21 +39,21 @@ def _crontab_days(field: str) -> str:
         if t in _DAYS:
             return _DAYS.index(t)
         if not token.isdigit() or int(token) > 7:
-            raise ValueError(f"bad day of week {token!r}")
+            raise ScheduleError(f"bad day of week {token!r}")
         return int(token) % 7 if token != "7" else 7
 
     for part in field.split(","):
         base, _, step_text = part.partition("/")
         step = int(step_text) if step_text else 1
         if step < 1:
-            raise ValueError(f"bad step in {part!r}")
+            raise ScheduleError(f"bad step in {part!r}")
         if base == "*":
             lo, hi = 0, 6
         elif "-" in base:
             a, b = base.split("-", 1)
             lo, hi = number(a), number(b)
             if hi < lo:
-                raise ValueError(f"bad range {base!r}")
+                raise ScheduleError(f"bad range {base!r}")
         else:
             lo = hi = number(base)
             if step_text:
@@ -66,10 +66,15 @@ def cron_trigger(schedule: str, timezone: str) -> CronTrigger:
     """The APScheduler trigger for a five-field cron line (cron's day numbering) in a time zone."""
     fields = schedule.split()
     if len(fields) != 5:
-        raise ValueError(f"expected 5 fields, got {len(fields)}")
+        raise ScheduleError(f"expected 5 fields, got {len(fields)}")
     minute, hour, day, month, dow = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=_crontab_days(dow), timezone=ZoneInfo(timezone))
+    try:
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=_crontab_days(dow), timezone=ZoneInfo(timezone))
+    except ScheduleError:
+        raise
+    except ValueError as e:  # APScheduler's: a field out of range, a bad step
+        raise ScheduleError(str(e)) from e
 
 
 def parse_subscriber(
@@ -85,16 +90,42 @@ def parse_subscriber(
         bad("", f"the file name {sid!r} is not a usable subscriber id; rename it with letters, digits, '.', '_' or '-'")
     for key in sorted(set(raw) - _TOP):
         bad(key, f"unknown key; the keys are {', '.join(sorted(_TOP))}")
+    name = _text(raw, "name", "", bad)
+    email, slack_channel, webhook_env = _destination(raw, bad)
+    schedule, timezone = _schedule(raw, bad)
+    max_items = raw.get("max_items", 10)
+    if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 200:
+        bad("max_items", f"{max_items!r} is not a whole number from 1 to 200; write e.g. max_items = 10")
+        max_items = 10
+    interests = _interests(raw.get("interests", {}), bad, known_topics)
+    interest_problems = any(p.key.startswith("interests") for p in problems)
+    if not interest_problems and not (interests.description or interests.keywords or interests.topics or interests.authors):
+        bad("interests", "says nothing to match on; give a description, keywords, topics or authors")
+    if problems:
+        return None, problems
+    return Subscriber(
+        id=sid, name=name or sid, email=email, slack_channel=slack_channel,
+        slack_webhook_env=webhook_env, schedule=schedule, timezone=timezone,
+        max_items=max_items, interests=interests, origin=where,
+    ), []
 
-    def text(key: str, table: dict[str, Any] = raw, prefix: str = "") -> str:
-        value = table.get(key, "")
-        if not isinstance(value, str):
-            bad(prefix + key, f"{value!r} is not a string; write {key} = \"…\"")
-            return ""
-        return value.strip()
 
-    name, email = text("name"), text("email")
-    slack_channel, webhook_env = text("slack_channel"), text("slack_webhook_env")
+_Bad = Callable[[str, str], None]  # reports a problem: the key, and what is wrong with the fix
+
+
+def _text(table: dict[str, Any], key: str, prefix: str, bad: _Bad) -> str:
+    """A string value, stripped; "" (and a problem) when it is not a string."""
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        bad(prefix + key, f"{value!r} is not a string; write {key} = \"…\"")
+        return ""
+    return value.strip()
+
+
+def _destination(raw: dict[str, Any], bad: _Bad) -> tuple[str, str, str]:
+    """The email address, Slack channel and webhook variable: exactly one kind of destination."""
+    email, slack_channel = _text(raw, "email", "", bad), _text(raw, "slack_channel", "", bad)
+    webhook_env = _text(raw, "slack_webhook_env", "", bad)
     if email and not _EMAIL.match(email):
         bad("email", f"{email!r} is not an email address; write e.g. email = \"alice@example.org\"")
     if webhook_env and not _ENV_NAME.match(webhook_env):
@@ -103,8 +134,13 @@ def parse_subscriber(
         bad("email", "no delivery address; give email = \"…\", slack_channel = \"#…\" or slack_webhook_env = \"VAR\"")
     elif email and (slack_channel or webhook_env):
         bad("email", "give either an email address or a Slack destination, not both; make one file per destination")
-    schedule = text("schedule") or "0 8 * * *"
-    timezone = text("timezone") or "UTC"
+    return email, slack_channel, webhook_env
+
+
+def _schedule(raw: dict[str, Any], bad: _Bad) -> tuple[str, str]:
+    """The cron line and its time zone, each checked."""
+    schedule = _text(raw, "schedule", "", bad) or "0 8 * * *"
+    timezone = _text(raw, "timezone", "", bad) or "UTC"
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -114,12 +150,11 @@ def parse_subscriber(
         cron_trigger(schedule, timezone or "UTC")
     except ValueError as e:
         bad("schedule", f"{schedule!r} is not a valid cron line ({e}); write five fields, e.g. \"0 8 * * 1-5\"")
-    max_items = raw.get("max_items", 10)
-    if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 200:
-        bad("max_items", f"{max_items!r} is not a whole number from 1 to 200; write e.g. max_items = 10")
-        max_items = 10
+    return schedule, timezone
 
-    interests_raw = raw.get("interests", {})
+
+def _interests(interests_raw: Any, bad: _Bad, known_topics: Collection[str] | None) -> Interests:
+    """The [interests] table: lists of phrases, topics that exist."""
     if not isinstance(interests_raw, dict):
         bad("interests", "is not a table; write [interests] with description, keywords, exclude, topics, authors")
         interests_raw = {}
@@ -141,23 +176,9 @@ def parse_subscriber(
         for t in topics:
             if t not in known_topics:
                 bad("interests.topics", f"{t!r} is not a known topic; 'digestbot topics' lists them")
-    interests = Interests(
-        description=text("description", interests_raw, "interests."),
-        keywords=phrases("keywords"),
-        exclude=phrases("exclude"),
-        topics=topics,
-        authors=phrases("authors"),
-    )
-    interest_problems = any(p.key.startswith("interests") for p in problems)
-    if not interest_problems and not (interests.description or interests.keywords or interests.topics or interests.authors):
-        bad("interests", "says nothing to match on; give a description, keywords, topics or authors")
-    if problems:
-        return None, problems
-    return Subscriber(
-        id=sid, name=name or sid, email=email, slack_channel=slack_channel,
-        slack_webhook_env=webhook_env, schedule=schedule, timezone=timezone,
-        max_items=max_items, interests=interests, origin=where,
-    ), []
+    return Interests(description=_text(interests_raw, "description", "interests.", bad),
+                     keywords=phrases("keywords"), exclude=phrases("exclude"), topics=topics,
+                     authors=phrases("authors"))
 
 
 def load_subscriptions(

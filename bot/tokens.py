@@ -11,17 +11,14 @@ import time
 from typing import Any
 
 from .config import Settings
-from .errors import BotError
+from .errors import TokenError
 
+__all__ = ["DEV_KEY", "TokenError", "sign", "verify"]  # TokenError: defined with the other errors
 log = logging.getLogger(__name__)
 
 # Used only when DIGESTBOT_SECRET_KEY is unset (development): anyone can forge links made with it.
 DEV_KEY = "digestbot-development-key-set-DIGESTBOT_SECRET_KEY"
 _warned = False
-
-
-class TokenError(BotError):
-    """A link token that is malformed, forged, of the wrong kind or expired."""
 
 
 def _key(settings: Settings) -> bytes:

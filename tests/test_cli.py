@@ -7,16 +7,20 @@ import logging
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 import time_machine
 from click.testing import CliRunner, Result
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 
 from bot._console import JsonFormatter, clean, table_lines
 from bot.cli import cli
@@ -326,6 +330,31 @@ def test_json_formatter_keeps_the_traceback() -> None:
     out = json.loads(JsonFormatter().format(record))
     assert out["message"] == "failed: it" and out["level"] == "error"
     assert out["traceback"].endswith("ValueError: boom")
+
+
+# --- the store every command opens --------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["status", "--pool"], ["status"], ["history", "example"], ["fetch"],
+                                  ["feedback", "example", "arxiv:2611.01001", "up"]])
+def test_every_command_opens_the_store_with_the_configured_durability(here: Path, args: list[str]) -> None:
+    """database_sqlite_synchronous = "FULL" holds for each connection a command makes (PRAGMA 2)."""
+    invoke("init")
+    config = here / "digestbot.toml"
+    config.write_text('database_sqlite_synchronous = "FULL"\n' + config.read_text())
+    assert invoke("fetch").exit_code == 0  # the example feed's entries, for feedback
+    seen: list[int] = []
+
+    def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            seen.append(dbapi_conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    event.listen(Pool, "checkout", checkout)
+    try:
+        result = invoke(*args)
+    finally:
+        event.remove(Pool, "checkout", checkout)
+    assert "Error" not in result.output, result.output
+    assert seen and set(seen) == {2}, seen
 
 
 # --- history ------------------------------------------------------------------------------------

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings, mask_url
+from bot.config import load_settings, mask_url, require_config_file, with_subscriptions
 from bot.errors import ConfigError, ProblemsFound
+from bot.sources import SOURCES
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -18,7 +24,7 @@ def write(tmp_path: Path, text: str) -> str:
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ProblemsFound) as err:
-        load_settings(write(tmp_path, text), env or {})
+        load_settings(write(tmp_path, text), env or {}, kinds=SOURCES)
     return [str(p) for p in err.value.problems]
 
 
@@ -106,3 +112,47 @@ def test_missing_explicit_config_says_the_fix(tmp_path: Path) -> None:
 ])
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def test_without_the_source_kinds_sources_are_taken_as_written(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[sources]]\nname = "a"\ntype = "atom"\ncolour = "red"\n')
+    (spec,) = load_settings(path, {}).sources
+    assert (spec.type, dict(spec.options)) == ("atom", {"colour": "red"})
+    with pytest.raises(ProblemsFound) as err:
+        load_settings(write(tmp_path, '[[sources]]\nname = "a"\n'), {})
+    assert [str(p) for p in err.value.problems] == [
+        f"{path}: sources[a].type: None is not a source type; write type = \"rss\" or another"]
+
+
+def test_templates_dir_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "conf").mkdir()
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "conf" / "digestbot.toml"
+    path.write_text('templates_dir = "mine"\n')
+    assert load_settings(str(path), {}).templates_dir == tmp_path / "conf" / "mine"
+    path.write_text(f'templates_dir = "{tmp_path / "abs"}"\n')
+    assert load_settings(str(path), {}).templates_dir == tmp_path / "abs"
+    path.write_text("")
+    assert load_settings(str(path), {}).templates_dir is None
+
+
+def test_a_config_file_can_be_required_and_the_subscriptions_folder_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    defaults = load_settings(None, {})
+    with pytest.raises(ConfigError) as err:
+        require_config_file(defaults)
+    assert str(err.value).startswith(f"digestbot.toml: not found in {tmp_path}, and neither --config")
+    require_config_file(load_settings(write(tmp_path, ""), {}))  # a file was found: fine
+    assert with_subscriptions(defaults, None) is defaults
+    assert with_subscriptions(defaults, "subs").subscriptions_dir == tmp_path / "subs"
+
+
+def test_importing_config_and_store_loads_no_source_and_no_http(tmp_path: Path) -> None:
+    """`bot.config` and `bot.store` sit below the sources: importing them loads none of it."""
+    code = ("import sys, bot.config, bot.store, bot.models, bot.roster; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('feedparser', 'requests') "
+            "or m.startswith('bot.sources')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]", out.stdout

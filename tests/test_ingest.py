@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -18,7 +19,7 @@ from bot.cli import cli
 from bot.config import Settings, load_settings
 from bot.ingest import fetch_all
 from bot.models import Entry
-from bot.store import Store, _entry_row, _merge, entries
+from bot.store import Store, entries, merge_entry
 
 DATA = Path(__file__).resolve().parent / "data"
 BLOG = "https://blog.example/feed.xml"
@@ -139,31 +140,47 @@ def test_the_same_paper_from_three_sources_is_one_entry_enriched(store: Store) -
     assert count(store) == 2
 
 
-def row(e: Entry) -> dict[str, Any]:
-    return _entry_row(e, T0)
-
-
-class Old:
-    """A stored row as `_merge` sees it."""
-
-    def __init__(self, e: Entry) -> None:
-        self.__dict__.update(row(e))
-
-
 def test_merge_keeps_counters_growing_and_the_first_announcement() -> None:
     old = Entry("arxiv:1", "T", extra={"upvotes": 20, "version": 3, "announce_type": "new"})
     stale = Entry("arxiv:1", "T", extra={"upvotes": 5, "version": 2, "announce_type": "replace", "doi": "10.1/x"})
-    changes = _merge(Old(old), row(stale))
-    assert json.loads(changes["extra"]) == {"upvotes": 20, "version": 3, "announce_type": "new", "doi": "10.1/x"}
+    assert merge_entry(old, stale).extra == {"upvotes": 20, "version": 3, "announce_type": "new", "doi": "10.1/x"}
     fresh = Entry("arxiv:1", "T", extra={"upvotes": 25})
-    assert json.loads(_merge(Old(old), row(fresh))["extra"])["upvotes"] == 25
+    assert merge_entry(old, fresh).extra["upvotes"] == 25
 
 
 def test_merge_never_loses_what_it_had() -> None:
     old = Entry("x", "Title", "Summary", "https://x", ("A",), source="first", tags=("t1",))
     empty = Entry("x", "", "", "", (), source="second", tags=("t2",))
-    assert _merge(Old(old), row(empty)) == {"tags": json.dumps(["t1", "t2"])}
-    assert _merge(Old(old), row(old)) == {}
+    assert merge_entry(old, empty) == replace(old, tags=("t1", "t2"))
+    assert merge_entry(old, old) == old
+    edited = Entry("x", "New title", "", "https://y", ("B",), source="second")
+    assert merge_entry(old, edited) == replace(old, title="New title", url="https://y")
+
+
+def test_the_store_merges_by_the_same_rule_and_counts_what_changed(store: Store) -> None:
+    old = Entry("x", "Title", "Summary", "https://x", ("A",), published=T0, source="first", tags=("t1",),
+                extra={"upvotes": 20, "announce_type": "new"})
+    later = Entry("x", "New title", "", "", ("B",), published=T0 + timedelta(days=1), source="second",
+                  tags=("t2",), extra={"upvotes": 5, "announce_type": "replace", "doi": "d"})
+    assert store.upsert_entries([old], now=T0) == (1, 0, 0)
+    assert store.upsert_entries([old], now=T0 + timedelta(hours=1)) == (0, 0, 1)
+    assert store.upsert_entries([later], now=T0 + timedelta(hours=2)) == (0, 1, 0)
+    assert store.get_entries(["x"])["x"] == merge_entry(old, later)
+    assert store.upsert_entries([later], now=T0 + timedelta(hours=3)) == (0, 0, 1)
+
+
+def test_entry_files_merge_as_the_store_does(store: Store) -> None:
+    """`digestbot match --entries` merges one paper from several files by the store's rule."""
+    from bot.ingest import read_entry_files
+    from bot.sources.files import read_entries
+
+    files = [DATA / "paper_arxiv_rss.xml", DATA / "paper_hf.json", DATA / "paper_arxiv_api.xml"]
+    heard: list[tuple[str, str]] = []
+    merged = read_entry_files([str(f) for f in files], warn=lambda path, w: heard.append((path, w)))
+    for f in files:
+        store.upsert_entries(read_entries(f)[0], now=T0)
+    assert len(merged) == 2 and {e.id: e for e in merged} == store.get_entries([e.id for e in merged])
+    assert heard == [(str(f), w) for f in files for w in read_entries(f)[1]]
 
 
 def test_one_batch_with_the_same_paper_twice_merges_in_memory(store: Store) -> None:

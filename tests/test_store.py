@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from bot.config import Settings
 from bot.errors import StoreError
-from bot.models import DigestItem, Entry
-from bot.sources import FetchState
-from bot.store import SCHEMA_VERSION, Store, digest_id
+from bot.models import DigestItem, Entry, FetchState
+from bot.store import SCHEMA_VERSION, Store, digest_id, open_store, sqlite_path
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 SLOT = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -195,3 +196,26 @@ def test_a_rate_window_longer_than_a_day_keeps_its_events(store: Store) -> None:
     assert store.hit_rate("client:x", week, 2, NOW + timedelta(days=2))
     assert not store.hit_rate("client:x", week, 2, NOW + timedelta(days=3))  # both still count
     assert store.hit_rate("client:x", week, 2, NOW + timedelta(days=8))  # the first left the window
+
+
+def test_open_store_applies_the_durability_setting_and_closes_as_a_context(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    for mode, pragma in (("NORMAL", 1), ("FULL", 2)):
+        with open_store(Settings(database_url=url, database_sqlite_synchronous=mode)) as store:
+            with store.engine.connect() as conn:
+                assert conn.execute(text("PRAGMA synchronous")).scalar() == pragma
+            assert store.engine.pool.checkedin() == 1
+        assert store.engine.pool.checkedin() == 0  # closed on leaving the block
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("sqlite:///digestbot.db", Path("digestbot.db")),
+    ("sqlite:////srv/d/digestbot.db", Path("/srv/d/digestbot.db")),
+    ("sqlite+pysqlite:///x.db?timeout=5", Path("x.db")),
+    ("sqlite:///:memory:", None),
+    ("sqlite://", None),
+    ("postgresql+psycopg://u:p@h/db", None),
+    ("not a url", None),
+])
+def test_sqlite_path_names_the_file_of_a_sqlite_url(url: str, path: Path | None) -> None:
+    assert sqlite_path(url) == path

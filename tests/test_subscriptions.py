@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from bot.errors import BotError, ScheduleError
 from bot.models import Interests
 from bot.subscriptions import cron_trigger, load_subscriptions
 
@@ -85,3 +87,13 @@ def test_missing_folder(tmp_path: Path) -> None:
 def test_cron_days_count_from_sunday_as_in_crontab(field: str, days: str) -> None:
     trigger = cron_trigger(f"0 8 * * {field}", "UTC")
     assert str(trigger.fields[4]) == days
+
+
+@pytest.mark.parametrize(("schedule", "message"), [
+    ("0 8 * *", "expected 5 fields, got 4"), ("0 8 * * 1-9", "bad day of week '9'"),
+    ("0 8 * * 5-1", "bad range '5-1'"), ("0 8 * * */0", "bad step in '*/0'"), ("0 25 * * *", "25"),
+])
+def test_a_bad_cron_line_is_a_schedule_error(schedule: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=re.escape(message)) as err:
+        cron_trigger(schedule, "UTC")
+    assert isinstance(err.value, BotError) and isinstance(err.value, ValueError)

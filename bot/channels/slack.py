@@ -211,10 +211,9 @@ def _classify(e: SlackApiError, channel: str) -> SendError:
     code = _code(e)
     status = e.response.status_code if e.response is not None else 0
     if status == 429 or status >= 500 or code in RETRYABLE:
-        err = TransientSendError(f"Slack answered {status} {code or '(no error code)'}; will retry")
         # The pipeline waits at least this long before its next try (Slack's Retry-After).
-        err.retry_after = header_seconds(e.response.headers if e.response is not None else {})  # type: ignore[attr-defined]
-        return err
+        return TransientSendError(f"Slack answered {status} {code or '(no error code)'}; will retry",
+                                  retry_after=header_seconds(e.response.headers if e.response is not None else {}))
     fix = FIXES.get(code, "see https://api.slack.com/methods/chat.postMessage#errors")
     detail = _details(e)
     return PermanentSendError(f"Slack refused the post to {channel}: {code or status}{f' ({detail})' if detail else ''}; {fix}")

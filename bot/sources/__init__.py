@@ -11,18 +11,9 @@ import requests
 
 from ..errors import SourceError
 from ..models import Entry
+from ..models import FetchState as FetchState  # defined with the other models (the store keeps it)
 from ..text import cut, strip_controls
 from ._caps import FIELD_CHARS
-
-
-@dataclass(slots=True)
-class FetchState:
-    """What a source remembers between fetches (kept per source in the store)."""
-
-    etag: str = ""
-    last_modified: str = ""
-    # Source-specific memory (e.g. the last day fetched from hf-daily); JSON-serializable.
-    cursor: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

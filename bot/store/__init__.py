@@ -8,10 +8,9 @@ subscribers, statuses, used tokens, rate limits). `Store` joins them; import eve
 
 from __future__ import annotations
 
-from ._base import RETRY_DELAYS, migrate, retrying
-from ._entries import EntryStore, SourceStatus
-from ._entries import _entry_row as _entry_row  # tests of the merge rules use these two
-from ._entries import _merge as _merge
+from ..config import Settings
+from ._base import RETRY_DELAYS, migrate, retrying, sqlite_path
+from ._entries import EntryStore, SourceStatus, merge_entry
 from ._ledger import DigestRow, Ledger, digest_id
 from ._schema import (
     SCHEMA_VERSION,
@@ -32,11 +31,19 @@ from ._web import WebRecords, WebSubscriberRow
 
 __all__ = [
     "RETRY_DELAYS", "SCHEMA_VERSION", "DigestRow", "SourceStatus", "Store", "UTCDateTime",
-    "WebSubscriberRow", "deliveries", "digest_id", "digests", "entries", "feedback", "metadata",
-    "migrate", "rate_events", "retrying", "schema_version", "source_state", "subscriber_status",
-    "used_tokens", "web_subscribers",
+    "WebSubscriberRow", "deliveries", "digest_id", "digests", "entries", "feedback", "merge_entry",
+    "metadata", "migrate", "open_store", "rate_events", "retrying", "schema_version", "source_state",
+    "sqlite_path", "subscriber_status", "used_tokens", "web_subscribers",
 ]
 
 
 class Store(EntryStore, Ledger, WebRecords):
-    """The database behind digestbot: entries, fetch state, the delivery ledger, feedback and web subscribers."""
+    """The database behind digestbot: entries, fetch state, the delivery ledger, feedback and web subscribers.
+
+    A context manager: `with open_store(settings) as store:` closes it at the end.
+    """
+
+
+def open_store(settings: Settings) -> Store:
+    """The store these settings name, with their SQLite durability (the one way to open it)."""
+    return Store(settings.database_url, settings.database_sqlite_synchronous)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from ..models import Entry
-from ..sources import FetchState
+from ..models import Entry, FetchState
 from ._base import StoreBase, _again_on_conflict, _batches, _now
 from ._schema import entries, source_state
 
@@ -50,7 +49,7 @@ _GROWING = ("upvotes", "comments", "github_stars", "version")
 _FIRST = ("announce_type",)
 
 
-def _merged_extra(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def _merged_extra(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     extra = {**old, **new}
     for key in _GROWING:
         a, b = old.get(key), new.get(key)
@@ -62,29 +61,29 @@ def _merged_extra(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
-def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
-    """Changes that `new` brings to a stored entry: enrich it, never lose what it had.
+def merge_entry(old: Entry, new: Entry) -> Entry:
+    """The one rule for the same paper read twice: `new` enriches `old`, never loses what it had.
 
     Edits to title, summary and url are taken; the first source and first date stay; authors
     fill in when missing; tags are joined; extras are merged (see `_GROWING` and `_FIRST`).
+    The store applies it to every stored entry; `digestbot match --entries` to its files.
     """
-    changes: dict[str, Any] = {}
-    for key in ("title", "summary", "url"):
-        if new[key] and new[key] != getattr(old, key):
-            changes[key] = new[key]
-    if not old.source and new["source"]:
-        changes["source"] = new["source"]
-    if new["authors"] != "[]" and new["authors"] != old.authors and old.authors == "[]":
-        changes["authors"] = new["authors"]
-    old_tags, new_tags = json.loads(old.tags), json.loads(new["tags"])
-    tags = old_tags + [t for t in new_tags if t not in old_tags]
-    if tags != old_tags:
-        changes["tags"] = json.dumps(tags)
-    old_extra = json.loads(old.extra)
-    extra = _merged_extra(old_extra, json.loads(new["extra"]))
-    if extra != old_extra:
-        changes["extra"] = json.dumps(extra)
-    return changes
+    return replace(
+        old, title=new.title or old.title, summary=new.summary or old.summary, url=new.url or old.url,
+        source=old.source or new.source, authors=old.authors or new.authors,
+        tags=old.tags + tuple(t for t in new.tags if t not in old.tags),
+        extra=_merged_extra(old.extra, new.extra))
+
+
+def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """The columns `merge_entry` changes in a stored row `old` when the row `new` comes in."""
+    before = _entry(old)
+    was = _entry_row(before, before.published or _now())
+    now = _entry_row(merge_entry(before, _entry(SimpleNamespace(**new))), was["published"])
+    return {k: now[k] for k in _MERGED if now[k] != was[k]}
+
+
+_MERGED = ("title", "summary", "url", "source", "authors", "tags", "extra")  # the columns merging sets
 
 
 class EntryStore(StoreBase):

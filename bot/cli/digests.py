@@ -1,0 +1,174 @@
+"""A subscriber's digests: the past (`history`), the next (`preview`), and votes (`feedback`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from .._console import clean, plural
+from ..errors import ConfigError
+from ..models import DigestItem
+from ..store import DigestRow, open_store, sqlite_path
+from ._context import Context, roster, subscriptions_option
+
+
+@click.command()
+@click.argument("subscriber")
+@click.option(
+    "-n", "--limit", default=10, show_default=True, metavar="N", help="The latest N digests."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
+    """What was sent to SUBSCRIBER, when, and why: the latest digests, newest first.
+
+    \b
+    Example:
+      digestbot history alice --limit 3
+    """
+    settings = obj.settings()
+    with open_store(settings) as store:
+        rows = store.history(subscriber, limit=limit)
+        items = {r.id: store.digest_items(r.id) for r in rows}
+    if as_json:
+        click.echo(
+            json.dumps([_history_json(r, items[r.id]) for r in rows], ensure_ascii=False, indent=1)
+        )
+        return
+    if not rows:
+        known = (settings.resolve(settings.subscriptions_dir) / f"{subscriber}.toml").is_file()
+        if not known:
+            raise ConfigError(
+                f"no subscriber {subscriber!r}: nothing in the ledger and no file "
+                f"{settings.subscriptions_dir / (subscriber + '.toml')}; check the name "
+                "(the subscriber id is the file name without .toml)"
+            )
+        click.echo(f"{subscriber}: nothing sent yet; 'digestbot run --once' sends what is due")
+        return
+    for r in rows:
+        click.echo(_history_head(r, len(items[r.id])))
+        for n, item in enumerate(items[r.id], 1):
+            click.echo(f"  {n}. {clean(item.entry.title)}")
+            click.echo(
+                f"     {clean(item.entry.id)}  score {item.score:.3f}"
+                + (f"  topic {clean(item.topic)}" if item.topic else "")
+            )
+            if item.why:
+                click.echo(f"     why: {clean('; '.join(item.why))}")
+
+
+def _history_json(r: DigestRow, items: list[DigestItem]) -> dict[str, object]:
+    """One digest of `history --json`."""
+    return {
+        "id": r.id,
+        "slot": r.slot.isoformat(),
+        "status": r.status,
+        "channel": r.channel,
+        "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+        "attempts": r.attempts,
+        "reason": r.reason,
+        "more": r.more,
+        "entries": [
+            {
+                "id": i.entry.id,
+                "title": i.entry.title,
+                "url": i.entry.url,
+                "score": round(i.score, 4),
+                "why": list(i.why),
+                "topic": i.topic,
+            }
+            for i in items
+        ],
+    }
+
+
+def _history_head(r: DigestRow, count: int) -> str:
+    """One digest's line in `history`: its slot, its fate, and where it went."""
+    slot = f"{r.slot:%Y-%m-%d %H:%M} UTC"
+    if r.status == "sent":
+        entries = plural(count, "entry", "entries")
+        fate = f"sent {r.sent_at:%Y-%m-%d %H:%M} UTC via {r.channel}, {entries}"
+    elif r.status == "failed":
+        fate = f"FAILED via {r.channel}: {clean(r.reason)}"
+    elif r.status == "pending":
+        fate = f"pending after {plural(r.attempts, 'attempt')}" + (
+            f": {clean(r.reason)}" if r.reason else ""
+        )
+    else:
+        fate = r.status
+    more = f" (+{r.more} more not sent: max_items)" if r.more else ""
+    return f"{r.id}  slot {slot}  {fate}{more}"
+
+
+@click.command()
+@click.argument("subscriber")
+@click.option(
+    "--out",
+    "out",
+    default="preview",
+    show_default=True,
+    metavar="DIR",
+    help="Where to write the files.",
+)
+@click.option("--open", "open_html", is_flag=True, help="Open the HTML in a web browser.")
+@subscriptions_option
+@click.pass_obj
+def preview(
+    obj: Context, subscriber: str, out: str, open_html: bool, subscriptions: str | None
+) -> None:
+    """Render SUBSCRIBER's next digest to files (.html, .txt, .json); nothing is sent or recorded.
+
+    \b
+    Example:
+      digestbot preview alice --open
+    """
+    from ..preview import next_digest, write_preview
+
+    settings = obj.settings(subscriptions)
+    db = settings.database_url
+    file = sqlite_path(db)
+    if file is not None and not file.exists():
+        raise click.UsageError(
+            f"no database at {db} yet; run 'digestbot run --once' first to fetch entries"
+        )
+    with open_store(settings) as store:
+        subs, _ = roster(settings, store)
+        found = {s.id: s for s in subs}
+        if subscriber not in found:
+            raise click.UsageError(
+                f"no subscriber {subscriber!r}; the subscribers are: "
+                f"{', '.join(sorted(found)) or 'none'}"
+            )
+        digest = next_digest(settings, store, found[subscriber], datetime.now(UTC))
+    paths = write_preview(settings, digest, Path(out))
+    click.echo(
+        f"{subscriber}: next digest {digest.id} with "
+        f"{plural(len(digest.items), 'entry', 'entries')}"
+        + (f" (+{digest.more} more)" if digest.more else "")
+    )
+    for kind in ("html", "txt", "json"):
+        click.echo(f"  {paths[kind]}")
+    if open_html:
+        import webbrowser
+
+        webbrowser.open(paths["html"].resolve().as_uri())
+
+
+@click.command()
+@click.argument("subscriber")
+@click.argument("entry")
+@click.argument("vote", type=click.Choice(["up", "down"]))
+@click.pass_obj
+def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
+    """Record a 👍 (up) or 👎 (down) from SUBSCRIBER on ENTRY; the matcher learns from it.
+
+    \b
+    Example:
+      digestbot feedback alice arxiv:2401.12345 up
+    """
+    with open_store(obj.settings()) as store:
+        store.record_feedback(subscriber, entry, 1 if vote == "up" else -1, datetime.now(UTC))
+    click.echo(f"Recorded {'👍' if vote == 'up' else '👎'} from {subscriber} on {entry}.")

@@ -1,0 +1,140 @@
+"""The matcher without a database: `match` (score files against the subscribers) and `topics`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+
+from ..models import Match, Subscriber
+from ._context import Context, subscribers, subscriptions_option
+from ._text import oneline
+
+
+@click.command()
+@click.option(
+    "--entries",
+    "paths",
+    multiple=True,
+    required=True,
+    metavar="PATH",
+    help="A feed or HF JSON file; repeat to merge several.",
+)
+@subscriptions_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (the format ../shared/eval/score.py reads)."
+)
+@click.option("--all", "show_all", is_flag=True, help="Every entry, not only the selected ones.")
+@click.option(
+    "--topics",
+    "topics_file",
+    metavar="PATH",
+    help="Your own topics.toml (default: ./topics.toml if present).",
+)
+@click.pass_obj
+def match(
+    obj: Context,
+    paths: Sequence[str],
+    subscriptions: str | None,
+    as_json: bool,
+    show_all: bool,
+    topics_file: str | None,
+) -> None:
+    """Score entries from files against the subscribers and say why; no database, nothing sent.
+
+    \b
+    Example:
+      digestbot match --entries papers.json --entries cs.LG.xml
+      digestbot match --entries papers.json --json --all
+    """
+    from ..ingest import read_entry_files
+    from ..match import Matcher
+
+    settings = obj.settings(subscriptions)
+    entries = read_entry_files(
+        paths, warn=lambda path, w: click.echo(f"warning: {path}: {w}", err=True)
+    )
+    subs, _ = subscribers(settings)
+    results = (
+        Matcher(topics_file=topics_file).fit(entries).match(entries, subs, unselected=show_all)
+    )
+    out = _scores(subs, results, show_all)
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
+        return
+    titles = {e.id: e.title for e in entries}
+    for s in out["subscribers"]:
+        n = sum(e["selected"] for e in s["entries"])
+        click.echo(f"{s['id']}: {n} selected" + ("" if n else " (no digest: nothing stands out)"))
+        for e in s["entries"]:
+            mark = "*" if e["selected"] else " "
+            topic = f"  [{e['topic']}]" if e["topic"] else ""
+            click.echo(f"  {mark} {e['score']:.3f}  {oneline(titles[e['id']], 80)}{topic}")
+            if e["why"]:
+                click.echo(f"           why: {oneline('; '.join(e['why']), 160)}")
+
+
+def _scores(
+    subs: Sequence[Subscriber], results: Mapping[str, Sequence[Match]], show_all: bool
+) -> dict[str, Any]:
+    """`match --json`'s object: each subscriber's ranked entries with score, topic and why."""
+    out: dict[str, Any] = {"subscribers": []}
+    for sub in subs:
+        ranked = [m for m in results.get(sub.id, []) if show_all or m.selected]
+        out["subscribers"].append(
+            {
+                "id": sub.id,
+                "entries": [
+                    {
+                        "id": m.entry_id,
+                        "score": round(m.score, 4),
+                        "selected": m.selected,
+                        "topic": m.topic,
+                        "why": list(m.why),
+                    }
+                    for m in ranked
+                ],
+            }
+        )
+    return out
+
+
+@click.command()
+@click.option(
+    "--topics",
+    "topics_file",
+    metavar="PATH",
+    help="Your own topics.toml (default: ./topics.toml if present).",
+)
+@click.option(
+    "-v", "--vocabulary", "show_vocabulary", is_flag=True, help="Also show each topic's vocabulary."
+)
+@click.pass_obj
+def topics(obj: Context, topics_file: str | None, show_vocabulary: bool) -> None:
+    """List the research topics subscribers can follow (interests.topics) and digests group by.
+
+    \b
+    Example:
+      digestbot topics
+      digestbot topics --topics my-topics.toml -v
+
+    Add your own in topics.toml next to digestbot.toml:
+    \b
+      [[topic]]
+      slug = "causal-inference"
+      name = "Causal inference"
+      description = "Causal discovery and effect estimation"
+      vocabulary = ["causal", "counterfactual", "treatment effect"]
+    """
+    from ..match.topics import load_topics
+
+    found = load_topics(topics_file)
+    width = max(len(t.slug) for t in found)
+    for t in found:
+        click.echo(f"{t.slug:{width}s}  {t.name}")
+        if show_vocabulary:
+            click.echo(f"{'':{width}s}    {t.description}")
+            click.echo(f"{'':{width}s}    vocabulary: {', '.join(t.vocabulary)}")
+    click.echo(f"{len(found)} topics.")
