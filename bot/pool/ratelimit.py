@@ -1,4 +1,4 @@
-"""A rate limit shared by every process of a pool: a token bucket kept in Redis.
+"""The pool's rate limits, shared by every worker: a token bucket kept in Redis, and the channel wrapper.
 
 Each `acquire()` reserves the next free instant in one atomic Lua script, on the Redis server's
 clock, so a limit of 10 messages/s holds for all workers together on any number of machines.
@@ -10,8 +10,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .config import mask_url
-from .errors import BotError
+from ..channels import Channel
+from ..channels.slack import CHANNEL_INTERVAL
+from ..config import Settings, mask_url
+from ..errors import BotError, TransientSendError
+from ..models import Digest, Receipt
 
 # KEYS[1]: the bucket. ARGV: rate (tokens/s), burst (bucket size). Returns the microseconds the
 # caller must wait before its message may go; the token is reserved either way, so callers
@@ -31,6 +34,20 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000)
 return wait
 """
+
+
+def ratelimit_url(settings: Settings) -> str:
+    """The Redis holding the pool's rate limits: DIGESTBOT_RATELIMIT_URL, else a redis:// broker."""
+    if settings.ratelimit_url:
+        return settings.ratelimit_url
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        return settings.broker_url
+    return ""
+
+
+def channel_rates(settings: Settings) -> dict[str, tuple[float, bool]]:
+    """Messages per second per channel for the whole pool together, and whether per destination."""
+    return {"email": (settings.smtp_rate, False), "slack": (1.0 / CHANNEL_INTERVAL, True)}
 
 
 class SharedRateLimiter:
@@ -70,3 +87,39 @@ class SharedRateLimiter:
     def close(self) -> None:
         """Release the Redis connection."""
         self._redis.close()
+
+
+class RateLimited(Channel):
+    """A channel whose sends wait for the pool's shared rate limit (one bucket, or one per destination)."""
+
+    def __init__(self, inner: Channel, url: str, key: str, rate: float, per_destination: bool = False) -> None:
+        super().__init__(inner.settings)
+        self.inner = inner
+        self.url, self.key, self.rate, self.per_destination = url, key, rate, per_destination
+        self.limiters: dict[str, SharedRateLimiter] = {}
+
+    def limiter(self, digest: Digest) -> SharedRateLimiter:
+        """The bucket this digest's send draws from: the channel's, or its destination's (a Slack channel)."""
+        key = f"{self.key}:{digest.subscriber.address}" if self.per_destination else self.key
+        if key not in self.limiters:
+            self.limiters[key] = SharedRateLimiter(self.url, key, self.rate)
+        return self.limiters[key]
+
+    def send(self, digest: Digest) -> Receipt:
+        """Wait for a token shared with every worker, then send."""
+        try:
+            self.limiter(digest).acquire()
+        except BotError as e:
+            raise TransientSendError(str(e)) from e
+        return self.inner.send(digest)
+
+    def already_delivered(self, digest: Digest) -> bool:
+        """As the wrapped channel says."""
+        return self.inner.already_delivered(digest)
+
+    def close(self) -> None:
+        """Close the wrapped channel and the limiters' connections."""
+        self.inner.close()
+        for limiter in self.limiters.values():
+            limiter.close()
+        self.limiters.clear()
