@@ -14,7 +14,15 @@ from _peers import SlackPeer, SmtpPeer, SmtpScript, pg_schema_url
 from sqlalchemy import text
 
 from bot.config import Settings
-from bot.delivery import Deliverer, RetryPolicy, RunReport, owner_token, plan_digests, run_once
+from bot.delivery import (
+    Deliverer,
+    RetryPolicy,
+    RunReport,
+    next_digest,
+    owner_token,
+    plan_digests,
+    run_once,
+)
 from bot.models import Digest, Entry, Interests, Receipt, Subscriber
 from bot.store import Store
 
@@ -251,3 +259,15 @@ def test_an_unexpected_error_in_one_digest_does_not_stop_the_others(tmp_path: Pa
     assert "KeyError" in store.digests_with_status("pending")[0].reason
     monkeypatch.setattr(Outbox, "send", real)
     assert [(o.subscriber, o.status) for o in run(settings, store, [reader(1)]).recovered] == [("r1", "sent")]
+
+
+def test_the_preview_holds_what_the_run_then_sends(tmp_path: Path) -> None:
+    settings, store = world(tmp_path)
+    sub = reader(1)
+    preview = next_digest(settings, store, sub, NOW)
+    assert store.history(sub.id) == []  # a preview records nothing
+    [outcome] = run(settings, store, [sub]).outcomes
+    row = store.get_digest(outcome.digest_id)
+    assert outcome.status == "sent" and row is not None
+    assert [i.entry.id for i in store.digest_items(row.id)] == [i.entry.id for i in preview.items]
+    assert len(preview.items) == 3 and preview.more == row.more

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..models import Outcome, OutcomeStatus
 from .ahead import AHEAD
 from .lease import LEASE, STALE, owner_alive, owner_token
-from .plan import DuePlans, Plan, plan_digests, select
+from .plan import DuePlans, Plan, plan_digests, select_entries
 from .preview import next_digest, write_preview
 from .run import Deliverer, RunReport, run_once
 from .send import ChannelFactory, Held, RetryPolicy, Sender, open_channel
@@ -25,5 +25,5 @@ from .send import ChannelFactory, Held, RetryPolicy, Sender, open_channel
 __all__ = [
     "AHEAD", "LEASE", "STALE", "ChannelFactory", "Deliverer", "DuePlans", "Held", "Outcome",
     "OutcomeStatus", "Plan", "RetryPolicy", "RunReport", "Sender", "next_digest", "open_channel",
-    "owner_alive", "owner_token", "plan_digests", "run_once", "select", "write_preview",
+    "owner_alive", "owner_token", "plan_digests", "run_once", "select_entries", "write_preview",
 ]

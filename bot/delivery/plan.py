@@ -31,7 +31,7 @@ class DuePlans:
     idle: list[Subscriber]
 
 
-def select(settings: Settings, store: Store, due: Sequence[tuple[Subscriber, datetime]], now: datetime,
+def select_entries(settings: Settings, store: Store, due: Sequence[tuple[Subscriber, datetime]], now: datetime,
            matcher: Matcher | None = None) -> list[Plan]:
     """Match the entries of the lookback window for each (subscriber, slot) in one pass; a plan each.
 
@@ -66,4 +66,4 @@ def plan_digests(settings: Settings, store: Store, subscribers: Sequence[Subscri
             idle.append(sub)
         else:
             due.append((sub, slot))
-    return DuePlans(select(settings, store, due, now, matcher), idle)
+    return DuePlans(select_entries(settings, store, due, now, matcher), idle)

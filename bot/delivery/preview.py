@@ -11,13 +11,13 @@ from ..models import Digest, Subscriber
 from ..render import render_email, slack_messages
 from ..slots import next_slot
 from ..store import Store, digest_id
-from .plan import select
+from .plan import select_entries
 
 
 def next_digest(settings: Settings, store: Store, subscriber: Subscriber, now: datetime) -> Digest:
     """The digest `subscriber` would get at its next slot from what the store holds now (read-only)."""
     slot = next_slot(subscriber, now) or now
-    [plan] = select(settings, store, [(subscriber, slot)], now)
+    [plan] = select_entries(settings, store, [(subscriber, slot)], now)
     return Digest(digest_id(subscriber.id, slot), subscriber, slot, plan.items, plan.more)
 
 
