@@ -23,7 +23,25 @@ from .run import Deliverer, RunReport, run_once
 from .send import ChannelFactory, Held, RetryPolicy, Sender, open_channel
 
 __all__ = [
-    "AHEAD", "LEASE", "STALE", "ChannelFactory", "Deliverer", "DuePlans", "Held", "Outcome",
-    "OutcomeStatus", "Plan", "RetryPolicy", "RunReport", "Sender", "next_digest", "open_channel",
-    "owner_alive", "owner_token", "plan_digests", "run_once", "select_entries", "write_preview",
+    "AHEAD",
+    "LEASE",
+    "STALE",
+    "ChannelFactory",
+    "Deliverer",
+    "DuePlans",
+    "Held",
+    "Outcome",
+    "OutcomeStatus",
+    "Plan",
+    "RetryPolicy",
+    "RunReport",
+    "Sender",
+    "next_digest",
+    "open_channel",
+    "owner_alive",
+    "owner_token",
+    "plan_digests",
+    "run_once",
+    "select_entries",
+    "write_preview",
 ]

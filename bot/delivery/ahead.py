@@ -20,8 +20,12 @@ from .send import Held, Sender
 AHEAD = 1  # digests claimed and rendered, waiting for the one on the wire
 
 
-def deliver_ahead(sender: Sender, plans: Sequence[Plan], stop: Callable[[], bool] | None = None,
-                  progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def deliver_ahead(
+    sender: Sender,
+    plans: Sequence[Plan],
+    stop: Callable[[], bool] | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
     """`deliver` each plan in order; the next digest is claimed and rendered while one is on the wire.
 
     `stop` is asked before each claim and each send; a digest claimed ahead but not sent when
@@ -57,7 +61,8 @@ def deliver_ahead(sender: Sender, plans: Sequence[Plan], stop: Callable[[], bool
                 if stopped():
                     break
                 _claim_ahead(sender, plan, jobs)
-        except BaseException:  # Ctrl-C here: the digest on the wire is finished, nothing more is sent
+        except BaseException:
+            # Ctrl-C here: the digest on the wire is finished, nothing more is sent
             halt.set()
             raise
         finally:

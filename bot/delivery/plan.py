@@ -31,9 +31,14 @@ class DuePlans:
     idle: list[Subscriber]
 
 
-def select_entries(settings: Settings, store: Store, due: Sequence[tuple[Subscriber, datetime]], now: datetime,
-           matcher: Matcher | None = None) -> list[Plan]:
-    """Match the entries of the lookback window for each (subscriber, slot) in one pass; a plan each.
+def select_entries(
+    settings: Settings,
+    store: Store,
+    due: Sequence[tuple[Subscriber, datetime]],
+    now: datetime,
+    matcher: Matcher | None = None,
+) -> list[Plan]:
+    """Match the lookback window's entries for each (subscriber, slot) in one pass; a plan each.
 
     Read-only: what each digest would hold if claimed now (entries delivered already are left out).
     """
@@ -43,19 +48,31 @@ def select_entries(settings: Settings, store: Store, due: Sequence[tuple[Subscri
     matcher = matcher or Matcher()
     matcher.fit(store.entries_since(now - timedelta(days=settings.corpus_days)) or offered)
     subs = [s for s, _ in due]
-    results = matcher.match(offered, subs, delivered=store.delivered(s.id for s in subs),
-                            feedback=store.feedback_for(s.id for s in subs), unselected=False)
+    results = matcher.match(
+        offered,
+        subs,
+        delivered=store.delivered(s.id for s in subs),
+        feedback=store.feedback_for(s.id for s in subs),
+        unselected=False,
+    )
     by_id: dict[str, Entry] = {e.id: e for e in offered}
     plans = []
     for sub, slot in due:
         chosen = [m for m in results.get(sub.id, []) if m.selected]
-        items = tuple(DigestItem(by_id[m.entry_id], m.score, m.why, m.topic) for m in chosen[: sub.max_items])
+        items = tuple(
+            DigestItem(by_id[m.entry_id], m.score, m.why, m.topic) for m in chosen[: sub.max_items]
+        )
         plans.append(Plan(sub, slot, items, max(0, len(chosen) - sub.max_items)))
     return plans
 
 
-def plan_digests(settings: Settings, store: Store, subscribers: Sequence[Subscriber], now: datetime,
-                 matcher: Matcher | None = None) -> DuePlans:
+def plan_digests(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    now: datetime,
+    matcher: Matcher | None = None,
+) -> DuePlans:
     """Match every due subscriber in one pass; the plans and the subscribers not due."""
     last = store.last_slots()
     due: list[tuple[Subscriber, datetime]] = []

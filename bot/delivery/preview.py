@@ -26,10 +26,15 @@ def write_preview(settings: Settings, digest: Digest, folder: Path) -> dict[str,
     folder.mkdir(parents=True, exist_ok=True)
     rendered = render_email(digest, settings)
     stem = folder / digest.id
-    paths = {"html": stem.with_name(stem.name + ".html"), "txt": stem.with_name(stem.name + ".txt"),
-             "json": stem.with_name(stem.name + ".json")}
+    paths = {
+        "html": stem.with_name(stem.name + ".html"),
+        "txt": stem.with_name(stem.name + ".txt"),
+        "json": stem.with_name(stem.name + ".json"),
+    }
     paths["html"].write_text(rendered.html, encoding="utf-8")
     paths["txt"].write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
     messages = slack_messages(digest, settings)
-    paths["json"].write_text(json.dumps({"messages": messages}, ensure_ascii=False, indent=2), encoding="utf-8")
+    paths["json"].write_text(
+        json.dumps({"messages": messages}, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     return paths

@@ -15,8 +15,9 @@ from .send import Held, Sender
 log = logging.getLogger("bot.pipeline")  # the name it had as one module: log filters read it
 
 
-def recover_pending(sender: Sender, subscribers: Sequence[Subscriber],
-                    stop: Callable[[], bool] | None = None) -> list[Outcome]:
+def recover_pending(
+    sender: Sender, subscribers: Sequence[Subscriber], stop: Callable[[], bool] | None = None
+) -> list[Outcome]:
     """Resolve the pending digests of these subscribers that `sender` may take now, oldest first."""
     by_id = {s.id: s for s in subscribers}
     outcomes = []
@@ -47,12 +48,16 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
     try:
         if sender.channel(name).already_delivered(digest):
             store.mark_sent(row.id, "found delivered after a restart")
-            return Outcome(sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, row.id, "recovered")
+            return Outcome(
+                sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, row.id, "recovered"
+            )
     except BotError as e:
         # Unknown whether it arrived: posting again could post twice, so wait for a run
         # that can tell (email cannot tell and says no; its re-send keeps the Message-ID).
         log.warning("could not check whether %s was delivered: %s", row.id, e)
         store.note_attempt(row.id, f"could not check whether it was delivered: {e}")
         store.release(row.id, sender.owner)
-        return Outcome(sub.id, OutcomeStatus.PENDING, len(digest.items), sub.address, row.id, str(e))
+        return Outcome(
+            sub.id, OutcomeStatus.PENDING, len(digest.items), sub.address, row.id, str(e)
+        )
     return sender.send_held(Held(digest, name, time.monotonic()))

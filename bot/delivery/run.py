@@ -18,12 +18,18 @@ from .send import Sender
 class Deliverer(Sender):
     """A `Sender` that also sends a run's plans (rendering ahead) and resolves crash leftovers."""
 
-    def deliver_all(self, plans: Sequence[Plan], stop: Callable[[], bool] | None = None,
-                    progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    def deliver_all(
+        self,
+        plans: Sequence[Plan],
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
         """Each plan claimed, sent and confirmed in order, the next rendered meanwhile (`ahead`)."""
         return deliver_ahead(self, plans, stop, progress)
 
-    def recover(self, subscribers: Sequence[Subscriber], stop: Callable[[], bool] | None = None) -> list[Outcome]:
+    def recover(
+        self, subscribers: Sequence[Subscriber], stop: Callable[[], bool] | None = None
+    ) -> list[Outcome]:
         """Resolve digests left pending by a crash or a transient failure, before anything new."""
         return recover_pending(self, subscribers, stop)
 

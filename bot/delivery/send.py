@@ -43,7 +43,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before try `attempt + 1` (full jitter)."""
-        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,9 @@ class Held:
     leased: float  # time.monotonic() when its lease was last taken
 
 
-def _outcome(digest: Digest, status: OutcomeStatus, reason: str = "", destination: str | None = None) -> Outcome:
+def _outcome(
+    digest: Digest, status: OutcomeStatus, reason: str = "", destination: str | None = None
+) -> Outcome:
     """The outcome of a claimed digest: its entries, where it goes (or went), why."""
     sub = digest.subscriber
     dest = sub.address if destination is None else destination
@@ -65,9 +67,16 @@ def _outcome(digest: Digest, status: OutcomeStatus, reason: str = "", destinatio
 class Sender:
     """Sends claimed digests through their channels and confirms them in the ledger."""
 
-    def __init__(self, settings: Settings, store: Store, retry: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep, *, lease: timedelta = LEASE,
-                 make_channel: ChannelFactory = open_channel) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        lease: timedelta = LEASE,
+        make_channel: ChannelFactory = open_channel,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.retry = retry
@@ -92,22 +101,28 @@ class Sender:
 
     # --- claim --------------------------------------------------------------------------------
     def claim(self, plan: Plan) -> Held | Outcome:
-        """Claim a plan's digest and hold it in this process; or the outcome when there is none to send."""
+        """Claim a plan's digest and hold it in this process; or the outcome if none is to be sent."""
         sub = plan.subscriber
         name = channel_for(sub, self.settings)
         did = digest_id(sub.id, plan.slot)
-        if not self.process.hold(did):  # held before it is claimed: recovery in another thread leaves it alone
-            return Outcome(sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="being sent by another thread")
+        # Held before it is claimed: recovery in another thread leaves it alone.
+        if not self.process.hold(did):
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="being sent by another thread"
+            )
         try:
-            claimed = self.store.claim(sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner,
-                                       lease=self.lease)
+            claimed = self.store.claim(
+                sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=self.lease
+            )
         except BaseException:
             self.process.drop(did)
             raise
         if claimed is None or not claimed.items:
             self.process.drop(did)
             if claimed is None:
-                return Outcome(sub.id, OutcomeStatus.SKIPPED, reason="another run claimed this slot")
+                return Outcome(
+                    sub.id, OutcomeStatus.SKIPPED, reason="another run claimed this slot"
+                )
             return Outcome(sub.id, OutcomeStatus.EMPTY, 0, sub.address, did)
         return Held(Digest(did, sub, plan.slot, claimed.items, plan.more), name, time.monotonic())
 
@@ -115,7 +130,10 @@ class Sender:
         """Unclaim a digest claimed ahead and never sent (a stop came first)."""
         try:
             if not self.store.unclaim(digest.id, self.owner):
-                log.warning("digest %s was claimed ahead and could not be given back; the next run sends it", digest.id)
+                log.warning(
+                    "digest %s was claimed ahead and could not be given back; the next run sends it",
+                    digest.id,
+                )
         finally:
             self.process.drop(digest.id)
 
@@ -145,8 +163,12 @@ class Sender:
     def send(self, digest: Digest, channel_name: str) -> Outcome:
         """Send a claimed digest with retries; confirm it sent, failed, or leave it pending."""
         if not self.process.hold(digest.id):
-            return Outcome(digest.subscriber.id, OutcomeStatus.SKIPPED, digest_id=digest.id,
-                           reason="being sent by another thread")
+            return Outcome(
+                digest.subscriber.id,
+                OutcomeStatus.SKIPPED,
+                digest_id=digest.id,
+                reason="being sent by another thread",
+            )
         return self.send_held(Held(digest, channel_name, time.monotonic()))
 
     def send_held(self, held: Held) -> Outcome:
@@ -180,10 +202,19 @@ class Sender:
                     log.error("digest %s for %s failed: %s", digest.id, sub.id, e)
                     return _outcome(digest, OutcomeStatus.FAILED, str(e))
                 self.store.note_attempt(digest.id, str(e))
-                log.warning("digest %s for %s: %s (try %d of %d)", digest.id, sub.id, e, attempt + 1, self.retry.attempts)
+                log.warning(
+                    "digest %s for %s: %s (try %d of %d)",
+                    digest.id,
+                    sub.id,
+                    e,
+                    attempt + 1,
+                    self.retry.attempts,
+                )
                 if attempt + 1 < self.retry.attempts:
                     # The server may say how long to wait (Slack's Retry-After): never sooner.
-                    self.sleep(max(self.retry.delay(attempt), float(getattr(e, "retry_after", 0) or 0)))
+                    self.sleep(
+                        max(self.retry.delay(attempt), float(getattr(e, "retry_after", 0) or 0))
+                    )
                     continue
                 # Out of tries: stays pending, and the lease is let go so the next run retries it.
                 self.store.release(digest.id, self.owner)

@@ -46,8 +46,15 @@ def enqueue(app: Any, settings: Settings, items: Sequence[QueuedDigest]) -> None
             app.send_task(TASK, args=item.args(), queue=settings.queue, producer=producer)
 
 
-def dispatch_due(settings: Settings, store: Store, subscribers: Sequence[Subscriber], now: datetime,
-                 app: Any = None, report: DispatchReport | None = None, threads: int = 2) -> int:
+def dispatch_due(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    now: datetime,
+    app: Any = None,
+    report: DispatchReport | None = None,
+    threads: int = 2,
+) -> int:
     """Match every due subscriber in one pass, claim each digest, enqueue its id; return how many.
 
     Digests are claimed 100 to a transaction on `threads` database connections at once (the
@@ -60,10 +67,17 @@ def dispatch_due(settings: Settings, store: Store, subscribers: Sequence[Subscri
     report.idle += len(due.idle)
 
     def claim(chunk: Sequence[Plan]) -> list[Claimed | None]:
-        return store.claim_many([Claim(p.subscriber.id, p.slot, p.items, channel_for(p.subscriber, settings), p.more)
-                                 for p in chunk], owner=QUEUED, lease=QUEUE_LEASE, now=datetime.now(UTC))
+        return store.claim_many(
+            [
+                Claim(p.subscriber.id, p.slot, p.items, channel_for(p.subscriber, settings), p.more)
+                for p in chunk
+            ],
+            owner=QUEUED,
+            lease=QUEUE_LEASE,
+            now=datetime.now(UTC),
+        )
 
-    chunks = [due.plans[i:i + 100] for i in range(0, len(due.plans), 100)]
+    chunks = [due.plans[i : i + 100] for i in range(0, len(due.plans), 100)]
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="claim") as pool:
         for chunk, results in zip(chunks, pool.map(claim, chunks)):
             batch: list[QueuedDigest] = []
@@ -86,8 +100,13 @@ def stalled(row: DigestRow, now: datetime) -> bool:
     return row.owner not in (QUEUED, "") and not owner_alive(row.owner)
 
 
-def requeue_stalled(settings: Settings, store: Store, subscribers: Sequence[Subscriber],
-                    app: Any = None, now: datetime | None = None) -> int:
+def requeue_stalled(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    app: Any = None,
+    now: datetime | None = None,
+) -> int:
     """Enqueue again each pending digest whose task may be lost: its owner died or its lease ran out."""
     app = app if app is not None else make_app(settings)
     now = now or datetime.now(UTC)
@@ -119,8 +138,13 @@ def restore_unacked(app: Any, older_than: float) -> None:
         conn.default_channel.qos.restore_visible(num=100000, interval=1)
 
 
-def dispatch_tick(settings: Settings, store: Store, subscribers: Sequence[Subscriber],
-                  now: datetime | None = None, app: Any = None) -> DispatchReport:
+def dispatch_tick(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    now: datetime | None = None,
+    app: Any = None,
+) -> DispatchReport:
     """One scheduler tick for the pool: re-enqueue stalled digests, then dispatch what is due."""
     app = app if app is not None else make_app(settings)
     now = now or datetime.now(UTC)
@@ -130,8 +154,11 @@ def dispatch_tick(settings: Settings, store: Store, subscribers: Sequence[Subscr
     return report
 
 
-def run_dispatcher(settings: Settings, load_subscribers: Callable[[Store], Sequence[Subscriber]],
-                   fetch: Callable[[Store], object] | None = None) -> None:
+def run_dispatcher(
+    settings: Settings,
+    load_subscribers: Callable[[Store], Sequence[Subscriber]],
+    fetch: Callable[[Store], object] | None = None,
+) -> None:
     """The scheduler process of a pool: fetch on its interval, dispatch due digests every minute.
 
     `load_subscribers(store)` is called on every tick (files and web subscribers may change);
@@ -146,16 +173,30 @@ def run_dispatcher(settings: Settings, load_subscribers: Callable[[Store], Seque
     def tick() -> None:
         try:
             r = dispatch_tick(settings, store, load_subscribers(store), app=app)
-            log.info("dispatched %d digests (%d re-enqueued, %d empty)", r.enqueued, r.requeued, r.empty)
+            log.info(
+                "dispatched %d digests (%d re-enqueued, %d empty)", r.enqueued, r.requeued, r.empty
+            )
         except BotError as e:
             log.error("dispatch failed: %s", e)
 
     sched = BlockingScheduler(timezone=UTC)
     if fetch is not None:
-        sched.add_job(lambda: fetch(store), "interval", minutes=settings.fetch_interval_minutes,
-                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
-    sched.add_job(tick, "cron", second=0, max_instances=1, coalesce=True,
-                  next_run_time=datetime.now(UTC) + timedelta(seconds=5 if fetch is not None else 0))
+        sched.add_job(
+            lambda: fetch(store),
+            "interval",
+            minutes=settings.fetch_interval_minutes,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
+    sched.add_job(
+        tick,
+        "cron",
+        second=0,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC) + timedelta(seconds=5 if fetch is not None else 0),
+    )
     log.info("dispatching to %s, queue %s", mask_url(settings.broker_url), settings.queue)
     try:
         sched.start()

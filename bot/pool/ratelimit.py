@@ -1,4 +1,4 @@
-"""The pool's rate limits, shared by every worker: a token bucket kept in Redis, and the channel wrapper.
+"""The pool's rate limits, shared by every worker: token buckets kept in Redis, a channel wrapper.
 
 Each `acquire()` reserves the next free instant in one atomic Lua script, on the Redis server's
 clock, so a limit of 10 messages/s holds for all workers together on any number of machines.
@@ -53,8 +53,14 @@ def channel_rates(settings: Settings) -> dict[str, tuple[float, bool]]:
 class SharedRateLimiter:
     """At most `rate` acquisitions per second across every process using the same Redis key."""
 
-    def __init__(self, url: str, key: str, rate: float, burst: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        rate: float,
+        burst: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         import redis
@@ -72,11 +78,14 @@ class SharedRateLimiter:
         import redis
 
         try:
-            return int(self._script(keys=[self.key], args=[repr(self.rate), repr(self.burst)])) / 1e6
+            return (
+                int(self._script(keys=[self.key], args=[repr(self.rate), repr(self.burst)])) / 1e6
+            )
         except redis.RedisError as e:
             raise BotError(
                 f"the rate-limit store {mask_url(self.url)} failed ({e}); check DIGESTBOT_RATELIMIT_URL "
-                "(or DIGESTBOT_BROKER_URL) and that Redis is running") from e
+                "(or DIGESTBOT_BROKER_URL) and that Redis is running"
+            ) from e
 
     def acquire(self) -> None:
         """Block until this process may send one message."""
@@ -92,7 +101,9 @@ class SharedRateLimiter:
 class RateLimited(Channel):
     """A channel whose sends wait for the pool's shared rate limit (one bucket, or one per destination)."""
 
-    def __init__(self, inner: Channel, url: str, key: str, rate: float, per_destination: bool = False) -> None:
+    def __init__(
+        self, inner: Channel, url: str, key: str, rate: float, per_destination: bool = False
+    ) -> None:
         super().__init__(inner.settings)
         self.inner = inner
         self.url, self.key, self.rate, self.per_destination = url, key, rate, per_destination

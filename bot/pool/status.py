@@ -41,7 +41,9 @@ def queue_length(app: Any, queue: str) -> int | None:
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1)
             try:
-                return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+                return int(
+                    conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+                )
             except Exception as e:
                 if "NOT_FOUND" in str(e) or "no queue" in str(e).lower():
                     return 0
@@ -51,8 +53,13 @@ def queue_length(app: Any, queue: str) -> int | None:
         return None
 
 
-def pool_status(settings: Settings, store: Store, app: Any = None, ping_timeout: float = 1.0,
-                now: datetime | None = None) -> PoolStatus:
+def pool_status(
+    settings: Settings,
+    store: Store,
+    app: Any = None,
+    ping_timeout: float = 1.0,
+    now: datetime | None = None,
+) -> PoolStatus:
     """Queued, running, pending and failed digests across the pool."""
     if app is None and settings.broker_url:
         app = make_app(settings)

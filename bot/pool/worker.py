@@ -23,7 +23,9 @@ from .task import MAX_RETRIES, QUEUE_LEASE, QUEUED, subscriber_from_dict
 
 log = logging.getLogger("bot.workers")  # the name it had as one module: log filters read it
 
-ONE_TRY = RetryPolicy(attempts=1)  # a worker tries once per task: Celery retries, the worker stays free
+ONE_TRY = RetryPolicy(
+    attempts=1
+)  # a worker tries once per task: Celery retries, the worker stays free
 
 
 def pool_channel(name: str, settings: Settings) -> Channel:
@@ -65,20 +67,30 @@ class PoolDeliverer:
         """Take a claimed digest over (compare-and-swap), send it and confirm it; skip it if done."""
         row = self.store.get_digest(did)
         if row is None:
-            return Outcome(sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="no such digest in the ledger")
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="no such digest in the ledger"
+            )
         if row.status != DigestStatus.PENDING:
-            return Outcome(sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason=f"already {row.status}")
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason=f"already {row.status}"
+            )
         if not self.may_take(row):
-            return Outcome(sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason=f"in flight on {row.owner}")
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason=f"in flight on {row.owner}"
+            )
         if not self.store.take_over(did, row.owner, self.owner, self.sender.lease):
-            return Outcome(sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="another worker took it")
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="another worker took it"
+            )
         digest = Digest(did, sub, row.slot, tuple(self.store.digest_items(did)), row.more)
         name = row.channel if row.channel in CHANNELS else channel_for(sub, self.sender.settings)
         if row.owner not in (QUEUED, self.owner):  # taken from a dead sender: was it delivered?
             try:
                 if self.sender.channel(name).already_delivered(digest):
                     self.store.mark_sent(did, "found delivered after its worker died")
-                    return Outcome(sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, did, "recovered")
+                    return Outcome(
+                        sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, did, "recovered"
+                    )
             except BotError as e:
                 log.warning("could not check whether %s was delivered: %s", did, e)
         return self.sender.send(digest, name)
@@ -86,12 +98,13 @@ class PoolDeliverer:
     def release(self, did: str) -> bool:
         """Give a pending digest back to the queue, so any worker may take it on the retry."""
         # The sender may have let it go already (owner ""), after its last try.
-        return (self.store.take_over(did, self.owner, QUEUED, QUEUE_LEASE)
-                or self.store.take_over(did, "", QUEUED, QUEUE_LEASE))
+        return self.store.take_over(did, self.owner, QUEUED, QUEUE_LEASE) or self.store.take_over(
+            did, "", QUEUED, QUEUE_LEASE
+        )
 
 
 def run_task(task: Any, did: str, data: dict[str, Any]) -> str:
-    """The body of the Celery task: one deliverer per worker process, a retry for a transient failure."""
+    """The Celery task's body: one deliverer per worker process, a retry for a transient failure."""
     app = task.app
     deliverer: PoolDeliverer | None = getattr(app, "digestbot_deliverer", None)
     if deliverer is None:
@@ -103,10 +116,17 @@ def run_task(task: Any, did: str, data: dict[str, Any]) -> str:
     except StoreError as e:  # the database is away: keep the task, try again shortly
         log.warning("digest %s: %s", did, e)
         raise task.retry(countdown=random.uniform(5, 30), exc=e) from e
-    log.info("digest %s for %s: %s%s", did, outcome.subscriber, outcome.status, f" ({outcome.reason})" if outcome.reason else "")
-    if outcome.status == OutcomeStatus.PENDING:  # a transient failure: give the digest back and retry later
+    log.info(
+        "digest %s for %s: %s%s",
+        did,
+        outcome.subscriber,
+        outcome.status,
+        f" ({outcome.reason})" if outcome.reason else "",
+    )
+    if outcome.status == OutcomeStatus.PENDING:
+        # A transient failure: give the digest back and retry later.
         deliverer.release(did)
-        countdown = random.uniform(0, min(240, 5 * 2 ** task.request.retries))
+        countdown = random.uniform(0, min(240, 5 * 2**task.request.retries))
         if task.request.retries < MAX_RETRIES:
             raise task.retry(countdown=countdown)
     return str(outcome.status)
