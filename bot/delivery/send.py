@@ -101,7 +101,7 @@ class Sender:
 
     # --- claim --------------------------------------------------------------------------------
     def claim(self, plan: Plan) -> Held | Outcome:
-        """Claim a plan's digest and hold it in this process; or the outcome: nothing to send."""
+        """Claim a plan's digest and hold it in this process; else the outcome (skipped or empty)."""
         sub = plan.subscriber
         name = channel_for(sub, self.settings)
         did = digest_id(sub.id, plan.slot)
