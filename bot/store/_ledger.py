@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import StoreError
@@ -53,7 +53,7 @@ class DigestRow:
     lease_until: datetime | None
 
 
-def _row(r: Any) -> DigestRow:
+def _row(r: Row[Any]) -> DigestRow:
     """A `digests` row as a `DigestRow`, its status as the enum."""
     return DigestRow(**{**r._asdict(), "status": DigestStatus(r.status)})
 
