@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings
+from bot.delivery import Deliverer, plan_digests
 from bot.models import Entry, Interests, Subscriber
-from bot.pipeline import Deliverer, plan_digests
+from bot.pool import dispatch_due, make_app
 from bot.store import Store
-from bot.workers import dispatch_due, make_app
 
 PG = os.environ.get("DIGESTBOT_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("DIGESTBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -104,7 +104,7 @@ def run_inline(url: str, smtp: str, subs: list[Subscriber], n_entries: int) -> t
     store.upsert_entries(entries(n_entries, now), now)
     settings = Settings(database_url=url, smtp_url=smtp, smtp_rate=100000, from_addr=FROM)
     t0 = time.perf_counter()
-    plans, _ = plan_digests(settings, store, subs, now)
+    plans = plan_digests(settings, store, subs, now).plans
     t1 = time.perf_counter()
     c1 = time.process_time()
     d = Deliverer(settings, store)

@@ -22,8 +22,8 @@ from pathlib import Path
 from bot.channels import email as email_channel
 from bot.channels.email import wire_message
 from bot.config import Settings
+from bot.delivery import Deliverer, plan_digests
 from bot.models import Digest, Entry, Interests, Subscriber
-from bot.pipeline import Deliverer, plan_digests
 from bot.store import Store
 
 TOPICS = ["quantization", "diffusion", "retrieval", "robotics", "speech", "graph neural networks",
@@ -115,7 +115,7 @@ def main() -> None:
         subs = subscribers(args.digests)
 
         t0 = time.perf_counter()
-        plans, _ = plan_digests(settings, store, subs, now)
+        plans = plan_digests(settings, store, subs, now).plans
         t_select = time.perf_counter() - t0
         assert len(plans) == args.digests, len(plans)
         items = sum(len(p.items) for p in plans)

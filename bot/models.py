@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 
@@ -149,11 +150,63 @@ class Delivery:
     digest_id: str
     subscriber_id: str
     slot: datetime
-    status: str  # pending | sent | failed
+    status: DigestStatus
     channel: str = ""
     entry_ids: tuple[str, ...] = ()
     attempts: int = 0
     created_at: datetime | None = None
     sent_at: datetime | None = None
     receipt: str = ""
+    reason: str = ""
+
+
+# --- delivery: statuses, and what the ledger and the senders hand back ------------------------
+class DigestStatus(StrEnum):
+    """A digest's state in the ledger (the `digests.status` column holds these very strings)."""
+
+    PENDING = "pending"  # claimed, not confirmed yet: on its way, or to be tried again
+    SENT = "sent"
+    FAILED = "failed"  # refused for good; its entries are free for a later digest
+    EMPTY = "empty"  # nothing new at that slot: the slot is used up, nothing is sent
+
+
+class OutcomeStatus(StrEnum):
+    """What became of one subscriber in a run: its digest's state, or why none was tried."""
+
+    SENT = "sent"
+    EMPTY = "empty"
+    FAILED = "failed"
+    PENDING = "pending"
+    NOT_DUE = "not-due"  # no slot of its schedule has come since its last digest
+    SKIPPED = "skipped"  # another thread, process or run has this digest
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A digest to claim in the ledger: for (subscriber, slot), these items over this channel."""
+
+    subscriber_id: str
+    slot: datetime
+    items: Sequence[DigestItem]
+    channel: str
+    more: int = 0  # selected entries left out by max_items
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim took: the digest's id and its items (those another digest took meanwhile dropped)."""
+
+    digest_id: str
+    items: tuple[DigestItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one subscriber in a run."""
+
+    subscriber: str
+    status: OutcomeStatus
+    entries: int = 0
+    destination: str = ""
+    digest_id: str = ""
     reason: str = ""

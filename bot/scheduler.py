@@ -23,10 +23,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Settings, SourceSpec
+from .delivery import Deliverer, Outcome, run_once
 from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
 from .models import Subscriber
-from .pipeline import Deliverer, Outcome, run_once
 from .roster import file_subscribers, load_roster
 from .slots import SlotTrigger
 from .store import Store

@@ -16,8 +16,8 @@ from bot.channels import CHANNELS
 from bot.channels.email import Smtp
 from bot.channels.outbox import Outbox
 from bot.config import Settings
+from bot.delivery import Deliverer, Plan, RetryPolicy
 from bot.errors import ConfigError, PermanentSendError, TransientSendError
-from bot.pipeline import Deliverer, Plan, RetryPolicy
 from bot.store import Store
 
 BASE = Settings(base_url="https://digest.example.org", from_addr="Paper Digest <digest@example.org>",

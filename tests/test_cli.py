@@ -280,7 +280,7 @@ def test_smtp_refusing_the_login(here: Path, refusing_smtp: int) -> None:
         "entries sent        0\n"
         "failures            1\n"
         f"  example           failed: {reason}\n")
-    assert re.fullmatch(rf"ERROR bot.pipeline: digest example\.\d{{8}}T0800Z for example failed: {re.escape(reason)}\n",
+    assert re.fullmatch(rf"ERROR bot.delivery: digest example\.\d{{8}}T0800Z for example failed: {re.escape(reason)}\n",
                         result.stderr), result.stderr
     assert "wrong-pw" not in result.output
 
@@ -367,12 +367,13 @@ def test_history_says_what_was_sent_when_and_why(here: Path) -> None:
         good = Entry("arxiv:2611.01001", "QuickQuant", published=NOW)
         store.upsert_entries([evil, good], now=NOW)
         slot = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
-        did, _ = store.claim("example", slot, [DigestItem(good, 0.5, ("keyword: quantization",)),
-                                               DigestItem(evil, 0.25)], "outbox", more=2, owner="t", now=NOW) or ("", [])
-        store.mark_sent(did, "outbox/x.eml", now=datetime(2026, 11, 27, 8, 1, tzinfo=UTC))
+        claimed = store.claim("example", slot, [DigestItem(good, 0.5, ("keyword: quantization",)),
+                                                DigestItem(evil, 0.25)], "outbox", more=2, owner="t", now=NOW)
+        assert claimed is not None
+        store.mark_sent(claimed.digest_id, "outbox/x.eml", now=datetime(2026, 11, 27, 8, 1, tzinfo=UTC))
         failed = store.claim("example", NOW, [], "email", owner="t", now=NOW)
         assert failed
-        store.mark_failed(failed[0], "SMTP answered 550 no such user")
+        store.mark_failed(failed.digest_id, "SMTP answered 550 no such user")
     finally:
         store.close()
     result = invoke("history", "example")

@@ -89,7 +89,7 @@ def test_a_claim_whose_entries_were_all_taken_meanwhile_is_empty(tmp_path: Path)
         assert store.claim("alice", SLOT, [DigestItem(entry, 0.5)], "email", now=NOW) is not None
         later = SLOT + timedelta(days=1)
         claimed = store.claim("alice", later, [DigestItem(entry, 0.5)], "email", now=NOW)
-        assert claimed is not None and claimed[1] == []
+        assert claimed is not None and claimed.items == ()
         assert [r.status for r in store.history("alice")] == ["empty", "pending"]
         assert store.claim("alice", later, [], "email", now=NOW) is None  # the slot is taken
     finally:

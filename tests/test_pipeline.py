@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -12,10 +13,17 @@ import pytest
 from _peers import SlackPeer, SmtpPeer, SmtpScript, pg_schema_url
 from sqlalchemy import text
 
-from bot import pipeline
 from bot.config import Settings
+from bot.delivery import (
+    Deliverer,
+    RetryPolicy,
+    RunReport,
+    next_digest,
+    owner_token,
+    plan_digests,
+    run_once,
+)
 from bot.models import Digest, Entry, Interests, Receipt, Subscriber
-from bot.pipeline import Deliverer, RetryPolicy, run_once
 from bot.store import Store
 
 NOW = datetime.now(UTC)
@@ -40,7 +48,7 @@ def world(tmp_path: Path, **settings: str) -> tuple[Settings, Store]:
     return s, store
 
 
-def run(settings: Settings, store: Store, subs: list[Subscriber], retry: RetryPolicy = FAST) -> pipeline.RunReport:
+def run(settings: Settings, store: Store, subs: list[Subscriber], retry: RetryPolicy = FAST) -> RunReport:
     d = Deliverer(settings, store, retry=retry)
     try:
         return run_once(settings, store, subs, deliverer=d)
@@ -99,11 +107,15 @@ def test_a_digest_left_pending_by_a_dead_process_is_resent_with_its_message_id(t
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)
         slot = datetime(2026, 11, 28, 8, tzinfo=UTC)
-        dead = f"{pipeline.socket.gethostname()}:{2**22 + 17}"  # beyond pid_max: no such process
+        dead = f"{socket.gethostname()}:{2**22 + 17}"  # beyond pid_max: no such process
         claimed = store.claim("r1", slot, [], "email", owner=dead)
-        assert claimed is not None and store.get_digest(claimed[0]).status == "empty"  # type: ignore[union-attr]
-        items = pipeline.plan_digests(settings, store, [reader(2)], NOW)[0][0].items
-        did, _ = store.claim("r2", slot, items, "email", owner=dead)  # type: ignore[misc]
+        assert claimed is not None
+        empty = store.get_digest(claimed.digest_id)
+        assert empty is not None and empty.status == "empty"
+        items = plan_digests(settings, store, [reader(2)], NOW).plans[0].items
+        resent = store.claim("r2", slot, items, "email", owner=dead)
+        assert resent is not None
+        did = resent.digest_id
         report = run(settings, store, [reader(2)])
     assert [(o.subscriber, o.status) for o in report.recovered] == [("r2", "sent")]
     assert [m.message_id for m in smtp.mails] == [f"<{did}@lab.example>"]
@@ -111,25 +123,29 @@ def test_a_digest_left_pending_by_a_dead_process_is_resent_with_its_message_id(t
 
 def test_a_live_process_on_another_host_keeps_its_digest_until_its_lease_ends(tmp_path: Path) -> None:
     settings, store = world(tmp_path)
-    items = pipeline.plan_digests(settings, store, [reader(1)], NOW)[0][0].items
-    did, _ = store.claim("r1", NOW - timedelta(hours=1), items, "outbox", owner="elsewhere:42", lease=timedelta(minutes=5))  # type: ignore[misc]
+    items = plan_digests(settings, store, [reader(1)], NOW).plans[0].items
+    claimed = store.claim("r1", NOW - timedelta(hours=1), items, "outbox", owner="elsewhere:42", lease=timedelta(minutes=5))
+    assert claimed is not None
+    did = claimed.digest_id
     assert run(settings, store, [reader(1)]).recovered == []
     with store.begin() as conn:
         conn.execute(text("UPDATE digests SET lease_until = :t"), {"t": (NOW - timedelta(minutes=1)).replace(tzinfo=None)})
     assert [o.status for o in run(settings, store, [reader(1)]).recovered] == ["sent"]
-    assert store.get_digest(did).owner == pipeline.owner_token()  # type: ignore[union-attr]
+    row = store.get_digest(did)
+    assert row is not None and row.owner == owner_token()
 
 
 def test_a_sender_whose_lease_was_taken_over_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)
-        monkeypatch.setattr(pipeline, "LEASE", timedelta(0))  # renew before every try
-        d = Deliverer(settings, store, retry=FAST)
-        plan = pipeline.plan_digests(settings, store, [reader(1)], NOW)[0][0]
-        did, items = store.claim("r1", plan.slot, plan.items, "email", owner=d.owner)  # type: ignore[misc]
+        d = Deliverer(settings, store, retry=FAST, lease=timedelta(0))  # renew before every try
+        plan = plan_digests(settings, store, [reader(1)], NOW).plans[0]
+        claimed = store.claim("r1", plan.slot, plan.items, "email", owner=d.owner)
+        assert claimed is not None
+        did = claimed.digest_id
         assert store.take_over(did, d.owner, "elsewhere:42", timedelta(minutes=5))
         time.sleep(0.01)
-        out = d.send(pipeline.Digest(did, reader(1), plan.slot, tuple(items)), "email")
+        out = d.send(Digest(did, reader(1), plan.slot, claimed.items), "email")
         d.close()
     assert out.status == "skipped" and "taken over" in out.reason
     assert smtp.mails == []
@@ -173,10 +189,11 @@ def test_slack_recovery_finds_the_post_in_history_and_does_not_post_again(tmp_pa
         settings, store = world(tmp_path, slack_token="xoxb-test", slack_api_url=slack.url)
         sub = reader(1, email="", slack="C0001")
         d = Deliverer(settings, store, retry=FAST)
-        plan = pipeline.plan_digests(settings, store, [sub], NOW)[0][0]
-        dead = f"{pipeline.socket.gethostname()}:{2**22 + 17}"
-        did, items = store.claim(sub.id, plan.slot, plan.items, "slack", owner=dead)  # type: ignore[misc]
-        d.channel("slack").send(pipeline.Digest(did, sub, plan.slot, tuple(items)))  # posted, then "crashed"
+        plan = plan_digests(settings, store, [sub], NOW).plans[0]
+        dead = f"{socket.gethostname()}:{2**22 + 17}"
+        claimed = store.claim(sub.id, plan.slot, plan.items, "slack", owner=dead)
+        assert claimed is not None
+        d.channel("slack").send(Digest(claimed.digest_id, sub, plan.slot, claimed.items))  # posted, then "crashed"
         d.close()
         report = run(settings, store, [sub])
     assert [(o.status, o.reason) for o in report.recovered] == [("sent", "recovered")]
@@ -203,8 +220,10 @@ def test_postgres_connection_dropped_inside_a_ledger_transaction_is_retried(tmp_
 
     with pg_schema_url() as (url, _schema, admin):
         settings, store = world(tmp_path, database_url=url)
-        plan = pipeline.plan_digests(settings, store, [reader(1)], NOW)[0][0]
-        did, _ = store.claim("r1", plan.slot, plan.items, "outbox", owner="me:1")  # type: ignore[misc]
+        plan = plan_digests(settings, store, [reader(1)], NOW).plans[0]
+        claimed = store.claim("r1", plan.slot, plan.items, "outbox", owner="me:1")
+        assert claimed is not None
+        did = claimed.digest_id
         killed: list[int] = []
 
         def kill_first_update(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
@@ -240,3 +259,15 @@ def test_an_unexpected_error_in_one_digest_does_not_stop_the_others(tmp_path: Pa
     assert "KeyError" in store.digests_with_status("pending")[0].reason
     monkeypatch.setattr(Outbox, "send", real)
     assert [(o.subscriber, o.status) for o in run(settings, store, [reader(1)]).recovered] == [("r1", "sent")]
+
+
+def test_the_preview_holds_what_the_run_then_sends(tmp_path: Path) -> None:
+    settings, store = world(tmp_path)
+    sub = reader(1)
+    preview = next_digest(settings, store, sub, NOW)
+    assert store.history(sub.id) == []  # a preview records nothing
+    [outcome] = run(settings, store, [sub]).outcomes
+    row = store.get_digest(outcome.digest_id)
+    assert outcome.status == "sent" and row is not None
+    assert [i.entry.id for i in store.digest_items(row.id)] == [i.entry.id for i in preview.items]
+    assert len(preview.items) == 3 and preview.more == row.more

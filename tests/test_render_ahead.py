@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from _peers import SmtpPeer, SmtpScript
 
-from bot import pipeline
 from bot.channels import email
 from bot.config import Settings
+from bot.delivery import Deliverer, Held, Plan
+from bot.delivery.process import SWITCH_SECONDS
 from bot.models import Digest, DigestItem, Entry, Interests, Subscriber
-from bot.pipeline import Deliverer, Plan
 from bot.store import Store
 
 SLOT = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -109,14 +109,14 @@ def test_an_interrupt_finishes_the_digest_on_the_wire_and_starts_not_the_queued_
     with SmtpPeer(SmtpScript(delay=0.5)) as smtp:
         settings, store = world(tmp_path, smtp)
         d = Deliverer(settings, store)
-        real = d._prepare
+        real = d.prepare
 
-        def interrupted(digest: Digest, name: str) -> None:
-            if digest.subscriber.id == "r2":  # r0 on the wire, r1 queued, r2 claimed
+        def interrupted(held: Held) -> None:
+            if held.digest.subscriber.id == "r2":  # r0 on the wire, r1 queued, r2 claimed
                 raise KeyboardInterrupt
-            real(digest, name)
+            real(held)
 
-        monkeypatch.setattr(d, "_prepare", interrupted)
+        monkeypatch.setattr(d, "prepare", interrupted)
         with pytest.raises(KeyboardInterrupt):
             d.deliver_all([plan(n, *PAPERS) for n in range(4)])
         d.close()
@@ -131,20 +131,19 @@ def test_unclaim_gives_back_only_an_untried_digest_of_its_owner(tmp_path: Path) 
         tried = store.claim("r1", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1")
         untried = store.claim("r2", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1")
         assert tried is not None and untried is not None
-        store.note_attempt(tried[0], "451 try later")
-        assert not store.unclaim(tried[0], "me:1")  # it may have reached the server
-        assert not store.unclaim(untried[0], "other:2")
-        assert store.unclaim(untried[0], "me:1")
-        assert store.get_digest(untried[0]) is None and store.delivered(["r2"]) == {"r2": set()}
+        store.note_attempt(tried.digest_id, "451 try later")
+        assert not store.unclaim(tried.digest_id, "me:1")  # it may have reached the server
+        assert not store.unclaim(untried.digest_id, "other:2")
+        assert store.unclaim(untried.digest_id, "me:1")
+        assert store.get_digest(untried.digest_id) is None and store.delivered(["r2"]) == {"r2": set()}
         assert store.claim("r2", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1") is not None  # free again
-        assert store.get_digest(tried[0]) is not None
+        assert store.get_digest(tried.digest_id) is not None
     finally:
         store.close()
 
 
 def test_a_digest_claimed_ahead_whose_lease_grew_old_while_waiting_is_renewed_or_left_to_its_taker(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "LEASE", timedelta(seconds=0.6))  # renewed after 0.2 s
     with SmtpPeer(SmtpScript(delay=0.4)) as smtp:
         settings, store = world(tmp_path, smtp)
         asked: list[str] = []
@@ -154,7 +153,7 @@ def test_a_digest_claimed_ahead_whose_lease_grew_old_while_waiting_is_renewed_or
             return False  # another host's process took it when the lease ran out
 
         monkeypatch.setattr(store, "renew", taken_over)
-        d = Deliverer(settings, store)
+        d = Deliverer(settings, store, lease=timedelta(seconds=0.6))  # renewed after 0.2 s
         outcomes = d.deliver_all([plan(0, *PAPERS), plan(1, *PAPERS)])
         d.close()
     assert [(o.subscriber, o.status) for o in outcomes] == [("r0", "sent"), ("r1", "skipped")]
@@ -169,5 +168,5 @@ def test_the_thread_switch_interval_is_short_while_sending_and_restored_after(tm
         during: list[float] = []
         d.deliver_all([plan(n, *PAPERS) for n in range(2)], progress=lambda _o: during.append(sys.getswitchinterval()))
         d.close()
-    assert during == [pytest.approx(pipeline.SWITCH_SECONDS)] * 2
+    assert during == [pytest.approx(SWITCH_SECONDS)] * 2
     assert sys.getswitchinterval() == before

@@ -130,12 +130,12 @@ def test_status_shows_next_and_last_digests_pending_failed_and_sources(tmp_path:
     slot = datetime(2026, 11, 27, 7, tzinfo=UTC)
     paper = Entry(id="arxiv:2611.00001", title="Quantization \x1b[31mred\x1b[0m", published=now)
     store.upsert_entries([paper], now=now)
-    did, _ = store.claim("s0000", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
-    store.mark_sent(did, "<x@y>", now=now)
-    did1, _ = store.claim("s0001", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
-    store.mark_failed(did1, "SMTP refused reader0001@example.org: 550 no such user")
-    did2, _ = store.claim("s0002", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)  # type: ignore[misc]
-    store.note_attempt(did2, "SMTP answered 451 try later")
+    sent, failed, pending = (store.claim(f"s000{n}", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)
+                             for n in range(3))
+    assert sent is not None and failed is not None and pending is not None
+    store.mark_sent(sent.digest_id, "<x@y>", now=now)
+    store.mark_failed(failed.digest_id, "SMTP refused reader0001@example.org: 550 no such user")
+    store.note_attempt(pending.digest_id, "SMTP answered 451 try later")
     store.save_fetch("examples", None, error="source 'examples': cannot read it", now=now)
     store.close()
     with time_machine.travel(now, tick=False):

@@ -10,8 +10,8 @@ import pytest
 import time_machine
 
 from bot.config import Settings
+from bot.delivery import run_once
 from bot.models import Entry, Interests, Subscriber
-from bot.pipeline import run_once
 from bot.slots import SlotTrigger, due_slot, latest_slot, next_slot, slot_after, to_instant
 from bot.store import Store
 

@@ -78,7 +78,7 @@ def test_claim_is_once_per_slot(store: Store) -> None:
     store.upsert_entries([entry(1), entry(2)], NOW)
     first = store.claim("alice", SLOT, items(1, 2), "outbox", now=NOW)
     assert first is not None
-    did, kept = first
+    did, kept = first.digest_id, first.items
     assert did == digest_id("alice", SLOT) == "alice.20261128T0700Z"
     assert [i.entry.id for i in kept] == ["arxiv:2611.00001", "arxiv:2611.00002"]
     assert store.claim("alice", SLOT, items(1, 2), "outbox", now=NOW) is None
@@ -91,21 +91,23 @@ def test_an_entry_is_claimed_once_per_subscriber(store: Store) -> None:
     store.claim("alice", SLOT, items(1, 2), "outbox", now=NOW)
     later = store.claim("alice", SLOT + timedelta(days=1), items(2, 3), "outbox", now=NOW)
     assert later is not None
-    assert [i.entry.id for i in later[1]] == ["arxiv:2611.00003"]
+    assert [i.entry.id for i in later.items] == ["arxiv:2611.00003"]
     other = store.claim("bob", SLOT, items(1), "outbox", now=NOW)
-    assert other is not None and len(other[1]) == 1
+    assert other is not None and len(other.items) == 1
 
 
 def test_empty_claim_consumes_the_slot(store: Store) -> None:
     claimed = store.claim("alice", SLOT, [], "outbox", now=NOW)
-    assert claimed is not None and claimed[1] == []
-    row = store.get_digest(claimed[0])
+    assert claimed is not None and claimed.items == ()
+    row = store.get_digest(claimed.digest_id)
     assert row is not None and row.status == "empty"
 
 
 def test_confirm_sent_and_failed(store: Store) -> None:
     store.upsert_entries([entry(1), entry(2)], NOW)
-    did, _ = store.claim("alice", SLOT, items(1), "email", now=NOW) or ("", [])
+    claimed = store.claim("alice", SLOT, items(1), "email", now=NOW)
+    assert claimed is not None
+    did = claimed.digest_id
     assert [r.id for r in store.digests_with_status("pending")] == [did]
     assert store.note_attempt(did, "451 try later") == 1
     store.mark_sent(did, "<alice.20261128T0700Z@example.org>", now=NOW)
@@ -113,7 +115,9 @@ def test_confirm_sent_and_failed(store: Store) -> None:
     assert row is not None and (row.status, row.sent_at, row.attempts, row.reason) == ("sent", NOW, 2, "")
     assert [i.entry.id for i in store.digest_items(did)] == ["arxiv:2611.00001"]
 
-    bad, _ = store.claim("bob", SLOT, items(2), "email", now=NOW) or ("", [])
+    refused = store.claim("bob", SLOT, items(2), "email", now=NOW)
+    assert refused is not None
+    bad = refused.digest_id
     store.mark_failed(bad, "550 no such user")
     row = store.get_digest(bad)
     assert row is not None and (row.status, row.reason) == ("failed", "550 no such user")
@@ -124,7 +128,9 @@ def test_confirm_sent_and_failed(store: Store) -> None:
 
 def test_take_over_is_compare_and_swap(store: Store) -> None:
     store.upsert_entries([entry(1)], NOW)
-    did, _ = store.claim("alice", SLOT, items(1), "email", owner="h:1", now=NOW) or ("", [])
+    claimed = store.claim("alice", SLOT, items(1), "email", owner="h:1", now=NOW)
+    assert claimed is not None
+    did = claimed.digest_id
     assert store.take_over(did, "h:1", "h:2", timedelta(minutes=5))
     assert not store.take_over(did, "h:1", "h:3", timedelta(minutes=5))
     row = store.get_digest(did)

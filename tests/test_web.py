@@ -393,7 +393,7 @@ def test_slack_buttons_as_the_renderer_makes_them(site: Site) -> None:
     slot = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     claimed = site.store.claim("slackteam", slot, [DigestItem(ENTRY, 0.9)], "slack")
     assert claimed is not None
-    did = claimed[0]
+    did = claimed.digest_id
 
     def click(vote: str, value: str) -> dict:  # type: ignore[type-arg]
         return {"type": "block_actions", "actions": [{"action_id": f"digestbot_{vote}:{did}:{ENTRY.id}", "value": value}]}

@@ -20,13 +20,13 @@ from bot.cli import cli
 from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.models import Digest, DigestItem, Receipt, Subscriber
-from bot.store import Store, digest_id
-from bot.workers import (
+from bot.pool import (
     QUEUED,
     PoolDeliverer,
+    QueuedDigest,
     RateLimited,
-    _enqueue,
     dispatch_tick,
+    enqueue,
     make_app,
     pool_status,
     queue_length,
@@ -36,6 +36,7 @@ from bot.workers import (
     subscriber_from_dict,
     subscriber_to_dict,
 )
+from bot.store import Store, digest_id
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def _claim(store: Store, sub_index: int = 0, owner: str = QUEUED, lease: timedel
     slot = now.replace(second=0, microsecond=0)
     claimed = store.claim(sub.id, slot, [DigestItem(e, 0.5) for e in items], "email", owner=owner, lease=lease)
     assert claimed is not None
-    return claimed[0]
+    return claimed.digest_id
 
 
 def test_the_pool_refuses_sqlite_and_says_the_fix() -> None:
@@ -155,7 +156,7 @@ def test_a_digest_held_by_a_dead_worker_is_taken_over_at_once(store: Store, sink
 
 _TAKER = """
 import sys, time
-from bot.ratelimit_shared import SharedRateLimiter
+from bot.pool.ratelimit import SharedRateLimiter
 lim = SharedRateLimiter(sys.argv[1], sys.argv[2], float(sys.argv[3]))
 start = float(sys.argv[4])
 time.sleep(max(0, start - time.time()))
@@ -269,7 +270,7 @@ def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, db_url: str,
     # A consumer takes the task and is SIGKILLed before it acknowledges it, as a worker can be.
     settings = _settings(db_url, queue, sink)
     app = make_app(settings)
-    _enqueue(app, settings, [("some.digest", subscribers(1)[0])])
+    enqueue(app, settings, [QueuedDigest("some.digest", subscribers(1)[0])])
     proc = subprocess.Popen([sys.executable, "-c", _CONSUMER, REDIS_URL, queue], stdout=subprocess.PIPE, cwd=ROOT)
     assert proc.stdout is not None and proc.stdout.readline() == b"got it\n"
     proc.kill()

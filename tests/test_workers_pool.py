@@ -26,8 +26,8 @@ from _pool import (
 )
 
 from bot.config import load_settings
+from bot.pool import QueuedDigest, dispatch_due, enqueue, make_app, requeue_stalled, restore_unacked
 from bot.store import Store
-from bot.workers import _enqueue, dispatch_due, make_app, requeue_stalled, restore_unacked
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,7 @@ def test_the_same_task_enqueued_twice_sends_once(pool: Pool, db_url: str, sink: 
         # the same tasks twice more while the first copies are in flight or done
         rows = store.digests_with_status("pending", "sent")
         assert len(rows) == 3
-        _enqueue(app, settings, [(r.id, subs[r.subscriber_id]) for r in rows] * 2)
+        enqueue(app, settings, [QueuedDigest(r.id, subs[r.subscriber_id]) for r in rows] * 2)
         # a marker digest behind them: once it is sent, the copies have all been taken
         assert dispatch_due(settings, store, subscribers(1, prefix="after"), datetime.now(UTC), app) == 1
         wait_for(lambda: _sent(store) == 4, 30, "4 digests sent", pool.logs)
@@ -169,7 +169,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from _pool import subscribers
 from bot.config import load_settings
-from bot.workers import run_dispatcher
+from bot.pool import run_dispatcher
 run_dispatcher(load_settings(), lambda store: subscribers(3, prefix="disp"))
 """
 
@@ -187,7 +187,7 @@ def test_the_dispatcher_process_claims_and_enqueues_on_its_first_tick(tmp_path: 
     try:
         wait_for(lambda: len(store.digests_with_status("pending")) == 3, 60, "3 claimed digests")
         app = make_app(load_settings(environ=p.env))
-        from bot.workers import queue_length
+        from bot.pool import queue_length
 
         wait_for(lambda: queue_length(app, queue) == 3, 10, "3 tasks in the queue")
     finally:

@@ -125,7 +125,7 @@ def preview(
     Example:
       digestbot preview alice --open
     """
-    from ..preview import next_digest, write_preview
+    from ..delivery import next_digest, write_preview
 
     settings = obj.settings(subscriptions)
     db = settings.database_url

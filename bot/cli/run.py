@@ -44,7 +44,7 @@ def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> No
       DIGESTBOT_BROKER_URL=redis://127.0.0.1:6379/0 digestbot run --workers celery
     """
     from ..ingest import fetch_all
-    from ..pipeline import run_once
+    from ..delivery import run_once
 
     settings = obj.settings(subscriptions, need_file=True)
     if workers == "celery":
@@ -97,7 +97,7 @@ def _print_outcomes(console: Console, recovered: Sequence[Any], outcomes: Sequen
 def _run_pool(obj: Context, settings: Settings, once: bool) -> None:
     """`run --workers celery`: this process fetches and dispatches; the workers send."""
     from ..ingest import fetch_all
-    from ..workers import dispatch_tick, require_pool, run_dispatcher
+    from ..pool import dispatch_tick, require_pool, run_dispatcher
 
     require_pool(settings)
     if not once:
@@ -253,6 +253,6 @@ def worker(obj: Context, loglevel: str) -> None:
     Example:
       DIGESTBOT_BROKER_URL=redis://127.0.0.1:6379/0 digestbot worker
     """
-    from ..workers import start_worker
+    from ..pool import start_worker
 
     start_worker(obj.settings(), loglevel)

@@ -126,7 +126,7 @@ def _source_lines(store: Store, settings: Settings) -> None:
 
 def _pool_summary(settings: Settings) -> None:
     """`digestbot status`'s worker-pool section: queued, running, pending and failed digests."""
-    from ..workers import pool_status
+    from ..pool import pool_status
 
     with open_store(settings) as store:
         st = pool_status(settings, store)

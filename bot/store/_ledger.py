@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import StoreError
-from ..models import Delivery, DigestItem, Entry
+from ..models import Claim, Claimed, Delivery, DigestItem, DigestStatus, Entry
 from ._base import RETRY_DELAYS, StoreBase, _batches, _now, _transient, log, retrying
 from ._entries import _entry
 from ._schema import deliveries, digests, entries, feedback
@@ -31,7 +31,7 @@ _TAKEN = select(deliveries.c.entry_id).where(and_(
 _NEW_DIGEST = insert(digests)
 _NEW_DELIVERIES = insert(deliveries)
 _SENT = update(digests).where(digests.c.id == bindparam("did")).values(
-    status="sent", sent_at=bindparam("at"), receipt=bindparam("rcpt"), reason="", attempts=digests.c.attempts + 1)
+    status=DigestStatus.SENT, sent_at=bindparam("at"), receipt=bindparam("rcpt"), reason="", attempts=digests.c.attempts + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class DigestRow:
     id: str
     subscriber_id: str
     slot: datetime
-    status: str
+    status: DigestStatus
     channel: str
     created_at: datetime
     sent_at: datetime | None
@@ -51,6 +51,11 @@ class DigestRow:
     more: int
     owner: str
     lease_until: datetime | None
+
+
+def _row(r: Row[Any]) -> DigestRow:
+    """A `digests` row as a `DigestRow`, its status as the enum."""
+    return DigestRow(**{**r._asdict(), "status": DigestStatus(r.status)})
 
 
 class Ledger(StoreBase):
@@ -75,7 +80,7 @@ class Ledger(StoreBase):
             q = select(digests.c.subscriber_id, func.max(digests.c.slot)).group_by(digests.c.subscriber_id)
             return {sid: slot.replace(tzinfo=UTC) if slot.tzinfo is None else slot for sid, slot in conn.execute(q)}
 
-    def claim(self, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int = 0, owner: str = "", lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> tuple[str, list[DigestItem]] | None:
+    def claim(self, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int = 0, owner: str = "", lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> Claimed | None:
         """Claim (subscriber, slot) and its entries in one transaction.
 
         Returns the digest id and the items actually claimed (an entry another digest claimed
@@ -103,11 +108,11 @@ class Ledger(StoreBase):
                 row = self.get_digest(did)
                 if row is not None:
                     if row.owner == owner and owner:
-                        return did, self.digest_items(did)
+                        return Claimed(did, tuple(self.digest_items(did)))
                     return None
         raise AssertionError("unreachable")
 
-    def _claim(self, did: str, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int, owner: str, lease: timedelta, now: datetime, look: bool) -> tuple[str, list[DigestItem]]:
+    def _claim(self, did: str, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int, owner: str, lease: timedelta, now: datetime, look: bool) -> Claimed:
         """One try at the claim's transaction; `look`: first drop the entries claimed already."""
         with self.begin() as conn:
             taken: set[str] = set()
@@ -116,7 +121,8 @@ class Ledger(StoreBase):
             kept = [i for i in items if i.entry.id not in taken]
             conn.execute(_NEW_DIGEST, {
                 "id": did, "subscriber_id": subscriber_id, "slot": slot, "channel": channel, "created_at": now,
-                "status": "pending" if kept else "empty", "more": more, "owner": owner, "lease_until": now + lease,
+                "status": DigestStatus.PENDING if kept else DigestStatus.EMPTY, "more": more, "owner": owner,
+                "lease_until": now + lease,
             })
             if kept:
                 conn.execute(_NEW_DELIVERIES, [
@@ -124,50 +130,52 @@ class Ledger(StoreBase):
                      "position": n, "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
                     for n, i in enumerate(kept)
                 ])
-        return did, kept
+        return Claimed(did, tuple(kept))
 
     @retrying
-    def claim_many(self, claims: Sequence[tuple[str, datetime, Sequence[DigestItem], str, int]], owner: str = "",
-                   lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> list[tuple[str, list[DigestItem]] | None]:
-        """`claim` for many (subscriber, slot, items, channel, more) at once, in one transaction.
+    def claim_many(self, claims: Sequence[Claim], owner: str = "", lease: timedelta = timedelta(minutes=5),
+                   now: datetime | None = None) -> list[Claimed | None]:
+        """`claim` for many digests at once, in one transaction.
 
         The same results as calling `claim` for each; if another process claims one of them
         meanwhile, the batch falls back to one `claim` per digest.
         """
         now = now or _now()
-        ids = [digest_id(sub, slot) for sub, slot, _, _, _ in claims]
+        ids = [digest_id(c.subscriber_id, c.slot) for c in claims]
         try:
             with self.begin() as conn:
                 seen = {did for (did,) in conn.execute(select(digests.c.id).where(digests.c.id.in_(ids)))}
-                subs = {sub for sub, _, _, _, _ in claims}
-                wanted = {i.entry.id for _, _, items, _, _ in claims for i in items}
+                subs = {c.subscriber_id for c in claims}
+                wanted = {i.entry.id for c in claims for i in c.items}
                 taken: set[tuple[str, str]] = {(r[0], r[1]) for r in conn.execute(
                     select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(and_(
                         deliveries.c.subscriber_id.in_(subs), deliveries.c.entry_id.in_(wanted))))} if wanted else set()
-                out: list[tuple[str, list[DigestItem]] | None] = []
+                out: list[Claimed | None] = []
                 rows: list[dict[str, Any]] = []
                 lines: list[dict[str, Any]] = []
-                for did, (sub, slot, items, channel, more) in zip(ids, claims):
+                for did, c in zip(ids, claims):
                     if did in seen:
                         out.append(None)
                         continue
                     seen.add(did)
-                    kept = [i for i in items if (sub, i.entry.id) not in taken]
+                    sub = c.subscriber_id
+                    kept = [i for i in c.items if (sub, i.entry.id) not in taken]
                     taken.update((sub, i.entry.id) for i in kept)
-                    rows.append({"id": did, "subscriber_id": sub, "slot": slot, "channel": channel, "created_at": now,
-                                 "status": "pending" if kept else "empty", "more": more, "owner": owner,
-                                 "lease_until": now + lease, "sent_at": None, "attempts": 0, "receipt": "", "reason": ""})
+                    rows.append({"id": did, "subscriber_id": sub, "slot": c.slot, "channel": c.channel,
+                                 "created_at": now, "status": DigestStatus.PENDING if kept else DigestStatus.EMPTY,
+                                 "more": c.more, "owner": owner, "lease_until": now + lease, "sent_at": None,
+                                 "attempts": 0, "receipt": "", "reason": ""})
                     lines.extend({"subscriber_id": sub, "entry_id": i.entry.id, "digest_id": did, "position": n,
                                   "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
                                  for n, i in enumerate(kept))
-                    out.append((did, kept))
+                    out.append(Claimed(did, tuple(kept)))
                 if rows:
                     conn.execute(insert(digests), rows)
                 if lines:
                     conn.execute(insert(deliveries), lines)
             return out
         except IntegrityError:  # another process claimed one meanwhile: settle each on its own
-            return [self.claim(sub, slot, items, channel, more, owner, lease, now) for sub, slot, items, channel, more in claims]
+            return [self.claim(c.subscriber_id, c.slot, c.items, c.channel, c.more, owner, lease, now) for c in claims]
 
     def digest_items(self, did: str) -> list[DigestItem]:
         """The items of a claimed digest, in their order."""
@@ -183,23 +191,23 @@ class Ledger(StoreBase):
         """One digest's ledger row."""
         with self.begin() as conn:
             r = conn.execute(select(digests).where(digests.c.id == did)).first()
-        return None if r is None else DigestRow(**r._asdict())
+        return None if r is None else _row(r)
 
     @retrying
     def digests_with_status(self, *statuses: str, subscriber_id: str | None = None) -> list[DigestRow]:
-        """Digests in the given states, oldest first."""
+        """Digests in the given states (`DigestStatus` values), oldest first."""
         q = select(digests).where(digests.c.status.in_(statuses))
         if subscriber_id is not None:
             q = q.where(digests.c.subscriber_id == subscriber_id)
         with self.begin() as conn:
-            return [DigestRow(**r._asdict()) for r in conn.execute(q.order_by(digests.c.slot, digests.c.id))]
+            return [_row(r) for r in conn.execute(q.order_by(digests.c.slot, digests.c.id))]
 
     @retrying
     def history(self, subscriber_id: str, limit: int = 20) -> list[DigestRow]:
         """A subscriber's latest digests, newest first."""
         with self.begin() as conn:
             q = select(digests).where(digests.c.subscriber_id == subscriber_id).order_by(digests.c.slot.desc()).limit(limit)
-            return [DigestRow(**r._asdict()) for r in conn.execute(q)]
+            return [_row(r) for r in conn.execute(q)]
 
     @retrying
     def take_over(self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
@@ -210,7 +218,7 @@ class Ledger(StoreBase):
         now = now or _now()
         with self.begin() as conn:
             done = conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == "pending", digests.c.owner.in_([old_owner, owner]),
+                digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner.in_([old_owner, owner]),
             )).values(owner=owner, lease_until=now + lease))
             return bool(done.rowcount)
 
@@ -220,7 +228,7 @@ class Ledger(StoreBase):
         now = now or _now()
         with self.begin() as conn:
             done = conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner,
+                digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner == owner,
             )).values(lease_until=now + lease))
             return bool(done.rowcount)
 
@@ -229,13 +237,13 @@ class Ledger(StoreBase):
         """Give up a digest that stays pending (owner cleared), so the next run anywhere may retry it."""
         with self.begin() as conn:
             conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner,
+                digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner == owner,
             )).values(owner="", lease_until=now or _now()))
 
     @retrying
     def unclaim(self, did: str, owner: str) -> bool:
         """Undo the claim of a digest never tried (pending, held by `owner`, no attempt): as if never claimed."""
-        untried = and_(digests.c.id == did, digests.c.status == "pending", digests.c.owner == owner, digests.c.attempts == 0)
+        untried = and_(digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner == owner, digests.c.attempts == 0)
         with self.begin() as conn:
             if conn.execute(select(digests.c.id).where(untried)).first() is None:
                 return False
@@ -261,7 +269,7 @@ class Ledger(StoreBase):
         with self.begin() as conn:
             conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
             conn.execute(update(digests).where(digests.c.id == did).values(
-                status="failed", reason=reason, attempts=digests.c.attempts + 1))
+                status=DigestStatus.FAILED, reason=reason, attempts=digests.c.attempts + 1))
 
     def deliveries_of(self, did: str) -> Delivery | None:
         """A digest as a `Delivery` (its ledger row plus its entry ids)."""

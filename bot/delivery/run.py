@@ -1,0 +1,74 @@
+"""One run of the single process: resolve pending digests, then send every digest due now."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..config import Settings
+from ..models import Outcome, OutcomeStatus, Subscriber
+from ..store import Store
+from .ahead import deliver_ahead
+from .plan import Plan, plan_digests
+from .recover import recover_pending
+from .send import Sender
+
+
+class Deliverer(Sender):
+    """A `Sender` that also sends a run's plans (rendering ahead) and resolves crash leftovers."""
+
+    def deliver_all(
+        self,
+        plans: Sequence[Plan],
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
+        """Each plan claimed, sent and confirmed in order, the next rendered meanwhile (`ahead`)."""
+        return deliver_ahead(self, plans, stop, progress)
+
+    def recover(
+        self, subscribers: Sequence[Subscriber], stop: Callable[[], bool] | None = None
+    ) -> list[Outcome]:
+        """Resolve digests left pending by a crash or a transient failure, before anything new."""
+        return recover_pending(self, subscribers, stop)
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What `run_once` did, subscriber by subscriber."""
+
+    recovered: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def run_once(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    now: datetime | None = None,
+    deliverer: Deliverer | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> RunReport:
+    """Resolve pending digests, then send every digest that is due now. Fetching is the caller's.
+
+    `stop` is asked before each digest: once it says yes, the digest in flight is finished and
+    nothing new is started (the scheduler's SIGTERM).
+    """
+    now = now or datetime.now(UTC)
+    own = deliverer is None
+    deliverer = deliverer or Deliverer(settings, store)
+    report = RunReport()
+    try:
+        report.recovered = deliverer.recover(subscribers, stop)
+        if stop is not None and stop():
+            return report
+        due = plan_digests(settings, store, subscribers, now)
+        report.outcomes = deliverer.deliver_all(due.plans, stop, progress)
+        for sub in due.idle:
+            report.outcomes.append(Outcome(sub.id, OutcomeStatus.NOT_DUE, 0, sub.address))
+    finally:
+        if own:
+            deliverer.close()
+    return report

@@ -1,0 +1,230 @@
+"""One digest's way out: claim → render → send → confirm, with retries, under a lease.
+
+`Sender` is what the single process (`Deliverer`, in `run`) and a pool worker (`PoolDeliverer`)
+have in common. Its extension point is `make_channel`: the pool wraps each channel in its shared
+rate limit there, and overrides nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ..channels import CHANNELS, Channel, channel_for
+from ..config import Settings
+from ..errors import BotError, SendError
+from ..models import Digest, Outcome, OutcomeStatus
+from ..store import DigestRow, Store, digest_id
+from .lease import LEASE, may_take_over, owner_token
+from .plan import Plan
+from .process import PROCESS
+
+log = logging.getLogger("bot.delivery")
+
+ChannelFactory = Callable[[str, Settings], Channel]
+
+
+def open_channel(name: str, settings: Settings) -> Channel:
+    """The channel registered under `name`, made for these settings (the default factory)."""
+    return CHANNELS[name](settings)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter for transient send failures."""
+
+    attempts: int = 4
+    base: float = 1.0
+    cap: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before try `attempt + 1` (full jitter)."""
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A digest claimed and held by this process: what to send, over which channel, leased when."""
+
+    digest: Digest
+    channel: str
+    leased: float  # time.monotonic() when its lease was last taken
+
+
+def _outcome(
+    digest: Digest, status: OutcomeStatus, reason: str = "", destination: str | None = None
+) -> Outcome:
+    """The outcome of a claimed digest: its entries, where it goes (or went), why."""
+    sub = digest.subscriber
+    dest = sub.address if destination is None else destination
+    return Outcome(sub.id, status, len(digest.items), dest, digest.id, reason)
+
+
+class Sender:
+    """Sends claimed digests through their channels and confirms them in the ledger."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        lease: timedelta = LEASE,
+        make_channel: ChannelFactory = open_channel,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.retry = retry
+        self.sleep = sleep
+        self.lease = lease
+        self.make_channel = make_channel
+        self.owner = owner_token()
+        self.process = PROCESS
+        self._channels: dict[str, Channel] = {}
+
+    def channel(self, name: str) -> Channel:
+        """The channel instance for `name`, made once per run so connections are reused."""
+        if name not in self._channels:
+            self._channels[name] = self.make_channel(name, self.settings)
+        return self._channels[name]
+
+    def close(self) -> None:
+        """Close every channel's connections."""
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    # --- claim --------------------------------------------------------------------------------
+    def claim(self, plan: Plan) -> Held | Outcome:
+        """Claim a plan's digest and hold it in this process; else the outcome (skipped or empty)."""
+        sub = plan.subscriber
+        name = channel_for(sub, self.settings)
+        did = digest_id(sub.id, plan.slot)
+        # Held before it is claimed: recovery in another thread leaves it alone.
+        if not self.process.hold(did):
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="being sent by another thread"
+            )
+        try:
+            claimed = self.store.claim(
+                sub.id, plan.slot, plan.items, name, plan.more, owner=self.owner, lease=self.lease
+            )
+        except BaseException:
+            self.process.drop(did)
+            raise
+        if claimed is None or not claimed.items:
+            self.process.drop(did)
+            if claimed is None:
+                return Outcome(
+                    sub.id, OutcomeStatus.SKIPPED, reason="another run claimed this slot"
+                )
+            return Outcome(sub.id, OutcomeStatus.EMPTY, 0, sub.address, did)
+        return Held(Digest(did, sub, plan.slot, claimed.items, plan.more), name, time.monotonic())
+
+    def give_back(self, digest: Digest) -> None:
+        """Unclaim a digest claimed ahead and never sent (a stop came first)."""
+        try:
+            if not self.store.unclaim(digest.id, self.owner):
+                log.warning(
+                    "digest %s was claimed ahead and could not be given back; the next run sends it",
+                    digest.id,
+                )
+        finally:
+            self.process.drop(digest.id)
+
+    def may_take(self, row: DigestRow) -> bool:
+        """Whether this process may resolve a pending digest now.
+
+        Ours (left by a failed earlier try in this process) unless a thread is sending it;
+        another process's as `lease.may_take_over` says.
+        """
+        if row.owner == self.owner:
+            return not self.process.holds(row.id)
+        return may_take_over(row, datetime.now(UTC))
+
+    # --- render and send ------------------------------------------------------------------------
+    def prepare(self, held: Held) -> None:
+        """Let the channel render a digest ahead of sending it; any error shows when it is sent."""
+        try:
+            self.channel(held.channel).prepare(held.digest)
+        except Exception:  # `send` renders again and reports the error in its place
+            log.debug("preparing %s failed; sending will say why", held.digest.id, exc_info=True)
+
+    def deliver(self, plan: Plan) -> Outcome:
+        """Claim (subscriber, slot) and its entries, then send: the ledger's claim → send → confirm."""
+        job = self.claim(plan)
+        return job if isinstance(job, Outcome) else self.send_held(job)
+
+    def send(self, digest: Digest, channel_name: str) -> Outcome:
+        """Send a claimed digest with retries; confirm it sent, failed, or leave it pending."""
+        if not self.process.hold(digest.id):
+            return Outcome(
+                digest.subscriber.id,
+                OutcomeStatus.SKIPPED,
+                digest_id=digest.id,
+                reason="being sent by another thread",
+            )
+        return self.send_held(Held(digest, channel_name, time.monotonic()))
+
+    def send_held(self, held: Held) -> Outcome:
+        """Send a digest this process holds (its lease taken at `held.leased`), then let it go."""
+        try:
+            return self._send(held)
+        finally:
+            self.process.drop(held.digest.id)
+
+    def _send(self, held: Held) -> Outcome:
+        digest, sub = held.digest, held.digest.subscriber
+        try:
+            channel = self.channel(held.channel)
+        except BotError as e:
+            self.store.note_attempt(digest.id, str(e))
+            self.store.release(digest.id, self.owner)
+            return _outcome(digest, OutcomeStatus.PENDING, str(e))
+        leased = held.leased
+        for attempt in range(self.retry.attempts):
+            # Keep the lease while retrying, so no other process takes the digest meanwhile;
+            # if one has (our lease ran out), it sends it and we stop.
+            if time.monotonic() - leased > self.lease.total_seconds() / 3:
+                if not self.store.renew(digest.id, self.owner, self.lease):
+                    return _outcome(digest, OutcomeStatus.SKIPPED, "taken over by another process")
+                leased = time.monotonic()
+            try:
+                receipt = channel.send(digest)
+            except SendError as e:
+                if not e.transient:
+                    self.store.mark_failed(digest.id, str(e))
+                    log.error("digest %s for %s failed: %s", digest.id, sub.id, e)
+                    return _outcome(digest, OutcomeStatus.FAILED, str(e))
+                self.store.note_attempt(digest.id, str(e))
+                log.warning(
+                    "digest %s for %s: %s (try %d of %d)",
+                    digest.id,
+                    sub.id,
+                    e,
+                    attempt + 1,
+                    self.retry.attempts,
+                )
+                if attempt + 1 < self.retry.attempts:
+                    # The server may say how long to wait (Slack's Retry-After): never sooner.
+                    self.sleep(
+                        max(self.retry.delay(attempt), float(getattr(e, "retry_after", 0) or 0))
+                    )
+                    continue
+                # Out of tries: stays pending, and the lease is let go so the next run retries it.
+                self.store.release(digest.id, self.owner)
+                return _outcome(digest, OutcomeStatus.PENDING, str(e))
+            except Exception as e:  # a bug in one digest must not stop the others
+                log.exception("digest %s for %s: unexpected error", digest.id, sub.id)
+                reason = f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists"
+                self.store.note_attempt(digest.id, reason)
+                self.store.release(digest.id, self.owner)
+                return _outcome(digest, OutcomeStatus.PENDING, reason)
+            self.store.mark_sent(digest.id, receipt.detail)
+            return _outcome(digest, OutcomeStatus.SENT, destination=receipt.destination)
+        raise AssertionError("unreachable")

@@ -1,0 +1,68 @@
+"""Past one machine: one dispatcher claims due digests in the ledger, a Celery pool sends them.
+
+    task       what travels through the broker (`QueuedDigest`, the subscriber as JSON, `QUEUED`)
+    ratelimit  the rate limits shared by every worker (Redis token buckets, `RateLimited`)
+    worker     a worker's side: `PoolDeliverer` takes a queued digest over and sends it
+    app        the Celery app and its delivery task; `start_worker`
+    dispatch   the dispatcher's side: claim what is due, enqueue it, re-enqueue what stalled
+    status     the pool at a glance (`digestbot status`)
+
+Workers send with `bot.delivery`'s `Sender`; see docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+from .app import make_app, require_pool, start_worker
+from .dispatch import (
+    DispatchReport,
+    dispatch_due,
+    dispatch_tick,
+    enqueue,
+    requeue_stalled,
+    restore_unacked,
+    run_dispatcher,
+    stalled,
+)
+from .ratelimit import RateLimited, SharedRateLimiter, channel_rates, ratelimit_url
+from .status import PoolStatus, pool_status, queue_length
+from .task import (
+    MAX_RETRIES,
+    QUEUE_LEASE,
+    QUEUED,
+    TASK,
+    QueuedDigest,
+    subscriber_from_dict,
+    subscriber_to_dict,
+)
+from .worker import PoolDeliverer, pool_channel, run_task
+
+__all__ = [
+    "MAX_RETRIES",
+    "QUEUED",
+    "QUEUE_LEASE",
+    "TASK",
+    "DispatchReport",
+    "PoolDeliverer",
+    "PoolStatus",
+    "QueuedDigest",
+    "RateLimited",
+    "SharedRateLimiter",
+    "channel_rates",
+    "dispatch_due",
+    "dispatch_tick",
+    "enqueue",
+    "make_app",
+    "pool_channel",
+    "pool_status",
+    "queue_length",
+    "ratelimit_url",
+    "requeue_stalled",
+    "require_pool",
+    "restore_unacked",
+    "run_dispatcher",
+    "run_task",
+    "stalled",
+    "start_worker",
+    "subscriber_from_dict",
+    "subscriber_to_dict",
+]

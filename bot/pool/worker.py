@@ -1,0 +1,132 @@
+"""The worker side: take a digest the dispatcher claimed over from the queue, send it, confirm it.
+
+A worker takes the digest over from `QUEUED` with a compare-and-swap before it sends, so a task
+delivered twice finds the digest taken or sent and does nothing; a task whose worker was killed
+is redelivered (late acknowledgement) or re-enqueued by the dispatcher, and the digest is taken
+over from its dead owner and re-sent with the same Message-ID: the one documented in-flight twin.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from ..channels import CHANNELS, Channel, channel_for
+from ..config import Settings
+from ..delivery import RetryPolicy, Sender, open_channel
+from ..errors import BotError, StoreError
+from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
+from ..store import DigestRow, Store
+from .ratelimit import RateLimited, channel_rates, ratelimit_url
+from .task import MAX_RETRIES, QUEUE_LEASE, QUEUED, subscriber_from_dict
+
+log = logging.getLogger("bot.pool")
+
+ONE_TRY = RetryPolicy(
+    attempts=1
+)  # a worker tries once per task: Celery retries, the worker stays free
+
+
+def pool_channel(name: str, settings: Settings) -> Channel:
+    """The channel for `name`, wrapped in the pool-wide rate limit when it has one."""
+    inner = open_channel(name, settings)
+    rate, per_destination = channel_rates(settings).get(name, (0.0, False))
+    url = ratelimit_url(settings)
+    if rate > 0 and url:
+        return RateLimited(inner, url, f"{settings.queue}:rate:{name}", rate, per_destination)
+    if rate > 0:
+        log.warning("no Redis for the shared %s rate limit; set DIGESTBOT_RATELIMIT_URL", name)
+    return inner
+
+
+class PoolDeliverer:
+    """One worker's sender: sends digests the dispatcher claimed, under the pool's shared limits.
+
+    A `Sender` with one try per task (`ONE_TRY`) and channels made by `pool_channel`.
+    """
+
+    def __init__(self, settings: Settings, store: Store, retry: RetryPolicy = ONE_TRY) -> None:
+        self.sender = Sender(settings, store, retry, make_channel=pool_channel)
+        self.store = store
+
+    @property
+    def owner(self) -> str:
+        """This worker's owner token (host:pid)."""
+        return self.sender.owner
+
+    def close(self) -> None:
+        """Close every channel and limiter."""
+        self.sender.close()
+
+    def may_take(self, row: DigestRow) -> bool:
+        """Whether this worker may send `row` now: queued, ours, or its owner's lease is void."""
+        return row.owner == QUEUED or self.sender.may_take(row)
+
+    def handle(self, did: str, sub: Subscriber) -> Outcome:
+        """Take a claimed digest over (compare-and-swap), send it and confirm it; skip it if done."""
+        row = self.store.get_digest(did)
+        if row is None:
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="no such digest in the ledger"
+            )
+        if row.status != DigestStatus.PENDING:
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason=f"already {row.status}"
+            )
+        if not self.may_take(row):
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason=f"in flight on {row.owner}"
+            )
+        if not self.store.take_over(did, row.owner, self.owner, self.sender.lease):
+            return Outcome(
+                sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="another worker took it"
+            )
+        digest = Digest(did, sub, row.slot, tuple(self.store.digest_items(did)), row.more)
+        name = row.channel if row.channel in CHANNELS else channel_for(sub, self.sender.settings)
+        if row.owner not in (QUEUED, self.owner):  # taken from a dead sender: was it delivered?
+            try:
+                if self.sender.channel(name).already_delivered(digest):
+                    self.store.mark_sent(did, "found delivered after its worker died")
+                    return Outcome(
+                        sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, did, "recovered"
+                    )
+            except BotError as e:
+                log.warning("could not check whether %s was delivered: %s", did, e)
+        return self.sender.send(digest, name)
+
+    def release(self, did: str) -> bool:
+        """Give a pending digest back to the queue, so any worker may take it on the retry."""
+        # The sender may have let it go already (owner ""), after its last try.
+        return self.store.take_over(did, self.owner, QUEUED, QUEUE_LEASE) or self.store.take_over(
+            did, "", QUEUED, QUEUE_LEASE
+        )
+
+
+def run_task(task: Any, did: str, data: dict[str, Any]) -> str:
+    """The Celery task's body: one deliverer per worker process, a retry for a transient failure."""
+    app = task.app
+    deliverer: PoolDeliverer | None = getattr(app, "digestbot_deliverer", None)
+    if deliverer is None:
+        settings: Settings = app.digestbot_settings
+        deliverer = PoolDeliverer(settings, Store(settings.database_url))
+        app.digestbot_deliverer = deliverer
+    try:
+        outcome = deliverer.handle(did, subscriber_from_dict(data))
+    except StoreError as e:  # the database is away: keep the task, try again shortly
+        log.warning("digest %s: %s", did, e)
+        raise task.retry(countdown=random.uniform(5, 30), exc=e) from e
+    log.info(
+        "digest %s for %s: %s%s",
+        did,
+        outcome.subscriber,
+        outcome.status,
+        f" ({outcome.reason})" if outcome.reason else "",
+    )
+    if outcome.status == OutcomeStatus.PENDING:
+        # A transient failure: give the digest back and retry later.
+        deliverer.release(did)
+        countdown = random.uniform(0, min(240, 5 * 2**task.request.retries))
+        if task.request.retries < MAX_RETRIES:
+            raise task.retry(countdown=countdown)
+    return str(outcome.status)
