@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from .channels import destination, destination_problems, subscriber_fields
 from .errors import Problem
 from .models import Interests, Subscriber
 
-_TOP = {"name", "email", "slack_channel", "slack_webhook_env", "schedule", "timezone", "max_items", "interests"}
+# Besides these, the destination keys the registered channels declare (email, slack_channel, …).
+_OWN = {"name", "schedule", "timezone", "max_items", "interests"}
 _INTERESTS = {"description", "keywords", "exclude", "topics", "authors"}
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -83,8 +83,9 @@ def parse_subscriber(
 
     if not _ID.match(sid):
         bad("", f"the file name {sid!r} is not a usable subscriber id; rename it with letters, digits, '.', '_' or '-'")
-    for key in sorted(set(raw) - _TOP):
-        bad(key, f"unknown key; the keys are {', '.join(sorted(_TOP))}")
+    top = _OWN | {f.name for f in subscriber_fields()}
+    for key in sorted(set(raw) - top):
+        bad(key, f"unknown key; the keys are {', '.join(sorted(top))}")
 
     def text(key: str, table: dict[str, Any] = raw, prefix: str = "") -> str:
         value = table.get(key, "")
@@ -93,16 +94,10 @@ def parse_subscriber(
             return ""
         return value.strip()
 
-    name, email = text("name"), text("email")
-    slack_channel, webhook_env = text("slack_channel"), text("slack_webhook_env")
-    if email and not _EMAIL.match(email):
-        bad("email", f"{email!r} is not an email address; write e.g. email = \"alice@example.org\"")
-    if webhook_env and not _ENV_NAME.match(webhook_env):
-        bad("slack_webhook_env", f"{webhook_env!r} is not an environment variable name; write e.g. slack_webhook_env = \"SLACK_WEBHOOK_ALICE\"")
-    if not (email or slack_channel or webhook_env):
-        bad("email", "no delivery address; give email = \"…\", slack_channel = \"#…\" or slack_webhook_env = \"VAR\"")
-    elif email and (slack_channel or webhook_env):
-        bad("email", "give either an email address or a Slack destination, not both; make one file per destination")
+    name = text("name")
+    where_to = {f.name: value for f in subscriber_fields() if (value := text(f.name))}
+    for key, message in destination_problems(where_to):
+        bad(key, message)
     schedule = text("schedule") or "0 8 * * *"
     timezone = text("timezone") or "UTC"
     try:
@@ -154,9 +149,8 @@ def parse_subscriber(
     if problems:
         return None, problems
     return Subscriber(
-        id=sid, name=name or sid, email=email, slack_channel=slack_channel,
-        slack_webhook_env=webhook_env, schedule=schedule, timezone=timezone,
-        max_items=max_items, interests=interests, origin=where,
+        id=sid, name=name or sid, schedule=schedule, timezone=timezone,
+        max_items=max_items, interests=interests, origin=where, **destination(where_to),
     ), []
 
 
