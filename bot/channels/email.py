@@ -23,7 +23,7 @@ from ..models import Digest, Receipt, Subscriber
 from ..render import MAX_HTML, RenderedEmail, clean, link, render_email
 from ._ratelimit import per_second, shared
 from ._registry import Channel, Field, Limits, Rate, register
-from ._smtp import SmtpServer, reply_text
+from .smtp import SmtpServer, reply_text
 
 log = logging.getLogger(__name__)
 
