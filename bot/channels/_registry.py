@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from ..config import Settings
 from ..models import Digest, Receipt, Subscriber
 from ..render import digest_data
+from ._ratelimit import per_second, shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,13 @@ class Channel(ABC):
     def outbox_bytes(cls, digest: Digest, settings: Settings) -> bytes:
         """What the outbox writes in this channel's stead (default: `render` as JSON)."""
         return json.dumps(cls.render(digest, settings), ensure_ascii=False, indent=2).encode()
+
+    def wait_turn(self, digest: Digest) -> float:
+        """Wait until `rate_limit` lets the next message go in this process (per destination when
+        it says so); return the seconds waited. The pool adds the same limit across workers."""
+        rate = self.rate_limit
+        key = f"{self.name}:{digest.subscriber.address}" if rate.per_destination else self.name
+        return shared(key, per_second(rate.of(self.settings))).wait()
 
     @abstractmethod
     def send(self, digest: Digest) -> Receipt:

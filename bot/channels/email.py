@@ -21,7 +21,6 @@ from ..config import Settings
 from ..errors import ConfigError, PermanentSendError, TransientSendError
 from ..models import Digest, Receipt, Subscriber
 from ..render import MAX_HTML, RenderedEmail, clean, link, render_email
-from ._ratelimit import per_second, shared
 from ._registry import Channel, Field, Limits, Rate, register
 from .smtp import SmtpServer, reply_text
 
@@ -179,7 +178,6 @@ class Smtp(Channel):
             sender_address(settings)
         except PermanentSendError as e:
             raise ConfigError(str(e).removeprefix("DIGESTBOT_FROM: "), key="DIGESTBOT_FROM") from e
-        self.limiter = shared("smtp", per_second(self.rate_limit.of(settings)))
         self.sent = 0
         self.connects = 0
         self._ready: dict[str, tuple[Digest, Wire]] = {}  # digests rendered ahead by `prepare`, by id
@@ -211,7 +209,7 @@ class Smtp(Channel):
         """Send one digest; 4xx and lost connections raise `TransientSendError`, 5xx `PermanentSendError`."""
         ready = self._ready.pop(digest.id, None)
         wire = ready[1] if ready is not None and ready[0] == digest else wire_message(digest, self.settings)
-        self.limiter.wait()
+        self.wait_turn(digest)
         reply = self.transaction(wire.sender, wire.recipient, wire.data)
         self.sent += 1
         return Receipt("email", wire.recipient, f"{wire.message_id} {reply}".strip())

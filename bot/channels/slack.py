@@ -24,7 +24,6 @@ from ..config import Settings
 from ..errors import PermanentSendError, SendError, TransientSendError
 from ..models import Digest, Receipt, Subscriber
 from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, slack_messages
-from ._ratelimit import shared
 from ._registry import Channel, Field, Limits, Rate, register
 
 log = logging.getLogger(__name__)
@@ -129,9 +128,8 @@ class Slack(Channel):
             return self._send_webhook(digest, messages)
         sub = digest.subscriber
         channel, first_ts, done = self._progress.get(digest.id, (sub.slack_channel, "", 0))
-        limiter = shared(f"slack:{sub.slack_channel}", CHANNEL_INTERVAL)
         for i, message in enumerate(messages[done:], done):
-            limiter.wait()
+            self.wait_turn(digest)
             resp = self._post(channel, message, metadata(digest, i + 1, len(messages)), first_ts)
             if i == 0:
                 channel, first_ts = str(resp.get("channel") or channel), str(resp.get("ts", ""))
@@ -160,10 +158,9 @@ class Slack(Channel):
     def _send_webhook(self, digest: Digest, messages: list[dict[str, Any]]) -> Receipt:
         env = digest.subscriber.slack_webhook_env
         hook = WebhookClient(self._webhook(digest), timeout=TIMEOUT, retry_handlers=retry_handlers())
-        limiter = shared(f"slack:${env}", CHANNEL_INTERVAL)
         done = self._progress.get(digest.id, ("", "", 0))[2]
         for i, message in enumerate(messages[done:], done):
-            limiter.wait()
+            self.wait_turn(digest)
             try:
                 resp = hook.send(text=message["text"], blocks=message["blocks"], metadata=metadata(digest, i + 1, len(messages)))
             except OSError as e:
