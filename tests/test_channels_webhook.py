@@ -29,7 +29,7 @@ README = ROOT / "README.md"
 
 def readme_channel() -> str:
     """The Python block of README's "adding a channel" section that registers a channel."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     (block,) = [b for b in blocks if "@register(\"webhook\")" in b]
     return block
 
