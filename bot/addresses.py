@@ -1,4 +1,4 @@
-"""The one check of an email address, used by subscription files, the web form and the email channel."""
+"""The one email address check: subscription files, the web form and the email channel use it."""
 
 from __future__ import annotations
 

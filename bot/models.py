@@ -52,7 +52,7 @@ class Subscriber:
     origin: str = ""  # the file it came from, or "web"
     # The subscription file's keys for channels other than the built-in ones above (a channel
     # declares them in `fields`; `bot.channels.field_value` reads either), e.g. webhook_url.
-    contact: Mapping[str, str] = field(default_factory=dict)
+    contact: Mapping[str, str] = field(default_factory=dict, hash=False)  # hashable as before
 
     @property
     def address(self) -> str:

@@ -36,16 +36,27 @@ SLACK = {"slack_channel": "#papers"}
 HOOK = {"slack_webhook_env": "PAPERS_HOOK"}
 
 
-@pytest.mark.parametrize(("fields", "settings", "served_by"), [
-    ({}, Settings(), "outbox"),  # an email subscriber without SMTP
-    ({}, Settings(smtp_url="smtp://127.0.0.1:2525"), "email"),
-    ({"email": "", **SLACK}, Settings(), "outbox"),  # no token
-    ({"email": "", **SLACK}, Settings(slack_token="xoxb-1"), "slack"),
-    ({"email": "", **HOOK}, Settings(), "outbox"),  # the variable is not set
-    ({"email": "", **HOOK}, Settings(environ={"PAPERS_HOOK": "https://hooks"}), "slack"),
-    ({"email": "", **HOOK, **SLACK}, Settings(environ={"PAPERS_HOOK": ""}, slack_token="x"), "slack"),
-    ({"email": ""}, Settings(smtp_url="smtp://127.0.0.1:2525", slack_token="x"), "outbox"),  # no address at all
-])
+@pytest.mark.parametrize(
+    ("fields", "settings", "served_by"),
+    [
+        ({}, Settings(), "outbox"),  # an email subscriber without SMTP
+        ({}, Settings(smtp_url="smtp://127.0.0.1:2525"), "email"),
+        ({"email": "", **SLACK}, Settings(), "outbox"),  # no token
+        ({"email": "", **SLACK}, Settings(slack_token="xoxb-1"), "slack"),
+        ({"email": "", **HOOK}, Settings(), "outbox"),  # the variable is not set
+        ({"email": "", **HOOK}, Settings(environ={"PAPERS_HOOK": "https://hooks"}), "slack"),
+        (
+            {"email": "", **HOOK, **SLACK},
+            Settings(environ={"PAPERS_HOOK": ""}, slack_token="x"),
+            "slack",
+        ),
+        (
+            {"email": ""},
+            Settings(smtp_url="smtp://127.0.0.1:2525", slack_token="x"),
+            "outbox",
+        ),  # no address at all
+    ],
+)
 def test_channel_for_as_before(fields: dict[str, str], settings: Settings, served_by: str) -> None:
     assert channel_for(subscriber(**fields), settings) == served_by
 
@@ -59,7 +70,10 @@ def test_rates_are_what_the_pool_limited_before() -> None:
 def test_config_reads_the_channel_tables_the_registry_declares() -> None:
     """Every key a channel declares for its digestbot.toml table lands in the Settings attribute it names."""
     tables = settings_tables()
-    assert tables == {"smtp": {"url": "smtp_url", "rate": "smtp_rate"}, "slack": {"api_url": "slack_api_url"}}
+    assert tables == {
+        "smtp": {"url": "smtp_url", "rate": "smtp_rate"},
+        "slack": {"api_url": "slack_api_url"},
+    }
     values = {"url": "smtp://mx.example.org:587", "rate": 3.0, "api_url": "http://127.0.0.1:9/api/"}
     raw = {table: {key: values[key] for key in keys} for table, keys in tables.items()}
     settings, problems = parse_settings(raw, "digestbot.toml", {})
@@ -100,11 +114,15 @@ def pigeon() -> Iterator[type[Channel]]:
         CHANNELS.pop("pigeon")
 
 
-def test_a_new_channel_needs_no_model_config_render_or_outbox_edit(pigeon: type[Channel], tmp_path: Path) -> None:
-    sub, problems = parse_subscriber("p", {"loft": "north tower", "interests": {"keywords": ["x"]}}, "p.toml")
+def test_a_new_channel_needs_no_model_config_render_or_outbox_edit(
+    pigeon: type[Channel], tmp_path: Path
+) -> None:
+    sub, problems = parse_subscriber(
+        "p", {"loft": "north tower", "interests": {"keywords": ["x"]}}, "p.toml"
+    )
     assert problems == [] and sub is not None and sub.contact == {"loft": "north tower"}
     assert channel_of(sub) is pigeon and channel_for(sub, Settings()) == "pigeon"
-    assert sub.address == "north tower"
+    assert sub.address == "north tower" and hash(sub) == hash(replace(sub))  # still hashable
     assert "pigeon" not in rates(Settings())  # it declares no rate
     # When it is not ready, the outbox writes what it would send (by default: digest_data as JSON).
     d = Digest("p.20260302T0700Z", sub, SLOT, digest(1).items)
@@ -127,28 +145,42 @@ def test_registration_refuses_a_second_name_or_a_taken_field(pigeon: type[Channe
 
 
 # --- the one address check --------------------------------------------------------------------
-@pytest.mark.parametrize(("address", "ok"), [
-    ("alice@example.org", True),
-    ("o'brien+papers@mail.example.org", True),  # the web form refused the apostrophe; a real address
-    ("ALICE@EXAMPLE.ORG", True),
-    ("alice@localhost", False),  # a recipient's domain has a dot (the files and the form said so)
-    ("alice@example.", False),
-    ("alice@.org", False),
-    ("x:victim@example.org", False),  # a group (the subscription files let it through)
-    ("victim(1)@example.org", False),  # a comment (the files let it through)
-    ('"a b"@example.org', False),
-    ("a,b@example.org", False),
-    ("[a]@example.org", False),
-    ("jörg@exämple.org", False),  # not ASCII: the channel could never send it (files and form took it)
-    ("a@b@example.org", False),
-    ("alice example.org", False),
-    ("<alice@example.org>", False),
-    ("a" * 243 + "@example.org", False),  # 255 characters (only the form had the 254 limit)
-    ("a" * 242 + "@example.org", True),
-])
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [
+        ("alice@example.org", True),
+        (
+            "o'brien+papers@mail.example.org",
+            True,
+        ),  # the web form refused the apostrophe; a real address
+        ("ALICE@EXAMPLE.ORG", True),
+        (
+            "alice@localhost",
+            False,
+        ),  # a recipient's domain has a dot (the files and the form said so)
+        ("alice@example.", False),
+        ("alice@.org", False),
+        ("x:victim@example.org", False),  # a group (the subscription files let it through)
+        ("victim(1)@example.org", False),  # a comment (the files let it through)
+        ('"a b"@example.org', False),
+        ("a,b@example.org", False),
+        ("[a]@example.org", False),
+        (
+            "jörg@exämple.org",
+            False,
+        ),  # not ASCII: the channel could never send it (files and form took it)
+        ("a@b@example.org", False),
+        ("alice example.org", False),
+        ("<alice@example.org>", False),
+        ("a" * 243 + "@example.org", False),  # 255 characters (only the form had the 254 limit)
+        ("a" * 242 + "@example.org", True),
+    ],
+)
 def test_one_address_rule_in_files_form_and_channel(address: str, ok: bool) -> None:
     assert is_address(address) is ok
-    _, problems = parse_subscriber("a", {"email": address, "interests": {"keywords": ["x"]}}, "a.toml")
+    _, problems = parse_subscriber(
+        "a", {"email": address, "interests": {"keywords": ["x"]}}, "a.toml"
+    )
     assert (problems == []) is ok
     _, errors = parse_preferences({"email": address, "keywords": "x"}, [], [], need_email=True)
     assert ("email" not in errors) is ok
@@ -163,6 +195,8 @@ def test_one_address_rule_in_files_form_and_channel(address: str, ok: bool) -> N
 def test_the_sender_may_be_on_this_machine() -> None:
     """The default From (digestbot@localhost) passes; everything else follows the recipients' rule."""
     assert sender_address(Settings()) == ("digestbot", "digestbot@localhost")
-    assert is_address("digestbot@localhost", dotted=False) and not is_address("x:y@localhost", dotted=False)
+    assert is_address("digestbot@localhost", dotted=False) and not is_address(
+        "x:y@localhost", dotted=False
+    )
     with pytest.raises(PermanentSendError, match="is not an address"):
         sender_address(Settings(from_addr="Digest <jörg@example.org>"))

@@ -15,8 +15,22 @@ from ..config import Settings
 from ..models import Subscriber
 from ._registry import CHANNELS, Channel, Field, Limits, Rate, channel_of, field_value, register
 
-__all__ = ["CHANNELS", "Channel", "Field", "Limits", "Rate", "channel_for", "channel_of", "destination", "destination_problems",
-           "field_value", "rates", "register", "settings_tables", "subscriber_fields"]
+__all__ = [
+    "CHANNELS",
+    "Channel",
+    "Field",
+    "Limits",
+    "Rate",
+    "channel_for",
+    "channel_of",
+    "destination",
+    "destination_problems",
+    "field_value",
+    "rates",
+    "register",
+    "settings_tables",
+    "subscriber_fields",
+]
 
 
 def channel_for(subscriber: Subscriber, settings: Settings) -> str:
@@ -34,11 +48,15 @@ def destination_problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
     """(key, problem with its fix) for a subscription file's destination keys (the non-empty
     ones in `values`): each value as its channel's field says, and exactly one channel."""
     fields = subscriber_fields()
-    found = [(f.name, why) for f in fields if values.get(f.name) and (why := f.problem(values[f.name]))]
+    found = [
+        (f.name, why) for f in fields if values.get(f.name) and (why := f.problem(values[f.name]))
+    ]
     served = [cls for cls in CHANNELS.values() if any(values.get(f.name) for f in cls.fields)]
     if not served and fields:
         examples = [f.example for f in fields]
-        give = ", ".join(examples[:-1]) + " or " + examples[-1] if len(examples) > 1 else examples[0]
+        give = (
+            ", ".join(examples[:-1]) + " or " + examples[-1] if len(examples) > 1 else examples[0]
+        )
         found.append((fields[0].name, f"no delivery address; give {give}"))
     elif len(served) > 1:
         both = f"give either {served[0].destination} or {served[1].destination}, not both"
@@ -47,7 +65,7 @@ def destination_problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def destination(values: Mapping[str, str]) -> dict[str, Any]:
-    """`Subscriber` keyword arguments for a file's destination keys: built-in attributes, the rest in `contact`."""
+    """`Subscriber` arguments for a file's destination keys: attributes, the rest in `contact`."""
     own = Subscriber.__dataclass_fields__
     kwargs: dict[str, Any] = {k: v for k, v in values.items() if k in own}
     kwargs["contact"] = {k: v for k, v in values.items() if k not in own}
@@ -56,13 +74,20 @@ def destination(values: Mapping[str, str]) -> dict[str, Any]:
 
 def rates(settings: Settings) -> dict[str, tuple[float, bool]]:
     """Messages per second per channel for the whole pool together, and whether per destination."""
-    return {name: (cls.rate_limit.of(settings), cls.rate_limit.per_destination)
-            for name, cls in CHANNELS.items() if cls.rate_limit.per_second or cls.rate_limit.setting}
+    return {
+        name: (cls.rate_limit.of(settings), cls.rate_limit.per_destination)
+        for name, cls in CHANNELS.items()
+        if cls.rate_limit.per_second or cls.rate_limit.setting
+    }
 
 
 def settings_tables() -> dict[str, dict[str, str]]:
     """Each channel's table in digestbot.toml: table → {key: Settings attribute}."""
-    return {cls.settings_table: dict(cls.settings_keys) for cls in CHANNELS.values() if cls.settings_table}
+    return {
+        cls.settings_table: dict(cls.settings_keys)
+        for cls in CHANNELS.values()
+        if cls.settings_table
+    }
 
 
 def _load_builtin() -> None:

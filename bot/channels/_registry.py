@@ -103,10 +103,13 @@ class Channel(ABC):
         """Deliver one digest; its id goes into the Message-ID or the Slack message metadata."""
 
     def prepare(self, digest: Digest) -> None:
-        """Optionally render a digest ahead of `send` (while another is on the wire); errors show in `send`."""
+        """Optionally render a digest ahead of `send` (while another is on the wire).
+
+        Errors show in `send`.
+        """
 
     def already_delivered(self, digest: Digest) -> bool:
-        """After a crash: whether this digest reached its destination already (default: unknown, no)."""
+        """After a crash: whether this digest reached its destination (default: unknown, no)."""
         return False
 
     def close(self) -> None:
@@ -124,7 +127,9 @@ def register(name: str) -> Callable[[type[Channel]], type[Channel]]:
             raise ValueError(f"channel {name!r} registered twice")
         taken = {f.name for c in CHANNELS.values() for f in c.fields} & {f.name for f in cls.fields}
         if taken:
-            raise ValueError(f"channel {name!r}: the subscriber field {min(taken)!r} belongs to another channel")
+            raise ValueError(
+                f"channel {name!r}: the subscriber field {min(taken)!r} belongs to another channel"
+            )
         cls.name = name
         CHANNELS[name] = cls
         return cls

@@ -44,12 +44,16 @@ class SmtpServer:
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ConfigError(
                 f"{parts.scheme or '(no scheme)'}://… is not an SMTP URL; write smtp://user@host:587 (STARTTLS), "
-                "smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)", key="DIGESTBOT_SMTP_URL")
+                "smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)",
+                key="DIGESTBOT_SMTP_URL",
+            )
         tls = parts.scheme == "smtps"
         try:
             port = parts.port or (465 if tls else 587)
         except ValueError as e:
-            raise ConfigError(f"bad port ({e}); write e.g. smtp://user@host:587", key="DIGESTBOT_SMTP_URL") from e
+            raise ConfigError(
+                f"bad port ({e}); write e.g. smtp://user@host:587", key="DIGESTBOT_SMTP_URL"
+            ) from e
         host = parts.hostname
         return cls(host, port, tls, unquote(parts.username or ""), host in LOOPBACK or port == 25)
 
@@ -63,12 +67,14 @@ class SmtpServer:
         return ssl.create_default_context()
 
     def connect(self, password: str) -> smtplib.SMTP:
-        """An open connection, encrypted as the rules say and logged in; failures as `SendError`s with the fix."""
+        """An open connection, encrypted as the rules say, logged in; failures as `SendError`s."""
         where = self.where
         try:
             conn: smtplib.SMTP
             if self.tls:
-                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT, context=self._tls_context())
+                conn = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=TIMEOUT, context=self._tls_context()
+                )
             else:
                 conn = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT)
             try:
@@ -79,24 +85,37 @@ class SmtpServer:
                 conn.close()
                 raise
         except smtplib.SMTPAuthenticationError as e:
-            log.info("SMTP %s refused the login for %r: %s %s", where, self.user, e.smtp_code, reply_text(e.smtp_error))
+            log.info(
+                "SMTP %s refused the login for %r: %s %s",
+                where,
+                self.user,
+                e.smtp_code,
+                reply_text(e.smtp_error),
+            )
             raise PermanentSendError(
                 f"the SMTP server refused the login for {self.user!r} ({e.smtp_code}); "
-                "check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD") from e
+                "check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD"
+            ) from e
         except smtplib.SMTPNotSupportedError as e:
-            raise PermanentSendError(f"the SMTP server {where} does not support AUTH ({e}); remove the user from DIGESTBOT_SMTP_URL") from e
+            raise PermanentSendError(
+                f"the SMTP server {where} does not support AUTH ({e}); remove the user from DIGESTBOT_SMTP_URL"
+            ) from e
         except ssl.SSLCertVerificationError as e:
             raise PermanentSendError(
                 f"the TLS certificate of {where} is not trusted ({e.verify_message}); use the server's real "
-                "host name, or set SSL_CERT_FILE to its CA bundle") from e
+                "host name, or set SSL_CERT_FILE to its CA bundle"
+            ) from e
         except smtplib.SMTPResponseException as e:
-            raise TransientSendError(f"SMTP {where} answered {e.smtp_code} {reply_text(e.smtp_error)} on connect; will retry") from e
+            raise TransientSendError(
+                f"SMTP {where} answered {e.smtp_code} {reply_text(e.smtp_error)} on connect; will retry"
+            ) from e
         except (OSError, smtplib.SMTPException) as e:
             raise TransientSendError(f"cannot connect to SMTP {where} ({e}); will retry") from e
         return conn
 
     def _secure(self, conn: smtplib.SMTP) -> None:
-        """EHLO, then STARTTLS when the server offers it; refuse a server that does not, off loopback and port 25."""
+        """EHLO, then STARTTLS when offered; a server that does not offer it is refused, except on
+        loopback and port 25."""
         conn.ehlo()
         if self.tls:
             return
@@ -106,4 +125,5 @@ class SmtpServer:
         elif not self.loopback:
             raise PermanentSendError(
                 f"the SMTP server {self.where} does not offer STARTTLS, and digestbot sends only "
-                "encrypted over the network; use smtps://host:465, or a server that offers STARTTLS")
+                "encrypted over the network; use smtps://host:465, or a server that offers STARTTLS"
+            )

@@ -37,8 +37,13 @@ class Web:
         self.base = settings.base_url.rstrip("/")
         self.signing_secret = settings.environ.get("SLACK_SIGNING_SECRET", "")
         self.secure_cookies = self.base.startswith("https://")
-        self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True,
-                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.env = Environment(
+            loader=FileSystemLoader(str(HERE / "templates")),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self.topics = topic_choices()
         self.topic_slugs = {slug for slug, _ in self.topics}
 
@@ -51,10 +56,24 @@ class Web:
         html = self.env.get_template(template).render(csrf=token, csrf_field=CSRF_FIELD, **ctx)
         response = HTMLResponse(html, status_code=status)
         if fresh:
-            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=self.secure_cookies, path="/")
+            response.set_cookie(
+                CSRF_COOKIE,
+                token,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure_cookies,
+                path="/",
+            )
         return response
 
-    def message(self, request: Request, status: int, title: str, text: str, link: tuple[str, str] | None = None) -> HTMLResponse:
+    def message(
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        text: str,
+        link: tuple[str, str] | None = None,
+    ) -> HTMLResponse:
         """A page that says one thing (errors, confirmations)."""
         return self.page(request, "message.html", status, title=title, text=text, link=link)
 
@@ -69,18 +88,22 @@ class Web:
     # --- mail sent from background tasks: failures are logged, never shown (they would tell) ----
     def send_confirmation(self, row: WebSubscriberRow) -> None:
         """Mail the confirmation link to an unconfirmed subscriber."""
-        text = (f"Someone, probably you, asked to receive digestbot's paper digest at {row.email}.\n\n"
-                f"To confirm, open this link within two days and press the button:\n\n"
-                f"  {self.link('confirm', row.id)}\n\n"
-                "If it was not you, ignore this message: you will receive nothing else.\n")
+        text = (
+            f"Someone, probably you, asked to receive digestbot's paper digest at {row.email}.\n\n"
+            f"To confirm, open this link within two days and press the button:\n\n"
+            f"  {self.link('confirm', row.id)}\n\n"
+            "If it was not you, ignore this message: you will receive nothing else.\n"
+        )
         self._mail(row.email, "Confirm your digestbot subscription", text)
 
     def send_reminder(self, row: WebSubscriberRow) -> None:
         """Tell a subscriber who asked again that they are subscribed, with the manage link."""
-        text = (f"Someone, probably you, asked to subscribe {row.email} to digestbot's paper digest.\n"
-                "This address already has a subscription, so nothing was changed.\n\n"
-                f"To change your interests, pause or unsubscribe:\n\n  {self.link('manage', row.id)}\n\n"
-                "If it was not you, ignore this message.\n")
+        text = (
+            f"Someone, probably you, asked to subscribe {row.email} to digestbot's paper digest.\n"
+            "This address already has a subscription, so nothing was changed.\n\n"
+            f"To change your interests, pause or unsubscribe:\n\n  {self.link('manage', row.id)}\n\n"
+            "If it was not you, ignore this message.\n"
+        )
         self._mail(row.email, "Your digestbot subscription", text)
 
     def _mail(self, to: str, subject: str, text: str) -> None:
@@ -122,7 +145,7 @@ async def read_form(request: Request) -> FormData | None:
 
 
 async def posted_form(request: Request) -> FormData | Response:
-    """The posted form of one of our pages, or the answer when it is too large or lacks its CSRF token."""
+    """The posted form of one of our pages, or the answer when it is too large or lacks CSRF."""
     form = await read_form(request)
     if form is None:
         return PlainTextResponse("request too large", 413)
@@ -139,15 +162,25 @@ def fields(form: FormData) -> dict[str, str]:
 def csrf_passed(request: Request, form: FormData) -> bool:
     """The form carries the same valid CSRF token as the cookie."""
     value = form.get(CSRF_FIELD)
-    return csrf_ok(web_of(request).settings, request.cookies.get(CSRF_COOKIE), value if isinstance(value, str) else None)
+    return csrf_ok(
+        web_of(request).settings,
+        request.cookies.get(CSRF_COOKIE),
+        value if isinstance(value, str) else None,
+    )
 
 
 def forged(request: Request) -> HTMLResponse:
     """The answer to a form without a valid CSRF token."""
-    return web_of(request).message(request, 403, "Please try again",
-                                   "This form had expired or did not come from this site. Reload the page and send it again.")
+    return web_of(request).message(
+        request,
+        403,
+        "Please try again",
+        "This form had expired or did not come from this site. Reload the page and send it again.",
+    )
 
 
 def bad_link(request: Request, error: TokenError) -> HTMLResponse:
     """The answer to a forged, wrong or expired link."""
-    return web_of(request).message(request, 400, "This link does not work", str(error).capitalize() + ".")
+    return web_of(request).message(
+        request, 400, "This link does not work", str(error).capitalize() + "."
+    )
