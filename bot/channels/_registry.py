@@ -60,8 +60,10 @@ class Channel(ABC):
 
     The class data is what the rest of digestbot reads: `fields` (subscription file keys, and
     which subscribers the channel serves), `rate_limit` (the pool's shared limit too), `limits`,
-    `settings_table` and `settings_keys` (its table in digestbot.toml), `outbox_suffix` and
-    `render` (what the outbox writes for its subscribers while the channel is not configured).
+    `settings_table` and `settings_keys` (its table in digestbot.toml: `settings_tables()`;
+    config.py cannot import this package, which imports its `Settings`, so a test holds the two
+    together), `outbox_suffix` and `render` (what the outbox writes while the channel is not
+    configured).
     """
 
     name: ClassVar[str] = ""
