@@ -67,16 +67,16 @@ class Subscriber:
     max_items: int = 10
     interests: Interests = field(default_factory=Interests)
     origin: str = ""  # the file it came from, or "web"
-
-    @property
-    def channel(self) -> str:
-        """The channel kind this subscriber is served by: ``email`` or ``slack``."""
-        return "email" if self.email else "slack"
+    # The subscription file's keys for channels other than the built-in ones above (a channel
+    # declares them in `fields`; `bot.channels.field_value` reads either), e.g. webhook_url.
+    contact: Mapping[str, str] = field(default_factory=dict, hash=False)  # hashable as before
 
     @property
     def address(self) -> str:
-        """Where the digest goes: an email address, a Slack channel or a webhook variable."""
-        return self.email or self.slack_channel or f"${self.slack_webhook_env}"
+        """Where the digest goes: an email address, a Slack channel or webhook variable, or another channel's field."""
+        if self.email or self.slack_channel or self.slack_webhook_env:
+            return self.email or self.slack_channel or f"${self.slack_webhook_env}"
+        return next((v for v in self.contact.values() if v), "$")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe data (a worker task's payload); `from_dict` reads it back."""

@@ -1,4 +1,8 @@
-"""The Jinja2 environment over templates/: a `Digest` → email (text + HTML) and Slack blocks."""
+"""The Jinja2 environment over templates/: a `Digest` → email (text + HTML), Slack blocks, plain data.
+
+Each channel names its renderer in its class (`Channel.render`); a new channel can send
+`digest_data` or build on `item_view`, `subject` and `link`, with no edit here.
+"""
 
 from __future__ import annotations
 
@@ -206,6 +210,20 @@ def render_email(digest: Digest, settings: Settings) -> RenderedEmail:
         full = lo
         html = html_tpl.render(split(full))
     return RenderedEmail(subject=ctx["subject"], text=text_tpl.render(split(full)), html=html)
+
+
+def digest_data(digest: Digest, settings: Settings) -> dict[str, Any]:
+    """The digest as plain JSON-ready data (what a channel without templates of its own sends):
+    id, subject, date, the items' ready fields and the manage/unsubscribe links."""
+    ctx = _context(digest, settings)
+    keys = ("n", "title", "url", "authors", "source", "topic", "abstract", "why_text", "up_url", "down_url",
+            "entry_id")
+    return {
+        "digest_id": digest.id, "subscriber": digest.subscriber.id, "slot": digest.slot.isoformat(),
+        "subject": ctx["subject"], "date": ctx["date_text"], "more": digest.more,
+        "items": [{k: getattr(v, k) for k in keys} | {"score": v.score, "why": list(v.why)} for v in ctx["items"]],
+        "manage_url": ctx["manage_url"], "unsubscribe_url": ctx["unsubscribe_url"],
+    }
 
 
 # --- Slack -------------------------------------------------------------------------------------

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from .channels import destination, destination_problems, subscriber_fields
 from .errors import Problem, ScheduleError
 from .models import Interests, Subscriber
 
-_TOP = {"name", "email", "slack_channel", "slack_webhook_env", "schedule", "timezone", "max_items", "interests"}
+# Besides these, the destination keys the registered channels declare (email, slack_channel, …).
+_OWN = {"name", "schedule", "timezone", "max_items", "interests"}
 _INTERESTS = {"description", "keywords", "exclude", "topics", "authors"}
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -88,10 +88,11 @@ def parse_subscriber(
 
     if not _ID.match(sid):
         bad("", f"the file name {sid!r} is not a usable subscriber id; rename it with letters, digits, '.', '_' or '-'")
-    for key in sorted(set(raw) - _TOP):
-        bad(key, f"unknown key; the keys are {', '.join(sorted(_TOP))}")
+    top = _OWN | {f.name for f in subscriber_fields()}
+    for key in sorted(set(raw) - top):
+        bad(key, f"unknown key; the keys are {', '.join(sorted(top))}")
     name = _text(raw, "name", "", bad)
-    email, slack_channel, webhook_env = _destination(raw, bad)
+    where_to = _destination(raw, bad)
     schedule, timezone = _schedule(raw, bad)
     max_items = raw.get("max_items", 10)
     if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 200:
@@ -104,9 +105,8 @@ def parse_subscriber(
     if problems:
         return None, problems
     return Subscriber(
-        id=sid, name=name or sid, email=email, slack_channel=slack_channel,
-        slack_webhook_env=webhook_env, schedule=schedule, timezone=timezone,
-        max_items=max_items, interests=interests, origin=where,
+        id=sid, name=name or sid, schedule=schedule, timezone=timezone,
+        max_items=max_items, interests=interests, origin=where, **destination(where_to),
     ), []
 
 
@@ -122,19 +122,12 @@ def _text(table: dict[str, Any], key: str, prefix: str, bad: _Bad) -> str:
     return value.strip()
 
 
-def _destination(raw: dict[str, Any], bad: _Bad) -> tuple[str, str, str]:
-    """The email address, Slack channel and webhook variable: exactly one kind of destination."""
-    email, slack_channel = _text(raw, "email", "", bad), _text(raw, "slack_channel", "", bad)
-    webhook_env = _text(raw, "slack_webhook_env", "", bad)
-    if email and not _EMAIL.match(email):
-        bad("email", f"{email!r} is not an email address; write e.g. email = \"alice@example.org\"")
-    if webhook_env and not _ENV_NAME.match(webhook_env):
-        bad("slack_webhook_env", f"{webhook_env!r} is not an environment variable name; write e.g. slack_webhook_env = \"SLACK_WEBHOOK_ALICE\"")
-    if not (email or slack_channel or webhook_env):
-        bad("email", "no delivery address; give email = \"…\", slack_channel = \"#…\" or slack_webhook_env = \"VAR\"")
-    elif email and (slack_channel or webhook_env):
-        bad("email", "give either an email address or a Slack destination, not both; make one file per destination")
-    return email, slack_channel, webhook_env
+def _destination(raw: dict[str, Any], bad: _Bad) -> dict[str, str]:
+    """The destination keys the registered channels declare, each checked by its channel."""
+    where_to = {f.name: value for f in subscriber_fields() if (value := _text(raw, f.name, "", bad))}
+    for key, message in destination_problems(where_to):
+        bad(key, message)
+    return where_to
 
 
 def _schedule(raw: dict[str, Any], bad: _Bad) -> tuple[str, str]:

@@ -216,3 +216,21 @@ def test_a_bad_sender_is_a_config_error_and_a_bad_recipient_fails_only_its_diges
     ch.send(digest(1))
     ch.close()
     assert len(smtp_server.messages) == 1
+
+
+def test_the_web_mailer_connects_through_the_same_smtp_code(test_cert: tuple[Path, Path]) -> None:
+    """One SMTP client: the confirmation mails get the channel's STARTTLS, login and URL rules."""
+    from bot.web import mailer
+
+    with SmtpServer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
+        s = settings_for(server, user="bob", smtp_password="s3cret")
+        mailer.send(s, mailer.build(s, "carol@example.org", "Confirm", "Open the link."))
+        # STARTTLS on loopback when offered, as the channel does (the old mailer sent in clear here).
+        assert server.handler.tls_sessions == {1} and server.handler.logins == ["bob"]
+        assert server.messages[0].rcpt_tos == ["carol@example.org"]
+        bad = replace(s, smtp_password="wrong")
+        with pytest.raises(PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\)"):
+            mailer.send(bad, mailer.build(bad, "carol@example.org", "Confirm", "Open the link."))
+    with pytest.raises(ConfigError, match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL"):
+        s = replace(BASE, smtp_url="http://mail.example.org")
+        mailer.send(s, mailer.build(s, "carol@example.org", "Confirm", "Open the link."))

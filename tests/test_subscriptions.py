@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.channels import channel_for
+from bot.config import Settings
 from bot.errors import BotError, ScheduleError
 from bot.models import Interests
 from bot.subscriptions import cron_trigger, load_subscriptions
@@ -31,7 +33,7 @@ def test_a_good_file(tmp_path: Path) -> None:
     subs, problems = load_subscriptions(tmp_path)
     assert problems == []
     (alice,) = subs
-    assert alice.id == "alice" and alice.name == "Alice Example" and alice.channel == "email"
+    assert alice.id == "alice" and alice.name == "Alice Example" and channel_for(alice, Settings(smtp_url="smtp://127.0.0.1:2525")) == "email"
     assert alice.interests == Interests(
         "Post-training quantization of LLMs", ("quantization", "low-bit"), ("medical",),
         ("efficient-inference",), ("Song Han",))

@@ -1,63 +1,93 @@
-"""Channels: one module per way of delivering a digest, and a small registry."""
+"""Channels: one module per way of delivering a digest, and a small registry.
+
+A channel is a class in its own module, registered with `@register("name")`, that declares as
+class data what the rest of digestbot needs (see `Channel`); the registry answers for all of
+them: which channel serves a subscriber (`channel_for`), which subscription file keys exist
+(`subscriber_fields`), the pool's rates (`rates`) and the config tables (`settings_tables`).
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any
 
 from ..config import Settings
-from ..models import Digest, Receipt, Subscriber
+from ..models import Subscriber
+from ._registry import CHANNELS, Channel, Field, Limits, Rate, channel_of, field_value, register
 
-
-class Channel(ABC):
-    """Delivers rendered digests. Raise `TransientSendError` or `PermanentSendError` on failure."""
-
-    name: ClassVar[str] = ""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    @abstractmethod
-    def send(self, digest: Digest) -> Receipt:
-        """Deliver one digest; its id goes into the Message-ID or the Slack message metadata."""
-
-    def prepare(self, digest: Digest) -> None:
-        """Optionally render a digest ahead of `send` (while another is on the wire); errors show in `send`."""
-
-    def already_delivered(self, digest: Digest) -> bool:
-        """After a crash: whether this digest reached its destination already (default: unknown, no)."""
-        return False
-
-    def close(self) -> None:
-        """Release connections."""
-
-
-CHANNELS: dict[str, type[Channel]] = {}
-
-
-def register(name: str) -> Callable[[type[Channel]], type[Channel]]:
-    """Class decorator: make a channel available by name."""
-
-    def add(cls: type[Channel]) -> type[Channel]:
-        if name in CHANNELS:
-            raise ValueError(f"channel {name!r} registered twice")
-        cls.name = name
-        CHANNELS[name] = cls
-        return cls
-
-    return add
+__all__ = [
+    "CHANNELS",
+    "Channel",
+    "Field",
+    "Limits",
+    "Rate",
+    "channel_for",
+    "channel_of",
+    "destination",
+    "destination_problems",
+    "field_value",
+    "rates",
+    "register",
+    "settings_tables",
+    "subscriber_fields",
+]
 
 
 def channel_for(subscriber: Subscriber, settings: Settings) -> str:
     """The channel that serves this subscriber under these settings: the real one, or the outbox."""
-    if subscriber.email:
-        return "email" if settings.smtp_url else "outbox"
-    if subscriber.slack_webhook_env and settings.environ.get(subscriber.slack_webhook_env):
-        return "slack"
-    if subscriber.slack_channel and settings.slack_token:
-        return "slack"
-    return "outbox"
+    cls = channel_of(subscriber)
+    return cls.name if cls is not None and cls.ready(subscriber, settings) else "outbox"
+
+
+def subscriber_fields() -> list[Field]:
+    """Every subscription file key that names a destination, channel by channel."""
+    return [f for cls in CHANNELS.values() for f in cls.fields]
+
+
+def destination_problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(key, problem with its fix) for a subscription file's destination keys (the non-empty
+    ones in `values`): each value as its channel's field says, and exactly one channel."""
+    fields = subscriber_fields()
+    found = [
+        (f.name, why) for f in fields if values.get(f.name) and (why := f.problem(values[f.name]))
+    ]
+    served = [cls for cls in CHANNELS.values() if any(values.get(f.name) for f in cls.fields)]
+    if not served and fields:
+        examples = [f.example for f in fields]
+        give = (
+            ", ".join(examples[:-1]) + " or " + examples[-1] if len(examples) > 1 else examples[0]
+        )
+        found.append((fields[0].name, f"no delivery address; give {give}"))
+    elif len(served) > 1:
+        both = f"give either {served[0].destination} or {served[1].destination}, not both"
+        found.append((served[0].fields[0].name, f"{both}; make one file per destination"))
+    return found
+
+
+def destination(values: Mapping[str, str]) -> dict[str, Any]:
+    """`Subscriber` arguments for a file's destination keys: attributes, the rest in `contact`."""
+    own = Subscriber.__dataclass_fields__
+    kwargs: dict[str, Any] = {k: v for k, v in values.items() if k in own}
+    kwargs["contact"] = {k: v for k, v in values.items() if k not in own}
+    return kwargs
+
+
+def rates(settings: Settings) -> dict[str, tuple[float, bool]]:
+    """Messages per second per channel for the whole pool together, and whether per destination."""
+    return {
+        name: (cls.rate_limit.of(settings), cls.rate_limit.per_destination)
+        for name, cls in CHANNELS.items()
+        if cls.rate_limit.per_second or cls.rate_limit.setting
+    }
+
+
+def settings_tables() -> dict[str, dict[str, str]]:
+    """Each channel's table in digestbot.toml: table → {key: Settings attribute}."""
+    return {
+        cls.settings_table: dict(cls.settings_keys)
+        for cls in CHANNELS.values()
+        if cls.settings_table
+    }
 
 
 def _load_builtin() -> None:

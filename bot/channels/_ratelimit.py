@@ -38,7 +38,7 @@ _shared_lock = threading.Lock()
 
 
 def shared(key: str, interval: float) -> RateLimiter:
-    """The process-wide limiter for `key` (e.g. "smtp" or "slack:C123"), made on first use.
+    """The process-wide limiter for `key` (e.g. "email" or "slack:#papers"), made on first use.
 
     Shared, so the limit holds across every channel instance and digest in the process.
     """

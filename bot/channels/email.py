@@ -9,27 +9,24 @@ import hashlib
 import logging
 import re
 import smtplib
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
-from urllib.parse import unquote, urlsplit
+from typing import ClassVar
 
+from ..addresses import is_address
 from ..config import Settings
 from ..errors import ConfigError, PermanentSendError, TransientSendError
-from ..models import Digest, Receipt
-from ..render import clean, link, render_email
-from . import Channel, register
-from ._ratelimit import per_second, shared
+from ..models import Digest, Receipt, Subscriber
+from ..render import MAX_HTML, RenderedEmail, clean, link, render_email
+from ._registry import Channel, Field, Limits, Rate, register
+from .smtp import SmtpServer, reply_text
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = 30.0  # seconds for connecting and for each SMTP reply
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+$")
 
 
 def _atom(text: str) -> str:
@@ -94,7 +91,7 @@ def _address(name: str, addr: str) -> str:
 def sender_address(settings: Settings) -> tuple[str, str]:
     """The sender's name and address from DIGESTBOT_FROM; `PermanentSendError` when it is no address."""
     name, addr = parseaddr(clean(settings.from_addr))
-    if not _EMAIL.match(addr) or not addr.isascii():
+    if not is_address(addr, dotted=False):
         raise PermanentSendError(f"DIGESTBOT_FROM: {settings.from_addr!r} is not an address; "
                                  "write e.g. 'Lab digest <digest@example.org>'")
     return name, addr
@@ -110,7 +107,7 @@ def wire_message(digest: Digest, settings: Settings, now: datetime | None = None
     sub = digest.subscriber
     sender_name, sender = sender_address(settings)
     rcpt = clean(sub.email)
-    if not _EMAIL.match(rcpt) or not rcpt.isascii():
+    if not is_address(rcpt):
         raise PermanentSendError(f"the address {sub.email!r} of {sub.id} is not a plain ASCII address; "
                                  "fix email in its subscription file")
     mid = message_id(digest, settings)
@@ -160,95 +157,59 @@ def envelope(msg: EmailMessage) -> tuple[str, str]:
     return parseaddr(str(msg["From"]))[1], parseaddr(str(msg["To"]))[1]
 
 
-def _reply(text: bytes | str) -> str:
-    return (text.decode(errors="replace") if isinstance(text, bytes) else text).strip()
-
-
 @register("email")
 class Smtp(Channel):
     """Sends digests over SMTP, one connection reused across messages, reconnecting when dropped."""
 
+    fields = (Field("email", 'email = "…"', is_address, "an email address", 'email = "alice@example.org"'),)
+    destination = "an email address"
+    rate_limit = Rate(setting="smtp_rate")  # [smtp] rate, across the whole run (the pool's too)
+    limits = Limits(max_bytes=MAX_HTML)  # the HTML part: Gmail clips longer messages
+    settings_table = "smtp"
+    settings_keys: ClassVar[dict[str, str]] = {"url": "smtp_url", "rate": "smtp_rate"}
+    outbox_suffix = "eml"
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._conn: smtplib.SMTP | None = None
-        parts = urlsplit(settings.smtp_url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ConfigError(
-                f"{parts.scheme or '(no scheme)'}://… is not an SMTP URL; write smtp://user@host:587 (STARTTLS), "
-                "smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)", key="DIGESTBOT_SMTP_URL")
-        self.tls = parts.scheme == "smtps"
-        self.host = parts.hostname
-        try:
-            self.port = parts.port or (465 if self.tls else 587)
-        except ValueError as e:
-            raise ConfigError(f"bad port ({e}); write e.g. smtp://user@host:587", key="DIGESTBOT_SMTP_URL") from e
-        self.user = unquote(parts.username or "")
-        # STARTTLS is required, except on loopback and port 25 (server to server), where it is
-        # used when the server offers it.
-        self.loopback = self.host in LOOPBACK or self.port == 25
+        self.server = SmtpServer.from_settings(settings)
+        self.host, self.port = self.server.host, self.server.port
         try:
             sender_address(settings)
         except PermanentSendError as e:
             raise ConfigError(str(e).removeprefix("DIGESTBOT_FROM: "), key="DIGESTBOT_FROM") from e
-        self.limiter = shared("smtp", per_second(settings.smtp_rate))
         self.sent = 0
         self.connects = 0
         self._ready: dict[str, tuple[Digest, Wire]] = {}  # digests rendered ahead by `prepare`, by id
 
-    def _tls_context(self) -> ssl.SSLContext:
-        # The system's CAs; SSL_CERT_FILE names another bundle (a private CA, a test certificate).
-        return ssl.create_default_context()
+    @classmethod
+    def ready(cls, subscriber: Subscriber, settings: Settings) -> bool:
+        """Email goes out when DIGESTBOT_SMTP_URL is set."""
+        return bool(settings.smtp_url)
+
+    @classmethod
+    def render(cls, digest: Digest, settings: Settings) -> RenderedEmail:
+        """The two parts of the digest email."""
+        return render_email(digest, settings)
+
+    @classmethod
+    def outbox_bytes(cls, digest: Digest, settings: Settings) -> bytes:
+        """The `.eml` that SMTP would carry."""
+        return wire_message(digest, settings).data
 
     def _connect(self) -> tuple[smtplib.SMTP, bool]:
         """The open connection, or a new one; and whether it is new."""
         if self._conn is not None:
             return self._conn, False
-        where = f"{self.host}:{self.port}"
-        try:
-            conn: smtplib.SMTP
-            if self.tls:
-                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT, context=self._tls_context())
-            else:
-                conn = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT)
-            try:
-                conn.ehlo()
-                if not self.tls:
-                    if conn.has_extn("starttls"):
-                        conn.starttls(context=self._tls_context())
-                        conn.ehlo()
-                    elif not self.loopback:
-                        raise PermanentSendError(
-                            f"the SMTP server {where} does not offer STARTTLS, and digestbot sends only "
-                            "encrypted over the network; use smtps://host:465, or a server that offers STARTTLS")
-                if self.user:
-                    conn.login(self.user, self.settings.smtp_password)
-            except BaseException:
-                conn.close()
-                raise
-        except smtplib.SMTPAuthenticationError as e:
-            log.info("SMTP %s refused the login for %r: %s %s", where, self.user, e.smtp_code, _reply(e.smtp_error))
-            raise PermanentSendError(
-                f"the SMTP server refused the login for {self.user!r} ({e.smtp_code}); "
-                "check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD") from e
-        except smtplib.SMTPNotSupportedError as e:
-            raise PermanentSendError(f"the SMTP server {where} does not support AUTH ({e}); remove the user from DIGESTBOT_SMTP_URL") from e
-        except ssl.SSLCertVerificationError as e:
-            raise PermanentSendError(
-                f"the TLS certificate of {where} is not trusted ({e.verify_message}); use the server's real "
-                "host name, or set SSL_CERT_FILE to its CA bundle") from e
-        except smtplib.SMTPResponseException as e:
-            raise TransientSendError(f"SMTP {where} answered {e.smtp_code} {_reply(e.smtp_error)} on connect; will retry") from e
-        except (OSError, smtplib.SMTPException) as e:
-            raise TransientSendError(f"cannot connect to SMTP {where} ({e}); will retry") from e
-        self._conn = conn
+        self._conn = self.server.connect(self.settings.smtp_password)
         self.connects += 1
-        return conn, True
+        return self._conn, True
 
     def send(self, digest: Digest) -> Receipt:
         """Send one digest; 4xx and lost connections raise `TransientSendError`, 5xx `PermanentSendError`."""
         ready = self._ready.pop(digest.id, None)
         wire = ready[1] if ready is not None and ready[0] == digest else wire_message(digest, self.settings)
-        self.limiter.wait()
+        self.wait_turn(digest)
         reply = self.transaction(wire.sender, wire.recipient, wire.data)
         self.sent += 1
         return Receipt("email", wire.recipient, f"{wire.message_id} {reply}".strip())
@@ -288,11 +249,11 @@ class Smtp(Channel):
         except (OSError, smtplib.SMTPServerDisconnected) as e:
             self._drop()
             raise TransientSendError(f"SMTP connection to {self.host}:{self.port} lost while sending to {rcpt} ({e}); will retry") from e
-        return f"{code} {_reply(text)}"
+        return f"{code} {reply_text(text)}"
 
     def _fail(self, what: str, who: str, code: int, text: bytes | str, fix: str) -> None:
         """A refusal: reset the transaction (or drop the connection on 421) and raise by class."""
-        reason = f"SMTP refused the {what} {who}: {code} {_reply(text)}"
+        reason = f"SMTP refused the {what} {who}: {code} {reply_text(text)}"
         if code == 421 or code < 400:
             self._drop()
         else:

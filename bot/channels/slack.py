@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -21,11 +22,10 @@ from slack_sdk.webhook import WebhookClient
 
 from ..config import Settings
 from ..errors import PermanentSendError, SendError, TransientSendError
-from ..models import Digest, Receipt
-from ..render import slack_messages
+from ..models import Digest, Receipt, Subscriber
+from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, slack_messages
 from ..retry_after import header_seconds
-from . import Channel, register
-from ._ratelimit import shared
+from ._registry import Channel, Field, Limits, Rate, register
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ FIXES = {
     "restricted_action": "let the bot post in that channel (channel posting permissions)",
 }
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")  # channel names are lower case; ids are not
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _AnyServerError(ServerErrorRetryHandler):
@@ -77,6 +78,39 @@ def _plain(message: dict[str, Any]) -> str:
 class Slack(Channel):
     """Posts digests to Slack with Block Kit; the digest id rides in the message metadata."""
 
+    fields = (
+        Field("slack_channel", 'slack_channel = "#…"'),
+        Field("slack_webhook_env", 'slack_webhook_env = "VAR"', lambda v: bool(_ENV_NAME.match(v)),
+              "an environment variable name", 'slack_webhook_env = "SLACK_WEBHOOK_ALICE"'),
+    )
+    destination = "a Slack destination"
+    rate_limit = Rate(per_second=1.0 / CHANNEL_INTERVAL, per_destination=True)  # one bucket per Slack channel
+    limits = Limits(max_blocks=SLACK_MAX_BLOCKS, max_chars=SLACK_MESSAGE_CHARS)
+    settings_table = "slack"
+    settings_keys: ClassVar[dict[str, str]] = {"api_url": "slack_api_url"}
+
+    @classmethod
+    def ready(cls, subscriber: Subscriber, settings: Settings) -> bool:
+        """A webhook whose variable is set, or a channel with SLACK_BOT_TOKEN."""
+        env = subscriber.slack_webhook_env
+        return bool(env and settings.environ.get(env)) or bool(subscriber.slack_channel and settings.slack_token)
+
+    @classmethod
+    def render(cls, digest: Digest, settings: Settings) -> list[dict[str, Any]]:
+        """The digest as Slack messages (the first, then its thread)."""
+        return slack_messages(digest, settings)
+
+    @classmethod
+    def outbox_bytes(cls, digest: Digest, settings: Settings) -> bytes:
+        """What chat.postMessage would get: the first message, then the replies in its thread."""
+        messages = cls.render(digest, settings)
+        sub = digest.subscriber
+        payload = {"channel": sub.slack_channel or f"${sub.slack_webhook_env}",
+                   **messages[0], "metadata": metadata(digest, 1, len(messages)),
+                   "thread": [{**m, "metadata": metadata(digest, i, len(messages))}
+                              for i, m in enumerate(messages[1:], 2)]}
+        return json.dumps(payload, ensure_ascii=False, indent=2).encode()
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.client = WebClient(token=settings.slack_token or None, base_url=settings.slack_api_url,
@@ -90,14 +124,13 @@ class Slack(Channel):
 
     def send(self, digest: Digest) -> Receipt:
         """Post the digest: the first message, then the rest in its thread, one per second at most."""
-        messages = slack_messages(digest, self.settings)
+        messages = self.render(digest, self.settings)
         if self._webhook(digest):
             return self._send_webhook(digest, messages)
         sub = digest.subscriber
         channel, first_ts, done = self._progress.get(digest.id, (sub.slack_channel, "", 0))
-        limiter = shared(f"slack:{sub.slack_channel}", CHANNEL_INTERVAL)
         for i, message in enumerate(messages[done:], done):
-            limiter.wait()
+            self.wait_turn(digest)
             resp = self._post(channel, message, metadata(digest, i + 1, len(messages)), first_ts)
             if i == 0:
                 channel, first_ts = str(resp.get("channel") or channel), str(resp.get("ts", ""))
@@ -126,10 +159,9 @@ class Slack(Channel):
     def _send_webhook(self, digest: Digest, messages: list[dict[str, Any]]) -> Receipt:
         env = digest.subscriber.slack_webhook_env
         hook = WebhookClient(self._webhook(digest), timeout=TIMEOUT, retry_handlers=retry_handlers())
-        limiter = shared(f"slack:${env}", CHANNEL_INTERVAL)
         done = self._progress.get(digest.id, ("", "", 0))[2]
         for i, message in enumerate(messages[done:], done):
-            limiter.wait()
+            self.wait_turn(digest)
             try:
                 resp = hook.send(text=message["text"], blocks=message["blocks"], metadata=metadata(digest, i + 1, len(messages)))
             except OSError as e:

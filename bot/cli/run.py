@@ -43,8 +43,8 @@ def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> No
     Example (one scheduler, many `digestbot worker` processes):
       DIGESTBOT_BROKER_URL=redis://127.0.0.1:6379/0 digestbot run --workers celery
     """
-    from ..ingest import fetch_all
     from ..delivery import run_once
+    from ..ingest import fetch_all
 
     settings = obj.settings(subscriptions, need_file=True)
     if workers == "celery":

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from ..addresses import is_address
 from ..models import Interests
 
-EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _DAILY = re.compile(r"^0 (\d{1,2}) \* \* \*$")
 _WEEKLY = re.compile(r"^0 (\d{1,2}) \* \* 1$")
 MAX_PHRASES = 20
@@ -68,7 +68,7 @@ def parse_preferences(
     errors: dict[str, str] = {}
     prefs = Preferences()
     prefs.email = form.get("email", "").strip()
-    if need_email and (not EMAIL.match(prefs.email) or len(prefs.email) > 254):
+    if need_email and not is_address(prefs.email):
         errors["email"] = "Give an email address such as alice@example.org."
     prefs.name = " ".join(form.get("name", "").split())[:100]
     description = form.get("description", "").strip()

@@ -16,7 +16,7 @@ from ..errors import StoreError
 from ..models import Subscriber
 from ..roster import file_subscribers, interests_data, interests_from
 from ..tokens import TokenError
-from .app import (
+from ._state import (
     MANAGE_MAX_AGE,
     MAX_BODY,
     Web,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import smtplib
-import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
+from ..channels.smtp import SmtpServer
 from ..config import Settings
-from ..errors import ConfigError, PermanentSendError, TransientSendError
+from ..errors import PermanentSendError, TransientSendError
 
 
 def build(settings: Settings, to: str, subject: str, text: str) -> EmailMessage:
@@ -31,7 +30,8 @@ def build(settings: Settings, to: str, subject: str, text: str) -> EmailMessage:
 
 
 def send(settings: Settings, msg: EmailMessage) -> str:
-    """Send `msg` over DIGESTBOT_SMTP_URL, or write it to `outbox/_web/` when SMTP is not configured."""
+    """Send `msg` over DIGESTBOT_SMTP_URL (the email channel's connection: one set of TLS rules),
+    or write it to `outbox/_web/` when SMTP is not configured."""
     if not settings.smtp_url:
         folder = settings.resolve(settings.outbox_dir) / "_web"
         folder.mkdir(parents=True, exist_ok=True)
@@ -40,29 +40,16 @@ def send(settings: Settings, msg: EmailMessage) -> str:
         tmp.write_bytes(bytes(msg))
         os.replace(tmp, path)
         return str(path)
-    parts = urlsplit(settings.smtp_url)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ConfigError("not an SMTP URL; write smtp://user@host:587, smtps://host:465 or smtp://127.0.0.1:2525",
-                          key="DIGESTBOT_SMTP_URL")
-    host, tls = parts.hostname, parts.scheme == "smtps"
-    port = parts.port or (465 if tls else 587)
-    user = unquote(parts.username or "")
-    # As the email channel does: STARTTLS except on port 25 and loopback.
-    starttls = not tls and port != 25 and host not in ("127.0.0.1", "localhost", "::1")
+    server = SmtpServer.from_settings(settings)  # the email channel's URL, TLS and login rules
+    conn = server.connect(settings.smtp_password)
     try:
-        conn = (smtplib.SMTP_SSL(host, port, timeout=30, context=ssl.create_default_context()) if tls
-                else smtplib.SMTP(host, port, timeout=30))
         with conn:
-            if starttls:
-                conn.starttls(context=ssl.create_default_context())
-            if user:
-                conn.login(user, settings.smtp_password)
             conn.send_message(msg)
     except smtplib.SMTPResponseException as e:
         err = PermanentSendError if e.smtp_code >= 500 else TransientSendError
-        raise err(f"SMTP {host}:{port} answered {e.smtp_code}; check DIGESTBOT_SMTP_URL and the server's log") from e
+        raise err(f"SMTP {server.where} answered {e.smtp_code}; check DIGESTBOT_SMTP_URL and the server's log") from e
     except smtplib.SMTPRecipientsRefused as e:
-        raise PermanentSendError(f"SMTP {host}:{port} refused the recipient; check the address") from e
+        raise PermanentSendError(f"SMTP {server.where} refused the recipient; check the address") from e
     except (OSError, smtplib.SMTPException) as e:
-        raise TransientSendError(f"cannot send through SMTP {host}:{port} ({e}); check that it is reachable") from e
+        raise TransientSendError(f"cannot send through SMTP {server.where} ({e}); check that it is reachable") from e
     return str(msg["Message-ID"])

@@ -1,0 +1,186 @@
+"""What every web handler shares: the `Web` object (settings, store, templates, topics), `web_of`,
+and the form, CSRF and bad-link helpers that app.py and links.py both use."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from .. import tokens
+from ..config import Settings
+from ..errors import BotError
+from ..store import Store, WebSubscriberRow
+from ..tokens import TokenError
+from .forms import Preferences, timezones
+from .mailer import build as build_mail
+from .mailer import send as send_mail
+from .security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_valid, new_csrf
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+MANAGE_MAX_AGE = 365 * 24 * 3600  # the manage link in a digest works for a year
+MAX_BODY = 64 * 1024  # no form of ours is bigger
+
+
+class Web:
+    """What every request handler shares: settings, store, templates and the topic list."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.base = settings.base_url.rstrip("/")
+        self.signing_secret = settings.environ.get("SLACK_SIGNING_SECRET", "")
+        self.secure_cookies = self.base.startswith("https://")
+        self.env = Environment(
+            loader=FileSystemLoader(str(HERE / "templates")),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.topics = topic_choices()
+        self.topic_slugs = {slug for slug, _ in self.topics}
+
+    def page(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        """Render a page, with a CSRF token in the context and (when new) in a cookie."""
+        token = request.cookies.get(CSRF_COOKIE)
+        fresh = not csrf_valid(self.settings, token)
+        if fresh or token is None:
+            token = new_csrf(self.settings)
+        html = self.env.get_template(template).render(csrf=token, csrf_field=CSRF_FIELD, **ctx)
+        response = HTMLResponse(html, status_code=status)
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE,
+                token,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure_cookies,
+                path="/",
+            )
+        return response
+
+    def message(
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        text: str,
+        link: tuple[str, str] | None = None,
+    ) -> HTMLResponse:
+        """A page that says one thing (errors, confirmations)."""
+        return self.page(request, "message.html", status, title=title, text=text, link=link)
+
+    def link(self, kind: str, subscriber_id: str) -> str:
+        """An absolute signed link: /manage/…, /unsubscribe/… or /confirm/…."""
+        return f"{self.base}/{kind}/{tokens.sign(self.settings, kind, subscriber_id)}"
+
+    def form_context(self, prefs: Preferences, errors: dict[str, str]) -> dict[str, Any]:
+        """What the subscribe and manage forms need to show `prefs`."""
+        return {"prefs": prefs, "errors": errors, "topics": self.topics, "timezones": timezones()}
+
+    # --- mail sent from background tasks: failures are logged, never shown (they would tell) ----
+    def send_confirmation(self, row: WebSubscriberRow) -> None:
+        """Mail the confirmation link to an unconfirmed subscriber."""
+        text = (
+            f"Someone, probably you, asked to receive digestbot's paper digest at {row.email}.\n\n"
+            f"To confirm, open this link within two days and press the button:\n\n"
+            f"  {self.link('confirm', row.id)}\n\n"
+            "If it was not you, ignore this message: you will receive nothing else.\n"
+        )
+        self._mail(row.email, "Confirm your digestbot subscription", text)
+
+    def send_reminder(self, row: WebSubscriberRow) -> None:
+        """Tell a subscriber who asked again that they are subscribed, with the manage link."""
+        text = (
+            f"Someone, probably you, asked to subscribe {row.email} to digestbot's paper digest.\n"
+            "This address already has a subscription, so nothing was changed.\n\n"
+            f"To change your interests, pause or unsubscribe:\n\n  {self.link('manage', row.id)}\n\n"
+            "If it was not you, ignore this message.\n"
+        )
+        self._mail(row.email, "Your digestbot subscription", text)
+
+    def _mail(self, to: str, subject: str, text: str) -> None:
+        try:
+            send_mail(self.settings, build_mail(self.settings, to, subject, text))
+        except BotError as e:
+            log.error("could not send %r to a subscriber: %s", subject, e)
+
+
+def topic_choices() -> list[tuple[str, str]]:
+    """(slug, name) of every topic in the taxonomy; empty when the matcher has none."""
+    try:
+        try:
+            from ..match.topics import (
+                load_topics,  # the taxonomy with names, where the matcher has one
+            )
+
+            return [(t.slug, t.name) for t in load_topics()]
+        except ImportError:
+            from ..match import known_topics
+
+            return [(slug, slug) for slug in sorted(known_topics() or ())]
+    except BotError as e:
+        log.error("the subscribe form offers no topics: %s", e)
+        return []
+
+
+def web_of(request: Request) -> Web:
+    """The app's shared `Web`."""
+    web: Web = request.app.state.web
+    return web
+
+
+async def read_form(request: Request) -> FormData | None:
+    """The posted form, or None when it is too large to be one of ours."""
+    if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        return None
+    return await request.form(max_files=0, max_fields=200)
+
+
+async def posted_form(request: Request) -> FormData | Response:
+    """The posted form of one of our pages, or the answer when it is too large or lacks CSRF."""
+    form = await read_form(request)
+    if form is None:
+        return PlainTextResponse("request too large", 413)
+    if not csrf_passed(request, form):
+        return forged(request)
+    return form
+
+
+def fields(form: FormData) -> dict[str, str]:
+    """The form's text fields (the first value of each)."""
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def csrf_passed(request: Request, form: FormData) -> bool:
+    """The form carries the same valid CSRF token as the cookie."""
+    value = form.get(CSRF_FIELD)
+    return csrf_ok(
+        web_of(request).settings,
+        request.cookies.get(CSRF_COOKIE),
+        value if isinstance(value, str) else None,
+    )
+
+
+def forged(request: Request) -> HTMLResponse:
+    """The answer to a form without a valid CSRF token."""
+    return web_of(request).message(
+        request,
+        403,
+        "Please try again",
+        "This form had expired or did not come from this site. Reload the page and send it again.",
+    )
+
+
+def bad_link(request: Request, error: TokenError) -> HTMLResponse:
+    """The answer to a forged, wrong or expired link."""
+    return web_of(request).message(
+        request, 400, "This link does not work", str(error).capitalize() + "."
+    )
