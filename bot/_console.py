@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,12 +14,6 @@ import click
 
 # C0 and C1 control characters (except tab): a feed title must not move the cursor or recolor
 # the terminal of whoever reads `digestbot history`.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
-def clean(text: str) -> str:
-    """Untrusted text made safe for a terminal: control characters become spaces."""
-    return _CONTROL.sub(" ", text)
 
 
 class JsonFormatter(logging.Formatter):

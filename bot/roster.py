@@ -10,9 +10,6 @@ from .models import Interests, Subscriber
 from .store import Store, WebSubscriberRow
 from .subscriptions import load_subscriptions
 
-# bot.web's names for Interests.from_dict / Interests.to_dict, until it calls those itself.
-interests_from = Interests.from_dict
-interests_data = Interests.to_dict
 
 
 def web_subscriber(row: WebSubscriberRow) -> Subscriber:

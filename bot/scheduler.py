@@ -29,7 +29,7 @@ from .ingest import fetch_all, fetch_source, http_session
 from .models import Subscriber
 from .roster import file_subscribers, load_roster
 from .slots import SlotTrigger
-from .store import Store
+from .store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Runner:
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store or Store(settings.database_url, settings.database_sqlite_synchronous)
+        self.store = store or open_store(settings)
         self.scheduler = BackgroundScheduler(
             timezone=UTC, job_defaults=JOB_DEFAULTS, executors={"default": ThreadPoolExecutor(WORKERS)})
         self.stopping = threading.Event()

@@ -135,3 +135,13 @@ def shorten(text: str, limit: int) -> str:
     head = text[: limit - 1]
     space = head.rfind(" ")
     return (head[:space] if space > limit // 2 else head).rstrip(" ,;:.") + "…"
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """Untrusted text (titles, reasons) fit for a terminal: no control characters, capped."""
+    return cut(printable(text), limit)
+
+
+def oneline(text: str, width: int) -> str:
+    """Untrusted text on one terminal line: control characters dropped, cut to `width` (no ellipsis)."""
+    return cut(squash(printable(text)), width, ellipsis="")

@@ -22,10 +22,11 @@ from click.testing import CliRunner, Result
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-from bot._console import JsonFormatter, clean, table_lines
+from bot._console import JsonFormatter, table_lines
 from bot.cli import cli
 from bot.models import DigestItem, Entry
 from bot.store import Store
+from bot.text import printable as clean
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # the example subscriber's slot: 08:00 UTC that day
 SLOT = "20261128T0800Z"

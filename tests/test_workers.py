@@ -33,8 +33,6 @@ from bot.pool import (
     requeue_stalled,
     require_pool,
     restore_unacked,
-    subscriber_from_dict,
-    subscriber_to_dict,
 )
 from bot.store import Store, digest_id
 
@@ -103,9 +101,9 @@ def test_a_subscriber_survives_the_task_message() -> None:
     sub = replace(subscribers(1)[0], slack_channel="#x")
     import json
 
-    data = json.loads(json.dumps(subscriber_to_dict(sub)))
-    assert subscriber_from_dict(data) == sub
-    assert subscriber_from_dict({**data, "a_newer_field": 1}) == sub  # from a newer scheduler
+    data = json.loads(json.dumps(sub.to_dict()))
+    assert Subscriber.from_dict(data) == sub
+    assert Subscriber.from_dict({**data, "a_newer_field": 1}) == sub  # from a newer scheduler
 
 
 def test_a_digest_handled_twice_is_sent_once(store: Store, sink: Sink, db_url: str) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from .._console import clean, plural
+from .._console import plural
 from ..errors import ConfigError
 from ..models import DigestItem
 from ..store import DigestRow, open_store, sqlite_path
+from ..text import printable as clean
 from ._context import Context, roster, subscriptions_option
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ..models import Match, Subscriber
+from ..text import oneline
 from ._context import Context, subscribers, subscriptions_option
-from ._text import oneline
 
 
 @click.command()

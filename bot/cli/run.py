@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._console import Console, clean, plural, printed_by_the_command
+from .._console import Console, plural, printed_by_the_command
 from ..config import Settings
 from ..errors import Problem
 from ..store import open_store
+from ..text import printable as clean
 from ._context import Context, roster, subscriptions_option
 
 if TYPE_CHECKING:

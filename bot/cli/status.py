@@ -10,8 +10,8 @@ import click
 from ..config import Settings
 from ..models import Subscriber
 from ..store import Store, open_store
+from ..text import clip
 from ._context import Context, subscribers, subscriptions_option
-from ._text import clip
 
 
 def _when(t: datetime | None, zone: str = "UTC") -> str:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..channels import CHANNELS, Channel, channel_for
 from ..config import Settings
-from ..errors import BotError, SendError
+from ..errors import BotError, SendError, TransientSendError
 from ..models import Digest, Outcome, OutcomeStatus
 from ..store import DigestRow, Store, digest_id
 from .lease import LEASE, may_take_over, owner_token
@@ -213,7 +213,7 @@ class Sender:
                 if attempt + 1 < self.retry.attempts:
                     # The server may say how long to wait (Slack's Retry-After): never sooner.
                     self.sleep(
-                        max(self.retry.delay(attempt), float(getattr(e, "retry_after", 0) or 0))
+                        max(self.retry.delay(attempt), e.retry_after if isinstance(e, TransientSendError) else 0.0)
                     )
                     continue
                 # Out of tries: stays pending, and the lease is let go so the next run retries it.

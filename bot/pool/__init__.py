@@ -23,7 +23,7 @@ from .dispatch import (
     run_dispatcher,
     stalled,
 )
-from .ratelimit import RateLimited, SharedRateLimiter, channel_rates, ratelimit_url
+from .ratelimit import RateLimited, SharedRateLimiter, ratelimit_url
 from .status import PoolStatus, pool_status, queue_length
 from .task import (
     MAX_RETRIES,
@@ -31,8 +31,6 @@ from .task import (
     QUEUED,
     TASK,
     QueuedDigest,
-    subscriber_from_dict,
-    subscriber_to_dict,
 )
 from .worker import PoolDeliverer, pool_channel, run_task
 
@@ -47,7 +45,6 @@ __all__ = [
     "QueuedDigest",
     "RateLimited",
     "SharedRateLimiter",
-    "channel_rates",
     "dispatch_due",
     "dispatch_tick",
     "enqueue",
@@ -63,6 +60,4 @@ __all__ = [
     "run_task",
     "stalled",
     "start_worker",
-    "subscriber_from_dict",
-    "subscriber_to_dict",
 ]

@@ -19,7 +19,7 @@ from ..config import Settings, mask_url
 from ..delivery import LEASE, Plan, owner_alive, plan_digests
 from ..errors import BotError
 from ..models import Claim, Claimed, DigestStatus, Subscriber
-from ..store import DigestRow, Store
+from ..store import DigestRow, Store, open_store
 from .app import make_app, require_pool
 from .task import QUEUE_LEASE, QUEUED, TASK, QueuedDigest
 
@@ -168,7 +168,7 @@ def run_dispatcher(
 
     require_pool(settings)
     app = make_app(settings)
-    store = Store(settings.database_url)
+    store = open_store(settings)
 
     def tick() -> None:
         try:

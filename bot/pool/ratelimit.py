@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..channels import Channel
-from ..channels.slack import CHANNEL_INTERVAL
 from ..config import Settings, mask_url
 from ..errors import BotError, TransientSendError
 from ..models import Digest, Receipt
@@ -43,11 +42,6 @@ def ratelimit_url(settings: Settings) -> str:
     if settings.broker_url.startswith(("redis://", "rediss://")):
         return settings.broker_url
     return ""
-
-
-def channel_rates(settings: Settings) -> dict[str, tuple[float, bool]]:
-    """Messages per second per channel for the whole pool together, and whether per destination."""
-    return {"email": (settings.smtp_rate, False), "slack": (1.0 / CHANNEL_INTERVAL, True)}
 
 
 class SharedRateLimiter:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from ..models import Interests, Subscriber
+from ..models import Subscriber
 
 TASK = "digestbot.deliver"
 QUEUED = (
@@ -30,22 +29,4 @@ class QueuedDigest:
 
     def args(self) -> list[Any]:
         """The task's JSON-safe arguments."""
-        return [self.digest_id, subscriber_to_dict(self.subscriber)]
-
-
-def subscriber_to_dict(sub: Subscriber) -> dict[str, Any]:
-    """A subscriber as JSON-safe data for a task message."""
-    return asdict(sub)
-
-
-def subscriber_from_dict(data: Mapping[str, Any]) -> Subscriber:
-    """A subscriber back from a task message."""
-    i = data.get("interests") or {}
-    interests = Interests(
-        i.get("description", ""),
-        *(tuple(i.get(k) or ()) for k in ("keywords", "exclude", "topics", "authors")),
-    )
-    known = Subscriber.__dataclass_fields__  # a newer scheduler may send fields this worker lacks
-    return Subscriber(
-        **{k: v for k, v in data.items() if k in known and k != "interests"}, interests=interests
-    )
+        return [self.digest_id, self.subscriber.to_dict()]

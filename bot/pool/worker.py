@@ -13,13 +13,14 @@ import random
 from typing import Any
 
 from ..channels import CHANNELS, Channel, channel_for
+from ..channels import rates as channel_rates
 from ..config import Settings
 from ..delivery import RetryPolicy, Sender, open_channel
 from ..errors import BotError, StoreError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
-from ..store import DigestRow, Store
-from .ratelimit import RateLimited, channel_rates, ratelimit_url
-from .task import MAX_RETRIES, QUEUE_LEASE, QUEUED, subscriber_from_dict
+from ..store import DigestRow, Store, open_store
+from .ratelimit import RateLimited, ratelimit_url
+from .task import MAX_RETRIES, QUEUE_LEASE, QUEUED
 
 log = logging.getLogger("bot.pool")
 
@@ -109,10 +110,10 @@ def run_task(task: Any, did: str, data: dict[str, Any]) -> str:
     deliverer: PoolDeliverer | None = getattr(app, "digestbot_deliverer", None)
     if deliverer is None:
         settings: Settings = app.digestbot_settings
-        deliverer = PoolDeliverer(settings, Store(settings.database_url))
+        deliverer = PoolDeliverer(settings, open_store(settings))
         app.digestbot_deliverer = deliverer
     try:
-        outcome = deliverer.handle(did, subscriber_from_dict(data))
+        outcome = deliverer.handle(did, Subscriber.from_dict(data))
     except StoreError as e:  # the database is away: keep the task, try again shortly
         log.warning("digest %s: %s", did, e)
         raise task.retry(countdown=random.uniform(5, 30), exc=e) from e

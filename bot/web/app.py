@@ -20,8 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import tokens
 from ..config import Settings
-from ..roster import interests_data
-from ..store import Store, WebSubscriberRow
+from ..store import Store, WebSubscriberRow, open_store
 from ..tokens import TokenError
 from ._state import HERE, Web, bad_link, fields, posted_form, web_of
 from .forms import Preferences, parse_preferences, timezones
@@ -98,7 +97,7 @@ async def subscribe(request: Request) -> Response:
                            "This network has asked for many subscriptions in the last hour. Please try again later.")
     row = await run_in_threadpool(
         store.request_web_subscription, f"web-{secrets.token_hex(5)}", prefs.email, prefs.name,
-        interests_data(prefs.interests), prefs.schedule, prefs.timezone, prefs.max_items)
+        prefs.interests.to_dict(), prefs.schedule, prefs.timezone, prefs.max_items)
     task: BackgroundTask | None = None
     if await run_in_threadpool(store.hit_rate, rate_key(web.settings, "address", row.email), HOUR, PER_ADDRESS_PER_HOUR):
         send: Callable[[WebSubscriberRow], None] = web.send_confirmation if row.status == "unconfirmed" else web.send_reminder
@@ -154,7 +153,7 @@ async def health(request: Request) -> Response:
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     """The ASGI app; it opens the configured store unless one is given (and then closes it)."""
     own = store is None
-    web = Web(settings, store or Store(settings.database_url, settings.database_sqlite_synchronous))
+    web = Web(settings, store or open_store(settings))
     if not settings.secret_key:
         tokens.sign(settings, "warning", "")  # logs the development-key warning once, at start
     if not web.signing_secret:

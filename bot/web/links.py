@@ -13,8 +13,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from .. import tokens
 from ..errors import StoreError
-from ..models import Subscriber
-from ..roster import file_subscribers, interests_data, interests_from
+from ..models import Interests, Subscriber
+from ..roster import file_subscribers
 from ..tokens import TokenError
 from ._state import (
     MANAGE_MAX_AGE,
@@ -73,7 +73,7 @@ async def _manage_view(request: Request, web: Web, sid: str, errors: dict[str, s
     if row is not None:
         frequency, hour = frequency_of(row.schedule)
         if prefs is None:
-            prefs = Preferences(email=row.email, name=row.name, interests=interests_from(row.interests),
+            prefs = Preferences(email=row.email, name=row.name, interests=Interests.from_dict(row.interests),
                                 frequency="daily" if frequency == "custom" else frequency, hour=hour,
                                 timezone=row.timezone, max_items=row.max_items)
         ctx.update(address=row.email, state=row.status, editable=True, custom=frequency == "custom")
@@ -114,7 +114,7 @@ async def manage(request: Request) -> Response:
             prefs.email = row.email
             return await _manage_view(request, web, sid, errors, prefs)
         await run_in_threadpool(lambda: store.update_web_subscriber(
-            sid, name=prefs.name, interests=interests_data(prefs.interests), schedule=prefs.schedule,
+            sid, name=prefs.name, interests=prefs.interests.to_dict(), schedule=prefs.schedule,
             timezone=prefs.timezone, max_items=prefs.max_items))
     elif action in ("pause", "resume", "unsubscribe"):
         status = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[action]
