@@ -126,9 +126,9 @@ def test_every_bot_module_imports_without_the_pool_extra() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "bot/workers.py (moving to bot/pool/) lets celery's ImportError out as a traceback; the fix: in require_pool(), "
-    "`try: import celery` / `except ImportError: raise BotError(\"the worker pool needs Celery, which is not installed; "
-    "pip install 'digestbot[pool]'\") from None` — then drop this marker"))
+    "bot/workers.py (bot/pool/ after the move) lets celery's ImportError out as a traceback; it needs a guard "
+    "raising BotError(\"... pip install 'digestbot[pool]'\") in require_pool() and make_app() (wt-deploy's "
+    "report); then drop this marker"))
 @pytest.mark.parametrize("argv", [["worker"], ["run", "--workers", "celery"]])
 def test_the_pool_without_celery_says_how_to_install_it(argv: list[str], tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
