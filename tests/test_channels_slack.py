@@ -59,6 +59,7 @@ def test_a_200_item_digest_is_threaded_under_the_first_message_one_per_second(
     assert send_clock == [pytest.approx(1.0)] * 12  # at most one message a second in the channel
 
 
+@pytest.mark.slow
 def test_ratelimited_waits_retry_after_then_posts(slack_server: SlackPeer, send_clock: list[float]) -> None:
     slack_server.script["chat.postMessage"] = [Reply.fixture("chat.postMessage__error_ratelimited__HTTP429_python-slack-sdk-mock.http")]
     import time
@@ -103,6 +104,7 @@ def test_msg_blocks_too_long_falls_back_to_plain_text(slack_server: SlackPeer, s
     assert second["body"]["metadata"]["event_payload"]["digest_id"] == d.id
 
 
+@pytest.mark.slow
 def test_5xx_and_dropped_connections_are_retried(slack_server: SlackPeer, send_clock: list[float]) -> None:
     slack_server.script["chat.postMessage"] = [Reply(503, b"upstream down", {"content-type": "text/plain"}),
                                                Reply(drop=True)]
@@ -111,6 +113,7 @@ def test_5xx_and_dropped_connections_are_retried(slack_server: SlackPeer, send_c
     assert len(slack_server.posted) == 1
 
 
+@pytest.mark.slow
 def test_5xx_that_persists_is_transient(slack_server: SlackPeer, send_clock: list[float]) -> None:
     slack_server.script["chat.postMessage"] = [Reply(500, b'{"ok": false, "error": "fatal_error"}')] * 3
     with pytest.raises(TransientSendError, match="Slack answered 500 fatal_error; will retry"):
@@ -118,6 +121,7 @@ def test_5xx_that_persists_is_transient(slack_server: SlackPeer, send_clock: lis
     assert len(slack_server.calls("chat.postMessage")) == 3  # the first try and two retries
 
 
+@pytest.mark.slow
 def test_a_retry_after_a_partial_thread_goes_on_where_it_stopped(slack_server: SlackPeer, send_clock: list[float]) -> None:
     d = digest(40, sub=SLACK_SUB)  # three messages
     ch = Slack(settings_for(slack_server))

@@ -135,6 +135,7 @@ def test_a_sender_whose_lease_was_taken_over_stops(tmp_path: Path, monkeypatch: 
     assert smtp.mails == []
 
 
+@pytest.mark.slow
 def test_sqlite_busy_waits_for_the_other_writer(tmp_path: Path) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)

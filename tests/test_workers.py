@@ -156,6 +156,7 @@ for _ in range(int(sys.argv[5])):
 """
 
 
+@pytest.mark.slow
 def test_the_rate_limit_holds_for_two_processes_together(queue: str) -> None:
     # Two processes take 15 tokens each from one 20/s bucket: 30 tokens need ≥ 1.45 s together;
     # a per-process limit would let them finish in about 0.7 s.
@@ -311,6 +312,7 @@ class _Clocked(Channel):
         return Receipt("slack", digest.subscriber.slack_channel)
 
 
+@pytest.mark.slow
 def test_slack_posts_to_one_channel_are_one_a_second_across_workers(queue: str) -> None:
     settings = Settings(ratelimit_url=REDIS_URL, queue=queue, slack_token="xoxb-test")
     stamps: list[tuple[str, float]] = []

@@ -22,7 +22,7 @@ from bot.workers import _enqueue, dispatch_due, make_app, requeue_stalled, resto
 
 pytestmark = pytest.mark.slow
 
-N = 2000
+N = 500  # both workers busy throughout, and room for the kill to land mid-run
 
 
 @pytest.fixture
