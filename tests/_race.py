@@ -34,7 +34,9 @@ def main() -> None:
         deadline = time.monotonic() + TIMEOUT
         while len(list(gate.glob("*.ready"))) < parties:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the other process never reached its first claim within {TIMEOUT:.0f} s")
+                raise RuntimeError(
+                    f"the other process never reached its first claim within {TIMEOUT:.0f} s"
+                )
             time.sleep(0.005)
         passed.set()
 

@@ -14,6 +14,16 @@ from .slack import SLACK_FIXTURES, Reply, SlackPeer
 from .smtp import Mail, SmtpPeer, SmtpScript
 
 __all__ = [
-    "SLACK_FIXTURES", "Mail", "PgSchema", "Reply", "SlackPeer", "SmtpPeer", "SmtpScript",
-    "free_port", "make_certificate", "pg_base_url", "pg_schema", "wait_for",
+    "SLACK_FIXTURES",
+    "Mail",
+    "PgSchema",
+    "Reply",
+    "SlackPeer",
+    "SmtpPeer",
+    "SmtpScript",
+    "free_port",
+    "make_certificate",
+    "pg_base_url",
+    "pg_schema",
+    "wait_for",
 ]

@@ -29,7 +29,9 @@ def pg_base_url() -> str:
     """DIGESTBOT_TEST_DATABASE_URL, or skip the test saying how to run it."""
     base = os.environ.get(ENV, "")
     if not base.startswith("postgresql"):
-        pytest.skip(f"set {ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test to run the PostgreSQL tests")
+        pytest.skip(
+            f"set {ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test to run the PostgreSQL tests"
+        )
     return base
 
 
@@ -44,10 +46,14 @@ def pg_schema() -> Iterator[PgSchema]:
             conn.execute(text(f"CREATE SCHEMA {name}"))
     except Exception as e:  # noqa: BLE001 - a server that cannot be reached means skip, saying why
         admin.dispose()
-        pytest.skip(f"PostgreSQL at {ENV} is not usable here ({type(e).__name__}: {str(e).splitlines()[0]})")
+        pytest.skip(
+            f"PostgreSQL at {ENV} is not usable here ({type(e).__name__}: {str(e).splitlines()[0]})"
+        )
     sep = "&" if "?" in base else "?"
     try:
-        yield PgSchema(f"{base}{sep}options=-csearch_path%3D{name}&application_name={name}", name, admin)
+        yield PgSchema(
+            f"{base}{sep}options=-csearch_path%3D{name}&application_name={name}", name, admin
+        )
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {name} CASCADE"))

@@ -20,10 +20,20 @@ from urllib.parse import parse_qs, urlsplit
 
 SLACK_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "slack"
 JSON = {"content-type": "application/json; charset=utf-8"}
-OK_BODY: dict[str, Any] = {  # the shape of Slack's documented answer (chat.postMessage__ok__slack_docs_example.json)
-    "ok": True, "channel": "C123ABC456", "ts": "1503435956.000247",
-    "message": {"text": "Here's a message for you", "username": "ecto1", "bot_id": "B123ABC456",
-                "type": "message", "subtype": "bot_message", "ts": "1503435956.000247"},
+OK_BODY: dict[
+    str, Any
+] = {  # the shape of Slack's documented answer (chat.postMessage__ok__slack_docs_example.json)
+    "ok": True,
+    "channel": "C123ABC456",
+    "ts": "1503435956.000247",
+    "message": {
+        "text": "Here's a message for you",
+        "username": "ecto1",
+        "bot_id": "B123ABC456",
+        "type": "message",
+        "subtype": "bot_message",
+        "ts": "1503435956.000247",
+    },
 }
 
 
@@ -51,7 +61,9 @@ class Reply:
     @classmethod
     def ratelimited(cls, retry_after: int) -> Reply:
         """Slack's 429 with its Retry-After header."""
-        return cls(429, b'{"ok":false,"error":"ratelimited"}', {**JSON, "retry-after": str(retry_after)})
+        return cls(
+            429, b'{"ok":false,"error":"ratelimited"}', {**JSON, "retry-after": str(retry_after)}
+        )
 
 
 class SlackPeer:
@@ -62,12 +74,21 @@ class SlackPeer:
     `post_delay` makes each chat.postMessage that long; `ok_body` is the answer a post gets.
     """
 
-    def __init__(self, script: dict[str, list[Reply]] | None = None, *, post_delay: float = 0.0,
-                 ok_body: dict[str, Any] | None = None) -> None:
-        self.script: dict[str, list[Reply]] = script or {}  # method (or "webhook") → its next answers
+    def __init__(
+        self,
+        script: dict[str, list[Reply]] | None = None,
+        *,
+        post_delay: float = 0.0,
+        ok_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.script: dict[str, list[Reply]] = (
+            script or {}
+        )  # method (or "webhook") → its next answers
         self.requests: list[dict[str, Any]] = []
         self.posted: list[dict[str, Any]] = []
-        self.channels = {"papers": "C0PAPERS01"}  # names conversations.list knows; a post to #papers lands in C0PAPERS01
+        self.channels = {
+            "papers": "C0PAPERS01"
+        }  # names conversations.list knows; a post to #papers lands in C0PAPERS01
         self.post_delay = post_delay
         self.ok_body = ok_body or OK_BODY
         self.lock = threading.Lock()
@@ -88,11 +109,15 @@ class SlackPeer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False  # a killed client's kept-alive connection must not hold up __exit__
+        self.httpd.block_on_close = (
+            False  # a killed client's kept-alive connection must not hold up __exit__
+        )
         base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.url = f"{base}/api/"  # DIGESTBOT_SLACK_API_URL
         self.webhook_url = f"{base}/hooks/T000/B000/XXXX"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> Self:
         self.thread.start()
@@ -129,7 +154,12 @@ class SlackPeer:
         elif raw:
             body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         body.update({k: v[0] for k, v in parse_qs(url.query).items()})
-        request = {"method": method, "body": body, "auth": h.headers.get("authorization", ""), "at": time.monotonic()}
+        request = {
+            "method": method,
+            "body": body,
+            "auth": h.headers.get("authorization", ""),
+            "at": time.monotonic(),
+        }
         with self.lock:
             queue = self.script.get(method) or []
             scripted = queue.pop(0) if queue else None
@@ -155,7 +185,9 @@ class SlackPeer:
         if method == "chat.postMessage":
             self._ts += 1
             ts = f"{self._ts:.6f}"
-            channel = self.channels.get(str(body.get("channel", "")).lstrip("#"), str(body.get("channel", "")))
+            channel = self.channels.get(
+                str(body.get("channel", "")).lstrip("#"), str(body.get("channel", ""))
+            )
             ok = json.loads(json.dumps(self.ok_body))
             ok.update(ts=ts, channel=channel)
             ok["message"]["ts"] = ts
@@ -163,15 +195,32 @@ class SlackPeer:
             return Reply(200, json.dumps(ok).encode())
         if method == "conversations.history":
             with_meta = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
-            msgs = [{"type": "message", "ts": p["ts"], "text": p["text"], **({"metadata": p["metadata"]} if with_meta else {})}
-                    for p in reversed(self.posted) if p["channel"] == body.get("channel") and not p["thread_ts"]]
+            msgs = [
+                {
+                    "type": "message",
+                    "ts": p["ts"],
+                    "text": p["text"],
+                    **({"metadata": p["metadata"]} if with_meta else {}),
+                }
+                for p in reversed(self.posted)
+                if p["channel"] == body.get("channel") and not p["thread_ts"]
+            ]
             limit = int(body.get("limit", 100))
-            return Reply(200, json.dumps({"ok": True, "messages": msgs[:limit], "has_more": False}).encode())
+            return Reply(
+                200, json.dumps({"ok": True, "messages": msgs[:limit], "has_more": False}).encode()
+            )
         if method == "conversations.list":
             chans = [{"id": i, "name": n} for n, i in self.channels.items()]
-            return Reply(200, json.dumps({"ok": True, "channels": chans, "response_metadata": {"next_cursor": ""}}).encode())
+            return Reply(
+                200,
+                json.dumps(
+                    {"ok": True, "channels": chans, "response_metadata": {"next_cursor": ""}}
+                ).encode(),
+            )
         if method == "auth.test":
-            return Reply(200, json.dumps({"ok": True, "user_id": "UBOT", "bot_id": "BBOT"}).encode())
+            return Reply(
+                200, json.dumps({"ok": True, "user_id": "UBOT", "bot_id": "BBOT"}).encode()
+            )
         if method == "webhook":
             self._post("", "webhook", body)
             return Reply(200, b"ok", {"content-type": "text/html"})
@@ -181,5 +230,13 @@ class SlackPeer:
         meta = body.get("metadata")
         if isinstance(meta, str):  # a form-encoded post carries its metadata as JSON text
             meta = json.loads(meta)
-        self.posted.append({"ts": ts, "channel": channel, "text": body.get("text"), "metadata": meta,
-                            "thread_ts": body.get("thread_ts"), "at": time.monotonic()})
+        self.posted.append(
+            {
+                "ts": ts,
+                "channel": channel,
+                "text": body.get("text"),
+                "metadata": meta,
+                "thread_ts": body.get("thread_ts"),
+                "at": time.monotonic(),
+            }
+        )

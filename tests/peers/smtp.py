@@ -28,10 +28,16 @@ REFUSED = "550 5.1.1 no such user here"
 class SmtpScript:
     """What the SMTP peer answers; anything not scripted is accepted."""
 
-    data_replies: list[str] = field(default_factory=list)  # the next DATA answers, in order; "drop" closes the connection
-    refuse: dict[str, str] | set[str] = field(default_factory=dict)  # recipients refused at RCPT, always: address → reply, or a set answered REFUSED
+    data_replies: list[str] = field(
+        default_factory=list
+    )  # the next DATA answers, in order; "drop" closes the connection
+    refuse: dict[str, str] | set[str] = field(
+        default_factory=dict
+    )  # recipients refused at RCPT, always: address → reply, or a set answered REFUSED
     tempfail_rcpt: int = 0  # answer the next N RCPTs with 451
-    drop_after: set[int] = field(default_factory=set)  # close the connection once message #n (1-based) is accepted
+    drop_after: set[int] = field(
+        default_factory=set
+    )  # close the connection once message #n (1-based) is accepted
     delay: float = 0.0  # seconds each DATA takes before its answer
 
 
@@ -80,8 +86,9 @@ class _Handler:
     def __init__(self, peer: SmtpPeer) -> None:
         self.peer = peer
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         peer, script = self.peer, self.peer.script
         with peer.lock:
             peer.rcpt_calls += 1
@@ -126,8 +133,14 @@ class _Handler:
 class SmtpPeer:
     """An SMTP server on 127.0.0.1 that records the mail it accepts and follows a script."""
 
-    def __init__(self, script: SmtpScript | None = None, *, tls: ssl.SSLContext | None = None,
-                 implicit_tls: bool = False, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        script: SmtpScript | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.script = script or SmtpScript()
         self.mails: list[Mail] = []  # accepted, in order
         self.data_seen = 0  # DATA commands, answered or not
@@ -144,7 +157,11 @@ class SmtpPeer:
         elif tls is not None:
             kwargs.update(tls_context=tls, require_starttls=True)
         if users is not None:  # AUTH offered; required (and only after STARTTLS) when there is TLS
-            kwargs.update(authenticator=self._auth, auth_required=tls is not None, auth_require_tls=tls is not None)
+            kwargs.update(
+                authenticator=self._auth,
+                auth_required=tls is not None,
+                auth_require_tls=tls is not None,
+            )
         self.controller = Controller(_Handler(self), **kwargs)
 
     @property
@@ -171,7 +188,13 @@ class SmtpPeer:
 
     def wait(self, count: int, timeout: float = 10.0) -> list[Mail]:
         """Wait until at least `count` messages were accepted; return them all."""
-        wait_for(lambda: self.count() >= count, timeout, f"{count} message(s)", lambda: f"got {self.count()}")
+        wait_for(
+            lambda: self.count() >= count,
+            timeout,
+            f"{count} message(s)",
+            lambda: f"got {self.count()}",
+            every=0.05,
+        )
         with self.lock:
             return list(self.mails)
 
@@ -179,7 +202,9 @@ class SmtpPeer:
         """The number of a connection, counted from 1 (called under the lock)."""
         return self._sessions.setdefault(id(session), len(self._sessions) + 1)
 
-    def _auth(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def _auth(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         if isinstance(data, LoginPassword) and self.users is not None:
             user, password = data.login.decode(), data.password.decode()
             if self.users.get(user) == password:
