@@ -11,7 +11,6 @@ from .store import Store, WebSubscriberRow
 from .subscriptions import load_subscriptions
 
 
-
 def web_subscriber(row: WebSubscriberRow) -> Subscriber:
     """The `Subscriber` a web row stands for (origin "web")."""
     return Subscriber(id=row.id, name=row.name or row.email, email=row.email, schedule=row.schedule,

@@ -1,48 +1,29 @@
-"""Shared pieces for the worker-pool tests: a PostgreSQL schema, a Redis queue, an SMTP sink, workers."""
+"""Shared pieces for the worker-pool tests: a Redis queue, subscribers and entries, worker processes.
+
+The PostgreSQL schema and the SMTP server are the shared peers (tests/peers/, fixtures `pg_url` and
+`smtp_server`).
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _project import REPO as ROOT
+from peers import SmtpPeer
 
 from bot.models import Entry, Interests, Subscriber
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_URL = os.environ.get("DIGESTBOT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BROKER_URL = os.environ.get("DIGESTBOT_TEST_BROKER_URL", "redis://127.0.0.1:6379/9")
 REDIS_URL = os.environ.get("DIGESTBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
-def pg_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema for one test run, dropped afterwards; its SQLAlchemy URL."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed; pip install -e '.[postgres]'")
-    raw = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = psycopg.connect(raw, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"no PostgreSQL at {PG_URL} ({e}); start one or set DIGESTBOT_TEST_DATABASE_URL")
-    with conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-        try:
-            sep = "&" if "?" in PG_URL else "?"
-            yield f"{PG_URL}{sep}options=-csearch_path%3D{name}"
-        finally:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def redis_queue() -> Iterator[str]:
@@ -65,60 +46,6 @@ def redis_queue() -> Iterator[str]:
 
             with Connection(BROKER_URL) as conn:
                 conn.default_channel.queue_delete(queue)
-
-
-@dataclass
-class Sink:
-    """What the loopback SMTP server received: (Message-ID, recipient, time) per message."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    got: list[tuple[str, str, float]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        """The DIGESTBOT_SMTP_URL of this sink."""
-        return f"smtp://{self.host}:{self.port}"
-
-    def count(self) -> int:
-        """How many messages arrived."""
-        with self.lock:
-            return len(self.got)
-
-    def messages(self) -> list[tuple[str, str, float]]:
-        """A copy of what arrived."""
-        with self.lock:
-            return list(self.got)
-
-
-_MSGID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
-
-
-def smtp_sink() -> Iterator[Sink]:
-    """A real SMTP server on loopback (aiosmtpd) that records each message's Message-ID."""
-    from aiosmtpd.controller import Controller
-
-    sink = Sink()
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            head = envelope.original_content.split(b"\r\n\r\n", 1)[0]
-            m = _MSGID.search(head)
-            with sink.lock:
-                for rcpt in envelope.rcpt_tos:
-                    sink.got.append((m.group(1).decode() if m else "", rcpt, time.monotonic()))
-            return "250 OK"
-
-    with socket.socket() as probe:  # aiosmtpd checks its own readiness, so it needs a known port
-        probe.bind(("127.0.0.1", 0))
-        sink.port = probe.getsockname()[1]
-    ctl = Controller(Handler(), hostname="127.0.0.1", port=sink.port)
-    ctl.start()
-    try:
-        yield sink
-    finally:
-        ctl.stop()
 
 
 def subscribers(n: int, prefix: str = "s") -> list[Subscriber]:
@@ -178,23 +105,13 @@ class Pool:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.folder.glob("worker-*.log")))
 
 
-def pool_env(folder: Path, db_url: str, queue: str, sink: Sink, rate: float) -> dict[str, str]:
+def pool_env(folder: Path, pg_url: str, queue: str, smtp: SmtpPeer, rate: float) -> dict[str, str]:
     """The environment of a pool's processes."""
     config = write_config(folder, rate)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
     env.update({
-        "DIGESTBOT_CONFIG": str(config), "DIGESTBOT_DATABASE_URL": db_url, "DIGESTBOT_BROKER_URL": BROKER_URL,
-        "DIGESTBOT_RATELIMIT_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue, "DIGESTBOT_SMTP_URL": sink.url,
+        "DIGESTBOT_CONFIG": str(config), "DIGESTBOT_DATABASE_URL": pg_url, "DIGESTBOT_BROKER_URL": BROKER_URL,
+        "DIGESTBOT_RATELIMIT_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue, "DIGESTBOT_SMTP_URL": smtp.url,
         "DIGESTBOT_FROM": "digestbot <digest@example.org>", "PYTHONPATH": str(ROOT),
     })
     return env
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str, on_fail: Callable[[], str] = lambda: "") -> None:
-    """Poll `cond` until true; fail naming `what` after `timeout` seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{on_fail()}")

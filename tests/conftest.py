@@ -1,65 +1,42 @@
 """Shared fixtures: real SQLite in tmp_path, PostgreSQL when DIGESTBOT_TEST_DATABASE_URL is set,
-the real fixtures beside the repository, a fake clock for the sources."""
+the SMTP and Slack peers (tests/peers/), the real fixtures beside the repository, fake clocks."""
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from peers import SLACK_FIXTURES, SlackPeer, SmtpPeer, make_certificate, pg_schema
 
 from bot.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
-REPO = ROOT
-SHARED = ROOT.parent / "shared"
-SHARED_FIXTURES = SHARED / "fixtures"
-DATA = Path(__file__).resolve().parent / "data"
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared, or skip the test saying why."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the shared fixtures live beside the repository (../shared)")
-    return path
-
-
-def _postgres_schema_url(base: str) -> Iterator[str]:
-    """A fresh schema on the test PostgreSQL server, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL: SQLite always, PostgreSQL when DIGESTBOT_TEST_DATABASE_URL is set."""
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL once per backend: SQLite in tmp_path, and a fresh PostgreSQL schema (see `pg_url`)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    base = os.environ.get("DIGESTBOT_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("set DIGESTBOT_TEST_DATABASE_URL to run the store tests on PostgreSQL")
-    yield from _postgres_schema_url(base)
+    with pg_schema() as pg:
+        yield pg.url
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema's URL (DIGESTBOT_TEST_DATABASE_URL), dropped afterwards; skips without one."""
+    with pg_schema() as pg:
+        yield pg.url
+
+
+@pytest.fixture
+def store(backend_url: str) -> Iterator[Store]:
     """A fresh store on each backend."""
-    s = Store(db_url)
+    s = Store(backend_url)
     try:
         yield s
     finally:
@@ -105,10 +82,6 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     yield clock
 
 
-# ---- channels: local SMTP and Slack servers (owned by the channels work; see tests/_servers.py) ----
-from _servers import SLACK_FIXTURES, SlackServer, SmtpServer, make_certificate
-
-
 @pytest.fixture
 def slack_fixtures() -> Path:
     """../shared/fixtures/slack, or skip."""
@@ -118,16 +91,17 @@ def slack_fixtures() -> Path:
 
 
 @pytest.fixture
-def slack_server(slack_fixtures: Path) -> Iterator[SlackServer]:
-    """A local Slack Web API answering with the real bodies from the fixtures."""
-    with SlackServer() as server:
+def slack_server(slack_fixtures: Path) -> Iterator[SlackPeer]:
+    """A Slack Web API on loopback whose posts get Slack's real answer from the fixtures."""
+    ok = json.loads((slack_fixtures / "chat.postMessage__ok__slack_docs_example.json").read_bytes())
+    with SlackPeer(ok_body=ok) as server:
         yield server
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A plain aiosmtpd server on loopback."""
-    with SmtpServer() as server:
+def smtp_server() -> Iterator[SmtpPeer]:
+    """A plain SMTP server on loopback that accepts everything (change its `script` to misbehave)."""
+    with SmtpPeer() as server:
         yield server
 
 
@@ -155,7 +129,6 @@ def send_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(_ratelimit, "_sleep", sleep)
     monkeypatch.setattr(_ratelimit, "_shared", {})
     return sleeps
-# ---- end channels ----
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from _digests import SLOT, digest, entry, subscriber
-from _servers import SmtpServer
+from peers import SmtpPeer
 
 from bot.channels import CHANNELS
 from bot.channels.email import Smtp
@@ -24,7 +24,7 @@ BASE = Settings(base_url="https://digest.example.org", from_addr="Paper Digest <
                 secret_key="k", smtp_rate=0)
 
 
-def settings_for(server: SmtpServer, scheme: str = "smtp", user: str = "", **kw: object) -> Settings:
+def settings_for(server: SmtpPeer, scheme: str = "smtp", user: str = "", **kw: object) -> Settings:
     at = f"{user}@" if user else ""
     return replace(BASE, smtp_url=f"{scheme}://{at}127.0.0.1:{server.port}", **kw)  # type: ignore[arg-type]
 
@@ -35,14 +35,14 @@ def tls_server_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
-def test_plain_one_connection_for_many_messages_each_parsed(smtp_server: SmtpServer) -> None:
+def test_plain_one_connection_for_many_messages_each_parsed(smtp_server: SmtpPeer) -> None:
     ch = CHANNELS["email"](settings_for(smtp_server))
     subs = [subscriber(id=f"s{i}", email=f"s{i}@example.org", name=f"Süß {i}") for i in range(3)]
     receipts = [ch.send(digest(2, sub=s, did=f"s{i}.20260302T0700Z")) for i, s in enumerate(subs)]
     ch.close()
     assert [r.destination for r in receipts] == ["s0@example.org", "s1@example.org", "s2@example.org"]
     assert receipts[0].detail.startswith("<s0.20260302T0700Z@example.org> 250 2.0.0 OK queued")
-    got = smtp_server.messages
+    got = smtp_server.mails
     assert [m.session for m in got] == [1, 1, 1]  # one connection
     for i, m in enumerate(got):
         assert m.mail_from == "digest@example.org" and m.rcpt_tos == [f"s{i}@example.org"]
@@ -55,38 +55,38 @@ def test_plain_one_connection_for_many_messages_each_parsed(smtp_server: SmtpSer
 
 
 def test_starttls_with_auth(tmp_path: Path, test_cert: tuple[Path, Path]) -> None:
-    with SmtpServer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
+    with SmtpPeer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
         ch = Smtp(settings_for(server, user="bob", smtp_password="s3cret"))
         ch.send(digest(1))
         ch.send(digest(1, did="alice.other"))
         ch.close()
-        assert server.handler.logins == ["bob"]  # logged in once, on the one connection
-        assert len(server.messages) == 2 and server.handler.tls_sessions == {1}
+        assert server.logins == ["bob"]  # logged in once, on the one connection
+        assert len(server.mails) == 2 and server.tls_sessions == {1}
 
 
 def test_starttls_wrong_password_says_what_to_check(test_cert: tuple[Path, Path]) -> None:
-    with SmtpServer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
+    with SmtpPeer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
         ch = Smtp(settings_for(server, user="bob", smtp_password="wrong"))
         with pytest.raises(PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\); check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD$"):
             ch.send(digest(1))
         assert "wrong" not in str(ch.__dict__.get("_conn"))
-        assert server.messages == []
+        assert server.mails == []
 
 
 def test_implicit_tls(test_cert: tuple[Path, Path]) -> None:
-    with SmtpServer(tls=tls_server_context(*test_cert), implicit_tls=True) as server:
+    with SmtpPeer(tls=tls_server_context(*test_cert), implicit_tls=True) as server:
         ch = Smtp(settings_for(server, scheme="smtps"))
         ch.send(digest(1))
         ch.close()
-        assert len(server.messages) == 1
+        assert len(server.mails) == 1
 
 
 def test_an_untrusted_certificate_is_refused_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from _servers import make_certificate
+    from peers import make_certificate
 
     cert, key = make_certificate(tmp_path)  # not made trusted
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
-    with SmtpServer(tls=tls_server_context(cert, key)) as server, \
+    with SmtpPeer(tls=tls_server_context(cert, key)) as server, \
             pytest.raises(PermanentSendError, match="not trusted .*set SSL_CERT_FILE"):
         Smtp(settings_for(server)).send(digest(1))
 
@@ -96,13 +96,13 @@ def test_bad_smtp_url_is_a_config_error() -> None:
         Smtp(replace(BASE, smtp_url="http://mail.example.org"))
 
 
-def test_reconnects_when_the_server_drops_an_idle_connection(smtp_server: SmtpServer) -> None:
-    smtp_server.handler.behaviour.drop_after = {1}
+def test_reconnects_when_the_server_drops_an_idle_connection(smtp_server: SmtpPeer) -> None:
+    smtp_server.script.drop_after = {1}
     ch = Smtp(settings_for(smtp_server))
     ch.send(digest(1))
     ch.send(digest(1, did="alice.second"))  # the server closed the first connection meanwhile
     ch.close()
-    assert [m.session for m in smtp_server.messages] == [1, 2]
+    assert [m.session for m in smtp_server.mails] == [1, 2]
     assert ch.connects == 2
 
 
@@ -126,39 +126,39 @@ class Run:
         self.store.close()
 
 
-def test_4xx_is_retried_with_bounded_jittered_backoff_then_sent(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    smtp_server.handler.behaviour.tempfail_rcpt = 2
+def test_4xx_is_retried_with_bounded_jittered_backoff_then_sent(tmp_path: Path, smtp_server: SmtpPeer) -> None:
+    smtp_server.script.tempfail_rcpt = 2
     run = Run(tmp_path, settings_for(smtp_server))
     out = run.deliver("alice", "alice@example.org")
     run.close()
     assert out.status == "sent"  # type: ignore[attr-defined]
-    assert smtp_server.handler.rcpt_calls == 3 and len(smtp_server.messages) == 1
+    assert smtp_server.rcpt_calls == 3 and len(smtp_server.mails) == 1
     assert len(run.sleeps) == 2 and 0 <= run.sleeps[0] <= 1.0 and 0 <= run.sleeps[1] <= 2.0
 
 
-def test_4xx_that_persists_leaves_the_digest_pending(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    smtp_server.handler.behaviour.tempfail_rcpt = 99
+def test_4xx_that_persists_leaves_the_digest_pending(tmp_path: Path, smtp_server: SmtpPeer) -> None:
+    smtp_server.script.tempfail_rcpt = 99
     run = Run(tmp_path, settings_for(smtp_server))
     out = run.deliver("alice", "alice@example.org")
     row = run.store.get_digest(out.digest_id)  # type: ignore[attr-defined]
     run.close()
     assert out.status == "pending" and "451 4.3.0" in out.reason  # type: ignore[attr-defined]
     assert row is not None and row.status == "pending" and row.attempts == 4
-    assert smtp_server.handler.rcpt_calls == 4 and len(run.sleeps) == 3
+    assert smtp_server.rcpt_calls == 4 and len(run.sleeps) == 3
 
 
-def test_a_connection_dropped_during_data_is_transient_and_retried(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    smtp_server.handler.behaviour.drop_in_data = 1
+def test_a_connection_dropped_during_data_is_transient_and_retried(tmp_path: Path, smtp_server: SmtpPeer) -> None:
+    smtp_server.script.data_replies = ["drop"]
     ch = Smtp(settings_for(smtp_server))
     with pytest.raises(TransientSendError, match="lost while sending to alice@example.org"):
         ch.send(digest(1))
     ch.send(digest(1))
     ch.close()
-    assert len(smtp_server.messages) == 1 and ch.connects == 2
+    assert len(smtp_server.mails) == 1 and ch.connects == 2
 
 
-def test_a_5xx_recipient_fails_that_digest_only(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    smtp_server.handler.behaviour.refuse["bad@example.org"] = "550 5.1.1 <bad@example.org>: no such user"
+def test_a_5xx_recipient_fails_that_digest_only(tmp_path: Path, smtp_server: SmtpPeer) -> None:
+    smtp_server.script.refuse["bad@example.org"] = "550 5.1.1 <bad@example.org>: no such user"
     run = Run(tmp_path, settings_for(smtp_server))
     outs = [run.deliver("a", "a@example.org"), run.deliver("bad", "bad@example.org"), run.deliver("c", "c@example.org")]
     bad = run.store.get_digest(outs[1].digest_id)  # type: ignore[attr-defined]
@@ -170,11 +170,11 @@ def test_a_5xx_recipient_fails_that_digest_only(tmp_path: Path, smtp_server: Smt
     assert bad is not None and bad.status == "failed" and bad.attempts == 1  # not retried
     assert freed == {"bad": set()}  # its entries may go in a later digest
     assert run.sleeps == []
-    assert [m.rcpt_tos for m in smtp_server.messages] == [["a@example.org"], ["c@example.org"]]
-    assert {m.session for m in smtp_server.messages} == {1}  # the refusal did not cost the connection
+    assert [m.rcpt_tos for m in smtp_server.mails] == [["a@example.org"], ["c@example.org"]]
+    assert {m.session for m in smtp_server.mails} == {1}  # the refusal did not cost the connection
 
 
-def test_rate_limit_holds_across_channel_instances(smtp_server: SmtpServer, send_clock: list[float]) -> None:
+def test_rate_limit_holds_across_channel_instances(smtp_server: SmtpPeer, send_clock: list[float]) -> None:
     s = replace(settings_for(smtp_server), smtp_rate=2.0)
     a, b = Smtp(s), Smtp(s)
     for i in range(3):
@@ -182,19 +182,19 @@ def test_rate_limit_holds_across_channel_instances(smtp_server: SmtpServer, send
         b.send(digest(1, did=f"b{i}"))
     a.close()
     b.close()
-    assert len(smtp_server.messages) == 6
+    assert len(smtp_server.mails) == 6
     assert sum(send_clock) == pytest.approx(2.5)  # 6 messages at 2 a second: 5 gaps of 0.5 s
     assert all(x <= 0.5 + 1e-9 for x in send_clock)
 
 
-def test_outbox_writes_the_bytes_smtp_carries(tmp_path: Path, smtp_server: SmtpServer) -> None:
+def test_outbox_writes_the_bytes_smtp_carries(tmp_path: Path, smtp_server: SmtpPeer) -> None:
     s = replace(settings_for(smtp_server), outbox_dir=tmp_path / "outbox")
     d = digest(3)
     ch = Smtp(s)
     ch.send(d)
     ch.close()
     Outbox(s).send(d)
-    wire = smtp_server.messages[0].data
+    wire = smtp_server.mails[0].data
     filed = (tmp_path / "outbox" / "alice" / f"{d.id}.eml").read_bytes()
 
     def norm(raw: bytes) -> bytes:  # the send time and the MIME boundary differ between two builds
@@ -207,7 +207,7 @@ def test_outbox_writes_the_bytes_smtp_carries(tmp_path: Path, smtp_server: SmtpS
 
 
 
-def test_a_bad_sender_is_a_config_error_and_a_bad_recipient_fails_only_its_digest(smtp_server: SmtpServer) -> None:
+def test_a_bad_sender_is_a_config_error_and_a_bad_recipient_fails_only_its_digest(smtp_server: SmtpPeer) -> None:
     with pytest.raises(ConfigError, match=r"DIGESTBOT_FROM: 'nobody' is not an address; write e.g. 'Lab digest <digest@example.org>'"):
         Smtp(replace(settings_for(smtp_server), from_addr="nobody"))
     ch = Smtp(settings_for(smtp_server))
@@ -215,19 +215,19 @@ def test_a_bad_sender_is_a_config_error_and_a_bad_recipient_fails_only_its_diges
         ch.send(digest(1, sub=subscriber(email="jörg@exämple.org")))
     ch.send(digest(1))
     ch.close()
-    assert len(smtp_server.messages) == 1
+    assert len(smtp_server.mails) == 1
 
 
 def test_the_web_mailer_connects_through_the_same_smtp_code(test_cert: tuple[Path, Path]) -> None:
     """One SMTP client: the confirmation mails get the channel's STARTTLS, login and URL rules."""
     from bot.web import mailer
 
-    with SmtpServer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
+    with SmtpPeer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
         s = settings_for(server, user="bob", smtp_password="s3cret")
         mailer.send(s, mailer.build(s, "carol@example.org", "Confirm", "Open the link."))
         # STARTTLS on loopback when offered, as the channel does (the old mailer sent in clear here).
-        assert server.handler.tls_sessions == {1} and server.handler.logins == ["bob"]
-        assert server.messages[0].rcpt_tos == ["carol@example.org"]
+        assert server.tls_sessions == {1} and server.logins == ["bob"]
+        assert server.mails[0].rcpt_tos == ["carol@example.org"]
         bad = replace(s, smtp_password="wrong")
         with pytest.raises(PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\)"):
             mailer.send(bad, mailer.build(bad, "carol@example.org", "Confirm", "Open the link."))

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import click
 import pytest
 import time_machine
 from click.testing import CliRunner, Result
+from peers import SmtpPeer
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
@@ -248,23 +248,8 @@ def test_database_url_that_does_not_connect(here: Path, url: str, shown: str) ->
 @pytest.fixture
 def refusing_smtp() -> Iterator[int]:
     """A real SMTP server on loopback that refuses every login."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult
-
-    class Sink:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            return "250 OK"
-
-    with socket.socket() as s:  # a free port: aiosmtpd's start() connects to the port it is given
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port, auth_require_tls=False,
-                            authenticator=lambda *a: AuthResult(success=False, handled=False))
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
+    with SmtpPeer(users={}) as smtp:
+        yield smtp.port
 
 
 def test_smtp_refusing_the_login(here: Path, refusing_smtp: int) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _peers import REPO, SlackPeer, SmtpPeer, SmtpScript, write_project
+from _project import REPO, write_project
+from peers import SlackPeer, SmtpPeer, SmtpScript
 
 from bot.channels import Channel
 from bot.channels.slack import Slack
@@ -108,8 +109,8 @@ def test_slack_survives_ten_kills_without_any_duplicate(tmp_path: Path) -> None:
         kills = kill_and_finish(config, env, slack.count, seed=7)
     assert kills >= KILLS
     per_channel: dict[str, int] = defaultdict(int)
-    for p in slack.posts:
-        per_channel[p.channel] += 1
+    for p in slack.posted:
+        per_channel[p["channel"]] += 1
     assert len(per_channel) == SUBSCRIBERS  # none lost
     assert max(per_channel.values()) == 1  # not one duplicate
     ledger_is_complete(config)

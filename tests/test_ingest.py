@@ -285,28 +285,13 @@ def test_fetch_twice_from_a_real_server(tmp_path: Path, fake_clock: Any) -> None
 
 
 @pytest.fixture
-def pg_store() -> Any:
+def pg_store(pg_url: str) -> Any:
     """A Store in a fresh PostgreSQL schema, dropped afterwards; skipped without a server."""
-    import os
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    base = os.environ.get("DIGESTBOT_TEST_DATABASE_URL", "")
-    if not base:
-        pytest.skip("DIGESTBOT_TEST_DATABASE_URL is not set (PostgreSQL tests)")
-    schema = f"t_sources_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    s = Store(f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}")
+    s = Store(pg_url)
     try:
         yield s
     finally:
         s.close()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.mark.postgres

@@ -38,8 +38,8 @@ HEAD = migrations.head()
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = create_engine(db_url)
+def engine(backend_url: str) -> Iterator[Engine]:
+    e = create_engine(backend_url)
     yield e
     e.dispose()
 
@@ -123,8 +123,8 @@ def differences(conn: Connection) -> list[Any]:
     return list(compare_metadata(ctx, metadata))
 
 
-def test_upgrade_gives_exactly_the_tables_of_the_metadata(db_url: str, engine: Engine) -> None:
-    Store(db_url).close()
+def test_upgrade_gives_exactly_the_tables_of_the_metadata(backend_url: str, engine: Engine) -> None:
+    Store(backend_url).close()
     with engine.connect() as conn:
         assert differences(conn) == []
     assert revision_of(engine) == [(HEAD,)]
@@ -155,7 +155,7 @@ def structure(engine: Engine) -> list[tuple[Any, ...]]:
 
 
 def test_revision_0001_is_exactly_the_schema_made_before_migrations(
-        engine: Engine, db_url: str) -> None:
+        engine: Engine, backend_url: str) -> None:
     legacy_database(engine)
     before = structure(engine)
     with engine.begin() as conn:  # empty the database, then let revision 0001 make it
@@ -163,7 +163,7 @@ def test_revision_0001_is_exactly_the_schema_made_before_migrations(
             cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
             conn.exec_driver_sql(f"DROP TABLE {name}{cascade}")
     assert structure(engine) == []
-    done = migrate(db_url)
+    done = migrate(backend_url)
     assert (done.before, done.after, done.legacy) == (None, HEAD, False)
     assert structure(engine) == before
     assert len(before) > 20
@@ -171,21 +171,21 @@ def test_revision_0001_is_exactly_the_schema_made_before_migrations(
 
 @pytest.mark.parametrize("how", ["start", "digestbot migrate"])
 def test_a_database_made_before_migrations_keeps_every_row(
-        engine: Engine, db_url: str, how: str) -> None:
+        engine: Engine, backend_url: str, how: str) -> None:
     legacy_database(engine)
     fill(engine)
     rows = dump(engine)
     assert all(rows.values()), "every table has rows"
     assert revision_of(engine) == []
     if how == "start":
-        store = Store(db_url)
+        store = Store(backend_url)
     else:
-        done = migrate(db_url)
+        done = migrate(backend_url)
         assert (done.before, done.after, done.legacy, done.changed) == (None, HEAD, True, True)
         assert str(done).endswith("stamped it at revision 0001, every row kept")
-        again = migrate(db_url)
+        again = migrate(backend_url)
         assert str(again).endswith(f"at revision {HEAD}, the newest this digestbot knows; nothing to do")
-        store = Store(db_url)
+        store = Store(backend_url)
     try:
         assert revision_of(engine) == [(HEAD,)]
         assert dump(engine) == rows
@@ -210,43 +210,43 @@ def test_a_database_made_before_migrations_keeps_every_row(
         store.close()
 
 
-def test_a_newer_revision_is_refused_with_the_fix(db_url: str, engine: Engine) -> None:
-    Store(db_url).close()
+def test_a_newer_revision_is_refused_with_the_fix(backend_url: str, engine: Engine) -> None:
+    Store(backend_url).close()
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
     refusal = (r"is at schema revision 0999, which this digestbot .* does not know: a newer "
                r"digestbot upgraded it; upgrade digestbot")
-    for opening in (lambda: Store(db_url), lambda: migrate(db_url), lambda: migrate(db_url, sql=True)):
+    for opening in (lambda: Store(backend_url), lambda: migrate(backend_url), lambda: migrate(backend_url, sql=True)):
         with pytest.raises(StoreError, match=refusal):
             opening()
     assert revision_of(engine) == [("0999",)]
 
 
 def test_a_database_made_before_migrations_by_a_newer_digestbot_is_refused(
-        db_url: str, engine: Engine) -> None:
+        backend_url: str, engine: Engine) -> None:
     legacy_database(engine)
     with engine.begin() as conn:
         conn.execute(text("UPDATE schema_version SET version = 2"))
     refusal = "has schema version 2, newer than this digestbot's 1; upgrade digestbot"
     with pytest.raises(StoreError, match=refusal):
-        Store(db_url)
+        Store(backend_url)
     assert revision_of(engine) == []
 
 
 def test_an_early_development_database_missing_a_column_is_refused_untouched(
-        db_url: str, engine: Engine) -> None:
+        backend_url: str, engine: Engine) -> None:
     column = ("\towner VARCHAR(200) NOT NULL,")
     legacy_database(engine, without=column)
     fill_ok = dump(engine)
     with pytest.raises(StoreError, match=r"made by an early development version of digestbot: it lacks "
                                          r"digests\.owner; nothing was changed"):
-        Store(db_url)
+        Store(backend_url)
     assert revision_of(engine) == []
     assert dump(engine) == fill_ok
 
 
-def test_sql_prints_the_upgrade_and_changes_nothing(db_url: str, engine: Engine) -> None:
-    planned = migrate(db_url, sql=True)
+def test_sql_prints_the_upgrade_and_changes_nothing(backend_url: str, engine: Engine) -> None:
+    planned = migrate(backend_url, sql=True)
     if engine.dialect.name == "sqlite":
         assert not Path(engine.url.database or "").exists()  # not even an empty file
     assert str(planned).endswith(f"would create the tables at revision {HEAD}")
@@ -257,29 +257,29 @@ def test_sql_prints_the_upgrade_and_changes_nothing(db_url: str, engine: Engine)
         with closing(sqlite3.connect(engine.url.database or "")) as raw:
             raw.executescript(planned.sql)
     else:
-        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as pg:
+        with psycopg.connect(backend_url.replace("+psycopg", ""), autocommit=True) as pg:
             pg.execute(planned.sql)  # type: ignore[call-overload]
     assert revision_of(engine) == [(HEAD,)]
     with engine.connect() as conn:
         assert differences(conn) == []
-    assert not migrate(db_url).changed
+    assert not migrate(backend_url).changed
 
 
 def test_sql_for_a_database_made_before_migrations_only_stamps_it(
-        db_url: str, engine: Engine) -> None:
+        backend_url: str, engine: Engine) -> None:
     legacy_database(engine)
-    planned = migrate(db_url, sql=True)
+    planned = migrate(backend_url, sql=True)
     assert planned.legacy and planned.sql is not None
     assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in planned.sql
     assert "CREATE TABLE entries" not in planned.sql
     assert revision_of(engine) == []
 
 
-def test_processes_starting_together_both_succeed(db_url: str, engine: Engine) -> None:
+def test_processes_starting_together_both_succeed(backend_url: str, engine: Engine) -> None:
     """Two processes open a new database at once; on PostgreSQL both are seen waiting on the
     advisory lock (held here), then both start."""
     name = f"dbmig{uuid.uuid4().hex[:8]}"
-    url = db_url + (f"&application_name={name}" if engine.dialect.name == "postgresql" else "")
+    url = backend_url + (f"&application_name={name}" if engine.dialect.name == "postgresql" else "")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "import sys; from bot.store import Store; Store(sys.argv[1]).close()"
     cmd = [sys.executable, "-c", code, url]
@@ -352,13 +352,13 @@ def upgrade() -> None:
 
 
 def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
-        db_url: str, engine: Engine, scripts_copy: Path) -> None:
+        backend_url: str, engine: Engine, scripts_copy: Path) -> None:
     legacy_database(engine)
     fill(engine)
     rows = dump(engine)
-    Store(db_url).close()  # stamped at 0001
+    Store(backend_url).close()  # stamped at 0001
     add_revision(scripts_copy, "add entries.score", FUTURE)
-    store = Store(db_url)
+    store = Store(backend_url)
     try:
         assert revision_of(engine) == [("0002",)]
         if engine.dialect.name == "sqlite":
@@ -378,13 +378,13 @@ def upgrade() -> None:
 '''
 
 
-def test_a_failed_migration_changes_nothing(db_url: str, engine: Engine, scripts_copy: Path) -> None:
+def test_a_failed_migration_changes_nothing(backend_url: str, engine: Engine, scripts_copy: Path) -> None:
     legacy_database(engine)
     fill(engine)
     rows = dump(engine)
     add_revision(scripts_copy, "broken", BROKEN)
     with pytest.raises(StoreError, match="to revision 0002 failed, nothing was changed .*no_such_column"):
-        Store(db_url)
+        Store(backend_url)
     assert revision_of(engine) == []  # not even the stamp of 0001
     assert dump(engine) == rows  # and no table "trending"
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _peers import SlackPeer, SmtpPeer, SmtpScript, pg_schema_url
+from peers import Reply, SlackPeer, SmtpPeer, SmtpScript, pg_schema
 from sqlalchemy import text
 
 from bot.config import Settings
@@ -151,6 +151,7 @@ def test_a_sender_whose_lease_was_taken_over_stops(tmp_path: Path, monkeypatch: 
     assert smtp.mails == []
 
 
+@pytest.mark.slow
 def test_sqlite_busy_waits_for_the_other_writer(tmp_path: Path) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)
@@ -176,12 +177,12 @@ def test_sqlite_busy_waits_for_the_other_writer(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_slack_429_with_retry_after_is_posted_once_no_sooner(tmp_path: Path) -> None:
-    with SlackPeer(rate_limited=1, retry_after=2) as slack:
+    with SlackPeer({"chat.postMessage": [Reply.ratelimited(2)]}) as slack:
         settings, store = world(tmp_path, slack_token="xoxb-test", slack_api_url=slack.url)
         report = run(settings, store, [reader(1, email="", slack="C0001")])
     assert [o.status for o in report.outcomes] == ["sent"]
-    assert len(slack.posts) == 1 and len(slack.rejected) == 1
-    assert slack.posts[0].at - slack.rejected[0] >= 2.0
+    assert len(slack.posted) == 1 and len(slack.rejected) == 1
+    assert slack.posted[0]["at"] - slack.rejected[0] >= 2.0
 
 
 def test_slack_recovery_finds_the_post_in_history_and_does_not_post_again(tmp_path: Path) -> None:
@@ -197,12 +198,12 @@ def test_slack_recovery_finds_the_post_in_history_and_does_not_post_again(tmp_pa
         d.close()
         report = run(settings, store, [sub])
     assert [(o.status, o.reason) for o in report.recovered] == [("sent", "recovered")]
-    assert len(slack.posts) == 1 and slack.history_calls == 1
+    assert len(slack.posted) == 1 and len(slack.calls("conversations.history")) == 1
 
 
 @pytest.mark.postgres
 def test_postgres_connection_killed_between_runs_reconnects(tmp_path: Path) -> None:
-    with pg_schema_url() as (url, schema, admin), SmtpPeer() as smtp:
+    with pg_schema() as (url, schema, admin), SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url, database_url=url)
         assert [o.status for o in run(settings, store, [reader(1)]).outcomes] == ["sent"]
         with admin.begin() as conn:
@@ -218,7 +219,7 @@ def test_postgres_connection_killed_between_runs_reconnects(tmp_path: Path) -> N
 def test_postgres_connection_dropped_inside_a_ledger_transaction_is_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from sqlalchemy import event
 
-    with pg_schema_url() as (url, _schema, admin):
+    with pg_schema() as (url, _schema, admin):
         settings, store = world(tmp_path, database_url=url)
         plan = plan_digests(settings, store, [reader(1)], NOW).plans[0]
         claimed = store.claim("r1", plan.slot, plan.items, "outbox", owner="me:1")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _peers import SmtpPeer, SmtpScript
+from peers import SmtpPeer, SmtpScript
 
 from bot.channels import email
 from bot.config import Settings

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot.config import Settings
 from bot.models import Interests, Subscriber
@@ -25,33 +22,18 @@ keywords = ["quantization"]
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
+@pytest.fixture
+def setup(backend_url: str, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
     subs = tmp_path / "subscriptions"
     subs.mkdir()
     for sid in ("alice", "bob"):
         (subs / f"{sid}.toml").write_text(FILE.format(name=sid.title(), sid=sid))
     (subs / "broken.toml").write_text("email = 3\n")
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-        yield Settings(subscriptions_dir=subs, database_url=store.url), store
-        store.close()
-        return
-    url = os.environ.get("DIGESTBOT_TEST_DATABASE_URL", "")
-    if not url.startswith("postgresql"):
-        pytest.skip("set DIGESTBOT_TEST_DATABASE_URL=postgresql+psycopg://… to run the store tests on PostgreSQL")
-    schema = f"t_web_{secrets.token_hex(4)}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    store = Store(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}")
+    store = Store(backend_url)
     try:
         yield Settings(subscriptions_dir=subs, database_url=store.url), store
     finally:
         store.close()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def _web(store: Store, sid: str, email: str, now: datetime = T0) -> None:

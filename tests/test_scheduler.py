@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from _peers import REPO, SmtpPeer, SmtpScript, write_project
+from _project import REPO, write_project
 from apscheduler.triggers.interval import IntervalTrigger
+from peers import SmtpPeer, SmtpScript
 
 from bot.config import load_settings
 from bot.scheduler import DIGEST_GRACE, Runner

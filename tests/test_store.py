@@ -151,14 +151,14 @@ def test_feedback_replaces_the_earlier_vote(store: Store) -> None:
         store.record_feedback("alice", "arxiv:2611.00001", 2, NOW)
 
 
-def test_schema_version_is_recorded_and_a_newer_one_refused(db_url: str) -> None:
-    s = Store(db_url)
+def test_schema_version_is_recorded_and_a_newer_one_refused(backend_url: str) -> None:
+    s = Store(backend_url)
     with s.engine.begin() as conn:
         assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
         conn.execute(text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
     s.close()
     with pytest.raises(StoreError, match="upgrade digestbot"):
-        Store(db_url)
+        Store(backend_url)
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:

@@ -19,8 +19,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import time_machine
+from peers import SmtpPeer, free_port
 from starlette.applications import Starlette
-from web_support import Inbox, csrf_of, free_port, link_in, running, smtp_server
+from web_support import csrf_of, link_in, running
 
 from bot import tokens
 from bot.config import Settings
@@ -42,7 +43,7 @@ class Site:
     app: Starlette
     settings: Settings
     store: Store
-    inbox: Inbox
+    inbox: SmtpPeer
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     subs.mkdir()
     (subs / "alice.toml").write_text('email = "alice@example.org"\n[interests]\nkeywords = ["quantization"]\n')
     port = free_port()
-    with smtp_server() as (inbox, smtp_port):
+    with SmtpPeer() as inbox:
         settings = Settings(
             database_url=f"sqlite:///{tmp / 'db.sqlite'}", base_url=f"http://127.0.0.1:{port}",
-            secret_key="test-secret-key", smtp_url=f"smtp://127.0.0.1:{smtp_port}", subscriptions_dir=subs,
+            secret_key="test-secret-key", smtp_url=inbox.url, subscriptions_dir=subs,
             from_addr="digestbot <digest@example.org>", environ={"SLACK_SIGNING_SECRET": SLACK_SECRET})
         store = Store(settings.database_url)
         store.upsert_entries([ENTRY])
@@ -96,7 +97,7 @@ def confirmed(site: Site, email: str) -> str:
     return row.id
 
 
-def _wait_to(inbox: Inbox, email: str, count: int) -> list:  # type: ignore[type-arg]
+def _wait_to(inbox: SmtpPeer, email: str, count: int) -> list:  # type: ignore[type-arg]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         found = inbox.to(email)

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web_support import free_port, link_in, running, smtp_server
+from peers import SmtpPeer, free_port
+from web_support import link_in, running
 
 from bot import tokens
 from bot.config import load_settings
@@ -57,10 +58,10 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
         f'subscriptions_dir = "subscriptions"\noutbox_dir = "outbox"\n'
         f'[[sources]]\nname = "papers"\ntype = "file"\npath = "{FEED.as_posix()}"\n')
     port = free_port()
-    with smtp_server() as (inbox, smtp_port):
+    with SmtpPeer() as inbox:
         env = {**os.environ, "DIGESTBOT_CONFIG": str(tmp_path / "digestbot.toml"),
                "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-               "DIGESTBOT_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
+               "DIGESTBOT_SMTP_URL": inbox.url, "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
                "DIGESTBOT_SECRET_KEY": "browser-test-secret", "DIGESTBOT_FROM": "digestbot <digest@example.org>"}
         settings = load_settings(environ=env)
         store = Store(settings.database_url)
@@ -107,7 +108,7 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
             assert re.search(rf"^{row.id}: sent \d+ entr(y|ies) to {re.escape(EMAIL)}$", second.stdout, re.MULTILINE), second.stdout
             digests = [m for m in inbox.wait(2) if m["X-Digestbot-Digest"]]
             assert len(digests) == 1 and EMAIL in str(digests[0]["To"])
-            body = digests[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            body = digests[0].parsed().get_body(("plain",)).get_content()  # type: ignore[union-attr]
             assert "Quantization" in body and "Protein Folding" not in body
 
             # One-click unsubscribe, as a mail client does it: a POST to the List-Unsubscribe link.
@@ -121,9 +122,9 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
             context.close()
 
         # The next run sends nothing, and does not even consider this subscriber.
-        count = len(inbox.messages)
+        count = inbox.count()
         third = run_once(env, tmp_path)
         assert third.returncode == 0, third.stdout + third.stderr
         assert row.id not in third.stdout
-        assert len(inbox.messages) == count
+        assert inbox.count() == count
         store.close()

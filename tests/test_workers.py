@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _pool import REDIS_URL, ROOT, Sink, entries, pg_schema, redis_queue, smtp_sink, subscribers
+from _pool import REDIS_URL, ROOT, entries, redis_queue, subscribers
 from click.testing import CliRunner
+from peers import SmtpPeer, SmtpScript
 
 from bot.channels import Channel
 from bot.cli import cli
@@ -38,30 +39,20 @@ from bot.store import Store, digest_id
 
 
 @pytest.fixture
-def db_url() -> Iterator[str]:
-    yield from pg_schema()
-
-
-@pytest.fixture
 def queue() -> Iterator[str]:
     yield from redis_queue()
 
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    yield from smtp_sink()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
+def store(pg_url: str) -> Iterator[Store]:
+    s = Store(pg_url)
     yield s
     s.close()
 
 
-def _settings(db_url: str, queue: str, sink: Sink, rate: float = 1000.0) -> Settings:
-    return Settings(database_url=db_url, broker_url=REDIS_URL, ratelimit_url=REDIS_URL, queue=queue,
-                    smtp_url=sink.url, smtp_rate=rate, from_addr="digestbot <digest@example.org>")
+def _settings(pg_url: str, queue: str, smtp_server: SmtpPeer, rate: float = 1000.0) -> Settings:
+    return Settings(database_url=pg_url, broker_url=REDIS_URL, ratelimit_url=REDIS_URL, queue=queue,
+                    smtp_url=smtp_server.url, smtp_rate=rate, from_addr="digestbot <digest@example.org>")
 
 
 def _claim(store: Store, sub_index: int = 0, owner: str = QUEUED, lease: timedelta = timedelta(minutes=30)) -> str:
@@ -106,9 +97,9 @@ def test_a_subscriber_survives_the_task_message() -> None:
     assert Subscriber.from_dict({**data, "a_newer_field": 1}) == sub  # from a newer scheduler
 
 
-def test_a_digest_handled_twice_is_sent_once(store: Store, sink: Sink, db_url: str) -> None:
+def test_a_digest_handled_twice_is_sent_once(store: Store, smtp_server: SmtpPeer, pg_url: str) -> None:
     did = _claim(store)
-    settings = _settings(db_url, "unused", sink)
+    settings = _settings(pg_url, "unused", smtp_server)
     sub = subscribers(1)[0]
     first, second = PoolDeliverer(settings, store), PoolDeliverer(settings, store)
     try:
@@ -118,38 +109,38 @@ def test_a_digest_handled_twice_is_sent_once(store: Store, sink: Sink, db_url: s
     finally:
         first.close()
         second.close()
-    assert [m[0] for m in sink.messages()] == [f"<{did}@example.org>"]
+    assert [m.message_id for m in smtp_server.mails] == [f"<{did}@example.org>"]
 
 
-def test_a_digest_held_by_a_live_worker_is_left_to_it(store: Store, sink: Sink, db_url: str) -> None:
+def test_a_digest_held_by_a_live_worker_is_left_to_it(store: Store, smtp_server: SmtpPeer, pg_url: str) -> None:
     import os
     import socket
 
     live = f"{socket.gethostname()}:{os.getppid()}"
     did = _claim(store, owner=live, lease=timedelta(minutes=5))
-    d = PoolDeliverer(_settings(db_url, "unused", sink), store)
+    d = PoolDeliverer(_settings(pg_url, "unused", smtp_server), store)
     try:
         out = d.handle(did, subscribers(1)[0])
     finally:
         d.close()
     assert (out.status, out.reason) == ("skipped", f"in flight on {live}")
-    assert sink.count() == 0
+    assert smtp_server.count() == 0
 
 
-def test_a_digest_held_by_a_dead_worker_is_taken_over_at_once(store: Store, sink: Sink, db_url: str) -> None:
+def test_a_digest_held_by_a_dead_worker_is_taken_over_at_once(store: Store, smtp_server: SmtpPeer, pg_url: str) -> None:
     import socket
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     did = _claim(store, owner=f"{socket.gethostname()}:{gone.pid}", lease=timedelta(minutes=5))
-    d = PoolDeliverer(_settings(db_url, "unused", sink), store)
+    d = PoolDeliverer(_settings(pg_url, "unused", smtp_server), store)
     try:
         assert d.handle(did, subscribers(1)[0]).status == "sent"
     finally:
         d.close()
     row = store.get_digest(did)
     assert row is not None and (row.status, row.owner) == ("sent", d.owner)
-    assert [m[0] for m in sink.messages()] == [f"<{did}@example.org>"]
+    assert [m.message_id for m in smtp_server.mails] == [f"<{did}@example.org>"]
 
 
 _TAKER = """
@@ -164,6 +155,7 @@ for _ in range(int(sys.argv[5])):
 """
 
 
+@pytest.mark.slow
 def test_the_rate_limit_holds_for_two_processes_together(queue: str) -> None:
     # Two processes take 15 tokens each from one 20/s bucket: 30 tokens need ≥ 1.45 s together;
     # a per-process limit would let them finish in about 0.7 s.
@@ -178,11 +170,11 @@ def test_the_rate_limit_holds_for_two_processes_together(queue: str) -> None:
         assert stamps[i + 20] - stamps[i] >= 1.0 - 0.05
 
 
-def test_status_counts_waiting_running_stalled_and_failed(store: Store, sink: Sink, db_url: str, queue: str) -> None:
+def test_status_counts_waiting_running_stalled_and_failed(store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str) -> None:
     import os
     import socket
 
-    settings = _settings(db_url, queue, sink)
+    settings = _settings(pg_url, queue, smtp_server)
     _claim(store, 0)  # waiting in the queue
     _claim(store, 1, owner=f"{socket.gethostname()}:{os.getpid()}", lease=timedelta(minutes=5))  # running
     _claim(store, 2, owner="elsewhere:1", lease=timedelta(seconds=-1))  # lease ran out: stalled
@@ -193,7 +185,7 @@ def test_status_counts_waiting_running_stalled_and_failed(store: Store, sink: Si
     assert (st.queued, st.workers, st.waiting, st.running, st.stalled, st.pending, st.failed) == (0, 0, 1, 1, 1, 3, 1)
     assert [r.id for r in st.recent_failures] == [failed]
 
-    env = {"DIGESTBOT_DATABASE_URL": db_url, "DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue}
+    env = {"DIGESTBOT_DATABASE_URL": pg_url, "DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue}
     result = CliRunner().invoke(cli, ["status", "--pool"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output == (
@@ -207,12 +199,12 @@ def test_status_counts_waiting_running_stalled_and_failed(store: Store, sink: Si
     assert digest_id("s00003", datetime.now(UTC).replace(second=0, microsecond=0)) == failed
 
 
-def test_a_stalled_digest_goes_back_to_the_queue_once(store: Store, sink: Sink, db_url: str, queue: str) -> None:
+def test_a_stalled_digest_goes_back_to_the_queue_once(store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str) -> None:
     import socket
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    settings = _settings(db_url, queue, sink)
+    settings = _settings(pg_url, queue, smtp_server)
     dead = _claim(store, 0, owner=f"{socket.gethostname()}:{gone.pid}", lease=timedelta(minutes=5))
     _claim(store, 1)  # waiting in the queue, within its lease: left alone
     app = make_app(settings)
@@ -223,23 +215,10 @@ def test_a_stalled_digest_goes_back_to_the_queue_once(store: Store, sink: Sink, 
     assert requeue_stalled(settings, store, subscribers(2), app) == 0  # now queued, within its lease
 
 
-def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, db_url: str) -> None:
-    import socket as so
-
-    from aiosmtpd.controller import Controller
-
-    class Busy:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            return "451 try again later"
-
-    with so.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ctl = Controller(Busy(), hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
+def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, pg_url: str) -> None:
+    with SmtpPeer(SmtpScript(data_replies=["451 try again later"] * 99)) as busy:
         did = _claim(store)
-        settings = replace(_settings(db_url, "unused", Sink()), smtp_url=f"smtp://127.0.0.1:{port}")
+        settings = _settings(pg_url, "unused", busy)
         d = PoolDeliverer(settings, store)
         try:
             out = d.handle(did, subscribers(1)[0])
@@ -247,8 +226,6 @@ def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, db
             assert d.release(did)
         finally:
             d.close()
-    finally:
-        ctl.stop()
     row = store.get_digest(did)
     assert row is not None and (row.status, row.owner, row.attempts) == ("pending", QUEUED, 1)
 
@@ -264,9 +241,9 @@ with Connection(sys.argv[1]) as conn:
 """
 
 
-def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, db_url: str, sink: Sink) -> None:
+def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, pg_url: str, smtp_server: SmtpPeer) -> None:
     # A consumer takes the task and is SIGKILLed before it acknowledges it, as a worker can be.
-    settings = _settings(db_url, queue, sink)
+    settings = _settings(pg_url, queue, smtp_server)
     app = make_app(settings)
     enqueue(app, settings, [QueuedDigest("some.digest", subscribers(1)[0])])
     proc = subprocess.Popen([sys.executable, "-c", _CONSUMER, REDIS_URL, queue], stdout=subprocess.PIPE, cwd=ROOT)
@@ -281,8 +258,8 @@ def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, db_url: str,
     assert queue_length(app, queue) == 1
 
 
-def test_a_tick_claims_and_enqueues_each_due_digest_once(store: Store, sink: Sink, db_url: str, queue: str) -> None:
-    settings = _settings(db_url, queue, sink)
+def test_a_tick_claims_and_enqueues_each_due_digest_once(store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str) -> None:
+    settings = _settings(pg_url, queue, smtp_server)
     app = make_app(settings)
     now = datetime.now(UTC)
     store.upsert_entries(entries(3, now), now)
@@ -305,7 +282,7 @@ def test_run_workers_celery_refuses_sqlite_and_says_the_fix(tmp_path: Path, monk
 
 
 def test_run_once_workers_celery_claims_and_queues_the_due_digests(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, db_url: str, queue: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, pg_url: str, queue: str) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "subscriptions").mkdir()
     for sub in subscribers(2):
@@ -314,7 +291,7 @@ def test_run_once_workers_celery_claims_and_queues_the_due_digests(
     (tmp_path / "digestbot.toml").write_text('subscriptions_dir = "subscriptions"\n')
     now = datetime.now(UTC)
     store.upsert_entries(entries(3, now), now)
-    env = {"DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_DATABASE_URL": db_url, "DIGESTBOT_QUEUE": queue}
+    env = {"DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_DATABASE_URL": pg_url, "DIGESTBOT_QUEUE": queue}
     result = CliRunner().invoke(cli, ["run", "--once", "--workers", "celery"], env=env)
     assert result.exit_code == 0, result.output
     assert "dispatched to the pool: 2 digests queued, 0 stalled ones queued again" in result.output
@@ -334,6 +311,7 @@ class _Clocked(Channel):
         return Receipt("slack", digest.subscriber.slack_channel)
 
 
+@pytest.mark.slow
 def test_slack_posts_to_one_channel_are_one_a_second_across_workers(queue: str) -> None:
     settings = Settings(ratelimit_url=REDIS_URL, queue=queue, slack_token="xoxb-test")
     stamps: list[tuple[str, float]] = []

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from _pool import entries, pg_schema
+from _pool import entries
 from sqlalchemy import insert
 
 from bot.models import Claim, Claimed, DigestItem
@@ -16,11 +16,10 @@ from bot.store import Store, digest_id, digests
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    for url in pg_schema():
-        s = Store(url)
-        yield s
-        s.close()
+def store(pg_url: str) -> Iterator[Store]:
+    s = Store(pg_url)
+    yield s
+    s.close()
 
 
 def _items(n: int, now: datetime) -> list[DigestItem]:

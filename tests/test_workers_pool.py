@@ -13,17 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from _pool import (
-    Pool,
-    Sink,
-    entries,
-    pg_schema,
-    pool_env,
-    redis_queue,
-    smtp_sink,
-    subscribers,
-    wait_for,
-)
+from _pool import Pool, entries, pool_env, redis_queue, subscribers
+from peers import SmtpPeer, wait_for
 
 from bot.config import load_settings
 from bot.pool import QueuedDigest, dispatch_due, enqueue, make_app, requeue_stalled, restore_unacked
@@ -31,12 +22,7 @@ from bot.store import Store
 
 pytestmark = pytest.mark.slow
 
-N = 2000
-
-
-@pytest.fixture
-def db_url() -> Iterator[str]:
-    yield from pg_schema()
+N = 500  # both workers busy throughout, and room for the kill to land mid-run
 
 
 @pytest.fixture
@@ -44,18 +30,13 @@ def queue() -> Iterator[str]:
     yield from redis_queue()
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    yield from smtp_sink()
-
-
-def _pool(tmp_path: Path, db_url: str, queue: str, sink: Sink, rate: float) -> Pool:
-    return Pool(tmp_path, pool_env(tmp_path, db_url, queue, sink, rate))
+def _pool(tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer, rate: float) -> Pool:
+    return Pool(tmp_path, pool_env(tmp_path, pg_url, queue, smtp_server, rate))
 
 
 @pytest.fixture
-def pool(tmp_path: Path, db_url: str, queue: str, sink: Sink) -> Iterator[Pool]:
-    p = _pool(tmp_path, db_url, queue, sink, rate=100000)
+def pool(tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer) -> Iterator[Pool]:
+    p = _pool(tmp_path, pg_url, queue, smtp_server, rate=100000)
     yield p
     p.stop()
 
@@ -72,31 +53,31 @@ def _dispatch(pool: Pool, store: Store, n: int, prefix: str = "s") -> tuple[int,
     return dispatch_due(settings, store, subscribers(n, prefix), now, app), app
 
 
-def test_two_workers_serve_every_subscriber_exactly_once(pool: Pool, db_url: str, sink: Sink) -> None:
-    store = Store(db_url)
+def test_two_workers_serve_every_subscriber_exactly_once(pool: Pool, pg_url: str, smtp_server: SmtpPeer) -> None:
+    store = Store(pg_url)
     try:
         pool.start_worker()
         pool.start_worker()
         enqueued, _ = _dispatch(pool, store, N)
         assert enqueued == N
         wait_for(lambda: _sent(store) == N, 240, f"{N} digests sent",
-                 lambda: f"{_sent(store)} sent, {sink.count()} received\n{pool.logs()}")
+                 lambda: f"{_sent(store)} sent, {smtp_server.count()} received\n{pool.logs()}")
         assert store.digests_with_status("pending", "failed") == []
     finally:
         store.close()
-    got = sink.messages()
-    per_rcpt = Counter(rcpt for _, rcpt, _ in got)
+    got = list(smtp_server.mails)
+    per_rcpt = Counter(m.to[0] for m in got)
     assert len(per_rcpt) == N and set(per_rcpt.values()) == {1}, "every subscriber exactly once"
-    assert len({mid for mid, _, _ in got}) == N
+    assert len({m.message_id for m in got}) == N
 
 
-def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, db_url: str, sink: Sink) -> None:
-    store = Store(db_url)
+def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, pg_url: str, smtp_server: SmtpPeer) -> None:
+    store = Store(pg_url)
     try:
         victim = pool.start_worker()
         pool.start_worker()
         _, app = _dispatch(pool, store, N)
-        wait_for(lambda: sink.count() >= N // 4, 60, "a quarter of the digests", pool.logs)
+        wait_for(lambda: smtp_server.count() >= N // 4, 60, "a quarter of the digests", pool.logs)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         pool.start_worker()
@@ -109,21 +90,21 @@ def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, db_url: str, sink: Si
         requeued = requeue_stalled(settings, store, subscribers(N), app)
         assert requeued <= 1  # a solo worker holds at most the one digest in hand
         wait_for(lambda: _sent(store) == N, 240, f"{N} digests sent after the kill",
-                 lambda: f"{_sent(store)} sent, {sink.count()} received\n{pool.logs()}")
+                 lambda: f"{_sent(store)} sent, {smtp_server.count()} received\n{pool.logs()}")
         assert store.digests_with_status("pending", "failed") == []
     finally:
         store.close()
-    got = sink.messages()
+    got = list(smtp_server.mails)
     ids_per_rcpt: dict[str, set[str]] = {}
-    for mid, rcpt, _ in got:
-        ids_per_rcpt.setdefault(rcpt, set()).add(mid)
+    for m in got:
+        ids_per_rcpt.setdefault(m.to[0], set()).add(m.message_id)
     assert len(ids_per_rcpt) == N, "every subscriber served"
     assert all(len(ids) == 1 for ids in ids_per_rcpt.values()), "one digest per subscriber: a twin has the same Message-ID"
     assert len(got) - N <= 1, f"at most the one in-flight twin, got {len(got) - N} extra"
 
 
-def test_the_same_task_enqueued_twice_sends_once(pool: Pool, db_url: str, sink: Sink) -> None:
-    store = Store(db_url)
+def test_the_same_task_enqueued_twice_sends_once(pool: Pool, pg_url: str, smtp_server: SmtpPeer) -> None:
+    store = Store(pg_url)
     try:
         pool.start_worker()
         pool.start_worker()
@@ -140,15 +121,15 @@ def test_the_same_task_enqueued_twice_sends_once(pool: Pool, db_url: str, sink: 
         pool.stop()  # a warm shutdown: each worker finishes the task in hand
     finally:
         store.close()
-    assert Counter(rcpt for _, rcpt, _ in sink.messages()) == Counter(
+    assert Counter(m.to[0] for m in smtp_server.mails) == Counter(
         {"twice00000@example.org": 1, "twice00001@example.org": 1, "twice00002@example.org": 1, "after00000@example.org": 1})
 
 
-def test_the_smtp_rate_limit_holds_for_the_pool(tmp_path: Path, db_url: str, queue: str, sink: Sink) -> None:
+def test_the_smtp_rate_limit_holds_for_the_pool(tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer) -> None:
     # 20 messages/s for the pool: 40 digests take ≥ 1.9 s with two workers; with a limit per
     # worker they would take about 1 s.
-    p = _pool(tmp_path, db_url, queue, sink, rate=20)
-    store = Store(db_url)
+    p = _pool(tmp_path, pg_url, queue, smtp_server, rate=20)
+    store = Store(pg_url)
     try:
         p.start_worker()
         p.start_worker()
@@ -157,7 +138,7 @@ def test_the_smtp_rate_limit_holds_for_the_pool(tmp_path: Path, db_url: str, que
     finally:
         store.close()
         p.stop()
-    stamps = sorted(t for _, _, t in sink.messages())
+    stamps = sorted(m.at for m in smtp_server.mails)
     assert len(stamps) == 40
     assert stamps[-1] - stamps[0] >= 39 / 20 - 0.1
     for i in range(len(stamps) - 20):
@@ -174,12 +155,12 @@ run_dispatcher(load_settings(), lambda store: subscribers(3, prefix="disp"))
 """
 
 
-def test_the_dispatcher_process_claims_and_enqueues_on_its_first_tick(tmp_path: Path, db_url: str, queue: str, sink: Sink) -> None:
+def test_the_dispatcher_process_claims_and_enqueues_on_its_first_tick(tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer) -> None:
     import subprocess
     import sys
 
-    p = _pool(tmp_path, db_url, queue, sink, rate=100000)
-    store = Store(db_url)
+    p = _pool(tmp_path, pg_url, queue, smtp_server, rate=100000)
+    store = Store(pg_url)
     now = datetime.now(UTC)
     store.upsert_entries(entries(3, now), now)
     proc = subprocess.Popen([sys.executable, "-c", _DISPATCHER, str(Path(__file__).parent)], cwd=tmp_path, env=p.env,

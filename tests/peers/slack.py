@@ -1,0 +1,242 @@
+"""The Slack peer: a loopback HTTP server that speaks enough of Slack's Web API (and a webhook).
+
+chat.postMessage, conversations.history (with the digest metadata when asked for it, top-level
+messages only, as Slack does), conversations.list, auth.test and an incoming webhook. A test
+scripts the next answers of a method with `Reply`s — Slack's real bodies from
+../shared/fixtures/slack/ (`Reply.fixture`) or its own; every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+SLACK_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "slack"
+JSON = {"content-type": "application/json; charset=utf-8"}
+OK_BODY: dict[
+    str, Any
+] = {  # the shape of Slack's documented answer (chat.postMessage__ok__slack_docs_example.json)
+    "ok": True,
+    "channel": "C123ABC456",
+    "ts": "1503435956.000247",
+    "message": {
+        "text": "Here's a message for you",
+        "username": "ecto1",
+        "bot_id": "B123ABC456",
+        "type": "message",
+        "subtype": "bot_message",
+        "ts": "1503435956.000247",
+    },
+}
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP answer: status, headers and body, or a dropped connection."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=lambda: dict(JSON))
+    drop: bool = False
+
+    @classmethod
+    def fixture(cls, name: str, status: int = 200) -> Reply:
+        """A body from ../shared/fixtures/slack (`.json`) or a whole recorded response (`.http`)."""
+        raw = (SLACK_FIXTURES / name).read_bytes()
+        if name.endswith(".http"):
+            head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+            lines = head.decode().splitlines()
+            headers = dict(line.split(": ", 1) for line in lines[1:])
+            headers.pop("connection", None)
+            return cls(int(lines[0].split()[1]), body, headers)
+        return cls(status, raw)
+
+    @classmethod
+    def ratelimited(cls, retry_after: int) -> Reply:
+        """Slack's 429 with its Retry-After header."""
+        return cls(
+            429, b'{"ok":false,"error":"ratelimited"}', {**JSON, "retry-after": str(retry_after)}
+        )
+
+
+class SlackPeer:
+    """A Slack Web API server on 127.0.0.1 that records every request and each accepted message.
+
+    `requests`: {"method", "body", "auth", "at", "status"} per request; `posted`: {"ts", "channel",
+    "text", "metadata", "thread_ts", "at"} per message accepted (a webhook's channel is "webhook").
+    `post_delay` makes each chat.postMessage that long; `ok_body` is the answer a post gets.
+    """
+
+    def __init__(
+        self,
+        script: dict[str, list[Reply]] | None = None,
+        *,
+        post_delay: float = 0.0,
+        ok_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.script: dict[str, list[Reply]] = (
+            script or {}
+        )  # method (or "webhook") → its next answers
+        self.requests: list[dict[str, Any]] = []
+        self.posted: list[dict[str, Any]] = []
+        self.channels = {
+            "papers": "C0PAPERS01"
+        }  # names conversations.list knows; a post to #papers lands in C0PAPERS01
+        self.post_delay = post_delay
+        self.ok_body = ok_body or OK_BODY
+        self.lock = threading.Lock()
+        self._ts = 1503435956.000247
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                peer._handle(self)
+
+            def do_POST(self) -> None:
+                peer._handle(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = (
+            False  # a killed client's kept-alive connection must not hold up __exit__
+        )
+        base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"{base}/api/"  # DIGESTBOT_SLACK_API_URL
+        self.webhook_url = f"{base}/hooks/T000/B000/XXXX"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def calls(self, method: str) -> list[dict[str, Any]]:
+        """The requests made to one method, in order."""
+        with self.lock:
+            return [r for r in self.requests if r["method"] == method]
+
+    def count(self) -> int:
+        """How many messages it accepted so far."""
+        with self.lock:
+            return len(self.posted)
+
+    @property
+    def rejected(self) -> list[float]:
+        """When each 429 was answered (time.monotonic())."""
+        with self.lock:
+            return [r["at"] for r in self.requests if r["status"] == 429]
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(h.path)
+        method = "webhook" if url.path.startswith("/hooks/") else url.path.rsplit("/", 1)[-1]
+        size = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(size) if size else b""
+        body: dict[str, Any] = {}
+        if raw and "json" in (h.headers.get("content-type") or ""):
+            body = json.loads(raw)
+        elif raw:
+            body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        body.update({k: v[0] for k, v in parse_qs(url.query).items()})
+        request = {
+            "method": method,
+            "body": body,
+            "auth": h.headers.get("authorization", ""),
+            "at": time.monotonic(),
+        }
+        with self.lock:
+            queue = self.script.get(method) or []
+            scripted = queue.pop(0) if queue else None
+        if scripted is None and method == "chat.postMessage" and self.post_delay:
+            time.sleep(self.post_delay)
+        with self.lock:
+            reply = scripted or self._default(method, body)
+            request["status"] = 0 if reply.drop else reply.status
+            self.requests.append(request)
+        if reply.drop:
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        h.send_response(reply.status)
+        for k, v in reply.headers.items():
+            h.send_header(k, v)
+        h.send_header("content-length", str(len(reply.body)))
+        h.end_headers()
+        h.wfile.write(reply.body)
+
+    def _default(self, method: str, body: dict[str, Any]) -> Reply:
+        """The answer to an unscripted request (called under the lock)."""
+        if method == "chat.postMessage":
+            self._ts += 1
+            ts = f"{self._ts:.6f}"
+            channel = self.channels.get(
+                str(body.get("channel", "")).lstrip("#"), str(body.get("channel", ""))
+            )
+            ok = json.loads(json.dumps(self.ok_body))
+            ok.update(ts=ts, channel=channel)
+            ok["message"]["ts"] = ts
+            self._post(ts, channel, body)
+            return Reply(200, json.dumps(ok).encode())
+        if method == "conversations.history":
+            with_meta = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+            msgs = [
+                {
+                    "type": "message",
+                    "ts": p["ts"],
+                    "text": p["text"],
+                    **({"metadata": p["metadata"]} if with_meta else {}),
+                }
+                for p in reversed(self.posted)
+                if p["channel"] == body.get("channel") and not p["thread_ts"]
+            ]
+            limit = int(body.get("limit", 100))
+            return Reply(
+                200, json.dumps({"ok": True, "messages": msgs[:limit], "has_more": False}).encode()
+            )
+        if method == "conversations.list":
+            chans = [{"id": i, "name": n} for n, i in self.channels.items()]
+            return Reply(
+                200,
+                json.dumps(
+                    {"ok": True, "channels": chans, "response_metadata": {"next_cursor": ""}}
+                ).encode(),
+            )
+        if method == "auth.test":
+            return Reply(
+                200, json.dumps({"ok": True, "user_id": "UBOT", "bot_id": "BBOT"}).encode()
+            )
+        if method == "webhook":
+            self._post("", "webhook", body)
+            return Reply(200, b"ok", {"content-type": "text/html"})
+        return Reply(200, json.dumps({"ok": False, "error": "unknown_method"}).encode())
+
+    def _post(self, ts: str, channel: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata")
+        if isinstance(meta, str):  # a form-encoded post carries its metadata as JSON text
+            meta = json.loads(meta)
+        self.posted.append(
+            {
+                "ts": ts,
+                "channel": channel,
+                "text": body.get("text"),
+                "metadata": meta,
+                "thread_ts": body.get("thread_ts"),
+                "at": time.monotonic(),
+            }
+        )
