@@ -20,7 +20,28 @@ import feedparser
 from bot.sources.feeds import parse_feed
 from bot.store import Store
 
-WORDS = ["quantization", "transformer", "diffusion", "attention", "sparse", "low-bit", "kernel", "inference", "token", "cache", "graph", "policy", "reward", "robust", "calibration", "latent", "benchmark", "retrieval", "agent", "memory"]
+WORDS = [
+    "quantization",
+    "transformer",
+    "diffusion",
+    "attention",
+    "sparse",
+    "low-bit",
+    "kernel",
+    "inference",
+    "token",
+    "cache",
+    "graph",
+    "policy",
+    "reward",
+    "robust",
+    "calibration",
+    "latent",
+    "benchmark",
+    "retrieval",
+    "agent",
+    "memory",
+]
 
 
 def make_feed(n: int, seed: int = 1) -> bytes:
@@ -31,7 +52,10 @@ def make_feed(n: int, seed: int = 1) -> bytes:
         title = " ".join(rnd.choice(WORDS) for _ in range(9)).capitalize()
         abstract = " ".join(rnd.choice(WORDS) for _ in range(120))
         kind = rnd.choice(("new", "new", "new", "cross", "replace"))
-        authors = ", ".join(f"Author{rnd.randrange(10_000)} Name{rnd.randrange(100)}" for _ in range(rnd.randint(1, 8)))
+        authors = ", ".join(
+            f"Author{rnd.randrange(10_000)} Name{rnd.randrange(100)}"
+            for _ in range(rnd.randint(1, 8))
+        )
         pid = f"2611.{i:05d}"
         items.append(
             f"<item><title>{escape(title)} with $x&lt;y$</title><link>https://arxiv.org/abs/{pid}</link>"
@@ -43,7 +67,9 @@ def make_feed(n: int, seed: int = 1) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<rss xmlns:arxiv="http://arxiv.org/schemas/atom" '
         'xmlns:dc="http://purl.org/dc/elements/1.1/" version="2.0"><channel><title>cs.LG updates on arXiv.org</title>'
-        "<link>http://rss.arxiv.org/rss/cs.LG</link><description>bench</description>" + "".join(items) + "</channel></rss>"
+        "<link>http://rss.arxiv.org/rss/cs.LG</link><description>bench</description>"
+        + "".join(items)
+        + "</channel></rss>"
     ).encode()
 
 
@@ -63,7 +89,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     content = make_feed(args.entries)
-    print(f"feed: {args.entries:,} entries, {len(content) / 1e6:.1f} MB; best of {args.repeat} runs")
+    print(
+        f"feed: {args.entries:,} entries, {len(content) / 1e6:.1f} MB; best of {args.repeat} runs"
+    )
 
     def bare() -> None:
         assert len(feedparser.parse(content).entries) == args.entries
@@ -90,9 +118,15 @@ def main() -> None:
             as_used = min(as_used, best_of(1, bare_as_used))
             ours = min(ours, best_of(1, ingest))
     ref_rate, our_rate = args.entries / reference, args.entries / ours
-    print(f"reference  feedparser.parse(bytes)            {ref_rate:9,.0f} entries/s  ({reference:.2f} s)")
-    print(f"(info)     feedparser as digestbot calls it     {args.entries / as_used:9,.0f} entries/s  ({as_used:.2f} s)")
-    print(f"digestbot  parse + normalize + store (SQLite) {our_rate:9,.0f} entries/s  ({ours:.2f} s)")
+    print(
+        f"reference  feedparser.parse(bytes)            {ref_rate:9,.0f} entries/s  ({reference:.2f} s)"
+    )
+    print(
+        f"(info)     feedparser as digestbot calls it     {args.entries / as_used:9,.0f} entries/s  ({as_used:.2f} s)"
+    )
+    print(
+        f"digestbot  parse + normalize + store (SQLite) {our_rate:9,.0f} entries/s  ({ours:.2f} s)"
+    )
     verdict = "meets" if our_rate >= 0.5 * ref_rate else "MISSES"
     print(f"ratio {our_rate / ref_rate:.0%} of the bare parse rate ({verdict} the 50 % target)")
 

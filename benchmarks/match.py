@@ -50,7 +50,7 @@ def generate(n_entries: int, n_subs: int, seed: int = 7) -> tuple[list[Entry], l
     background = words[:15_000]
     zipf = 1.0 / np.arange(1, len(background) + 1) ** 1.05
     zipf /= zipf.sum()
-    themes = [words[15_000 + 16 * t: 15_000 + 16 * (t + 1)] for t in range(300)]
+    themes = [words[15_000 + 16 * t : 15_000 + 16 * (t + 1)] for t in range(300)]
     authors = [f"{rng.choice(words).title()} {rng.choice(words).title()}" for _ in range(3000)]
     slugs = [t.slug for t in load_topics()]
     entries = []
@@ -60,8 +60,14 @@ def generate(n_entries: int, n_subs: int, seed: int = 7) -> tuple[list[Entry], l
         body = [background[j] for j in bg] + [rng.choice(theme) for _ in range(35)]
         rng.shuffle(body)
         title = " ".join(rng.sample(theme, 3) + [background[j] for j in bg[:4]]).capitalize()
-        entries.append(Entry(id=f"bench:{i}", title=title, summary=" ".join(body) + ".",
-                             authors=tuple(rng.sample(authors, 3))))
+        entries.append(
+            Entry(
+                id=f"bench:{i}",
+                title=title,
+                summary=" ".join(body) + ".",
+                authors=tuple(rng.sample(authors, 3)),
+            )
+        )
     subs = []
     for s in range(n_subs):
         theme = themes[rng.randrange(len(themes))]
@@ -70,11 +76,20 @@ def generate(n_entries: int, n_subs: int, seed: int = 7) -> tuple[list[Entry], l
         if rng.random() < 0.3:
             keywords += (" ".join(rng.sample(theme, 2)),)
         interests = Interests(
-            description=desc if rng.random() < 0.8 else "", keywords=keywords,
+            description=desc if rng.random() < 0.8 else "",
+            keywords=keywords,
             exclude=(rng.choice(background[:5000]),) if rng.random() < 0.05 else (),
             topics=(rng.choice(slugs),) if rng.random() < 0.2 else (),
-            authors=(rng.choice(authors),) if rng.random() < 0.02 else ())
-        subs.append(Subscriber(id=f"s{s}", email=f"s{s}@example.org", max_items=rng.choice([5, 10, 20]), interests=interests))
+            authors=(rng.choice(authors),) if rng.random() < 0.02 else (),
+        )
+        subs.append(
+            Subscriber(
+                id=f"s{s}",
+                email=f"s{s}@example.org",
+                max_items=rng.choice([5, 10, 20]),
+                interests=interests,
+            )
+        )
     return entries, subs
 
 
@@ -114,13 +129,17 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     entries, subs = generate(args.entries, args.subscribers)
-    print(f"generated {len(entries)} entries, {len(subs)} subscribers in {time.perf_counter() - t0:.1f}s "
-          f"(peak so far {peak_mb():.0f} MB)")
+    print(
+        f"generated {len(entries)} entries, {len(subs)} subscribers in {time.perf_counter() - t0:.1f}s "
+        f"(peak so far {peak_mb():.0f} MB)"
+    )
     gc.collect()
     gc.freeze()  # the generated data is long-lived: keep the cyclic GC from rescanning it
     t0 = time.perf_counter()
     matcher = Matcher().fit(entries)
-    print(f"fit on {len(entries)} entries: {time.perf_counter() - t0:.2f}s, {len(matcher.space.terms)} terms")
+    print(
+        f"fit on {len(entries)} entries: {time.perf_counter() - t0:.2f}s, {len(matcher.space.terms)} terms"
+    )
     sizes = [n for n in (10_000, 30_000, 100_000) if n < args.subscribers] + [args.subscribers]
     last = 0.0
     for n in sizes:
@@ -129,22 +148,32 @@ def main() -> None:
         sel = matcher.select(entries, subs[:n])
         last, cpu = time.perf_counter() - t0, time.process_time() - c0
         per = np.bincount(sel.subscribers, minlength=n)
-        print(f"{n:>7,} subscribers × {len(entries)} entries: scored and selected in {last:5.2f}s (cpu {cpu:5.2f}s) "
-              f"({last / n * 1e6:5.1f} µs/subscriber); selected {len(sel.scores):,} "
-              f"(per subscriber: median {int(np.median(per))}, none for {np.mean(per == 0):.0%}); peak {peak_mb():.0f} MB")
+        print(
+            f"{n:>7,} subscribers × {len(entries)} entries: scored and selected in {last:5.2f}s (cpu {cpu:5.2f}s) "
+            f"({last / n * 1e6:5.1f} µs/subscriber); selected {len(sel.scores):,} "
+            f"(per subscriber: median {int(np.median(per))}, none for {np.mean(per == 0):.0%}); peak {peak_mb():.0f} MB"
+        )
         print("          of which " + ", ".join(f"{k} {v:.2f}s" for k, v in sel.seconds.items()))
     t0 = time.perf_counter()
     shown = matcher.match(entries, subs[:1000], unselected=False)
     t_explain = time.perf_counter() - t0
     n_items = sum(len(v) for v in shown.values())
-    print(f"  with reasons (Match objects) for 1,000 subscribers: {t_explain:.2f}s, {n_items} items")
-    print(f"machine load now: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} cores")
+    print(
+        f"  with reasons (Match objects) for 1,000 subscribers: {t_explain:.2f}s, {n_items} items"
+    )
+    print(
+        f"machine load now: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} cores"
+    )
     t_svm = reference_svm(matcher, entries, subs, args.svm)
     per_svm = t_svm / args.svm
-    print(f"reference, arxiv-sanity-lite (LinearSVC per subscriber): {args.svm:,} subscribers in {t_svm:.2f}s "
-          f"→ {per_svm * args.subscribers:.0f}s for {args.subscribers:,} (extrapolated)")
-    print(f"ratio: {per_svm * args.subscribers / last:.0f}× faster than one LinearSVC per subscriber; "
-          f"peak memory {peak_mb():.0f} MB")
+    print(
+        f"reference, arxiv-sanity-lite (LinearSVC per subscriber): {args.svm:,} subscribers in {t_svm:.2f}s "
+        f"→ {per_svm * args.subscribers:.0f}s for {args.subscribers:,} (extrapolated)"
+    )
+    print(
+        f"ratio: {per_svm * args.subscribers / last:.0f}× faster than one LinearSVC per subscriber; "
+        f"peak memory {peak_mb():.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,18 @@ from bot.delivery import Deliverer, plan_digests
 from bot.models import Digest, Entry, Interests, Subscriber
 from bot.store import Store
 
-TOPICS = ["quantization", "diffusion", "retrieval", "robotics", "speech", "graph neural networks",
-          "reinforcement learning", "protein folding", "code generation", "vision transformers"]
+TOPICS = [
+    "quantization",
+    "diffusion",
+    "retrieval",
+    "robotics",
+    "speech",
+    "graph neural networks",
+    "reinforcement learning",
+    "protein folding",
+    "code generation",
+    "vision transformers",
+]
 
 
 def free_port() -> int:
@@ -37,7 +47,18 @@ def free_port() -> int:
 
 
 def start_sink(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+        ]
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -80,34 +101,67 @@ def corpus(now: datetime) -> list[Entry]:
     out = []
     for i in range(400):
         t = TOPICS[i % len(TOPICS)]
-        out.append(Entry(f"arxiv:2611.{i:05d}", f"Scaling {t} with sparse experts, study {i}",
-                         f"We revisit {t} and show that a simple recipe beats strong baselines on {i % 7 + 3} benchmarks. "
-                         "Code and models are released.", f"https://arxiv.org/abs/2611.{i:05d}",
-                         ("Ana Pérez", "Li Wei", "Sam Jones"), now - timedelta(hours=2), "hf_daily"))
+        out.append(
+            Entry(
+                f"arxiv:2611.{i:05d}",
+                f"Scaling {t} with sparse experts, study {i}",
+                f"We revisit {t} and show that a simple recipe beats strong baselines on {i % 7 + 3} benchmarks. "
+                "Code and models are released.",
+                f"https://arxiv.org/abs/2611.{i:05d}",
+                ("Ana Pérez", "Li Wei", "Sam Jones"),
+                now - timedelta(hours=2),
+                "hf_daily",
+            )
+        )
     return out
 
 
 def subscribers(n: int) -> list[Subscriber]:
-    return [Subscriber(f"s{i:05d}", f"Reader {i}", f"s{i:05d}@example.org", schedule="0 * * * *", timezone="UTC",
-                       max_items=8, interests=Interests(description=f"{TOPICS[i % 10]} and {TOPICS[(i * 3) % 10]}",
-                                                        keywords=(TOPICS[i % 10],)))
-            for i in range(n)]
+    return [
+        Subscriber(
+            f"s{i:05d}",
+            f"Reader {i}",
+            f"s{i:05d}@example.org",
+            schedule="0 * * * *",
+            timezone="UTC",
+            max_items=8,
+            interests=Interests(
+                description=f"{TOPICS[i % 10]} and {TOPICS[(i * 3) % 10]}",
+                keywords=(TOPICS[i % 10],),
+            ),
+        )
+        for i in range(n)
+    ]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--digests", type=int, default=5000)
     ap.add_argument("--database", default="", help="a database URL (default: a new SQLite file)")
-    ap.add_argument("--sqlite-synchronous", default="NORMAL", metavar="MODE", type=str.upper, choices=("NORMAL", "FULL"),
-                    help="the ledger's database_sqlite_synchronous: NORMAL (the default) or FULL (an fsync per commit)")
+    ap.add_argument(
+        "--sqlite-synchronous",
+        default="NORMAL",
+        metavar="MODE",
+        type=str.upper,
+        choices=("NORMAL", "FULL"),
+        help="the ledger's database_sqlite_synchronous: NORMAL (the default) or FULL (an fsync per commit)",
+    )
     args = ap.parse_args()
     port = free_port()
     sink = start_sink(port)
     tmp = Path(tempfile.mkdtemp(prefix="digestbot-bench-"))
     db = args.database or f"sqlite:///{tmp / 'ledger.db'}"
-    settings = Settings(database_url=db, database_sqlite_synchronous=args.sqlite_synchronous, smtp_url=f"smtp://127.0.0.1:{port}", smtp_rate=0,
-                        from_addr="digestbot <digest@example.org>", base_url="https://digest.example.org",
-                        secret_key="bench")
+    settings = Settings(
+        database_url=db,
+        database_sqlite_synchronous=args.sqlite_synchronous,
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        smtp_rate=0,
+        from_addr="digestbot <digest@example.org>",
+        base_url="https://digest.example.org",
+        secret_key="bench",
+    )
     try:
         now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
         store = Store(db, args.sqlite_synchronous)
@@ -137,7 +191,9 @@ def main() -> None:
         watch.wrap(email_channel.Smtp, "transaction", "SMTP exchange")
         deliverer = Deliverer(settings, store)
         t0 = time.perf_counter()
-        outcomes = deliverer.deliver_all(plans)  # as run_once sends: the next rendered while one is on the wire
+        outcomes = deliverer.deliver_all(
+            plans
+        )  # as run_once sends: the next rendered while one is on the wire
         deliverer.close()
         t_send = time.perf_counter() - t0
         sent = sum(o.status == "sent" for o in outcomes)
@@ -151,14 +207,22 @@ def main() -> None:
 
     ours, bare = args.digests / t_send, args.digests / t_bare
     sync = f" (synchronous={args.sqlite_synchronous})" if db.startswith("sqlite") else ""
-    print(f"digests: {args.digests}, items: {items}, mean message: {size / 1024:.1f} KiB, ledger: {db.split(':', 1)[0]}{sync}")
+    print(
+        f"digests: {args.digests}, items: {items}, mean message: {size / 1024:.1f} KiB, ledger: {db.split(':', 1)[0]}{sync}"
+    )
     print(f"select (match {len(subs)} subscribers in one pass): {t_select:.2f} s")
     print(f"digestbot  claim+render+send+record: {t_send:7.2f} s  {ours:8.1f} msg/s")
     print(f"bare smtplib loop, same bytes:       {t_bare:7.2f} s  {bare:8.1f} msg/s")
-    print(f"digestbot / bare: {ours / bare:.0%} (target ≥ 50 %);  end to end with selection: "
-          f"{args.digests / (t_send + t_select):.1f} msg/s")
-    print("where digestbot's time goes, per message (render overlaps the SMTP exchange): " + ", ".join(
-        f"{label} {spent / args.digests * 1000:.2f} ms" for label, spent in watch.spent.items()))
+    print(
+        f"digestbot / bare: {ours / bare:.0%} (target ≥ 50 %);  end to end with selection: "
+        f"{args.digests / (t_send + t_select):.1f} msg/s"
+    )
+    print(
+        "where digestbot's time goes, per message (render overlaps the SMTP exchange): "
+        + ", ".join(
+            f"{label} {spent / args.digests * 1000:.2f} ms" for label, spent in watch.spent.items()
+        )
+    )
 
 
 if __name__ == "__main__":

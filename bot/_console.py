@@ -43,9 +43,15 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
         pass
 
 
-def setup_logging(verbose: int, quiet: bool, log_format: str, stream: IO[str] | None = None) -> None:
+def setup_logging(
+    verbose: int, quiet: bool, log_format: str, stream: IO[str] | None = None
+) -> None:
     """Route digestbot's logs to stderr: warnings by default, -v info, -vv debug, -q errors only."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
     handler: logging.Handler = logging.StreamHandler(stream) if stream else _StderrHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -103,7 +109,9 @@ def table_lines(rows: Sequence[Sequence[str]], header: Sequence[str] | None = No
     all_rows += [list(r) for r in rows]
     if not all_rows:
         return []
-    widths = [max(len(r[i]) for r in all_rows if i < len(r)) for i in range(max(map(len, all_rows)))]
+    widths = [
+        max(len(r[i]) for r in all_rows if i < len(r)) for i in range(max(map(len, all_rows)))
+    ]
     lines = []
     for r in all_rows:
         cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]

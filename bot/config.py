@@ -57,8 +57,12 @@ class Settings:
     fetch_interval_minutes: int = 30  # default for sources without their own interval
     corpus_days: int = 30  # how many days of stored entries the matcher learns its vocabulary from
     lookback_days: int = 7  # entries older than this are not offered to a first digest
-    broker_url: str = field(default="", repr=False)  # DIGESTBOT_BROKER_URL: Celery broker (redis:// or amqp://)
-    ratelimit_url: str = field(default="", repr=False)  # DIGESTBOT_RATELIMIT_URL: Redis for the pool's rate limits
+    broker_url: str = field(
+        default="", repr=False
+    )  # DIGESTBOT_BROKER_URL: Celery broker (redis:// or amqp://)
+    ratelimit_url: str = field(
+        default="", repr=False
+    )  # DIGESTBOT_RATELIMIT_URL: Redis for the pool's rate limits
     queue: str = "digestbot"  # DIGESTBOT_QUEUE: the Celery queue (and rate-limit key prefix) of this deployment
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -68,8 +72,19 @@ class Settings:
 
 
 _TOP_KEYS = {
-    "database_url", "database_sqlite_synchronous", "subscriptions_dir", "outbox_dir", "templates_dir", "sources", "smtp",
-    "slack", "from", "base_url", "fetch_interval_minutes", "corpus_days", "lookback_days",
+    "database_url",
+    "database_sqlite_synchronous",
+    "subscriptions_dir",
+    "outbox_dir",
+    "templates_dir",
+    "sources",
+    "smtp",
+    "slack",
+    "from",
+    "base_url",
+    "fetch_interval_minutes",
+    "corpus_days",
+    "lookback_days",
 }
 _SMTP_KEYS = {"url", "rate"}
 _SLACK_KEYS = {"api_url"}
@@ -105,7 +120,8 @@ def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path | None
 
 
 def load_settings(
-    explicit: str | None = None, environ: Mapping[str, str] | None = None,
+    explicit: str | None = None,
+    environ: Mapping[str, str] | None = None,
     kinds: Mapping[str, SourceKind] | None = None,
 ) -> Settings:
     """Read the config file and the environment; raise `ProblemsFound` naming every bad key.
@@ -120,9 +136,13 @@ def load_settings(
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
-            raise ProblemsFound([Problem(str(path), "", f"not valid TOML ({e}); fix the syntax")]) from e
+            raise ProblemsFound(
+                [Problem(str(path), "", f"not valid TOML ({e}); fix the syntax")]
+            ) from e
         except OSError as e:
-            raise ConfigError(f"cannot read it ({e.strerror}); check its permissions", path=str(path)) from e
+            raise ConfigError(
+                f"cannot read it ({e.strerror}); check its permissions", path=str(path)
+            ) from e
     settings, problems = parse_settings(raw, str(path or "(defaults)"), env, kinds)
     if path is not None:
         settings = replace(settings, config_path=path, base_dir=path.parent)
@@ -134,8 +154,10 @@ def load_settings(
     return settings
 
 
-_NO_CONFIG = ("not found in {cwd}, and neither --config nor DIGESTBOT_CONFIG is set; "
-              "run 'digestbot init' to write one here, or pass --config PATH")
+_NO_CONFIG = (
+    "not found in {cwd}, and neither --config nor DIGESTBOT_CONFIG is set; "
+    "run 'digestbot init' to write one here, or pass --config PATH"
+)
 
 
 def require_config_file(settings: Settings) -> None:
@@ -149,15 +171,26 @@ def with_subscriptions(settings: Settings, folder: str | None) -> Settings:
     return replace(settings, subscriptions_dir=Path(folder).resolve()) if folder else settings
 
 
-def _check_type(problems: list[Problem], where: str, key: str, value: Any, kind: type | tuple[type, ...], hint: str) -> bool:
+def _check_type(
+    problems: list[Problem],
+    where: str,
+    key: str,
+    value: Any,
+    kind: type | tuple[type, ...],
+    hint: str,
+) -> bool:
     if isinstance(value, bool) or not isinstance(value, kind):
         problems.append(Problem(where, key, f"{value!r} is not {hint}; write {hint}"))
         return False
     return True
 
 
-def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str],
-                   kinds: Mapping[str, SourceKind] | None = None) -> tuple[Settings, list[Problem]]:
+def parse_settings(
+    raw: Mapping[str, Any],
+    where: str,
+    env: Mapping[str, str],
+    kinds: Mapping[str, SourceKind] | None = None,
+) -> tuple[Settings, list[Problem]]:
     """Settings from a decoded config table and the environment, with every problem found.
 
     `kinds`: the source kinds to check `[[sources]]` against (see `load_settings`).
@@ -165,17 +198,27 @@ def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str],
     problems: list[Problem] = []
     values: dict[str, Any] = {"environ": env}
     for key in sorted(set(raw) - _TOP_KEYS):
-        problems.append(Problem(where, key, f"unknown key; the keys are {', '.join(sorted(_TOP_KEYS))}"))
+        problems.append(
+            Problem(where, key, f"unknown key; the keys are {', '.join(sorted(_TOP_KEYS))}")
+        )
     for key in ("database_url", "base_url"):
         if key in raw and _check_type(problems, where, key, raw[key], str, "a string"):
             values[key] = raw[key]
     sync = raw.get("database_sqlite_synchronous")
-    if sync is not None and _check_type(problems, where, "database_sqlite_synchronous", sync, str, '"NORMAL" or "FULL"'):
+    if sync is not None and _check_type(
+        problems, where, "database_sqlite_synchronous", sync, str, '"NORMAL" or "FULL"'
+    ):
         if sync.upper() in ("NORMAL", "FULL"):
             values["database_sqlite_synchronous"] = sync.upper()
         else:
-            problems.append(Problem(where, "database_sqlite_synchronous", f'{sync!r} is not a mode; write "NORMAL" '
-                                    '(fast; a power loss may undo the last records) or "FULL" (an fsync per record)'))
+            problems.append(
+                Problem(
+                    where,
+                    "database_sqlite_synchronous",
+                    f'{sync!r} is not a mode; write "NORMAL" '
+                    '(fast; a power loss may undo the last records) or "FULL" (an fsync per record)',
+                )
+            )
     for key in ("subscriptions_dir", "outbox_dir", "templates_dir"):
         if key in raw and _check_type(problems, where, key, raw[key], str, "a path string"):
             values[key] = Path(raw[key])
@@ -185,26 +228,37 @@ def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str],
                 problems.append(Problem(where, key, f"{raw[key]} is too small; give 1 or more"))
             else:
                 values[key] = raw[key]
-    if "from" in raw and _check_type(problems, where, "from", raw["from"], str, "an address string"):
+    if "from" in raw and _check_type(
+        problems, where, "from", raw["from"], str, "an address string"
+    ):
         values["from_addr"] = raw["from"]
     smtp = raw.get("smtp", {})
     if _check_type(problems, where, "smtp", smtp, dict, "a table [smtp]"):
         for key in sorted(set(smtp) - _SMTP_KEYS):
             hint = " (put the password in DIGESTBOT_SMTP_PASSWORD)" if key == "password" else ""
-            problems.append(Problem(where, f"smtp.{key}", f"unknown key{hint}; the keys are url, rate"))
+            problems.append(
+                Problem(where, f"smtp.{key}", f"unknown key{hint}; the keys are url, rate")
+            )
         if "url" in smtp and _check_type(problems, where, "smtp.url", smtp["url"], str, "a string"):
             values["smtp_url"] = smtp["url"]
-        if "rate" in smtp and _check_type(problems, where, "smtp.rate", smtp["rate"], (int, float), "a number"):
+        if "rate" in smtp and _check_type(
+            problems, where, "smtp.rate", smtp["rate"], (int, float), "a number"
+        ):
             values["smtp_rate"] = float(smtp["rate"])
     slack = raw.get("slack", {})
     if _check_type(problems, where, "slack", slack, dict, "a table [slack]"):
         for key in sorted(set(slack) - _SLACK_KEYS):
             hint = " (put the token in SLACK_BOT_TOKEN)" if "token" in key else ""
-            problems.append(Problem(where, f"slack.{key}", f"unknown key{hint}; the key is api_url"))
-        if "api_url" in slack and _check_type(problems, where, "slack.api_url", slack["api_url"], str, "a string"):
+            problems.append(
+                Problem(where, f"slack.{key}", f"unknown key{hint}; the key is api_url")
+            )
+        if "api_url" in slack and _check_type(
+            problems, where, "slack.api_url", slack["api_url"], str, "a string"
+        ):
             values["slack_api_url"] = slack["api_url"]
-    values["sources"] = _parse_sources(raw.get("sources", []), where, values.get("fetch_interval_minutes", 30),
-                                       kinds, problems)
+    values["sources"] = _parse_sources(
+        raw.get("sources", []), where, values.get("fetch_interval_minutes", 30), kinds, problems
+    )
     for var, attr in _ENV.items():
         if env.get(var):
             values[attr] = env[var]
@@ -215,8 +269,13 @@ def parse_settings(raw: Mapping[str, Any], where: str, env: Mapping[str, str],
     return Settings(**values), problems
 
 
-def _parse_sources(sources: Any, where: str, interval: int, kinds: Mapping[str, SourceKind] | None,
-                   problems: list[Problem]) -> tuple[SourceSpec, ...]:
+def _parse_sources(
+    sources: Any,
+    where: str,
+    interval: int,
+    kinds: Mapping[str, SourceKind] | None,
+    problems: list[Problem],
+) -> tuple[SourceSpec, ...]:
     """The `[[sources]]` tables as specs; each problem appended to `problems` (see `parse_settings`)."""
     specs: list[SourceSpec] = []
     seen: set[str] = set()
@@ -232,37 +291,67 @@ def _parse_sources(sources: Any, where: str, interval: int, kinds: Mapping[str, 
             continue
         key = f"sources[{name}]"
         if name in seen:
-            problems.append(Problem(where, f"{key}.name", "used twice; give each source its own name"))
+            problems.append(
+                Problem(where, f"{key}.name", "used twice; give each source its own name")
+            )
         seen.add(name)
         options = {k: v for k, v in table.items() if k not in _SOURCE_KEYS}
         if not _check_kind(problems, where, key, kind, options, kinds):
             continue
         every = table.get("interval_minutes", interval)
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            problems.append(Problem(where, f"{key}.interval_minutes", f"{every!r} is not a whole number of minutes ≥ 1; write e.g. 30"))
+            problems.append(
+                Problem(
+                    where,
+                    f"{key}.interval_minutes",
+                    f"{every!r} is not a whole number of minutes ≥ 1; write e.g. 30",
+                )
+            )
             every = interval
         specs.append(SourceSpec(name, kind, options, every))
     return tuple(specs)
 
 
-def _check_kind(problems: list[Problem], where: str, key: str, kind: Any, options: Mapping[str, Any],
-                kinds: Mapping[str, SourceKind] | None) -> bool:
+def _check_kind(
+    problems: list[Problem],
+    where: str,
+    key: str,
+    kind: Any,
+    options: Mapping[str, Any],
+    kinds: Mapping[str, SourceKind] | None,
+) -> bool:
     """Whether `kind` is a source type (any string when `kinds` is None); its options checked too."""
     if kinds is None:
         if isinstance(kind, str) and kind:
             return True
-        problems.append(Problem(where, f"{key}.type", f"{kind!r} is not a source type; write type = \"rss\" or another"))
+        problems.append(
+            Problem(
+                where,
+                f"{key}.type",
+                f'{kind!r} is not a source type; write type = "rss" or another',
+            )
+        )
         return False
     if kind not in kinds:
-        problems.append(Problem(where, f"{key}.type", f"{kind!r} is not a source type; use one of {', '.join(sorted(kinds))}"))
+        problems.append(
+            Problem(
+                where,
+                f"{key}.type",
+                f"{kind!r} is not a source type; use one of {', '.join(sorted(kinds))}",
+            )
+        )
         return False
     known = kinds[kind].options
     for opt in sorted(set(options) - set(known)):
         allowed = ", ".join(sorted(set(known) | _SOURCE_KEYS))
-        problems.append(Problem(where, f"{key}.{opt}", f"unknown key for type {kind!r}; the keys are {allowed}"))
+        problems.append(
+            Problem(where, f"{key}.{opt}", f"unknown key for type {kind!r}; the keys are {allowed}")
+        )
     for opt, default in known.items():
         if default is None and opt not in options:
-            problems.append(Problem(where, f"{key}.{opt}", f"missing; a {kind!r} source needs {opt} = \"…\""))
+            problems.append(
+                Problem(where, f"{key}.{opt}", f'missing; a {kind!r} source needs {opt} = "…"')
+            )
     return True
 
 

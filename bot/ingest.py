@@ -44,7 +44,13 @@ def http_session() -> requests.Session:
     return session
 
 
-def fetch_source(spec: SourceSpec, settings: Settings, store: Store, http: requests.Session, now: datetime | None = None) -> FetchReport:
+def fetch_source(
+    spec: SourceSpec,
+    settings: Settings,
+    store: Store,
+    http: requests.Session,
+    now: datetime | None = None,
+) -> FetchReport:
     """Fetch one source and store what it brings; errors are reported, not raised."""
     report = FetchReport(spec.name)
     options = dict(spec.options)
@@ -53,10 +59,16 @@ def fetch_source(spec: SourceSpec, settings: Settings, store: Store, http: reque
     state: FetchState = store.get_state(spec.name)
     try:
         if spec.type not in SOURCES:
-            raise SourceError(spec.name, f"unknown type {spec.type!r}; use one of {', '.join(sorted(SOURCES))}")
+            raise SourceError(
+                spec.name, f"unknown type {spec.type!r}; use one of {', '.join(sorted(SOURCES))}"
+            )
         result = SOURCES[spec.type](spec.name, options, http).fetch(state)
     except Exception as e:
-        report.error = str(e) if isinstance(e, BotError) else f"source {spec.name!r}: unexpected {type(e).__name__}: {e}; please report this"
+        report.error = (
+            str(e)
+            if isinstance(e, BotError)
+            else f"source {spec.name!r}: unexpected {type(e).__name__}: {e}; please report this"
+        )
         log.warning("%s", report.error, exc_info=not isinstance(e, BotError))
         store.save_fetch(spec.name, None, error=report.error, now=now)
         return report
@@ -71,8 +83,12 @@ def fetch_source(spec: SourceSpec, settings: Settings, store: Store, http: reque
         log.warning("%s", report.error)
         store.save_fetch(spec.name, None, error=report.error, now=now)
         return report
-    store.save_fetch(spec.name, result.state,
-                     counts={"new": report.new, "updated": report.updated, "unchanged": report.unchanged}, now=now)
+    store.save_fetch(
+        spec.name,
+        result.state,
+        counts={"new": report.new, "updated": report.updated, "unchanged": report.unchanged},
+        now=now,
+    )
     return report
 
 

@@ -43,6 +43,7 @@ class Interests:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Interests:
         """`Interests` back from `to_dict`'s data; a missing or malformed key reads as empty."""
+
         def phrases(key: str) -> tuple[str, ...]:
             value = data.get(key)
             return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
@@ -88,8 +89,10 @@ class Subscriber:
         """A subscriber back from `to_dict`'s data; keys this version does not know are ignored
         (a newer scheduler may send fields an older worker lacks)."""
         known = {f.name for f in fields(cls)} - {"interests"}
-        return cls(**{k: v for k, v in data.items() if k in known},
-                   interests=Interests.from_dict(data.get("interests") or {}))
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            interests=Interests.from_dict(data.get("interests") or {}),
+        )
 
 
 @dataclass(slots=True)

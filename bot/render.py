@@ -35,6 +35,7 @@ SLACK_HEADER_CHARS = 150
 SLACK_MESSAGE_CHARS = 12_000  # msg_blocks_too_long comes at about 13K characters in all
 SLACK_TEXT_CHARS = 4000
 
+
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
     """The parts of one digest email."""
@@ -126,8 +127,14 @@ def link(settings: Settings, kind: str, digest: Digest, entry_id: str = "") -> s
         # Links that only work on this machine (the quick start): the development key, and no
         # warning about it here; `digestbot serve` and links to any other host still warn.
         settings = replace(settings, secret_key=tokens.DEV_KEY)
-    token = tokens.sign(settings, kind, digest.subscriber.id, entry_id=entry_id, digest_id=digest.id,
-                        now=digest.slot.timestamp())  # issued at the slot: the same digest renders the same
+    token = tokens.sign(
+        settings,
+        kind,
+        digest.subscriber.id,
+        entry_id=entry_id,
+        digest_id=digest.id,
+        now=digest.slot.timestamp(),
+    )  # issued at the slot: the same digest renders the same
     return f"{base}/{kind}/{token}"
 
 
@@ -135,14 +142,25 @@ def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> I
     """The template's view of one item."""
     e = item.entry
     names = [n for n in map(clean, e.authors) if n]
-    feedback = link(settings, "feedback", digest, e.id)  # one token; the vote is the last path segment
+    feedback = link(
+        settings, "feedback", digest, e.id
+    )  # one token; the vote is the last path segment
     authors = ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if len(names) > AUTHORS_SHOWN else "")
     return ItemView(
-        entry=e, score=item.score, why=item.why, n=n, title=shorten(e.title, 300) or e.id, url=safe_url(e.url),
+        entry=e,
+        score=item.score,
+        why=item.why,
+        n=n,
+        title=shorten(e.title, 300) or e.id,
+        url=safe_url(e.url),
         authors=shorten(authors, 300),
-        source=shorten(e.source, 80), topic=humanize(item.topic), abstract=shorten(e.summary, ABSTRACT_CHARS),
-        why_text=shorten("; ".join(item.why), 300), entry_id=e.id,
-        up_url=f"{feedback}/up", down_url=f"{feedback}/down",
+        source=shorten(e.source, 80),
+        topic=humanize(item.topic),
+        abstract=shorten(e.summary, ABSTRACT_CHARS),
+        why_text=shorten("; ".join(item.why), 300),
+        entry_id=e.id,
+        up_url=f"{feedback}/up",
+        down_url=f"{feedback}/down",
     )
 
 
@@ -173,13 +191,21 @@ def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
     views = [item_view(n, it, digest, settings) for n, it in enumerate(digest.items, 1)]
     sub = digest.subscriber
     return {
-        "digest": digest, "subscriber": sub, "name": clean(sub.name or sub.id),
-        "address": clean(sub.address), "items": views, "brief": [],
-        "count": len(views), "more": digest.more, "date": local_date(digest),
+        "digest": digest,
+        "subscriber": sub,
+        "name": clean(sub.name or sub.id),
+        "address": clean(sub.address),
+        "items": views,
+        "brief": [],
+        "count": len(views),
+        "more": digest.more,
+        "date": local_date(digest),
         "date_text": f"{local_date(digest):%a %d %b %Y}",
-        "subject": subject(digest), "top_topic": top_topic(digest),
+        "subject": subject(digest),
+        "top_topic": top_topic(digest),
         "base_url": settings.base_url.rstrip("/"),
-        "unsubscribe_url": link(settings, "unsubscribe", digest), "manage_url": link(settings, "manage", digest),
+        "unsubscribe_url": link(settings, "unsubscribe", digest),
+        "manage_url": link(settings, "manage", digest),
     }
 
 
@@ -216,17 +242,37 @@ def digest_data(digest: Digest, settings: Settings) -> dict[str, Any]:
     """The digest as plain JSON-ready data (what a channel without templates of its own sends):
     id, subject, date, the items' ready fields and the manage/unsubscribe links."""
     ctx = _context(digest, settings)
-    keys = ("n", "title", "url", "authors", "source", "topic", "abstract", "why_text", "up_url", "down_url",
-            "entry_id")
+    keys = (
+        "n",
+        "title",
+        "url",
+        "authors",
+        "source",
+        "topic",
+        "abstract",
+        "why_text",
+        "up_url",
+        "down_url",
+        "entry_id",
+    )
     return {
-        "digest_id": digest.id, "subscriber": digest.subscriber.id, "slot": digest.slot.isoformat(),
-        "subject": ctx["subject"], "date": ctx["date_text"], "more": digest.more,
-        "items": [{k: getattr(v, k) for k in keys} | {"score": v.score, "why": list(v.why)} for v in ctx["items"]],
-        "manage_url": ctx["manage_url"], "unsubscribe_url": ctx["unsubscribe_url"],
+        "digest_id": digest.id,
+        "subscriber": digest.subscriber.id,
+        "slot": digest.slot.isoformat(),
+        "subject": ctx["subject"],
+        "date": ctx["date_text"],
+        "more": digest.more,
+        "items": [
+            {k: getattr(v, k) for k in keys} | {"score": v.score, "why": list(v.why)}
+            for v in ctx["items"]
+        ],
+        "manage_url": ctx["manage_url"],
+        "unsubscribe_url": ctx["unsubscribe_url"],
     }
 
 
 # --- Slack -------------------------------------------------------------------------------------
+
 
 def slack_escape(text: str) -> str:
     """Escape &, < and > for Slack mrkdwn, so feed text cannot make links or mentions."""
@@ -261,7 +307,9 @@ def _chars(block: dict[str, Any]) -> int:
     return 0
 
 
-def _item_blocks(view: ItemView, digest: Digest, ctx: dict[str, Any], env: Environment) -> list[dict[str, Any]]:
+def _item_blocks(
+    view: ItemView, digest: Digest, ctx: dict[str, Any], env: Environment
+) -> list[dict[str, Any]]:
     text = env.get_template("slack_item.md.j2").render({**ctx, "item": view}).strip()
     context = " · ".join(slack_escape(p) for p in (view.source, view.topic) if p) or "digestbot"
     blocks: list[dict[str, Any]] = [
@@ -271,7 +319,8 @@ def _item_blocks(view: ItemView, digest: Digest, ctx: dict[str, Any], env: Envir
     buttons = []
     for vote, label in (("up", "👍 more like this"), ("down", "👎 less like this")):
         button: dict[str, Any] = {
-            "type": "button", "text": {"type": "plain_text", "text": label, "emoji": True},
+            "type": "button",
+            "text": {"type": "plain_text", "text": label, "emoji": True},
             # The action id names the digest and the entry, for an interactive Slack app.
             "action_id": f"digestbot_{vote}:{digest.id}:{view.entry_id}"[:255],
             "value": f"{digest.id} {view.entry_id}"[:2000],
@@ -292,7 +341,10 @@ def slack_messages(digest: Digest, settings: Settings) -> list[dict[str, Any]]:
     env = _env(settings)
     ctx = _context(digest, settings)
     head = subject(digest)
-    header = {"type": "header", "text": {"type": "plain_text", "text": shorten(head, SLACK_HEADER_CHARS), "emoji": True}}
+    header = {
+        "type": "header",
+        "text": {"type": "plain_text", "text": shorten(head, SLACK_HEADER_CHARS), "emoji": True},
+    }
     groups = [_item_blocks(v, digest, ctx, env) for v in ctx["items"]]
     if digest.more:
         note = f"…and {digest.more} more matched; <{slack_url(ctx['manage_url'])}|raise max_items or manage your digest>"
@@ -306,8 +358,16 @@ def slack_messages(digest: Digest, settings: Settings) -> list[dict[str, Any]]:
             pages.append([])
         pages[-1].extend(group)
     fallback = slack_escape(head)
-    return [{"text": _cap(fallback if i == 0 else f"{fallback} (part {i + 1} of {len(pages)})", SLACK_TEXT_CHARS),
-             "blocks": page} for i, page in enumerate(pages)]
+    return [
+        {
+            "text": _cap(
+                fallback if i == 0 else f"{fallback} (part {i + 1} of {len(pages)})",
+                SLACK_TEXT_CHARS,
+            ),
+            "blocks": page,
+        }
+        for i, page in enumerate(pages)
+    ]
 
 
 def render_slack(digest: Digest, settings: Settings) -> dict[str, Any]:

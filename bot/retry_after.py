@@ -25,7 +25,9 @@ def seconds_to_wait(value: str | None, default: float = 0.0, cap: float | None =
     return min(wait, cap) if cap is not None else wait
 
 
-def header_seconds(headers: Mapping[str, Any] | None, default: float = 0.0, cap: float | None = None) -> float:
+def header_seconds(
+    headers: Mapping[str, Any] | None, default: float = 0.0, cap: float | None = None
+) -> float:
     """`seconds_to_wait` for the Retry-After header of `headers`, whatever the case of its name.
 
     A header value may also be a list of values (as slack-sdk gives them): the first one counts.

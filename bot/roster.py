@@ -13,12 +13,21 @@ from .subscriptions import load_subscriptions
 
 def web_subscriber(row: WebSubscriberRow) -> Subscriber:
     """The `Subscriber` a web row stands for (origin "web")."""
-    return Subscriber(id=row.id, name=row.name or row.email, email=row.email, schedule=row.schedule,
-                      timezone=row.timezone, max_items=row.max_items, interests=Interests.from_dict(row.interests),
-                      origin="web")
+    return Subscriber(
+        id=row.id,
+        name=row.name or row.email,
+        email=row.email,
+        schedule=row.schedule,
+        timezone=row.timezone,
+        max_items=row.max_items,
+        interests=Interests.from_dict(row.interests),
+        origin="web",
+    )
 
 
-def file_subscribers(settings: Settings, *, require_folder: bool = False) -> tuple[list[Subscriber], list[Problem]]:
+def file_subscribers(
+    settings: Settings, *, require_folder: bool = False
+) -> tuple[list[Subscriber], list[Problem]]:
     """The subscribers defined by files in the configured folder, with the problems found.
 
     `require_folder`: a missing or unreadable folder raises `ConfigError` (with the fix) instead
@@ -31,8 +40,11 @@ def file_subscribers(settings: Settings, *, require_folder: bool = False) -> tup
         try:
             os.listdir(folder)
         except OSError as e:
-            raise ConfigError(f"cannot read this folder ({e.strerror}); let the user digestbot runs as read it, "
-                              f"e.g. chmod a+rx {folder}", path=str(folder)) from e
+            raise ConfigError(
+                f"cannot read this folder ({e.strerror}); let the user digestbot runs as read it, "
+                f"e.g. chmod a+rx {folder}",
+                path=str(folder),
+            ) from e
     subs, problems = load_subscriptions(folder, known_topics())
     if require_folder and not folder.is_dir():
         raise ConfigError(problems[0].message if problems else "no such folder", path=str(folder))
@@ -50,9 +62,13 @@ def load_roster(
     taken = {s.id for s in subs}
     for row in store.web_subscribers("active"):
         if row.id in taken:
-            problems.append(Problem(
-                "(web subscribers)", row.id,
-                "a subscription file has the same id; rename that file (the web subscriber is skipped)"))
+            problems.append(
+                Problem(
+                    "(web subscribers)",
+                    row.id,
+                    "a subscription file has the same id; rename that file (the web subscriber is skipped)",
+                )
+            )
             continue
         roster.append(web_subscriber(row))
     return roster, problems

@@ -94,7 +94,9 @@ def bundled_template(name: str) -> str:
     for folder in template_dirs(None):
         if (folder / name).is_file():
             return (folder / name).read_text(encoding="utf-8")
-    raise ConfigError(f"the bundled template {name} is missing from this installation; reinstall digestbot")
+    raise ConfigError(
+        f"the bundled template {name} is missing from this installation; reinstall digestbot"
+    )
 
 
 def plan(target: Path) -> dict[Path, bytes]:
@@ -118,7 +120,8 @@ def scaffold(target: Path) -> list[Path]:
         names = ", ".join(str(p) for p in taken)
         raise ConfigError(
             f"{names} already exist{'s' if len(taken) == 1 else ''}; digestbot init never overwrites — "
-            "run it in an empty folder, or move these away first")
+            "run it in an empty folder, or move these away first"
+        )
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 DIGEST_GRACE = timedelta(hours=12)
 WATCH_EVERY = timedelta(seconds=10)  # how often the subscription folder is checked for changes
 WORKERS = 4  # jobs run at once (digests for different subscribers, fetches)
-JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": int(DIGEST_GRACE.total_seconds())}
+JOB_DEFAULTS: dict[str, Any] = {
+    "coalesce": True,
+    "max_instances": 1,
+    "misfire_grace_time": int(DIGEST_GRACE.total_seconds()),
+}
 
 
 def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -56,7 +60,13 @@ def _log(outcomes: Sequence[Outcome]) -> None:
         if o.status in ("failed", "pending"):
             log.warning("digest %s for %s: %s: %s", o.digest_id, o.subscriber, o.status, o.reason)
         elif o.status == "sent":
-            log.info("digest %s for %s: sent %d entries to %s", o.digest_id, o.subscriber, o.entries, o.destination)
+            log.info(
+                "digest %s for %s: sent %d entries to %s",
+                o.digest_id,
+                o.subscriber,
+                o.entries,
+                o.destination,
+            )
 
 
 class Runner:
@@ -66,7 +76,10 @@ class Runner:
         self.settings = settings
         self.store = store or open_store(settings)
         self.scheduler = BackgroundScheduler(
-            timezone=UTC, job_defaults=JOB_DEFAULTS, executors={"default": ThreadPoolExecutor(WORKERS)})
+            timezone=UTC,
+            job_defaults=JOB_DEFAULTS,
+            executors={"default": ThreadPoolExecutor(WORKERS)},
+        )
         self.stopping = threading.Event()
         self.subscribers: dict[str, Subscriber] = {}
         self.problems: list[Problem] = []
@@ -112,8 +125,10 @@ class Runner:
 
     def _web_signature(self) -> tuple[object, ...]:
         """What the store says of subscribers: web rows (and their edits) and pause/unsubscribe marks."""
-        return (tuple(sorted(self.store.subscriber_statuses().items())),
-                tuple((r.id, r.status, r.updated_at) for r in self.store.web_subscribers()))
+        return (
+            tuple(sorted(self.store.subscriber_statuses().items())),
+            tuple((r.id, r.status, r.updated_at) for r in self.store.web_subscribers()),
+        )
 
     # --- subscribers -------------------------------------------------------------------------
     def reload(self) -> None:
@@ -133,7 +148,9 @@ class Runner:
                     fresh[stem] = self.subscribers[stem]
             self._web_seen = self._web_signature()
             # Web subscribers join the file ones; a pause or unsubscribe recorded in the store wins.
-            roster, problems = load_roster(self.settings, self.store, (list(fresh.values()), problems))
+            roster, problems = load_roster(
+                self.settings, self.store, (list(fresh.values()), problems)
+            )
             for p in problems:
                 if p.path == "(web subscribers)":
                     log.warning("%s", p)
@@ -150,9 +167,16 @@ class Runner:
             if old.get(sid) == sub and self.scheduler.get_job(f"digest:{sid}") is not None:
                 continue
             self.scheduler.add_job(
-                self.digest_job, SlotTrigger(sub), args=[sid], id=f"digest:{sid}", name=f"digest {sid}",
-                replace_existing=True, coalesce=True, max_instances=1,
-                misfire_grace_time=int(DIGEST_GRACE.total_seconds()))
+                self.digest_job,
+                SlotTrigger(sub),
+                args=[sid],
+                id=f"digest:{sid}",
+                name=f"digest {sid}",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(DIGEST_GRACE.total_seconds()),
+            )
             log.info("subscriber %s: digests on %r in %s", sid, sub.schedule, sub.timezone)
 
     def add_fetch_jobs(self, sources: Sequence[SourceSpec]) -> None:
@@ -160,9 +184,18 @@ class Runner:
         for spec in sources:
             every = timedelta(minutes=spec.interval_minutes)
             self.scheduler.add_job(
-                self.fetch_job, IntervalTrigger(minutes=spec.interval_minutes, jitter=min(60, int(every.total_seconds() / 10))),
-                args=[spec], id=f"fetch:{spec.name}", name=f"fetch {spec.name}", replace_existing=True,
-                coalesce=True, max_instances=1, misfire_grace_time=int(every.total_seconds()))
+                self.fetch_job,
+                IntervalTrigger(
+                    minutes=spec.interval_minutes, jitter=min(60, int(every.total_seconds() / 10))
+                ),
+                args=[spec],
+                id=f"fetch:{spec.name}",
+                name=f"fetch {spec.name}",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(every.total_seconds()),
+            )
 
     # --- life cycle ----------------------------------------------------------------------------
     def catch_up(self) -> None:
@@ -173,14 +206,24 @@ class Runner:
         subs = list(self.subscribers.values())
         deliverer = Deliverer(self.settings, self.store)
         try:
-            _log(deliverer.recover(subs, self.stopping.is_set))  # crash leftovers first, before any fetch
+            _log(
+                deliverer.recover(subs, self.stopping.is_set)
+            )  # crash leftovers first, before any fetch
             if self.stopping.is_set():
                 return
             for r in fetch_all(self.settings, self.store):
                 if r.error:
                     log.warning("fetch %s failed: %s", r.source, r.error)
             if not self.stopping.is_set():
-                _log(run_once(self.settings, self.store, subs, deliverer=deliverer, stop=self.stopping.is_set).outcomes)
+                _log(
+                    run_once(
+                        self.settings,
+                        self.store,
+                        subs,
+                        deliverer=deliverer,
+                        stop=self.stopping.is_set,
+                    ).outcomes
+                )
         finally:
             deliverer.close()
 
@@ -189,9 +232,16 @@ class Runner:
         self.scheduler.start(paused=True)  # jobs can be added; none runs before catch-up is done
         self.reload()
         self.add_fetch_jobs(self.settings.sources)
-        self.scheduler.add_job(self.watch_job, IntervalTrigger(seconds=int(WATCH_EVERY.total_seconds())),
-                               id="watch", name="watch subscriptions", replace_existing=True,
-                               coalesce=True, max_instances=1, misfire_grace_time=60)
+        self.scheduler.add_job(
+            self.watch_job,
+            IntervalTrigger(seconds=int(WATCH_EVERY.total_seconds())),
+            id="watch",
+            name="watch subscriptions",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=60,
+        )
         self.catch_up()
         if not self.stopping.is_set():
             self.scheduler.resume()
@@ -211,7 +261,10 @@ def run_scheduler(settings: Settings, ready: Callable[[Runner], None] | None = N
     wake = threading.Event()
 
     def on_stop(signum: int, _frame: FrameType | None) -> None:
-        log.warning("got %s: finishing the digest in flight, starting nothing new", signal.Signals(signum).name)
+        log.warning(
+            "got %s: finishing the digest in flight, starting nothing new",
+            signal.Signals(signum).name,
+        )
         runner.stopping.set()
         wake.set()
 
@@ -222,7 +275,9 @@ def run_scheduler(settings: Settings, ready: Callable[[Runner], None] | None = N
     previous = {s: signal.signal(s, on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
     try:
-        log.warning("digestbot scheduler starting at %s", datetime.now(UTC).isoformat(timespec="seconds"))
+        log.warning(
+            "digestbot scheduler starting at %s", datetime.now(UTC).isoformat(timespec="seconds")
+        )
         runner.start()
         if ready:
             ready(runner)

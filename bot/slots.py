@@ -27,8 +27,16 @@ from .models import Subscriber
 from .subscriptions import cron_trigger
 
 # Windows searched backwards for the latest fire time: minute-level crons finish in the first.
-_WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367))
-_HORIZON = timedelta(days=367 * 4)  # a cron that never fires within it (e.g. "0 0 31 2 *") never fires
+_WINDOWS = (
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=8),
+    timedelta(days=32),
+    timedelta(days=367),
+)
+_HORIZON = timedelta(
+    days=367 * 4
+)  # a cron that never fires within it (e.g. "0 0 31 2 *") never fires
 
 
 def _wall(t: datetime, tz: tzinfo) -> datetime:
@@ -114,7 +122,9 @@ class SlotTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no 
     def __init__(self, subscriber: Subscriber) -> None:
         self.subscriber = subscriber
 
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         """The first slot after the previous fire, or at/after `now` for the first one."""
         if previous_fire_time is not None:
             return slot_after(self.subscriber, previous_fire_time)

@@ -69,8 +69,14 @@ def cron_trigger(schedule: str, timezone: str) -> CronTrigger:
         raise ScheduleError(f"expected 5 fields, got {len(fields)}")
     minute, hour, day, month, dow = fields
     try:
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=_crontab_days(dow), timezone=ZoneInfo(timezone))
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_crontab_days(dow),
+            timezone=ZoneInfo(timezone),
+        )
     except ScheduleError:
         raise
     except ValueError as e:  # APScheduler's: a field out of range, a bad step
@@ -87,7 +93,10 @@ def parse_subscriber(
         problems.append(Problem(where, key, message))
 
     if not _ID.match(sid):
-        bad("", f"the file name {sid!r} is not a usable subscriber id; rename it with letters, digits, '.', '_' or '-'")
+        bad(
+            "",
+            f"the file name {sid!r} is not a usable subscriber id; rename it with letters, digits, '.', '_' or '-'",
+        )
     top = _OWN | {f.name for f in subscriber_fields()}
     for key in sorted(set(raw) - top):
         bad(key, f"unknown key; the keys are {', '.join(sorted(top))}")
@@ -96,17 +105,30 @@ def parse_subscriber(
     schedule, timezone = _schedule(raw, bad)
     max_items = raw.get("max_items", 10)
     if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 200:
-        bad("max_items", f"{max_items!r} is not a whole number from 1 to 200; write e.g. max_items = 10")
+        bad(
+            "max_items",
+            f"{max_items!r} is not a whole number from 1 to 200; write e.g. max_items = 10",
+        )
         max_items = 10
     interests = _interests(raw.get("interests", {}), bad, known_topics)
     interest_problems = any(p.key.startswith("interests") for p in problems)
-    if not interest_problems and not (interests.description or interests.keywords or interests.topics or interests.authors):
-        bad("interests", "says nothing to match on; give a description, keywords, topics or authors")
+    if not interest_problems and not (
+        interests.description or interests.keywords or interests.topics or interests.authors
+    ):
+        bad(
+            "interests", "says nothing to match on; give a description, keywords, topics or authors"
+        )
     if problems:
         return None, problems
     return Subscriber(
-        id=sid, name=name or sid, schedule=schedule, timezone=timezone,
-        max_items=max_items, interests=interests, origin=where, **destination(where_to),
+        id=sid,
+        name=name or sid,
+        schedule=schedule,
+        timezone=timezone,
+        max_items=max_items,
+        interests=interests,
+        origin=where,
+        **destination(where_to),
     ), []
 
 
@@ -117,14 +139,16 @@ def _text(table: dict[str, Any], key: str, prefix: str, bad: _Bad) -> str:
     """A string value, stripped; "" (and a problem) when it is not a string."""
     value = table.get(key, "")
     if not isinstance(value, str):
-        bad(prefix + key, f"{value!r} is not a string; write {key} = \"…\"")
+        bad(prefix + key, f'{value!r} is not a string; write {key} = "…"')
         return ""
     return value.strip()
 
 
 def _destination(raw: dict[str, Any], bad: _Bad) -> dict[str, str]:
     """The destination keys the registered channels declare, each checked by its channel."""
-    where_to = {f.name: value for f in subscriber_fields() if (value := _text(raw, f.name, "", bad))}
+    where_to = {
+        f.name: value for f in subscriber_fields() if (value := _text(raw, f.name, "", bad))
+    }
     for key, message in destination_problems(where_to):
         bad(key, message)
     return where_to
@@ -137,19 +161,28 @@ def _schedule(raw: dict[str, Any], bad: _Bad) -> tuple[str, str]:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        bad("timezone", f"{timezone!r} is not a known time zone; use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
+        bad(
+            "timezone",
+            f'{timezone!r} is not a known time zone; use an IANA name such as "Europe/Berlin" or "UTC"',
+        )
         timezone = ""
     try:
         cron_trigger(schedule, timezone or "UTC")
     except ValueError as e:
-        bad("schedule", f"{schedule!r} is not a valid cron line ({e}); write five fields, e.g. \"0 8 * * 1-5\"")
+        bad(
+            "schedule",
+            f'{schedule!r} is not a valid cron line ({e}); write five fields, e.g. "0 8 * * 1-5"',
+        )
     return schedule, timezone
 
 
 def _interests(interests_raw: Any, bad: _Bad, known_topics: Collection[str] | None) -> Interests:
     """The [interests] table: lists of phrases, topics that exist."""
     if not isinstance(interests_raw, dict):
-        bad("interests", "is not a table; write [interests] with description, keywords, exclude, topics, authors")
+        bad(
+            "interests",
+            "is not a table; write [interests] with description, keywords, exclude, topics, authors",
+        )
         interests_raw = {}
     for key in sorted(set(interests_raw) - _INTERESTS):
         bad(f"interests.{key}", f"unknown key; the keys are {', '.join(sorted(_INTERESTS))}")
@@ -157,10 +190,10 @@ def _interests(interests_raw: Any, bad: _Bad, known_topics: Collection[str] | No
     def phrases(key: str) -> tuple[str, ...]:
         value = interests_raw.get(key, [])
         if isinstance(value, str):
-            bad(f"interests.{key}", f"is a string, not a list; write {key} = [\"{value}\"]")
+            bad(f"interests.{key}", f'is a string, not a list; write {key} = ["{value}"]')
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            bad(f"interests.{key}", f"{value!r} is not a list of strings; write {key} = [\"…\", \"…\"]")
+            bad(f"interests.{key}", f'{value!r} is not a list of strings; write {key} = ["…", "…"]')
             return ()
         return tuple(v.strip() for v in value if v.strip())
 
@@ -168,10 +201,16 @@ def _interests(interests_raw: Any, bad: _Bad, known_topics: Collection[str] | No
     if known_topics is not None:
         for t in topics:
             if t not in known_topics:
-                bad("interests.topics", f"{t!r} is not a known topic; 'digestbot topics' lists them")
-    return Interests(description=_text(interests_raw, "description", "interests.", bad),
-                     keywords=phrases("keywords"), exclude=phrases("exclude"), topics=topics,
-                     authors=phrases("authors"))
+                bad(
+                    "interests.topics", f"{t!r} is not a known topic; 'digestbot topics' lists them"
+                )
+    return Interests(
+        description=_text(interests_raw, "description", "interests.", bad),
+        keywords=phrases("keywords"),
+        exclude=phrases("exclude"),
+        topics=topics,
+        authors=phrases("authors"),
+    )
 
 
 def load_subscriptions(
@@ -179,7 +218,13 @@ def load_subscriptions(
 ) -> tuple[list[Subscriber], list[Problem]]:
     """Every good subscriber in `folder`, and every problem in the bad files (which are skipped)."""
     if not folder.is_dir():
-        return [], [Problem(str(folder), "", "no such folder; create it, or set subscriptions_dir in digestbot.toml or pass --subscriptions")]
+        return [], [
+            Problem(
+                str(folder),
+                "",
+                "no such folder; create it, or set subscriptions_dir in digestbot.toml or pass --subscriptions",
+            )
+        ]
     subscribers: list[Subscriber] = []
     problems: list[Problem] = []
     for path in sorted(folder.glob("*.toml")):
@@ -189,7 +234,9 @@ def load_subscriptions(
             problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
             continue
         except OSError as e:
-            problems.append(Problem(str(path), "", f"cannot read it ({e.strerror}); check its permissions"))
+            problems.append(
+                Problem(str(path), "", f"cannot read it ({e.strerror}); check its permissions")
+            )
             continue
         sub, found = parse_subscriber(path.stem, raw, str(path), known_topics)
         problems.extend(found)

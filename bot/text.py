@@ -53,7 +53,24 @@ def squash(text: str | None) -> str:
 
 class _TextOnly(HTMLParser):
     _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template"})
-    _BLOCK = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
+    _BLOCK = frozenset(
+        {
+            "p",
+            "br",
+            "div",
+            "li",
+            "tr",
+            "td",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "blockquote",
+            "pre",
+        }
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

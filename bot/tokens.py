@@ -26,7 +26,9 @@ def _key(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode()
     if not _warned:
-        log.warning("DIGESTBOT_SECRET_KEY is not set: links are signed with a public development key; set it in production")
+        log.warning(
+            "DIGESTBOT_SECRET_KEY is not set: links are signed with a public development key; set it in production"
+        )
         _warned = True
     return DEV_KEY.encode()
 
@@ -39,10 +41,20 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(settings: Settings, kind: str, subscriber_id: str, entry_id: str = "", digest_id: str = "",
-         now: float | None = None) -> str:
+def sign(
+    settings: Settings,
+    kind: str,
+    subscriber_id: str,
+    entry_id: str = "",
+    digest_id: str = "",
+    now: float | None = None,
+) -> str:
     """A URL-safe token naming what a link does (`kind`) and for whom, signed with the secret key."""
-    payload: dict[str, Any] = {"k": kind, "s": subscriber_id, "t": int(time.time() if now is None else now)}
+    payload: dict[str, Any] = {
+        "k": kind,
+        "s": subscriber_id,
+        "t": int(time.time() if now is None else now),
+    }
     if entry_id:
         payload["e"] = entry_id
     if digest_id:
@@ -52,8 +64,13 @@ def sign(settings: Settings, kind: str, subscriber_id: str, entry_id: str = "", 
     return f"{body}.{_b64(mac)}"
 
 
-def verify(settings: Settings, token: str, kind: str, max_age: float | None = None,
-           now: float | None = None) -> dict[str, Any]:
+def verify(
+    settings: Settings,
+    token: str,
+    kind: str,
+    max_age: float | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
     """The payload of a token made by `sign` for `kind`; `TokenError` when bad, forged or expired.
 
     The payload has `kind`, `subscriber_id`, `entry_id`, `digest_id` and `issued` (Unix seconds).
@@ -68,11 +85,20 @@ def verify(settings: Settings, token: str, kind: str, max_age: float | None = No
     except (ValueError, UnicodeDecodeError) as e:
         raise TokenError("this link is damaged; copy the whole link from the digest") from e
     if not hmac.compare_digest(expected, given) or not isinstance(raw, dict):
-        raise TokenError("this link was not made by this digestbot; use a link from a recent digest")
+        raise TokenError(
+            "this link was not made by this digestbot; use a link from a recent digest"
+        )
     if raw.get("k") != kind:
-        raise TokenError(f"this link is for {raw.get('k')!r}, not {kind!r}; use the matching link from the digest")
+        raise TokenError(
+            f"this link is for {raw.get('k')!r}, not {kind!r}; use the matching link from the digest"
+        )
     issued = int(raw.get("t", 0))
     if max_age is not None and (time.time() if now is None else now) - issued > max_age:
         raise TokenError("this link has expired; use the link in a more recent digest")
-    return {"kind": kind, "subscriber_id": str(raw.get("s", "")), "entry_id": str(raw.get("e", "")),
-            "digest_id": str(raw.get("d", "")), "issued": issued}
+    return {
+        "kind": kind,
+        "subscriber_id": str(raw.get("s", "")),
+        "entry_id": str(raw.get("e", "")),
+        "digest_id": str(raw.get("d", "")),
+        "issued": issued,
+    }

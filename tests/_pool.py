@@ -28,7 +28,9 @@ REDIS_URL = os.environ.get("DIGESTBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9
 
 def redis_queue() -> Iterator[str]:
     """A queue name of our own on the test Redis; its keys are deleted afterwards."""
-    redis = pytest.importorskip("redis", reason="redis is not installed; pip install 'celery[redis]'")
+    redis = pytest.importorskip(
+        "redis", reason="redis is not installed; pip install 'celery[redis]'"
+    )
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()
@@ -38,7 +40,12 @@ def redis_queue() -> Iterator[str]:
     try:
         yield queue
     finally:
-        keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}", *client.keys(f"{queue}:*")]
+        keys = [
+            queue,
+            f"_kombu.binding.{queue}",
+            f"_kombu.binding_permanent.{queue}",
+            *client.keys(f"{queue}:*"),
+        ]
         client.delete(*keys)
         client.close()
         if BROKER_URL.startswith("amqp"):
@@ -51,23 +58,44 @@ def redis_queue() -> Iterator[str]:
 def subscribers(n: int, prefix: str = "s") -> list[Subscriber]:
     """`n` email subscribers due every minute, all interested in quantization."""
     interests = Interests("quantization of language models", ("quantization",))
-    return [Subscriber(f"{prefix}{i:05d}", f"Sub {i}", f"{prefix}{i:05d}@example.org", schedule="* * * * *",
-                       timezone="UTC", max_items=5, interests=interests) for i in range(n)]
+    return [
+        Subscriber(
+            f"{prefix}{i:05d}",
+            f"Sub {i}",
+            f"{prefix}{i:05d}@example.org",
+            schedule="* * * * *",
+            timezone="UTC",
+            max_items=5,
+            interests=interests,
+        )
+        for i in range(n)
+    ]
 
 
 def entries(n: int = 6, now: datetime | None = None) -> list[Entry]:
     """`n` recent entries every subscriber above wants."""
     now = now or datetime.now(UTC)
-    return [Entry(f"arxiv:2601.{i:05d}", f"Low-bit quantization of LLMs, part {i}",
-                  "We study quantization of large language models.", f"https://arxiv.org/abs/2601.{i:05d}",
-                  ("A. Author",), now - timedelta(hours=1), "test") for i in range(n)]
+    return [
+        Entry(
+            f"arxiv:2601.{i:05d}",
+            f"Low-bit quantization of LLMs, part {i}",
+            "We study quantization of large language models.",
+            f"https://arxiv.org/abs/2601.{i:05d}",
+            ("A. Author",),
+            now - timedelta(hours=1),
+            "test",
+        )
+        for i in range(n)
+    ]
 
 
 def write_config(folder: Path, rate: float) -> Path:
     """A digestbot.toml for the workers: no sources, the given SMTP rate."""
     (folder / "subscriptions").mkdir(exist_ok=True)
     path = folder / "digestbot.toml"
-    path.write_text(f'subscriptions_dir = "subscriptions"\n[smtp]\nrate = {rate}\n', encoding="utf-8")
+    path.write_text(
+        f'subscriptions_dir = "subscriptions"\n[smtp]\nrate = {rate}\n', encoding="utf-8"
+    )
     return path
 
 
@@ -82,8 +110,13 @@ class Pool:
     def start_worker(self) -> subprocess.Popen[bytes]:
         """Start one `digestbot worker` process."""
         log = open(self.folder / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115 (kept open for the child)
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "worker", "--loglevel", "WARNING"],
-                                cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "worker", "--loglevel", "WARNING"],
+            cwd=self.folder,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.procs.append(proc)
         return proc
@@ -102,16 +135,26 @@ class Pool:
 
     def logs(self) -> str:
         """Every worker's log, for a failure message."""
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.folder.glob("worker-*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.folder.glob("worker-*.log"))
+        )
 
 
 def pool_env(folder: Path, pg_url: str, queue: str, smtp: SmtpPeer, rate: float) -> dict[str, str]:
     """The environment of a pool's processes."""
     config = write_config(folder, rate)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
-    env.update({
-        "DIGESTBOT_CONFIG": str(config), "DIGESTBOT_DATABASE_URL": pg_url, "DIGESTBOT_BROKER_URL": BROKER_URL,
-        "DIGESTBOT_RATELIMIT_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue, "DIGESTBOT_SMTP_URL": smtp.url,
-        "DIGESTBOT_FROM": "digestbot <digest@example.org>", "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "DIGESTBOT_CONFIG": str(config),
+            "DIGESTBOT_DATABASE_URL": pg_url,
+            "DIGESTBOT_BROKER_URL": BROKER_URL,
+            "DIGESTBOT_RATELIMIT_URL": REDIS_URL,
+            "DIGESTBOT_QUEUE": queue,
+            "DIGESTBOT_SMTP_URL": smtp.url,
+            "DIGESTBOT_FROM": "digestbot <digest@example.org>",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env

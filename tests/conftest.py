@@ -14,6 +14,7 @@ from peers import SLACK_FIXTURES, SlackPeer, SmtpPeer, make_certificate, pg_sche
 from bot.store import Store
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+DATA = Path(__file__).resolve().parent / "data"  # the project's own small fixtures
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -50,7 +51,9 @@ def shared_fixture() -> Callable[[str], Path]:
     def find(relative: str) -> Path:
         path = SHARED_FIXTURES / relative
         if not path.is_file():
-            pytest.skip(f"real fixture {relative} not found: ../shared/fixtures/ is absent beside the clone")
+            pytest.skip(
+                f"real fixture {relative} not found: ../shared/fixtures/ is absent beside the clone"
+            )
         return path
 
     return find
@@ -86,7 +89,9 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
 def slack_fixtures() -> Path:
     """../shared/fixtures/slack, or skip."""
     if not SLACK_FIXTURES.is_dir():
-        pytest.skip(f"Slack fixtures not found at {SLACK_FIXTURES} (they live in ../shared beside the repo)")
+        pytest.skip(
+            f"Slack fixtures not found at {SLACK_FIXTURES} (they live in ../shared beside the repo)"
+        )
     return SLACK_FIXTURES
 
 

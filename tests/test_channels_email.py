@@ -20,8 +20,12 @@ from bot.delivery import Deliverer, Plan, RetryPolicy
 from bot.errors import ConfigError, PermanentSendError, TransientSendError
 from bot.store import Store
 
-BASE = Settings(base_url="https://digest.example.org", from_addr="Paper Digest <digest@example.org>",
-                secret_key="k", smtp_rate=0)
+BASE = Settings(
+    base_url="https://digest.example.org",
+    from_addr="Paper Digest <digest@example.org>",
+    secret_key="k",
+    smtp_rate=0,
+)
 
 
 def settings_for(server: SmtpPeer, scheme: str = "smtp", user: str = "", **kw: object) -> Settings:
@@ -40,7 +44,11 @@ def test_plain_one_connection_for_many_messages_each_parsed(smtp_server: SmtpPee
     subs = [subscriber(id=f"s{i}", email=f"s{i}@example.org", name=f"Süß {i}") for i in range(3)]
     receipts = [ch.send(digest(2, sub=s, did=f"s{i}.20260302T0700Z")) for i, s in enumerate(subs)]
     ch.close()
-    assert [r.destination for r in receipts] == ["s0@example.org", "s1@example.org", "s2@example.org"]
+    assert [r.destination for r in receipts] == [
+        "s0@example.org",
+        "s1@example.org",
+        "s2@example.org",
+    ]
     assert receipts[0].detail.startswith("<s0.20260302T0700Z@example.org> 250 2.0.0 OK queued")
     got = smtp_server.mails
     assert [m.session for m in got] == [1, 1, 1]  # one connection
@@ -67,7 +75,10 @@ def test_starttls_with_auth(tmp_path: Path, test_cert: tuple[Path, Path]) -> Non
 def test_starttls_wrong_password_says_what_to_check(test_cert: tuple[Path, Path]) -> None:
     with SmtpPeer(tls=tls_server_context(*test_cert), users={"bob": "s3cret"}) as server:
         ch = Smtp(settings_for(server, user="bob", smtp_password="wrong"))
-        with pytest.raises(PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\); check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD$"):
+        with pytest.raises(
+            PermanentSendError,
+            match=r"^the SMTP server refused the login for 'bob' \(535\); check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD$",
+        ):
             ch.send(digest(1))
         assert "wrong" not in str(ch.__dict__.get("_conn"))
         assert server.mails == []
@@ -81,18 +92,25 @@ def test_implicit_tls(test_cert: tuple[Path, Path]) -> None:
         assert len(server.mails) == 1
 
 
-def test_an_untrusted_certificate_is_refused_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_untrusted_certificate_is_refused_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from peers import make_certificate
 
     cert, key = make_certificate(tmp_path)  # not made trusted
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
-    with SmtpPeer(tls=tls_server_context(cert, key)) as server, \
-            pytest.raises(PermanentSendError, match="not trusted .*set SSL_CERT_FILE"):
+    with (
+        SmtpPeer(tls=tls_server_context(cert, key)) as server,
+        pytest.raises(PermanentSendError, match="not trusted .*set SSL_CERT_FILE"),
+    ):
         Smtp(settings_for(server)).send(digest(1))
 
 
 def test_bad_smtp_url_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL; write smtp://user@host:587"):
+    with pytest.raises(
+        ConfigError,
+        match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL; write smtp://user@host:587",
+    ):
         Smtp(replace(BASE, smtp_url="http://mail.example.org"))
 
 
@@ -108,6 +126,7 @@ def test_reconnects_when_the_server_drops_an_idle_connection(smtp_server: SmtpPe
 
 # --- through the pipeline's retry loop and the ledger ------------------------------------------------
 
+
 class Run:
     """A Deliverer over a fresh SQLite ledger with a recorded (not slept) backoff."""
 
@@ -115,7 +134,12 @@ class Run:
         self.store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
         self.store.upsert_entries([entry(i) for i in range(3)])
         self.sleeps: list[float] = []
-        self.deliverer = Deliverer(settings, self.store, RetryPolicy(attempts=attempts, base=1.0, cap=30.0), sleep=self.sleeps.append)
+        self.deliverer = Deliverer(
+            settings,
+            self.store,
+            RetryPolicy(attempts=attempts, base=1.0, cap=30.0),
+            sleep=self.sleeps.append,
+        )
 
     def deliver(self, sub_id: str, email: str) -> object:
         plan = Plan(subscriber(id=sub_id, email=email), SLOT, digest(3).items)
@@ -126,7 +150,9 @@ class Run:
         self.store.close()
 
 
-def test_4xx_is_retried_with_bounded_jittered_backoff_then_sent(tmp_path: Path, smtp_server: SmtpPeer) -> None:
+def test_4xx_is_retried_with_bounded_jittered_backoff_then_sent(
+    tmp_path: Path, smtp_server: SmtpPeer
+) -> None:
     smtp_server.script.tempfail_rcpt = 2
     run = Run(tmp_path, settings_for(smtp_server))
     out = run.deliver("alice", "alice@example.org")
@@ -147,7 +173,9 @@ def test_4xx_that_persists_leaves_the_digest_pending(tmp_path: Path, smtp_server
     assert smtp_server.rcpt_calls == 4 and len(run.sleeps) == 3
 
 
-def test_a_connection_dropped_during_data_is_transient_and_retried(tmp_path: Path, smtp_server: SmtpPeer) -> None:
+def test_a_connection_dropped_during_data_is_transient_and_retried(
+    tmp_path: Path, smtp_server: SmtpPeer
+) -> None:
     smtp_server.script.data_replies = ["drop"]
     ch = Smtp(settings_for(smtp_server))
     with pytest.raises(TransientSendError, match="lost while sending to alice@example.org"):
@@ -160,13 +188,19 @@ def test_a_connection_dropped_during_data_is_transient_and_retried(tmp_path: Pat
 def test_a_5xx_recipient_fails_that_digest_only(tmp_path: Path, smtp_server: SmtpPeer) -> None:
     smtp_server.script.refuse["bad@example.org"] = "550 5.1.1 <bad@example.org>: no such user"
     run = Run(tmp_path, settings_for(smtp_server))
-    outs = [run.deliver("a", "a@example.org"), run.deliver("bad", "bad@example.org"), run.deliver("c", "c@example.org")]
+    outs = [
+        run.deliver("a", "a@example.org"),
+        run.deliver("bad", "bad@example.org"),
+        run.deliver("c", "c@example.org"),
+    ]
     bad = run.store.get_digest(outs[1].digest_id)  # type: ignore[attr-defined]
     freed = run.store.delivered(["bad"])
     run.close()
     assert [o.status for o in outs] == ["sent", "failed", "sent"]  # type: ignore[attr-defined]
-    assert outs[1].reason == ("SMTP refused the recipient bad@example.org: 550 5.1.1 <bad@example.org>: no such user; "  # type: ignore[attr-defined]
-                              "check the email address in the subscription file")
+    assert outs[1].reason == (
+        "SMTP refused the recipient bad@example.org: 550 5.1.1 <bad@example.org>: no such user; "  # type: ignore[attr-defined]
+        "check the email address in the subscription file"
+    )
     assert bad is not None and bad.status == "failed" and bad.attempts == 1  # not retried
     assert freed == {"bad": set()}  # its entries may go in a later digest
     assert run.sleeps == []
@@ -174,7 +208,9 @@ def test_a_5xx_recipient_fails_that_digest_only(tmp_path: Path, smtp_server: Smt
     assert {m.session for m in smtp_server.mails} == {1}  # the refusal did not cost the connection
 
 
-def test_rate_limit_holds_across_channel_instances(smtp_server: SmtpPeer, send_clock: list[float]) -> None:
+def test_rate_limit_holds_across_channel_instances(
+    smtp_server: SmtpPeer, send_clock: list[float]
+) -> None:
     s = replace(settings_for(smtp_server), smtp_rate=2.0)
     a, b = Smtp(s), Smtp(s)
     for i in range(3):
@@ -203,15 +239,25 @@ def test_outbox_writes_the_bytes_smtp_carries(tmp_path: Path, smtp_server: SmtpP
         return raw.replace(boundary, b"BOUNDARY")
 
     assert norm(filed) == norm(wire)
-    assert message_from_bytes(filed, policy=policy.default)["Message-ID"] == "<alice.20260302T0700Z@example.org>"
+    assert (
+        message_from_bytes(filed, policy=policy.default)["Message-ID"]
+        == "<alice.20260302T0700Z@example.org>"
+    )
 
 
-
-def test_a_bad_sender_is_a_config_error_and_a_bad_recipient_fails_only_its_digest(smtp_server: SmtpPeer) -> None:
-    with pytest.raises(ConfigError, match=r"DIGESTBOT_FROM: 'nobody' is not an address; write e.g. 'Lab digest <digest@example.org>'"):
+def test_a_bad_sender_is_a_config_error_and_a_bad_recipient_fails_only_its_digest(
+    smtp_server: SmtpPeer,
+) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"DIGESTBOT_FROM: 'nobody' is not an address; write e.g. 'Lab digest <digest@example.org>'",
+    ):
         Smtp(replace(settings_for(smtp_server), from_addr="nobody"))
     ch = Smtp(settings_for(smtp_server))
-    with pytest.raises(PermanentSendError, match=r"the address 'jörg@exämple.org' of alice is not a plain ASCII address"):
+    with pytest.raises(
+        PermanentSendError,
+        match=r"the address 'jörg@exämple.org' of alice is not a plain ASCII address",
+    ):
         ch.send(digest(1, sub=subscriber(email="jörg@exämple.org")))
     ch.send(digest(1))
     ch.close()
@@ -229,7 +275,9 @@ def test_the_web_mailer_connects_through_the_same_smtp_code(test_cert: tuple[Pat
         assert server.tls_sessions == {1} and server.logins == ["bob"]
         assert server.mails[0].rcpt_tos == ["carol@example.org"]
         bad = replace(s, smtp_password="wrong")
-        with pytest.raises(PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\)"):
+        with pytest.raises(
+            PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\)"
+        ):
             mailer.send(bad, mailer.build(bad, "carol@example.org", "Confirm", "Open the link."))
     with pytest.raises(ConfigError, match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL"):
         s = replace(BASE, smtp_url="http://mail.example.org")

@@ -20,11 +20,21 @@ SLACK_SUB = subscriber(email="", slack_channel="#papers")
 
 def settings_for(server: SlackPeer, **kw: object) -> Settings:
     env = {"PAPERS_HOOK": server.webhook_url}
-    return replace(Settings(base_url="https://digest.example.org", secret_key="k", slack_token="xoxb-test",
-                            slack_api_url=server.url, environ=env), **kw)  # type: ignore[arg-type]
+    return replace(
+        Settings(
+            base_url="https://digest.example.org",
+            secret_key="k",
+            slack_token="xoxb-test",
+            slack_api_url=server.url,
+            environ=env,
+        ),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
-def test_posts_block_kit_with_the_digest_id_in_metadata(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_posts_block_kit_with_the_digest_id_in_metadata(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     s = settings_for(slack_server)
     assert channel_for(SLACK_SUB, s) == "slack"
     ch = CHANNELS["slack"](s)
@@ -34,15 +44,25 @@ def test_posts_block_kit_with_the_digest_id_in_metadata(slack_server: SlackPeer,
     body = call["body"]
     assert call["auth"] == "Bearer xoxb-test"
     assert body["channel"] == "#papers"
-    assert body["metadata"] == {"event_type": "digestbot_digest", "event_payload": {"digest_id": d.id, "part": 1, "parts": 1}}
+    assert body["metadata"] == {
+        "event_type": "digestbot_digest",
+        "event_payload": {"digest_id": d.id, "part": 1, "parts": 1},
+    }
     check_slack_limits(body)
-    assert body["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                 "text": "3 new papers on efficient inference, Mon 02 Mar 2026"}}
+    assert body["blocks"][0] == {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "emoji": True,
+            "text": "3 new papers on efficient inference, Mon 02 Mar 2026",
+        },
+    }
     assert receipt.detail == slack_server.posted[0]["ts"] and receipt.destination == "#papers"
 
 
 def test_a_200_item_digest_is_threaded_under_the_first_message_one_per_second(
-        slack_server: SlackPeer, send_clock: list[float]) -> None:
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     d = digest(200, sub=SLACK_SUB)
     Slack(settings_for(slack_server)).send(d)
     calls = slack_server.calls("chat.postMessage")
@@ -50,7 +70,9 @@ def test_a_200_item_digest_is_threaded_under_the_first_message_one_per_second(
     first_ts = slack_server.posted[0]["ts"]
     assert "thread_ts" not in calls[0]["body"]
     assert all(c["body"]["thread_ts"] == first_ts for c in calls[1:])
-    assert all(c["body"]["channel"] == "C0PAPERS01" for c in calls[1:])  # replies go to the id Slack answered
+    assert all(
+        c["body"]["channel"] == "C0PAPERS01" for c in calls[1:]
+    )  # replies go to the id Slack answered
     for i, c in enumerate(calls, 1):
         check_slack_limits(c["body"])
         assert c["body"]["metadata"]["event_payload"] == {"digest_id": d.id, "part": i, "parts": 13}
@@ -60,8 +82,12 @@ def test_a_200_item_digest_is_threaded_under_the_first_message_one_per_second(
 
 
 @pytest.mark.slow
-def test_ratelimited_waits_retry_after_then_posts(slack_server: SlackPeer, send_clock: list[float]) -> None:
-    slack_server.script["chat.postMessage"] = [Reply.fixture("chat.postMessage__error_ratelimited__HTTP429_python-slack-sdk-mock.http")]
+def test_ratelimited_waits_retry_after_then_posts(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    slack_server.script["chat.postMessage"] = [
+        Reply.fixture("chat.postMessage__error_ratelimited__HTTP429_python-slack-sdk-mock.http")
+    ]
     import time
 
     start = time.monotonic()
@@ -71,15 +97,25 @@ def test_ratelimited_waits_retry_after_then_posts(slack_server: SlackPeer, send_
     assert waited >= 1.0  # Retry-After: 1
 
 
-@pytest.mark.parametrize(("fixture", "fix"), [
-    ("chat.postMessage__error_channel_not_found__issue.json",
-     ("Slack refused the post to #papers: channel_not_found; check slack_channel in the subscription file, "
-      "and invite the bot to that channel (/invite @yourbot)")),
-    ("chat.postMessage__error_invalid_auth__python-slack-sdk-mock.json",
-     "Slack refused the post to #papers: invalid_auth; check SLACK_BOT_TOKEN (a bot token starting xoxb-)"),
-])
-def test_permanent_errors_fail_at_once_and_say_the_fix(slack_server: SlackPeer, send_clock: list[float],
-                                                       fixture: str, fix: str) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "fix"),
+    [
+        (
+            "chat.postMessage__error_channel_not_found__issue.json",
+            (
+                "Slack refused the post to #papers: channel_not_found; check slack_channel in the subscription file, "
+                "and invite the bot to that channel (/invite @yourbot)"
+            ),
+        ),
+        (
+            "chat.postMessage__error_invalid_auth__python-slack-sdk-mock.json",
+            "Slack refused the post to #papers: invalid_auth; check SLACK_BOT_TOKEN (a bot token starting xoxb-)",
+        ),
+    ],
+)
+def test_permanent_errors_fail_at_once_and_say_the_fix(
+    slack_server: SlackPeer, send_clock: list[float], fixture: str, fix: str
+) -> None:
     slack_server.script["chat.postMessage"] = [Reply.fixture(fixture)]
     with pytest.raises(PermanentSendError) as e:
         Slack(settings_for(slack_server)).send(digest(2, sub=SLACK_SUB))
@@ -87,14 +123,22 @@ def test_permanent_errors_fail_at_once_and_say_the_fix(slack_server: SlackPeer, 
     assert len(slack_server.calls("chat.postMessage")) == 1  # not retried
 
 
-def test_not_in_channel_says_invite_the_bot(slack_server: SlackPeer, send_clock: list[float]) -> None:
-    slack_server.script["chat.postMessage"] = [Reply(200, b'{"ok": false, "error": "not_in_channel"}')]
+def test_not_in_channel_says_invite_the_bot(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    slack_server.script["chat.postMessage"] = [
+        Reply(200, b'{"ok": false, "error": "not_in_channel"}')
+    ]
     with pytest.raises(PermanentSendError, match=r"not_in_channel; invite the bot to the channel"):
         Slack(settings_for(slack_server)).send(digest(1, sub=SLACK_SUB))
 
 
-def test_msg_blocks_too_long_falls_back_to_plain_text(slack_server: SlackPeer, send_clock: list[float]) -> None:
-    slack_server.script["chat.postMessage"] = [Reply.fixture("chat.postMessage__error_msg_blocks_too_long__issue.json")]
+def test_msg_blocks_too_long_falls_back_to_plain_text(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    slack_server.script["chat.postMessage"] = [
+        Reply.fixture("chat.postMessage__error_msg_blocks_too_long__issue.json")
+    ]
     d = digest(2, sub=SLACK_SUB)
     Slack(settings_for(slack_server)).send(d)
     first, second = slack_server.calls("chat.postMessage")
@@ -105,9 +149,13 @@ def test_msg_blocks_too_long_falls_back_to_plain_text(slack_server: SlackPeer, s
 
 
 @pytest.mark.slow
-def test_5xx_and_dropped_connections_are_retried(slack_server: SlackPeer, send_clock: list[float]) -> None:
-    slack_server.script["chat.postMessage"] = [Reply(503, b"upstream down", {"content-type": "text/plain"}),
-                                               Reply(drop=True)]
+def test_5xx_and_dropped_connections_are_retried(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    slack_server.script["chat.postMessage"] = [
+        Reply(503, b"upstream down", {"content-type": "text/plain"}),
+        Reply(drop=True),
+    ]
     Slack(settings_for(slack_server)).send(digest(1, sub=SLACK_SUB))
     assert len(slack_server.calls("chat.postMessage")) == 3
     assert len(slack_server.posted) == 1
@@ -115,14 +163,18 @@ def test_5xx_and_dropped_connections_are_retried(slack_server: SlackPeer, send_c
 
 @pytest.mark.slow
 def test_5xx_that_persists_is_transient(slack_server: SlackPeer, send_clock: list[float]) -> None:
-    slack_server.script["chat.postMessage"] = [Reply(500, b'{"ok": false, "error": "fatal_error"}')] * 3
+    slack_server.script["chat.postMessage"] = [
+        Reply(500, b'{"ok": false, "error": "fatal_error"}')
+    ] * 3
     with pytest.raises(TransientSendError, match="Slack answered 500 fatal_error; will retry"):
         Slack(settings_for(slack_server)).send(digest(1, sub=SLACK_SUB))
     assert len(slack_server.calls("chat.postMessage")) == 3  # the first try and two retries
 
 
 @pytest.mark.slow
-def test_a_retry_after_a_partial_thread_goes_on_where_it_stopped(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_a_retry_after_a_partial_thread_goes_on_where_it_stopped(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     d = digest(40, sub=SLACK_SUB)  # three messages
     ch = Slack(settings_for(slack_server))
     # The second message meets a persistent 5xx; the pipeline's retry then sends the rest once.
@@ -144,7 +196,9 @@ def test_a_retry_after_a_partial_thread_goes_on_where_it_stopped(slack_server: S
     assert slack_server.posted[2]["thread_ts"] == slack_server.posted[0]["ts"]
 
 
-def test_untrusted_titles_are_escaped_in_what_slack_receives(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_untrusted_titles_are_escaped_in_what_slack_receives(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     Slack(settings_for(slack_server)).send(digest(3, sub=SLACK_SUB, titles=NASTY))
     blocks = slack_server.calls("chat.postMessage")[0]["body"]["blocks"]
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
@@ -153,7 +207,9 @@ def test_untrusted_titles_are_escaped_in_what_slack_receives(slack_server: Slack
     assert "<script" not in str(blocks) and "<b>" not in str(blocks)
 
 
-def test_already_delivered_finds_the_digest_id_in_channel_history(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_already_delivered_finds_the_digest_id_in_channel_history(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     ch = Slack(settings_for(slack_server))
     d = digest(2, sub=SLACK_SUB)
     assert ch.already_delivered(d) is False
@@ -161,12 +217,20 @@ def test_already_delivered_finds_the_digest_id_in_channel_history(slack_server: 
     assert ch.already_delivered(d) is True
     assert ch.already_delivered(digest(2, sub=SLACK_SUB, did="alice.other")) is False
     (hist, *_) = slack_server.calls("conversations.history")
-    assert hist["body"]["channel"] == "C0PAPERS01" and hist["body"]["include_all_metadata"] in ("1", "true", "True")
+    assert hist["body"]["channel"] == "C0PAPERS01" and hist["body"]["include_all_metadata"] in (
+        "1",
+        "true",
+        "True",
+    )
     assert len(slack_server.calls("conversations.list")) == 1  # the name is looked up once
 
 
-def test_already_delivered_with_a_bad_token_says_the_fix(slack_server: SlackPeer, send_clock: list[float]) -> None:
-    slack_server.script["conversations.history"] = [Reply.fixture("chat.postMessage__error_invalid_auth__python-slack-sdk-mock.json")]
+def test_already_delivered_with_a_bad_token_says_the_fix(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    slack_server.script["conversations.history"] = [
+        Reply.fixture("chat.postMessage__error_invalid_auth__python-slack-sdk-mock.json")
+    ]
     ch = Slack(settings_for(slack_server))
     with pytest.raises(PermanentSendError, match="invalid_auth; check SLACK_BOT_TOKEN"):
         ch.already_delivered(digest(1, sub=subscriber(email="", slack_channel="C0PAPERS01")))
@@ -177,7 +241,9 @@ def test_already_delivered_with_a_bad_token_says_the_fix(slack_server: SlackPeer
 HOOK_SUB = subscriber(email="", slack_webhook_env="PAPERS_HOOK")
 
 
-def test_webhook_posts_each_message_and_checks_ok(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_webhook_posts_each_message_and_checks_ok(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     s = settings_for(slack_server, slack_token="")
     assert channel_for(HOOK_SUB, s) == "slack"
     receipt = Slack(s).send(digest(20, sub=HOOK_SUB))
@@ -188,22 +254,32 @@ def test_webhook_posts_each_message_and_checks_ok(slack_server: SlackPeer, send_
     assert calls[0]["body"]["metadata"]["event_payload"]["digest_id"] == "alice.20260302T0700Z"
 
 
-def test_webhook_rate_limited_body_is_retried(slack_server: SlackPeer, send_clock: list[float]) -> None:
-    slack_server.script["webhook"] = [Reply.fixture("incoming-webhook__error_rate_limited__HTTP429_body__issue.json", status=429)]
+def test_webhook_rate_limited_body_is_retried(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    slack_server.script["webhook"] = [
+        Reply.fixture("incoming-webhook__error_rate_limited__HTTP429_body__issue.json", status=429)
+    ]
     Slack(settings_for(slack_server)).send(digest(1, sub=HOOK_SUB))
     assert len(slack_server.calls("webhook")) == 2
 
 
-def test_webhook_error_answer_fails_with_the_fix_and_hides_the_url(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_webhook_error_answer_fails_with_the_fix_and_hides_the_url(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     slack_server.script["webhook"] = [Reply(404, b"no_service", {"content-type": "text/html"})]
     with pytest.raises(PermanentSendError) as e:
         Slack(settings_for(slack_server)).send(digest(1, sub=HOOK_SUB))
-    assert str(e.value) == ("the Slack webhook in $PAPERS_HOOK answered 404 no_service; "
-                            "check the webhook URL in $PAPERS_HOOK (Slack app → Incoming Webhooks)")
+    assert str(e.value) == (
+        "the Slack webhook in $PAPERS_HOOK answered 404 no_service; "
+        "check the webhook URL in $PAPERS_HOOK (Slack app → Incoming Webhooks)"
+    )
     assert slack_server.webhook_url not in str(e.value)
 
 
-def test_webhook_200_without_ok_is_not_a_success(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_webhook_200_without_ok_is_not_a_success(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     slack_server.script["webhook"] = [Reply(200, b"invalid_payload", {"content-type": "text/html"})]
     with pytest.raises(PermanentSendError, match="answered 200 invalid_payload"):
         Slack(settings_for(slack_server)).send(digest(1, sub=HOOK_SUB))
@@ -229,17 +305,31 @@ def test_a_429_that_outlasts_the_sdk_retries_tells_the_pipeline_how_long_to_wait
 
     from bot.channels.slack import _classify
 
-    resp = SlackResponse(client=None, http_verb="POST", api_url="chat.postMessage", req_args={},
-                         data={"ok": False, "error": "ratelimited"}, headers={"retry-after": "7"}, status_code=429)
+    resp = SlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="chat.postMessage",
+        req_args={},
+        data={"ok": False, "error": "ratelimited"},
+        headers={"retry-after": "7"},
+        status_code=429,
+    )
     err = _classify(SlackApiError("ratelimited", resp), "#papers")
-    assert isinstance(err, TransientSendError) and str(err) == "Slack answered 429 ratelimited; will retry"
+    assert (
+        isinstance(err, TransientSendError)
+        and str(err) == "Slack answered 429 ratelimited; will retry"
+    )
     assert err.retry_after == 7.0  # type: ignore[attr-defined]
 
 
-def test_the_one_per_second_limit_holds_across_digests_and_channel_instances(slack_server: SlackPeer, send_clock: list[float]) -> None:
+def test_the_one_per_second_limit_holds_across_digests_and_channel_instances(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
     s = settings_for(slack_server)
     Slack(s).send(digest(1, sub=SLACK_SUB, did="a"))
     Slack(s).send(digest(1, sub=SLACK_SUB, did="b"))  # a new instance, the same channel: waits
-    Slack(s).send(digest(1, sub=subscriber(email="", slack_channel="#other"), did="c"))  # another channel: no wait
+    Slack(s).send(
+        digest(1, sub=subscriber(email="", slack_channel="#other"), did="c")
+    )  # another channel: no wait
     assert send_clock == [pytest.approx(1.0)]
     assert len(slack_server.calls("chat.postMessage")) == 3

@@ -25,19 +25,27 @@ READERS = 60
 RACE = Path(__file__).resolve().parent / "_race.py"
 
 
-def start(config: Path, gate: Path, env: dict[str, str], *command: str) -> list[subprocess.Popen[bytes]]:
+def start(
+    config: Path, gate: Path, env: dict[str, str], *command: str
+) -> list[subprocess.Popen[bytes]]:
     """Start two digestbot processes that meet at the barrier in `gate` before their first claim."""
     gate.mkdir()
     cmd = [sys.executable, str(RACE), str(gate), "2", "--config", str(config), *command]
     env = {**os.environ, "PYTHONPATH": str(REPO), **env}
-    return [subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for _ in range(2)]
+    return [
+        subprocess.Popen(
+            cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
 
 
 def claims(gate: Path, proc: subprocess.Popen[bytes]) -> dict[str, set[str]]:
     """What one process's claims came to: {"won": subscribers, "lost": subscribers}."""
     path = gate / f"{proc.pid}.claims"
-    lines = path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []  # whole lines only
+    lines = (
+        path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
+    )  # whole lines only
     out: dict[str, set[str]] = {"won": set(), "lost": set()}
     for line in lines:
         result, sub = line.split()
@@ -68,10 +76,16 @@ def race_run_once(config: Path, tmp_path: Path, smtp: SmtpPeer) -> None:
     per_reader = Counter(m.to[0] for m in smtp.mails)
     assert len(per_reader) == READERS and set(per_reader.values()) == {1}
     # each subscriber's "sent" line comes from exactly one of the two processes
-    sent = Counter(line.split(":")[0] for out in outs for line in out.splitlines() if ": sent " in line)
+    sent = Counter(
+        line.split(":")[0] for out in outs for line in out.splitlines() if ": sent " in line
+    )
     assert len(sent) == READERS and set(sent.values()) == {1}
-    lost = Counter(line.split(":")[0] for out in outs for line in out.splitlines()
-                   if line.endswith(": skipped (another run claimed this slot)"))
+    lost = Counter(
+        line.split(":")[0]
+        for out in outs
+        for line in out.splitlines()
+        if line.endswith(": skipped (another run claimed this slot)")
+    )
     assert lost == Counter({sub: 1 for sub in sent}), "the loser of each slot says so"
 
 
@@ -108,9 +122,20 @@ def test_two_schedulers_started_together_send_each_digest_once(tmp_path: Path) -
     with SmtpPeer() as smtp:
         procs = start(config, gate, {"DIGESTBOT_SMTP_URL": smtp.url}, "-v", "run")
         try:
-            wait_for(lambda: sum(len(c) for p in procs for c in claims(gate, p).values()) >= 2 * READERS
-                     or any(p.poll() is not None for p in procs), 120, "both schedulers to claim every slot")
-            wait_for(lambda: smtp.count() >= READERS, 60, f"{READERS} mails", lambda: f"got {smtp.count()}")
+            wait_for(
+                lambda: (
+                    sum(len(c) for p in procs for c in claims(gate, p).values()) >= 2 * READERS
+                    or any(p.poll() is not None for p in procs)
+                ),
+                120,
+                "both schedulers to claim every slot",
+            )
+            wait_for(
+                lambda: smtp.count() >= READERS,
+                60,
+                f"{READERS} mails",
+                lambda: f"got {smtp.count()}",
+            )
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
@@ -123,7 +148,9 @@ def test_two_schedulers_started_together_send_each_digest_once(tmp_path: Path) -
 
 
 @pytest.mark.postgres
-def test_postgresql_fetch_state_written_by_another_process_meanwhile_is_updated(tmp_path: Path) -> None:
+def test_postgresql_fetch_state_written_by_another_process_meanwhile_is_updated(
+    tmp_path: Path,
+) -> None:
     from datetime import UTC, datetime
 
     from sqlalchemy import event, text
@@ -138,8 +165,12 @@ def test_postgresql_fetch_state_written_by_another_process_meanwhile_is_updated(
             if statement.startswith("INSERT INTO source_state") and not fired:
                 fired.append(statement)
                 with admin.begin() as a:  # commits the same key before our INSERT runs
-                    a.execute(text(f"INSERT INTO {schema}.source_state (name, etag, last_modified, cursor, last_error, last_counts) "
-                                   "VALUES ('feed', 'theirs', '', '{}', '', '{}')"))
+                    a.execute(
+                        text(
+                            f"INSERT INTO {schema}.source_state (name, etag, last_modified, cursor, last_error, last_counts) "
+                            "VALUES ('feed', 'theirs', '', '{}', '', '{}')"
+                        )
+                    )
 
         event.listen(store.engine, "before_cursor_execute", other_process_first)
         store.save_fetch("feed", FetchState("ours", "", {}), now=datetime.now(UTC))

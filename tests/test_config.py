@@ -37,7 +37,10 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_sources_and_paths(tmp_path: Path) -> None:
-    s = load_settings(write(tmp_path, '''
+    s = load_settings(
+        write(
+            tmp_path,
+            """
 subscriptions_dir = "subs"
 [[sources]]
 name = "examples"
@@ -47,17 +50,26 @@ path = "papers.xml"
 name = "hf"
 type = "hf-daily"
 interval_minutes = 60
-'''), {})
+""",
+        ),
+        {},
+    )
     assert [(x.name, x.type, dict(x.options), x.interval_minutes) for x in s.sources] == [
-        ("examples", "file", {"path": "papers.xml"}, 30), ("hf", "hf-daily", {}, 60)]
+        ("examples", "file", {"path": "papers.xml"}, 30),
+        ("hf", "hf-daily", {}, 60),
+    ]
     assert s.resolve(s.subscriptions_dir) == tmp_path / "subs"
 
 
 def test_environment_wins_and_secrets_come_from_it(tmp_path: Path) -> None:
-    s = load_settings(write(tmp_path, 'database_url = "sqlite:///a.db"\n[smtp]\nurl = "smtp://a@b:587"\n'), {
-        "DIGESTBOT_DATABASE_URL": "postgresql+psycopg://x@h/db",
-        "DIGESTBOT_SMTP_PASSWORD": "s3cret", "SLACK_BOT_TOKEN": "xoxb-1",
-    })
+    s = load_settings(
+        write(tmp_path, 'database_url = "sqlite:///a.db"\n[smtp]\nurl = "smtp://a@b:587"\n'),
+        {
+            "DIGESTBOT_DATABASE_URL": "postgresql+psycopg://x@h/db",
+            "DIGESTBOT_SMTP_PASSWORD": "s3cret",
+            "SLACK_BOT_TOKEN": "xoxb-1",
+        },
+    )
     assert s.database_url == "postgresql+psycopg://x@h/db"
     assert s.smtp_url == "smtp://a@b:587"
     assert s.smtp_password == "s3cret" and s.slack_token == "xoxb-1"
@@ -66,7 +78,9 @@ def test_environment_wins_and_secrets_come_from_it(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     path = str(tmp_path / "digestbot.toml")
-    found = problems(tmp_path, '''
+    found = problems(
+        tmp_path,
+        """
 databse_url = "sqlite:///x.db"
 fetch_interval_minutes = "often"
 [smtp]
@@ -82,7 +96,8 @@ name = "c"
 type = "file"
 path = "x.xml"
 colour = "red"
-''')
+""",
+    )
     assert found == [
         f"{path}: databse_url: unknown key; the keys are base_url, corpus_days, database_sqlite_synchronous, database_url, fetch_interval_minutes, from, lookback_days, outbox_dir, slack, smtp, sources, subscriptions_dir, templates_dir",
         f"{path}: fetch_interval_minutes: 'often' is not a whole number; write a whole number",
@@ -102,14 +117,20 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
 def test_missing_explicit_config_says_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(str(tmp_path / "nope.toml"), {})
-    assert str(err.value) == f"{tmp_path / 'nope.toml'}: no such file; give the path of a digestbot.toml, or run 'digestbot init' to write one"
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'nope.toml'}: no such file; give the path of a digestbot.toml, or run 'digestbot init' to write one"
+    )
 
 
-@pytest.mark.parametrize(("url", "masked"), [
-    ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
-    ("smtp://user@host:587", "smtp://user@host:587"),
-    ("sqlite:///digestbot.db", "sqlite:///digestbot.db"),
-])
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
+        ("smtp://user@host:587", "smtp://user@host:587"),
+        ("sqlite:///digestbot.db", "sqlite:///digestbot.db"),
+    ],
+)
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
 
@@ -121,10 +142,13 @@ def test_without_the_source_kinds_sources_are_taken_as_written(tmp_path: Path) -
     with pytest.raises(ProblemsFound) as err:
         load_settings(write(tmp_path, '[[sources]]\nname = "a"\n'), {})
     assert [str(p) for p in err.value.problems] == [
-        f"{path}: sources[a].type: None is not a source type; write type = \"rss\" or another"]
+        f'{path}: sources[a].type: None is not a source type; write type = "rss" or another'
+    ]
 
 
-def test_templates_dir_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_templates_dir_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "conf").mkdir()
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "conf" / "digestbot.toml"
@@ -137,12 +161,15 @@ def test_templates_dir_is_relative_to_the_config_file(tmp_path: Path, monkeypatc
 
 
 def test_a_config_file_can_be_required_and_the_subscriptions_folder_replaced(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     defaults = load_settings(None, {})
     with pytest.raises(ConfigError) as err:
         require_config_file(defaults)
-    assert str(err.value).startswith(f"digestbot.toml: not found in {tmp_path}, and neither --config")
+    assert str(err.value).startswith(
+        f"digestbot.toml: not found in {tmp_path}, and neither --config"
+    )
     require_config_file(load_settings(write(tmp_path, ""), {}))  # a file was found: fine
     assert with_subscriptions(defaults, None) is defaults
     assert with_subscriptions(defaults, "subs").subscriptions_dir == tmp_path / "subs"
@@ -150,9 +177,18 @@ def test_a_config_file_can_be_required_and_the_subscriptions_folder_replaced(
 
 def test_importing_config_and_store_loads_no_source_and_no_http(tmp_path: Path) -> None:
     """`bot.config` and `bot.store` sit below the sources: importing them loads none of it."""
-    code = ("import sys, bot.config, bot.store, bot.models, bot.roster; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('feedparser', 'requests') "
-            "or m.startswith('bot.sources')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         check=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, bot.config, bot.store, bot.models, bot.roster; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('feedparser', 'requests') "
+        "or m.startswith('bot.sources')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "[]", out.stdout

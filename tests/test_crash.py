@@ -30,9 +30,13 @@ KILLS = 10
 
 
 def start(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run", "--once"],
-                            cwd=config.parent, env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), "run", "--once"],
+        cwd=config.parent,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def kill_and_finish(config: Path, env: dict[str, str], delivered: Any, seed: int) -> int:
@@ -75,7 +79,9 @@ def ledger_is_complete(config: Path) -> None:
         found = sum(r.receipt == "found delivered after a restart" for r in sent)
         print(f"{found} digests were found delivered after a kill and not sent again")
         assert len(sent) == SUBSCRIBERS
-        assert len({r.subscriber_id for r in sent}) == SUBSCRIBERS  # one digest per (subscriber, slot)
+        assert (
+            len({r.subscriber_id for r in sent}) == SUBSCRIBERS
+        )  # one digest per (subscriber, slot)
     finally:
         store.close()
 
@@ -100,8 +106,10 @@ def test_email_survives_ten_kills_with_at_most_one_twin_per_kill(tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(Slack.already_delivered is Channel.already_delivered,
-                    reason="needs the Slack channel's conversations.history check (already_delivered) from the channels branch")
+@pytest.mark.skipif(
+    Slack.already_delivered is Channel.already_delivered,
+    reason="needs the Slack channel's conversations.history check (already_delivered) from the channels branch",
+)
 def test_slack_survives_ten_kills_without_any_duplicate(tmp_path: Path) -> None:
     config = write_project(tmp_path, SUBSCRIBERS, slack=True)
     with SlackPeer(post_delay=0.01) as slack:

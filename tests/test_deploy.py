@@ -43,7 +43,9 @@ def code_env_names() -> set[str]:
     the whole list: DIGESTBOT_CONFIG, DIGESTBOT_OUTBOX, SLACK_SIGNING_SECRET ... are read elsewhere)."""
     names: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
-        names |= set(re.findall(r"\"((?:DIGESTBOT|SLACK)_[A-Z0-9_]+)\"", path.read_text(encoding="utf-8")))
+        names |= set(
+            re.findall(r"\"((?:DIGESTBOT|SLACK)_[A-Z0-9_]+)\"", path.read_text(encoding="utf-8"))
+        )
     return names
 
 
@@ -80,28 +82,45 @@ def assert_known_env(names: set[str] | list[str], where: str) -> None:
 
 
 def test_the_env_scan_finds_the_documented_names() -> None:
-    assert {"DIGESTBOT_DATABASE_URL", "DIGESTBOT_SMTP_URL", "DIGESTBOT_SMTP_PASSWORD", "DIGESTBOT_CONFIG",
-            "DIGESTBOT_OUTBOX", "SLACK_BOT_TOKEN", "DIGESTBOT_BASE_URL", "DIGESTBOT_SECRET_KEY"} <= ENV_NAMES
+    assert {
+        "DIGESTBOT_DATABASE_URL",
+        "DIGESTBOT_SMTP_URL",
+        "DIGESTBOT_SMTP_PASSWORD",
+        "DIGESTBOT_CONFIG",
+        "DIGESTBOT_OUTBOX",
+        "SLACK_BOT_TOKEN",
+        "DIGESTBOT_BASE_URL",
+        "DIGESTBOT_SECRET_KEY",
+    } <= ENV_NAMES
     with pytest.raises(AssertionError):
         assert_known_env({"DIGESTBOT_NO_SUCH_THING"}, "a test")
 
 
-@pytest.mark.parametrize("argv", [
-    ["digestbot", "nosuch"], ["digestbot", "serve", "--hots", "0.0.0.0"], ["digestbot", "run", "--workers", "bogus"],
-    ["digestbot", "serve", "--port", "0"], ["digestbot", "--log-format", "xml", "run"], ["digestbot", "-q"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["digestbot", "nosuch"],
+        ["digestbot", "serve", "--hots", "0.0.0.0"],
+        ["digestbot", "run", "--workers", "bogus"],
+        ["digestbot", "serve", "--port", "0"],
+        ["digestbot", "--log-format", "xml", "run"],
+        ["digestbot", "-q"],
+    ],
+)
 def test_the_command_check_refuses_what_the_cli_refuses(argv: list[str]) -> None:
     with pytest.raises(AssertionError):
         assert_digestbot_command(argv)
 
 
 def test_the_command_check_reads_options() -> None:
-    assert parse_command(["digestbot", "--log-format", "json", "serve", "--host", "0.0.0.0", "--port", "8000"]) == \
-        ("serve", {"host": "0.0.0.0", "port": 8000})
+    assert parse_command(
+        ["digestbot", "--log-format", "json", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    ) == ("serve", {"host": "0.0.0.0", "port": 8000})
     assert parse_command(["digestbot", "run", "--workers", "celery"])[1]["workers"] == "celery"
 
 
 # --- Dockerfile ---------------------------------------------------------------------------------
+
 
 def dockerfile() -> list[tuple[str, str]]:
     """(instruction, arguments) pairs, continuation lines joined, comments dropped."""
@@ -123,8 +142,13 @@ def test_dockerfile_slim_base_non_root_wheel_healthcheck_and_run() -> None:
     assert dict(s for s in steps if s[0] == "ARG")["ARG"].startswith("PYTHON_VERSION=3.1")
     user = [a for op, a in stage if op == "USER"]
     assert user and user[-1].split(":")[0] not in ("0", "root")
-    assert any(op == "RUN" and re.search(r"pip install -c \S+ \"\$\(ls /wheels/digestbot-\*\.whl\)\[postgres,pool\]\"", a)
-               for op, a in stage), "the runtime stage installs the wheel built in the first stage, with the pool"
+    assert any(
+        op == "RUN"
+        and re.search(
+            r"pip install -c \S+ \"\$\(ls /wheels/digestbot-\*\.whl\)\[postgres,pool\]\"", a
+        )
+        for op, a in stage
+    ), "the runtime stage installs the wheel built in the first stage, with the pool"
     assert any(op == "RUN" and "pip wheel" in a for op, a in steps[:final])
     health = next(a for op, a in stage if op == "HEALTHCHECK")
     assert_digestbot_command(yaml.safe_load(health.split("CMD", 1)[1]))
@@ -159,7 +183,9 @@ def test_the_bare_image_layout_works(tmp_path: Path, monkeypatch: pytest.MonkeyP
         if op == "WORKDIR":
             workdir = moved(a)
     assert workdir == str(var)
-    init = re.search(r"digestbot (init \S+)", next(a for op, a in steps if op == "RUN" and "digestbot init" in a))
+    init = re.search(
+        r"digestbot (init \S+)", next(a for op, a in steps if op == "RUN" and "digestbot init" in a)
+    )
     assert init
     for var_name in list(os.environ):
         if var_name.startswith(("DIGESTBOT_", "SLACK_")):
@@ -178,6 +204,7 @@ def test_the_bare_image_layout_works(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 # --- compose.yaml -------------------------------------------------------------------------------
 
+
 def compose() -> dict[str, Any]:
     data = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     assert isinstance(data, dict)
@@ -192,7 +219,9 @@ def test_compose_has_digestbot_web_postgres_and_mailpit() -> None:
     for name in ("digestbot", "web"):
         bot = services[name]
         assert bot["image"] == IMAGE
-        assert (DEPLOY / bot["build"]["context"] / bot["build"]["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
+        assert (
+            DEPLOY / bot["build"]["context"] / bot["build"]["dockerfile"]
+        ).resolve() == DEPLOY / "Dockerfile"
         assert_digestbot_command(bot["command"])
         assert_known_env(list(bot["environment"]), "compose.yaml")
         for volume in bot["volumes"]:
@@ -209,12 +238,20 @@ def test_compose_urls_point_at_its_services() -> None:
     db = urlsplit(env["DIGESTBOT_DATABASE_URL"])
     pg = services["postgres"]["environment"]
     assert db.scheme == "postgresql+psycopg" and db.hostname == "postgres"
-    assert (db.username, db.password, db.path.lstrip("/")) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+    assert (db.username, db.password, db.path.lstrip("/")) == (
+        pg["POSTGRES_USER"],
+        pg["POSTGRES_PASSWORD"],
+        pg["POSTGRES_DB"],
+    )
     smtp = urlsplit(env["DIGESTBOT_SMTP_URL"])
     assert smtp.hostname == "mailpit"
     # Plain SMTP: the email channel uses STARTTLS on any port but 25 towards a non-loopback host,
     # and Mailpit here has no certificate; so Mailpit listens on 25.
-    assert smtp.port == 25 == int(services["mailpit"]["environment"]["MP_SMTP_BIND_ADDR"].rsplit(":", 1)[1])
+    assert (
+        smtp.port
+        == 25
+        == int(services["mailpit"]["environment"]["MP_SMTP_BIND_ADDR"].rsplit(":", 1)[1])
+    )
     assert "8025" in services["mailpit"]["ports"][0]
     assert services["digestbot"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -222,7 +259,9 @@ def test_compose_urls_point_at_its_services() -> None:
 def test_compose_config_mounts_parse_as_the_container_reads_them() -> None:
     """The repository's digestbot.toml, mounted at /etc/digestbot, names files the mounts provide."""
     raw = tomllib.loads((ROOT / "digestbot.toml").read_text())
-    settings, problems = parse_settings(raw, "digestbot.toml", compose()["services"]["digestbot"]["environment"])
+    settings, problems = parse_settings(
+        raw, "digestbot.toml", compose()["services"]["digestbot"]["environment"]
+    )
     assert problems == []
     mounted = {v.split(":")[1] for v in compose()["services"]["digestbot"]["volumes"]}
     for spec in settings.sources:
@@ -233,22 +272,32 @@ def test_compose_config_mounts_parse_as_the_container_reads_them() -> None:
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="docker is not installed")
 def test_docker_compose_config_accepts_the_file() -> None:
-    probe = subprocess.run(["docker", "compose", "version"], check=False, capture_output=True, text=True)
+    probe = subprocess.run(
+        ["docker", "compose", "version"], check=False, capture_output=True, text=True
+    )
     if probe.returncode != 0:
         pytest.skip("the docker compose plugin is not installed")
-    done = subprocess.run(["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "-q"],
-                          check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "-q"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 
 # --- Kubernetes -----------------------------------------------------------------------------------
+
 
 def manifests(names: Sequence[str] = ()) -> dict[tuple[str, str], dict[str, Any]]:
     """Every object in deploy/k8s/*.yaml (or in the files `names`) by (kind, name)."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     paths = [DEPLOY / "k8s" / n for n in names] or sorted((DEPLOY / "k8s").glob("*.yaml"))
     for path in paths:
-        if not names and path.name in ("kustomization.yaml", "workers.yaml"):  # the pool: test_workers_deploy.py
+        if not names and path.name in (
+            "kustomization.yaml",
+            "workers.yaml",
+        ):  # the pool: test_workers_deploy.py
             continue
         for doc in yaml.safe_load_all(path.read_text()):
             key = (doc["kind"], doc["metadata"]["name"])
@@ -259,19 +308,29 @@ def manifests(names: Sequence[str] = ()) -> dict[tuple[str, str], dict[str, Any]
 
 def pod_specs() -> list[tuple[str, dict[str, Any]]]:
     m = manifests()
-    return [("Deployment", m["Deployment", "digestbot"]["spec"]["template"]["spec"]),
-            ("CronJob", m["CronJob", "digestbot"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
-            ("Web", m["Deployment", "digestbot-web"]["spec"]["template"]["spec"])]
+    return [
+        ("Deployment", m["Deployment", "digestbot"]["spec"]["template"]["spec"]),
+        ("CronJob", m["CronJob", "digestbot"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+        ("Web", m["Deployment", "digestbot-web"]["spec"]["template"]["spec"]),
+    ]
 
 
 def test_k8s_kinds_and_single_scheduler() -> None:
     m = manifests()
-    assert set(m) == {("Secret", "digestbot"), ("ConfigMap", "digestbot-config"),
-                      ("ConfigMap", "digestbot-subscriptions"), ("Deployment", "digestbot"), ("CronJob", "digestbot"),
-                      ("Deployment", "digestbot-web"), ("Service", "digestbot-web")}
+    assert set(m) == {
+        ("Secret", "digestbot"),
+        ("ConfigMap", "digestbot-config"),
+        ("ConfigMap", "digestbot-subscriptions"),
+        ("Deployment", "digestbot"),
+        ("CronJob", "digestbot"),
+        ("Deployment", "digestbot-web"),
+        ("Service", "digestbot-web"),
+    }
     deployment = m["Deployment", "digestbot"]
     assert deployment["apiVersion"] == "apps/v1"
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert (
+        deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    )
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
     cron = m["CronJob", "digestbot"]
@@ -283,7 +342,10 @@ def test_k8s_kinds_and_single_scheduler() -> None:
 def test_k8s_pods_run_existing_commands_with_known_env_and_real_volumes(kind: str) -> None:
     m = manifests()
     spec = dict(pod_specs())[kind]
-    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
+    assert (
+        spec["securityContext"]["runAsNonRoot"] is True
+        and spec["securityContext"]["runAsUser"] != 0
+    )
     (container,) = spec["containers"]
     assert container["image"] == IMAGE
     assert_digestbot_command(container["args"])
@@ -323,7 +385,13 @@ def test_k8s_config_and_subscribers_are_valid() -> None:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kustomize_builds_the_manifests() -> None:
-    done = subprocess.run(["kubectl", "kustomize", str(DEPLOY / "k8s")], check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(DEPLOY / "k8s")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(done.stdout))
     assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "Deployment", "Secret", "Service"]
@@ -331,12 +399,20 @@ def test_kustomize_builds_the_manifests() -> None:
 
 # --- systemd ------------------------------------------------------------------------------------
 
-UNITS = ("digestbot.service", "digestbot-once.service", "digestbot-once.timer", "digestbot-web.service")
+UNITS = (
+    "digestbot.service",
+    "digestbot-once.service",
+    "digestbot-once.timer",
+    "digestbot-web.service",
+)
 
 
 def unit_values(name: str, key: str) -> list[str]:
-    return [line.split("=", 1)[1] for line in (DEPLOY / "systemd" / name).read_text().splitlines()
-            if line.startswith(f"{key}=")]
+    return [
+        line.split("=", 1)[1]
+        for line in (DEPLOY / "systemd" / name).read_text().splitlines()
+        if line.startswith(f"{key}=")
+    ]
 
 
 def test_systemd_units_run_existing_commands() -> None:
@@ -346,13 +422,21 @@ def test_systemd_units_run_existing_commands() -> None:
         envs = [v.split("=", 1)[0] for v in unit_values(name, "Environment")]
         assert_known_env(envs, name)
         assert unit_values(name, "User") == ["digestbot"]
-    assert unit_values("digestbot-once.service", "ExecStart") == ["/opt/digestbot/bin/digestbot run --once"]
+    assert unit_values("digestbot-once.service", "ExecStart") == [
+        "/opt/digestbot/bin/digestbot run --once"
+    ]
     assert unit_values("digestbot-once.timer", "Unit") == ["digestbot-once.service"]
 
 
 def verify(folder: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=folder,
-                          check=False, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *names],
+        cwd=folder,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def installed_copies(tmp_path: Path) -> Path:
@@ -361,7 +445,11 @@ def installed_copies(tmp_path: Path) -> Path:
     if not exe.exists():
         pytest.skip(f"no digestbot script next to {sys.executable}; install the package first")
     for name in UNITS:
-        text = (DEPLOY / "systemd" / name).read_text().replace("/opt/digestbot/bin/digestbot", str(exe))
+        text = (
+            (DEPLOY / "systemd" / name)
+            .read_text()
+            .replace("/opt/digestbot/bin/digestbot", str(exe))
+        )
         (tmp_path / name).write_text(text)
     return tmp_path
 
@@ -391,6 +479,7 @@ def test_systemd_analyze_verify_would_catch_a_typo(tmp_path: Path) -> None:
 # every path the code writes (the outbox, a SQLite file) lies in a writable folder. Relative paths
 # are resolved against the config file's folder, as README promises.
 
+
 @dataclass
 class Runner:
     """One digestbot process a recipe starts."""
@@ -398,11 +487,17 @@ class Runner:
     where: str
     argv: list[str]
     env: dict[str, str]
-    secret_env: set[str] = field(default_factory=set)  # names the recipe takes from its Secret / env file
-    files: dict[str, str] = field(default_factory=dict)  # readable files (path → text) the recipe provides
+    secret_env: set[str] = field(
+        default_factory=set
+    )  # names the recipe takes from its Secret / env file
+    files: dict[str, str] = field(
+        default_factory=dict
+    )  # readable files (path → text) the recipe provides
     dirs: set[str] = field(default_factory=set)  # readable folders the recipe provides
     writable: set[str] = field(default_factory=set)
-    grace: int | None = None  # seconds from SIGTERM to SIGKILL; None: a one-shot (a Job, a timer, a check)
+    grace: int | None = (
+        None  # seconds from SIGTERM to SIGKILL; None: a one-shot (a Job, a timer, a check)
+    )
 
     @property
     def command(self) -> str:
@@ -412,7 +507,7 @@ class Runner:
 def image() -> tuple[dict[str, str], list[str]]:
     """The runtime stage's ENV and VOLUMEs."""
     steps = dockerfile()
-    stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
+    stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     env: dict[str, str] = {}
     volumes: list[str] = []
     for op, a in stage:
@@ -430,8 +525,11 @@ def init_files() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as folder:
         done = CliRunner().invoke(cli, ["init", folder])
         assert done.exit_code == 0, done.output
-        return {str(p.relative_to(folder)): p.read_text(encoding="utf-8", errors="replace")
-                for p in Path(folder).rglob("*") if p.is_file()}
+        return {
+            str(p.relative_to(folder)): p.read_text(encoding="utf-8", errors="replace")
+            for p in Path(folder).rglob("*")
+            if p.is_file()
+        }
 
 
 def under(path: str, folders: set[str]) -> bool:
@@ -461,10 +559,15 @@ def compose_runners(name: str) -> list[Runner]:
             continue
         env = dict(img_env)
         env.update((k, _interpolate(v)) for k, v in svc.get("environment", {}).items())
-        run = Runner(f"{name}: {service}", command, env, grace=_seconds(svc.get("stop_grace_period", "10s")))
+        run = Runner(
+            f"{name}: {service}", command, env, grace=_seconds(svc.get("stop_grace_period", "10s"))
+        )
         # Required from deploy/.env or the shell: ${VAR:?message}.
-        run.secret_env = {k for k, v in svc.get("environment", {}).items()
-                          if re.fullmatch(rf"\$\{{{k}:\?[^}}]+\}}", str(v))}
+        run.secret_env = {
+            k
+            for k, v in svc.get("environment", {}).items()
+            if re.fullmatch(rf"\$\{{{k}:\?[^}}]+\}}", str(v))
+        }
         for volume in svc.get("volumes", []):
             source, target, *mode = volume.split(":")
             if source.startswith("."):
@@ -474,7 +577,9 @@ def compose_runners(name: str) -> list[Runner]:
                 else:
                     run.dirs.add(target)
             else:
-                assert source in doc.get("volumes", {}), f"{name}: {service} mounts an undeclared volume {source}"
+                assert source in doc.get("volumes", {}), (
+                    f"{name}: {service} mounts an undeclared volume {source}"
+                )
                 run.dirs.add(target)
             if "ro" not in mode:
                 run.writable.add(target)
@@ -500,7 +605,9 @@ def k8s_runners(names: Sequence[str]) -> list[Runner]:
             if c.get("args", [""])[0] != "digestbot":
                 continue
             run = Runner(f"{kind} {name}/{c['name']}", c["args"], dict(img_env))
-            run.grace = None if oneshot or c in inits else spec.get("terminationGracePeriodSeconds", 30)
+            run.grace = (
+                None if oneshot or c in inits else spec.get("terminationGracePeriodSeconds", 30)
+            )
             for source in c.get("envFrom", []):
                 secret = m["Secret", source["secretRef"]["name"]]["stringData"]
                 run.env.update(secret)
@@ -539,7 +646,9 @@ def systemd_runners(name: str) -> list[Runner]:
     env = dict(v.split("=", 1) for v in unit_values(name, "Environment"))
     secret: dict[str, str] = {}
     for path in unit_values(name, "EnvironmentFile"):
-        if path == "/etc/digestbot/env":  # not "-/etc/digestbot/env": a file that may be missing sets nothing sure
+        if (
+            path == "/etc/digestbot/env"
+        ):  # not "-/etc/digestbot/env": a file that may be missing sets nothing sure
             secret = env_file(DEPLOY / "env.example")
     env.update(secret)  # EnvironmentFile= wins over Environment=
     files = {f"/etc/digestbot/{k}": v for k, v in init_files().items()}
@@ -552,9 +661,21 @@ def systemd_runners(name: str) -> list[Runner]:
     out = []
     for key in ("ExecStartPre", "ExecStart"):
         for line in unit_values(name, key):
-            grace = None if oneshot or key == "ExecStartPre" else _seconds(stop[0] if stop else "90s")
-            out.append(Runner(f"{name}: {key}", shlex.split(line), dict(env), set(secret), files,
-                              {"/etc/digestbot"}, writable, grace))
+            grace = (
+                None if oneshot or key == "ExecStartPre" else _seconds(stop[0] if stop else "90s")
+            )
+            out.append(
+                Runner(
+                    f"{name}: {key}",
+                    shlex.split(line),
+                    dict(env),
+                    set(secret),
+                    files,
+                    {"/etc/digestbot"},
+                    writable,
+                    grace,
+                )
+            )
     return out
 
 
@@ -562,13 +683,17 @@ def image_runners() -> list[Runner]:
     """The bare image: `digestbot init /etc/digestbot` baked in, its HEALTHCHECK and CMD."""
     steps = dockerfile()
     env, volumes = image()
-    init = re.search(r"digestbot init (\S+)", next(a for op, a in steps if op == "RUN" and "digestbot init" in a))
+    init = re.search(
+        r"digestbot init (\S+)", next(a for op, a in steps if op == "RUN" and "digestbot init" in a)
+    )
     assert init
     files = {f"{init[1]}/{k}": v for k, v in init_files().items()}
     health = yaml.safe_load(next(a for op, a in steps if op == "HEALTHCHECK").split("CMD", 1)[1])
     cmd = yaml.safe_load(next(a for op, a in steps if op == "CMD"))
-    return [Runner(f"Dockerfile {k}", argv, dict(env), set(), files, {init[1]}, set(volumes), g)
-            for k, argv, g in (("HEALTHCHECK", health, None), ("CMD", cmd, 10))]
+    return [
+        Runner(f"Dockerfile {k}", argv, dict(env), set(), files, {init[1]}, set(volumes), g)
+        for k, argv, g in (("HEALTHCHECK", health, None), ("CMD", cmd, 10))
+    ]
 
 
 def kustomized(swap: tuple[str, str] = ("", "")) -> list[str]:
@@ -582,14 +707,19 @@ SYSTEMD = ("digestbot.service", "digestbot-once.service", "digestbot-web.service
 DEPLOYMENTS: dict[str, Callable[[], list[Runner]]] = {
     "compose.yaml": lambda: compose_runners("compose.yaml"),
     "compose.workers.yaml": lambda: compose_runners("compose.workers.yaml"),
-    "systemd digestbot.service": lambda: systemd_runners("digestbot.service") + systemd_runners("digestbot-web.service"),
-    "systemd digestbot-once.timer": lambda: systemd_runners("digestbot-once.service") + systemd_runners("digestbot-web.service"),
+    "systemd digestbot.service": lambda: (
+        systemd_runners("digestbot.service") + systemd_runners("digestbot-web.service")
+    ),
+    "systemd digestbot-once.timer": lambda: (
+        systemd_runners("digestbot-once.service") + systemd_runners("digestbot-web.service")
+    ),
     "k8s kustomization": lambda: k8s_runners(kustomized()),
     "k8s CronJob": lambda: k8s_runners(kustomized(("deployment.yaml", "cronjob.yaml"))),
     "k8s workers.yaml": lambda: k8s_runners(workers_apply_line()),
 }
 RECIPES: dict[str, Callable[[], list[Runner]]] = {
-    "Dockerfile": image_runners, "compose.yaml": DEPLOYMENTS["compose.yaml"],
+    "Dockerfile": image_runners,
+    "compose.yaml": DEPLOYMENTS["compose.yaml"],
     "compose.workers.yaml": DEPLOYMENTS["compose.workers.yaml"],
     **{f"systemd {unit}": functools.partial(systemd_runners, unit) for unit in SYSTEMD},
     **{name: DEPLOYMENTS[name] for name in DEPLOYMENTS if name.startswith("k8s")},
@@ -598,7 +728,11 @@ RECIPES: dict[str, Callable[[], list[Runner]]] = {
 
 def workers_apply_line() -> list[str]:
     """The files workers.yaml's header tells to `kubectl apply` together."""
-    line = next(ln for ln in (DEPLOY / "k8s" / "workers.yaml").read_text().splitlines() if "kubectl apply" in ln)
+    line = next(
+        ln
+        for ln in (DEPLOY / "k8s" / "workers.yaml").read_text().splitlines()
+        if "kubectl apply" in ln
+    )
     return [Path(a).name for a in re.findall(r"-f (\S+)", line)]
 
 
@@ -606,9 +740,13 @@ def settings_of(run: Runner) -> tuple[Settings, Path]:
     """The settings this process reads (its config file, its environment) and the config's folder."""
     config = run.env.get("DIGESTBOT_CONFIG")
     assert config, f"{run.where}: DIGESTBOT_CONFIG is not set"
-    assert config in run.files, (f"{run.where}: DIGESTBOT_CONFIG={config}, but the recipe puts no config "
-                                 f"there (it provides {sorted(run.files)[:4]} ...)")
-    settings, problems = parse_settings(tomllib.loads(run.files[config]), f"{run.where}: {config}", run.env)
+    assert config in run.files, (
+        f"{run.where}: DIGESTBOT_CONFIG={config}, but the recipe puts no config "
+        f"there (it provides {sorted(run.files)[:4]} ...)"
+    )
+    settings, problems = parse_settings(
+        tomllib.loads(run.files[config]), f"{run.where}: {config}", run.env
+    )
     assert problems == [], f"{run.where}: {problems}"
     return settings, Path(config).parent
 
@@ -642,11 +780,15 @@ def test_recipes_read_the_config_they_mount(recipe: str) -> None:
         settings, base = settings_of(run)
         if run.command != "worker":
             folder = str(resolve(settings.subscriptions_dir, base))
-            assert folder in run.dirs or under(folder, run.dirs), f"{run.where}: no subscriptions at {folder}"
+            assert folder in run.dirs or under(folder, run.dirs), (
+                f"{run.where}: no subscriptions at {folder}"
+            )
         for spec in settings.sources:
             if spec.type == "file":
                 path = str(resolve(spec.options["path"], base))
-                assert path in run.files or under(path, run.dirs), f"{run.where}: source {spec.name}: no {path}"
+                assert path in run.files or under(path, run.dirs), (
+                    f"{run.where}: source {spec.name}: no {path}"
+                )
 
 
 @pytest.mark.parametrize("recipe", list(RECIPES))
@@ -662,15 +804,18 @@ def test_recipes_write_only_where_they_may(recipe: str) -> None:
         if db is not None:
             written["the SQLite database's folder"] = db.parent
         for what, folder in written.items():
-            assert under(str(folder), run.writable), \
+            assert under(str(folder), run.writable), (
                 f"{run.where}: {what} is {folder}, but it may write only in {sorted(run.writable)}"
+            )
 
 
 @pytest.mark.parametrize("recipe", list(RECIPES))
 def test_recipes_give_a_digest_in_flight_120_s(recipe: str) -> None:
     for run in RECIPES[recipe]():
         if run.grace is not None and recipe != "Dockerfile":  # docker stop -t is the caller's
-            assert run.grace >= 120, f"{run.where}: {run.grace} s from SIGTERM to SIGKILL; give it 120 s"
+            assert run.grace >= 120, (
+                f"{run.where}: {run.grace} s from SIGTERM to SIGKILL; give it 120 s"
+            )
 
 
 @pytest.mark.parametrize("deployment", list(DEPLOYMENTS))
@@ -680,29 +825,42 @@ def test_deployments_run_the_web_front_beside_the_scheduler(deployment: str) -> 
     deployment's secret store (env file, Secret), never from a literal in the recipe."""
     runners = DEPLOYMENTS[deployment]()
     commands = {run.command for run in runners}
-    assert {"run", "serve"} <= commands, f"{deployment} runs {sorted(commands)}: no web front beside the scheduler"
+    assert {"run", "serve"} <= commands, (
+        f"{deployment} runs {sorted(commands)}: no web front beside the scheduler"
+    )
     for run in runners:
         if run.command not in ("run", "serve"):
             continue
         settings, _ = settings_of(run)
-        assert "DIGESTBOT_BASE_URL" in run.env or settings.base_url != Settings().base_url, \
+        assert "DIGESTBOT_BASE_URL" in run.env or settings.base_url != Settings().base_url, (
             f"{run.where}: base_url is unset; the links in digests would point at {Settings().base_url}"
-        assert "DIGESTBOT_SECRET_KEY" in run.secret_env, \
+        )
+        assert "DIGESTBOT_SECRET_KEY" in run.secret_env, (
             f"{run.where}: DIGESTBOT_SECRET_KEY does not come from the Secret / environment file"
+        )
         if run.command == "serve":
             link = urlsplit(settings.base_url)
-            if link.hostname in ("localhost", "127.0.0.1"):  # compose.yaml: the port published on this machine
-                assert link.port == parse_command(run.argv)[1]["port"], f"{run.where}: links go to {settings.base_url}"
+            if link.hostname in (
+                "localhost",
+                "127.0.0.1",
+            ):  # compose.yaml: the port published on this machine
+                assert link.port == parse_command(run.argv)[1]["port"], (
+                    f"{run.where}: links go to {settings.base_url}"
+                )
 
 
 def test_the_recipe_readers_see_todays_mistakes() -> None:
     """The readers above catch what issue 15 found in the recipes (here rebuilt in memory)."""
     pool = compose_runners("compose.workers.yaml")[0]
-    moved = Runner(pool.where, pool.argv, pool.env, files={"/srv/digestbot/digestbot.toml": "x = 1"})
+    moved = Runner(
+        pool.where, pool.argv, pool.env, files={"/srv/digestbot/digestbot.toml": "x = 1"}
+    )
     with pytest.raises(AssertionError, match="DIGESTBOT_CONFIG=/etc/digestbot/digestbot.toml"):
         settings_of(moved)
     unit = systemd_runners("digestbot.service")[-1]
-    unit.env["DIGESTBOT_DATABASE_URL"] = "sqlite:///digestbot.db"  # relative: /etc/digestbot/digestbot.db
+    unit.env["DIGESTBOT_DATABASE_URL"] = (
+        "sqlite:///digestbot.db"  # relative: /etc/digestbot/digestbot.db
+    )
     settings, base = settings_of(unit)
     db = sqlite_file(settings.database_url, base)
     assert db is not None and not under(str(db.parent), unit.writable)
@@ -726,8 +884,14 @@ def test_k8s_readiness_probes_belong_to_a_service(deployment: str) -> None:
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             mine = [s for s in services if s["spec"]["selector"].items() <= labels.items()]
             assert mine, f"{name}/{c['name']} has a readiness probe but no Service selects it"
-            targets = {ports.get(p["targetPort"], p["targetPort"]) for s in mine for p in s["spec"]["ports"]}
-            assert targets <= set(ports.values()), f"{name}: Service targets {targets}, container serves {ports}"
+            targets = {
+                ports.get(p["targetPort"], p["targetPort"])
+                for s in mine
+                for p in s["spec"]["ports"]
+            }
+            assert targets <= set(ports.values()), (
+                f"{name}: Service targets {targets}, container serves {ports}"
+            )
             http = c["readinessProbe"].get("httpGet")
             if http:
                 assert ports.get(http["port"], http["port"]) in ports.values()
@@ -738,15 +902,20 @@ def test_k8s_readiness_probes_belong_to_a_service(deployment: str) -> None:
 
 # --- installing: from the repository or a wheel, at pinned versions ------------------------------------
 
+
 def runtime_requirements() -> list[Requirement]:
     """pyproject.toml's dependencies and the extras the image installs (postgres, pool)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return [Requirement(r) for r in [*project["dependencies"], *extras["postgres"], *extras["pool"]]]
+    return [
+        Requirement(r) for r in [*project["dependencies"], *extras["postgres"], *extras["pool"]]
+    ]
 
 
 def constraints() -> dict[str, str]:
-    lines = [ln.split("#")[0].strip() for ln in (DEPLOY / "constraints.txt").read_text().splitlines()]
+    lines = [
+        ln.split("#")[0].strip() for ln in (DEPLOY / "constraints.txt").read_text().splitlines()
+    ]
     pins = dict(ln.split("==", 1) for ln in lines if ln)
     return {canonicalize_name(name): version for name, version in pins.items()}
 
@@ -755,35 +924,46 @@ def test_constraints_pin_every_runtime_dependency_within_pyproject() -> None:
     pins = constraints()
     for req in runtime_requirements():
         name = canonicalize_name(req.name)
-        assert name in pins, f"deploy/constraints.txt does not pin {req.name} (python deploy/freeze_constraints.py)"
-        assert req.specifier.contains(pins[name], prereleases=True), \
+        assert name in pins, (
+            f"deploy/constraints.txt does not pin {req.name} (python deploy/freeze_constraints.py)"
+        )
+        assert req.specifier.contains(pins[name], prereleases=True), (
             f"deploy/constraints.txt pins {name}=={pins[name]}, outside pyproject's {req}"
+        )
 
 
 def test_the_image_installs_with_the_constraints_of_its_python() -> None:
     steps = dockerfile()
-    stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
+    stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     copied = [a.split() for op, a in stage if op == "COPY" and "deploy/constraints.txt" in a]
     assert copied, "the runtime stage does not COPY deploy/constraints.txt"
     (install,) = [a for op, a in stage if op == "RUN" and "pip install" in a]
     assert f"-c {copied[0][-1]} " in install, f"pip install does not use the constraints: {install}"
     frozen = re.search(r"frozen with Python (3\.\d+)", (DEPLOY / "constraints.txt").read_text())
-    assert frozen and dict(s for s in steps if s[0] == "ARG")["ARG"] == f"PYTHON_VERSION={frozen[1]}", \
-        "the image's Python is not the one the constraints were frozen with"
+    assert (
+        frozen and dict(s for s in steps if s[0] == "ARG")["ARG"] == f"PYTHON_VERSION={frozen[1]}"
+    ), "the image's Python is not the one the constraints were frozen with"
 
 
 def test_the_installed_versions_satisfy_pyproject() -> None:
     for req in runtime_requirements():
         installed = md.version(req.name)
-        assert req.specifier.contains(installed, prereleases=True), f"{req.name} {installed} is installed; pyproject wants {req}"
+        assert req.specifier.contains(installed, prereleases=True), (
+            f"{req.name} {installed} is installed; pyproject wants {req}"
+        )
 
 
 def test_web_dependencies_are_past_their_advisories() -> None:
     """starlette < 1.3.1 (CVE-2026-54283 form limits, and 1.3.0, 1.0.1, 0.49.1, 0.47.2, 0.40.0 before
     it) and python-multipart < 0.0.31 (CVE-2026-53540, and 0.0.30, 0.0.27, 0.0.26, 0.0.22, 0.0.18)."""
     floors = {canonicalize_name(r.name): r.specifier for r in runtime_requirements()}
-    for name, fixed, vulnerable in (("starlette", "1.3.1", "1.3.0"), ("python-multipart", "0.0.31", "0.0.30")):
-        assert floors[name].contains(fixed) and not floors[name].contains(vulnerable), f"{name} {floors[name]}"
+    for name, fixed, vulnerable in (
+        ("starlette", "1.3.1", "1.3.0"),
+        ("python-multipart", "0.0.31", "0.0.30"),
+    ):
+        assert floors[name].contains(fixed) and not floors[name].contains(vulnerable), (
+            f"{name} {floors[name]}"
+        )
 
 
 def test_every_third_party_import_of_bot_is_declared() -> None:
@@ -803,7 +983,9 @@ def test_every_third_party_import_of_bot_is_declared() -> None:
                 if top in sys.stdlib_module_names or top == "bot":
                     continue
                 dists = {canonicalize_name(d) for d in owners.get(top, [top])}
-                assert dists & declared, f"{path.relative_to(ROOT)} imports {top}, which pyproject.toml does not declare"
+                assert dists & declared, (
+                    f"{path.relative_to(ROOT)} imports {top}, which pyproject.toml does not declare"
+                )
 
 
 def test_the_license_the_metadata_names_is_there() -> None:
@@ -816,8 +998,12 @@ def test_the_license_the_metadata_names_is_there() -> None:
 def install_lines() -> list[str]:
     """The `pip install` commands of deploy/README.md."""
     text = (DEPLOY / "README.md").read_text()
-    return [ln for block in re.findall(r"```console\n(.*?)```", text, re.DOTALL) for ln in block.splitlines()
-            if "pip install" in ln]
+    return [
+        ln
+        for block in re.findall(r"```console\n(.*?)```", text, re.DOTALL)
+        for ln in block.splitlines()
+        if "pip install" in ln
+    ]
 
 
 def test_deploy_readme_installs_from_the_repository_or_a_wheel() -> None:
@@ -826,32 +1012,55 @@ def test_deploy_readme_installs_from_the_repository_or_a_wheel() -> None:
     lines = install_lines()
     assert lines
     for line in lines:
-        args = shlex.split(line[line.index("pip install") + len("pip install"):].split("&&")[0])
+        args = shlex.split(line[line.index("pip install") + len("pip install") :].split("&&")[0])
         assert "-c" in args, f"{line}: install with -c deploy/constraints.txt"
         at = args.index("-c")
         assert args[at + 1].endswith("deploy/constraints.txt"), line
-        targets = [a for a in args[:at] + args[at + 2:] if not a.startswith("-")]
+        targets = [a for a in args[:at] + args[at + 2 :] if not a.startswith("-")]
         assert targets, line
         for target in targets:
-            assert target.startswith((".", "/")) or ".whl" in target, f"{line}: {target} is not a path or a wheel"
-    assert not re.search(r"pypi\.org/project/digestbot", "".join(p.read_text() for p in DEPLOY.rglob("*") if p.is_file()))
+            assert target.startswith((".", "/")) or ".whl" in target, (
+                f"{line}: {target} is not a path or a wheel"
+            )
+    assert not re.search(
+        r"pypi\.org/project/digestbot",
+        "".join(p.read_text() for p in DEPLOY.rglob("*") if p.is_file()),
+    )
 
 
 def test_env_example_names_what_digestbot_reads() -> None:
     names = env_file(DEPLOY / "env.example")
     assert {"DIGESTBOT_BASE_URL", "DIGESTBOT_SECRET_KEY"} <= set(names)
     assert_known_env(list(names), "deploy/env.example")
-    commented = re.findall(r"^# ((?:DIGESTBOT|SLACK)_[A-Z_]+)=", (DEPLOY / "env.example").read_text(), re.MULTILINE)
+    commented = re.findall(
+        r"^# ((?:DIGESTBOT|SLACK)_[A-Z_]+)=", (DEPLOY / "env.example").read_text(), re.MULTILINE
+    )
     assert_known_env(commented, "deploy/env.example (commented)")
 
 
 # --- the wheel the Dockerfile installs ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
-                          check=False, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--wheel-dir",
+            str(out),
+            str(ROOT),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     (found,) = out.glob("digestbot-*.whl")
     return found
@@ -860,23 +1069,52 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_wheel_ships_templates_and_example_feed(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"bot/data/papers.xml", "bot/templates/email.html.j2", "bot/templates/email.txt.j2",
-            "bot/templates/slack_item.md.j2", "bot/_console.py", "bot/scaffold.py"} <= names
-    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "the wheel ships no LICENSE"
+    assert {
+        "bot/data/papers.xml",
+        "bot/templates/email.html.j2",
+        "bot/templates/email.txt.j2",
+        "bot/templates/slack_item.md.j2",
+        "bot/_console.py",
+        "bot/scaffold.py",
+    } <= names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), (
+        "the wheel ships no LICENSE"
+    )
 
 
 @pytest.mark.slow
 def test_init_from_the_installed_wheel_works(wheel: Path, tmp_path: Path) -> None:
     """As in the image: the wheel installed (not the source tree), `digestbot init` then `check`."""
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     work = tmp_path / "work"
     work.mkdir()
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     code = "import sys, bot; assert bot.__file__.startswith(sys.argv[1]), bot.__file__; from bot.cli import main; main(sys.argv[2:])"
     for args in (["init"], ["check"]):
-        done = subprocess.run([sys.executable, "-c", code, str(target), *args], cwd=work, env=env,
-                              check=False, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(target), *args],
+            cwd=work,
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == "No problems: 1 source, 1 subscriber.\n"

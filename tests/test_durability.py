@@ -33,7 +33,12 @@ def synchronous(store: Store) -> int:
 
 def test_the_setting_defaults_to_normal_and_takes_full_in_any_case(tmp_path: Path) -> None:
     assert load_settings(config(tmp_path, ""), {}).database_sqlite_synchronous == "NORMAL"
-    assert load_settings(config(tmp_path, 'database_sqlite_synchronous = "full"'), {}).database_sqlite_synchronous == "FULL"
+    assert (
+        load_settings(
+            config(tmp_path, 'database_sqlite_synchronous = "full"'), {}
+        ).database_sqlite_synchronous
+        == "FULL"
+    )
 
 
 @pytest.mark.parametrize("value", ['"OFF"', "2"])
@@ -57,7 +62,9 @@ def test_the_store_runs_sqlite_with_the_mode_asked_for(tmp_path: Path) -> None:
         Store(f"sqlite:///{tmp_path / 'x.db'}", "OFF")
 
 
-def test_a_claim_committed_with_normal_outlives_the_process_killed_right_after(tmp_path: Path) -> None:
+def test_a_claim_committed_with_normal_outlives_the_process_killed_right_after(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     child = textwrap.dedent(f"""
         import os, signal
@@ -70,7 +77,13 @@ def test_a_claim_committed_with_normal_outlives_the_process_killed_right_after(t
         store.claim("alice", datetime(2026, 11, 28, 7, tzinfo=UTC), [DigestItem(entry, 0.5)], "email", owner="dead:1")
         os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint: the WAL as the commit left it
     """)
-    done = subprocess.run([sys.executable, "-c", child], cwd=Path(__file__).parent.parent, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == -9, done.stderr.decode()
     store = Store(url)
     try:

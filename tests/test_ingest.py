@@ -29,7 +29,8 @@ T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 def blog_feed(items: list[tuple[str, str]], dated: bool = True) -> bytes:
     body = "".join(
         f"<item><title>{title}</title><link>https://blog.example/{guid}</link><guid>https://blog.example/{guid}</guid>"
-        + ("<pubDate>Thu, 26 Nov 2026 10:00:00 GMT</pubDate>" if dated else "") + "</item>"
+        + ("<pubDate>Thu, 26 Nov 2026 10:00:00 GMT</pubDate>" if dated else "")
+        + "</item>"
         for guid, title in items
     )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title><link>https://blog.example/</link>{body}</channel></rss>'.encode()
@@ -38,7 +39,9 @@ def blog_feed(items: list[tuple[str, str]], dated: bool = True) -> bytes:
 def write_config(tmp_path: Path, sources: str) -> Settings:
     config = tmp_path / "digestbot.toml"
     config.write_text(sources, encoding="utf-8")
-    return load_settings(str(config), {"DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"})
+    return load_settings(
+        str(config), {"DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    )
 
 
 @pytest.fixture
@@ -57,32 +60,48 @@ BLOG_CONFIG = f'[[sources]]\nname = "blog"\ntype = "rss"\nurl = "{BLOG}"\n'
 
 
 @responses.activate
-def test_second_fetch_of_an_unchanged_feed_is_conditional_and_stores_nothing(tmp_path: Path, store: Store) -> None:
+def test_second_fetch_of_an_unchanged_feed_is_conditional_and_stores_nothing(
+    tmp_path: Path, store: Store
+) -> None:
     settings = write_config(tmp_path, BLOG_CONFIG)
-    responses.get(BLOG, body=blog_feed([("a", "A"), ("b", "B")]), headers={"ETag": '"e1"', "Last-Modified": "Thu, 26 Nov 2026 10:00:00 GMT"})
+    responses.get(
+        BLOG,
+        body=blog_feed([("a", "A"), ("b", "B")]),
+        headers={"ETag": '"e1"', "Last-Modified": "Thu, 26 Nov 2026 10:00:00 GMT"},
+    )
     (first,) = fetch_all(settings, store, now=T0)
     assert (first.new, first.updated, first.unchanged, first.error) == (2, 0, 0, "")
     responses.replace(responses.GET, BLOG, status=304)
     (second,) = fetch_all(settings, store, now=T0 + timedelta(hours=1))
     headers = responses.calls[1].request.headers
-    assert headers["If-None-Match"] == '"e1"' and headers["If-Modified-Since"] == "Thu, 26 Nov 2026 10:00:00 GMT"
+    assert (
+        headers["If-None-Match"] == '"e1"'
+        and headers["If-Modified-Since"] == "Thu, 26 Nov 2026 10:00:00 GMT"
+    )
     assert second.not_modified and (second.new, second.updated, second.unchanged) == (0, 0, 0)
     assert count(store) == 2
     assert store.get_state("blog").etag == '"e1"'
 
 
 @responses.activate
-def test_a_feed_that_reorders_or_edits_its_items_sends_nothing_new(tmp_path: Path, store: Store) -> None:
+def test_a_feed_that_reorders_or_edits_its_items_sends_nothing_new(
+    tmp_path: Path, store: Store
+) -> None:
     settings = write_config(tmp_path, BLOG_CONFIG)
     responses.get(BLOG, body=blog_feed([("a", "A"), ("b", "B"), ("c", "C")]))
     fetch_all(settings, store, now=T0)
     responses.replace(responses.GET, BLOG, body=blog_feed([("c", "C"), ("a", "A"), ("b", "B")]))
     (reordered,) = fetch_all(settings, store, now=T0 + timedelta(hours=1))
     assert (reordered.new, reordered.updated, reordered.unchanged) == (0, 0, 3)
-    responses.replace(responses.GET, BLOG, body=blog_feed([("c", "C, corrected"), ("a", "A"), ("b", "B")]))
+    responses.replace(
+        responses.GET, BLOG, body=blog_feed([("c", "C, corrected"), ("a", "A"), ("b", "B")])
+    )
     (edited,) = fetch_all(settings, store, now=T0 + timedelta(hours=2))
     assert (edited.new, edited.updated, edited.unchanged) == (0, 1, 2)
-    assert store.get_entries(["https://blog.example/c"])["https://blog.example/c"].title == "C, corrected"
+    assert (
+        store.get_entries(["https://blog.example/c"])["https://blog.example/c"].title
+        == "C, corrected"
+    )
     assert count(store) == 3
 
 
@@ -96,9 +115,14 @@ def test_undated_entries_get_their_first_seen_time(tmp_path: Path, store: Store)
 
 
 @responses.activate
-def test_one_failing_source_never_stops_the_others_and_loses_nothing(tmp_path: Path, store: Store, shared_fixture: Any) -> None:
+def test_one_failing_source_never_stops_the_others_and_loses_nothing(
+    tmp_path: Path, store: Store, shared_fixture: Any
+) -> None:
     broken = shared_fixture("feeds/feed-rs__rss_2.0_invalid_1.xml")
-    settings = write_config(tmp_path, BLOG_CONFIG + f"""
+    settings = write_config(
+        tmp_path,
+        BLOG_CONFIG
+        + f"""
 [[sources]]
 name = "down"
 type = "rss"
@@ -107,8 +131,9 @@ url = "https://down.example/feed.xml"
 [[sources]]
 name = "local"
 type = "file"
-path = "{DATA / 'paper_arxiv_rss.xml'}"
-""")
+path = "{DATA / "paper_arxiv_rss.xml"}"
+""",
+    )
     responses.get(BLOG, body=blog_feed([("a", "A")]), headers={"ETag": '"e1"'})
     responses.get("https://down.example/feed.xml", status=500)
     reports = {r.source: r for r in fetch_all(settings, store, now=T0)}
@@ -116,7 +141,9 @@ path = "{DATA / 'paper_arxiv_rss.xml'}"
     assert "HTTP 500" in reports["down"].error
     # The blog now answers with a feed truncated by a server error: an error, nothing wiped.
     responses.replace(responses.GET, BLOG, body=broken.read_bytes())
-    (blog,) = [r for r in fetch_all(settings, store, now=T0 + timedelta(hours=1)) if r.source == "blog"]
+    (blog,) = [
+        r for r in fetch_all(settings, store, now=T0 + timedelta(hours=1)) if r.source == "blog"
+    ]
     assert "not a readable RSS/Atom feed" in blog.error
     assert count(store) == 3
     assert store.get_state("blog").etag == '"e1"'  # the last good state is kept
@@ -134,7 +161,9 @@ def test_the_same_paper_from_three_sources_is_one_entry_enriched(store: Store) -
     e = store.get_entries(["arxiv:2611.04242"])["arxiv:2611.04242"]
     assert e.source == "arxiv-lg"  # the first source stays
     assert e.published == datetime(2026, 11, 26, 5, 0, tzinfo=UTC)  # and the first date
-    assert e.extra["upvotes"] == 17 and e.extra["hf_url"] == "https://huggingface.co/papers/2611.04242"
+    assert (
+        e.extra["upvotes"] == 17 and e.extra["hf_url"] == "https://huggingface.co/papers/2611.04242"
+    )
     assert e.extra["version"] == 2 and e.extra["announce_type"] == "new"
     assert set(e.tags) >= {"cs.LG", "cs.CL", "KV cache", "quantization"}
     assert count(store) == 2
@@ -142,8 +171,17 @@ def test_the_same_paper_from_three_sources_is_one_entry_enriched(store: Store) -
 
 def test_merge_keeps_counters_growing_and_the_first_announcement() -> None:
     old = Entry("arxiv:1", "T", extra={"upvotes": 20, "version": 3, "announce_type": "new"})
-    stale = Entry("arxiv:1", "T", extra={"upvotes": 5, "version": 2, "announce_type": "replace", "doi": "10.1/x"})
-    assert merge_entry(old, stale).extra == {"upvotes": 20, "version": 3, "announce_type": "new", "doi": "10.1/x"}
+    stale = Entry(
+        "arxiv:1",
+        "T",
+        extra={"upvotes": 5, "version": 2, "announce_type": "replace", "doi": "10.1/x"},
+    )
+    assert merge_entry(old, stale).extra == {
+        "upvotes": 20,
+        "version": 3,
+        "announce_type": "new",
+        "doi": "10.1/x",
+    }
     fresh = Entry("arxiv:1", "T", extra={"upvotes": 25})
     assert merge_entry(old, fresh).extra["upvotes"] == 25
 
@@ -158,10 +196,28 @@ def test_merge_never_loses_what_it_had() -> None:
 
 
 def test_the_store_merges_by_the_same_rule_and_counts_what_changed(store: Store) -> None:
-    old = Entry("x", "Title", "Summary", "https://x", ("A",), published=T0, source="first", tags=("t1",),
-                extra={"upvotes": 20, "announce_type": "new"})
-    later = Entry("x", "New title", "", "", ("B",), published=T0 + timedelta(days=1), source="second",
-                  tags=("t2",), extra={"upvotes": 5, "announce_type": "replace", "doi": "d"})
+    old = Entry(
+        "x",
+        "Title",
+        "Summary",
+        "https://x",
+        ("A",),
+        published=T0,
+        source="first",
+        tags=("t1",),
+        extra={"upvotes": 20, "announce_type": "new"},
+    )
+    later = Entry(
+        "x",
+        "New title",
+        "",
+        "",
+        ("B",),
+        published=T0 + timedelta(days=1),
+        source="second",
+        tags=("t2",),
+        extra={"upvotes": 5, "announce_type": "replace", "doi": "d"},
+    )
     assert store.upsert_entries([old], now=T0) == (1, 0, 0)
     assert store.upsert_entries([old], now=T0 + timedelta(hours=1)) == (0, 0, 1)
     assert store.upsert_entries([later], now=T0 + timedelta(hours=2)) == (0, 1, 0)
@@ -179,7 +235,9 @@ def test_entry_files_merge_as_the_store_does(store: Store) -> None:
     merged = read_entry_files([str(f) for f in files], warn=lambda path, w: heard.append((path, w)))
     for f in files:
         store.upsert_entries(read_entries(f)[0], now=T0)
-    assert len(merged) == 2 and {e.id: e for e in merged} == store.get_entries([e.id for e in merged])
+    assert len(merged) == 2 and {e.id: e for e in merged} == store.get_entries(
+        [e.id for e in merged]
+    )
     assert heard == [(str(f), w) for f in files for w in read_entries(f)[1]]
 
 
@@ -193,14 +251,19 @@ def test_one_batch_with_the_same_paper_twice_merges_in_memory(store: Store) -> N
 
 # --- the CLI ------------------------------------------------------------------------------------
 
+
 @responses.activate
 def test_digestbot_fetch_prints_per_source_and_exits_1_when_one_failed(tmp_path: Path) -> None:
-    (tmp_path / "digestbot.toml").write_text(BLOG_CONFIG + """
+    (tmp_path / "digestbot.toml").write_text(
+        BLOG_CONFIG
+        + """
 [[sources]]
 name = "down"
 type = "rss"
 url = "https://down.example/feed.xml"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     responses.get(BLOG, body=blog_feed([("a", "A"), ("b", "B")]), headers={"ETag": '"e1"'})
     responses.get("https://down.example/feed.xml", status=404)
     env = {"DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
@@ -208,23 +271,41 @@ url = "https://down.example/feed.xml"
     result = runner.invoke(cli, ["--config", str(tmp_path / "digestbot.toml"), "fetch"], env=env)
     assert result.exit_code == 1, result.output
     assert "blog  2 new, 0 updated, 0 unchanged, 0 errors" in result.output
-    assert "down  FAILED: source 'down': https://down.example/feed.xml: HTTP 404; check the url" in result.output
+    assert (
+        "down  FAILED: source 'down': https://down.example/feed.xml: HTTP 404; check the url"
+        in result.output
+    )
     responses.replace(responses.GET, BLOG, status=304)
-    result = runner.invoke(cli, ["--config", str(tmp_path / "digestbot.toml"), "fetch", "--source", "blog"], env=env)
+    result = runner.invoke(
+        cli, ["--config", str(tmp_path / "digestbot.toml"), "fetch", "--source", "blog"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "blog  0 new, 0 updated, 0 unchanged, 0 errors  (not modified)"
 
 
 def test_digestbot_fetch_rejects_an_unknown_source(tmp_path: Path) -> None:
     (tmp_path / "digestbot.toml").write_text(BLOG_CONFIG, encoding="utf-8")
-    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "digestbot.toml"), "fetch", "--source", "nope"])
+    result = CliRunner().invoke(
+        cli, ["--config", str(tmp_path / "digestbot.toml"), "fetch", "--source", "nope"]
+    )
     assert result.exit_code == 2 and "no source named 'nope'; the sources are blog" in result.output
 
 
 @pytest.mark.slow
 def test_match_merges_one_paper_from_hf_arxiv_api_and_arxiv_rss() -> None:
-    args = ["match", "--entries", str(DATA / "paper_hf.json"), "--entries", str(DATA / "paper_arxiv_api.xml"),
-            "--entries", str(DATA / "paper_arxiv_rss.xml"), "--subscriptions", str(DATA / "subscriptions"), "--json", "--all"]
+    args = [
+        "match",
+        "--entries",
+        str(DATA / "paper_hf.json"),
+        "--entries",
+        str(DATA / "paper_arxiv_api.xml"),
+        "--entries",
+        str(DATA / "paper_arxiv_rss.xml"),
+        "--subscriptions",
+        str(DATA / "subscriptions"),
+        "--json",
+        "--all",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     (sub,) = json.loads(result.output)["subscribers"]
@@ -263,7 +344,9 @@ def test_fetch_twice_from_a_real_server(tmp_path: Path, fake_clock: Any) -> None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/rss/cs.LG"
-        (tmp_path / "digestbot.toml").write_text(f'[[sources]]\nname = "lg"\ntype = "arxiv"\nurl = "{url}"\n', encoding="utf-8")
+        (tmp_path / "digestbot.toml").write_text(
+            f'[[sources]]\nname = "lg"\ntype = "arxiv"\nurl = "{url}"\n', encoding="utf-8"
+        )
         env = {"DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
         args = ["--config", str(tmp_path / "digestbot.toml"), "fetch"]
         first = CliRunner().invoke(cli, args, env=env)
@@ -303,7 +386,9 @@ def test_postgres_one_paper_three_sources_and_a_long_guid(pg_store: Store) -> No
         found, _ = read_entries(DATA / name)
         pg_store.upsert_entries(found, now=T0)
     e = pg_store.get_entries(["arxiv:2611.04242"])["arxiv:2611.04242"]
-    assert e.extra["upvotes"] == 17 and e.extra["version"] == 2 and e.extra["announce_type"] == "new"
+    assert (
+        e.extra["upvotes"] == 17 and e.extra["version"] == 2 and e.extra["announce_type"] == "new"
+    )
     guid = "https://blog.example/" + "very-long-slug-" * 40
     feed = f'<rss version="2.0"><channel><title>b</title><item><title>t</title><guid>{guid}</guid></item></channel></rss>'
     long_entries, _ = parse_feed(feed.encode(), BLOG)

@@ -68,26 +68,91 @@ def fill(engine: Engine) -> None:
     a, w = "alice.20261128T0700Z", "web-7.20261128T0700Z"
     e1, e2 = "arxiv:2611.00001", "arxiv:2611.00002"
     rows: dict[str, list[tuple[Any, ...]]] = {
-        "entries": [(f"arxiv:2611.0000{n}", f"Paper {n} — Schrödinger", "s" * n,
-                     f"https://arxiv.org/abs/2611.0000{n}", '["A. Author", "B. Böhm"]',
-                     T0 - timedelta(hours=n), "arxiv", '["cs.CL"]', '{"upvotes": 12}', T0, later)
-                    for n in (1, 2, 3)],
+        "entries": [
+            (
+                f"arxiv:2611.0000{n}",
+                f"Paper {n} — Schrödinger",
+                "s" * n,
+                f"https://arxiv.org/abs/2611.0000{n}",
+                '["A. Author", "B. Böhm"]',
+                T0 - timedelta(hours=n),
+                "arxiv",
+                '["cs.CL"]',
+                '{"upvotes": 12}',
+                T0,
+                later,
+            )
+            for n in (1, 2, 3)
+        ],
         "source_state": [
-            ("arxiv", '"abc"', "Sat, 28 Nov 2026 07:00:00 GMT", '{"day": "2026-11-28"}', T0, T0, "",
-             '{"new": 3}'),
-            ("blog", "", "", "{}", T0, None, "timed out", "{}")],
+            (
+                "arxiv",
+                '"abc"',
+                "Sat, 28 Nov 2026 07:00:00 GMT",
+                '{"day": "2026-11-28"}',
+                T0,
+                T0,
+                "",
+                '{"new": 3}',
+            ),
+            ("blog", "", "", "{}", T0, None, "timed out", "{}"),
+        ],
         "digests": [
             (a, "alice", T0, "sent", "email", T0, later, 1, f"<{a}@example.org>", "", 2, "", None),
-            (w, "web-7", T0, "pending", "slack", T0, None, 2, "", "451 try later", 0, "host:42",
-             later)],
-        "deliveries": [("alice", e1, a, 0, 0.8125, '["keyword: llm"]', "NLP"),
-                       ("alice", e2, a, 1, 0.5, "[]", ""), ("web-7", e1, w, 0, 0.25, "[]", "")],
+            (
+                w,
+                "web-7",
+                T0,
+                "pending",
+                "slack",
+                T0,
+                None,
+                2,
+                "",
+                "451 try later",
+                0,
+                "host:42",
+                later,
+            ),
+        ],
+        "deliveries": [
+            ("alice", e1, a, 0, 0.8125, '["keyword: llm"]', "NLP"),
+            ("alice", e2, a, 1, 0.5, "[]", ""),
+            ("web-7", e1, w, 0, 0.25, "[]", ""),
+        ],
         "feedback": [("alice", e1, 1, later), ("alice", e2, -1, later)],
         "web_subscribers": [
-            ("web-7", "Eve@Example.org", "eve@example.org", "Ève", '{"keywords": ["llm"]}',
-             "0 8 * * *", "Europe/Paris", 10, "active", T0, later, T0, later),
-            ("web-8", "bob@example.org", "bob@example.org", "", "{}", "0 8 * * 1", "UTC", 5,
-             "unconfirmed", T0, T0, T0, None)],
+            (
+                "web-7",
+                "Eve@Example.org",
+                "eve@example.org",
+                "Ève",
+                '{"keywords": ["llm"]}',
+                "0 8 * * *",
+                "Europe/Paris",
+                10,
+                "active",
+                T0,
+                later,
+                T0,
+                later,
+            ),
+            (
+                "web-8",
+                "bob@example.org",
+                "bob@example.org",
+                "",
+                "{}",
+                "0 8 * * 1",
+                "UTC",
+                5,
+                "unconfirmed",
+                T0,
+                T0,
+                T0,
+                None,
+            ),
+        ],
         "subscriber_status": [("carol", "unsubscribed", later)],
         "used_tokens": [("9f2c", "confirm", later)],
         "rate_events": [("client:ab12", T0), ("client:ab12", later)],  # ids from the sequence
@@ -106,8 +171,11 @@ def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     tables = MetaData()
     tables.reflect(engine)
     with engine.connect() as conn:
-        return {name: sorted((tuple(r) for r in conn.execute(select(t))), key=repr)
-                for name, t in tables.tables.items() if name != "alembic_version"}
+        return {
+            name: sorted((tuple(r) for r in conn.execute(select(t))), key=repr)
+            for name, t in tables.tables.items()
+            if name != "alembic_version"
+        }
 
 
 def revision_of(engine: Engine) -> list[tuple[Any, ...]]:
@@ -136,26 +204,37 @@ def structure(engine: Engine) -> list[tuple[Any, ...]]:
         if engine.dialect.name == "sqlite":
             found = conn.exec_driver_sql(
                 "SELECT type, name, sql FROM sqlite_master WHERE name != 'alembic_version' "
-                "AND name NOT LIKE 'sqlite_autoindex_alembic%' ORDER BY name")
+                "AND name NOT LIKE 'sqlite_autoindex_alembic%' ORDER BY name"
+            )
             return [(kind, name, " ".join((sql or "").split())) for kind, name, sql in found]
-        columns = conn.execute(text(
-            "SELECT table_name, column_name, ordinal_position, data_type, "
-            "character_maximum_length, is_nullable, column_default FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name != 'alembic_version' "
-            "ORDER BY 1, 3")).all()
-        indexes = conn.execute(text(
-            "SELECT tablename, indexname, indexdef FROM pg_indexes "
-            "WHERE schemaname = current_schema() AND tablename != 'alembic_version' "
-            "ORDER BY 2")).all()
-        constraints = conn.execute(text(
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE connamespace = current_schema()::regnamespace "
-            "AND conrelid::regclass::text != 'alembic_version' ORDER BY 2")).all()
+        columns = conn.execute(
+            text(
+                "SELECT table_name, column_name, ordinal_position, data_type, "
+                "character_maximum_length, is_nullable, column_default FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name != 'alembic_version' "
+                "ORDER BY 1, 3"
+            )
+        ).all()
+        indexes = conn.execute(
+            text(
+                "SELECT tablename, indexname, indexdef FROM pg_indexes "
+                "WHERE schemaname = current_schema() AND tablename != 'alembic_version' "
+                "ORDER BY 2"
+            )
+        ).all()
+        constraints = conn.execute(
+            text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE connamespace = current_schema()::regnamespace "
+                "AND conrelid::regclass::text != 'alembic_version' ORDER BY 2"
+            )
+        ).all()
         return [tuple(r) for r in [*columns, *indexes, *constraints]]
 
 
 def test_revision_0001_is_exactly_the_schema_made_before_migrations(
-        engine: Engine, backend_url: str) -> None:
+    engine: Engine, backend_url: str
+) -> None:
     legacy_database(engine)
     before = structure(engine)
     with engine.begin() as conn:  # empty the database, then let revision 0001 make it
@@ -171,7 +250,8 @@ def test_revision_0001_is_exactly_the_schema_made_before_migrations(
 
 @pytest.mark.parametrize("how", ["start", "digestbot migrate"])
 def test_a_database_made_before_migrations_keeps_every_row(
-        engine: Engine, backend_url: str, how: str) -> None:
+    engine: Engine, backend_url: str, how: str
+) -> None:
     legacy_database(engine)
     fill(engine)
     rows = dump(engine)
@@ -184,7 +264,9 @@ def test_a_database_made_before_migrations_keeps_every_row(
         assert (done.before, done.after, done.legacy, done.changed) == (None, HEAD, True, True)
         assert str(done).endswith("stamped it at revision 0001, every row kept")
         again = migrate(backend_url)
-        assert str(again).endswith(f"at revision {HEAD}, the newest this digestbot knows; nothing to do")
+        assert str(again).endswith(
+            f"at revision {HEAD}, the newest this digestbot knows; nothing to do"
+        )
         store = Store(backend_url)
     try:
         assert revision_of(engine) == [(HEAD,)]
@@ -214,16 +296,23 @@ def test_a_newer_revision_is_refused_with_the_fix(backend_url: str, engine: Engi
     Store(backend_url).close()
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
-    refusal = (r"is at schema revision 0999, which this digestbot .* does not know: a newer "
-               r"digestbot upgraded it; upgrade digestbot")
-    for opening in (lambda: Store(backend_url), lambda: migrate(backend_url), lambda: migrate(backend_url, sql=True)):
+    refusal = (
+        r"is at schema revision 0999, which this digestbot .* does not know: a newer "
+        r"digestbot upgraded it; upgrade digestbot"
+    )
+    for opening in (
+        lambda: Store(backend_url),
+        lambda: migrate(backend_url),
+        lambda: migrate(backend_url, sql=True),
+    ):
         with pytest.raises(StoreError, match=refusal):
             opening()
     assert revision_of(engine) == [("0999",)]
 
 
 def test_a_database_made_before_migrations_by_a_newer_digestbot_is_refused(
-        backend_url: str, engine: Engine) -> None:
+    backend_url: str, engine: Engine
+) -> None:
     legacy_database(engine)
     with engine.begin() as conn:
         conn.execute(text("UPDATE schema_version SET version = 2"))
@@ -234,12 +323,16 @@ def test_a_database_made_before_migrations_by_a_newer_digestbot_is_refused(
 
 
 def test_an_early_development_database_missing_a_column_is_refused_untouched(
-        backend_url: str, engine: Engine) -> None:
-    column = ("\towner VARCHAR(200) NOT NULL,")
+    backend_url: str, engine: Engine
+) -> None:
+    column = "\towner VARCHAR(200) NOT NULL,"
     legacy_database(engine, without=column)
     fill_ok = dump(engine)
-    with pytest.raises(StoreError, match=r"made by an early development version of digestbot: it lacks "
-                                         r"digests\.owner; nothing was changed"):
+    with pytest.raises(
+        StoreError,
+        match=r"made by an early development version of digestbot: it lacks "
+        r"digests\.owner; nothing was changed",
+    ):
         Store(backend_url)
     assert revision_of(engine) == []
     assert dump(engine) == fill_ok
@@ -266,7 +359,8 @@ def test_sql_prints_the_upgrade_and_changes_nothing(backend_url: str, engine: En
 
 
 def test_sql_for_a_database_made_before_migrations_only_stamps_it(
-        backend_url: str, engine: Engine) -> None:
+    backend_url: str, engine: Engine
+) -> None:
     legacy_database(engine)
     planned = migrate(backend_url, sql=True)
     assert planned.legacy and planned.sql is not None
@@ -295,16 +389,21 @@ def test_processes_starting_together_both_succeed(backend_url: str, engine: Engi
                 waiting = 0
                 while waiting < 2 and time.monotonic() < deadline:
                     time.sleep(0.1)
-                    waiting = holder.execute(text(
-                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                        "WHERE l.locktype = 'advisory' AND l.objid = :k AND NOT l.granted "
-                        "AND a.application_name = :name"), {**lock, "name": name}).scalar_one()
+                    waiting = holder.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                            "WHERE l.locktype = 'advisory' AND l.objid = :k AND NOT l.granted "
+                            "AND a.application_name = :name"
+                        ),
+                        {**lock, "name": name},
+                    ).scalar_one()
                     holder.rollback()  # pg_stat_activity is read once per transaction
                 assert waiting == 2, "both processes wait for the advisory lock"
                 holder.execute(text("SELECT pg_advisory_unlock(:k)"), lock)
                 holder.commit()
-            results = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "")
-                       for p in procs]
+            results = [
+                (p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs
+            ]
         finally:
             for p in procs:
                 if p.poll() is None:
@@ -336,7 +435,7 @@ def add_revision(scripts: Path, message: str, upgrade: str) -> None:
     revision_cli(["revision", "-m", message])
     (script,) = (scripts / "versions").glob(f"*_{message.replace(' ', '_').replace('.', '_')}.py")
     text_ = script.read_text()
-    head_, tail = text_[:text_.index("\ndef upgrade")], text_[text_.index("\n\ndef downgrade"):]
+    head_, tail = text_[: text_.index("\ndef upgrade")], text_[text_.index("\n\ndef downgrade") :]
     script.write_text(head_ + upgrade + tail)
     migrations.scripts.cache_clear()
     migrations.known_revisions.cache_clear()
@@ -352,7 +451,8 @@ def upgrade() -> None:
 
 
 def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
-        backend_url: str, engine: Engine, scripts_copy: Path) -> None:
+    backend_url: str, engine: Engine, scripts_copy: Path
+) -> None:
     legacy_database(engine)
     fill(engine)
     rows = dump(engine)
@@ -370,6 +470,7 @@ def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
     assert after.pop("entries") == [(*row, None) for row in rows.pop("entries")]
     assert after == rows
 
+
 BROKEN = '''
 def upgrade() -> None:
     """A migration whose second step fails."""
@@ -378,18 +479,24 @@ def upgrade() -> None:
 '''
 
 
-def test_a_failed_migration_changes_nothing(backend_url: str, engine: Engine, scripts_copy: Path) -> None:
+def test_a_failed_migration_changes_nothing(
+    backend_url: str, engine: Engine, scripts_copy: Path
+) -> None:
     legacy_database(engine)
     fill(engine)
     rows = dump(engine)
     add_revision(scripts_copy, "broken", BROKEN)
-    with pytest.raises(StoreError, match="to revision 0002 failed, nothing was changed .*no_such_column"):
+    with pytest.raises(
+        StoreError, match="to revision 0002 failed, nothing was changed .*no_such_column"
+    ):
         Store(backend_url)
     assert revision_of(engine) == []  # not even the stamp of 0001
     assert dump(engine) == rows  # and no table "trending"
 
+
 def test_the_revision_helper_numbers_scripts_and_autogenerates_the_store_types(
-        scripts_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scripts_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     revision_cli(["revision", "--autogenerate", "-m", "nothing new"])
     (empty,) = (scripts_copy / "versions").glob("0002_nothing_new.py")
     assert "revision: str = '0002'" in empty.read_text()
@@ -411,22 +518,55 @@ def test_the_revision_helper_numbers_scripts_and_autogenerates_the_store_types(
 @pytest.mark.slow
 def test_the_wheel_ships_the_scripts_and_an_installed_digestbot_migrates(tmp_path: Path) -> None:
     out = tmp_path / "wheel"
-    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(ROOT)]
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--wheel-dir",
+        str(out),
+        str(ROOT),
+    ]
     done = subprocess.run(build, check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     (wheel,) = out.glob("digestbot-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {"__init__.py", "env.py", "__main__.py", "script.py.mako", "versions/0001_initial_schema.py"}
+    shipped = {
+        "__init__.py",
+        "env.py",
+        "__main__.py",
+        "script.py.mako",
+        "versions/0001_initial_schema.py",
+    }
     assert {f"bot/store/migrations/{name}" for name in shipped} <= names
     target = tmp_path / "site"
-    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)]
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--target",
+        str(target),
+        str(wheel),
+    ]
     subprocess.run(install, check=True, capture_output=True, timeout=300)
-    code = ("import sys, bot; assert bot.__file__.startswith(sys.argv[1]), bot.__file__; "
-            "from bot.store import migrate; print(migrate(sys.argv[2]))")
+    code = (
+        "import sys, bot; assert bot.__file__.startswith(sys.argv[1]), bot.__file__; "
+        "from bot.store import migrate; print(migrate(sys.argv[2]))"
+    )
     db = tmp_path / "installed.db"
-    ran = subprocess.run([sys.executable, "-c", code, str(target), f"sqlite:///{db}"], cwd=tmp_path,
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin",
-                              "HOME": str(tmp_path)},
-                         check=False, capture_output=True, text=True, timeout=120)
+    ran = subprocess.run(
+        [sys.executable, "-c", code, str(target), f"sqlite:///{db}"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == f"sqlite:///{db}: created the tables at revision {HEAD}\n"

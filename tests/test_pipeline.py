@@ -31,24 +31,45 @@ FAST = RetryPolicy(attempts=4, base=0.01, cap=0.05)
 
 
 def reader(n: int, **kw: str) -> Subscriber:
-    return Subscriber(id=f"r{n}", email=kw.get("email", f"r{n}@example.org"), slack_channel=kw.get("slack", ""),
-                      schedule="0 * * * *", timezone="UTC", interests=Interests(keywords=("quantization",)))
+    return Subscriber(
+        id=f"r{n}",
+        email=kw.get("email", f"r{n}@example.org"),
+        slack_channel=kw.get("slack", ""),
+        schedule="0 * * * *",
+        timezone="UTC",
+        interests=Interests(keywords=("quantization",)),
+    )
 
 
 def papers(store: Store, count: int = 3) -> None:
-    store.upsert_entries([Entry(id=f"arxiv:2611.{n:05d}", title=f"Quantization method {n}",
-                                summary="Low-bit quantization.", published=NOW) for n in range(count)])
+    store.upsert_entries(
+        [
+            Entry(
+                id=f"arxiv:2611.{n:05d}",
+                title=f"Quantization method {n}",
+                summary="Low-bit quantization.",
+                published=NOW,
+            )
+            for n in range(count)
+        ]
+    )
 
 
 def world(tmp_path: Path, **settings: str) -> tuple[Settings, Store]:
-    s = Settings(database_url=settings.pop("database_url", f"sqlite:///{tmp_path / 'db.sqlite'}"),
-                 outbox_dir=tmp_path / "outbox", from_addr="digest <digest@lab.example>", **settings)  # type: ignore[arg-type]
+    s = Settings(
+        database_url=settings.pop("database_url", f"sqlite:///{tmp_path / 'db.sqlite'}"),
+        outbox_dir=tmp_path / "outbox",
+        from_addr="digest <digest@lab.example>",
+        **settings,
+    )  # type: ignore[arg-type]
     store = Store(s.database_url)
     papers(store)
     return s, store
 
 
-def run(settings: Settings, store: Store, subs: list[Subscriber], retry: RetryPolicy = FAST) -> RunReport:
+def run(
+    settings: Settings, store: Store, subs: list[Subscriber], retry: RetryPolicy = FAST
+) -> RunReport:
     d = Deliverer(settings, store, retry=retry)
     try:
         return run_once(settings, store, subs, deliverer=d)
@@ -56,7 +77,13 @@ def run(settings: Settings, store: Store, subs: list[Subscriber], retry: RetryPo
         d.close()
 
 
-@pytest.mark.parametrize("replies", [["421 4.7.0 too busy, come back later"], ["451 4.3.0 try again later", "451 4.3.0 still busy"]])
+@pytest.mark.parametrize(
+    "replies",
+    [
+        ["421 4.7.0 too busy, come back later"],
+        ["451 4.3.0 try again later", "451 4.3.0 still busy"],
+    ],
+)
 def test_smtp_4xx_then_success_is_delivered_once(tmp_path: Path, replies: list[str]) -> None:
     with SmtpPeer(SmtpScript(data_replies=list(replies))) as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)
@@ -68,11 +95,17 @@ def test_smtp_4xx_then_success_is_delivered_once(tmp_path: Path, replies: list[s
     assert smtp.mails[0].message_id == f"<{row.id}@lab.example>"
 
 
-def test_smtp_550_fails_that_digest_with_its_reason_and_the_others_are_delivered(tmp_path: Path) -> None:
+def test_smtp_550_fails_that_digest_with_its_reason_and_the_others_are_delivered(
+    tmp_path: Path,
+) -> None:
     with SmtpPeer(SmtpScript(refuse={"r2@example.org"})) as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)
         report = run(settings, store, [reader(1), reader(2), reader(3)])
-    assert {o.subscriber: o.status for o in report.outcomes} == {"r1": "sent", "r2": "failed", "r3": "sent"}
+    assert {o.subscriber: o.status for o in report.outcomes} == {
+        "r1": "sent",
+        "r2": "failed",
+        "r3": "sent",
+    }
     assert sorted(m.to[0] for m in smtp.mails) == ["r1@example.org", "r3@example.org"]
     failed = store.digests_with_status("failed")
     assert [r.subscriber_id for r in failed] == ["r2"]
@@ -103,7 +136,9 @@ def test_retries_used_up_stay_pending_and_the_next_run_sends_it(tmp_path: Path) 
     assert len(smtp.mails) == 1 and smtp.mails[0].digest == row.id
 
 
-def test_a_digest_left_pending_by_a_dead_process_is_resent_with_its_message_id(tmp_path: Path) -> None:
+def test_a_digest_left_pending_by_a_dead_process_is_resent_with_its_message_id(
+    tmp_path: Path,
+) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)
         slot = datetime(2026, 11, 28, 8, tzinfo=UTC)
@@ -121,21 +156,35 @@ def test_a_digest_left_pending_by_a_dead_process_is_resent_with_its_message_id(t
     assert [m.message_id for m in smtp.mails] == [f"<{did}@lab.example>"]
 
 
-def test_a_live_process_on_another_host_keeps_its_digest_until_its_lease_ends(tmp_path: Path) -> None:
+def test_a_live_process_on_another_host_keeps_its_digest_until_its_lease_ends(
+    tmp_path: Path,
+) -> None:
     settings, store = world(tmp_path)
     items = plan_digests(settings, store, [reader(1)], NOW).plans[0].items
-    claimed = store.claim("r1", NOW - timedelta(hours=1), items, "outbox", owner="elsewhere:42", lease=timedelta(minutes=5))
+    claimed = store.claim(
+        "r1",
+        NOW - timedelta(hours=1),
+        items,
+        "outbox",
+        owner="elsewhere:42",
+        lease=timedelta(minutes=5),
+    )
     assert claimed is not None
     did = claimed.digest_id
     assert run(settings, store, [reader(1)]).recovered == []
     with store.begin() as conn:
-        conn.execute(text("UPDATE digests SET lease_until = :t"), {"t": (NOW - timedelta(minutes=1)).replace(tzinfo=None)})
+        conn.execute(
+            text("UPDATE digests SET lease_until = :t"),
+            {"t": (NOW - timedelta(minutes=1)).replace(tzinfo=None)},
+        )
     assert [o.status for o in run(settings, store, [reader(1)]).recovered] == ["sent"]
     row = store.get_digest(did)
     assert row is not None and row.owner == owner_token()
 
 
-def test_a_sender_whose_lease_was_taken_over_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sender_whose_lease_was_taken_over_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp_url=smtp.url)
         d = Deliverer(settings, store, retry=FAST, lease=timedelta(0))  # renew before every try
@@ -194,7 +243,9 @@ def test_slack_recovery_finds_the_post_in_history_and_does_not_post_again(tmp_pa
         dead = f"{socket.gethostname()}:{2**22 + 17}"
         claimed = store.claim(sub.id, plan.slot, plan.items, "slack", owner=dead)
         assert claimed is not None
-        d.channel("slack").send(Digest(claimed.digest_id, sub, plan.slot, claimed.items))  # posted, then "crashed"
+        d.channel("slack").send(
+            Digest(claimed.digest_id, sub, plan.slot, claimed.items)
+        )  # posted, then "crashed"
         d.close()
         report = run(settings, store, [sub])
     assert [(o.status, o.reason) for o in report.recovered] == [("sent", "recovered")]
@@ -207,16 +258,25 @@ def test_postgres_connection_killed_between_runs_reconnects(tmp_path: Path) -> N
         settings, store = world(tmp_path, smtp_url=smtp.url, database_url=url)
         assert [o.status for o in run(settings, store, [reader(1)]).outcomes] == ["sent"]
         with admin.begin() as conn:
-            killed = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :a"), {"a": schema}).scalar()
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :a"
+                ),
+                {"a": schema},
+            ).scalar()
         assert killed >= 1
-        store.upsert_entries([Entry(id="arxiv:2611.09999", title="Quantization again", published=NOW)])
+        store.upsert_entries(
+            [Entry(id="arxiv:2611.09999", title="Quantization again", published=NOW)]
+        )
         assert [o.status for o in run(settings, store, [reader(2)]).outcomes] == ["sent"]
         store.close()
     assert len(smtp.mails) == 2
 
 
 @pytest.mark.postgres
-def test_postgres_connection_dropped_inside_a_ledger_transaction_is_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_postgres_connection_dropped_inside_a_ledger_transaction_is_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from sqlalchemy import event
 
     with pg_schema() as (url, _schema, admin):
@@ -243,7 +303,9 @@ def test_postgres_connection_dropped_inside_a_ledger_transaction_is_retried(tmp_
     assert "trying again" in caplog.text
 
 
-def test_an_unexpected_error_in_one_digest_does_not_stop_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_in_one_digest_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bot.channels.outbox import Outbox
 
     settings, store = world(tmp_path)
@@ -256,10 +318,15 @@ def test_an_unexpected_error_in_one_digest_does_not_stop_the_others(tmp_path: Pa
 
     monkeypatch.setattr(Outbox, "send", flaky)
     report = run(settings, store, [reader(1), reader(2)])
-    assert [(o.subscriber, o.status) for o in report.outcomes] == [("r1", "pending"), ("r2", "sent")]
+    assert [(o.subscriber, o.status) for o in report.outcomes] == [
+        ("r1", "pending"),
+        ("r2", "sent"),
+    ]
     assert "KeyError" in store.digests_with_status("pending")[0].reason
     monkeypatch.setattr(Outbox, "send", real)
-    assert [(o.subscriber, o.status) for o in run(settings, store, [reader(1)]).recovered] == [("r1", "sent")]
+    assert [(o.subscriber, o.status) for o in run(settings, store, [reader(1)]).recovered] == [
+        ("r1", "sent")
+    ]
 
 
 def test_the_preview_holds_what_the_run_then_sends(tmp_path: Path) -> None:

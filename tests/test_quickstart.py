@@ -19,8 +19,15 @@ pytestmark = pytest.mark.slow  # each test runs digestbot as a process, some twi
 
 def digestbot(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    return subprocess.run([sys.executable, "-m", "bot", *args], check=False, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -36,10 +43,14 @@ def test_run_once_fills_the_outbox_and_a_second_run_sends_nothing(checkout: Path
     first = digestbot(checkout, "run", "--once")
     assert first.returncode == 0, first.stderr
     assert "fetched 1 source: 28 new, 0 updated, 0 unchanged" in first.stdout
-    email_subs = sorted(p.stem for p in (checkout / "subscriptions").glob("*.toml")
-                        if "email =" in p.read_text())
-    slack_subs = sorted(p.stem for p in (checkout / "subscriptions").glob("*.toml")
-                        if "slack_channel =" in p.read_text())
+    email_subs = sorted(
+        p.stem for p in (checkout / "subscriptions").glob("*.toml") if "email =" in p.read_text()
+    )
+    slack_subs = sorted(
+        p.stem
+        for p in (checkout / "subscriptions").glob("*.toml")
+        if "slack_channel =" in p.read_text()
+    )
     assert email_subs and slack_subs
     for sid in email_subs:
         (eml,) = (checkout / "outbox" / sid).glob("*.eml")
@@ -66,13 +77,20 @@ def test_run_once_fills_the_outbox_and_a_second_run_sends_nothing(checkout: Path
 
 def test_a_broken_subscriber_is_reported_and_the_others_are_served(checkout: Path) -> None:
     (checkout / "subscriptions" / "zed.toml").write_text(
-        'name = "Zed"\nschedule = "0 25 * * *"\n[interests]\nkeywords = "diffusion"\n')
+        'name = "Zed"\nschedule = "0 25 * * *"\n[interests]\nkeywords = "diffusion"\n'
+    )
     check = digestbot(checkout, "check")
     assert check.returncode == 1
     path = Path("subscriptions") / "zed.toml"
-    assert f"{path}: email: no delivery address; give email = \"…\", slack_channel = \"#…\" or slack_webhook_env = \"VAR\"" in check.stdout
+    assert (
+        f'{path}: email: no delivery address; give email = "…", slack_channel = "#…" or slack_webhook_env = "VAR"'
+        in check.stdout
+    )
     assert f"{path}: schedule: '0 25 * * *' is not a valid cron line" in check.stdout
-    assert f"{path}: interests.keywords: is a string, not a list; write keywords = [\"diffusion\"]" in check.stdout
+    assert (
+        f'{path}: interests.keywords: is a string, not a list; write keywords = ["diffusion"]'
+        in check.stdout
+    )
 
     run = digestbot(checkout, "run", "--once")
     assert run.returncode == 1  # a problem the user must fix ...
@@ -101,6 +119,8 @@ def test_match_prints_the_json_score_py_reads(checkout: Path) -> None:
         assert {"id", "score", "selected", "why"} <= set(sub["entries"][0])
     alice = out["subscribers"][0]["entries"]
     assert any(e["selected"] for e in alice)
-    selected_only = json.loads(digestbot(checkout, "match", "--entries", "examples/papers.xml", "--json").stdout)
+    selected_only = json.loads(
+        digestbot(checkout, "match", "--entries", "examples/papers.xml", "--json").stdout
+    )
     assert all(e["selected"] for s in selected_only["subscribers"] for e in s["entries"])
     assert not (checkout / "digestbot.db").exists()  # match touches no database

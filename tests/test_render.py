@@ -27,8 +27,11 @@ from bot.config import Settings
 from bot.models import Digest, DigestItem
 from bot.render import MAX_HTML, render_email, render_slack, slack_messages
 
-SETTINGS = Settings(base_url="https://digest.example.org", from_addr="Paper Digest <digest@example.org>",
-                    secret_key="test-secret")
+SETTINGS = Settings(
+    base_url="https://digest.example.org",
+    from_addr="Paper Digest <digest@example.org>",
+    secret_key="test-secret",
+)
 
 
 def parse(d: Digest, settings: Settings = SETTINGS) -> EmailMessage:
@@ -74,6 +77,7 @@ def html_of(msg: EmailMessage) -> Tags:
 
 # --- email -----------------------------------------------------------------------------------------
 
+
 def test_email_is_multipart_alternative_text_first_html_last() -> None:
     msg = parse(digest(3))
     assert msg.get_content_type() == "multipart/alternative"
@@ -92,16 +96,23 @@ def test_email_headers() -> None:
     assert msg["Subject"] == "3 new papers on efficient inference, Mon 02 Mar 2026"
     assert msg["From"] == "Paper Digest <digest@example.org>"
     assert msg["To"] == "Zoë Ålice Exämple <alice@example.org>"
-    assert msg["Message-ID"] == "<alice.20260302T0700Z@example.org>" == message_id(digest(3), SETTINGS)
+    assert (
+        msg["Message-ID"] == "<alice.20260302T0700Z@example.org>" == message_id(digest(3), SETTINGS)
+    )
     assert parsedate_to_datetime(msg["Date"]) >= before
     assert msg["List-Id"] == "digestbot digest <alice.digestbot.example.org>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    unsub = re.fullmatch(r"<https://digest\.example\.org/unsubscribe/([\w.-]+)>", msg["List-Unsubscribe"])
+    unsub = re.fullmatch(
+        r"<https://digest\.example\.org/unsubscribe/([\w.-]+)>", msg["List-Unsubscribe"]
+    )
     assert unsub, msg["List-Unsubscribe"]
     assert tokens.verify(SETTINGS, unsub.group(1), "unsubscribe")["subscriber_id"] == "alice"
     # Non-ASCII names and the subject are RFC 2047 encoded words on the wire; every line is ASCII.
     head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
-    assert "To: =?utf-8?b?" in head and "Subject: 3 new papers on efficient inference, Mon 02 Mar 2026\r\n" in head
+    assert (
+        "To: =?utf-8?b?" in head
+        and "Subject: 3 new papers on efficient inference, Mon 02 Mar 2026\r\n" in head
+    )
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
 
@@ -112,9 +123,14 @@ def test_non_ascii_subject_is_encoded_and_folded() -> None:
     raw = message_bytes(build_message(d, SETTINGS))
     head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
     assert head.startswith("Subject: =?utf-8?b?") and "\r\n =?utf-8?b?" in head
-    assert all(len(line) <= 78 for line in head.split("\r\n") if not line.startswith("List-Unsubscribe:"))
+    assert all(
+        len(line) <= 78 for line in head.split("\r\n") if not line.startswith("List-Unsubscribe:")
+    )
     msg = message_from_bytes(raw, policy=policy.default)
-    assert msg["Subject"] == "1 new paper: Über-schnelle Quantisierung für große Sprachmodelle — ein…, Mon 02 Mar 2026"
+    assert (
+        msg["Subject"]
+        == "1 new paper: Über-schnelle Quantisierung für große Sprachmodelle — ein…, Mon 02 Mar 2026"
+    )
 
 
 def test_each_item_has_title_link_authors_source_topic_abstract_why_and_feedback() -> None:
@@ -151,7 +167,9 @@ def test_html_is_self_contained_dark_mode_ready_and_phone_sized() -> None:
     # Dark mode: every element with an inline text colour has a class the dark-mode block recolours.
     long_html = render_email(digest(200, more=2), SETTINGS).html
     styled = re.findall(r'<(\w+)(?: class="(\w+)")? style="[^"]*(?<![-\w])color:#', long_html)
-    assert styled and all(cls in ("page", "text", "muted", "title", "link") for _, cls in styled), styled
+    assert styled and all(cls in ("page", "text", "muted", "title", "link") for _, cls in styled), (
+        styled
+    )
     for cls in ("page", "text", "muted", "title", "link"):
         assert re.search(rf"\.{cls}\b[^{{]*{{[^}}]*color: #[0-9a-f]{{6}} !important", html), cls
 
@@ -165,10 +183,19 @@ def test_titles_with_markup_are_inert_text_in_email_and_slack() -> None:
     assert NASTY[0] in labels and NASTY[1] in labels  # shown as the literal text
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Attention &amp; Friends" in html
-    sections = [b["text"]["text"] for m in slack_messages(d, SETTINGS) for b in m["blocks"] if b["type"] == "section"]
-    assert sections[0].startswith("*<https://arxiv.org/abs/2603.00000|&lt;script&gt;alert('x')&lt;/script&gt; Attention &amp; Friends>*")
+    sections = [
+        b["text"]["text"]
+        for m in slack_messages(d, SETTINGS)
+        for b in m["blocks"]
+        if b["type"] == "section"
+    ]
+    assert sections[0].startswith(
+        "*<https://arxiv.org/abs/2603.00000|&lt;script&gt;alert('x')&lt;/script&gt; Attention &amp; Friends>*"
+    )
     assert "Fast &amp; &lt;b&gt;Bold&lt;/b&gt; Quantization" in sections[1]
-    assert not any(re.search(r"<(?!https://)", s) for s in sections)  # the only < opens our own links
+    assert not any(
+        re.search(r"<(?!https://)", s) for s in sections
+    )  # the only < opens our own links
 
 
 def test_a_javascript_url_is_not_linked() -> None:
@@ -193,7 +220,9 @@ def test_a_long_digest_stays_under_100_kb_and_loses_no_item() -> None:
 
 
 def test_templates_dir_overrides_a_bundled_template(tmp_path: Path) -> None:
-    (tmp_path / "email.txt.j2").write_text("Hello {{ name }}: {{ count }} papers\n", encoding="utf-8")
+    (tmp_path / "email.txt.j2").write_text(
+        "Hello {{ name }}: {{ count }} papers\n", encoding="utf-8"
+    )
 
     r = render_email(digest(2), replace(SETTINGS, templates_dir=tmp_path))
     assert r.text == "Hello Zoë Ålice Exämple: 2 papers"
@@ -204,13 +233,17 @@ def test_a_template_written_for_digest_items_still_renders(tmp_path: Path) -> No
     (tmp_path / "email.txt.j2").write_text(
         "{{ date_text }} {{ date.year }} {{ base_url }}\n{% for item in items %}"
         "{{ item.entry.title }} ({{ item.score }}): {{ item.why | join('; ') }} [{{ item.topic }}]\n{% endfor %}",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     r = render_email(digest(1), replace(SETTINGS, templates_dir=tmp_path))
-    assert r.text == ("Mon 02 Mar 2026 2026 https://digest.example.org\n"
-                      "Low-bit quantization of vision transformers, part 0 (0.9): keyword: quantization; terms: low-bit, vision [vision]\n")
+    assert r.text == (
+        "Mon 02 Mar 2026 2026 https://digest.example.org\n"
+        "Low-bit quantization of vision transformers, part 0 (0.9): keyword: quantization; terms: low-bit, vision [vision]\n"
+    )
 
 
 # --- Slack -------------------------------------------------------------------------------------
+
 
 def check_slack_limits(message: dict[str, object]) -> None:
     """Slack's limits: ≤ 50 blocks, section text ≤ 3000, header ≤ 150, about 12,000 in all."""
@@ -239,12 +272,22 @@ def test_slack_message_has_header_sections_buttons_context_and_fallback() -> Non
     (m,) = slack_messages(d, SETTINGS)
     check_slack_limits(m)
     assert m["text"] == "2 new papers on vision, Mon 02 Mar 2026"  # a tie: the first item's topic
-    assert [b["type"] for b in m["blocks"]] == ["header", "section", "context", "actions", "section", "context", "actions"]
+    assert [b["type"] for b in m["blocks"]] == [
+        "header",
+        "section",
+        "context",
+        "actions",
+        "section",
+        "context",
+        "actions",
+    ]
     assert m["blocks"][2]["elements"][0]["text"] == "hf_daily · vision"
     up, down = m["blocks"][3]["elements"]
     assert up["action_id"] == f"digestbot_up:{d.id}:{entry(0).id}"
     assert down["action_id"] == f"digestbot_down:{d.id}:{entry(0).id}"
-    assert up["url"].startswith("https://digest.example.org/feedback/") and up["url"].endswith("/up")
+    assert up["url"].startswith("https://digest.example.org/feedback/") and up["url"].endswith(
+        "/up"
+    )
     assert "_Why: keyword: quantization; terms: low-bit, vision_" in m["blocks"][1]["text"]["text"]
 
 
@@ -256,8 +299,14 @@ def test_a_200_item_digest_splits_into_messages_within_limits() -> None:
         check_slack_limits(m)
     assert messages[0]["blocks"][0]["type"] == "header"
     assert all(m["blocks"][0]["type"] != "header" for m in messages[1:])
-    seen = [a["action_id"].split(":", 2)[2] for m in messages for b in m["blocks"] if b["type"] == "actions"
-            for a in b["elements"] if a["action_id"].startswith("digestbot_up")]
+    seen = [
+        a["action_id"].split(":", 2)[2]
+        for m in messages
+        for b in m["blocks"]
+        if b["type"] == "actions"
+        for a in b["elements"]
+        if a["action_id"].startswith("digestbot_up")
+    ]
     assert seen == [entry(i).id for i in range(200)]
     assert "…and 5 more matched" in messages[-1]["blocks"][-1]["elements"][0]["text"]
     assert messages[1]["text"].endswith("(part 2 of 13)")
@@ -266,7 +315,12 @@ def test_a_200_item_digest_splits_into_messages_within_limits() -> None:
 def test_huge_item_text_is_cut_to_slack_limits_without_breaking_escapes() -> None:
     long_title = "R&D <x> " * 600
     d = digest(1, titles=[long_title])
-    d = Digest(d.id, d.subscriber, d.slot, (DigestItem(entry(0, long_title, "a&b " * 2000), 1.0, ("w&y " * 400,)),))
+    d = Digest(
+        d.id,
+        d.subscriber,
+        d.slot,
+        (DigestItem(entry(0, long_title, "a&b " * 2000), 1.0, ("w&y " * 400,)),),
+    )
     (m,) = slack_messages(d, SETTINGS)
     check_slack_limits(m)
     text = m["blocks"][1]["text"]["text"]
@@ -275,10 +329,16 @@ def test_huge_item_text_is_cut_to_slack_limits_without_breaking_escapes() -> Non
 
 # --- tokens ------------------------------------------------------------------------------------
 
+
 def test_tokens_round_trip_and_refuse_forgery_kind_and_age() -> None:
     t = tokens.sign(SETTINGS, "feedback", "alice", entry_id="arxiv:1", digest_id="d1", now=1000)
     assert tokens.verify(SETTINGS, t, "feedback", now=1500) == {
-        "kind": "feedback", "subscriber_id": "alice", "entry_id": "arxiv:1", "digest_id": "d1", "issued": 1000}
+        "kind": "feedback",
+        "subscriber_id": "alice",
+        "entry_id": "arxiv:1",
+        "digest_id": "d1",
+        "issued": 1000,
+    }
     with pytest.raises(tokens.TokenError, match="not made by this digestbot"):
         tokens.verify(Settings(secret_key="other"), t, "feedback")
     body, mac = t.split(".")
@@ -293,55 +353,88 @@ def test_tokens_round_trip_and_refuse_forgery_kind_and_age() -> None:
         tokens.verify(SETTINGS, body, "feedback")
 
 
-def test_tokens_without_a_secret_key_warn(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tokens_without_a_secret_key_warn(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(tokens, "_warned", False)
     with caplog.at_level(logging.WARNING, logger="bot.tokens"):
         t = tokens.sign(Settings(), "manage", "alice")
         tokens.sign(Settings(), "manage", "bob")
     assert [r.message for r in caplog.records].count(
-        "DIGESTBOT_SECRET_KEY is not set: links are signed with a public development key; set it in production") == 1
+        "DIGESTBOT_SECRET_KEY is not set: links are signed with a public development key; set it in production"
+    ) == 1
     assert tokens.verify(Settings(), t, "manage")["subscriber_id"] == "alice"
 
 
 # --- SpamAssassin --------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_spamassassin_scores_a_sample_digest_low(tmp_path: Path) -> None:
     if shutil.which("spamassassin") is None:
-        pytest.skip("spamassassin is not installed (Debian package 'spamassassin'; .ci/run installs it)")
+        pytest.skip(
+            "spamassassin is not installed (Debian package 'spamassassin'; .ci/run installs it)"
+        )
     raw = message_bytes(build_message(digest(8), SETTINGS))
     env = {**os.environ, "HOME": str(tmp_path)}  # SA writes user prefs under $HOME
-    out = subprocess.run(["spamassassin", "-L", "-t"], input=raw, capture_output=True, env=env, timeout=120, check=True).stdout
+    out = subprocess.run(
+        ["spamassassin", "-L", "-t"],
+        input=raw,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
     status = message_from_bytes(out, policy=policy.default)["X-Spam-Status"]
     m = re.search(r"score=(-?[\d.]+)", status)
     assert m, status
     assert float(m.group(1)) <= 1.0, status
     rules = set(re.findall(r"[A-Z][A-Z0-9_]+", status.split("tests=", 1)[1]))
-    bad = {"MIME_HTML_ONLY", "MPART_ALT_DIFF", "MISSING_DATE", "MISSING_MID", "INVALID_DATE", "HTML_FONT_LOW_CONTRAST"}
+    bad = {
+        "MIME_HTML_ONLY",
+        "MPART_ALT_DIFF",
+        "MISSING_DATE",
+        "MISSING_MID",
+        "INVALID_DATE",
+        "HTML_FONT_LOW_CONTRAST",
+    }
     assert not rules & bad, status
     assert not any(r.startswith("HTML_IMAGE_RATIO") for r in rules), status
 
 
 # --- preview ---------------------------------------------------------------------------------------
 
-def test_preview_writes_the_next_digest_and_records_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_preview_writes_the_next_digest_and_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bot.store import Store
 
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "d.db"
     store = Store(f"sqlite:///{db}")
     now = datetime.now(UTC)
-    store.upsert_entries([entry(i, f"Quantization of transformers, idea {i}") for i in range(4)], now=now - timedelta(hours=1))
+    store.upsert_entries(
+        [entry(i, f"Quantization of transformers, idea {i}") for i in range(4)],
+        now=now - timedelta(hours=1),
+    )
     store.close()
     subs = tmp_path / "subs"
     subs.mkdir()
     (subs / "alice.toml").write_text(
         'name = "Alice"\nemail = "alice@example.org"\nschedule = "0 8 * * *"\ntimezone = "UTC"\nmax_items = 3\n'
-        '[interests]\ndescription = "quantization of transformers"\nkeywords = ["quantization"]\n', encoding="utf-8")
+        '[interests]\ndescription = "quantization of transformers"\nkeywords = ["quantization"]\n',
+        encoding="utf-8",
+    )
     before = db.read_bytes()
     env = {"DIGESTBOT_DATABASE_URL": f"sqlite:///{db}", "DIGESTBOT_SECRET_KEY": "k"}
-    result = CliRunner().invoke(cli_main, ["preview", "alice", "--subscriptions", str(subs), "--out", "out"],
-                                env=env, catch_exceptions=False, standalone_mode=False)
+    result = CliRunner().invoke(
+        cli_main,
+        ["preview", "alice", "--subscriptions", str(subs), "--out", "out"],
+        env=env,
+        catch_exceptions=False,
+        standalone_mode=False,
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert re.fullmatch(r"alice: next digest alice\.\d{8}T0800Z with 3 entries", lines[0])
@@ -349,33 +442,51 @@ def test_preview_writes_the_next_digest_and_records_nothing(tmp_path: Path, monk
     assert files == [".html", ".json", ".txt"]
     html = next((tmp_path / "out").glob("*.html")).read_text(encoding="utf-8")
     assert "3 new papers for Alice" in html
-    assert json.loads(next((tmp_path / "out").glob("*.json")).read_text())["messages"][0]["blocks"][0]["type"] == "header"
+    assert (
+        json.loads(next((tmp_path / "out").glob("*.json")).read_text())["messages"][0]["blocks"][0][
+            "type"
+        ]
+        == "header"
+    )
     store = Store(f"sqlite:///{db}")
     assert store.history("alice") == [] and store.delivered(["alice"]) == {"alice": set()}
     store.close()
     assert len(before) > 0
 
 
-def test_preview_needs_a_database_and_names_an_unknown_subscriber(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preview_needs_a_database_and_names_an_unknown_subscriber(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bot.store import Store
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "subs").mkdir()
-    result = CliRunner().invoke(cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False)
-    assert str(result.exception) == "no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first to fetch entries"
+    result = CliRunner().invoke(
+        cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False
+    )
+    assert (
+        str(result.exception)
+        == "no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first to fetch entries"
+    )
     Store("sqlite:///digestbot.db").close()
-    result = CliRunner().invoke(cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False)
+    result = CliRunner().invoke(
+        cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False
+    )
     assert str(result.exception) == "no subscriber 'zed'; the subscribers are: none"
 
 
-def test_links_to_this_machine_need_no_secret_key_warning(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_links_to_this_machine_need_no_secret_key_warning(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(tokens, "_warned", False)
     local = Settings(base_url="http://localhost:8000")
     with caplog.at_level(logging.WARNING, logger="bot.tokens"):
         html = render_email(digest(1), local).html
     assert caplog.records == []
     token = re.search(r"http://localhost:8000/manage/([\w.-]+)", html).group(1)  # type: ignore[union-attr]
-    assert tokens.verify(Settings(), token, "manage")["subscriber_id"] == "alice"  # the web app, also keyless
+    assert (
+        tokens.verify(Settings(), token, "manage")["subscriber_id"] == "alice"
+    )  # the web app, also keyless
     with caplog.at_level(logging.WARNING, logger="bot.tokens"):
         render_email(digest(1), Settings(base_url="https://digest.example.org"))
     assert len(caplog.records) == 1

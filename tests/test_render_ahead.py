@@ -17,17 +17,30 @@ from bot.models import Digest, DigestItem, Entry, Interests, Subscriber
 from bot.store import Store
 
 SLOT = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
-PAPERS = [Entry(id=f"arxiv:2611.{n:05d}", title=f"Quantization method {n}", published=SLOT - timedelta(hours=1))
-          for n in range(3)]
+PAPERS = [
+    Entry(
+        id=f"arxiv:2611.{n:05d}",
+        title=f"Quantization method {n}",
+        published=SLOT - timedelta(hours=1),
+    )
+    for n in range(3)
+]
 
 
 def reader(n: int) -> Subscriber:
-    return Subscriber(id=f"r{n}", email=f"r{n}@example.org", schedule="0 * * * *", timezone="UTC",
-                      interests=Interests(keywords=("quantization",)))
+    return Subscriber(
+        id=f"r{n}",
+        email=f"r{n}@example.org",
+        schedule="0 * * * *",
+        timezone="UTC",
+        interests=Interests(keywords=("quantization",)),
+    )
 
 
 def plan(n: int, *papers: Entry) -> Plan:
-    return Plan(reader(n), SLOT, tuple(DigestItem(p, 0.5, ("keyword: quantization",)) for p in papers))
+    return Plan(
+        reader(n), SLOT, tuple(DigestItem(p, 0.5, ("keyword: quantization",)) for p in papers)
+    )
 
 
 @pytest.fixture
@@ -45,14 +58,20 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> list[Digest]:
 
 
 def world(tmp_path: Path, smtp: SmtpPeer) -> tuple[Settings, Store]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", smtp_url=smtp.url, smtp_rate=0,
-                        from_addr="digest <digest@lab.example>")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        smtp_url=smtp.url,
+        smtp_rate=0,
+        from_addr="digest <digest@lab.example>",
+    )
     store = Store(settings.database_url)
     store.upsert_entries(PAPERS, SLOT)
     return settings, store
 
 
-def test_each_digest_is_rendered_once_and_sent_in_order(tmp_path: Path, rendered: list[Digest]) -> None:
+def test_each_digest_is_rendered_once_and_sent_in_order(
+    tmp_path: Path, rendered: list[Digest]
+) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp)
         d = Deliverer(settings, store)
@@ -60,11 +79,15 @@ def test_each_digest_is_rendered_once_and_sent_in_order(tmp_path: Path, rendered
         d.close()
     assert [(o.subscriber, o.status) for o in outcomes] == [(f"r{n}", "sent") for n in range(4)]
     assert [m.to for m in smtp.mails] == [(f"r{n}@example.org",) for n in range(4)]
-    assert [r.id for r in rendered] == [f"r{n}.20261128T0700Z" for n in range(4)]  # prepared ahead, used as is
+    assert [r.id for r in rendered] == [
+        f"r{n}.20261128T0700Z" for n in range(4)
+    ]  # prepared ahead, used as is
     assert {r.status for r in store.digests_with_status("sent", "pending")} == {"sent"}
 
 
-def test_a_digest_whose_claim_dropped_an_entry_is_rendered_without_it(tmp_path: Path, rendered: list[Digest]) -> None:
+def test_a_digest_whose_claim_dropped_an_entry_is_rendered_without_it(
+    tmp_path: Path, rendered: list[Digest]
+) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp)
         earlier = store.claim("r1", SLOT - timedelta(days=1), [DigestItem(PAPERS[0], 0.9)], "email")
@@ -78,19 +101,28 @@ def test_a_digest_whose_claim_dropped_an_entry_is_rendered_without_it(tmp_path: 
     assert len(smtp.mails) == 1
 
 
-def test_a_stop_sends_nothing_after_the_digest_in_flight_and_gives_back_what_was_claimed_ahead(tmp_path: Path) -> None:
+def test_a_stop_sends_nothing_after_the_digest_in_flight_and_gives_back_what_was_claimed_ahead(
+    tmp_path: Path,
+) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp)
         d = Deliverer(settings, store)
         done: list[str] = []
-        outcomes = d.deliver_all([plan(n, *PAPERS) for n in range(5)], stop=lambda: bool(done),
-                                 progress=lambda o: done.append(o.subscriber))
+        outcomes = d.deliver_all(
+            [plan(n, *PAPERS) for n in range(5)],
+            stop=lambda: bool(done),
+            progress=lambda o: done.append(o.subscriber),
+        )
         d.close()
     assert [o.subscriber for o in outcomes] == ["r0"] and len(smtp.mails) == 1
-    assert [r.subscriber_id for r in store.digests_with_status("sent", "pending", "empty")] == ["r0"]
+    assert [r.subscriber_id for r in store.digests_with_status("sent", "pending", "empty")] == [
+        "r0"
+    ]
 
 
-def test_an_error_in_the_ledger_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_in_the_ledger_reaches_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp)
 
@@ -105,7 +137,9 @@ def test_an_error_in_the_ledger_reaches_the_caller(tmp_path: Path, monkeypatch: 
     assert len(smtp.mails) == 1  # the sender stopped at the first error
 
 
-def test_an_interrupt_finishes_the_digest_on_the_wire_and_starts_not_the_queued_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupt_finishes_the_digest_on_the_wire_and_starts_not_the_queued_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with SmtpPeer(SmtpScript(delay=0.5)) as smtp:
         settings, store = world(tmp_path, smtp)
         d = Deliverer(settings, store)
@@ -121,7 +155,9 @@ def test_an_interrupt_finishes_the_digest_on_the_wire_and_starts_not_the_queued_
             d.deliver_all([plan(n, *PAPERS) for n in range(4)])
         d.close()
     assert len(smtp.mails) == 1
-    assert [(r.subscriber_id, r.status) for r in store.digests_with_status("sent", "pending", "empty")] == [("r0", "sent")]
+    assert [
+        (r.subscriber_id, r.status) for r in store.digests_with_status("sent", "pending", "empty")
+    ] == [("r0", "sent")]
 
 
 def test_unclaim_gives_back_only_an_untried_digest_of_its_owner(tmp_path: Path) -> None:
@@ -135,15 +171,20 @@ def test_unclaim_gives_back_only_an_untried_digest_of_its_owner(tmp_path: Path) 
         assert not store.unclaim(tried.digest_id, "me:1")  # it may have reached the server
         assert not store.unclaim(untried.digest_id, "other:2")
         assert store.unclaim(untried.digest_id, "me:1")
-        assert store.get_digest(untried.digest_id) is None and store.delivered(["r2"]) == {"r2": set()}
-        assert store.claim("r2", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1") is not None  # free again
+        assert store.get_digest(untried.digest_id) is None and store.delivered(["r2"]) == {
+            "r2": set()
+        }
+        assert (
+            store.claim("r2", SLOT, [DigestItem(PAPERS[0], 0.5)], "email", owner="me:1") is not None
+        )  # free again
         assert store.get_digest(tried.digest_id) is not None
     finally:
         store.close()
 
 
 def test_a_digest_claimed_ahead_whose_lease_grew_old_while_waiting_is_renewed_or_left_to_its_taker(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with SmtpPeer(SmtpScript(delay=0.4)) as smtp:
         settings, store = world(tmp_path, smtp)
         asked: list[str] = []
@@ -160,13 +201,18 @@ def test_a_digest_claimed_ahead_whose_lease_grew_old_while_waiting_is_renewed_or
     assert asked == ["r1.20261128T0700Z"] and len(smtp.mails) == 1
 
 
-def test_the_thread_switch_interval_is_short_while_sending_and_restored_after(tmp_path: Path) -> None:
+def test_the_thread_switch_interval_is_short_while_sending_and_restored_after(
+    tmp_path: Path,
+) -> None:
     before = sys.getswitchinterval()
     with SmtpPeer() as smtp:
         settings, store = world(tmp_path, smtp)
         d = Deliverer(settings, store)
         during: list[float] = []
-        d.deliver_all([plan(n, *PAPERS) for n in range(2)], progress=lambda _o: during.append(sys.getswitchinterval()))
+        d.deliver_all(
+            [plan(n, *PAPERS) for n in range(2)],
+            progress=lambda _o: during.append(sys.getswitchinterval()),
+        )
         d.close()
     assert during == [pytest.approx(SWITCH_SECONDS)] * 2
     assert sys.getswitchinterval() == before

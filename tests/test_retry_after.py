@@ -32,7 +32,9 @@ NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
         ("Sun, 99 Foo 2026 25:61:00 GMT", 9.0),
     ],
 )
-def test_seconds_to_wait_reads_both_forms_and_falls_back_to_the_default(value: str | None, expected: float) -> None:
+def test_seconds_to_wait_reads_both_forms_and_falls_back_to_the_default(
+    value: str | None, expected: float
+) -> None:
     with time_machine.travel(NOW, tick=False):
         assert seconds_to_wait(value, 9.0) == pytest.approx(expected)
 

@@ -37,14 +37,25 @@ def setup(backend_url: str, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
 
 
 def _web(store: Store, sid: str, email: str, now: datetime = T0) -> None:
-    store.request_web_subscription(sid, email, "", {"keywords": ["pruning"], "topics": []}, "0 8 * * *", "Europe/Berlin", 5, now)
+    store.request_web_subscription(
+        sid,
+        email,
+        "",
+        {"keywords": ["pruning"], "topics": []},
+        "0 8 * * *",
+        "Europe/Berlin",
+        5,
+        now,
+    )
 
 
 def ids(settings: Settings, store: Store) -> list[str]:
     return [s.id for s in load_roster(settings, store)[0]]
 
 
-def test_files_plus_active_web_subscribers_minus_those_who_left(setup: tuple[Settings, Store]) -> None:
+def test_files_plus_active_web_subscribers_minus_those_who_left(
+    setup: tuple[Settings, Store],
+) -> None:
     settings, store = setup
     _web(store, "web-a", "carol@example.org")
     _web(store, "web-b", "dave@example.org")
@@ -53,9 +64,17 @@ def test_files_plus_active_web_subscribers_minus_those_who_left(setup: tuple[Set
     subs, problems = load_roster(settings, store)
     assert [s.id for s in subs] == ["alice", "bob", "web-a"]
     web = subs[-1]
-    assert (web.email, web.origin, web.schedule, web.timezone, web.max_items) == ("carol@example.org", "web", "0 8 * * *", "Europe/Berlin", 5)
+    assert (web.email, web.origin, web.schedule, web.timezone, web.max_items) == (
+        "carol@example.org",
+        "web",
+        "0 8 * * *",
+        "Europe/Berlin",
+        5,
+    )
     assert web.interests == Interests(keywords=("pruning",))
-    assert problems and {Path(p.path).name for p in problems} == {"broken.toml"}  # named; the others go on
+    assert problems and {Path(p.path).name for p in problems} == {
+        "broken.toml"
+    }  # named; the others go on
     store.set_subscriber_status("bob", "unsubscribed")
     store.set_web_status("web-a", "paused")
     assert ids(settings, store) == ["alice"]
@@ -76,21 +95,43 @@ def test_a_request_never_changes_an_active_subscriber(setup: tuple[Settings, Sto
     _, store = setup
     _web(store, "web-a", "Carol@Example.org")
     store.set_web_status("web-a", "active", T0)
-    row = store.request_web_subscription("web-x", "carol@example.ORG", "Mallory", {"keywords": ["spam"]}, "0 1 * * *", "UTC", 50, T0 + timedelta(hours=1))
-    assert (row.id, row.status, row.name, row.interests["keywords"], row.max_items) == ("web-a", "active", "", ["pruning"], 5)
+    row = store.request_web_subscription(
+        "web-x",
+        "carol@example.ORG",
+        "Mallory",
+        {"keywords": ["spam"]},
+        "0 1 * * *",
+        "UTC",
+        50,
+        T0 + timedelta(hours=1),
+    )
+    assert (row.id, row.status, row.name, row.interests["keywords"], row.max_items) == (
+        "web-a",
+        "active",
+        "",
+        ["pruning"],
+        5,
+    )
     assert store.web_subscriber("web-x") is None
 
 
-def test_requested_at_moves_only_when_a_subscriber_who_left_asks_again(setup: tuple[Settings, Store]) -> None:
+def test_requested_at_moves_only_when_a_subscriber_who_left_asks_again(
+    setup: tuple[Settings, Store],
+) -> None:
     _, store = setup
     _web(store, "web-a", "carol@example.org", T0)
-    _web(store, "web-a2", "carol@example.org", T0 + timedelta(minutes=5))  # asks twice before confirming
+    _web(
+        store, "web-a2", "carol@example.org", T0 + timedelta(minutes=5)
+    )  # asks twice before confirming
     row = store.web_subscriber_by_email("CAROL@example.org")
     assert row is not None and row.id == "web-a" and row.requested_at == T0
     store.set_web_status("web-a", "unsubscribed", T0 + timedelta(days=1))
     _web(store, "web-a3", "carol@example.org", T0 + timedelta(days=2))
     row = store.web_subscriber("web-a")
-    assert row is not None and (row.status, row.requested_at) == ("unconfirmed", T0 + timedelta(days=2))
+    assert row is not None and (row.status, row.requested_at) == (
+        "unconfirmed",
+        T0 + timedelta(days=2),
+    )
 
 
 def test_only_from_guards_status_changes(setup: tuple[Settings, Store]) -> None:
@@ -107,21 +148,44 @@ def test_nonces_are_single_use_and_rates_are_limited(setup: tuple[Settings, Stor
     assert store.use_token("n1", "confirm") is True
     assert store.use_token("n1", "confirm") is False
     hour = timedelta(hours=1)
-    assert [store.hit_rate("address:x", hour, 3, T0 + timedelta(minutes=i)) for i in range(4)] == [True, True, True, False]
+    assert [store.hit_rate("address:x", hour, 3, T0 + timedelta(minutes=i)) for i in range(4)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
     assert store.hit_rate("address:y", hour, 3, T0)  # another key has its own count
-    assert store.hit_rate("address:x", hour, 3, T0 + timedelta(minutes=61))  # the window slid past the first
+    assert store.hit_rate(
+        "address:x", hour, 3, T0 + timedelta(minutes=61)
+    )  # the window slid past the first
 
 
 def test_interests_round_trip() -> None:
-    i = Interests(description="d", keywords=("a", "b"), exclude=("x",), topics=("quantization",), authors=("Song Han",))
+    i = Interests(
+        description="d",
+        keywords=("a", "b"),
+        exclude=("x",),
+        topics=("quantization",),
+        authors=("Song Han",),
+    )
     assert Interests.from_dict(i.to_dict()) == i
     assert Interests.from_dict(json.loads(json.dumps(i.to_dict()))) == i  # as the store keeps it
-    assert Interests.from_dict({"keywords": "not a list", "topics": [1], "description": None}) == Interests(topics=("1",))
+    assert Interests.from_dict(
+        {"keywords": "not a list", "topics": [1], "description": None}
+    ) == Interests(topics=("1",))
 
 
 def test_a_subscriber_round_trips_through_json_and_ignores_newer_fields() -> None:
-    sub = Subscriber(id="alice", name="Alice", email="a@example.org", schedule="0 9 * * 1-5", timezone="Europe/Berlin",
-                     max_items=5, interests=Interests("quantization", ("KV cache",), authors=("Song Han",)), origin="web")
+    sub = Subscriber(
+        id="alice",
+        name="Alice",
+        email="a@example.org",
+        schedule="0 9 * * 1-5",
+        timezone="Europe/Berlin",
+        max_items=5,
+        interests=Interests("quantization", ("KV cache",), authors=("Song Han",)),
+        origin="web",
+    )
     data = json.loads(json.dumps(sub.to_dict()))
     assert Subscriber.from_dict(data) == sub
     assert Subscriber.from_dict({**data, "a_newer_field": 1}) == sub

@@ -26,7 +26,9 @@ from bot.store import Store
 def runner(tmp_path: Path) -> Runner:
     config = write_project(tmp_path, 2, schedule="0 8 * * 1-5", timezone="Europe/Berlin")
     with config.open("a", encoding="utf-8") as f:
-        f.write('\n[[sources]]\nname = "slow"\ntype = "file"\npath = "feed.xml"\ninterval_minutes = 120\n')
+        f.write(
+            '\n[[sources]]\nname = "slow"\ntype = "file"\npath = "feed.xml"\ninterval_minutes = 120\n'
+        )
     r = Runner(load_settings(str(config), environ={}))
     r.scheduler.start(paused=True)
     yield r
@@ -40,23 +42,36 @@ def test_jobs_coalesce_run_one_at_a_time_and_say_how_late_they_may_start(runner:
     jobs = {j.id: j for j in runner.scheduler.get_jobs()}
     assert set(jobs) == {"digest:s0000", "digest:s0001", "fetch:examples", "fetch:slow"}
     for job in jobs.values():
-        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time is not None
+        assert (
+            job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time is not None
+        )
     digest = jobs["digest:s0000"]
-    assert isinstance(digest.trigger, SlotTrigger) and digest.misfire_grace_time == DIGEST_GRACE.total_seconds()
+    assert (
+        isinstance(digest.trigger, SlotTrigger)
+        and digest.misfire_grace_time == DIGEST_GRACE.total_seconds()
+    )
     fetch, slow = jobs["fetch:examples"].trigger, jobs["fetch:slow"].trigger
     assert isinstance(fetch, IntervalTrigger) and isinstance(slow, IntervalTrigger)
-    assert fetch.interval == timedelta(minutes=30) and slow.interval == timedelta(minutes=120)  # default, own
+    assert fetch.interval == timedelta(minutes=30) and slow.interval == timedelta(
+        minutes=120
+    )  # default, own
     assert fetch.jitter and jobs["fetch:examples"].misfire_grace_time == 30 * 60
     # the weekday schedule's next fire time is a weekday 08:00 in Berlin
-    nxt = digest.trigger.get_next_fire_time(None, datetime(2026, 11, 28, 12, tzinfo=UTC))  # a Saturday
+    nxt = digest.trigger.get_next_fire_time(
+        None, datetime(2026, 11, 28, 12, tzinfo=UTC)
+    )  # a Saturday
     assert nxt == datetime(2026, 11, 30, 7, tzinfo=UTC)
 
 
 def test_changed_subscription_files_are_picked_up_without_a_restart(runner: Runner) -> None:
     runner.reload()
     folder = runner.folder
-    (folder / "s0002.toml").write_text((folder / "s0000.toml").read_text().replace("email = \"reader0000", "email = \"reader0002"))
-    (folder / "s0001.toml").write_text((folder / "s0001.toml").read_text().replace("0 8 * * 1-5", "30 6 * * *"))
+    (folder / "s0002.toml").write_text(
+        (folder / "s0000.toml").read_text().replace('email = "reader0000', 'email = "reader0002')
+    )
+    (folder / "s0001.toml").write_text(
+        (folder / "s0001.toml").read_text().replace("0 8 * * 1-5", "30 6 * * *")
+    )
     runner.watch_job()
     assert sorted(runner.subscribers) == ["s0000", "s0001", "s0002"]
     trigger = runner.scheduler.get_job("digest:s0001").trigger
@@ -98,12 +113,19 @@ def test_start_after_days_of_downtime_sends_one_digest_each(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(tmp_path: Path) -> None:
+def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(
+    tmp_path: Path,
+) -> None:
     config = write_project(tmp_path, 3)
     with SmtpPeer(SmtpScript(delay=2.0)) as smtp:
         env = {**os.environ, "PYTHONPATH": str(REPO), "DIGESTBOT_SMTP_URL": smtp.url}
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run"], cwd=tmp_path,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), "run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         while smtp.data_seen == 0 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)
@@ -131,8 +153,10 @@ def test_status_shows_next_and_last_digests_pending_failed_and_sources(tmp_path:
     slot = datetime(2026, 11, 27, 7, tzinfo=UTC)
     paper = Entry(id="arxiv:2611.00001", title="Quantization \x1b[31mred\x1b[0m", published=now)
     store.upsert_entries([paper], now=now)
-    sent, failed, pending = (store.claim(f"s000{n}", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)
-                             for n in range(3))
+    sent, failed, pending = (
+        store.claim(f"s000{n}", slot, [DigestItem(paper, 0.9)], "email", owner="", now=now)
+        for n in range(3)
+    )
     assert sent is not None and failed is not None and pending is not None
     store.mark_sent(sent.digest_id, "<x@y>", now=now)
     store.mark_failed(failed.digest_id, "SMTP refused reader0001@example.org: 550 no such user")
@@ -140,18 +164,20 @@ def test_status_shows_next_and_last_digests_pending_failed_and_sources(tmp_path:
     store.save_fetch("examples", None, error="source 'examples': cannot read it", now=now)
     store.close()
     with time_machine.travel(now, tick=False):
-        result = CliRunner().invoke(cli, ["--config", str(config), "status"], env={"DIGESTBOT_SMTP_URL": ""})
+        result = CliRunner().invoke(
+            cli, ["--config", str(config), "status"], env={"DIGESTBOT_SMTP_URL": ""}
+        )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "Subscribers (3):",
-        "  s0000  reader0000@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        '  s0000  reader0000@example.org  "0 8 * * 1-5" Europe/Berlin',
         "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
         "    last digest: 2026-11-27 08:00 CET (07:00 UTC), sent 2026-11-28 12:00 UTC, 1 entry",
         "      - Quantization  [31mred [0m  [arxiv:2611.00001]",
-        "  s0001  reader0001@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        '  s0001  reader0001@example.org  "0 8 * * 1-5" Europe/Berlin',
         "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
         "    last digest: 2026-11-27 08:00 CET (07:00 UTC), failed: SMTP refused reader0001@example.org: 550 no such user",
-        "  s0002  reader0002@example.org  \"0 8 * * 1-5\" Europe/Berlin",
+        '  s0002  reader0002@example.org  "0 8 * * 1-5" Europe/Berlin',
         "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
         "    last digest: 2026-11-27 08:00 CET (07:00 UTC), pending: SMTP answered 451 try later, 1 entry",
         "      - Quantization  [31mred [0m  [arxiv:2611.00001]",
@@ -183,7 +209,9 @@ def test_a_hanging_source_times_out_and_the_digests_still_go(tmp_path: Path) -> 
     sent = r.store.digests_with_status("sent")
     r.store.close()
     assert took < 15
-    assert "no answer within 1 s" in states["hangs"].last_error and states["examples"].last_error == ""
+    assert (
+        "no answer within 1 s" in states["hangs"].last_error and states["examples"].last_error == ""
+    )
     assert sorted(d.subscriber_id for d in sent) == ["s0000", "s0001"]
 
 
@@ -193,17 +221,29 @@ def test_sighup_rereads_the_subscriptions_without_a_restart(tmp_path: Path) -> N
     log = tmp_path / "stderr.txt"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "-v", "--config", str(config), "run"], cwd=tmp_path,
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "-v", "--config", str(config), "run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         try:
             deadline = time.monotonic() + 60
-            while "Resumed scheduler job processing" not in log.read_text() and time.monotonic() < deadline:
+            while (
+                "Resumed scheduler job processing" not in log.read_text()
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
             folder = tmp_path / "subscriptions"
-            (folder / "late.toml").write_text((folder / "s0000.toml").read_text().replace("reader0000", "late"))
+            (folder / "late.toml").write_text(
+                (folder / "s0000.toml").read_text().replace("reader0000", "late")
+            )
             proc.send_signal(signal.SIGHUP)
             hup = time.monotonic()
-            while "subscriber late: digests on" not in log.read_text() and time.monotonic() < hup + 30:
+            while (
+                "subscriber late: digests on" not in log.read_text() and time.monotonic() < hup + 30
+            ):
                 time.sleep(0.02)
             picked_up = time.monotonic() - hup
         finally:
@@ -221,7 +261,14 @@ def test_the_scheduler_serves_web_subscribers_and_honours_unsubscribes(tmp_path:
         r.reload()
         assert sorted(r.subscribers) == ["s0000", "s0001"]
         row = r.store.request_web_subscription(
-            "w-1", "web@example.org", "Web Reader", {"keywords": ["diffusion"]}, "0 9 * * *", "UTC", 5)
+            "w-1",
+            "web@example.org",
+            "Web Reader",
+            {"keywords": ["diffusion"]},
+            "0 9 * * *",
+            "UTC",
+            5,
+        )
         r.watch_job()
         assert "w-1" not in r.subscribers  # unconfirmed: nothing is sent to it
         r.store.set_web_status(row.id, "active")

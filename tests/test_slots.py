@@ -19,8 +19,13 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def sub(schedule: str, tz: str = "Europe/Berlin", sid: str = "alice") -> Subscriber:
-    return Subscriber(id=sid, email=f"{sid}@example.org", schedule=schedule, timezone=tz,
-                      interests=Interests(keywords=("quantization",)))
+    return Subscriber(
+        id=sid,
+        email=f"{sid}@example.org",
+        schedule=schedule,
+        timezone=tz,
+        interests=Interests(keywords=("quantization",)),
+    )
 
 
 def slots_between(s: Subscriber, start: datetime, end: datetime) -> list[datetime]:
@@ -46,7 +51,10 @@ def test_spring_forward_day_runs_the_missing_0230_once_at_the_transition() -> No
 def test_fall_back_day_runs_the_doubled_0230_once() -> None:
     s = sub("30 2 * * *")
     day = slots_between(s, utc(2026, 10, 24, 12), utc(2026, 10, 26, 12))
-    assert [t.isoformat() for t in day] == ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]
+    assert [t.isoformat() for t in day] == [
+        "2026-10-25T00:30:00+00:00",
+        "2026-10-26T01:30:00+00:00",
+    ]
     # between the two 02:30s (it is 02:15 CET, the second time round) nothing new is due
     assert latest_slot(s, utc(2026, 10, 25, 1, 15)) == utc(2026, 10, 25, 0, 30)
     assert next_slot(s, utc(2026, 10, 25, 1, 15)) == utc(2026, 10, 26, 1, 30)
@@ -58,7 +66,16 @@ def test_half_hourly_schedule_through_the_fall_back_hour_never_goes_backwards() 
     assert fires == sorted(set(fires))
     # 02:00 and 02:30 once each (summer time), then 03:00 CET: the repeated hour is not re-run
     assert [t.astimezone(BERLIN).strftime("%H:%M") for t in fires] == [
-        "00:30", "01:00", "01:30", "02:00", "02:30", "03:00", "03:30", "04:00", "04:30"]
+        "00:30",
+        "01:00",
+        "01:30",
+        "02:00",
+        "02:30",
+        "03:00",
+        "03:30",
+        "04:00",
+        "04:30",
+    ]
 
 
 def test_gap_maps_to_the_transition_instant() -> None:
@@ -70,7 +87,13 @@ def test_gap_maps_to_the_transition_instant() -> None:
 def test_weekday_schedule_skips_the_weekend() -> None:
     s = sub("0 8 * * 1-5")
     week = slots_between(s, utc(2026, 11, 27, 12), utc(2026, 12, 5, 12))  # Fri noon .. next Sat
-    assert [t.astimezone(BERLIN).strftime("%a %H:%M") for t in week] == ["Mon 08:00", "Tue 08:00", "Wed 08:00", "Thu 08:00", "Fri 08:00"]
+    assert [t.astimezone(BERLIN).strftime("%a %H:%M") for t in week] == [
+        "Mon 08:00",
+        "Tue 08:00",
+        "Wed 08:00",
+        "Thu 08:00",
+        "Fri 08:00",
+    ]
     # on Sunday the latest slot is still Friday's
     assert latest_slot(s, utc(2026, 11, 29, 12)) == utc(2026, 11, 27, 7)
 
@@ -81,27 +104,48 @@ def test_slot_trigger_follows_the_slots() -> None:
     first = trig.get_next_fire_time(None, utc(2026, 10, 24, 12))
     assert first == utc(2026, 10, 25, 0, 30)
     assert trig.get_next_fire_time(first, utc(2026, 10, 25, 1, 31)) == utc(2026, 10, 26, 1, 30)
-    assert trig.get_next_fire_time(None, utc(2026, 10, 25, 0, 30)) == utc(2026, 10, 25, 0, 30)  # at now counts
+    assert trig.get_next_fire_time(None, utc(2026, 10, 25, 0, 30)) == utc(
+        2026, 10, 25, 0, 30
+    )  # at now counts
 
 
 # --- the pipeline on a controlled clock ----------------------------------------------------------
 
+
 @pytest.fixture
 def world(tmp_path: Path) -> tuple[Settings, Store]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", outbox_dir=tmp_path / "outbox")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", outbox_dir=tmp_path / "outbox"
+    )
     return settings, Store(settings.database_url)
 
 
 def add_paper(store: Store, n: int, now: datetime) -> None:
-    store.upsert_entries([Entry(id=f"arxiv:2611.{n:05d}", title=f"Quantization trick number {n}",
-                                summary="Low-bit quantization of language models.", published=now)], now=now)
+    store.upsert_entries(
+        [
+            Entry(
+                id=f"arxiv:2611.{n:05d}",
+                title=f"Quantization trick number {n}",
+                summary="Low-bit quantization of language models.",
+                published=now,
+            )
+        ],
+        now=now,
+    )
 
 
 def sent_slots(store: Store, sid: str) -> list[datetime]:
     return sorted(r.slot for r in store.history(sid, 1000) if r.status == "sent")
 
 
-def step_through(settings: Settings, store: Store, subs: list[Subscriber], start: datetime, end: datetime, every: timedelta) -> None:
+def step_through(
+    settings: Settings,
+    store: Store,
+    subs: list[Subscriber],
+    start: datetime,
+    end: datetime,
+    every: timedelta,
+) -> None:
     """Run `run --once` every `every` on a travelling clock, adding a paper each time."""
     t, n = start, 0
     with time_machine.travel(start, tick=False) as clock:
@@ -116,7 +160,9 @@ def step_through(settings: Settings, store: Store, subs: list[Subscriber], start
 def test_spring_forward_day_one_digest(world: tuple[Settings, Store]) -> None:
     settings, store = world
     s = sub("30 2 * * *")
-    step_through(settings, store, [s], utc(2026, 3, 28, 18), utc(2026, 3, 29, 18), timedelta(minutes=15))
+    step_through(
+        settings, store, [s], utc(2026, 3, 28, 18), utc(2026, 3, 29, 18), timedelta(minutes=15)
+    )
     assert [t.astimezone(BERLIN).strftime("%d %H:%M") for t in sent_slots(store, "alice")] == [
         "28 02:30",  # the first run catches up on the day before
         "29 03:00",  # the spring-forward day: once
@@ -126,7 +172,9 @@ def test_spring_forward_day_one_digest(world: tuple[Settings, Store]) -> None:
 def test_fall_back_day_one_digest(world: tuple[Settings, Store]) -> None:
     settings, store = world
     s = sub("30 2 * * *")
-    step_through(settings, store, [s], utc(2026, 10, 24, 18), utc(2026, 10, 25, 18), timedelta(minutes=15))
+    step_through(
+        settings, store, [s], utc(2026, 10, 24, 18), utc(2026, 10, 25, 18), timedelta(minutes=15)
+    )
     # the day before (the first run's catch-up), then the fall-back day: once, not at both 02:30s
     assert sent_slots(store, "alice") == [utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 0, 30)]
 
@@ -134,11 +182,22 @@ def test_fall_back_day_one_digest(world: tuple[Settings, Store]) -> None:
 def test_weekday_schedule_sends_five_digests_a_week(world: tuple[Settings, Store]) -> None:
     settings, store = world
     s = sub("0 8 * * 1-5")
-    step_through(settings, store, [s], utc(2026, 11, 28, 0), utc(2026, 12, 6, 0), timedelta(hours=2))  # Sat .. next Sun
-    assert [t.astimezone(BERLIN).strftime("%a") for t in sent_slots(store, "alice")] == ["Fri", "Mon", "Tue", "Wed", "Thu", "Fri"]  # Friday's is the first run's catch-up
+    step_through(
+        settings, store, [s], utc(2026, 11, 28, 0), utc(2026, 12, 6, 0), timedelta(hours=2)
+    )  # Sat .. next Sun
+    assert [t.astimezone(BERLIN).strftime("%a") for t in sent_slots(store, "alice")] == [
+        "Fri",
+        "Mon",
+        "Tue",
+        "Wed",
+        "Thu",
+        "Fri",
+    ]  # Friday's is the first run's catch-up
 
 
-def test_catch_up_after_downtime_sends_one_digest_for_the_latest_slot(world: tuple[Settings, Store]) -> None:
+def test_catch_up_after_downtime_sends_one_digest_for_the_latest_slot(
+    world: tuple[Settings, Store],
+) -> None:
     settings, store = world
     s = sub("0 * * * *", "UTC")  # hourly: 3 days down would be 72 missed slots
     with time_machine.travel(utc(2026, 11, 20, 9, 5), tick=False) as clock:
@@ -151,7 +210,9 @@ def test_catch_up_after_downtime_sends_one_digest_for_the_latest_slot(world: tup
     assert sent_slots(store, "alice") == [utc(2026, 11, 20, 9), utc(2026, 11, 23, 14)]
 
 
-def test_clock_jumping_back_sends_nothing_twice_and_forward_sends_one(world: tuple[Settings, Store]) -> None:
+def test_clock_jumping_back_sends_nothing_twice_and_forward_sends_one(
+    world: tuple[Settings, Store],
+) -> None:
     settings, store = world
     s = sub("0 8 * * *", "UTC")
     with time_machine.travel(utc(2026, 11, 20, 8, 1), tick=False) as clock:

@@ -27,8 +27,16 @@ def entries_of(shared_fixture: Fixture, name: str) -> list[Any]:
 
 
 def test_listing_announce_types_versions_and_authors(shared_fixture: Fixture) -> None:
-    entries = entries_of(shared_fixture, "arxiv/rss/arxiv_rss_2026-09-24_cs.LG+cs.AI+cs.CL+stat.ML_4items_new-cross-replace.xml")
-    assert [e.id for e in entries] == ["arxiv:2609.26811", "arxiv:2609.26820", "arxiv:2205.06398", "arxiv:2009.13987"]
+    entries = entries_of(
+        shared_fixture,
+        "arxiv/rss/arxiv_rss_2026-09-24_cs.LG+cs.AI+cs.CL+stat.ML_4items_new-cross-replace.xml",
+    )
+    assert [e.id for e in entries] == [
+        "arxiv:2609.26811",
+        "arxiv:2609.26820",
+        "arxiv:2205.06398",
+        "arxiv:2009.13987",
+    ]
     assert [e.extra["announce_type"] for e in entries] == ["new", "new", "cross", "replace"]
     assert [e.extra["version"] for e in entries] == [1, 1, 2, 3]
     cross = entries[2]
@@ -43,7 +51,14 @@ def test_listing_announce_types_versions_and_authors(shared_fixture: Fixture) ->
 def test_listing_with_eighteen_authors_and_latex(shared_fixture: Fixture) -> None:
     entries = entries_of(shared_fixture, "arxiv/rss/arxiv_rss_2026-04-27_cs.AI_3items.xml")
     assert len(entries) == 3 and all(e.extra["announce_type"] == "new" for e in entries)
-    assert max(len(e.authors) for e in entries + entries_of(shared_fixture, "arxiv/rss/arxiv_rss_2026-04-27_cs.LG_3items.xml")) >= 18
+    assert (
+        max(
+            len(e.authors)
+            for e in entries
+            + entries_of(shared_fixture, "arxiv/rss/arxiv_rss_2026-04-27_cs.LG_3items.xml")
+        )
+        >= 18
+    )
 
 
 def test_old_rdf_listing(shared_fixture: Fixture) -> None:
@@ -51,9 +66,13 @@ def test_old_rdf_listing(shared_fixture: Fixture) -> None:
     assert [e.id for e in entries] == ["arxiv:1805.08875", "arxiv:1805.09166", "arxiv:1805.06430"]
     assert [e.extra["announce_type"] for e in entries] == ["new", "cross", "replace"]
     assert [e.extra["version"] for e in entries] == [1, 1, 2]
-    assert entries[1].title == "Recent Top quark results from the Tevatron."  # the "(arXiv:… CROSS LISTED)" tail is gone
+    assert (
+        entries[1].title == "Recent Top quark results from the Tevatron."
+    )  # the "(arXiv:… CROSS LISTED)" tail is gone
     assert entries[2].authors[:2] == ("Shu-Sheng Xu", "Zhu-Fang Cui")
-    assert "<p>" not in entries[0].summary and entries[0].summary.startswith("In 2015 the first collisions")
+    assert "<p>" not in entries[0].summary and entries[0].summary.startswith(
+        "In 2015 the first collisions"
+    )
     # Items carry no date; the channel's dc:date (2018-05-23T20:30-05:00) stands in.
     assert all(e.published == datetime(2018, 5, 24, 1, 30, tzinfo=UTC) for e in entries)
     assert "hep-ex" in entries[0].tags
@@ -93,13 +112,19 @@ def test_api_2016_format_unwraps_and_keeps_all_authors(shared_fixture: Fixture) 
     assert "\n" not in e.title and "  " not in e.title
     assert not e.summary.startswith(" ")
     assert e.authors == ("James M. Murray", "Adrian Del Maestro", "Zlatko Tesanovic")
-    assert e.extra["version"] == 2 and e.extra["pdf_url"].startswith("http://arxiv.org/pdf/1111.2011v2")
+    assert e.extra["version"] == 2 and e.extra["pdf_url"].startswith(
+        "http://arxiv.org/pdf/1111.2011v2"
+    )
 
 
 def test_api_non_ascii_authors_and_primary_category(shared_fixture: Fixture) -> None:
-    entries = entries_of(shared_fixture, "arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml")
+    entries = entries_of(
+        shared_fixture, "arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml"
+    )
     assert entries[1].authors[0] == "Aurora Ramírez"
-    lg = entries_of(shared_fixture, "arxiv/api/arxiv_api_2026_search_transformer_AND_cat_cs.LG_max5.xml")
+    lg = entries_of(
+        shared_fixture, "arxiv/api/arxiv_api_2026_search_transformer_AND_cat_cs.LG_max5.xml"
+    )
     assert lg[0].extra["primary_category"] == "cs.RO" and "cs.LG" in lg[0].tags
 
 
@@ -115,18 +140,49 @@ def test_listing_url() -> None:
 
 # --- the API source, with the transport mocked ------------------------------------------------
 
+
 def api_source(**options: Any) -> Arxiv:
     return Arxiv("arxiv-q", {"query": "all:testing", **options}, http_session())
 
 
 @responses.activate
 def test_api_pages_dedupe_and_wait_three_seconds(shared_fixture: Fixture, fake_clock: Any) -> None:
-    page0 = shared_fixture("arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml").read_bytes()
-    page5 = shared_fixture("arxiv/api/arxiv_api_2026_search_all-testing_start5_max10.xml").read_bytes()
-    responses.get(API, body=page0, match=[responses.matchers.query_param_matcher(
-        {"search_query": "all:testing", "start": "0", "max_results": "10", "sortBy": "relevance", "sortOrder": "descending"})])
-    responses.get(API, body=page5, match=[responses.matchers.query_param_matcher(
-        {"search_query": "all:testing", "start": "10", "max_results": "5", "sortBy": "relevance", "sortOrder": "descending"})])
+    page0 = shared_fixture(
+        "arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml"
+    ).read_bytes()
+    page5 = shared_fixture(
+        "arxiv/api/arxiv_api_2026_search_all-testing_start5_max10.xml"
+    ).read_bytes()
+    responses.get(
+        API,
+        body=page0,
+        match=[
+            responses.matchers.query_param_matcher(
+                {
+                    "search_query": "all:testing",
+                    "start": "0",
+                    "max_results": "10",
+                    "sortBy": "relevance",
+                    "sortOrder": "descending",
+                }
+            )
+        ],
+    )
+    responses.get(
+        API,
+        body=page5,
+        match=[
+            responses.matchers.query_param_matcher(
+                {
+                    "search_query": "all:testing",
+                    "start": "10",
+                    "max_results": "5",
+                    "sortBy": "relevance",
+                    "sortOrder": "descending",
+                }
+            )
+        ],
+    )
     result = api_source(max_results=15, page_size=10, sort_by="relevance").fetch(FetchState())
     ids = [e.id for e in result.entries]
     assert len(ids) == len(set(ids)) == 15  # the second page repeats 5 of the first
@@ -142,7 +198,9 @@ def test_api_backs_off_on_503_and_429(shared_fixture: Fixture, fake_clock: Any) 
     responses.get(API, body=body)
     result = api_source(max_results=10).fetch(FetchState())
     assert [e.id for e in result.entries] == ["arxiv:1605.08386"]
-    assert 7.0 in fake_clock.sleeps and 10.0 in fake_clock.sleeps  # Retry-After, then the default backoff (5 s, doubled)
+    assert (
+        7.0 in fake_clock.sleeps and 10.0 in fake_clock.sleeps
+    )  # Retry-After, then the default backoff (5 s, doubled)
     assert all(s >= 3.0 for s in fake_clock.sleeps)
 
 
@@ -155,23 +213,34 @@ def test_api_gives_up_after_retries(fake_clock: Any) -> None:
 
 
 @responses.activate
-def test_api_error_entry_with_http_400_names_the_query(shared_fixture: Fixture, fake_clock: Any) -> None:
+def test_api_error_entry_with_http_400_names_the_query(
+    shared_fixture: Fixture, fake_clock: Any
+) -> None:
     body = shared_fixture("arxiv/api/arxiv_api_2026_idlist_abc_HTTP400_error.xml").read_bytes()
     responses.get(API, body=body, status=400)
-    with pytest.raises(SourceError, match=r"incorrect id format for abc; check the query 'all:testing'"):
+    with pytest.raises(
+        SourceError, match=r"incorrect id format for abc; check the query 'all:testing'"
+    ):
         api_source().fetch(FetchState())
 
 
 @responses.activate
 def test_api_zero_results_is_fine(shared_fixture: Fixture, fake_clock: Any) -> None:
-    responses.get(API, body=shared_fixture("arxiv/api/arxiv_api_2026_idlist_0000.0000_zero_results.xml").read_bytes())
+    responses.get(
+        API,
+        body=shared_fixture(
+            "arxiv/api/arxiv_api_2026_idlist_0000.0000_zero_results.xml"
+        ).read_bytes(),
+    )
     assert api_source().fetch(FetchState()).entries == []
     assert len(responses.calls) == 1
 
 
 @responses.activate
 def test_api_stops_paging_at_what_it_already_has(shared_fixture: Fixture, fake_clock: Any) -> None:
-    body = shared_fixture("arxiv/api/arxiv_api_2026_search_transformer_AND_cat_cs.LG_max5.xml").read_bytes()
+    body = shared_fixture(
+        "arxiv/api/arxiv_api_2026_search_transformer_AND_cat_cs.LG_max5.xml"
+    ).read_bytes()
     responses.get(API, body=body)
     first = api_source(max_results=20, page_size=5).fetch(FetchState())
     newest = first.state.cursor["newest"]
@@ -188,7 +257,9 @@ def test_listing_fetch_and_empty_weekend_feed(fake_clock: Any) -> None:
 <rss xmlns:arxiv="http://arxiv.org/schemas/atom" version="2.0"><channel><title>cs.LG updates on arXiv.org</title>
 <link>http://rss.arxiv.org/rss/cs.LG</link><description>cs.LG updates</description>
 <skipDays><day>Sunday</day><day>Saturday</day></skipDays></channel></rss>"""
-    responses.get("https://rss.arxiv.org/rss/cs.LG+cs.AI", body=weekend, content_type="application/rss+xml")
+    responses.get(
+        "https://rss.arxiv.org/rss/cs.LG+cs.AI", body=weekend, content_type="application/rss+xml"
+    )
     source = Arxiv("arxiv-lg", {"categories": ["cs.LG", "cs.AI"]}, http_session())
     result = source.fetch(FetchState())
     assert result.entries == [] and result.warnings == [] and not result.not_modified
@@ -197,7 +268,9 @@ def test_listing_fetch_and_empty_weekend_feed(fake_clock: Any) -> None:
 @responses.activate
 def test_listing_http_error_names_url_and_fix(fake_clock: Any) -> None:
     responses.get("https://rss.arxiv.org/rss/cs.XX", status=404)
-    with pytest.raises(SourceError, match=re.escape("https://rss.arxiv.org/rss/cs.XX: HTTP 404; check the url")):
+    with pytest.raises(
+        SourceError, match=re.escape("https://rss.arxiv.org/rss/cs.XX: HTTP 404; check the url")
+    ):
         Arxiv("bad", {"categories": "cs.XX"}, http_session()).fetch(FetchState())
 
 
@@ -209,10 +282,16 @@ def test_api_connection_error_is_a_source_error(fake_clock: Any) -> None:
 
 
 @responses.activate
-def test_api_keeps_the_pages_it_got_when_a_later_one_fails(shared_fixture: Fixture, fake_clock: Any) -> None:
-    page0 = shared_fixture("arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml").read_bytes()
+def test_api_keeps_the_pages_it_got_when_a_later_one_fails(
+    shared_fixture: Fixture, fake_clock: Any
+) -> None:
+    page0 = shared_fixture(
+        "arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml"
+    ).read_bytes()
     responses.get(API, body=page0)
     responses.get(API, status=500)
     result = api_source(max_results=20, page_size=10, sort_by="relevance").fetch(FetchState())
     assert len(result.entries) == 10
-    assert any(w.startswith("stopped after 10 entries") and "HTTP 500" in w for w in result.warnings)
+    assert any(
+        w.startswith("stopped after 10 entries") and "HTTP 500" in w for w in result.warnings
+    )

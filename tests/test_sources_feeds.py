@@ -22,7 +22,9 @@ def feed_of(shared_fixture: Fixture, name: str, url: str = FEED_URL):  # type: i
 
 
 def test_script_in_a_description_becomes_inert_plain_text(shared_fixture: Fixture) -> None:
-    (e,) = feed_of(shared_fixture, "feedparser__wellformed_sanitize_item_description_crazy.xml").entries
+    (e,) = feed_of(
+        shared_fixture, "feedparser__wellformed_sanitize_item_description_crazy.xml"
+    ).entries
     assert e.summary.startswith("Crazy HTML -- Can Your Regex Parse This?")
     for bad in ("<", ">", "onload", "onmouseover", 'alert("Executed")'):
         assert bad not in e.summary
@@ -35,16 +37,22 @@ def test_an_html_title_becomes_plain_text(shared_fixture: Fixture) -> None:
 
 
 def test_a_script_in_a_cdata_summary_is_dropped(shared_fixture: Fixture) -> None:
-    (e,) = feed_of(shared_fixture, "feedparser__wellformed_sanitize_entry_summary_script_cdata.xml").entries
+    (e,) = feed_of(
+        shared_fixture, "feedparser__wellformed_sanitize_entry_summary_script_cdata.xml"
+    ).entries
     assert e.summary == "safe description"
 
 
 def test_own_hostile_feed_titles_stay_text_and_javascript_links_are_dropped() -> None:
-    entries, _ = parse_feed((DATA / "hostile.xml").read_bytes(), "https://hostile.example/feed.xml", "hostile")
+    entries, _ = parse_feed(
+        (DATA / "hostile.xml").read_bytes(), "https://hostile.example/feed.xml", "hostile"
+    )
     first, second = entries
     assert first.title == "Safe title"
     assert first.url == ""  # javascript: is never a link
-    assert first.id == "https://hostile.example/feed.xml#post-1"  # a bare guid is scoped by its feed
+    assert (
+        first.id == "https://hostile.example/feed.xml#post-1"
+    )  # a bare guid is scoped by its feed
     assert first.summary == "Hello world a < b"
     assert second.title == "Generics: Using <T> in Java"  # text that only looks like a tag stays
     assert second.url == second.id == "https://hostile.example/posts/generics"
@@ -57,7 +65,9 @@ def test_nested_relative_xml_base(shared_fixture: Fixture) -> None:
 
 
 def test_an_item_link_resolves_against_the_fetch_url(shared_fixture: Fixture) -> None:
-    (e,) = feed_of(shared_fixture, "feedparser__wellformed_base_http_item_link_base_docuri.xml").entries
+    (e,) = feed_of(
+        shared_fixture, "feedparser__wellformed_base_http_item_link_base_docuri.xml"
+    ).entries
     assert e.url == e.id == "http://example.test/relative/uri"
 
 
@@ -66,14 +76,18 @@ def test_an_unsafe_xml_base_is_ignored(shared_fixture: Fixture) -> None:
     assert "javascript" not in e.id + e.url + e.title
 
 
-def test_atom_relative_link_resolves_against_the_self_link_when_read_from_a_file(shared_fixture: Fixture) -> None:
+def test_atom_relative_link_resolves_against_the_self_link_when_read_from_a_file(
+    shared_fixture: Fixture,
+) -> None:
     entries, _ = read_entries(shared_fixture("feeds/feed-rs__atom_relative.xml"))
     assert entries[0].url == "https://example.com/blog/2003/12/13/atom03"
     assert entries[0].id == "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"
 
 
 def test_a_guid_that_is_not_a_url_is_an_id_within_its_feed(shared_fixture: Fixture) -> None:
-    (e,) = feed_of(shared_fixture, "feedparser__wellformed_rss_item_guid_not_permalink_not_url.xml").entries
+    (e,) = feed_of(
+        shared_fixture, "feedparser__wellformed_rss_item_guid_not_permalink_not_url.xml"
+    ).entries
     assert e.id == f"{FEED_URL}#abc"
     assert e.url == ""
 
@@ -91,7 +105,9 @@ def test_an_empty_entry_in_a_broken_feed_is_skipped_with_a_warning(shared_fixtur
     assert any("empty entry" in w for w in feed.warnings)
 
 
-def test_a_feed_cut_by_a_server_error_is_an_error_not_an_empty_feed(shared_fixture: Fixture) -> None:
+def test_a_feed_cut_by_a_server_error_is_an_error_not_an_empty_feed(
+    shared_fixture: Fixture,
+) -> None:
     with pytest.raises(ValueError, match="not a readable RSS/Atom feed"):
         feed_of(shared_fixture, "feed-rs__rss_2.0_invalid_1.xml")
 
@@ -125,9 +141,16 @@ def test_a_greek_date_does_not_break_the_feed(shared_fixture: Fixture) -> None:
 def test_latin1_without_declaration_or_guid(shared_fixture: Fixture) -> None:
     feed = feed_of(shared_fixture, "rss-parser__uolNoticias.rss")
     assert len(feed.entries) == 15
-    assert feed.entries[0].title == "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno"
-    assert all(e.id == e.url and e.url.startswith("http") for e in feed.entries)  # the link, from CDATA
-    assert all(e.published is None for e in feed.entries)  # the store gives them their first-seen time
+    assert (
+        feed.entries[0].title
+        == "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno"
+    )
+    assert all(
+        e.id == e.url and e.url.startswith("http") for e in feed.entries
+    )  # the link, from CDATA
+    assert all(
+        e.published is None for e in feed.entries
+    )  # the store gives them their first-seen time
 
 
 @pytest.mark.parametrize(
@@ -149,7 +172,10 @@ def test_own_encoding_samples(name: str, title: str, header: str | None) -> None
 
 def test_rss_092_without_guid_or_date(shared_fixture: Fixture) -> None:
     entries = feed_of(shared_fixture, "rss-parser__heraldsun.rss").entries
-    assert [e.id for e in entries] == ["http://www.oreilly.com/example/001.html", "http://www.oreilly.com/example/002.html"]
+    assert [e.id for e in entries] == [
+        "http://www.oreilly.com/example/001.html",
+        "http://www.oreilly.com/example/002.html",
+    ]
 
 
 def test_a_duplicate_guid_gives_one_entry(shared_fixture: Fixture) -> None:
@@ -190,7 +216,9 @@ def test_biorxiv_authors_in_last_initials_form(shared_fixture: Fixture) -> None:
     (e,) = feed_of(shared_fixture, "feed-rs__rss_1.0_biorxiv.xml").entries
     assert e.authors[:4] == ("LAPALU, N.", "SIMON, A.", "Lu, A.", "Plaumann, P.-L.")
     assert e.authors[-1] == "O'Connell, R. J."
-    assert e.title.startswith("Complete genome of the Medicago") and e.url.startswith("http://biorxiv.org/")
+    assert e.title.startswith("Complete genome of the Medicago") and e.url.startswith(
+        "http://biorxiv.org/"
+    )
     assert e.published is not None and e.published.date().isoformat() == "2023-12-16"
 
 
@@ -202,14 +230,22 @@ def test_not_a_feed_is_an_error() -> None:
 def test_read_entries_names_the_file_and_the_fix(tmp_path: Path) -> None:
     bad = tmp_path / "notes.txt"
     bad.write_text("just some text", encoding="utf-8")
-    with pytest.raises(SourceError, match=r"notes\.txt.*give an RSS/Atom file or HF daily-papers JSON"):
+    with pytest.raises(
+        SourceError, match=r"notes\.txt.*give an RSS/Atom file or HF daily-papers JSON"
+    ):
         read_entries(bad)
     with pytest.raises(SourceError, match="check the path"):
         read_entries(tmp_path / "missing.xml")
 
 
 def test_hf_community_rss_mirror_with_iso_dates(shared_fixture: Fixture) -> None:
-    entries = read_feed(shared_fixture("hf/hf_papers_community_rss_mirror_2026-10-03_first3items.xml").read_bytes(), FEED_URL).entries
+    entries = read_feed(
+        shared_fixture("hf/hf_papers_community_rss_mirror_2026-10-03_first3items.xml").read_bytes(),
+        FEED_URL,
+    ).entries
     assert [e.id for e in entries] == ["arxiv:2609.22753", "arxiv:2610.01092", "arxiv:2609.36435"]
-    assert entries[0].published is not None and entries[0].published.isoformat() == "2026-09-26T00:00:00+00:00"
+    assert (
+        entries[0].published is not None
+        and entries[0].published.isoformat() == "2026-09-26T00:00:00+00:00"
+    )
     assert all(e.url.startswith("https://arxiv.org/abs/") for e in entries)

@@ -38,7 +38,9 @@ def test_current_schema(shared_fixture: Fixture) -> None:
     assert e.authors == tuple(a["name"] for a in raw["authors"])
     assert e.published == datetime(2026, 6, 12, tzinfo=UTC)  # submittedOnDailyAt, the featured day
     assert "\n" not in e.summary and e.source == "hf"
-    assert sum(1 for e in entries if "github_repo" in e.extra) == sum(1 for d in data if d["paper"].get("githubRepo"))
+    assert sum(1 for e in entries if "github_repo" in e.extra) == sum(
+        1 for d in data if d["paper"].get("githubRepo")
+    )
 
 
 def test_hidden_authors_are_still_authors(shared_fixture: Fixture) -> None:
@@ -48,22 +50,36 @@ def test_hidden_authors_are_still_authors(shared_fixture: Fixture) -> None:
 
 
 def test_2024_schema_hard_wrapped_title_and_day(shared_fixture: Fixture) -> None:
-    entries = parse_daily_papers(load(shared_fixture, "hf_daily_papers_2024-10-25_first2entries.json"))
+    entries = parse_daily_papers(
+        load(shared_fixture, "hf_daily_papers_2024-10-25_first2entries.json")
+    )
     first = entries[0]
     assert first.id == "arxiv:2410.17243"
-    assert first.title == "Breaking the Memory Barrier: Near Infinite Batch Size Scaling for Contrastive Loss"
+    assert (
+        first.title
+        == "Breaking the Memory Barrier: Near Infinite Batch Size Scaling for Contrastive Loss"
+    )
     assert first.extra["upvotes"] == 64
-    assert first.published is not None and first.published.date().isoformat() == "2024-10-25"  # sent to Daily Papers
+    assert (
+        first.published is not None and first.published.date().isoformat() == "2024-10-25"
+    )  # sent to Daily Papers
 
 
 def test_trimmed_schema_without_ai_fields(shared_fixture: Fixture) -> None:
-    entries = parse_daily_papers(load(shared_fixture, "hf_daily_papers_2026-08-03_3entries_pretty.json"))
+    entries = parse_daily_papers(
+        load(shared_fixture, "hf_daily_papers_2026-08-03_3entries_pretty.json")
+    )
     assert len(entries) == 3 and all("ai_keywords" not in e.extra for e in entries)
     assert all(e.published == datetime(2026, 8, 3, tzinfo=UTC) for e in entries)
 
 
 def test_title_zero_and_junk_items() -> None:
-    data = [{"paper": {"id": "2104.12255", "title": "0", "authors": []}}, {"paper": {}}, "junk", {"paper": {"id": "not-an-id"}}]
+    data = [
+        {"paper": {"id": "2104.12255", "title": "0", "authors": []}},
+        {"paper": {}},
+        "junk",
+        {"paper": {"id": "not-an-id"}},
+    ]
     (e,) = parse_daily_papers(data)
     assert e.title == "0" and e.extra["upvotes"] == 0
 
@@ -80,15 +96,29 @@ def test_not_an_array_is_an_error() -> None:
 def test_fetch_asks_day_by_day_and_remembers_the_last(shared_fixture: Fixture) -> None:
     body = shared_fixture("hf/hf_daily_papers_2026-06-12.json").read_bytes()
     for day in ("2026-06-10", "2026-06-11"):
-        responses.get(API_URL, json=[], match=[responses.matchers.query_param_matcher({"date": day, "limit": "100"})])
-    responses.get(API_URL, body=body, match=[responses.matchers.query_param_matcher({"date": "2026-06-12", "limit": "100"})])
+        responses.get(
+            API_URL,
+            json=[],
+            match=[responses.matchers.query_param_matcher({"date": day, "limit": "100"})],
+        )
+    responses.get(
+        API_URL,
+        body=body,
+        match=[responses.matchers.query_param_matcher({"date": "2026-06-12", "limit": "100"})],
+    )
     source = HfDaily("hf", {}, http_session())
     result = source.fetch(FetchState())
     assert len(result.entries) == 30
     assert result.state.cursor == {"last_day": "2026-06-12"}
-    assert [c.request.url.split("date=")[1][:10] for c in responses.calls] == ["2026-06-10", "2026-06-11", "2026-06-12"]
+    assert [c.request.url.split("date=")[1][:10] for c in responses.calls] == [
+        "2026-06-10",
+        "2026-06-11",
+        "2026-06-12",
+    ]
     responses.calls.reset()
-    again = source.fetch(result.state)  # later the same day: only today, again (new papers, new upvotes)
+    again = source.fetch(
+        result.state
+    )  # later the same day: only today, again (new papers, new upvotes)
     assert len(responses.calls) == 1 and len(again.entries) == 30
 
 
@@ -127,4 +157,6 @@ def test_a_malformed_item_does_not_fail_the_source() -> None:
     result = HfDaily("hf", {"days": 1}, http_session()).fetch(FetchState())
     assert [e.id for e in result.entries] == ["arxiv:2606.00001", "arxiv:2606.00005"]
     assert len(result.warnings) == 6
-    assert result.warnings[1].startswith("2026-06-12: skipped item 3 of the daily papers (paper id '2606.00002')")
+    assert result.warnings[1].startswith(
+        "2026-06-12: skipped item 3 of the daily papers (paper id '2606.00002')"
+    )

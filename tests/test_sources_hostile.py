@@ -50,8 +50,10 @@ def serving(bodies: dict[str, bytes]) -> Iterator[str]:
 
 
 def rss(items: str, prolog: str = "") -> bytes:
-    return (f'<?xml version="1.0" encoding="utf-8"?>{prolog}<rss version="2.0" {NS}><channel><title>Lab</title>'
-            f"<link>https://lab.example/</link>{items}</channel></rss>").encode()
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>{prolog}<rss version="2.0" {NS}><channel><title>Lab</title>'
+        f"<link>https://lab.example/</link>{items}</channel></rss>"
+    ).encode()
 
 
 def item(n: int, extra: str = "", title: str = "") -> str:
@@ -62,28 +64,47 @@ def fetch(tmp_path: Path, store: Store, body: bytes) -> tuple[Any, float]:
     """Fetch `body` as an rss source from a loopback server into `store`: (report, seconds)."""
     with serving({"/feed.xml": body}) as base:
         config = tmp_path / "digestbot.toml"
-        config.write_text(f'[[sources]]\nname = "lab"\ntype = "rss"\nurl = "{base}/feed.xml"\n', encoding="utf-8")
-        settings = load_settings(str(config), {"DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}"})
+        config.write_text(
+            f'[[sources]]\nname = "lab"\ntype = "rss"\nurl = "{base}/feed.xml"\n', encoding="utf-8"
+        )
+        settings = load_settings(
+            str(config), {"DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}"}
+        )
         start = time.monotonic()
         (report,) = fetch_all(settings, store)
         return report, time.monotonic() - start
 
 
-HOSTILE_ITEMS = "".join([
-    item(1, "<dc:creator>Ada Lovelace, Charles Babbage, Grace Hopper</dc:creator>"),
-    item(2, f"<dc:creator>{'a' * 100_000}</dc:creator>"),  # ~100 s for feedparser alone
-    item(3, f"<author>{'x.' * 50_000}</author>"),
-    item(4, f"<dc:creator>{'&#97;' * 20_000}</dc:creator>"),  # the same run, written as references
-    item(5, "<dc:creator>" + "<![CDATA[" + "b" * 5_000 + "]]>" * 1 + "<![CDATA[" + "b" * 5_000 + "]]></dc:creator>"),
-    item(6, "<dc:creator>&long;&long;&long;&long;&long;&long;</dc:creator>"),
-    item(7, title="T" * 300_000),
-    item(8, f"<description>{'word ' * 40_000}</description>"),
-    item(9, "<dc:creator>Grace Hopper</dc:creator>"),
-])
+HOSTILE_ITEMS = "".join(
+    [
+        item(1, "<dc:creator>Ada Lovelace, Charles Babbage, Grace Hopper</dc:creator>"),
+        item(2, f"<dc:creator>{'a' * 100_000}</dc:creator>"),  # ~100 s for feedparser alone
+        item(3, f"<author>{'x.' * 50_000}</author>"),
+        item(
+            4, f"<dc:creator>{'&#97;' * 20_000}</dc:creator>"
+        ),  # the same run, written as references
+        item(
+            5,
+            "<dc:creator>"
+            + "<![CDATA["
+            + "b" * 5_000
+            + "]]>" * 1
+            + "<![CDATA["
+            + "b" * 5_000
+            + "]]></dc:creator>",
+        ),
+        item(6, "<dc:creator>&long;&long;&long;&long;&long;&long;</dc:creator>"),
+        item(7, title="T" * 300_000),
+        item(8, f"<description>{'word ' * 40_000}</description>"),
+        item(9, "<dc:creator>Grace Hopper</dc:creator>"),
+    ]
+)
 HOSTILE_PROLOG = '\n<!DOCTYPE rss [\n<!ENTITY long "' + "c" * 1_500 + '">\n]>\n'
 
 
-def test_a_hostile_feed_costs_bounded_time_and_its_good_items_are_stored(tmp_path: Path, store: Store) -> None:
+def test_a_hostile_feed_costs_bounded_time_and_its_good_items_are_stored(
+    tmp_path: Path, store: Store
+) -> None:
     report, seconds = fetch(tmp_path, store, rss(HOSTILE_ITEMS, HOSTILE_PROLOG))
     assert report.error == "" and report.new == 9
     assert seconds < 20, f"the hostile feed took {seconds:.1f} s (without caps: minutes)"
@@ -93,10 +114,18 @@ def test_a_hostile_feed_costs_bounded_time_and_its_good_items_are_stored(tmp_pat
         f"the feed has an element with more than {FIELD_CHARS:,} characters of text; trimmed it",
     ]
     got = store.get_entries([f"https://lab.example/{n}" for n in range(1, 10)])
-    assert got["https://lab.example/1"].authors == ("Ada Lovelace", "Charles Babbage", "Grace Hopper")
+    assert got["https://lab.example/1"].authors == (
+        "Ada Lovelace",
+        "Charles Babbage",
+        "Grace Hopper",
+    )
     assert got["https://lab.example/9"].authors == ("Grace Hopper",)
     for n in (2, 3, 4, 5, 6):
-        assert all(len(word) <= AUTHOR_RUN for a in got[f"https://lab.example/{n}"].authors for word in a.split())
+        assert all(
+            len(word) <= AUTHOR_RUN
+            for a in got[f"https://lab.example/{n}"].authors
+            for word in a.split()
+        )
     assert got["https://lab.example/2"].authors == ("a" * AUTHOR_RUN,)
     assert len(got["https://lab.example/7"].title) == FIELD_CHARS
     assert got["https://lab.example/8"].summary == " ".join(["word"] * 40_000)[: FIELD_CHARS - 1]
@@ -107,18 +136,34 @@ def test_blank_lines_before_the_first_element_cost_nothing(tmp_path: Path, store
     report, seconds = fetch(tmp_path, store, rss(item(1) + item(2), "\n" * 200_000))
     assert report.error == "" and report.new == 2
     assert seconds < 10
-    assert f"the feed has more than {PROLOG_CHARS:,} characters before its first element; trimmed it" in report.warnings
+    assert (
+        f"the feed has more than {PROLOG_CHARS:,} characters before its first element; trimmed it"
+        in report.warnings
+    )
 
 
-def test_nul_and_invisible_characters_are_stripped_and_every_item_stored(tmp_path: Path, store: Store) -> None:
+def test_nul_and_invisible_characters_are_stripped_and_every_item_stored(
+    tmp_path: Path, store: Store
+) -> None:
     """On PostgreSQL one NUL used to fail the whole batch, with every entry's text in the error."""
-    items = (item(1) + item(2, "<description>a\x00b</description>", title="Raw\x00NUL")
-             + item(3, title="Entity &#0; NUL") + item(4, title="invoice_\u202egnp.exe")
-             + item(5, "<dc:creator>Zero\u200bWidth \ufeffAuthor</dc:creator>", title="zero\u200b\u200c\u200d\u2060width"))
+    items = (
+        item(1)
+        + item(2, "<description>a\x00b</description>", title="Raw\x00NUL")
+        + item(3, title="Entity &#0; NUL")
+        + item(4, title="invoice_\u202egnp.exe")
+        + item(
+            5,
+            "<dc:creator>Zero\u200bWidth \ufeffAuthor</dc:creator>",
+            title="zero\u200b\u200c\u200d\u2060width",
+        )
+    )
     report, _ = fetch(tmp_path, store, rss(items))
     assert report.error == "" and report.new == 5
     got = store.get_entries([f"https://lab.example/{n}" for n in range(1, 6)])
-    assert got["https://lab.example/2"].title == "RawNUL" and got["https://lab.example/2"].summary == "ab"
+    assert (
+        got["https://lab.example/2"].title == "RawNUL"
+        and got["https://lab.example/2"].summary == "ab"
+    )
     assert "\x00" not in got["https://lab.example/3"].title
     assert got["https://lab.example/4"].title == "invoice_gnp.exe"
     assert got["https://lab.example/5"].title == "zerowidth"
@@ -131,7 +176,9 @@ def real_feeds() -> list[Path]:
 
 
 @pytest.mark.parametrize("path", real_feeds(), ids=lambda p: p.name)
-def test_every_real_feed_is_left_exactly_as_it_was(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_real_feed_is_left_exactly_as_it_was(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     content = path.read_bytes()
     capped, trimmed = cap_feed(content)
     assert capped is content and trimmed == []
@@ -150,16 +197,25 @@ def outcome(content: bytes) -> object:
 
 def test_real_feeds_are_there() -> None:
     if not SHARED_FIXTURES.is_dir():
-        pytest.skip(f"{SHARED_FIXTURES} is absent: the shared fixtures live beside the repository (../shared)")
+        pytest.skip(
+            f"{SHARED_FIXTURES} is absent: the shared fixtures live beside the repository (../shared)"
+        )
     assert len(real_feeds()) > 40
 
 
 @pytest.mark.parametrize("codec", ["utf-8", "utf-16", "utf-16-le", "utf-32"])
 def test_caps_apply_in_every_encoding(codec: str) -> None:
-    doc = rss(item(1, f"<dc:creator>{'a' * 5_000}</dc:creator>")).decode().replace("utf-8", codec).encode(codec)
+    doc = (
+        rss(item(1, f"<dc:creator>{'a' * 5_000}</dc:creator>"))
+        .decode()
+        .replace("utf-8", codec)
+        .encode(codec)
+    )
     capped, trimmed = cap_feed(doc)
     assert trimmed == [f"an author field with a word of more than {AUTHOR_RUN} letters"]
-    assert capped.decode(codec).count("a" * AUTHOR_RUN) == 1 and "a" * (AUTHOR_RUN + 1) not in capped.decode(codec)
+    assert capped.decode(codec).count("a" * AUTHOR_RUN) == 1 and "a" * (
+        AUTHOR_RUN + 1
+    ) not in capped.decode(codec)
 
 
 def test_a_cut_never_splits_a_character_or_a_reference() -> None:
@@ -174,8 +230,16 @@ def test_a_cut_never_splits_a_character_or_a_reference() -> None:
 
 def test_the_pass_is_linear() -> None:
     """Five times the hostile input costs about five times as much, never twenty-five."""
+
     def cost(n: int) -> float:
-        creator = "<dc:creator>" + "a," * n + "&#97;" * n + "<![CDATA[b]]>" * n + "<!---->" * n + "</dc:creator>"
+        creator = (
+            "<dc:creator>"
+            + "a," * n
+            + "&#97;" * n
+            + "<![CDATA[b]]>" * n
+            + "<!---->" * n
+            + "</dc:creator>"
+        )
         doc = rss(item(1, creator) + "<b>" * n + "<!--" * n + "<![CDATA[" * n)
         start = time.perf_counter()
         cap_feed(doc)
@@ -194,8 +258,14 @@ def test_what_is_never_closed_is_text_to_the_end() -> None:
 
 def test_every_source_result_is_cleaned_and_bounded() -> None:
     """FetchResult is the boundary: JSON and plug-in sources get the same cleaning as feeds."""
-    dirty = Entry(id="guid\u200b-1", title="T\x00" * 100_001, summary="ok", authors=("A\u202eB", "\u200b"),
-                  tags=("x\x07",), extra={"k\x00": ["v\u2066", 3, {"n": "\x1b[2J"}]})
+    dirty = Entry(
+        id="guid\u200b-1",
+        title="T\x00" * 100_001,
+        summary="ok",
+        authors=("A\u202eB", "\u200b"),
+        tags=("x\x07",),
+        extra={"k\x00": ["v\u2066", 3, {"n": "\x1b[2J"}]},
+    )
     twin = Entry(id="guid-1", title="the same id once cleaned")
     (e,) = FetchResult([dirty, twin], FetchState()).entries
     assert e.id == "guid-1" and e.title == "T" * (FIELD_CHARS - 1) + "…"

@@ -31,16 +31,24 @@ def rss(**options: Any) -> Rss:
 
 @responses.activate
 def test_conditional_get_sends_validators_and_a_304_changes_nothing() -> None:
-    responses.get(URL, body=FEED, headers={"ETag": '"v1"', "Last-Modified": "Fri, 27 Nov 2026 10:00:00 GMT"})
+    responses.get(
+        URL, body=FEED, headers={"ETag": '"v1"', "Last-Modified": "Fri, 27 Nov 2026 10:00:00 GMT"}
+    )
     first = rss().fetch(FetchState())
     assert [e.id for e in first.entries] == ["https://blog.example/feed.xml#p1"]
-    assert (first.state.etag, first.state.last_modified) == ('"v1"', "Fri, 27 Nov 2026 10:00:00 GMT")
+    assert (first.state.etag, first.state.last_modified) == (
+        '"v1"',
+        "Fri, 27 Nov 2026 10:00:00 GMT",
+    )
     assert "If-None-Match" not in responses.calls[0].request.headers
     assert responses.calls[0].request.headers["User-Agent"] == USER_AGENT
     responses.replace(responses.GET, URL, status=304)
     second = rss().fetch(first.state)
     sent = responses.calls[1].request.headers
-    assert sent["If-None-Match"] == '"v1"' and sent["If-Modified-Since"] == "Fri, 27 Nov 2026 10:00:00 GMT"
+    assert (
+        sent["If-None-Match"] == '"v1"'
+        and sent["If-Modified-Since"] == "Fri, 27 Nov 2026 10:00:00 GMT"
+    )
     assert second.not_modified and second.entries == [] and second.state == first.state
 
 
@@ -50,7 +58,9 @@ def test_relative_links_resolve_against_the_final_url_after_a_redirect() -> None
     responses.get("https://new.example/blog/rss", body=FEED, content_type="application/rss+xml")
     result = rss().fetch(FetchState())
     assert result.entries[0].url == "https://new.example/posts/1"
-    assert result.entries[0].id == "https://blog.example/feed.xml#p1"  # scoped by the configured url: stable
+    assert (
+        result.entries[0].id == "https://blog.example/feed.xml#p1"
+    )  # scoped by the configured url: stable
     assert any("moved permanently to https://new.example/blog/rss" in w for w in result.warnings)
 
 
@@ -98,21 +108,28 @@ def test_size_cap_while_reading_a_body_of_unknown_length() -> None:
 @responses.activate
 def test_timeout_names_the_limit() -> None:
     responses.get(URL, body=requests.ReadTimeout("slow"))
-    with pytest.raises(SourceError, match=r"no answer within 5 s; check the url or try again later"):
+    with pytest.raises(
+        SourceError, match=r"no answer within 5 s; check the url or try again later"
+    ):
         rss(timeout=5).fetch(FetchState())
 
 
 @responses.activate
 def test_an_html_page_is_not_a_feed() -> None:
-    responses.get(URL, body=b"<!doctype html><html><head><title>Blog</title></head><body>hi</body></html>",
-                  content_type="text/html")
+    responses.get(
+        URL,
+        body=b"<!doctype html><html><head><title>Blog</title></head><body>hi</body></html>",
+        content_type="text/html",
+    )
     with pytest.raises(SourceError, match="check that the url gives a feed, not a web page"):
         rss().fetch(FetchState())
 
 
 @responses.activate
 def test_the_servers_charset_is_used() -> None:
-    body = FEED.replace(b"First post", "Première étape".encode("iso-8859-1")).replace(b' encoding="utf-8"', b"")
+    body = FEED.replace(b"First post", "Première étape".encode("iso-8859-1")).replace(
+        b' encoding="utf-8"', b""
+    )
     responses.get(URL, body=body, content_type="text/xml; charset=ISO-8859-1")
     result = rss().fetch(FetchState())
     assert result.entries[0].title == "Première étape" and result.warnings == []
@@ -129,7 +146,9 @@ def test_retry_after_forms() -> None:
     assert seconds_to_wait("12", 5.0, MAX_WAIT) == 12.0
     assert seconds_to_wait(None, 5.0, MAX_WAIT) == 5.0
     assert seconds_to_wait("soon", 5.0, MAX_WAIT) == 5.0
-    assert seconds_to_wait("Wed, 21 Oct 2015 07:28:00 GMT", 5.0, MAX_WAIT) == 0.0  # a date in the past: go now
+    assert (
+        seconds_to_wait("Wed, 21 Oct 2015 07:28:00 GMT", 5.0, MAX_WAIT) == 0.0
+    )  # a date in the past: go now
     assert seconds_to_wait("99999", 5.0, MAX_WAIT) == 300.0
 
 
@@ -158,15 +177,23 @@ def test_shown_urls_hide_passwords_and_tokens() -> None:
     from bot.sources._http import scrub, shown
 
     assert shown("https://me:s3cret@feeds.example/x.xml") == "https://me:***@feeds.example/x.xml"
-    assert shown("https://feeds.example/x.xml?user=me&private_token=abc123") == "https://feeds.example/x.xml?user=me&private_token=***"
+    assert (
+        shown("https://feeds.example/x.xml?user=me&private_token=abc123")
+        == "https://feeds.example/x.xml?user=me&private_token=***"
+    )
     assert shown("https://feeds.example/x.xml?page=2") == "https://feeds.example/x.xml?page=2"
-    assert scrub("failed: /x.xml?private_token=abc123", "https://h/x.xml?private_token=abc123") == "failed: /x.xml?private_token=***"
+    assert (
+        scrub("failed: /x.xml?private_token=abc123", "https://h/x.xml?private_token=abc123")
+        == "failed: /x.xml?private_token=***"
+    )
 
 
 @responses.activate
 def test_a_connection_error_never_shows_the_token() -> None:
     url = "https://feeds.example/x.xml?token=abc123"
-    responses.get(url, body=requests.ConnectionError("Max retries exceeded with url: /x.xml?token=abc123"))
+    responses.get(
+        url, body=requests.ConnectionError("Max retries exceeded with url: /x.xml?token=abc123")
+    )
     with pytest.raises(SourceError) as info:
         Rss("private", {"url": url}, http_session()).fetch(FetchState())
     assert "abc123" not in str(info.value) and "token=***" in str(info.value)
@@ -206,7 +233,12 @@ def test_a_server_that_trickles_is_cut_off() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with pytest.raises(FetchError, match="the body took more than 0.3 s to arrive"):
-            get(http_session(), f"http://127.0.0.1:{server.server_port}/", timeout=5, total_timeout=0.3)
+            get(
+                http_session(),
+                f"http://127.0.0.1:{server.server_port}/",
+                timeout=5,
+                total_timeout=0.3,
+            )
     finally:
         server.shutdown()
         server.server_close()

@@ -15,7 +15,9 @@ def test_squash_unwraps_hard_wrapped_titles() -> None:
 
 
 def test_html_to_text_drops_scripts_styles_and_tags() -> None:
-    html = '<p onclick="x()">Hello <b>world</b></p><script>steal()</script><style>p{}</style> a &lt; b'
+    html = (
+        '<p onclick="x()">Hello <b>world</b></p><script>steal()</script><style>p{}</style> a &lt; b'
+    )
     assert html_to_text(html) == "Hello world a < b"
 
 
@@ -33,17 +35,27 @@ def test_html_to_text_decodes_entities_without_tags() -> None:
         ("x &amp; y", "text/html", "x & y"),
     ],
 )
-def test_plain_text_follows_the_declared_type_but_strips_real_markup(value: str, kind: str, expected: str) -> None:
+def test_plain_text_follows_the_declared_type_but_strips_real_markup(
+    value: str, kind: str, expected: str
+) -> None:
     assert plain_text(value, {"type": kind}) == expected
 
 
 @pytest.mark.parametrize(
     ("creator", "names"),
     [
-        ("Pritam Dey, Zhengwu Zhang, David B. Dunson", ["Pritam Dey", "Zhengwu Zhang", "David B. Dunson"]),
-        ("LAPALU, N., SIMON, A., Plaumann, P.-L., O'Connell, R. J.",
-         ["LAPALU, N.", "SIMON, A.", "Plaumann, P.-L.", "O'Connell, R. J."]),
-        ("A. Author, B. Author, et al. (909 additional authors not shown)", ["A. Author", "B. Author"]),
+        (
+            "Pritam Dey, Zhengwu Zhang, David B. Dunson",
+            ["Pritam Dey", "Zhengwu Zhang", "David B. Dunson"],
+        ),
+        (
+            "LAPALU, N., SIMON, A., Plaumann, P.-L., O'Connell, R. J.",
+            ["LAPALU, N.", "SIMON, A.", "Plaumann, P.-L.", "O'Connell, R. J."],
+        ),
+        (
+            "A. Author, B. Author, et al. (909 additional authors not shown)",
+            ["A. Author", "B. Author"],
+        ),
         ("Zhang Li, Wang Ng", ["Zhang Li", "Wang Ng"]),
         ("Ada Lovelace and Charles Babbage", ["Ada Lovelace", "Charles Babbage"]),
     ],
@@ -78,7 +90,10 @@ def test_arxiv_id(text: str, expected: tuple[str, int | None] | None) -> None:
 def test_canonical_id_prefers_arxiv_then_guid_then_link() -> None:
     assert canonical_id("oai:arXiv.org:2401.12345v2", "https://x.org/a") == "arxiv:2401.12345"
     assert canonical_id("", "https://arxiv.org/abs/2401.12345") == "arxiv:2401.12345"
-    assert canonical_id("HTTPS://Blog.Example.org:443/post/1#comments", "") == "https://blog.example.org/post/1"
+    assert (
+        canonical_id("HTTPS://Blog.Example.org:443/post/1#comments", "")
+        == "https://blog.example.org/post/1"
+    )
     assert canonical_id("", "http://Example.org:80") == "http://example.org/"
 
 

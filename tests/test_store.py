@@ -18,8 +18,16 @@ SLOT = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
 
 def entry(n: int, **kw: object) -> Entry:
-    return Entry(id=f"arxiv:2611.{n:05d}", title=f"Paper {n}", summary="s", url=f"https://arxiv.org/abs/2611.{n:05d}",
-                 authors=("A. Author",), published=NOW - timedelta(hours=n), source="test", **kw)  # type: ignore[arg-type]
+    return Entry(
+        id=f"arxiv:2611.{n:05d}",
+        title=f"Paper {n}",
+        summary="s",
+        url=f"https://arxiv.org/abs/2611.{n:05d}",
+        authors=("A. Author",),
+        published=NOW - timedelta(hours=n),
+        source="test",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def items(*ns: int) -> list[DigestItem]:
@@ -29,7 +37,9 @@ def items(*ns: int) -> list[DigestItem]:
 def test_upsert_counts_new_updated_unchanged(store: Store) -> None:
     assert store.upsert_entries([entry(1), entry(2)], NOW) == (2, 0, 0)
     assert store.upsert_entries([entry(1), entry(2)], NOW) == (0, 0, 2)
-    enriched = Entry(id="arxiv:2611.00001", title="Paper 1", source="hf", extra={"upvotes": 12}, tags=("llm",))
+    enriched = Entry(
+        id="arxiv:2611.00001", title="Paper 1", source="hf", extra={"upvotes": 12}, tags=("llm",)
+    )
     assert store.upsert_entries([enriched], NOW) == (0, 1, 0)
     got = store.get_entries(["arxiv:2611.00001"])["arxiv:2611.00001"]
     assert got.extra == {"upvotes": 12}
@@ -48,7 +58,10 @@ def test_same_id_twice_in_one_batch_is_one_entry(store: Store) -> None:
 
 def test_undated_entry_gets_its_first_seen_time(store: Store) -> None:
     store.upsert_entries([Entry(id="https://blog.example.org/a", title="A")], NOW)
-    assert store.get_entries(["https://blog.example.org/a"])["https://blog.example.org/a"].published == NOW
+    assert (
+        store.get_entries(["https://blog.example.org/a"])["https://blog.example.org/a"].published
+        == NOW
+    )
 
 
 def test_entries_since(store: Store) -> None:
@@ -64,7 +77,12 @@ def test_entries_since(store: Store) -> None:
 
 def test_fetch_state_kept_and_errors_do_not_wipe_it(store: Store) -> None:
     assert store.get_state("feed") == FetchState()
-    store.save_fetch("feed", FetchState('"abc"', "Sat, 28 Nov 2026 07:00:00 GMT", {"day": "2026-11-28"}), counts={"new": 3}, now=NOW)
+    store.save_fetch(
+        "feed",
+        FetchState('"abc"', "Sat, 28 Nov 2026 07:00:00 GMT", {"day": "2026-11-28"}),
+        counts={"new": 3},
+        now=NOW,
+    )
     store.save_fetch("feed", None, error="timed out", now=NOW + timedelta(minutes=30))
     state = store.get_state("feed")
     assert state.etag == '"abc"' and state.cursor == {"day": "2026-11-28"}
@@ -82,7 +100,10 @@ def test_claim_is_once_per_slot(store: Store) -> None:
     assert did == digest_id("alice", SLOT) == "alice.20261128T0700Z"
     assert [i.entry.id for i in kept] == ["arxiv:2611.00001", "arxiv:2611.00002"]
     assert store.claim("alice", SLOT, items(1, 2), "outbox", now=NOW) is None
-    assert store.delivered(["alice", "bob"]) == {"alice": {"arxiv:2611.00001", "arxiv:2611.00002"}, "bob": set()}
+    assert store.delivered(["alice", "bob"]) == {
+        "alice": {"arxiv:2611.00001", "arxiv:2611.00002"},
+        "bob": set(),
+    }
     assert store.last_slots() == {"alice": SLOT}
 
 
@@ -112,7 +133,12 @@ def test_confirm_sent_and_failed(store: Store) -> None:
     assert store.note_attempt(did, "451 try later") == 1
     store.mark_sent(did, "<alice.20261128T0700Z@example.org>", now=NOW)
     row = store.get_digest(did)
-    assert row is not None and (row.status, row.sent_at, row.attempts, row.reason) == ("sent", NOW, 2, "")
+    assert row is not None and (row.status, row.sent_at, row.attempts, row.reason) == (
+        "sent",
+        NOW,
+        2,
+        "",
+    )
     assert [i.entry.id for i in store.digest_items(did)] == ["arxiv:2611.00001"]
 
     refused = store.claim("bob", SLOT, items(2), "email", now=NOW)
@@ -123,7 +149,11 @@ def test_confirm_sent_and_failed(store: Store) -> None:
     assert row is not None and (row.status, row.reason) == ("failed", "550 no such user")
     assert store.delivered(["bob"]) == {"bob": set()}  # a permanent failure frees the entries
     delivery = store.deliveries_of(did)
-    assert delivery is not None and delivery.entry_ids == ("arxiv:2611.00001",) and delivery.status == "sent"
+    assert (
+        delivery is not None
+        and delivery.entry_ids == ("arxiv:2611.00001",)
+        and delivery.status == "sent"
+    )
 
 
 def test_take_over_is_compare_and_swap(store: Store) -> None:
@@ -143,7 +173,10 @@ def test_feedback_replaces_the_earlier_vote(store: Store) -> None:
     store.record_feedback("alice", "arxiv:2611.00001", -1, NOW + timedelta(seconds=1))
     store.record_feedback("alice", "arxiv:2611.00002", 1, NOW + timedelta(seconds=2))
     votes = store.feedback_for(["alice", "bob"])
-    assert [(e.id, v) for e, v in votes["alice"]] == [("arxiv:2611.00001", -1), ("arxiv:2611.00002", 1)]
+    assert [(e.id, v) for e, v in votes["alice"]] == [
+        ("arxiv:2611.00001", -1),
+        ("arxiv:2611.00002", 1),
+    ]
     assert "bob" not in votes
     with pytest.raises(StoreError, match="no entry 'arxiv:nope'"):
         store.record_feedback("alice", "arxiv:nope", 1, NOW)
@@ -185,7 +218,11 @@ def test_sqlite_uses_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_lookups_of_more_ids_than_one_batch_find_every_row(store: Store) -> None:
     many = [Entry(id=f"https://blog.example.org/{n}", title=f"T{n}") for n in range(1234)]
     assert store.upsert_entries(many, NOW) == (1234, 0, 0)
-    assert store.upsert_entries(many, NOW) == (0, 0, 1234)  # every batch of the existing rows was read
+    assert store.upsert_entries(many, NOW) == (
+        0,
+        0,
+        1234,
+    )  # every batch of the existing rows was read
     ids = [e.id for e in many] + ["https://blog.example.org/missing"]
     assert len(store.get_entries(ids)) == 1234
     subscribers = [f"s{n}" for n in range(1100)]
@@ -214,14 +251,17 @@ def test_open_store_applies_the_durability_setting_and_closes_as_a_context(tmp_p
         assert store.engine.pool.checkedin() == 0  # closed on leaving the block
 
 
-@pytest.mark.parametrize(("url", "path"), [
-    ("sqlite:///digestbot.db", Path("digestbot.db")),
-    ("sqlite:////srv/d/digestbot.db", Path("/srv/d/digestbot.db")),
-    ("sqlite+pysqlite:///x.db?timeout=5", Path("x.db")),
-    ("sqlite:///:memory:", None),
-    ("sqlite://", None),
-    ("postgresql+psycopg://u:p@h/db", None),
-    ("not a url", None),
-])
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///digestbot.db", Path("digestbot.db")),
+        ("sqlite:////srv/d/digestbot.db", Path("/srv/d/digestbot.db")),
+        ("sqlite+pysqlite:///x.db?timeout=5", Path("x.db")),
+        ("sqlite:///:memory:", None),
+        ("sqlite://", None),
+        ("postgresql+psycopg://u:p@h/db", None),
+        ("not a url", None),
+    ],
+)
 def test_sqlite_path_names_the_file_of_a_sqlite_url(url: str, path: Path | None) -> None:
     assert sqlite_path(url) == path

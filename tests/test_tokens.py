@@ -26,7 +26,11 @@ def test_round_trip_carries_subscriber_entry_and_digest() -> None:
     token = sign(S, "feedback", "alice", "arxiv:2401.12345", "alice.20260101T0800Z")
     body = verify(S, token, "feedback")
     assert (body["kind"], body["subscriber_id"], body["entry_id"], body["digest_id"]) == (
-        "feedback", "alice", "arxiv:2401.12345", "alice.20260101T0800Z")
+        "feedback",
+        "alice",
+        "arxiv:2401.12345",
+        "alice.20260101T0800Z",
+    )
     assert "=" not in token and "/" not in token and "+" not in token  # fits a URL path segment
 
 
@@ -34,17 +38,30 @@ def test_payload_is_compact_json() -> None:
     token = sign(S, "unsubscribe", "web-1", now=1_700_000_000)
     head = base64.urlsafe_b64decode(token.split(".")[0] + "==").decode()
     assert head == '{"k":"unsubscribe","s":"web-1","t":1700000000}'
-    assert sign(S, "unsubscribe", "web-1", now=1_700_000_000) == token  # the same digest renders the same links
+    assert (
+        sign(S, "unsubscribe", "web-1", now=1_700_000_000) == token
+    )  # the same digest renders the same links
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"),  # the MAC changed
-    lambda t: base64.urlsafe_b64encode(json.dumps({**_payload(t), "s": "mallory"}, separators=(",", ":")).encode()).rstrip(b"=").decode() + "." + t.split(".")[1],
-    lambda t: t.split(".")[0],  # no MAC at all
-    lambda t: "not a token",
-    lambda t: "%%%." + t.split(".")[1],
-    lambda t: "",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"),  # the MAC changed
+        lambda t: (
+            base64.urlsafe_b64encode(
+                json.dumps({**_payload(t), "s": "mallory"}, separators=(",", ":")).encode()
+            )
+            .rstrip(b"=")
+            .decode()
+            + "."
+            + t.split(".")[1]
+        ),
+        lambda t: t.split(".")[0],  # no MAC at all
+        lambda t: "not a token",
+        lambda t: "%%%." + t.split(".")[1],
+        lambda t: "",
+    ],
+)
 def test_forged_or_malformed_tokens_are_refused(mangle) -> None:  # type: ignore[no-untyped-def]
     token = sign(S, "unsubscribe", "alice")
     with pytest.raises(TokenError):
@@ -72,7 +89,9 @@ def test_expiry() -> None:
         verify(S, old, "confirm", max_age=2 * 86400)
 
 
-def test_development_key_warns_once_and_logs_no_secret(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_development_key_warns_once_and_logs_no_secret(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(tokens, "_warned", False)
     dev = Settings()
     with caplog.at_level(logging.WARNING, logger="bot.tokens"):

@@ -32,7 +32,9 @@ from bot.web import app as web_app
 from bot.web import create_app
 
 SLACK_SECRET = "slack-signing-secret-for-tests"
-ENTRY = Entry(id="arxiv:2603.00001", title="Low-bit <b>quantization</b> of LLMs", url="javascript:alert(1)")
+ENTRY = Entry(
+    id="arxiv:2603.00001", title="Low-bit <b>quantization</b> of LLMs", url="javascript:alert(1)"
+)
 
 
 @dataclass
@@ -51,13 +53,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("web")
     subs = tmp / "subscriptions"
     subs.mkdir()
-    (subs / "alice.toml").write_text('email = "alice@example.org"\n[interests]\nkeywords = ["quantization"]\n')
+    (subs / "alice.toml").write_text(
+        'email = "alice@example.org"\n[interests]\nkeywords = ["quantization"]\n'
+    )
     port = free_port()
     with SmtpPeer() as inbox:
         settings = Settings(
-            database_url=f"sqlite:///{tmp / 'db.sqlite'}", base_url=f"http://127.0.0.1:{port}",
-            secret_key="test-secret-key", smtp_url=inbox.url, subscriptions_dir=subs,
-            from_addr="digestbot <digest@example.org>", environ={"SLACK_SIGNING_SECRET": SLACK_SECRET})
+            database_url=f"sqlite:///{tmp / 'db.sqlite'}",
+            base_url=f"http://127.0.0.1:{port}",
+            secret_key="test-secret-key",
+            smtp_url=inbox.url,
+            subscriptions_dir=subs,
+            from_addr="digestbot <digest@example.org>",
+            environ={"SLACK_SIGNING_SECRET": SLACK_SECRET},
+        )
         store = Store(settings.database_url)
         store.upsert_entries([ENTRY])
         app = create_app(settings, store)
@@ -73,9 +82,18 @@ def form(session: requests.Session, url: str) -> str:
     return csrf_of(r.text)
 
 
-def subscribe(site: Site, session: requests.Session, email: str, **extra: str | list[str]) -> requests.Response:
-    data = {"csrf": form(session, site.url + "/"), "email": email, "keywords": "quantization, low-bit",
-            "frequency": "daily", "hour": "8", "timezone": "Europe/Berlin", **extra}
+def subscribe(
+    site: Site, session: requests.Session, email: str, **extra: str | list[str]
+) -> requests.Response:
+    data = {
+        "csrf": form(session, site.url + "/"),
+        "email": email,
+        "keywords": "quantization, low-bit",
+        "frequency": "daily",
+        "hour": "8",
+        "timezone": "Europe/Berlin",
+        **extra,
+    }
     return session.post(site.url + "/subscribe", data=data, allow_redirects=False)
 
 
@@ -111,7 +129,9 @@ def _wait_to(inbox: SmtpPeer, email: str, count: int) -> list:  # type: ignore[t
 def test_home_page_has_the_form_a_csrf_cookie_and_safety_headers(site: Site) -> None:
     r = requests.get(site.url + "/")
     assert r.status_code == 200
-    assert 'action="/subscribe"' in r.text and 'name="email"' in r.text and 'id="timezone"' in r.text
+    assert (
+        'action="/subscribe"' in r.text and 'name="email"' in r.text and 'id="timezone"' in r.text
+    )
     assert r.cookies.get("digestbot_csrf") == csrf_of(r.text)
     assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=lax" in r.headers["set-cookie"]
     assert r.headers["referrer-policy"] == "no-referrer"
@@ -122,7 +142,13 @@ def test_home_page_has_the_form_a_csrf_cookie_and_safety_headers(site: Site) -> 
 def test_a_form_without_the_csrf_token_is_refused(site: Site) -> None:
     s = requests.Session()
     s.get(site.url + "/")
-    data = {"email": "nocsrf@example.org", "keywords": "x", "frequency": "daily", "hour": "8", "timezone": "UTC"}
+    data = {
+        "email": "nocsrf@example.org",
+        "keywords": "x",
+        "frequency": "daily",
+        "hour": "8",
+        "timezone": "UTC",
+    }
     assert s.post(site.url + "/subscribe", data=data).status_code == 403
     # A token from another browser (cookie and field differ) is refused too.
     other = form(requests.Session(), site.url + "/")
@@ -132,11 +158,21 @@ def test_a_form_without_the_csrf_token_is_refused(site: Site) -> None:
 
 def test_bad_input_is_shown_back_escaped_with_the_reason(site: Site) -> None:
     s = requests.Session()
-    r = subscribe(site, s, "not-an-address", keywords="", description="<script>alert(1)</script>", timezone="Mars/Olympus")
+    r = subscribe(
+        site,
+        s,
+        "not-an-address",
+        keywords="",
+        description="<script>alert(1)</script>",
+        timezone="Mars/Olympus",
+    )
     assert r.status_code == 400
     assert "Give an email address such as alice@example.org." in r.text
     assert "Choose a time zone from the list." in r.text
-    assert "<script>alert(1)</script>" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+    assert (
+        "<script>alert(1)</script>" not in r.text
+        and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+    )
     r = subscribe(site, s, "empty@example.org", keywords="")
     assert r.status_code == 400 and "Tell us what to look for" in r.text
 
@@ -163,7 +199,9 @@ def test_double_opt_in_with_a_single_use_link(site: Site) -> None:
     assert r.status_code == 200 and "Check your inbox" in r.text
     row = site.store.web_subscriber_by_email("new@example.org")
     assert row is not None and row.status == "unconfirmed"
-    assert row.id not in [x.id for x in load_roster(site.settings, site.store)[0]]  # unconfirmed: gets nothing
+    assert row.id not in [
+        x.id for x in load_roster(site.settings, site.store)[0]
+    ]  # unconfirmed: gets nothing
     msg = _wait_to(site.inbox, "new@example.org", 1)[0]
     assert msg["Subject"] == "Confirm your digestbot subscription"
     link = link_in(msg, "/confirm/")
@@ -188,7 +226,10 @@ def test_an_expired_or_forged_confirmation_link_is_refused(site: Site) -> None:
         old = sign(site, "confirm", row.id)
     r = s.get(f"{site.url}/confirm/{old}")
     assert r.status_code == 400 and "expired" in r.text
-    assert s.post(f"{site.url}/confirm/{old}", data={"csrf": form(s, site.url + "/")}).status_code == 400
+    assert (
+        s.post(f"{site.url}/confirm/{old}", data={"csrf": form(s, site.url + "/")}).status_code
+        == 400
+    )
     forged = tokens.sign(Settings(secret_key="someone else's"), "confirm", row.id)
     assert s.get(f"{site.url}/confirm/{forged}").status_code == 400
     assert site.store.web_subscriber(row.id).status == "unconfirmed"  # type: ignore[union-attr]
@@ -204,7 +245,13 @@ def test_a_link_from_before_unsubscribing_does_not_resubscribe(site: Site) -> No
     second = f"{site.url}/confirm/{tokens.sign(site.settings, 'confirm', sid, now=time.time() - 5)}"
     assert second != first
     assert s.post(first, data={"csrf": form(s, first)}, allow_redirects=False).status_code == 303
-    assert s.post(f"{site.url}/unsubscribe/{sign(site, 'unsubscribe', sid)}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert (
+        s.post(
+            f"{site.url}/unsubscribe/{sign(site, 'unsubscribe', sid)}",
+            data={"List-Unsubscribe": "One-Click"},
+        ).status_code
+        == 200
+    )
     time.sleep(1.1)  # token times are whole seconds
     subscribe(site, s, "twice@example.org")  # asks again: unconfirmed until the NEW link is used
     r = s.post(second, data={"csrf": form(s, second)}, allow_redirects=False)
@@ -216,7 +263,10 @@ def test_the_page_does_not_tell_whether_an_address_is_subscribed(site: Site) -> 
     sid = confirmed(site, "known@example.org")
     before = site.store.web_subscriber(sid)
     s = requests.Session()
-    pages = [subscribe(site, s, email, keywords="something else entirely") for email in ("known@example.org", "unknown@example.org")]
+    pages = [
+        subscribe(site, s, email, keywords="something else entirely")
+        for email in ("known@example.org", "unknown@example.org")
+    ]
     assert [p.status_code for p in pages] == [200, 200]
     assert pages[0].text.replace("known@", "X@") == pages[1].text.replace("unknown@", "X@")
     assert site.store.web_subscriber(sid) == before  # a stranger changed nothing
@@ -225,12 +275,19 @@ def test_the_page_does_not_tell_whether_an_address_is_subscribed(site: Site) -> 
     assert link_in(reminder, "/manage/")
 
 
-def test_confirmation_mails_are_limited_per_address_and_per_client(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_confirmation_mails_are_limited_per_address_and_per_client(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = requests.Session()
     for _ in range(web_app.PER_ADDRESS_PER_HOUR + 2):
-        assert subscribe(site, s, "flood@example.org").status_code == 200  # same page: tells nothing
+        assert (
+            subscribe(site, s, "flood@example.org").status_code == 200
+        )  # same page: tells nothing
     time.sleep(0.5)
-    assert len(_wait_to(site.inbox, "flood@example.org", web_app.PER_ADDRESS_PER_HOUR)) == web_app.PER_ADDRESS_PER_HOUR
+    assert (
+        len(_wait_to(site.inbox, "flood@example.org", web_app.PER_ADDRESS_PER_HOUR))
+        == web_app.PER_ADDRESS_PER_HOUR
+    )
     monkeypatch.setattr(web_app, "PER_CLIENT_PER_HOUR", 0)
     r = subscribe(site, s, "someone-else@example.org")
     assert r.status_code == 429 and "Too many requests" in r.text
@@ -242,8 +299,11 @@ def test_one_click_unsubscribe_is_immediate_and_idempotent(site: Site) -> None:
     sid = confirmed(site, "oneclick@example.org")
     url = f"{site.url}/unsubscribe/{sign(site, 'unsubscribe', sid)}"
     for _ in range(2):
-        r = requests.post(url, data="List-Unsubscribe=One-Click",
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = requests.post(
+            url,
+            data="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert r.status_code == 200
         assert site.store.web_subscriber(sid).status == "unsubscribed"  # type: ignore[union-attr]
     # Multipart, as RFC 8058 also allows.
@@ -270,7 +330,12 @@ def test_get_shows_a_button_and_changes_nothing(site: Site) -> None:
 @pytest.mark.parametrize("token", ["garbage", "abc.def", "eyJrIjoidW5zdWJzY3JpYmUifQ.AAAA"])
 def test_bad_unsubscribe_tokens_get_4xx(site: Site, token: str) -> None:
     assert requests.get(f"{site.url}/unsubscribe/{token}").status_code == 400
-    assert requests.post(f"{site.url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert (
+        requests.post(
+            f"{site.url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}
+        ).status_code
+        == 400
+    )
 
 
 def test_forged_and_wrong_kind_unsubscribe_tokens_change_nothing(site: Site) -> None:
@@ -285,15 +350,27 @@ def test_forged_and_wrong_kind_unsubscribe_tokens_change_nothing(site: Site) -> 
 
 def test_a_file_subscriber_can_unsubscribe_and_it_wins_over_the_file(site: Site) -> None:
     assert "alice" in [x.id for x in load_roster(site.settings, site.store)[0]]
-    r = requests.post(f"{site.url}/unsubscribe/{sign(site, 'unsubscribe', 'alice')}", data={"List-Unsubscribe": "One-Click"})
+    r = requests.post(
+        f"{site.url}/unsubscribe/{sign(site, 'unsubscribe', 'alice')}",
+        data={"List-Unsubscribe": "One-Click"},
+    )
     assert r.status_code == 200
     assert site.store.subscriber_statuses()["alice"] == "unsubscribed"
     assert "alice" not in [x.id for x in load_roster(site.settings, site.store)[0]]
     s = requests.Session()
     url = f"{site.url}/manage/{sign(site, 'manage', 'alice')}"
     page = s.get(url)
-    assert page.status_code == 200 and "set in a subscription file" in page.text and "Subscribe again" in page.text
-    assert s.post(url, data={"csrf": csrf_of(page.text), "action": "resume"}, allow_redirects=False).status_code == 303
+    assert (
+        page.status_code == 200
+        and "set in a subscription file" in page.text
+        and "Subscribe again" in page.text
+    )
+    assert (
+        s.post(
+            url, data={"csrf": csrf_of(page.text), "action": "resume"}, allow_redirects=False
+        ).status_code
+        == 303
+    )
     assert "alice" in [x.id for x in load_roster(site.settings, site.store)[0]]
 
 
@@ -304,20 +381,44 @@ def test_manage_edits_only_the_tokens_subscriber(site: Site) -> None:
     s = requests.Session()
     url = f"{site.url}/manage/{sign(site, 'manage', a)}"
     page = s.get(url)
-    assert page.status_code == 200 and "mine@example.org" in page.text and "theirs@example.org" not in page.text
-    data = {"csrf": csrf_of(page.text), "action": "save", "keywords": "pruning, sparsity", "topics": [],
-            "description": "", "frequency": "weekly", "hour": "7", "timezone": "Asia/Tokyo", "max_items": "5",
-            "subscriber": b, "id": b}  # extra fields naming another subscriber are ignored
+    assert (
+        page.status_code == 200
+        and "mine@example.org" in page.text
+        and "theirs@example.org" not in page.text
+    )
+    data = {
+        "csrf": csrf_of(page.text),
+        "action": "save",
+        "keywords": "pruning, sparsity",
+        "topics": [],
+        "description": "",
+        "frequency": "weekly",
+        "hour": "7",
+        "timezone": "Asia/Tokyo",
+        "max_items": "5",
+        "subscriber": b,
+        "id": b,
+    }  # extra fields naming another subscriber are ignored
     r = s.post(url, data=data, allow_redirects=False)
     assert r.status_code == 303
     row = site.store.web_subscriber(a)
     assert row is not None
-    assert (row.interests["keywords"], row.schedule, row.timezone, row.max_items) == (["pruning", "sparsity"], "0 7 * * 1", "Asia/Tokyo", 5)
+    assert (row.interests["keywords"], row.schedule, row.timezone, row.max_items) == (
+        ["pruning", "sparsity"],
+        "0 7 * * 1",
+        "Asia/Tokyo",
+        5,
+    )
     assert site.store.web_subscriber(b) == b_before
     # A token edited to name B is a forgery.
     head, mac = sign(site, "manage", a).split(".")
     body = tokens._unb64(head).replace(a.encode(), b.encode())
-    assert s.post(f"{site.url}/manage/{tokens._b64(body)}.{mac}", data={**data, "action": "pause"}).status_code == 400
+    assert (
+        s.post(
+            f"{site.url}/manage/{tokens._b64(body)}.{mac}", data={**data, "action": "pause"}
+        ).status_code
+        == 400
+    )
     assert site.store.web_subscriber(b) == b_before
     # Pause, then resume.
     s.post(url, data={"csrf": data["csrf"], "action": "pause"})
@@ -333,8 +434,23 @@ def test_manage_refuses_bad_input_and_missing_csrf(site: Site) -> None:
     s = requests.Session()
     url = f"{site.url}/manage/{sign(site, 'manage', a)}"
     token = form(s, url)
-    r = s.post(url, data={"csrf": token, "action": "save", "keywords": "", "frequency": "hourly", "hour": "8", "timezone": "UTC", "max_items": "10"})
-    assert r.status_code == 400 and "Choose daily or weekly." in r.text and "Tell us what to look for" in r.text
+    r = s.post(
+        url,
+        data={
+            "csrf": token,
+            "action": "save",
+            "keywords": "",
+            "frequency": "hourly",
+            "hour": "8",
+            "timezone": "UTC",
+            "max_items": "10",
+        },
+    )
+    assert (
+        r.status_code == 400
+        and "Choose daily or weekly." in r.text
+        and "Tell us what to look for" in r.text
+    )
     assert requests.post(url, data={"action": "unsubscribe"}).status_code == 403
     assert site.store.web_subscriber(a).status == "active"  # type: ignore[union-attr]
 
@@ -349,7 +465,12 @@ def test_expired_manage_and_feedback_links_are_refused(site: Site) -> None:
     assert requests.get(f"{site.url}/feedback/{vote}/up").status_code == 400
     # Unsubscribe links never expire: an old digest can always stop the next one.
     old = tokens.sign(site.settings, "unsubscribe", a, now=year_and_a_day)
-    assert requests.post(f"{site.url}/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert (
+        requests.post(
+            f"{site.url}/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"}
+        ).status_code
+        == 200
+    )
     assert site.store.web_subscriber(a).status == "unsubscribed"  # type: ignore[union-attr]
 
 
@@ -359,7 +480,10 @@ def test_feedback_get_records_nothing_the_button_records(site: Site) -> None:
     url = f"{site.url}/feedback/{sign(site, 'feedback', 'voter', ENTRY.id)}/down"
     page = s.get(url)
     assert page.status_code == 200
-    assert "Low-bit &lt;b&gt;quantization&lt;/b&gt; of LLMs" in page.text and "javascript:" not in page.text
+    assert (
+        "Low-bit &lt;b&gt;quantization&lt;/b&gt; of LLMs" in page.text
+        and "javascript:" not in page.text
+    )
     assert site.store.feedback_for(["voter"]) == {}
     r = s.post(url, data={"csrf": csrf_of(page.text)})
     assert r.status_code == 200 and "Thank you" in r.text
@@ -370,23 +494,48 @@ def test_feedback_get_records_nothing_the_button_records(site: Site) -> None:
 
 
 # --- Slack ------------------------------------------------------------------------------------------
-def slack_post(site: Site, payload: dict, secret: str = SLACK_SECRET, ts: int | None = None) -> requests.Response:  # type: ignore[type-arg]
+def slack_post(
+    site: Site, payload: dict, secret: str = SLACK_SECRET, ts: int | None = None
+) -> requests.Response:  # type: ignore[type-arg]
     body = urlencode({"payload": json.dumps(payload)}).encode()
     stamp = str(int(time.time()) if ts is None else ts)
-    sig = "v0=" + hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return requests.post(site.url + "/slack/actions", data=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sig})
+    sig = (
+        "v0="
+        + hmac.new(
+            secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256
+        ).hexdigest()
+    )
+    return requests.post(
+        site.url + "/slack/actions",
+        data=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": sig,
+        },
+    )
 
 
 def _click(site: Site, sid: str, vote: str) -> dict:  # type: ignore[type-arg]
-    return {"type": "block_actions", "user": {"id": "U1"}, "actions": [
-        {"action_id": f"feedback:{vote}", "value": sign(site, "feedback", sid, ENTRY.id), "type": "button"}]}
+    return {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "actions": [
+            {
+                "action_id": f"feedback:{vote}",
+                "value": sign(site, "feedback", sid, ENTRY.id),
+                "type": "button",
+            }
+        ],
+    }
 
 
 def test_slack_button_clicks_record_feedback(site: Site) -> None:
     r = slack_post(site, _click(site, "slacker", "up"))
     assert r.status_code == 200
-    assert [(e.id, v) for e, v in site.store.feedback_for(["slacker"])["slacker"]] == [(ENTRY.id, 1)]
+    assert [(e.id, v) for e, v in site.store.feedback_for(["slacker"])["slacker"]] == [
+        (ENTRY.id, 1)
+    ]
 
 
 def test_slack_buttons_as_the_renderer_makes_them(site: Site) -> None:
@@ -397,10 +546,15 @@ def test_slack_buttons_as_the_renderer_makes_them(site: Site) -> None:
     did = claimed.digest_id
 
     def click(vote: str, value: str) -> dict:  # type: ignore[type-arg]
-        return {"type": "block_actions", "actions": [{"action_id": f"digestbot_{vote}:{did}:{ENTRY.id}", "value": value}]}
+        return {
+            "type": "block_actions",
+            "actions": [{"action_id": f"digestbot_{vote}:{did}:{ENTRY.id}", "value": value}],
+        }
 
     assert slack_post(site, click("down", f"{did} {ENTRY.id}")).status_code == 200
-    assert [(e.id, v) for e, v in site.store.feedback_for(["slackteam"])["slackteam"]] == [(ENTRY.id, -1)]
+    assert [(e.id, v) for e, v in site.store.feedback_for(["slackteam"])["slackteam"]] == [
+        (ENTRY.id, -1)
+    ]
     # An entry that was not in that digest, or a digest that does not exist: no vote.
     assert slack_post(site, click("up", f"{did} arxiv:0000.00000")).status_code == 200
     assert slack_post(site, click("up", f"nobody.20260302T0800Z {ENTRY.id}")).status_code == 200
@@ -410,14 +564,24 @@ def test_slack_buttons_as_the_renderer_makes_them(site: Site) -> None:
 
 def test_slack_forged_signature_and_stale_timestamp_are_refused(site: Site) -> None:
     assert slack_post(site, _click(site, "mallory", "up"), secret="wrong").status_code == 401
-    assert slack_post(site, _click(site, "mallory", "up"), ts=int(time.time()) - 6 * 60).status_code == 401
-    assert slack_post(site, _click(site, "mallory", "up"), ts=int(time.time()) + 6 * 60).status_code == 401
-    unsigned = requests.post(site.url + "/slack/actions", data={"payload": json.dumps(_click(site, "mallory", "up"))})
+    assert (
+        slack_post(site, _click(site, "mallory", "up"), ts=int(time.time()) - 6 * 60).status_code
+        == 401
+    )
+    assert (
+        slack_post(site, _click(site, "mallory", "up"), ts=int(time.time()) + 6 * 60).status_code
+        == 401
+    )
+    unsigned = requests.post(
+        site.url + "/slack/actions", data={"payload": json.dumps(_click(site, "mallory", "up"))}
+    )
     assert unsigned.status_code == 401
     assert site.store.feedback_for(["mallory"]) == {}
     # Signed by Slack but carrying a forged feedback token: accepted as a request, no vote.
     bad = _click(site, "mallory", "up")
-    bad["actions"][0]["value"] = tokens.sign(Settings(secret_key="x"), "feedback", "mallory", ENTRY.id)
+    bad["actions"][0]["value"] = tokens.sign(
+        Settings(secret_key="x"), "feedback", "mallory", ENTRY.id
+    )
     assert slack_post(site, bad).status_code == 200
     assert site.store.feedback_for(["mallory"]) == {}
 
@@ -427,7 +591,14 @@ def test_slack_without_a_signing_secret_refuses_everything(site: Site, tmp_path:
     port = free_port()
     with running(create_app(settings, site.store), port) as url:
         body = {"payload": json.dumps(_click(site, "nosecret", "up"))}
-        r = requests.post(url + "/slack/actions", data=body, headers={"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=00"})
+        r = requests.post(
+            url + "/slack/actions",
+            data=body,
+            headers={
+                "X-Slack-Request-Timestamp": str(int(time.time())),
+                "X-Slack-Signature": "v0=00",
+            },
+        )
         assert r.status_code == 401
     assert site.store.feedback_for(["nosecret"]) == {}
 
@@ -442,12 +613,22 @@ def test_no_secret_reaches_a_page(site: Site) -> None:
 @pytest.mark.slow
 def test_digestbot_serve_runs_the_app_under_uvicorn(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-           "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}", "DIGESTBOT_SECRET_KEY": "serve-secret-value",
-           "SLACK_SIGNING_SECRET": "serve-slack-secret"}
+    env = {
+        **os.environ,
+        "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
+        "DIGESTBOT_SECRET_KEY": "serve-secret-value",
+        "SLACK_SIGNING_SECRET": "serve-slack-secret",
+    }
     env.pop("DIGESTBOT_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -456,7 +637,9 @@ def test_digestbot_serve_runs_the_app_under_uvicorn(tmp_path: Path) -> None:
                     break
             except requests.ConnectionError:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, "digestbot serve did not start"
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "digestbot serve did not start"
+            )
             time.sleep(0.1)
         page = requests.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and 'action="/subscribe"' in page.text

@@ -24,15 +24,25 @@ from bot.store import Store
 from bot.web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 FEED = Path(__file__).parent / "data" / "web_papers.xml"
 EMAIL = "reader@example.org"
 
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+)
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing; apt-get install chromium"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing; apt-get install chromium"
+    ),
 ]
 
 
@@ -48,21 +58,34 @@ def browser() -> Iterator[object]:
 
 def run_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`digestbot run --once` as its own process."""
-    return subprocess.run([sys.executable, "-m", "bot", "run", "--once"], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--once"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: object) -> None:
     (tmp_path / "subscriptions").mkdir()
     (tmp_path / "digestbot.toml").write_text(
         f'subscriptions_dir = "subscriptions"\noutbox_dir = "outbox"\n'
-        f'[[sources]]\nname = "papers"\ntype = "file"\npath = "{FEED.as_posix()}"\n')
+        f'[[sources]]\nname = "papers"\ntype = "file"\npath = "{FEED.as_posix()}"\n'
+    )
     port = free_port()
     with SmtpPeer() as inbox:
-        env = {**os.environ, "DIGESTBOT_CONFIG": str(tmp_path / "digestbot.toml"),
-               "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-               "DIGESTBOT_SMTP_URL": inbox.url, "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
-               "DIGESTBOT_SECRET_KEY": "browser-test-secret", "DIGESTBOT_FROM": "digestbot <digest@example.org>"}
+        env = {
+            **os.environ,
+            "DIGESTBOT_CONFIG": str(tmp_path / "digestbot.toml"),
+            "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "DIGESTBOT_SMTP_URL": inbox.url,
+            "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
+            "DIGESTBOT_SECRET_KEY": "browser-test-secret",
+            "DIGESTBOT_FROM": "digestbot <digest@example.org>",
+        }
         settings = load_settings(environ=env)
         store = Store(settings.database_url)
         with running(create_app(settings, store), port) as url:
@@ -100,12 +123,20 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
             page.click("button[value=save]")
             page.get_by_text("Your changes are saved.").wait_for()
             saved = store.web_subscriber(row.id)
-            assert saved is not None and saved.interests["keywords"] == ["quantization", "KV cache"] and saved.max_items == 5
+            assert (
+                saved is not None
+                and saved.interests["keywords"] == ["quantization", "KV cache"]
+                and saved.max_items == 5
+            )
 
             # The next run sends this subscriber a digest.
             second = run_once(env, tmp_path)
             assert second.returncode == 0, second.stdout + second.stderr
-            assert re.search(rf"^{row.id}: sent \d+ entr(y|ies) to {re.escape(EMAIL)}$", second.stdout, re.MULTILINE), second.stdout
+            assert re.search(
+                rf"^{row.id}: sent \d+ entr(y|ies) to {re.escape(EMAIL)}$",
+                second.stdout,
+                re.MULTILINE,
+            ), second.stdout
             digests = [m for m in inbox.wait(2) if m["X-Digestbot-Digest"]]
             assert len(digests) == 1 and EMAIL in str(digests[0]["To"])
             body = digests[0].parsed().get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -115,7 +146,10 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
             target = str(digests[0]["List-Unsubscribe"]).strip().strip("<>")
             assert digests[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             assert target.startswith(f"{url}/unsubscribe/")
-            assert tokens.verify(settings, target.rsplit("/", 1)[1], "unsubscribe")["subscriber_id"] == row.id
+            assert (
+                tokens.verify(settings, target.rsplit("/", 1)[1], "unsubscribe")["subscriber_id"]
+                == row.id
+            )
             answer = page.request.post(target, form={"List-Unsubscribe": "One-Click"})
             assert answer.status == 200
             assert store.web_subscriber(row.id).status == "unsubscribed"  # type: ignore[union-attr]

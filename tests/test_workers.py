@@ -51,17 +51,28 @@ def store(pg_url: str) -> Iterator[Store]:
 
 
 def _settings(pg_url: str, queue: str, smtp_server: SmtpPeer, rate: float = 1000.0) -> Settings:
-    return Settings(database_url=pg_url, broker_url=REDIS_URL, ratelimit_url=REDIS_URL, queue=queue,
-                    smtp_url=smtp_server.url, smtp_rate=rate, from_addr="digestbot <digest@example.org>")
+    return Settings(
+        database_url=pg_url,
+        broker_url=REDIS_URL,
+        ratelimit_url=REDIS_URL,
+        queue=queue,
+        smtp_url=smtp_server.url,
+        smtp_rate=rate,
+        from_addr="digestbot <digest@example.org>",
+    )
 
 
-def _claim(store: Store, sub_index: int = 0, owner: str = QUEUED, lease: timedelta = timedelta(minutes=30)) -> str:
+def _claim(
+    store: Store, sub_index: int = 0, owner: str = QUEUED, lease: timedelta = timedelta(minutes=30)
+) -> str:
     now = datetime.now(UTC)
     items = entries(3, now)
     store.upsert_entries(items, now)
     sub = subscribers(sub_index + 1)[sub_index]
     slot = now.replace(second=0, microsecond=0)
-    claimed = store.claim(sub.id, slot, [DigestItem(e, 0.5) for e in items], "email", owner=owner, lease=lease)
+    claimed = store.claim(
+        sub.id, slot, [DigestItem(e, 0.5) for e in items], "email", owner=owner, lease=lease
+    )
     assert claimed is not None
     return claimed.digest_id
 
@@ -69,21 +80,32 @@ def _claim(store: Store, sub_index: int = 0, owner: str = QUEUED, lease: timedel
 def test_the_pool_refuses_sqlite_and_says_the_fix() -> None:
     with pytest.raises(BotError) as e:
         require_pool(Settings(broker_url="redis://127.0.0.1:6379/0"))
-    assert "the worker pool needs PostgreSQL, but the store is SQLite (sqlite:///digestbot.db)" in str(e.value)
+    assert (
+        "the worker pool needs PostgreSQL, but the store is SQLite (sqlite:///digestbot.db)"
+        in str(e.value)
+    )
     assert "set DIGESTBOT_DATABASE_URL=postgresql+psycopg://" in str(e.value)
     with pytest.raises(BotError, match="no broker for the worker pool; set DIGESTBOT_BROKER_URL"):
         require_pool(Settings(database_url="postgresql+psycopg://u@h/db"))
 
 
 def test_the_worker_command_refuses_sqlite(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["worker"], env={"DIGESTBOT_BROKER_URL": "redis://127.0.0.1:6379/9",
-                                                      "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    result = CliRunner().invoke(
+        cli,
+        ["worker"],
+        env={
+            "DIGESTBOT_BROKER_URL": "redis://127.0.0.1:6379/9",
+            "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        },
+    )
     assert result.exit_code == 1
     assert "the worker pool needs PostgreSQL, but the store is SQLite" in result.output
 
 
 def test_broker_url_and_queue_come_from_the_environment() -> None:
-    s = load_settings(environ={"DIGESTBOT_BROKER_URL": "amqp://guest:secret@mq:5672//", "DIGESTBOT_QUEUE": "lab"})
+    s = load_settings(
+        environ={"DIGESTBOT_BROKER_URL": "amqp://guest:secret@mq:5672//", "DIGESTBOT_QUEUE": "lab"}
+    )
     assert (s.broker_url, s.queue, s.ratelimit_url) == ("amqp://guest:secret@mq:5672//", "lab", "")
     assert "secret" not in repr(s)
 
@@ -97,7 +119,9 @@ def test_a_subscriber_survives_the_task_message() -> None:
     assert Subscriber.from_dict({**data, "a_newer_field": 1}) == sub  # from a newer scheduler
 
 
-def test_a_digest_handled_twice_is_sent_once(store: Store, smtp_server: SmtpPeer, pg_url: str) -> None:
+def test_a_digest_handled_twice_is_sent_once(
+    store: Store, smtp_server: SmtpPeer, pg_url: str
+) -> None:
     did = _claim(store)
     settings = _settings(pg_url, "unused", smtp_server)
     sub = subscribers(1)[0]
@@ -112,7 +136,9 @@ def test_a_digest_handled_twice_is_sent_once(store: Store, smtp_server: SmtpPeer
     assert [m.message_id for m in smtp_server.mails] == [f"<{did}@example.org>"]
 
 
-def test_a_digest_held_by_a_live_worker_is_left_to_it(store: Store, smtp_server: SmtpPeer, pg_url: str) -> None:
+def test_a_digest_held_by_a_live_worker_is_left_to_it(
+    store: Store, smtp_server: SmtpPeer, pg_url: str
+) -> None:
     import os
     import socket
 
@@ -127,7 +153,9 @@ def test_a_digest_held_by_a_live_worker_is_left_to_it(store: Store, smtp_server:
     assert smtp_server.count() == 0
 
 
-def test_a_digest_held_by_a_dead_worker_is_taken_over_at_once(store: Store, smtp_server: SmtpPeer, pg_url: str) -> None:
+def test_a_digest_held_by_a_dead_worker_is_taken_over_at_once(
+    store: Store, smtp_server: SmtpPeer, pg_url: str
+) -> None:
     import socket
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -160,8 +188,23 @@ def test_the_rate_limit_holds_for_two_processes_together(queue: str) -> None:
     # Two processes take 15 tokens each from one 20/s bucket: 30 tokens need ≥ 1.45 s together;
     # a per-process limit would let them finish in about 0.7 s.
     start = time.time() + 1.5
-    procs = [subprocess.Popen([sys.executable, "-c", _TAKER, REDIS_URL, f"{queue}:rate:email", "20", str(start), "15"],
-                              stdout=subprocess.PIPE, cwd=ROOT) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _TAKER,
+                REDIS_URL,
+                f"{queue}:rate:email",
+                "20",
+                str(start),
+                "15",
+            ],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
     stamps = sorted(float(line) for p in procs for line in p.communicate(timeout=30)[0].split())
     assert all(p.returncode == 0 for p in procs)
     assert len(stamps) == 30
@@ -170,22 +213,38 @@ def test_the_rate_limit_holds_for_two_processes_together(queue: str) -> None:
         assert stamps[i + 20] - stamps[i] >= 1.0 - 0.05
 
 
-def test_status_counts_waiting_running_stalled_and_failed(store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str) -> None:
+def test_status_counts_waiting_running_stalled_and_failed(
+    store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str
+) -> None:
     import os
     import socket
 
     settings = _settings(pg_url, queue, smtp_server)
     _claim(store, 0)  # waiting in the queue
-    _claim(store, 1, owner=f"{socket.gethostname()}:{os.getpid()}", lease=timedelta(minutes=5))  # running
+    _claim(
+        store, 1, owner=f"{socket.gethostname()}:{os.getpid()}", lease=timedelta(minutes=5)
+    )  # running
     _claim(store, 2, owner="elsewhere:1", lease=timedelta(seconds=-1))  # lease ran out: stalled
     failed = _claim(store, 3)
     store.mark_failed(failed, "SMTP answered 550 no such user")
     app = make_app(settings)
     st = pool_status(settings, store, app, ping_timeout=0.2)
-    assert (st.queued, st.workers, st.waiting, st.running, st.stalled, st.pending, st.failed) == (0, 0, 1, 1, 1, 3, 1)
+    assert (st.queued, st.workers, st.waiting, st.running, st.stalled, st.pending, st.failed) == (
+        0,
+        0,
+        1,
+        1,
+        1,
+        3,
+        1,
+    )
     assert [r.id for r in st.recent_failures] == [failed]
 
-    env = {"DIGESTBOT_DATABASE_URL": pg_url, "DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_QUEUE": queue}
+    env = {
+        "DIGESTBOT_DATABASE_URL": pg_url,
+        "DIGESTBOT_BROKER_URL": REDIS_URL,
+        "DIGESTBOT_QUEUE": queue,
+    }
     result = CliRunner().invoke(cli, ["status", "--pool"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output == (
@@ -195,11 +254,14 @@ def test_status_counts_waiting_running_stalled_and_failed(store: Store, smtp_ser
         "  running: 1\n"
         "  pending: 3 (1 waiting for a worker, 1 running, 1 stalled: re-enqueued on the next tick)\n"
         "  failed:  1\n"
-        f"    {failed}: SMTP answered 550 no such user\n")
+        f"    {failed}: SMTP answered 550 no such user\n"
+    )
     assert digest_id("s00003", datetime.now(UTC).replace(second=0, microsecond=0)) == failed
 
 
-def test_a_stalled_digest_goes_back_to_the_queue_once(store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str) -> None:
+def test_a_stalled_digest_goes_back_to_the_queue_once(
+    store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str
+) -> None:
     import socket
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -212,7 +274,9 @@ def test_a_stalled_digest_goes_back_to_the_queue_once(store: Store, smtp_server:
     row = store.get_digest(dead)
     assert row is not None and row.owner == QUEUED
     assert queue_length(app, queue) == 1
-    assert requeue_stalled(settings, store, subscribers(2), app) == 0  # now queued, within its lease
+    assert (
+        requeue_stalled(settings, store, subscribers(2), app) == 0
+    )  # now queued, within its lease
 
 
 def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, pg_url: str) -> None:
@@ -241,12 +305,16 @@ with Connection(sys.argv[1]) as conn:
 """
 
 
-def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, pg_url: str, smtp_server: SmtpPeer) -> None:
+def test_a_task_received_by_a_killed_worker_is_put_back(
+    queue: str, pg_url: str, smtp_server: SmtpPeer
+) -> None:
     # A consumer takes the task and is SIGKILLed before it acknowledges it, as a worker can be.
     settings = _settings(pg_url, queue, smtp_server)
     app = make_app(settings)
     enqueue(app, settings, [QueuedDigest("some.digest", subscribers(1)[0])])
-    proc = subprocess.Popen([sys.executable, "-c", _CONSUMER, REDIS_URL, queue], stdout=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CONSUMER, REDIS_URL, queue], stdout=subprocess.PIPE, cwd=ROOT
+    )
     assert proc.stdout is not None and proc.stdout.readline() == b"got it\n"
     proc.kill()
     proc.communicate()
@@ -258,7 +326,9 @@ def test_a_task_received_by_a_killed_worker_is_put_back(queue: str, pg_url: str,
     assert queue_length(app, queue) == 1
 
 
-def test_a_tick_claims_and_enqueues_each_due_digest_once(store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str) -> None:
+def test_a_tick_claims_and_enqueues_each_due_digest_once(
+    store: Store, smtp_server: SmtpPeer, pg_url: str, queue: str
+) -> None:
     settings = _settings(pg_url, queue, smtp_server)
     app = make_app(settings)
     now = datetime.now(UTC)
@@ -271,27 +341,41 @@ def test_a_tick_claims_and_enqueues_each_due_digest_once(store: Store, smtp_serv
     assert {r.owner for r in store.digests_with_status("pending")} == {QUEUED}
 
 
-def test_run_workers_celery_refuses_sqlite_and_says_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_workers_celery_refuses_sqlite_and_says_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "subscriptions").mkdir()
     (tmp_path / "digestbot.toml").write_text('subscriptions_dir = "subscriptions"\n')
-    result = CliRunner().invoke(cli, ["run", "--once", "--workers", "celery"],
-                                env={"DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_DATABASE_URL": "sqlite:///x.db"})
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--once", "--workers", "celery"],
+        env={"DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_DATABASE_URL": "sqlite:///x.db"},
+    )
     assert result.exit_code == 1
-    assert "the worker pool needs PostgreSQL" in result.output and "DIGESTBOT_DATABASE_URL=postgresql" in result.output
+    assert (
+        "the worker pool needs PostgreSQL" in result.output
+        and "DIGESTBOT_DATABASE_URL=postgresql" in result.output
+    )
 
 
 def test_run_once_workers_celery_claims_and_queues_the_due_digests(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, pg_url: str, queue: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, pg_url: str, queue: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "subscriptions").mkdir()
     for sub in subscribers(2):
         (tmp_path / "subscriptions" / f"{sub.id}.toml").write_text(
-            f'email = "{sub.email}"\nschedule = "* * * * *"\n[interests]\nkeywords = ["quantization"]\n')
+            f'email = "{sub.email}"\nschedule = "* * * * *"\n[interests]\nkeywords = ["quantization"]\n'
+        )
     (tmp_path / "digestbot.toml").write_text('subscriptions_dir = "subscriptions"\n')
     now = datetime.now(UTC)
     store.upsert_entries(entries(3, now), now)
-    env = {"DIGESTBOT_BROKER_URL": REDIS_URL, "DIGESTBOT_DATABASE_URL": pg_url, "DIGESTBOT_QUEUE": queue}
+    env = {
+        "DIGESTBOT_BROKER_URL": REDIS_URL,
+        "DIGESTBOT_DATABASE_URL": pg_url,
+        "DIGESTBOT_QUEUE": queue,
+    }
     result = CliRunner().invoke(cli, ["run", "--once", "--workers", "celery"], env=env)
     assert result.exit_code == 0, result.output
     assert "dispatched to the pool: 2 digests queued, 0 stalled ones queued again" in result.output
@@ -316,11 +400,17 @@ def test_slack_posts_to_one_channel_are_one_a_second_across_workers(queue: str) 
     settings = Settings(ratelimit_url=REDIS_URL, queue=queue, slack_token="xoxb-test")
     stamps: list[tuple[str, float]] = []
     # Two workers' wrappers, each with its own limiters, as two processes would have.
-    workers = [RateLimited(_Clocked(settings, stamps), REDIS_URL, f"{queue}:rate:slack", 1.0, per_destination=True)
-               for _ in range(2)]
+    workers = [
+        RateLimited(
+            _Clocked(settings, stamps), REDIS_URL, f"{queue}:rate:slack", 1.0, per_destination=True
+        )
+        for _ in range(2)
+    ]
+
     def digest(channel: str) -> Digest:
         sub = Subscriber(id=channel.strip("#"), slack_channel=channel)
         return Digest(f"{sub.id}.x", sub, datetime.now(UTC), ())
+
     try:
         for n in range(4):
             workers[n % 2].send(digest("#papers"))
@@ -330,5 +420,7 @@ def test_slack_posts_to_one_channel_are_one_a_second_across_workers(queue: str) 
             w.close()
     papers = [t for c, t in stamps if c == "#papers"]
     other = [t for c, t in stamps if c == "#other"]
-    assert all(b - a >= 0.95 for a, b in itertools.pairwise(papers))  # one a second, whichever worker
+    assert all(
+        b - a >= 0.95 for a, b in itertools.pairwise(papers)
+    )  # one a second, whichever worker
     assert other[0] - papers[0] < 0.5  # another channel does not wait for this one's bucket

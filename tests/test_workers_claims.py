@@ -31,22 +31,38 @@ def test_claim_many_answers_as_claim_does(store: Store) -> None:
     slot = now.replace(second=0, microsecond=0)
     items = _items(4, now)
     store.upsert_entries([i.entry for i in items], now)
-    assert store.claim("a", slot, items[:2], "email") is not None  # a's slot is taken; a has entries 0, 1
-    assert store.claim("b", slot - timedelta(days=1), items[:3], "email") is not None  # b had 0, 1, 2
-    got = store.claim_many([
-        Claim("a", slot, items, "email", 0),  # slot claimed already
-        Claim("b", slot, items, "email", 2),  # only entry 3 is new to b
-        Claim("c", slot, items[:2], "email", 0),
-        Claim("c", slot + timedelta(days=1), items[:3], "email", 0),  # c's second digest: only entry 2 is left
-        Claim("d", slot, [], "email", 0),  # nothing to send: an empty digest
-    ], owner="(queued)", lease=timedelta(hours=2), now=now)
+    assert (
+        store.claim("a", slot, items[:2], "email") is not None
+    )  # a's slot is taken; a has entries 0, 1
+    assert (
+        store.claim("b", slot - timedelta(days=1), items[:3], "email") is not None
+    )  # b had 0, 1, 2
+    got = store.claim_many(
+        [
+            Claim("a", slot, items, "email", 0),  # slot claimed already
+            Claim("b", slot, items, "email", 2),  # only entry 3 is new to b
+            Claim("c", slot, items[:2], "email", 0),
+            Claim(
+                "c", slot + timedelta(days=1), items[:3], "email", 0
+            ),  # c's second digest: only entry 2 is left
+            Claim("d", slot, [], "email", 0),  # nothing to send: an empty digest
+        ],
+        owner="(queued)",
+        lease=timedelta(hours=2),
+        now=now,
+    )
     assert got[0] is None
     assert got[1] == Claimed(digest_id("b", slot), (items[3],))
     assert got[2] == Claimed(digest_id("c", slot), tuple(items[:2]))
     assert got[3] == Claimed(digest_id("c", slot + timedelta(days=1)), (items[2],))
     assert got[4] == Claimed(digest_id("d", slot), ())
     row = store.get_digest(digest_id("b", slot))
-    assert row is not None and (row.status, row.owner, row.more, row.lease_until) == ("pending", "(queued)", 2, now + timedelta(hours=2))
+    assert row is not None and (row.status, row.owner, row.more, row.lease_until) == (
+        "pending",
+        "(queued)",
+        2,
+        now + timedelta(hours=2),
+    )
     assert store.digest_items(digest_id("c", slot)) == items[:2]
     empty = store.get_digest(digest_id("d", slot))
     assert empty is not None and empty.status == "empty"
@@ -59,12 +75,30 @@ def test_claim_many_yields_a_slot_another_process_is_claiming(store: Store) -> N
     store.upsert_entries([i.entry for i in items], now)
     other = store.engine.connect()
     tx = other.begin()  # another dispatcher, halfway through claiming x's slot
-    other.execute(insert(digests).values(id=digest_id("x", slot), subscriber_id="x", slot=slot, status="pending",
-                                         channel="email", created_at=now, more=0, owner="other:1", attempts=0,
-                                         receipt="", reason=""))
+    other.execute(
+        insert(digests).values(
+            id=digest_id("x", slot),
+            subscriber_id="x",
+            slot=slot,
+            status="pending",
+            channel="email",
+            created_at=now,
+            more=0,
+            owner="other:1",
+            attempts=0,
+            receipt="",
+            reason="",
+        )
+    )
     out: list[object] = []
-    t = threading.Thread(target=lambda: out.append(store.claim_many(
-        [Claim("x", slot, items, "email", 0), Claim("y", slot, items, "email", 0)], owner="(queued)")))
+    t = threading.Thread(
+        target=lambda: out.append(
+            store.claim_many(
+                [Claim("x", slot, items, "email", 0), Claim("y", slot, items, "email", 0)],
+                owner="(queued)",
+            )
+        )
+    )
     t.start()
     time.sleep(1.0)  # claim_many now waits on x's unique key
     tx.commit()

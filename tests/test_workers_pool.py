@@ -53,15 +53,21 @@ def _dispatch(pool: Pool, store: Store, n: int, prefix: str = "s") -> tuple[int,
     return dispatch_due(settings, store, subscribers(n, prefix), now, app), app
 
 
-def test_two_workers_serve_every_subscriber_exactly_once(pool: Pool, pg_url: str, smtp_server: SmtpPeer) -> None:
+def test_two_workers_serve_every_subscriber_exactly_once(
+    pool: Pool, pg_url: str, smtp_server: SmtpPeer
+) -> None:
     store = Store(pg_url)
     try:
         pool.start_worker()
         pool.start_worker()
         enqueued, _ = _dispatch(pool, store, N)
         assert enqueued == N
-        wait_for(lambda: _sent(store) == N, 240, f"{N} digests sent",
-                 lambda: f"{_sent(store)} sent, {smtp_server.count()} received\n{pool.logs()}")
+        wait_for(
+            lambda: _sent(store) == N,
+            240,
+            f"{N} digests sent",
+            lambda: f"{_sent(store)} sent, {smtp_server.count()} received\n{pool.logs()}",
+        )
         assert store.digests_with_status("pending", "failed") == []
     finally:
         store.close()
@@ -71,7 +77,9 @@ def test_two_workers_serve_every_subscriber_exactly_once(pool: Pool, pg_url: str
     assert len({m.message_id for m in got}) == N
 
 
-def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, pg_url: str, smtp_server: SmtpPeer) -> None:
+def test_a_worker_killed_mid_run_loses_nothing(
+    pool: Pool, pg_url: str, smtp_server: SmtpPeer
+) -> None:
     store = Store(pg_url)
     try:
         victim = pool.start_worker()
@@ -89,8 +97,12 @@ def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, pg_url: str, smtp_ser
         settings = load_settings(environ=pool.env)
         requeued = requeue_stalled(settings, store, subscribers(N), app)
         assert requeued <= 1  # a solo worker holds at most the one digest in hand
-        wait_for(lambda: _sent(store) == N, 240, f"{N} digests sent after the kill",
-                 lambda: f"{_sent(store)} sent, {smtp_server.count()} received\n{pool.logs()}")
+        wait_for(
+            lambda: _sent(store) == N,
+            240,
+            f"{N} digests sent after the kill",
+            lambda: f"{_sent(store)} sent, {smtp_server.count()} received\n{pool.logs()}",
+        )
         assert store.digests_with_status("pending", "failed") == []
     finally:
         store.close()
@@ -99,11 +111,15 @@ def test_a_worker_killed_mid_run_loses_nothing(pool: Pool, pg_url: str, smtp_ser
     for m in got:
         ids_per_rcpt.setdefault(m.to[0], set()).add(m.message_id)
     assert len(ids_per_rcpt) == N, "every subscriber served"
-    assert all(len(ids) == 1 for ids in ids_per_rcpt.values()), "one digest per subscriber: a twin has the same Message-ID"
+    assert all(len(ids) == 1 for ids in ids_per_rcpt.values()), (
+        "one digest per subscriber: a twin has the same Message-ID"
+    )
     assert len(got) - N <= 1, f"at most the one in-flight twin, got {len(got) - N} extra"
 
 
-def test_the_same_task_enqueued_twice_sends_once(pool: Pool, pg_url: str, smtp_server: SmtpPeer) -> None:
+def test_the_same_task_enqueued_twice_sends_once(
+    pool: Pool, pg_url: str, smtp_server: SmtpPeer
+) -> None:
     store = Store(pg_url)
     try:
         pool.start_worker()
@@ -116,16 +132,27 @@ def test_the_same_task_enqueued_twice_sends_once(pool: Pool, pg_url: str, smtp_s
         assert len(rows) == 3
         enqueue(app, settings, [QueuedDigest(r.id, subs[r.subscriber_id]) for r in rows] * 2)
         # a marker digest behind them: once it is sent, the copies have all been taken
-        assert dispatch_due(settings, store, subscribers(1, prefix="after"), datetime.now(UTC), app) == 1
+        assert (
+            dispatch_due(settings, store, subscribers(1, prefix="after"), datetime.now(UTC), app)
+            == 1
+        )
         wait_for(lambda: _sent(store) == 4, 30, "4 digests sent", pool.logs)
         pool.stop()  # a warm shutdown: each worker finishes the task in hand
     finally:
         store.close()
     assert Counter(m.to[0] for m in smtp_server.mails) == Counter(
-        {"twice00000@example.org": 1, "twice00001@example.org": 1, "twice00002@example.org": 1, "after00000@example.org": 1})
+        {
+            "twice00000@example.org": 1,
+            "twice00001@example.org": 1,
+            "twice00002@example.org": 1,
+            "after00000@example.org": 1,
+        }
+    )
 
 
-def test_the_smtp_rate_limit_holds_for_the_pool(tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer) -> None:
+def test_the_smtp_rate_limit_holds_for_the_pool(
+    tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer
+) -> None:
     # 20 messages/s for the pool: 40 digests take ≥ 1.9 s with two workers; with a limit per
     # worker they would take about 1 s.
     p = _pool(tmp_path, pg_url, queue, smtp_server, rate=20)
@@ -155,7 +182,9 @@ run_dispatcher(load_settings(), lambda store: subscribers(3, prefix="disp"))
 """
 
 
-def test_the_dispatcher_process_claims_and_enqueues_on_its_first_tick(tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer) -> None:
+def test_the_dispatcher_process_claims_and_enqueues_on_its_first_tick(
+    tmp_path: Path, pg_url: str, queue: str, smtp_server: SmtpPeer
+) -> None:
     import subprocess
     import sys
 
@@ -163,8 +192,13 @@ def test_the_dispatcher_process_claims_and_enqueues_on_its_first_tick(tmp_path: 
     store = Store(pg_url)
     now = datetime.now(UTC)
     store.upsert_entries(entries(3, now), now)
-    proc = subprocess.Popen([sys.executable, "-c", _DISPATCHER, str(Path(__file__).parent)], cwd=tmp_path, env=p.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DISPATCHER, str(Path(__file__).parent)],
+        cwd=tmp_path,
+        env=p.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: len(store.digests_with_status("pending")) == 3, 60, "3 claimed digests")
         app = make_app(load_settings(environ=p.env))

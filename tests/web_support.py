@@ -18,7 +18,9 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 @contextmanager
 def running(app: Starlette, port: int) -> Iterator[str]:
     """`app` served by uvicorn on 127.0.0.1:`port` in a thread; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

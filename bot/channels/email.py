@@ -55,7 +55,9 @@ class Wire:
 
 def _qp(text: str) -> bytes:
     """Quoted-printable body, CRLF line ends, no line over 76 characters (binascii: fast, in C)."""
-    return binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    return binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(
+        b"\n", b"\r\n"
+    )
 
 
 def encoded_words(text: str) -> str:
@@ -65,7 +67,9 @@ def encoded_words(text: str) -> str:
     size = 0
     for ch in text:
         n = len(ch.encode())
-        if size + n > 39:  # 39 bytes → 52 base64 characters: a line with its header name stays under 78
+        if (
+            size + n > 39
+        ):  # 39 bytes → 52 base64 characters: a line with its header name stays under 78
             chunks.append("".join(chunk))
             chunk, size = [], 0
         chunk.append(ch)
@@ -92,8 +96,10 @@ def sender_address(settings: Settings) -> tuple[str, str]:
     """The sender's name and address from DIGESTBOT_FROM; `PermanentSendError` when it is no address."""
     name, addr = parseaddr(clean(settings.from_addr))
     if not is_address(addr, dotted=False):
-        raise PermanentSendError(f"DIGESTBOT_FROM: {settings.from_addr!r} is not an address; "
-                                 "write e.g. 'Lab digest <digest@example.org>'")
+        raise PermanentSendError(
+            f"DIGESTBOT_FROM: {settings.from_addr!r} is not an address; "
+            "write e.g. 'Lab digest <digest@example.org>'"
+        )
     return name, addr
 
 
@@ -108,31 +114,43 @@ def wire_message(digest: Digest, settings: Settings, now: datetime | None = None
     sender_name, sender = sender_address(settings)
     rcpt = clean(sub.email)
     if not is_address(rcpt):
-        raise PermanentSendError(f"the address {sub.email!r} of {sub.id} is not a plain ASCII address; "
-                                 "fix email in its subscription file")
+        raise PermanentSendError(
+            f"the address {sub.email!r} of {sub.id} is not a plain ASCII address; "
+            "fix email in its subscription file"
+        )
     mid = message_id(digest, settings)
-    boundary = "=_digest_" + hashlib.sha256(digest.id.encode()).hexdigest()[:24]  # deterministic, never in QP text
-    head = "".join([
-        _header("Subject", rendered.subject),
-        f"From: {_address(sender_name, sender)}\r\n",
-        f"To: {_address(sub.name if sub.name and sub.name != sub.id else '', rcpt)}\r\n",
-        f"Date: {format_datetime(now or datetime.now(UTC))}\r\n",
-        f"Message-ID: {mid}\r\n",
-        f"List-Id: digestbot digest <{_atom(sub.id)}.digestbot.{_domain(settings)}>\r\n",
-        f"List-Unsubscribe: <{clean(link(settings, 'unsubscribe', digest))}>\r\n",
-        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",  # RFC 8058
-        f"X-Digestbot-Digest: {_atom(digest.id)}\r\n",
-        "MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
-        "\r\n",
-    ])
+    boundary = (
+        "=_digest_" + hashlib.sha256(digest.id.encode()).hexdigest()[:24]
+    )  # deterministic, never in QP text
+    head = "".join(
+        [
+            _header("Subject", rendered.subject),
+            f"From: {_address(sender_name, sender)}\r\n",
+            f"To: {_address(sub.name if sub.name and sub.name != sub.id else '', rcpt)}\r\n",
+            f"Date: {format_datetime(now or datetime.now(UTC))}\r\n",
+            f"Message-ID: {mid}\r\n",
+            f"List-Id: digestbot digest <{_atom(sub.id)}.digestbot.{_domain(settings)}>\r\n",
+            f"List-Unsubscribe: <{clean(link(settings, 'unsubscribe', digest))}>\r\n",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",  # RFC 8058
+            f"X-Digestbot-Digest: {_atom(digest.id)}\r\n",
+            "MIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
+            "\r\n",
+        ]
+    )
     part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-    data = b"".join([
-        head.encode("ascii"),
-        f"--{boundary}\r\n{part.format('plain')}".encode(), _qp(rendered.text), b"\r\n",
-        f"--{boundary}\r\n{part.format('html')}".encode(), _qp(rendered.html), b"\r\n",
-        f"--{boundary}--\r\n".encode(),
-    ])
+    data = b"".join(
+        [
+            head.encode("ascii"),
+            f"--{boundary}\r\n{part.format('plain')}".encode(),
+            _qp(rendered.text),
+            b"\r\n",
+            f"--{boundary}\r\n{part.format('html')}".encode(),
+            _qp(rendered.html),
+            b"\r\n",
+            f"--{boundary}--\r\n".encode(),
+        ]
+    )
     return Wire(sender, rcpt, mid, data)
 
 
@@ -161,7 +179,11 @@ def envelope(msg: EmailMessage) -> tuple[str, str]:
 class Smtp(Channel):
     """Sends digests over SMTP, one connection reused across messages, reconnecting when dropped."""
 
-    fields = (Field("email", 'email = "…"', is_address, "an email address", 'email = "alice@example.org"'),)
+    fields = (
+        Field(
+            "email", 'email = "…"', is_address, "an email address", 'email = "alice@example.org"'
+        ),
+    )
     destination = "an email address"
     rate_limit = Rate(setting="smtp_rate")  # [smtp] rate, across the whole run (the pool's too)
     limits = Limits(max_bytes=MAX_HTML)  # the HTML part: Gmail clips longer messages
@@ -180,7 +202,9 @@ class Smtp(Channel):
             raise ConfigError(str(e).removeprefix("DIGESTBOT_FROM: "), key="DIGESTBOT_FROM") from e
         self.sent = 0
         self.connects = 0
-        self._ready: dict[str, tuple[Digest, Wire]] = {}  # digests rendered ahead by `prepare`, by id
+        self._ready: dict[
+            str, tuple[Digest, Wire]
+        ] = {}  # digests rendered ahead by `prepare`, by id
 
     @classmethod
     def ready(cls, subscriber: Subscriber, settings: Settings) -> bool:
@@ -208,7 +232,11 @@ class Smtp(Channel):
     def send(self, digest: Digest) -> Receipt:
         """Send one digest; 4xx and lost connections raise `TransientSendError`, 5xx `PermanentSendError`."""
         ready = self._ready.pop(digest.id, None)
-        wire = ready[1] if ready is not None and ready[0] == digest else wire_message(digest, self.settings)
+        wire = (
+            ready[1]
+            if ready is not None and ready[0] == digest
+            else wire_message(digest, self.settings)
+        )
         self.wait_turn(digest)
         reply = self.transaction(wire.sender, wire.recipient, wire.data)
         self.sent += 1
@@ -231,16 +259,28 @@ class Smtp(Channel):
             except (OSError, smtplib.SMTPServerDisconnected) as e:
                 self._drop()
                 if not fresh and attempt == 0:
-                    log.info("SMTP connection to %s:%s was closed by the server; reconnecting", self.host, self.port)
+                    log.info(
+                        "SMTP connection to %s:%s was closed by the server; reconnecting",
+                        self.host,
+                        self.port,
+                    )
                     continue
-                raise TransientSendError(f"SMTP connection to {self.host}:{self.port} lost ({e}); will retry") from e
+                raise TransientSendError(
+                    f"SMTP connection to {self.host}:{self.port} lost ({e}); will retry"
+                ) from e
             break
         try:
             if code != 250:
                 self._fail("sender", sender, code, text, "check DIGESTBOT_FROM")
             code, text = conn.rcpt(rcpt)
             if code not in (250, 251):
-                self._fail("recipient", rcpt, code, text, "check the email address in the subscription file")
+                self._fail(
+                    "recipient",
+                    rcpt,
+                    code,
+                    text,
+                    "check the email address in the subscription file",
+                )
             code, text = conn.data(data)
             if code != 250:
                 self._fail("message to", rcpt, code, text, "see the server's reason")
@@ -248,7 +288,9 @@ class Smtp(Channel):
             self._fail("message to", rcpt, e.smtp_code, e.smtp_error, "see the server's reason")
         except (OSError, smtplib.SMTPServerDisconnected) as e:
             self._drop()
-            raise TransientSendError(f"SMTP connection to {self.host}:{self.port} lost while sending to {rcpt} ({e}); will retry") from e
+            raise TransientSendError(
+                f"SMTP connection to {self.host}:{self.port} lost while sending to {rcpt} ({e}); will retry"
+            ) from e
         return f"{code} {reply_text(text)}"
 
     def _fail(self, what: str, who: str, code: int, text: bytes | str, fix: str) -> None:

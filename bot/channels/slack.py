@@ -32,7 +32,14 @@ log = logging.getLogger(__name__)
 CHANNEL_INTERVAL = 1.0  # seconds between messages to one channel (Slack allows about 1/s)
 TIMEOUT = 30  # seconds per HTTP request
 EVENT_TYPE = "digestbot_digest"  # the message metadata event type that carries the digest id
-RETRYABLE = {"ratelimited", "rate_limited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
+RETRYABLE = {
+    "ratelimited",
+    "rate_limited",
+    "fatal_error",
+    "internal_error",
+    "service_unavailable",
+    "request_timeout",
+}
 BLOCK_ERRORS = {"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"}
 FIXES = {
     "channel_not_found": "check slack_channel in the subscription file, and invite the bot to that channel (/invite @yourbot)",
@@ -52,20 +59,32 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class _AnyServerError(ServerErrorRetryHandler):
     """Retry on any 5xx, not only 500 and 503."""
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         return response is not None and response.status_code >= 500
 
 
 def retry_handlers() -> list[RetryHandler]:
     """slack-sdk's retries inside one send: 429 waits Retry-After; 5xx and lost connections back off."""
-    return [ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3),
-            _AnyServerError(max_retry_count=2)]
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        _AnyServerError(max_retry_count=2),
+    ]
 
 
 def metadata(digest: Digest, part: int = 1, parts: int = 1) -> dict[str, Any]:
     """The message metadata that carries the digest id (found again by `already_delivered`)."""
-    return {"event_type": EVENT_TYPE, "event_payload": {"digest_id": digest.id, "part": part, "parts": parts}}
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"digest_id": digest.id, "part": part, "parts": parts},
+    }
 
 
 def _plain(message: dict[str, Any]) -> str:
@@ -80,11 +99,18 @@ class Slack(Channel):
 
     fields = (
         Field("slack_channel", 'slack_channel = "#…"'),
-        Field("slack_webhook_env", 'slack_webhook_env = "VAR"', lambda v: bool(_ENV_NAME.match(v)),
-              "an environment variable name", 'slack_webhook_env = "SLACK_WEBHOOK_ALICE"'),
+        Field(
+            "slack_webhook_env",
+            'slack_webhook_env = "VAR"',
+            lambda v: bool(_ENV_NAME.match(v)),
+            "an environment variable name",
+            'slack_webhook_env = "SLACK_WEBHOOK_ALICE"',
+        ),
     )
     destination = "a Slack destination"
-    rate_limit = Rate(per_second=1.0 / CHANNEL_INTERVAL, per_destination=True)  # one bucket per Slack channel
+    rate_limit = Rate(
+        per_second=1.0 / CHANNEL_INTERVAL, per_destination=True
+    )  # one bucket per Slack channel
     limits = Limits(max_blocks=SLACK_MAX_BLOCKS, max_chars=SLACK_MESSAGE_CHARS)
     settings_table = "slack"
     settings_keys: ClassVar[dict[str, str]] = {"api_url": "slack_api_url"}
@@ -93,7 +119,9 @@ class Slack(Channel):
     def ready(cls, subscriber: Subscriber, settings: Settings) -> bool:
         """A webhook whose variable is set, or a channel with SLACK_BOT_TOKEN."""
         env = subscriber.slack_webhook_env
-        return bool(env and settings.environ.get(env)) or bool(subscriber.slack_channel and settings.slack_token)
+        return bool(env and settings.environ.get(env)) or bool(
+            subscriber.slack_channel and settings.slack_token
+        )
 
     @classmethod
     def render(cls, digest: Digest, settings: Settings) -> list[dict[str, Any]]:
@@ -105,18 +133,29 @@ class Slack(Channel):
         """What chat.postMessage would get: the first message, then the replies in its thread."""
         messages = cls.render(digest, settings)
         sub = digest.subscriber
-        payload = {"channel": sub.slack_channel or f"${sub.slack_webhook_env}",
-                   **messages[0], "metadata": metadata(digest, 1, len(messages)),
-                   "thread": [{**m, "metadata": metadata(digest, i, len(messages))}
-                              for i, m in enumerate(messages[1:], 2)]}
+        payload = {
+            "channel": sub.slack_channel or f"${sub.slack_webhook_env}",
+            **messages[0],
+            "metadata": metadata(digest, 1, len(messages)),
+            "thread": [
+                {**m, "metadata": metadata(digest, i, len(messages))}
+                for i, m in enumerate(messages[1:], 2)
+            ],
+        }
         return json.dumps(payload, ensure_ascii=False, indent=2).encode()
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.client = WebClient(token=settings.slack_token or None, base_url=settings.slack_api_url,
-                                timeout=TIMEOUT, retry_handlers=retry_handlers())
+        self.client = WebClient(
+            token=settings.slack_token or None,
+            base_url=settings.slack_api_url,
+            timeout=TIMEOUT,
+            retry_handlers=retry_handlers(),
+        )
         self._ids: dict[str, str] = {}  # channel name → id
-        self._progress: dict[str, tuple[str, str, int]] = {}  # digest id → (channel id, first ts, parts sent)
+        self._progress: dict[
+            str, tuple[str, str, int]
+        ] = {}  # digest id → (channel id, first ts, parts sent)
 
     def _webhook(self, digest: Digest) -> str:
         env = digest.subscriber.slack_webhook_env
@@ -138,18 +177,35 @@ class Slack(Channel):
         self._progress.pop(digest.id, None)
         return Receipt("slack", sub.slack_channel, first_ts)
 
-    def _post(self, channel: str, message: dict[str, Any], meta: dict[str, Any], thread_ts: str) -> dict[str, Any]:
+    def _post(
+        self, channel: str, message: dict[str, Any], meta: dict[str, Any], thread_ts: str
+    ) -> dict[str, Any]:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
         try:
             try:
-                resp = self.client.chat_postMessage(channel=channel, text=message["text"], blocks=message["blocks"],
-                                                    metadata=meta, unfurl_links=False, **extra)
+                resp = self.client.chat_postMessage(
+                    channel=channel,
+                    text=message["text"],
+                    blocks=message["blocks"],
+                    metadata=meta,
+                    unfurl_links=False,
+                    **extra,
+                )
             except SlackApiError as e:
                 if _code(e) not in BLOCK_ERRORS:
                     raise
-                log.warning("Slack refused the blocks (%s %s); posting plain text instead", _code(e), _details(e))
-                resp = self.client.chat_postMessage(channel=channel, text=_plain(message), metadata=meta,
-                                                    unfurl_links=False, **extra)
+                log.warning(
+                    "Slack refused the blocks (%s %s); posting plain text instead",
+                    _code(e),
+                    _details(e),
+                )
+                resp = self.client.chat_postMessage(
+                    channel=channel,
+                    text=_plain(message),
+                    metadata=meta,
+                    unfurl_links=False,
+                    **extra,
+                )
         except SlackApiError as e:
             raise _classify(e, channel) from e
         except OSError as e:
@@ -158,21 +214,33 @@ class Slack(Channel):
 
     def _send_webhook(self, digest: Digest, messages: list[dict[str, Any]]) -> Receipt:
         env = digest.subscriber.slack_webhook_env
-        hook = WebhookClient(self._webhook(digest), timeout=TIMEOUT, retry_handlers=retry_handlers())
+        hook = WebhookClient(
+            self._webhook(digest), timeout=TIMEOUT, retry_handlers=retry_handlers()
+        )
         done = self._progress.get(digest.id, ("", "", 0))[2]
         for i, message in enumerate(messages[done:], done):
             self.wait_turn(digest)
             try:
-                resp = hook.send(text=message["text"], blocks=message["blocks"], metadata=metadata(digest, i + 1, len(messages)))
+                resp = hook.send(
+                    text=message["text"],
+                    blocks=message["blocks"],
+                    metadata=metadata(digest, i + 1, len(messages)),
+                )
             except OSError as e:
-                raise TransientSendError(f"the Slack webhook in ${env} is unreachable ({e}); will retry") from e
+                raise TransientSendError(
+                    f"the Slack webhook in ${env} is unreachable ({e}); will retry"
+                ) from e
             # A webhook answers errors without raising: only 200 with "ok" is a success.
             if resp.status_code != 200 or resp.body.strip() != "ok":
                 body = resp.body.strip()[:200]
                 if resp.status_code == 429 or resp.status_code >= 500:
-                    raise TransientSendError(f"the Slack webhook in ${env} answered {resp.status_code} {body}; will retry")
-                raise PermanentSendError(f"the Slack webhook in ${env} answered {resp.status_code} {body}; "
-                                         f"check the webhook URL in ${env} (Slack app → Incoming Webhooks)")
+                    raise TransientSendError(
+                        f"the Slack webhook in ${env} answered {resp.status_code} {body}; will retry"
+                    )
+                raise PermanentSendError(
+                    f"the Slack webhook in ${env} answered {resp.status_code} {body}; "
+                    f"check the webhook URL in ${env} (Slack app → Incoming Webhooks)"
+                )
             self._progress[digest.id] = ("", "", i + 1)
         self._progress.pop(digest.id, None)
         return Receipt("slack", f"${env}", "ok")
@@ -185,8 +253,12 @@ class Slack(Channel):
         if name not in self._ids:
             cursor = None
             while True:
-                resp = self.client.conversations_list(types="public_channel,private_channel", limit=1000,
-                                                      exclude_archived=True, cursor=cursor)
+                resp = self.client.conversations_list(
+                    types="public_channel,private_channel",
+                    limit=1000,
+                    exclude_archived=True,
+                    cursor=cursor,
+                )
                 channels: list[dict[str, Any]] = resp.get("channels", [])
                 for c in channels:
                     self._ids[c["name"]] = c["id"]
@@ -194,7 +266,9 @@ class Slack(Channel):
                 if name in self._ids or not cursor:
                     break
         if name not in self._ids:
-            raise PermanentSendError(f"no Slack channel named {channel!r} is visible to the bot; {FIXES['channel_not_found']}")
+            raise PermanentSendError(
+                f"no Slack channel named {channel!r} is visible to the bot; {FIXES['channel_not_found']}"
+            )
         return self._ids[name]
 
     def already_delivered(self, digest: Digest) -> bool:
@@ -207,12 +281,16 @@ class Slack(Channel):
             cursor = None
             oldest = f"{digest.slot.timestamp() - 3600:.6f}"  # a digest is posted after its slot
             while True:
-                resp = self.client.conversations_history(channel=cid, oldest=oldest, limit=200,
-                                                         include_all_metadata=True, cursor=cursor)
+                resp = self.client.conversations_history(
+                    channel=cid, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor
+                )
                 messages: list[dict[str, Any]] = resp.get("messages", [])
                 for m in messages:
                     meta = m.get("metadata") or {}
-                    if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("digest_id") == digest.id:
+                    if (
+                        meta.get("event_type") == EVENT_TYPE
+                        and (meta.get("event_payload") or {}).get("digest_id") == digest.id
+                    ):
                         return True
                 cursor = (resp.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
@@ -234,7 +312,11 @@ def _code(e: SlackApiError) -> str:
 def _details(e: SlackApiError) -> str:
     if e.response is None:
         return ""
-    errors = e.response.get("errors") or (e.response.get("response_metadata") or {}).get("messages") or []
+    errors = (
+        e.response.get("errors")
+        or (e.response.get("response_metadata") or {}).get("messages")
+        or []
+    )
     return "; ".join(map(str, errors))[:500]
 
 
@@ -244,9 +326,12 @@ def _classify(e: SlackApiError, channel: str) -> SendError:
     status = e.response.status_code if e.response is not None else 0
     if status == 429 or status >= 500 or code in RETRYABLE:
         # The pipeline waits at least this long before its next try (Slack's Retry-After).
-        return TransientSendError(f"Slack answered {status} {code or '(no error code)'}; will retry",
-                                  retry_after=header_seconds(e.response.headers if e.response is not None else {}))
+        return TransientSendError(
+            f"Slack answered {status} {code or '(no error code)'}; will retry",
+            retry_after=header_seconds(e.response.headers if e.response is not None else {}),
+        )
     fix = FIXES.get(code, "see https://api.slack.com/methods/chat.postMessage#errors")
     detail = _details(e)
-    return PermanentSendError(f"Slack refused the post to {channel}: {code or status}{f' ({detail})' if detail else ''}; {fix}")
-
+    return PermanentSendError(
+        f"Slack refused the post to {channel}: {code or status}{f' ({detail})' if detail else ''}; {fix}"
+    )

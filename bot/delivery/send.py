@@ -213,7 +213,10 @@ class Sender:
                 if attempt + 1 < self.retry.attempts:
                     # The server may say how long to wait (Slack's Retry-After): never sooner.
                     self.sleep(
-                        max(self.retry.delay(attempt), e.retry_after if isinstance(e, TransientSendError) else 0.0)
+                        max(
+                            self.retry.delay(attempt),
+                            e.retry_after if isinstance(e, TransientSendError) else 0.0,
+                        )
                     )
                     continue
                 # Out of tries: stays pending, and the lease is let go so the next run retries it.

@@ -15,6 +15,13 @@ from .worker import run_task
 
 def require_pool(settings: Settings) -> None:
     """Refuse to run a worker pool on settings that cannot carry one, saying the fix."""
+    try:
+        import celery  # noqa: F401 - only to know it is there
+    except ImportError:
+        raise BotError(
+            "the worker pool needs Celery, which is not installed; pip install 'digestbot[pool]' "
+            "(from the repository: pip install '.[pool]')"
+        ) from None
     if not settings.broker_url:
         raise BotError(
             "no broker for the worker pool; set DIGESTBOT_BROKER_URL, e.g. "
@@ -30,9 +37,9 @@ def require_pool(settings: Settings) -> None:
 
 def make_app(settings: Settings) -> Any:
     """The Celery app of this deployment, with the delivery task registered."""
+    require_pool(settings)
     from celery import Celery
 
-    require_pool(settings)
     app = Celery("digestbot", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,  # acknowledge after the task ran: a killed worker's task comes back

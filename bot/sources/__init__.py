@@ -55,9 +55,15 @@ def _clean_entry(e: Entry) -> Entry:
     if all(_clean(f) is f for f in fields) and _clean_value(e.extra) is e.extra:
         return e  # the common case: nothing to remove, no copy
     return replace(
-        e, id=strip_controls(e.id), title=_clean(e.title), summary=_clean(e.summary), url=_clean(e.url),
-        source=_clean(e.source), authors=tuple(a for a in map(_clean, e.authors) if a),
-        tags=tuple(t for t in map(_clean, e.tags) if t), extra=_clean_value(e.extra),
+        e,
+        id=strip_controls(e.id),
+        title=_clean(e.title),
+        summary=_clean(e.summary),
+        url=_clean(e.url),
+        source=_clean(e.source),
+        authors=tuple(a for a in map(_clean, e.authors) if a),
+        tags=tuple(t for t in map(_clean, e.tags) if t),
+        extra=_clean_value(e.extra),
     )
 
 
@@ -72,11 +78,17 @@ def _clean_value(value: Any) -> Any:
         return _clean(value)
     if isinstance(value, Mapping):
         items = [(_clean_value(k), _clean_value(v)) for k, v in value.items()]
-        same = all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True))
+        same = all(
+            k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)
+        )
         return value if same else dict(items)
     if isinstance(value, list | tuple):
         cleaned = [_clean_value(v) for v in value]
-        return value if all(a is b for a, b in zip(cleaned, value, strict=True)) else type(value)(cleaned)
+        return (
+            value
+            if all(a is b for a, b in zip(cleaned, value, strict=True))
+            else type(value)(cleaned)
+        )
     return value
 
 
@@ -111,14 +123,22 @@ def _check_option(source: Source, key: str, default: Any, value: Any) -> None:
     elif isinstance(default, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(default, int | float):
-        ok, kind = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0, "a number ≥ 0"
+        ok, kind = (
+            isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
+            "a number ≥ 0",
+        )
     elif isinstance(default, str) and key in source.list_options:
-        ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        )
         kind = "a string or a list of strings"
     else:
         ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
     if not ok:
-        raise SourceError(source.name, f"{key} = {value!r} is not {kind}; write e.g. {key} = {default!r} in its [[sources]] table")
+        raise SourceError(
+            source.name,
+            f"{key} = {value!r} is not {kind}; write e.g. {key} = {default!r} in its [[sources]] table",
+        )
 
 
 SOURCES: dict[str, type[Source]] = {}

@@ -28,8 +28,19 @@ AUTHOR_RUN = 64
 MAX_DEPTH = 256  # deeper elements share their parent's budget
 
 # Elements whose text feedparser runs its e-mail pattern over (by local name, any namespace).
-AUTHOR_FIELDS = frozenset({"author", "creator", "managingeditor", "webmaster", "publisher", "owner",
-                           "contributor", "name", "email"})
+AUTHOR_FIELDS = frozenset(
+    {
+        "author",
+        "creator",
+        "managingeditor",
+        "webmaster",
+        "publisher",
+        "owner",
+        "contributor",
+        "name",
+        "email",
+    }
+)
 _FIRST_ELEMENT = re.compile(r"<\w")  # as feedparser's replace_doctype finds the end of the prolog
 _XML_DECL = re.compile(r"(?:\xef\xbb\xbf|\ufeff)?\s*<\?xml[^<>]{0,300}\?>")
 _ONE_CHARACTER = re.compile(r"[^&]{0,4}|&#\d{1,7};|&#x[0-9a-fA-F]{1,6};")  # 4: one UTF-8 character
@@ -40,7 +51,12 @@ _RUN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-
 _RUN_CLASS = r"[A-Za-z0-9._+\-]"
 # A run longer than AUTHOR_RUN, found from its first character only (so the search is linear).
 _LONG_RUN = re.compile(rf"(?<!{_RUN_CLASS}){_RUN_CLASS}{{{AUTHOR_RUN + 1},}}")
-_SPECIAL = (("<![CDATA[", "]]>"), ("<!--", "-->"), ("<?", "?>"), ("<!", ">"))  # markup that is no tag
+_SPECIAL = (
+    ("<![CDATA[", "]]>"),
+    ("<!--", "-->"),
+    ("<?", "?>"),
+    ("<!", ">"),
+)  # markup that is no tag
 _PREDEFINED = ("&amp;", "&lt;", "&gt;", "&quot;", "&apos;")
 _REF_AS_RUN = str.maketrans({"&": "a", "#": "a", ";": "a"})
 
@@ -68,10 +84,14 @@ def cap_feed(content: bytes) -> tuple[bytes, list[str]]:
 
 
 _ENCODINGS = (  # (first bytes, codec, length of the byte order mark to keep aside)
-    (b"\x00\x00\xfe\xff", "utf-32-be", 4), (b"\xff\xfe\x00\x00", "utf-32-le", 4),
-    (b"\xfe\xff", "utf-16-be", 2), (b"\xff\xfe", "utf-16-le", 2),
-    (b"\x00\x00\x00<", "utf-32-be", 0), (b"<\x00\x00\x00", "utf-32-le", 0),
-    (b"\x00<\x00?", "utf-16-be", 0), (b"<\x00?\x00", "utf-16-le", 0),
+    (b"\x00\x00\xfe\xff", "utf-32-be", 4),
+    (b"\xff\xfe\x00\x00", "utf-32-le", 4),
+    (b"\xfe\xff", "utf-16-be", 2),
+    (b"\xff\xfe", "utf-16-le", 2),
+    (b"\x00\x00\x00<", "utf-32-be", 0),
+    (b"<\x00\x00\x00", "utf-32-le", 0),
+    (b"\x00<\x00?", "utf-16-be", 0),
+    (b"<\x00?\x00", "utf-16-le", 0),
 )
 
 
@@ -138,7 +158,7 @@ class _Capper:
     def markup(self, lt: int) -> int:
         """Copy (or trim) the markup that starts at `lt`; return where the scan goes on."""
         text = self.text
-        special = text[lt + 1: lt + 2] in ("!", "?")
+        special = text[lt + 1 : lt + 2] in ("!", "?")
         for opener, closer in _SPECIAL if special else ():
             if text.startswith(opener, lt):
                 end = self.find(closer, lt + len(opener))
@@ -147,16 +167,16 @@ class _Capper:
                     return len(text)
                 if opener == "<![CDATA[":
                     self.out.append(opener)
-                    self.chars(text[lt + len(opener): end])
+                    self.chars(text[lt + len(opener) : end])
                     self.out.append(closer)
                 else:
-                    self.out.append(text[lt: end + len(closer)])
+                    self.out.append(text[lt : end + len(closer)])
                 return end + len(closer)
         end = self.find(">", lt + 1)
         if end == -1:
             self.chars(text[lt:])
             return len(text)
-        self.out.append(text[lt: end + 1])
+        self.out.append(text[lt : end + 1])
         self.tag(text, lt, end)
         return end + 1
 
@@ -199,10 +219,14 @@ class _Capper:
         """
         probe = _probe(chunk)
         lead = len(probe) - len(probe.lstrip(_RUN_CHARS))
-        cuts: list[tuple[int, int, int]] = []  # (start, end of what is kept, end) of each run too long
+        cuts: list[
+            tuple[int, int, int]
+        ] = []  # (start, end of what is kept, end) of each run too long
         if lead and frame.run + lead > AUTHOR_RUN:
             cuts.append((0, max(0, AUTHOR_RUN - frame.run), lead))
-        cuts += [(m.start(), m.start() + AUTHOR_RUN, m.end()) for m in _LONG_RUN.finditer(probe, lead)]
+        cuts += [
+            (m.start(), m.start() + AUTHOR_RUN, m.end()) for m in _LONG_RUN.finditer(probe, lead)
+        ]
         if lead == len(probe):
             frame.run = min(frame.run + lead, AUTHOR_RUN)
         else:
@@ -256,7 +280,11 @@ def _safe_cut(chunk: str, size: int) -> str:
     end = size
     while 0 < end < len(chunk) and "\x80" <= chunk[end] <= "\xbf" and size - end < 3:
         end -= 1  # chunk[end] continues a character: cut before the byte it began with
-    if 0 < end < len(chunk) and "\xc0" <= chunk[end - 1] <= "\xf7" and "\x80" <= chunk[end] <= "\xbf":
+    if (
+        0 < end < len(chunk)
+        and "\xc0" <= chunk[end - 1] <= "\xf7"
+        and "\x80" <= chunk[end] <= "\xbf"
+    ):
         end -= 1
     cut = chunk[:end]
     amp = cut.rfind("&", max(0, end - 34))

@@ -84,7 +84,9 @@ def get(
     for attempt in range(retries + 1):
         pace(url, min_interval)
         try:
-            resp = http.get(url, params=params, headers=dict(headers or {}), timeout=timeout, stream=True)
+            resp = http.get(
+                url, params=params, headers=dict(headers or {}), timeout=timeout, stream=True
+            )
         except requests.Timeout as e:
             raise FetchError(f"no answer within {timeout:g} s") from e
         except requests.TooManyRedirects as e:
@@ -93,11 +95,15 @@ def get(
             raise FetchError(f"cannot connect ({type(e).__name__}: {scrub(str(e), url)})") from e
         with resp:
             if resp.status_code in RETRY_STATUSES and attempt < retries:
-                wait = seconds_to_wait(resp.headers.get("Retry-After"), backoff * 2**attempt, MAX_WAIT)
+                wait = seconds_to_wait(
+                    resp.headers.get("Retry-After"), backoff * 2**attempt, MAX_WAIT
+                )
                 waited.append(wait)
                 CLOCK.sleep(wait)
                 continue
-            content = _read_capped(resp, max_bytes, timeout, total_timeout or max(4 * timeout, 60.0))
+            content = _read_capped(
+                resp, max_bytes, timeout, total_timeout or max(4 * timeout, 60.0)
+            )
         moved = ""
         for hop in resp.history:
             if hop.status_code in (301, 308):
@@ -113,14 +119,18 @@ def _read_capped(resp: requests.Response, max_bytes: int, timeout: float, total:
     deadline = time.monotonic() + total
     declared = resp.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"the response is {int(declared):,} bytes, more than max_bytes = {max_bytes:,}{_RAISE_CAP}")
+        raise FetchError(
+            f"the response is {int(declared):,} bytes, more than max_bytes = {max_bytes:,}{_RAISE_CAP}"
+        )
     chunks: list[bytes] = []
     size = 0
     try:
         for chunk in resp.iter_content(16 * 1024):  # the deadline is checked once per chunk
             size += len(chunk)
             if size > max_bytes:
-                raise FetchError(f"the response is more than max_bytes = {max_bytes:,} bytes{_RAISE_CAP}")
+                raise FetchError(
+                    f"the response is more than max_bytes = {max_bytes:,} bytes{_RAISE_CAP}"
+                )
             if time.monotonic() > deadline:
                 raise FetchError(f"the body took more than {total:g} s to arrive")
             chunks.append(chunk)
@@ -148,7 +158,10 @@ def shown(url: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(any(w in k.lower() for w in _SECRET_PARAM) for k, _ in pairs):
-            query = urlencode([(k, "***" if any(w in k.lower() for w in _SECRET_PARAM) else v) for k, v in pairs], safe="*:+/")
+            query = urlencode(
+                [(k, "***" if any(w in k.lower() for w in _SECRET_PARAM) else v) for k, v in pairs],
+                safe="*:+/",
+            )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

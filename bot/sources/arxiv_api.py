@@ -61,8 +61,13 @@ class Arxiv(Source):
         warnings: list[str] = []
         start = 0
         while start < wanted:
-            params: dict[str, Any] = {"search_query": query, "start": start, "max_results": min(size, wanted - start),
-                      "sortBy": sort_by, "sortOrder": "descending"}
+            params: dict[str, Any] = {
+                "search_query": query,
+                "start": start,
+                "max_results": min(size, wanted - start),
+                "sortBy": sort_by,
+                "sortOrder": "descending",
+            }
             try:
                 page = self._page(url, params, delay)
             except SourceError as problem:
@@ -77,20 +82,32 @@ class Arxiv(Source):
             start += int(params["max_results"])
             if not page.entries or (page.total_results is not None and start >= page.total_results):
                 break
-            if sort_by == "submittedDate" and newest_before and any(
-                e.published and e.published <= newest_before for e in page.entries
+            if (
+                sort_by == "submittedDate"
+                and newest_before
+                and any(e.published and e.published <= newest_before for e in page.entries)
             ):
                 break  # reached what the last fetch already had
         dates = [e.published for e in found.values() if e.published]
         cursor = dict(state.cursor)
         if dates:
             cursor["newest"] = max(dates + ([newest_before] if newest_before else [])).isoformat()
-        return FetchResult(list(found.values()), FetchState(state.etag, state.last_modified, cursor), warnings=warnings)
+        return FetchResult(
+            list(found.values()),
+            FetchState(state.etag, state.last_modified, cursor),
+            warnings=warnings,
+        )
 
     def _page(self, url: str, params: dict[str, Any], delay: float) -> ParsedFeed:
         try:
-            got = get(self.http, url, params=params, timeout=float(self.settings["timeout"]),
-                      max_bytes=int(self.settings["max_bytes"]), min_interval=delay)
+            got = get(
+                self.http,
+                url,
+                params=params,
+                timeout=float(self.settings["timeout"]),
+                max_bytes=int(self.settings["max_bytes"]),
+                min_interval=delay,
+            )
         except FetchError as e:
             raise SourceError(self.name, f"{shown(url)}: {e}; try again later") from e
         try:

@@ -22,10 +22,14 @@ from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
 
 # arXiv listing descriptions start "arXiv:2401.12345v2 Announce Type: replace \nAbstract: ".
-_ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE)
+_ANNOUNCE = re.compile(
+    r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE
+)
 # Old (pre-2024) arXiv RDF titles end "(arXiv:1805.08875v1 [hep-ex] CROSS LISTED)".
 _OLD_ARXIV_TITLE = re.compile(
-    r"\s*\(arXiv:(?P<id>[^\s()\[\]]+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$", re.IGNORECASE)
+    r"\s*\(arXiv:(?P<id>[^\s()\[\]]+?)\s*\[(?P<cat>[^\]]*)\]\s*(?P<kind>UPDATED|CROSS LISTED)?\)\s*$",
+    re.IGNORECASE,
+)
 _OLD_KIND = {"": "new", "UPDATED": "replace", "CROSS LISTED": "cross"}
 _ARXIV_ERROR = re.compile(r"^https?://arxiv\.org/api/errors", re.IGNORECASE)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:\-]+)", re.IGNORECASE)
@@ -85,7 +89,11 @@ def _base_for(parsed: Any, url: str) -> str:
 
 
 def read_feed(
-    content: bytes, url: str = "", source: str = "", headers: Mapping[str, str] | None = None, key: str = ""
+    content: bytes,
+    url: str = "",
+    source: str = "",
+    headers: Mapping[str, str] | None = None,
+    key: str = "",
 ) -> ParsedFeed:
     """Parse the bytes of an RSS/Atom feed into entries, with warnings for what was wrong.
 
@@ -109,7 +117,9 @@ def read_feed(
     if parsed.get("bozo"):
         if not parsed.entries and not (isinstance(problem, _HARMLESS) and parsed.get("version")):
             raise ValueError(f"not a readable RSS/Atom feed ({problem})")
-        warnings.append(f"the feed is not well-formed ({problem}); used the {len(parsed.entries)} entries it has")
+        warnings.append(
+            f"the feed is not well-formed ({problem}); used the {len(parsed.entries)} entries it has"
+        )
     elif not parsed.get("version") and not parsed.entries:
         raise ValueError("not an RSS or Atom feed (no <rss>, <rdf:RDF> or <feed> element)")
     feed = parsed.get("feed") or {}
@@ -129,13 +139,22 @@ def read_feed(
             continue
         entries[entry.id] = entry
     total = str(feed.get("opensearch_totalresults", "")).strip()
-    return ParsedFeed(plain_text(feed.get("title"), feed.get("title_detail")), str(feed.get("link", "")),
-                      list(entries.values()), warnings, str(parsed.get("version", "")),
-                      int(total) if total.isdigit() else None)
+    return ParsedFeed(
+        plain_text(feed.get("title"), feed.get("title_detail")),
+        str(feed.get("link", "")),
+        list(entries.values()),
+        warnings,
+        str(parsed.get("version", "")),
+        int(total) if total.isdigit() else None,
+    )
 
 
 def parse_feed(
-    content: bytes, url: str = "", source: str = "", headers: Mapping[str, str] | None = None, key: str = ""
+    content: bytes,
+    url: str = "",
+    source: str = "",
+    headers: Mapping[str, str] | None = None,
+    key: str = "",
 ) -> tuple[list[Entry], list[str]]:
     """Entries and warnings from the bytes of an RSS/Atom feed (see `read_feed`)."""
     feed = read_feed(content, url, source, headers, key)
@@ -167,7 +186,7 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
     m = _ANNOUNCE.match(summary)
     if m:
         announce = announce or m.group("type")
-        summary = summary[m.end():]
+        summary = summary[m.end() :]
     old = _OLD_ARXIV_TITLE.search(title)
     if old:
         title = title[: old.start()]
@@ -187,14 +206,22 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
     elif guid:
         # A guid with a scheme (URL, tag:, urn:) is global; a bare one ("abc", "1234") only
         # means something inside its feed, so it is scoped by the feed's address.
-        eid = canonical_id(guid, "") if _SCHEME.match(guid) else f"{ctx.key}#{guid}" if ctx.key else guid
+        eid = (
+            canonical_id(guid, "")
+            if _SCHEME.match(guid)
+            else f"{ctx.key}#{guid}"
+            if ctx.key
+            else guid
+        )
     elif link:
         eid = canonical_id("", link)
     elif title or summary:
         # Neither guid nor link: the title is the only identity the item has.
         eid = f"{ctx.key}#title:{(title or summary)[:200]}"
-        warnings.append(f"an entry has neither guid nor link; it is known by its text {(title or summary)[:60]!r}, "
-                        "so an edit to it will look like a new entry")
+        warnings.append(
+            f"an entry has neither guid nor link; it is known by its text {(title or summary)[:60]!r}, "
+            "so an edit to it will look like a new entry"
+        )
     else:
         warnings.append("skipped an empty entry (no id, link, title or summary)")
         return None
@@ -202,8 +229,11 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
     for lk in e.get("links") or []:
         if lk.get("title") == "pdf" and lk.get("href"):
             extra["pdf_url"] = lk["href"]
-    for name, value in (("doi", e.get("arxiv_doi")), ("comment", e.get("arxiv_comment")),
-                        ("journal_ref", e.get("arxiv_journal_ref"))):
+    for name, value in (
+        ("doi", e.get("arxiv_doi")),
+        ("comment", e.get("arxiv_comment")),
+        ("journal_ref", e.get("arxiv_journal_ref")),
+    ):
         if value:
             extra[name] = squash(value)
     primary = (e.get("arxiv_primary_category") or {}).get("term")
@@ -213,8 +243,15 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
     if published is None and paper and announce:
         published = ctx.feed_date  # old arXiv RDF items carry no date; the channel does
     return Entry(
-        id=eid, title=title, summary=summary, url=link, authors=_authors(e, bool(paper)),
-        published=published, source=ctx.source, tags=unique(tags), extra=extra,
+        id=eid,
+        title=title,
+        summary=summary,
+        url=link,
+        authors=_authors(e, bool(paper)),
+        published=published,
+        source=ctx.source,
+        tags=unique(tags),
+        extra=extra,
     )
 
 
@@ -241,18 +278,30 @@ class Rss(Source):
         return fetch_feed(self, str(self.settings["url"]), state)
 
 
-def fetch_feed(source: Source, url: str, state: FetchState, min_interval: float = 0.0) -> FetchResult:
+def fetch_feed(
+    source: Source, url: str, state: FetchState, min_interval: float = 0.0
+) -> FetchResult:
     """Fetch and parse one feed for `source`, keeping ETag and Last-Modified for the next time."""
-    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
+    headers = {
+        "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+    }
     if state.etag:
         headers["If-None-Match"] = state.etag
     if state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
     try:
-        got = get(source.http, url, headers=headers, timeout=float(source.settings["timeout"]),
-                  max_bytes=int(source.settings["max_bytes"]), min_interval=min_interval)
+        got = get(
+            source.http,
+            url,
+            headers=headers,
+            timeout=float(source.settings["timeout"]),
+            max_bytes=int(source.settings["max_bytes"]),
+            min_interval=min_interval,
+        )
     except FetchError as e:
-        raise SourceError(source.name, f"{shown(url)}: {e}; check the url or try again later") from e
+        raise SourceError(
+            source.name, f"{shown(url)}: {e}; check the url or try again later"
+        ) from e
     if got.status == 304:
         return FetchResult([], state, not_modified=True)
     if not 200 <= got.status < 300:
@@ -260,8 +309,14 @@ def fetch_feed(source: Source, url: str, state: FetchState, min_interval: float 
     try:
         feed = read_feed(got.content, got.url, source.name, got.headers, key=url)
     except ValueError as e:
-        raise SourceError(source.name, f"{shown(url)}: {e}; check that the url gives a feed, not a web page") from e
+        raise SourceError(
+            source.name, f"{shown(url)}: {e}; check that the url gives a feed, not a web page"
+        ) from e
     if got.moved_to:
-        feed.warnings.append(f"the feed moved permanently to {shown(got.moved_to)}; put that url in the config")
-    new_state = FetchState(got.headers.get("ETag", ""), got.headers.get("Last-Modified", ""), dict(state.cursor))
+        feed.warnings.append(
+            f"the feed moved permanently to {shown(got.moved_to)}; put that url in the config"
+        )
+    new_state = FetchState(
+        got.headers.get("ETag", ""), got.headers.get("Last-Modified", ""), dict(state.cursor)
+    )
     return FetchResult(feed.entries, new_state, warnings=feed.warnings)

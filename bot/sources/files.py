@@ -27,7 +27,9 @@ def read_entries(path: str | Path, source: str = "") -> tuple[list[Entry], list[
         else:
             entries, warnings = parse_feed(content, p.resolve().as_uri(), source or p.stem)
     except ValueError as e:
-        raise SourceError(source or p.name, f"{p}: {e}; give an RSS/Atom file or HF daily-papers JSON") from e
+        raise SourceError(
+            source or p.name, f"{p}: {e}; give an RSS/Atom file or HF daily-papers JSON"
+        ) from e
     return clean_entries(entries), warnings
 
 

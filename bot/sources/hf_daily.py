@@ -57,7 +57,9 @@ def read_daily_papers(data: Any, source: str = "hf-daily") -> tuple[list[Entry],
         try:
             entry = _paper_entry(item, source)
         except (_Malformed, TypeError, AttributeError, ValueError) as e:
-            warnings.append(f"skipped item {n} of the daily papers ({_label(item)}): {e}; the API sent a malformed item")
+            warnings.append(
+                f"skipped item {n} of the daily papers ({_label(item)}): {e}; the API sent a malformed item"
+            )
             continue
         entries.setdefault(entry.id, entry)
     return list(entries.values()), warnings
@@ -81,10 +83,14 @@ def _label(item: Any) -> str:
 def _kind(value: Any) -> str:
     """A JSON value's type in JSON's words."""
     names = {bool: "a boolean", dict: "an object", list: "an array", str: "a string"}
-    return names.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)
+    return names.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )
 
 
-def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str = "paper") -> Any:
+def _field(
+    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str = "paper"
+) -> Any:
     """`obj[key]` when it is absent, null or of `kind`; else `_Malformed` naming the field."""
     value = obj.get(key)
     if value is not None and not isinstance(value, kind):
@@ -108,12 +114,24 @@ def _paper_entry(item: Any, source: str) -> Entry:
     if title is None:
         title = _field(item, "title", (str, int, float), "item") or ""
     # Hidden authors only hide their HF profile; they are still the paper's authors.
-    authors = unique([squash(a["name"]) for a in _field(paper, "authors", list) or []
-                      if isinstance(a, dict) and isinstance(a.get("name"), str)])
-    extra: dict[str, Any] = {"hf_url": PAPER_PAGE.format(pid), "upvotes": _int(paper.get("upvotes"))}
-    for key, name in (("ai_keywords", "ai_keywords"), ("githubRepo", "github_repo"),
-                      ("githubStars", "github_stars"), ("ai_summary", "ai_summary"),
-                      ("projectPage", "project_page")):
+    authors = unique(
+        [
+            squash(a["name"])
+            for a in _field(paper, "authors", list) or []
+            if isinstance(a, dict) and isinstance(a.get("name"), str)
+        ]
+    )
+    extra: dict[str, Any] = {
+        "hf_url": PAPER_PAGE.format(pid),
+        "upvotes": _int(paper.get("upvotes")),
+    }
+    for key, name in (
+        ("ai_keywords", "ai_keywords"),
+        ("githubRepo", "github_repo"),
+        ("githubStars", "github_stars"),
+        ("ai_summary", "ai_summary"),
+        ("projectPage", "project_page"),
+    ):
         if paper.get(key) not in (None, "", []):
             extra[name] = paper[key]
     if item.get("numComments"):
@@ -129,8 +147,11 @@ def _paper_entry(item: Any, source: str) -> Entry:
         url=f"https://arxiv.org/abs/{pid}",
         authors=authors,
         # The day it was featured; the 2024 schema has only the top-level submission time.
-        published=(_when(paper.get("submittedOnDailyAt")) or _when(item.get("publishedAt"))
-                   or _when(paper.get("publishedAt"))),
+        published=(
+            _when(paper.get("submittedOnDailyAt"))
+            or _when(item.get("publishedAt"))
+            or _when(paper.get("publishedAt"))
+        ),
         source=source,
         tags=unique([squash(str(k)) for k in keywords if isinstance(k, str | int | float)]),
         extra=extra,
@@ -141,7 +162,13 @@ def _paper_entry(item: Any, source: str) -> Entry:
 class HfDaily(Source):
     """The Hugging Face Daily Papers API, one request per featured day."""
 
-    options: ClassVar[dict[str, Any]] = {"url": API_URL, "limit": 100, "days": 3, "timeout": 30, "max_bytes": 20_000_000}
+    options: ClassVar[dict[str, Any]] = {
+        "url": API_URL,
+        "limit": 100,
+        "days": 3,
+        "timeout": 30,
+        "max_bytes": 20_000_000,
+    }
 
     def fetch(self, state: FetchState) -> FetchResult:
         """Fetch each day from the last one fetched (again: late papers, new upvotes) to today."""
@@ -163,18 +190,28 @@ class HfDaily(Source):
             warnings.extend(f"{day}: {p}" for p in problems)
             day += timedelta(days=1)
         cursor = {**state.cursor, "last_day": today.isoformat()}
-        return FetchResult(entries, FetchState(state.etag, state.last_modified, cursor), warnings=warnings)
+        return FetchResult(
+            entries, FetchState(state.etag, state.last_modified, cursor), warnings=warnings
+        )
 
     def _day(self, day: date) -> tuple[list[Entry], list[str]]:
         url = str(self.settings["url"])
         params = {"date": day.isoformat(), "limit": int(self.settings["limit"])}
         try:
-            got = get(self.http, url, params=params, headers={"Accept": "application/json"},
-                      timeout=float(self.settings["timeout"]), max_bytes=int(self.settings["max_bytes"]))
+            got = get(
+                self.http,
+                url,
+                params=params,
+                headers={"Accept": "application/json"},
+                timeout=float(self.settings["timeout"]),
+                max_bytes=int(self.settings["max_bytes"]),
+            )
         except FetchError as e:
             raise SourceError(self.name, f"{shown(url)}: {e}; try again later") from e
         if got.status != 200:
-            raise SourceError(self.name, f"{shown(url)} (date={day}): {describe_status(got.status)}")
+            raise SourceError(
+                self.name, f"{shown(url)} (date={day}): {describe_status(got.status)}"
+            )
         try:
             return read_daily_papers(json.loads(got.content), self.name)
         except ValueError as e:  # JSONDecodeError is a ValueError

@@ -30,10 +30,30 @@ from ._schema import (
 from ._web import WebRecords, WebSubscriberRow
 
 __all__ = [
-    "RETRY_DELAYS", "SCHEMA_VERSION", "DigestRow", "SourceStatus", "Store", "UTCDateTime",
-    "WebSubscriberRow", "deliveries", "digest_id", "digests", "entries", "feedback", "merge_entry",
-    "metadata", "migrate", "open_store", "rate_events", "retrying", "schema_version", "source_state",
-    "sqlite_path", "subscriber_status", "used_tokens", "web_subscribers",
+    "RETRY_DELAYS",
+    "SCHEMA_VERSION",
+    "DigestRow",
+    "SourceStatus",
+    "Store",
+    "UTCDateTime",
+    "WebSubscriberRow",
+    "deliveries",
+    "digest_id",
+    "digests",
+    "entries",
+    "feedback",
+    "merge_entry",
+    "metadata",
+    "migrate",
+    "open_store",
+    "rate_events",
+    "retrying",
+    "schema_version",
+    "source_state",
+    "sqlite_path",
+    "subscriber_status",
+    "used_tokens",
+    "web_subscribers",
 ]
 
 

@@ -33,7 +33,17 @@ def _transient(e: StoreError) -> bool:
         return False
     message = str(cause.orig).lower()
     return bool(cause.connection_invalidated) or any(
-        w in message for w in ("locked", "busy", "connection", "server closed", "terminat", "shutdown", "timeout"))
+        w in message
+        for w in (
+            "locked",
+            "busy",
+            "connection",
+            "server closed",
+            "terminat",
+            "shutdown",
+            "timeout",
+        )
+    )
 
 
 def _again_on_conflict(method: Callable[_P, _T]) -> Callable[_P, _T]:
@@ -84,7 +94,7 @@ BATCH = 500  # ids per `IN (...)` list: well within every backend's limit on bou
 def _batches(ids: list[str]) -> Iterator[list[str]]:
     """`ids` in slices of at most BATCH, one `IN (...)` query each."""
     for i in range(0, len(ids), BATCH):
-        yield ids[i:i + BATCH]
+        yield ids[i : i + BATCH]
 
 
 def _engine_options(url: str) -> dict[str, Any]:
@@ -116,13 +126,16 @@ def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
 def _open_engine(url: str, sqlite_synchronous: str) -> Engine:
     """The engine for `url`, with digestbot's SQLite pragmas and BEGIN IMMEDIATE."""
     if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
-        raise StoreError(f"SQLite synchronous mode {sqlite_synchronous!r} is not one of "
-                         f"{', '.join(SQLITE_SYNCHRONOUS)}; set database_sqlite_synchronous to one of them")
+        raise StoreError(
+            f"SQLite synchronous mode {sqlite_synchronous!r} is not one of "
+            f"{', '.join(SQLITE_SYNCHRONOUS)}; set database_sqlite_synchronous to one of them"
+        )
     try:
         engine = create_engine(url, **_engine_options(url))
     except (SQLAlchemyError, ImportError, ValueError) as e:
-        raise StoreError(f"cannot use the database URL {mask_url(url)} ({e}); "
-                         "check DIGESTBOT_DATABASE_URL") from e
+        raise StoreError(
+            f"cannot use the database URL {mask_url(url)} ({e}); check DIGESTBOT_DATABASE_URL"
+        ) from e
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous.upper()))
         # BEGIN IMMEDIATE: take the write lock at the start, so two processes queue on the
@@ -131,8 +144,9 @@ def _open_engine(url: str, sqlite_synchronous: str) -> Engine:
     return engine
 
 
-def migrate(database: str | Engine, *, sql: bool = False,
-            sqlite_synchronous: str = "NORMAL") -> Migration:
+def migrate(
+    database: str | Engine, *, sql: bool = False, sqlite_synchronous: str = "NORMAL"
+) -> Migration:
     """Upgrade a database (URL or engine) to this digestbot's schema: `digestbot migrate`.
 
     With `sql`, nothing is changed: the result's `sql` is what the upgrade would run.
@@ -172,7 +186,9 @@ class StoreBase:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as e:
-            raise StoreError(f"the database {mask_url(self.url)} failed ({e.orig}); check that it is reachable and try again") from e
+            raise StoreError(
+                f"the database {mask_url(self.url)} failed ({e.orig}); check that it is reachable and try again"
+            ) from e
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -29,17 +29,29 @@ class SourceStatus:
 
 def _entry_row(e: Entry, now: datetime) -> dict[str, Any]:
     return {
-        "id": e.id, "title": e.title, "summary": e.summary, "url": e.url,
-        "authors": json.dumps(list(e.authors)), "published": e.published or now,
-        "source": e.source, "tags": json.dumps(list(e.tags)), "extra": json.dumps(dict(e.extra)),
+        "id": e.id,
+        "title": e.title,
+        "summary": e.summary,
+        "url": e.url,
+        "authors": json.dumps(list(e.authors)),
+        "published": e.published or now,
+        "source": e.source,
+        "tags": json.dumps(list(e.tags)),
+        "extra": json.dumps(dict(e.extra)),
     }
 
 
 def _entry(row: Any) -> Entry:
     return Entry(
-        id=row.id, title=row.title, summary=row.summary, url=row.url,
-        authors=tuple(json.loads(row.authors)), published=row.published, source=row.source,
-        tags=tuple(json.loads(row.tags)), extra=json.loads(row.extra),
+        id=row.id,
+        title=row.title,
+        summary=row.summary,
+        url=row.url,
+        authors=tuple(json.loads(row.authors)),
+        published=row.published,
+        source=row.source,
+        tags=tuple(json.loads(row.tags)),
+        extra=json.loads(row.extra),
     )
 
 
@@ -69,10 +81,15 @@ def merge_entry(old: Entry, new: Entry) -> Entry:
     The store applies it to every stored entry; `digestbot match --entries` to its files.
     """
     return replace(
-        old, title=new.title or old.title, summary=new.summary or old.summary, url=new.url or old.url,
-        source=old.source or new.source, authors=old.authors or new.authors,
+        old,
+        title=new.title or old.title,
+        summary=new.summary or old.summary,
+        url=new.url or old.url,
+        source=old.source or new.source,
+        authors=old.authors or new.authors,
         tags=old.tags + tuple(t for t in new.tags if t not in old.tags),
-        extra=_merged_extra(old.extra, new.extra))
+        extra=_merged_extra(old.extra, new.extra),
+    )
 
 
 def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
@@ -83,14 +100,24 @@ def _merge(old: Any, new: dict[str, Any]) -> dict[str, Any]:
     return {k: now[k] for k in _MERGED if now[k] != was[k]}
 
 
-_MERGED = ("title", "summary", "url", "source", "authors", "tags", "extra")  # the columns merging sets
+_MERGED = (
+    "title",
+    "summary",
+    "url",
+    "source",
+    "authors",
+    "tags",
+    "extra",
+)  # the columns merging sets
 
 
 class EntryStore(StoreBase):
     """Entries and source fetch state."""
 
     @_again_on_conflict
-    def upsert_entries(self, items: Sequence[Entry], now: datetime | None = None) -> tuple[int, int, int]:
+    def upsert_entries(
+        self, items: Sequence[Entry], now: datetime | None = None
+    ) -> tuple[int, int, int]:
         """Store entries by canonical id; return (new, updated, unchanged). Later sources enrich."""
         now = now or _now()
         rows: dict[str, dict[str, Any]] = {}
@@ -108,14 +135,20 @@ class EntryStore(StoreBase):
             for batch in _batches(ids):
                 for r in conn.execute(select(entries).where(entries.c.id.in_(batch))):
                     existing[r.id] = r
-            fresh = [{**r, "first_seen": now, "updated_at": now} for k, r in rows.items() if k not in existing]
+            fresh = [
+                {**r, "first_seen": now, "updated_at": now}
+                for k, r in rows.items()
+                if k not in existing
+            ]
             if fresh:
                 conn.execute(insert(entries), fresh)
                 new = len(fresh)
             for k, old in existing.items():
                 changes = _merge(old, rows[k])
                 if changes:
-                    conn.execute(update(entries).where(entries.c.id == k).values(**changes, updated_at=now))
+                    conn.execute(
+                        update(entries).where(entries.c.id == k).values(**changes, updated_at=now)
+                    )
                     updated += 1
                 else:
                     unchanged += 1
@@ -125,7 +158,8 @@ class EntryStore(StoreBase):
         """Entries first seen or published at or after `since`, newest first."""
         with self.begin() as conn:
             rows = conn.execute(
-                select(entries).where((entries.c.first_seen >= since) | (entries.c.published >= since))
+                select(entries)
+                .where((entries.c.first_seen >= since) | (entries.c.published >= since))
                 .order_by(entries.c.published.desc(), entries.c.id)
             )
             return [_entry(r) for r in rows]
@@ -150,16 +184,30 @@ class EntryStore(StoreBase):
         return FetchState(r.etag, r.last_modified, json.loads(r.cursor))
 
     @_again_on_conflict
-    def save_fetch(self, name: str, state: FetchState | None, error: str = "", counts: dict[str, int] | None = None, now: datetime | None = None) -> None:
+    def save_fetch(
+        self,
+        name: str,
+        state: FetchState | None,
+        error: str = "",
+        counts: dict[str, int] | None = None,
+        now: datetime | None = None,
+    ) -> None:
         """Record a fetch: its new state on success, its error on failure (the old state is kept)."""
         now = now or _now()
         values: dict[str, Any] = {"last_fetch": now, "last_error": error}
         if state is not None:
-            values.update(etag=state.etag, last_modified=state.last_modified, cursor=json.dumps(state.cursor), last_success=now)
+            values.update(
+                etag=state.etag,
+                last_modified=state.last_modified,
+                cursor=json.dumps(state.cursor),
+                last_success=now,
+            )
         if counts is not None:
             values["last_counts"] = json.dumps(counts)
         with self.begin() as conn:
-            done = conn.execute(update(source_state).where(source_state.c.name == name).values(**values))
+            done = conn.execute(
+                update(source_state).where(source_state.c.name == name).values(**values)
+            )
             if done.rowcount == 0:
                 conn.execute(insert(source_state).values(name=name, **values))
 
@@ -167,4 +215,9 @@ class EntryStore(StoreBase):
         """Each source's last fetch, last success, last error and counts."""
         with self.begin() as conn:
             rows = conn.execute(select(source_state).order_by(source_state.c.name)).all()
-        return [SourceStatus(r.name, r.last_fetch, r.last_success, r.last_error, json.loads(r.last_counts)) for r in rows]
+        return [
+            SourceStatus(
+                r.name, r.last_fetch, r.last_success, r.last_error, json.loads(r.last_counts)
+            )
+            for r in rows
+        ]

@@ -26,12 +26,25 @@ def digest_id(subscriber_id: str, slot: datetime) -> str:
 
 # The statements of the hot path (claim → confirm), built once: building a statement costs more
 # than SQLite takes to run it, and a built one's compiled form is found in the engine's cache.
-_TAKEN = select(deliveries.c.entry_id).where(and_(
-    deliveries.c.subscriber_id == bindparam("sid"), deliveries.c.entry_id.in_(bindparam("eids", expanding=True))))
+_TAKEN = select(deliveries.c.entry_id).where(
+    and_(
+        deliveries.c.subscriber_id == bindparam("sid"),
+        deliveries.c.entry_id.in_(bindparam("eids", expanding=True)),
+    )
+)
 _NEW_DIGEST = insert(digests)
 _NEW_DELIVERIES = insert(deliveries)
-_SENT = update(digests).where(digests.c.id == bindparam("did")).values(
-    status=DigestStatus.SENT, sent_at=bindparam("at"), receipt=bindparam("rcpt"), reason="", attempts=digests.c.attempts + 1)
+_SENT = (
+    update(digests)
+    .where(digests.c.id == bindparam("did"))
+    .values(
+        status=DigestStatus.SENT,
+        sent_at=bindparam("at"),
+        receipt=bindparam("rcpt"),
+        reason="",
+        attempts=digests.c.attempts + 1,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +81,9 @@ class Ledger(StoreBase):
         out: dict[str, set[str]] = {s: set() for s in wanted}
         with self.begin() as conn:
             for batch in _batches(wanted):
-                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(deliveries.c.subscriber_id.in_(batch))
+                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(
+                    deliveries.c.subscriber_id.in_(batch)
+                )
                 for sid, eid in conn.execute(q):
                     out[sid].add(eid)
         return out
@@ -77,10 +92,25 @@ class Ledger(StoreBase):
     def last_slots(self) -> dict[str, datetime]:
         """Each subscriber's latest digest slot, whatever became of it."""
         with self.begin() as conn:
-            q = select(digests.c.subscriber_id, func.max(digests.c.slot)).group_by(digests.c.subscriber_id)
-            return {sid: slot.replace(tzinfo=UTC) if slot.tzinfo is None else slot for sid, slot in conn.execute(q)}
+            q = select(digests.c.subscriber_id, func.max(digests.c.slot)).group_by(
+                digests.c.subscriber_id
+            )
+            return {
+                sid: slot.replace(tzinfo=UTC) if slot.tzinfo is None else slot
+                for sid, slot in conn.execute(q)
+            }
 
-    def claim(self, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int = 0, owner: str = "", lease: timedelta = timedelta(minutes=5), now: datetime | None = None) -> Claimed | None:
+    def claim(
+        self,
+        subscriber_id: str,
+        slot: datetime,
+        items: Sequence[DigestItem],
+        channel: str,
+        more: int = 0,
+        owner: str = "",
+        lease: timedelta = timedelta(minutes=5),
+        now: datetime | None = None,
+    ) -> Claimed | None:
         """Claim (subscriber, slot) and its entries in one transaction.
 
         Returns the digest id and the items actually claimed (an entry another digest claimed
@@ -93,11 +123,24 @@ class Ledger(StoreBase):
         for delay in (*RETRY_DELAYS, None):
             try:
                 try:
-                    return self._claim(did, subscriber_id, slot, items, channel, more, owner, lease, now, look=False)
+                    return self._claim(
+                        did,
+                        subscriber_id,
+                        slot,
+                        items,
+                        channel,
+                        more,
+                        owner,
+                        lease,
+                        now,
+                        look=False,
+                    )
                 except IntegrityError:
                     # The slot is claimed, or an entry was claimed by another digest since it was
                     # chosen (rare: the planner skips delivered entries): look, and keep the rest.
-                    return self._claim(did, subscriber_id, slot, items, channel, more, owner, lease, now, look=True)
+                    return self._claim(
+                        did, subscriber_id, slot, items, channel, more, owner, lease, now, look=True
+                    )
             except IntegrityError:
                 return None
             except StoreError as e:
@@ -112,29 +155,70 @@ class Ledger(StoreBase):
                     return None
         raise AssertionError("unreachable")
 
-    def _claim(self, did: str, subscriber_id: str, slot: datetime, items: Sequence[DigestItem], channel: str, more: int, owner: str, lease: timedelta, now: datetime, look: bool) -> Claimed:
+    def _claim(
+        self,
+        did: str,
+        subscriber_id: str,
+        slot: datetime,
+        items: Sequence[DigestItem],
+        channel: str,
+        more: int,
+        owner: str,
+        lease: timedelta,
+        now: datetime,
+        look: bool,
+    ) -> Claimed:
         """One try at the claim's transaction; `look`: first drop the entries claimed already."""
         with self.begin() as conn:
             taken: set[str] = set()
             if look and items:
-                taken = {eid for (eid,) in conn.execute(_TAKEN, {"sid": subscriber_id, "eids": [i.entry.id for i in items]})}
+                taken = {
+                    eid
+                    for (eid,) in conn.execute(
+                        _TAKEN, {"sid": subscriber_id, "eids": [i.entry.id for i in items]}
+                    )
+                }
             kept = [i for i in items if i.entry.id not in taken]
-            conn.execute(_NEW_DIGEST, {
-                "id": did, "subscriber_id": subscriber_id, "slot": slot, "channel": channel, "created_at": now,
-                "status": DigestStatus.PENDING if kept else DigestStatus.EMPTY, "more": more, "owner": owner,
-                "lease_until": now + lease,
-            })
+            conn.execute(
+                _NEW_DIGEST,
+                {
+                    "id": did,
+                    "subscriber_id": subscriber_id,
+                    "slot": slot,
+                    "channel": channel,
+                    "created_at": now,
+                    "status": DigestStatus.PENDING if kept else DigestStatus.EMPTY,
+                    "more": more,
+                    "owner": owner,
+                    "lease_until": now + lease,
+                },
+            )
             if kept:
-                conn.execute(_NEW_DELIVERIES, [
-                    {"subscriber_id": subscriber_id, "entry_id": i.entry.id, "digest_id": did,
-                     "position": n, "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
-                    for n, i in enumerate(kept)
-                ])
+                conn.execute(
+                    _NEW_DELIVERIES,
+                    [
+                        {
+                            "subscriber_id": subscriber_id,
+                            "entry_id": i.entry.id,
+                            "digest_id": did,
+                            "position": n,
+                            "score": float(i.score),
+                            "why": json.dumps(list(i.why)),
+                            "topic": i.topic,
+                        }
+                        for n, i in enumerate(kept)
+                    ],
+                )
         return Claimed(did, tuple(kept))
 
     @retrying
-    def claim_many(self, claims: Sequence[Claim], owner: str = "", lease: timedelta = timedelta(minutes=5),
-                   now: datetime | None = None) -> list[Claimed | None]:
+    def claim_many(
+        self,
+        claims: Sequence[Claim],
+        owner: str = "",
+        lease: timedelta = timedelta(minutes=5),
+        now: datetime | None = None,
+    ) -> list[Claimed | None]:
         """`claim` for many digests at once, in one transaction.
 
         The same results as calling `claim` for each; if another process claims one of them
@@ -144,12 +228,27 @@ class Ledger(StoreBase):
         ids = [digest_id(c.subscriber_id, c.slot) for c in claims]
         try:
             with self.begin() as conn:
-                seen = {did for (did,) in conn.execute(select(digests.c.id).where(digests.c.id.in_(ids)))}
+                seen = {
+                    did
+                    for (did,) in conn.execute(select(digests.c.id).where(digests.c.id.in_(ids)))
+                }
                 subs = {c.subscriber_id for c in claims}
                 wanted = {i.entry.id for c in claims for i in c.items}
-                taken: set[tuple[str, str]] = {(r[0], r[1]) for r in conn.execute(
-                    select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(and_(
-                        deliveries.c.subscriber_id.in_(subs), deliveries.c.entry_id.in_(wanted))))} if wanted else set()
+                taken: set[tuple[str, str]] = (
+                    {
+                        (r[0], r[1])
+                        for r in conn.execute(
+                            select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(
+                                and_(
+                                    deliveries.c.subscriber_id.in_(subs),
+                                    deliveries.c.entry_id.in_(wanted),
+                                )
+                            )
+                        )
+                    }
+                    if wanted
+                    else set()
+                )
                 out: list[Claimed | None] = []
                 rows: list[dict[str, Any]] = []
                 lines: list[dict[str, Any]] = []
@@ -161,13 +260,35 @@ class Ledger(StoreBase):
                     sub = c.subscriber_id
                     kept = [i for i in c.items if (sub, i.entry.id) not in taken]
                     taken.update((sub, i.entry.id) for i in kept)
-                    rows.append({"id": did, "subscriber_id": sub, "slot": c.slot, "channel": c.channel,
-                                 "created_at": now, "status": DigestStatus.PENDING if kept else DigestStatus.EMPTY,
-                                 "more": c.more, "owner": owner, "lease_until": now + lease, "sent_at": None,
-                                 "attempts": 0, "receipt": "", "reason": ""})
-                    lines.extend({"subscriber_id": sub, "entry_id": i.entry.id, "digest_id": did, "position": n,
-                                  "score": float(i.score), "why": json.dumps(list(i.why)), "topic": i.topic}
-                                 for n, i in enumerate(kept))
+                    rows.append(
+                        {
+                            "id": did,
+                            "subscriber_id": sub,
+                            "slot": c.slot,
+                            "channel": c.channel,
+                            "created_at": now,
+                            "status": DigestStatus.PENDING if kept else DigestStatus.EMPTY,
+                            "more": c.more,
+                            "owner": owner,
+                            "lease_until": now + lease,
+                            "sent_at": None,
+                            "attempts": 0,
+                            "receipt": "",
+                            "reason": "",
+                        }
+                    )
+                    lines.extend(
+                        {
+                            "subscriber_id": sub,
+                            "entry_id": i.entry.id,
+                            "digest_id": did,
+                            "position": n,
+                            "score": float(i.score),
+                            "why": json.dumps(list(i.why)),
+                            "topic": i.topic,
+                        }
+                        for n, i in enumerate(kept)
+                    )
                     out.append(Claimed(did, tuple(kept)))
                 if rows:
                     conn.execute(insert(digests), rows)
@@ -175,14 +296,19 @@ class Ledger(StoreBase):
                     conn.execute(insert(deliveries), lines)
             return out
         except IntegrityError:  # another process claimed one meanwhile: settle each on its own
-            return [self.claim(c.subscriber_id, c.slot, c.items, c.channel, c.more, owner, lease, now) for c in claims]
+            return [
+                self.claim(c.subscriber_id, c.slot, c.items, c.channel, c.more, owner, lease, now)
+                for c in claims
+            ]
 
     def digest_items(self, did: str) -> list[DigestItem]:
         """The items of a claimed digest, in their order."""
         with self.begin() as conn:
             rows = conn.execute(
-                select(deliveries, entries).join(entries, entries.c.id == deliveries.c.entry_id)
-                .where(deliveries.c.digest_id == did).order_by(deliveries.c.position)
+                select(deliveries, entries)
+                .join(entries, entries.c.id == deliveries.c.entry_id)
+                .where(deliveries.c.digest_id == did)
+                .order_by(deliveries.c.position)
             ).all()
         return [DigestItem(_entry(r), r.score, tuple(json.loads(r.why)), r.topic) for r in rows]
 
@@ -194,7 +320,9 @@ class Ledger(StoreBase):
         return None if r is None else _row(r)
 
     @retrying
-    def digests_with_status(self, *statuses: str, subscriber_id: str | None = None) -> list[DigestRow]:
+    def digests_with_status(
+        self, *statuses: str, subscriber_id: str | None = None
+    ) -> list[DigestRow]:
         """Digests in the given states (`DigestStatus` values), oldest first."""
         q = select(digests).where(digests.c.status.in_(statuses))
         if subscriber_id is not None:
@@ -206,20 +334,35 @@ class Ledger(StoreBase):
     def history(self, subscriber_id: str, limit: int = 20) -> list[DigestRow]:
         """A subscriber's latest digests, newest first."""
         with self.begin() as conn:
-            q = select(digests).where(digests.c.subscriber_id == subscriber_id).order_by(digests.c.slot.desc()).limit(limit)
+            q = (
+                select(digests)
+                .where(digests.c.subscriber_id == subscriber_id)
+                .order_by(digests.c.slot.desc())
+                .limit(limit)
+            )
             return [_row(r) for r in conn.execute(q)]
 
     @retrying
-    def take_over(self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
+    def take_over(
+        self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None
+    ) -> bool:
         """Atomically make `owner` the sender of a pending digest still held by `old_owner`.
 
         (Already held by `owner` counts too, so a retry after a dropped commit still succeeds.)
         """
         now = now or _now()
         with self.begin() as conn:
-            done = conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner.in_([old_owner, owner]),
-            )).values(owner=owner, lease_until=now + lease))
+            done = conn.execute(
+                update(digests)
+                .where(
+                    and_(
+                        digests.c.id == did,
+                        digests.c.status == DigestStatus.PENDING,
+                        digests.c.owner.in_([old_owner, owner]),
+                    )
+                )
+                .values(owner=owner, lease_until=now + lease)
+            )
             return bool(done.rowcount)
 
     @retrying
@@ -227,23 +370,44 @@ class Ledger(StoreBase):
         """Extend `owner`'s lease on a pending digest; False if someone else holds it now."""
         now = now or _now()
         with self.begin() as conn:
-            done = conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner == owner,
-            )).values(lease_until=now + lease))
+            done = conn.execute(
+                update(digests)
+                .where(
+                    and_(
+                        digests.c.id == did,
+                        digests.c.status == DigestStatus.PENDING,
+                        digests.c.owner == owner,
+                    )
+                )
+                .values(lease_until=now + lease)
+            )
             return bool(done.rowcount)
 
     @retrying
     def release(self, did: str, owner: str, now: datetime | None = None) -> None:
         """Give up a digest that stays pending (owner cleared), so the next run anywhere may retry it."""
         with self.begin() as conn:
-            conn.execute(update(digests).where(and_(
-                digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner == owner,
-            )).values(owner="", lease_until=now or _now()))
+            conn.execute(
+                update(digests)
+                .where(
+                    and_(
+                        digests.c.id == did,
+                        digests.c.status == DigestStatus.PENDING,
+                        digests.c.owner == owner,
+                    )
+                )
+                .values(owner="", lease_until=now or _now())
+            )
 
     @retrying
     def unclaim(self, did: str, owner: str) -> bool:
         """Undo the claim of a digest never tried (pending, held by `owner`, no attempt): as if never claimed."""
-        untried = and_(digests.c.id == did, digests.c.status == DigestStatus.PENDING, digests.c.owner == owner, digests.c.attempts == 0)
+        untried = and_(
+            digests.c.id == did,
+            digests.c.status == DigestStatus.PENDING,
+            digests.c.owner == owner,
+            digests.c.attempts == 0,
+        )
         with self.begin() as conn:
             if conn.execute(select(digests.c.id).where(untried)).first() is None:
                 return False
@@ -254,8 +418,14 @@ class Ledger(StoreBase):
     def note_attempt(self, did: str, reason: str) -> int:
         """A transient failure: the digest stays pending; return how many attempts it has had."""
         with self.begin() as conn:
-            conn.execute(update(digests).where(digests.c.id == did).values(attempts=digests.c.attempts + 1, reason=reason))
-            return int(conn.execute(select(digests.c.attempts).where(digests.c.id == did)).scalar_one())
+            conn.execute(
+                update(digests)
+                .where(digests.c.id == did)
+                .values(attempts=digests.c.attempts + 1, reason=reason)
+            )
+            return int(
+                conn.execute(select(digests.c.attempts).where(digests.c.id == did)).scalar_one()
+            )
 
     @retrying
     def mark_sent(self, did: str, receipt: str, now: datetime | None = None) -> None:
@@ -268,8 +438,11 @@ class Ledger(StoreBase):
         """A permanent failure: record the reason and free the digest's entries for later digests."""
         with self.begin() as conn:
             conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
-            conn.execute(update(digests).where(digests.c.id == did).values(
-                status=DigestStatus.FAILED, reason=reason, attempts=digests.c.attempts + 1))
+            conn.execute(
+                update(digests)
+                .where(digests.c.id == did)
+                .values(status=DigestStatus.FAILED, reason=reason, attempts=digests.c.attempts + 1)
+            )
 
     def deliveries_of(self, did: str) -> Delivery | None:
         """A digest as a `Delivery` (its ledger row plus its entry ids)."""
@@ -277,23 +450,54 @@ class Ledger(StoreBase):
         if row is None:
             return None
         with self.begin() as conn:
-            ids = tuple(eid for (eid,) in conn.execute(
-                select(deliveries.c.entry_id).where(deliveries.c.digest_id == did).order_by(deliveries.c.position)))
-        return Delivery(row.id, row.subscriber_id, row.slot, row.status, row.channel, ids, row.attempts,
-                        row.created_at, row.sent_at, row.receipt, row.reason)
+            ids = tuple(
+                eid
+                for (eid,) in conn.execute(
+                    select(deliveries.c.entry_id)
+                    .where(deliveries.c.digest_id == did)
+                    .order_by(deliveries.c.position)
+                )
+            )
+        return Delivery(
+            row.id,
+            row.subscriber_id,
+            row.slot,
+            row.status,
+            row.channel,
+            ids,
+            row.attempts,
+            row.created_at,
+            row.sent_at,
+            row.receipt,
+            row.reason,
+        )
 
     # --- feedback -----------------------------------------------------------------------------
-    def record_feedback(self, subscriber_id: str, entry_id: str, vote: int, now: datetime | None = None) -> None:
+    def record_feedback(
+        self, subscriber_id: str, entry_id: str, vote: int, now: datetime | None = None
+    ) -> None:
         """Keep a subscriber's 👍 (+1) or 👎 (-1) on an entry; a new vote replaces the old one."""
         if vote not in (1, -1):
             raise ValueError("vote must be +1 or -1")
         now = now or _now()
         with self.begin() as conn:
             if conn.execute(select(entries.c.id).where(entries.c.id == entry_id)).first() is None:
-                raise StoreError(f"no entry {entry_id!r} in the store; give an id that 'digestbot history {subscriber_id}' shows")
-            done = conn.execute(update(feedback).where(and_(feedback.c.subscriber_id == subscriber_id, feedback.c.entry_id == entry_id)).values(vote=vote, created_at=now))
+                raise StoreError(
+                    f"no entry {entry_id!r} in the store; give an id that 'digestbot history {subscriber_id}' shows"
+                )
+            done = conn.execute(
+                update(feedback)
+                .where(
+                    and_(feedback.c.subscriber_id == subscriber_id, feedback.c.entry_id == entry_id)
+                )
+                .values(vote=vote, created_at=now)
+            )
             if done.rowcount == 0:
-                conn.execute(insert(feedback).values(subscriber_id=subscriber_id, entry_id=entry_id, vote=vote, created_at=now))
+                conn.execute(
+                    insert(feedback).values(
+                        subscriber_id=subscriber_id, entry_id=entry_id, vote=vote, created_at=now
+                    )
+                )
 
     def feedback_for(self, subscriber_ids: Iterable[str]) -> dict[str, list[tuple[Entry, int]]]:
         """Each subscriber's votes with the entries they were cast on."""
@@ -301,10 +505,12 @@ class Ledger(StoreBase):
         out: dict[str, list[tuple[Entry, int]]] = {}
         with self.begin() as conn:
             for batch in _batches(wanted):
-                q = (select(feedback.c.subscriber_id, feedback.c.vote, entries)
-                     .join(entries, entries.c.id == feedback.c.entry_id)
-                     .where(feedback.c.subscriber_id.in_(batch))
-                     .order_by(feedback.c.created_at))
+                q = (
+                    select(feedback.c.subscriber_id, feedback.c.vote, entries)
+                    .join(entries, entries.c.id == feedback.c.entry_id)
+                    .where(feedback.c.subscriber_id.in_(batch))
+                    .order_by(feedback.c.created_at)
+                )
                 for r in conn.execute(q):
                     out.setdefault(r.subscriber_id, []).append((_entry(r), r.vote))
         return out

@@ -44,7 +44,8 @@ metadata = MetaData()
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
 
 entries = Table(
-    "entries", metadata,
+    "entries",
+    metadata,
     Column("id", String(300), primary_key=True),
     Column("title", Text, nullable=False),
     Column("summary", Text, nullable=False, default=""),
@@ -59,7 +60,8 @@ entries = Table(
 )
 
 source_state = Table(
-    "source_state", metadata,
+    "source_state",
+    metadata,
     Column("name", String(200), primary_key=True),
     Column("etag", Text, nullable=False, default=""),
     Column("last_modified", Text, nullable=False, default=""),
@@ -71,7 +73,8 @@ source_state = Table(
 )
 
 digests = Table(
-    "digests", metadata,
+    "digests",
+    metadata,
     Column("id", String(300), primary_key=True),
     Column("subscriber_id", String(200), nullable=False),
     Column("slot", UTCDateTime, nullable=False),
@@ -90,7 +93,8 @@ digests = Table(
 )
 
 deliveries = Table(
-    "deliveries", metadata,
+    "deliveries",
+    metadata,
     Column("subscriber_id", String(200), nullable=False),
     Column("entry_id", String(300), ForeignKey("entries.id"), nullable=False),
     Column("digest_id", String(300), ForeignKey("digests.id"), nullable=False, index=True),
@@ -102,7 +106,8 @@ deliveries = Table(
 )
 
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("subscriber_id", String(200), primary_key=True),
     Column("entry_id", String(300), ForeignKey("entries.id"), primary_key=True),
     Column("vote", Integer, nullable=False),  # +1 or -1
@@ -112,12 +117,15 @@ feedback = Table(
 
 # --- web subscribers, statuses that win over files, used tokens, rate limits (bot.web, bot.roster) ---
 web_subscribers = Table(
-    "web_subscribers", metadata,
+    "web_subscribers",
+    metadata,
     Column("id", String(200), primary_key=True),
     Column("email", String(320), nullable=False),
     Column("email_key", String(320), nullable=False, unique=True),  # lower-cased, for lookups
     Column("name", Text, nullable=False, default=""),
-    Column("interests", Text, nullable=False, default="{}"),  # JSON: description, keywords, exclude, topics, authors
+    Column(
+        "interests", Text, nullable=False, default="{}"
+    ),  # JSON: description, keywords, exclude, topics, authors
     Column("schedule", String(100), nullable=False),
     Column("timezone", String(100), nullable=False),
     Column("max_items", Integer, nullable=False),
@@ -129,21 +137,26 @@ web_subscribers = Table(
 )
 
 subscriber_status = Table(
-    "subscriber_status", metadata,
+    "subscriber_status",
+    metadata,
     Column("subscriber_id", String(200), primary_key=True),
-    Column("status", String(20), nullable=False),  # active | paused | unsubscribed; wins over the file
+    Column(
+        "status", String(20), nullable=False
+    ),  # active | paused | unsubscribed; wins over the file
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
 used_tokens = Table(
-    "used_tokens", metadata,
+    "used_tokens",
+    metadata,
     Column("nonce", String(100), primary_key=True),  # a hash of the used link
     Column("kind", String(50), nullable=False),
     Column("used_at", UTCDateTime, nullable=False),
 )
 
 rate_events = Table(
-    "rate_events", metadata,
+    "rate_events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("key", String(100), nullable=False, index=True),  # a hash: no address or IP is stored
     Column("at", UTCDateTime, nullable=False, index=True),

@@ -36,9 +36,18 @@ class WebSubscriberRow:
 
 def _web_row(r: Any) -> WebSubscriberRow:
     return WebSubscriberRow(
-        id=r.id, email=r.email, name=r.name, interests=json.loads(r.interests), schedule=r.schedule,
-        timezone=r.timezone, max_items=r.max_items, status=r.status, created_at=r.created_at,
-        updated_at=r.updated_at, requested_at=r.requested_at, confirmed_at=r.confirmed_at,
+        id=r.id,
+        email=r.email,
+        name=r.name,
+        interests=json.loads(r.interests),
+        schedule=r.schedule,
+        timezone=r.timezone,
+        max_items=r.max_items,
+        status=r.status,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        requested_at=r.requested_at,
+        confirmed_at=r.confirmed_at,
     )
 
 
@@ -54,7 +63,9 @@ class WebRecords(StoreBase):
     def web_subscriber_by_email(self, email: str) -> WebSubscriberRow | None:
         """The web subscriber with this address (compared without case), if any."""
         with self.begin() as conn:
-            r = conn.execute(select(web_subscribers).where(web_subscribers.c.email_key == email.strip().lower())).first()
+            r = conn.execute(
+                select(web_subscribers).where(web_subscribers.c.email_key == email.strip().lower())
+            ).first()
         return None if r is None else _web_row(r)
 
     def web_subscribers(self, *statuses: str) -> list[WebSubscriberRow]:
@@ -63,9 +74,24 @@ class WebRecords(StoreBase):
         if statuses:
             q = q.where(web_subscribers.c.status.in_(statuses))
         with self.begin() as conn:
-            return [_web_row(r) for r in conn.execute(q.order_by(web_subscribers.c.created_at, web_subscribers.c.id))]
+            return [
+                _web_row(r)
+                for r in conn.execute(
+                    q.order_by(web_subscribers.c.created_at, web_subscribers.c.id)
+                )
+            ]
 
-    def request_web_subscription(self, new_id: str, email: str, name: str, interests: dict[str, Any], schedule: str, timezone: str, max_items: int, now: datetime | None = None) -> WebSubscriberRow:
+    def request_web_subscription(
+        self,
+        new_id: str,
+        email: str,
+        name: str,
+        interests: dict[str, Any],
+        schedule: str,
+        timezone: str,
+        max_items: int,
+        now: datetime | None = None,
+    ) -> WebSubscriberRow:
         """A subscription request: a new unconfirmed row, or an unconfirmed/unsubscribed one renewed.
 
         An active or paused subscriber is left exactly as it is (a stranger must not change it);
@@ -73,38 +99,90 @@ class WebRecords(StoreBase):
         """
         now = now or _now()
         key = email.strip().lower()
-        fields = {"email": email.strip(), "name": name, "interests": json.dumps(interests), "schedule": schedule,
-                  "timezone": timezone, "max_items": max_items, "status": "unconfirmed", "updated_at": now}
-        for _attempt in range(2):  # a concurrent insert of the same address: read it on the second pass
+        fields = {
+            "email": email.strip(),
+            "name": name,
+            "interests": json.dumps(interests),
+            "schedule": schedule,
+            "timezone": timezone,
+            "max_items": max_items,
+            "status": "unconfirmed",
+            "updated_at": now,
+        }
+        for _attempt in range(
+            2
+        ):  # a concurrent insert of the same address: read it on the second pass
             try:
                 with self.begin() as conn:
-                    r = conn.execute(select(web_subscribers).where(web_subscribers.c.email_key == key)).first()
+                    r = conn.execute(
+                        select(web_subscribers).where(web_subscribers.c.email_key == key)
+                    ).first()
                     if r is None:
-                        conn.execute(insert(web_subscribers).values(id=new_id, email_key=key, created_at=now, requested_at=now, **fields))
+                        conn.execute(
+                            insert(web_subscribers).values(
+                                id=new_id, email_key=key, created_at=now, requested_at=now, **fields
+                            )
+                        )
                         sid = new_id
                     else:
                         sid = r.id
                         # requested_at moves only when a subscriber who left asks again: confirmation
                         # links issued before they left must not bring them back.
                         if r.status == "unconfirmed":
-                            conn.execute(update(web_subscribers).where(web_subscribers.c.id == sid).values(**fields))
+                            conn.execute(
+                                update(web_subscribers)
+                                .where(web_subscribers.c.id == sid)
+                                .values(**fields)
+                            )
                         elif r.status == "unsubscribed":
-                            conn.execute(update(web_subscribers).where(web_subscribers.c.id == sid).values(**fields, requested_at=now))
-                    found = conn.execute(select(web_subscribers).where(web_subscribers.c.id == sid)).one()
+                            conn.execute(
+                                update(web_subscribers)
+                                .where(web_subscribers.c.id == sid)
+                                .values(**fields, requested_at=now)
+                            )
+                    found = conn.execute(
+                        select(web_subscribers).where(web_subscribers.c.id == sid)
+                    ).one()
                 return _web_row(found)
             except IntegrityError:
                 continue
         raise StoreError(f"could not record the subscription request for id {new_id!r}; try again")
 
-    def update_web_subscriber(self, sid: str, *, name: str, interests: dict[str, Any], schedule: str, timezone: str, max_items: int, now: datetime | None = None) -> bool:
+    def update_web_subscriber(
+        self,
+        sid: str,
+        *,
+        name: str,
+        interests: dict[str, Any],
+        schedule: str,
+        timezone: str,
+        max_items: int,
+        now: datetime | None = None,
+    ) -> bool:
         """Change a web subscriber's interests and schedule; False if there is no such subscriber."""
         with self.begin() as conn:
-            done = conn.execute(update(web_subscribers).where(web_subscribers.c.id == sid).values(
-                name=name, interests=json.dumps(interests), schedule=schedule, timezone=timezone,
-                max_items=max_items, updated_at=now or _now()))
+            done = conn.execute(
+                update(web_subscribers)
+                .where(web_subscribers.c.id == sid)
+                .values(
+                    name=name,
+                    interests=json.dumps(interests),
+                    schedule=schedule,
+                    timezone=timezone,
+                    max_items=max_items,
+                    updated_at=now or _now(),
+                )
+            )
             return bool(done.rowcount)
 
-    def set_web_status(self, sid: str, status: str, now: datetime | None = None, *, only_from: Sequence[str] | None = None) -> bool:
+    def set_web_status(
+        self,
+        sid: str,
+        status: str,
+        now: datetime | None = None,
+        *,
+        only_from: Sequence[str] | None = None,
+    ) -> bool:
         """Set a web subscriber's status (only if it is in `only_from`, when given); True if changed."""
         now = now or _now()
         values: dict[str, Any] = {"status": status, "updated_at": now}
@@ -120,32 +198,54 @@ class WebRecords(StoreBase):
         """Pause, resume or unsubscribe a subscriber defined by a file; this wins over the file."""
         now = now or _now()
         with self.begin() as conn:
-            done = conn.execute(update(subscriber_status).where(subscriber_status.c.subscriber_id == sid).values(status=status, updated_at=now))
+            done = conn.execute(
+                update(subscriber_status)
+                .where(subscriber_status.c.subscriber_id == sid)
+                .values(status=status, updated_at=now)
+            )
             if done.rowcount == 0:
-                conn.execute(insert(subscriber_status).values(subscriber_id=sid, status=status, updated_at=now))
+                conn.execute(
+                    insert(subscriber_status).values(
+                        subscriber_id=sid, status=status, updated_at=now
+                    )
+                )
 
     def subscriber_statuses(self) -> dict[str, str]:
         """Every status recorded for file-defined subscribers, by subscriber id."""
         with self.begin() as conn:
-            return {sid: st for sid, st in conn.execute(select(subscriber_status.c.subscriber_id, subscriber_status.c.status))}
+            return {
+                sid: st
+                for sid, st in conn.execute(
+                    select(subscriber_status.c.subscriber_id, subscriber_status.c.status)
+                )
+            }
 
     def use_token(self, nonce: str, kind: str, now: datetime | None = None) -> bool:
         """Mark a single-use link (by `nonce`, e.g. a hash of its token) as used; False if it was before."""
         try:
             with self.begin() as conn:
-                conn.execute(insert(used_tokens).values(nonce=nonce, kind=kind, used_at=now or _now()))
+                conn.execute(
+                    insert(used_tokens).values(nonce=nonce, kind=kind, used_at=now or _now())
+                )
         except IntegrityError:
             return False
         return True
 
-    def hit_rate(self, key: str, window: timedelta, limit: int, now: datetime | None = None) -> bool:
+    def hit_rate(
+        self, key: str, window: timedelta, limit: int, now: datetime | None = None
+    ) -> bool:
         """Count one event under `key` if fewer than `limit` happened in `window`; False when over."""
         now = now or _now()
         with self.begin() as conn:
             # Old events go; never any inside the window (a window longer than a day keeps them).
-            conn.execute(delete(rate_events).where(rate_events.c.at < now - max(window, timedelta(days=1))))
-            seen = conn.execute(select(func.count()).select_from(rate_events).where(
-                and_(rate_events.c.key == key, rate_events.c.at > now - window))).scalar_one()
+            conn.execute(
+                delete(rate_events).where(rate_events.c.at < now - max(window, timedelta(days=1)))
+            )
+            seen = conn.execute(
+                select(func.count())
+                .select_from(rate_events)
+                .where(and_(rate_events.c.key == key, rate_events.c.at > now - window))
+            ).scalar_one()
             if seen >= limit:
                 return False
             conn.execute(insert(rate_events).values(key=key, at=now))

@@ -42,8 +42,13 @@ PER_ADDRESS_PER_HOUR = 3  # confirmation emails to one address
 PER_CLIENT_PER_HOUR = 20  # subscription requests from one client address
 
 _HEADERS = [
-    (b"content-security-policy", (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                                  b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")),
+    (
+        b"content-security-policy",
+        (
+            b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+            b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+        ),
+    ),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # tokens are in our URLs: never pass them on
@@ -65,7 +70,9 @@ class SafetyHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [h for h in _HEADERS if h[0] not in names]
+                message["headers"] = list(message.get("headers", [])) + [
+                    h for h in _HEADERS if h[0] not in names
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -92,15 +99,32 @@ async def subscribe(request: Request) -> Response:
         return web.page(request, "subscribe.html", 400, **web.form_context(prefs, errors))
     client = request.client.host if request.client else "unknown"
     store = web.store
-    if not await run_in_threadpool(store.hit_rate, rate_key(web.settings, "client", client), HOUR, PER_CLIENT_PER_HOUR):
-        return web.message(request, 429, "Too many requests",
-                           "This network has asked for many subscriptions in the last hour. Please try again later.")
+    if not await run_in_threadpool(
+        store.hit_rate, rate_key(web.settings, "client", client), HOUR, PER_CLIENT_PER_HOUR
+    ):
+        return web.message(
+            request,
+            429,
+            "Too many requests",
+            "This network has asked for many subscriptions in the last hour. Please try again later.",
+        )
     row = await run_in_threadpool(
-        store.request_web_subscription, f"web-{secrets.token_hex(5)}", prefs.email, prefs.name,
-        prefs.interests.to_dict(), prefs.schedule, prefs.timezone, prefs.max_items)
+        store.request_web_subscription,
+        f"web-{secrets.token_hex(5)}",
+        prefs.email,
+        prefs.name,
+        prefs.interests.to_dict(),
+        prefs.schedule,
+        prefs.timezone,
+        prefs.max_items,
+    )
     task: BackgroundTask | None = None
-    if await run_in_threadpool(store.hit_rate, rate_key(web.settings, "address", row.email), HOUR, PER_ADDRESS_PER_HOUR):
-        send: Callable[[WebSubscriberRow], None] = web.send_confirmation if row.status == "unconfirmed" else web.send_reminder
+    if await run_in_threadpool(
+        store.hit_rate, rate_key(web.settings, "address", row.email), HOUR, PER_ADDRESS_PER_HOUR
+    ):
+        send: Callable[[WebSubscriberRow], None] = (
+            web.send_confirmation if row.status == "unconfirmed" else web.send_reminder
+        )
         task = BackgroundTask(send, row)
     else:
         log.info("confirmation mail not sent: the address had %d this hour", PER_ADDRESS_PER_HOUR)
@@ -115,7 +139,9 @@ async def confirm_page(request: Request) -> Response:
     """The page a confirmation link opens: a button (mail scanners follow links, people press buttons)."""
     web = web_of(request)
     try:
-        tokens.verify(web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE)
+        tokens.verify(
+            web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE
+        )
     except TokenError as e:
         return bad_link(request, e)
     return web.page(request, "confirm.html", action=request.url.path)
@@ -128,21 +154,34 @@ async def confirm(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     try:
-        body = tokens.verify(web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE)
+        body = tokens.verify(
+            web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE
+        )
     except TokenError as e:
         return bad_link(request, e)
     sid = body["subscriber_id"]
     row = await run_in_threadpool(web.store.web_subscriber, sid)
     # A link issued before the subscriber last left (and asked again) must not bring them back.
-    stale = row is None or row.status != "unconfirmed" or body["issued"] < int(row.requested_at.timestamp())
+    stale = (
+        row is None
+        or row.status != "unconfirmed"
+        or body["issued"] < int(row.requested_at.timestamp())
+    )
     # Single use: the store records a hash of each confirmation link once it is used.
     used = hashlib.sha256(request.path_params["token"].encode()).hexdigest()[:64]
     if stale or not await run_in_threadpool(web.store.use_token, used, "confirm"):
-        return web.message(request, 400, "This link was used already",
-                           "This confirmation link was used already or is no longer valid. "
-                           "If you are not subscribed yet, subscribe again to get a new one.", ("Subscribe", "/"))
+        return web.message(
+            request,
+            400,
+            "This link was used already",
+            "This confirmation link was used already or is no longer valid. "
+            "If you are not subscribed yet, subscribe again to get a new one.",
+            ("Subscribe", "/"),
+        )
     await run_in_threadpool(web.store.set_web_status, sid, "active", only_from=("unconfirmed",))
-    return RedirectResponse(f"/manage/{tokens.sign(web.settings, 'manage', sid)}?done=confirmed", 303)
+    return RedirectResponse(
+        f"/manage/{tokens.sign(web.settings, 'manage', sid)}?done=confirmed", 303
+    )
 
 
 async def health(request: Request) -> Response:

@@ -39,7 +39,11 @@ class Preferences:
 @lru_cache(maxsize=1)
 def timezones() -> tuple[str, ...]:
     """IANA time zone names a browser may report, sorted, UTC first."""
-    names = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix", "right")))
+    names = sorted(
+        z
+        for z in available_timezones()
+        if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix", "right"))
+    )
     return ("UTC", *names)
 
 
@@ -77,14 +81,22 @@ def parse_preferences(
     keywords, exclude = _phrases(form.get("keywords", "")), _phrases(form.get("exclude", ""))
     for key, values in (("keywords", keywords), ("exclude", exclude)):
         if len(values) > MAX_PHRASES or any(len(v) > MAX_PHRASE for v in values):
-            errors[key] = f"Give at most {MAX_PHRASES} phrases of at most {MAX_PHRASE} characters, separated by commas."
+            errors[key] = (
+                f"Give at most {MAX_PHRASES} phrases of at most {MAX_PHRASE} characters, separated by commas."
+            )
     unknown = [t for t in chosen_topics if t not in topics]
     if unknown:
         errors["topics"] = "Choose topics from the list."
     picked = tuple(dict.fromkeys(t for t in chosen_topics if t in topics))
-    prefs.interests = Interests(description=description, keywords=keywords, exclude=exclude, topics=picked)
-    if not (description or keywords or picked) and not {"description", "keywords", "topics"} & set(errors):
-        errors["interests"] = "Tell us what to look for: pick a topic, give keywords or describe your interests."
+    prefs.interests = Interests(
+        description=description, keywords=keywords, exclude=exclude, topics=picked
+    )
+    if not (description or keywords or picked) and not {"description", "keywords", "topics"} & set(
+        errors
+    ):
+        errors["interests"] = (
+            "Tell us what to look for: pick a topic, give keywords or describe your interests."
+        )
     prefs.frequency = form.get("frequency", "daily")
     if prefs.frequency not in ("daily", "weekly"):
         errors["frequency"] = "Choose daily or weekly."

@@ -61,32 +61,59 @@ async def manage_page(request: Request) -> Response:
     """Edit interests and schedule, pause, resume or unsubscribe: for the token's subscriber only."""
     web = web_of(request)
     try:
-        body = tokens.verify(web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE)
+        body = tokens.verify(
+            web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE
+        )
     except TokenError as e:
         return bad_link(request, e)
     return await _manage_view(request, web, body["subscriber_id"], {}, None)
 
 
-async def _manage_view(request: Request, web: Web, sid: str, errors: dict[str, str], prefs: Preferences | None) -> Response:
+async def _manage_view(
+    request: Request, web: Web, sid: str, errors: dict[str, str], prefs: Preferences | None
+) -> Response:
     row = await run_in_threadpool(web.store.web_subscriber, sid)
-    ctx: dict[str, Any] = {"action": request.url.path, "done": _DONE.get(request.query_params.get("done", ""), "")}
+    ctx: dict[str, Any] = {
+        "action": request.url.path,
+        "done": _DONE.get(request.query_params.get("done", ""), ""),
+    }
     if row is not None:
         frequency, hour = frequency_of(row.schedule)
         if prefs is None:
-            prefs = Preferences(email=row.email, name=row.name, interests=Interests.from_dict(row.interests),
-                                frequency="daily" if frequency == "custom" else frequency, hour=hour,
-                                timezone=row.timezone, max_items=row.max_items)
+            prefs = Preferences(
+                email=row.email,
+                name=row.name,
+                interests=Interests.from_dict(row.interests),
+                frequency="daily" if frequency == "custom" else frequency,
+                hour=hour,
+                timezone=row.timezone,
+                max_items=row.max_items,
+            )
         ctx.update(address=row.email, state=row.status, editable=True, custom=frequency == "custom")
     else:
         sub = await run_in_threadpool(_file_subscriber, web, sid)
         if sub is None:
-            return web.message(request, 404, "Nothing to manage", "This subscription no longer exists.")
+            return web.message(
+                request, 404, "Nothing to manage", "This subscription no longer exists."
+            )
         statuses = await run_in_threadpool(web.store.subscriber_statuses)
         frequency, hour = frequency_of(sub.schedule)
-        prefs = Preferences(email=sub.email, name=sub.name, interests=sub.interests, frequency=frequency,
-                            hour=hour, timezone=sub.timezone, max_items=sub.max_items)
-        ctx.update(address=sub.address, state=statuses.get(sid, "active"), editable=False,
-                   custom=frequency == "custom", schedule=sub.schedule)
+        prefs = Preferences(
+            email=sub.email,
+            name=sub.name,
+            interests=sub.interests,
+            frequency=frequency,
+            hour=hour,
+            timezone=sub.timezone,
+            max_items=sub.max_items,
+        )
+        ctx.update(
+            address=sub.address,
+            state=statuses.get(sid, "active"),
+            editable=False,
+            custom=frequency == "custom",
+            schedule=sub.schedule,
+        )
     ctx.setdefault("schedule", "")
     status = 400 if errors else 200
     return web.page(request, "manage.html", status, **ctx, **web.form_context(prefs, errors))
@@ -99,7 +126,9 @@ async def manage(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     try:
-        sid = tokens.verify(web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE)["subscriber_id"]
+        sid = tokens.verify(
+            web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE
+        )["subscriber_id"]
     except TokenError as e:
         return bad_link(request, e)
     action = form.get("action", "")
@@ -113,14 +142,24 @@ async def manage(request: Request) -> Response:
         if errors:
             prefs.email = row.email
             return await _manage_view(request, web, sid, errors, prefs)
-        await run_in_threadpool(lambda: store.update_web_subscriber(
-            sid, name=prefs.name, interests=prefs.interests.to_dict(), schedule=prefs.schedule,
-            timezone=prefs.timezone, max_items=prefs.max_items))
+        await run_in_threadpool(
+            lambda: store.update_web_subscriber(
+                sid,
+                name=prefs.name,
+                interests=prefs.interests.to_dict(),
+                schedule=prefs.schedule,
+                timezone=prefs.timezone,
+                max_items=prefs.max_items,
+            )
+        )
     elif action in ("pause", "resume", "unsubscribe"):
         status = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[action]
         if row is not None:
-            allowed = {"pause": ("active",), "resume": ("paused", "unsubscribed"),
-                       "unsubscribe": ("active", "paused", "unconfirmed")}[action]
+            allowed = {
+                "pause": ("active",),
+                "resume": ("paused", "unsubscribed"),
+                "unsubscribe": ("active", "paused", "unconfirmed"),
+            }[action]
             await run_in_threadpool(lambda: store.set_web_status(sid, status, only_from=allowed))
         else:
             await run_in_threadpool(store.set_subscriber_status, sid, status)
@@ -147,7 +186,9 @@ async def unsubscribe(request: Request) -> Response:
     if form is None:
         return PlainTextResponse("request too large", 413)
     try:
-        sid = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")["subscriber_id"]
+        sid = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")[
+            "subscriber_id"
+        ]
     except TokenError as e:
         return bad_link(request, e)
     one_click = form.get("List-Unsubscribe") == "One-Click"
@@ -156,8 +197,13 @@ async def unsubscribe(request: Request) -> Response:
     await run_in_threadpool(_unsubscribe, web, sid)
     if one_click:
         return PlainTextResponse("Unsubscribed.\n")
-    return web.message(request, 200, "You are unsubscribed", _DONE["unsubscribe"],
-                       ("Changed your mind? Manage your subscription", web.link("manage", sid)))
+    return web.message(
+        request,
+        200,
+        "You are unsubscribed",
+        _DONE["unsubscribe"],
+        ("Changed your mind? Manage your subscription", web.link("manage", sid)),
+    )
 
 
 # --- feedback ----------------------------------------------------------------------------------
@@ -172,7 +218,9 @@ async def feedback_page(request: Request) -> Response:
     if vote is None:
         return web.message(request, 404, "Not found", "A feedback link ends in /up or /down.")
     try:
-        body = tokens.verify(web.settings, request.path_params["token"], "feedback", max_age=FEEDBACK_MAX_AGE)
+        body = tokens.verify(
+            web.settings, request.path_params["token"], "feedback", max_age=FEEDBACK_MAX_AGE
+        )
     except TokenError as e:
         return bad_link(request, e)
     found = await run_in_threadpool(web.store.get_entries, [body["entry_id"]])
@@ -192,14 +240,20 @@ async def feedback(request: Request) -> Response:
     if not csrf_passed(request, form):
         return forged(request)
     try:
-        body = tokens.verify(web.settings, request.path_params["token"], "feedback", max_age=FEEDBACK_MAX_AGE)
+        body = tokens.verify(
+            web.settings, request.path_params["token"], "feedback", max_age=FEEDBACK_MAX_AGE
+        )
     except TokenError as e:
         return bad_link(request, e)
     try:
-        await run_in_threadpool(web.store.record_feedback, body["subscriber_id"], body["entry_id"], vote)
+        await run_in_threadpool(
+            web.store.record_feedback, body["subscriber_id"], body["entry_id"], vote
+        )
     except StoreError:
         return web.message(request, 404, "Paper not found", "This paper is no longer in the store.")
-    return web.message(request, 200, "Thank you", "Your vote is recorded; your next digests learn from it.")
+    return web.message(
+        request, 200, "Thank you", "Your vote is recorded; your next digests learn from it."
+    )
 
 
 # --- Slack interactivity -------------------------------------------------------------------------
@@ -209,8 +263,12 @@ async def slack_actions(request: Request) -> Response:
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
         return PlainTextResponse("request too large", 413)
     raw = await request.body()
-    ok, why = slack_signature_ok(web.signing_secret, request.headers.get("x-slack-request-timestamp"), raw,
-                                 request.headers.get("x-slack-signature"))
+    ok, why = slack_signature_ok(
+        web.signing_secret,
+        request.headers.get("x-slack-request-timestamp"),
+        raw,
+        request.headers.get("x-slack-signature"),
+    )
     if not ok:
         log.warning("refused a /slack/actions request: %s", why)
         return PlainTextResponse(f"refused: {why}", 401)

@@ -47,9 +47,15 @@ def send(settings: Settings, msg: EmailMessage) -> str:
             conn.send_message(msg)
     except smtplib.SMTPResponseException as e:
         err = PermanentSendError if e.smtp_code >= 500 else TransientSendError
-        raise err(f"SMTP {server.where} answered {e.smtp_code}; check DIGESTBOT_SMTP_URL and the server's log") from e
+        raise err(
+            f"SMTP {server.where} answered {e.smtp_code}; check DIGESTBOT_SMTP_URL and the server's log"
+        ) from e
     except smtplib.SMTPRecipientsRefused as e:
-        raise PermanentSendError(f"SMTP {server.where} refused the recipient; check the address") from e
+        raise PermanentSendError(
+            f"SMTP {server.where} refused the recipient; check the address"
+        ) from e
     except (OSError, smtplib.SMTPException) as e:
-        raise TransientSendError(f"cannot send through SMTP {server.where} ({e}); check that it is reachable") from e
+        raise TransientSendError(
+            f"cannot send through SMTP {server.where} ({e}); check that it is reachable"
+        ) from e
     return str(msg["Message-ID"])

@@ -43,11 +43,18 @@ def csrf_ok(settings: Settings, cookie: str | None, submitted: str | None) -> bo
 def rate_key(settings: Settings, kind: str, value: str) -> str:
     """A keyed hash standing for an address or a client in the rate-limit table (never stored raw)."""
     key = (settings.secret_key or tokens.DEV_KEY).encode()
-    return f"{kind}:" + hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:40]
+    return (
+        f"{kind}:" + hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:40]
+    )
 
 
-def slack_signature_ok(signing_secret: str, timestamp: str | None, body: bytes, signature: str | None,
-                       now: float | None = None) -> tuple[bool, str]:
+def slack_signature_ok(
+    signing_secret: str,
+    timestamp: str | None,
+    body: bytes,
+    signature: str | None,
+    now: float | None = None,
+) -> tuple[bool, str]:
     """Check Slack's `X-Slack-Signature` over `v0:{timestamp}:{body}`; return (ok, why not)."""
     if not signing_secret:
         return False, "SLACK_SIGNING_SECRET is not set"

@@ -90,8 +90,10 @@ class Migration:
 
     def __str__(self) -> str:
         if not self.changed:
-            return (f"{self.url}: at revision {self.after}, the newest this digestbot knows; "
-                    "nothing to do")
+            return (
+                f"{self.url}: at revision {self.after}, the newest this digestbot knows; "
+                "nothing to do"
+            )
         planned = self.sql is not None
 
         def did(now: str, past: str) -> str:
@@ -180,8 +182,10 @@ def _check_complete(conn: Connection, where: str) -> None:
 
 
 def _cannot_open(where: str, e: OperationalError) -> StoreError:
-    return StoreError(f"cannot open the database {where} ({e.orig}); check DIGESTBOT_DATABASE_URL "
-                      "and that the server is running")
+    return StoreError(
+        f"cannot open the database {where} ({e.orig}); check DIGESTBOT_DATABASE_URL "
+        "and that the server is running"
+    )
 
 
 def _run(conn: Connection, where: str, found: _Found) -> None:
@@ -195,8 +199,10 @@ def _run(conn: Connection, where: str, found: _Found) -> None:
             _check_complete(conn, where)
         _check_foreign_keys(conn, where)
     except (SQLAlchemyError, CommandError) as e:
-        raise StoreError(f"upgrading the database {where} to revision {head()} failed, nothing was "
-                         f"changed ({e}); report it with this message") from e
+        raise StoreError(
+            f"upgrading the database {where} to revision {head()} failed, nothing was "
+            f"changed ({e}); report it with this message"
+        ) from e
 
 
 def upgrade(engine: Engine, where: str) -> Migration:

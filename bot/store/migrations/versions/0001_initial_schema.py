@@ -152,6 +152,16 @@ def _web() -> None:
 
 def downgrade() -> None:
     """Drop every table (digestbot never downgrades by itself: restore the backup instead)."""
-    for table in ("rate_events", "used_tokens", "subscriber_status", "web_subscribers", "feedback",
-                  "deliveries", "digests", "source_state", "entries", "schema_version"):
+    for table in (
+        "rate_events",
+        "used_tokens",
+        "subscriber_status",
+        "web_subscribers",
+        "feedback",
+        "deliveries",
+        "digests",
+        "source_state",
+        "entries",
+        "schema_version",
+    ):
         op.drop_table(table)
