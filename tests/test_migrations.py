@@ -23,7 +23,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Float, MetaData, create_engine, inspect, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from bot.errors import StoreError
 from bot.models import Entry
@@ -373,7 +373,15 @@ def test_processes_starting_together_both_succeed(backend_url: str, engine: Engi
     """Two processes open a new database at once; on PostgreSQL both are seen waiting on the
     advisory lock (held here), then both start."""
     name = f"dbmig{uuid.uuid4().hex[:8]}"
-    url = backend_url + (f"&application_name={name}" if engine.dialect.name == "postgresql" else "")
+    url = backend_url
+    if (
+        engine.dialect.name == "postgresql"
+    ):  # its own name, to find these two processes' connections
+        url = (
+            make_url(backend_url)
+            .update_query_dict({"application_name": name})
+            .render_as_string(False)
+        )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "import sys; from bot.store import Store; Store(sys.argv[1]).close()"
     cmd = [sys.executable, "-c", code, url]
