@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from ..errors import SourceError
-from ..models import Entry
-from . import FetchResult, FetchState, Source, register
+from ..models import Entry, FetchState
+from ._base import FetchResult, Source, register
 from ._http import FetchError, describe_status, get, shown
 from .feeds import ArxivApiError, ParsedFeed, fetch_feed, read_feed
 

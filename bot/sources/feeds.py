@@ -13,10 +13,10 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from ..errors import BotError, SourceError
-from ..models import Entry
+from ..models import Entry, FetchState
 from ..text import plain_text, squash
-from . import FetchResult, FetchState, Source, register
 from ._authors import EMAIL_NAME, author_name, split_authors, unique
+from ._base import FetchResult, Source, register
 from ._caps import cap_feed
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url

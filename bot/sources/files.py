@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import SourceError
-from ..models import Entry
-from . import FetchResult, FetchState, Source, clean_entries, register
+from ..models import Entry, FetchState
+from ._base import FetchResult, Source, clean_entries, register
 from .feeds import parse_feed
 from .hf_daily import read_daily_papers
 

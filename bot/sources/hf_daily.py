@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 from ..errors import SourceError
-from ..models import Entry
+from ..models import Entry, FetchState
 from ..text import squash
-from . import FetchResult, FetchState, Source, register
 from ._authors import unique
+from ._base import FetchResult, Source, register
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id
 
