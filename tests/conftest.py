@@ -141,6 +141,17 @@ def _restore_logging() -> Iterator[None]:
     """The CLI sets up the root logger (digestbot -v, --log-format); every test leaves it as it found it."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    levels = {
+        name: lg.level
+        for name, lg in logging.root.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for (
+        name,
+        lg,
+    ) in logging.root.manager.loggerDict.items():  # e.g. `fetch` quiets bot.ingest's warnings
+        if isinstance(lg, logging.Logger):
+            lg.setLevel(levels.get(name, logging.NOTSET))
