@@ -203,42 +203,13 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
             extra["version"] = paper[1]
         if announce:
             extra["announce_type"] = str(announce).lower()
-    elif guid:
-        # A guid with a scheme (URL, tag:, urn:) is global; a bare one ("abc", "1234") only
-        # means something inside its feed, so it is scoped by the feed's address.
-        eid = (
-            canonical_id(guid, "")
-            if _SCHEME.match(guid)
-            else f"{ctx.key}#{guid}"
-            if ctx.key
-            else guid
-        )
-    elif link:
-        eid = canonical_id("", link)
-    elif title or summary:
-        # Neither guid nor link: the title is the only identity the item has.
-        eid = f"{ctx.key}#title:{(title or summary)[:200]}"
-        warnings.append(
-            f"an entry has neither guid nor link; it is known by its text {(title or summary)[:60]!r}, "
-            "so an edit to it will look like a new entry"
-        )
     else:
-        warnings.append("skipped an empty entry (no id, link, title or summary)")
-        return None
+        found = _feed_id(guid, link, title or summary, ctx, warnings)
+        if found is None:
+            return None
+        eid = found
     eid = bounded_id(eid)
-    for lk in e.get("links") or []:
-        if lk.get("title") == "pdf" and lk.get("href"):
-            extra["pdf_url"] = lk["href"]
-    for name, value in (
-        ("doi", e.get("arxiv_doi")),
-        ("comment", e.get("arxiv_comment")),
-        ("journal_ref", e.get("arxiv_journal_ref")),
-    ):
-        if value:
-            extra[name] = squash(value)
-    primary = (e.get("arxiv_primary_category") or {}).get("term")
-    if primary:
-        extra["primary_category"] = primary
+    extra.update(_arxiv_extra(e))
     published = _time(e.get("published_parsed")) or _time(e.get("updated_parsed"))
     if published is None and paper and announce:
         published = ctx.feed_date  # old arXiv RDF items carry no date; the channel does
@@ -253,6 +224,46 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
         tags=unique(tags),
         extra=extra,
     )
+
+
+def _feed_id(guid: str, link: str, text: str, ctx: _Context, warnings: list[str]) -> str | None:
+    """The id of an item that is not an arXiv paper: its guid, else its link, else its text."""
+    if guid:
+        # A guid with a scheme (URL, tag:, urn:) is global; a bare one ("abc", "1234") only
+        # means something inside its feed, so it is scoped by the feed's address.
+        if _SCHEME.match(guid):
+            return canonical_id(guid, "")
+        return f"{ctx.key}#{guid}" if ctx.key else guid
+    if link:
+        return canonical_id("", link)
+    if text:
+        # Neither guid nor link: the title is the only identity the item has.
+        warnings.append(
+            f"an entry has neither guid nor link; it is known by its text {text[:60]!r}, "
+            "so an edit to it will look like a new entry"
+        )
+        return f"{ctx.key}#title:{text[:200]}"
+    warnings.append("skipped an empty entry (no id, link, title or summary)")
+    return None
+
+
+def _arxiv_extra(e: Any) -> dict[str, Any]:
+    """What arXiv's feeds add to an item: the PDF link, DOI, comment, journal and primary category."""
+    extra: dict[str, Any] = {}
+    for lk in e.get("links") or []:
+        if lk.get("title") == "pdf" and lk.get("href"):
+            extra["pdf_url"] = lk["href"]
+    for name, value in (
+        ("doi", e.get("arxiv_doi")),
+        ("comment", e.get("arxiv_comment")),
+        ("journal_ref", e.get("arxiv_journal_ref")),
+    ):
+        if value:
+            extra[name] = squash(value)
+    primary = (e.get("arxiv_primary_category") or {}).get("term")
+    if primary:
+        extra["primary_category"] = primary
+    return extra
 
 
 def _authors(e: Any, is_paper: bool) -> tuple[str, ...]:
