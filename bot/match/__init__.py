@@ -109,7 +109,8 @@ class Matcher:
                       n: int) -> Iterator[_Chunk]:
         for lo in range(0, len(prof), self.chunk_size):
             hi = min(lo + self.chunk_size, len(prof))
-            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline)
+            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline,
+                                                   self.calibration)
             thr = thresholds(scores, self.calibration, baseline=self._baseline)
             allowed = ~excluded[:, :n]
             part = done[lo:hi]

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from ..models import Entry
 from .features import TextSpace, entry_text, phrase_incidence
+from .calibrate import Calibration, background
 from .feedback import FeedbackModel
 from .profiles import Profiles, _author_key
 from .topics import TopicIndex
@@ -30,14 +31,15 @@ from .topics import TopicIndex
 class ScoreWeights:
     """The blend of the score's parts (fixed, data-independent defaults)."""
 
-    title: float = 0.5  # weight of title similarity next to the whole text's
-    keyword: float = 0.05  # bonus for the keywords an entry matches (saturating)
-    vocabulary: float = 0.2  # the subscriber's topics' vocabulary found in the entry
-    topic: float = 0.3  # the entry's topic distribution on the subscriber's topics
+    title: float = 0.0  # weight of title similarity next to the whole text's (which has the title twice)
+    keyword: float = 0.0  # bonus for the keywords an entry matches (saturating)
+    vocabulary: float = 0.05  # the subscriber's topics' vocabulary found in the entry
+    topic: float = 0.075  # the entry's topic distribution on the subscriber's topics
     prf_k: int = 3  # pseudo-relevance feedback: top entries whose centroid joins the profile
-    prf_weight: float = 0.6
+    prf_weight: float = 1.0
+    prf_self: bool = False  # whether a feedback entry's similarity to itself counts
     facet: float = 0.4  # the best single facet's similarity (a clause of the description, a keyword)
-    prf_trust: float = 0.3  # top entries scoring below this move the profile proportionally less
+    prf_trust: float = 2.0  # top entries less than this many background decile gaps up move it less
 
 
 class EntryBatch:
@@ -100,7 +102,8 @@ def top_k(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, hi: int,
-                w: ScoreWeights, baseline: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                w: ScoreWeights, baseline: int = 0,
+                calibration: Calibration = Calibration()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores (subscribers lo..hi × all batch entries), the forced mask and the excluded mask.
 
     The last `baseline` entries are reference texts (the topics): scored, never fed back.
@@ -110,7 +113,9 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
     t_l2, t_max = prof.topic_l2[lo:hi], prof.topic_max[lo:hi]
     # Z·p: the text part (sparse) plus the topic-vocabulary part of the profile (dense, small).
     sz = (prof.query_n[lo:hi] @ batch.Zt).toarray()
-    topic_side = np.hstack([prof.topic_weight * inv * t_l2, w.vocabulary * t_l2, w.topic * t_max]).astype(np.float32)
+    scale = prof.topic_scale[lo:hi, None]
+    topic_side = np.hstack([prof.topic_weight[lo:hi, None] * inv * t_l2, w.vocabulary * scale * t_l2,
+                            w.topic * scale * t_max]).astype(np.float32)
     T = t_l2.shape[1]
     sz += topic_side[:, :T] @ batch.topic_side[:T]
     bonus = topic_side[:, T:] @ batch.topic_side[T:]
@@ -124,27 +129,49 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
         np.maximum.at(best, group[per.row] * n + per.col, per.data)
         best *= w.facet
         bonus += best.reshape(hi - lo, n)
+    if fb.has_votes(lo, hi):  # before the pseudo-relevance step, so the votes steer it too
+        bonus += (fb.rows[lo:hi] @ batch.Zt).toarray()
     scores = sz + bonus
-    k = min(w.prf_k, n - baseline)
-    if k > 0 and w.prf_weight:
-        rows = np.arange(hi - lo)[:, None]
-        top = top_k(scores[:, : n - baseline], k)  # c × k, real entries only
-        c_norm = np.sqrt(np.maximum(batch.zz[top[:, :, None], top[:, None, :]].sum(axis=(1, 2)), 1e-12)) / k
-        z_c = batch.zz[top[:, 0]]
-        for j in range(1, k):
-            z_c += batch.zz[top[:, j]]
-        z_c /= (k * c_norm)[:, None]  # Z·ĉ
-        p_c = sz[rows, top].mean(axis=1) / c_norm  # p·ĉ
-        trust = np.clip(scores[rows, top].mean(axis=1) / w.prf_trust, 0.0, 1.0)  # a quiet day: no drift
-        b = (w.prf_weight * trust * (prof.inv_norm[lo:hi] > 0)).astype(np.float32)
-        den = np.sqrt(1 + 2 * b * p_c + b * b)
-        z_c *= (b / den)[:, None]
-        sz *= (1 / den)[:, None]
-        scores = sz
-        scores += z_c
-        scores += bonus
-    if fb.has_votes(lo, hi):
-        scores += (fb.rows[lo:hi] @ batch.Zt).toarray()
+    if w.prf_k and w.prf_weight and n > baseline:
+        scores = _pseudo_relevance(batch, prof, scores, sz, bonus, lo, hi, w, baseline, calibration)
     forced = (prof.follows[lo:hi] @ batch.authors_t).toarray() > 0
     excluded = (prof.excludes[lo:hi] @ batch.hits_t).toarray() > 0
     return scores, forced, excluded
+
+
+def _pseudo_relevance(batch: EntryBatch, prof: Profiles, scores: np.ndarray, sz: np.ndarray, bonus: np.ndarray,
+                      lo: int, hi: int, w: ScoreWeights, baseline: int, calibration: Calibration) -> np.ndarray:
+    """Rocchio through the Gram matrix: each profile moves towards its top entries' centroid.
+
+    Each top entry counts by how far it stands out of the background (the topic texts' median,
+    in upper-decile gaps), so entries at background level pull nothing; a top entry is raised by
+    the others, not by itself; and the whole step is trusted only as far as the top entries
+    stand out (a quiet day: no drift). The new profiles are never built: only their products.
+    """
+    n = batch.zz.shape[0]
+    k = min(w.prf_k, n - baseline)
+    rows = np.arange(hi - lo)[:, None]
+    top = top_k(scores[:, : n - baseline], k)  # c × k, real entries only
+    med, gap = background(scores, baseline, calibration)
+    lead = (scores[rows, top] - med[:, None]) / gap[:, None]  # c × k, in decile gaps
+    wt = np.maximum(lead, 0.0)
+    total = wt.sum(axis=1, keepdims=True)
+    wt = np.where(total > 0, wt / np.maximum(total, 1e-12), 0.0).astype(np.float32)
+    gram = batch.zz[top[:, :, None], top[:, None, :]]  # c × k × k
+    c_norm = np.sqrt(np.maximum(np.einsum("ci,cij,cj->c", wt, gram, wt), 1e-12))
+    z_c = wt[:, :1] * batch.zz[top[:, 0]]
+    for j in range(1, k):
+        z_c += wt[:, j:j + 1] * batch.zz[top[:, j]]
+    z_c /= c_norm[:, None]  # Z·ĉ
+    if k > 1 and not w.prf_self:  # a top entry is raised by the others, not by itself
+        own = wt * np.diagonal(gram, axis1=1, axis2=2) / c_norm[:, None]
+        z_c[rows, top] = (z_c[rows, top] - own) / np.maximum(1.0 - wt, 1e-6)
+    p_c = (wt * sz[rows, top]).sum(axis=1) / c_norm  # p·ĉ
+    trust = np.clip(lead.mean(axis=1) / w.prf_trust, 0.0, 1.0)
+    b = (w.prf_weight * trust * (prof.inv_norm[lo:hi] > 0) * (c_norm > 1e-6)).astype(np.float32)
+    den = np.sqrt(np.maximum(1 + 2 * b * p_c + b * b, 1e-12))
+    z_c *= (b / den)[:, None]
+    out = sz * (1 / den)[:, None]
+    out += z_c
+    out += bonus
+    return out
