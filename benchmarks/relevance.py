@@ -43,6 +43,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 
 from bot.match import Calibration, Matcher  # noqa: E402
 from bot.match.classifier import ScoreWeights  # noqa: E402
+from bot.match.feedback import FeedbackSettings  # noqa: E402
 from bot.match.profiles import ProfileWeights  # noqa: E402
 from bot.models import Entry, Interests, Subscriber  # noqa: E402
 from bot.sources.files import read_entries  # noqa: E402
@@ -235,11 +236,15 @@ def leave_one_out(sets: Sequence[EvalSet]) -> None:
 
 # --- feedback -------------------------------------------------------------------------------
 
-def feedback_experiment(s: EvalSet, store_url: str) -> list[tuple[str, float, float]]:
-    """Votes on the first four weeks (through the store), then the last four weeks ranked; per subscriber (before, after)."""
-    dated = sorted(s.entries, key=lambda e: e.published or 0)  # type: ignore[arg-type, return-value]
-    start = dated[0].published
-    assert start is not None
+FEEDBACK_GRID = [FeedbackSettings(margin=m, ridge=r) for m in (0.1, 0.2, 0.3) for r in (1.0, 3.0)]
+
+
+def recorded_votes(s: EvalSet, store_url: str) -> tuple[dict[str, list[tuple[Entry, int]]], list[Entry]]:
+    """The first four weeks' labels as 👍/👎 through `Store.record_feedback`, read back as a run reads them.
+
+    Returns the votes and the last four weeks' entries.
+    """
+    start = min(e.published for e in s.entries if e.published)
     cut = start + timedelta(weeks=4)
     first = [e for e in s.entries if e.published and e.published < cut]
     last = [e for e in s.entries if e.published and e.published >= cut]
@@ -253,7 +258,14 @@ def feedback_experiment(s: EvalSet, store_url: str) -> list[tuple[str, float, fl
         votes = store.feedback_for(sub.id for sub in subs)
     finally:
         store.close()
-    matcher = Matcher().fit(s.entries)
+    return votes, last
+
+
+def feedback_rows(s: EvalSet, votes: dict[str, list[tuple[Entry, int]]], last: Sequence[Entry],
+                  settings: FeedbackSettings = FeedbackSettings()) -> list[tuple[str, float, float]]:
+    """Per subscriber: nDCG@10 on the last four weeks without and with the votes."""
+    subs = s.subscribers[False]
+    matcher = Matcher(feedback=settings).fit(s.entries)
     before = matcher.match(last, subs)
     after = matcher.match(last, subs, feedback=votes)
     out = []
@@ -264,16 +276,28 @@ def feedback_experiment(s: EvalSet, store_url: str) -> list[tuple[str, float, fl
     return out
 
 
-def print_feedback(s: EvalSet) -> None:
-    """The feedback experiment's table."""
+def print_feedback(s: EvalSet, loso: bool = True) -> None:
+    """The feedback experiment: the shipped settings, and (with `loso`) the settings chosen without each subscriber."""
     with tempfile.TemporaryDirectory() as tmp:
-        rows = feedback_experiment(s, f"sqlite:///{tmp}/votes.db")
-    print(f"\nFeedback ({s.name}): first 4 weeks' labels as 👍/👎 via Store.record_feedback, last 4 weeks ranked")
+        votes, last = recorded_votes(s, f"sqlite:///{tmp}/votes.db")
+    rows = feedback_rows(s, votes, last)
+    print(f"\nFeedback ({s.name}): the first 4 weeks' labels as 👍/👎 via Store.record_feedback, "
+          f"the last 4 weeks ({len(last)} papers) ranked")
     for sid, b, a in rows:
         print(f"  {sid:14s} nDCG@10 {b:.3f} → {a:.3f} ({a - b:+.3f})")
     diff = [a - b for _, b, a in rows]
     print(f"  mean {np.mean([b for _, b, _ in rows]):.3f} → {np.mean([a for _, _, a in rows]):.3f} "
-          f"({np.mean(diff):+.3f}); worst change {min(diff):+.3f}")
+          f"({np.mean(diff):+.3f}); worst change {min(diff):+.3f}  [{FeedbackSettings()}]")
+    if not loso:
+        return
+    table = [[a - b for _, b, a in feedback_rows(s, votes, last, fs)] for fs in FEEDBACK_GRID]
+    held = []
+    for i in range(len(rows)):
+        best = max(range(len(FEEDBACK_GRID)), key=lambda g: float(np.mean(np.delete(table[g], i))))
+        held.append(table[best][i])
+    chosen = max(range(len(FEEDBACK_GRID)), key=lambda g: float(np.mean(table[g])))
+    print(f"  leave-one-subscriber-out over {len(FEEDBACK_GRID)} (margin, ridge) settings: mean change "
+          f"{np.mean(held):+.3f}, worst {min(held):+.3f}; chosen on all: {FEEDBACK_GRID[chosen]}")
 
 
 # --- stability ------------------------------------------------------------------------------
@@ -329,7 +353,7 @@ def main() -> None:
         leave_one_out(sets)
     weeks = next((s for s in sets if s.name == "hf-weeks"), None)
     if weeks is not None:
-        print_feedback(weeks)
+        print_feedback(weeks, loso=not args.quick)
         if ARCHIVE.is_file():
             archive, _ = read_entries(ARCHIVE)
             ok, total, quiet_ok, quiet = stability(weeks, archive)
