@@ -111,7 +111,7 @@ class Matcher:
             hi = min(lo + self.chunk_size, len(prof))
             scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline,
                                                    self.calibration)
-            thr = thresholds(scores, self.calibration, baseline=self._baseline)
+            thr = thresholds(scores, self.calibration, baseline=self._baseline, offered=n)
             allowed = ~excluded[:, :n]
             part = done[lo:hi]
             if part.nnz:

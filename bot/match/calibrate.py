@@ -50,13 +50,15 @@ def background(ref: np.ndarray, baseline: int, cal: Calibration) -> tuple[np.nda
     return med, np.maximum(scale, 1e-6)
 
 
-def thresholds(ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0) -> np.ndarray:
+def thresholds(ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0,
+               offered: int | None = None) -> np.ndarray:
     """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries).
 
     The last `baseline` columns are the topic texts, the background; without them (baseline 0)
-    the entries themselves are the background.
+    the entries themselves are the background. The first `offered` columns (default: all but
+    the background) are the entries at hand, whose best `top_k` the lift is measured to.
     """
-    n = ref.shape[1] - baseline
+    n = ref.shape[1] - baseline if offered is None else offered
     if n <= 0:
         return np.full(ref.shape[0], np.inf, np.float32)
     med, scale = background(ref, baseline, cal)

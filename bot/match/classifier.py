@@ -47,6 +47,7 @@ class ScoreWeights:
     prf_weight: float = 1.0
     prf_self: bool = False  # whether a feedback entry's similarity to itself counts
     facet: float = 0.2  # the best single facet's similarity (a clause of the description, a keyword)
+    prf_bar: float = 0.5  # the share of the selection bar a top entry must clear to feed back
     prf_trust: float = 2.0  # top entries less than this many background decile gaps up move it less
 
 
@@ -162,7 +163,9 @@ def _pseudo_relevance(batch: EntryBatch, prof: Profiles, scores: np.ndarray, sz:
     rows = np.arange(hi - lo)[:, None]
     top = top_k(scores[:, : n - baseline], k)  # c × k, real entries only
     med, gap = background(scores, baseline, calibration)
-    lead = (scores[rows, top] - med[:, None]) / gap[:, None]  # c × k, in decile gaps
+    # How far each top entry clears the selection bar (spread gaps above the median), in gaps:
+    # only entries that would be sent on their own feed back.
+    lead = (scores[rows, top] - med[:, None]) / gap[:, None] - w.prf_bar * calibration.spread  # c × k
     wt = np.maximum(lead, 0.0)
     total = wt.sum(axis=1, keepdims=True)
     wt = np.where(total > 0, wt / np.maximum(total, 1e-12), 0.0).astype(np.float32)
