@@ -39,15 +39,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bot.match import Calibration, Matcher  # noqa: E402
-from bot.match.classifier import ScoreWeights  # noqa: E402
-from bot.match.feedback import FeedbackSettings  # noqa: E402
-from bot.match.profiles import ProfileWeights  # noqa: E402
-from bot.models import Entry, Interests, Subscriber  # noqa: E402
-from bot.sources.files import read_entries  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.match import Calibration, Matcher
+from bot.match.classifier import ScoreWeights
+from bot.match.feedback import FeedbackSettings
+from bot.match.profiles import ProfileWeights
+from bot.models import Entry, Interests, Subscriber
+from bot.sources.files import read_entries
+from bot.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT.parent / "shared" / "eval"
@@ -262,7 +262,7 @@ def recorded_votes(s: EvalSet, store_url: str) -> tuple[dict[str, list[tuple[Ent
 
 
 def feedback_rows(s: EvalSet, votes: dict[str, list[tuple[Entry, int]]], last: Sequence[Entry],
-                  settings: FeedbackSettings = FeedbackSettings()) -> list[tuple[str, float, float]]:
+                  settings: FeedbackSettings | None = None) -> list[tuple[str, float, float]]:
     """Per subscriber: nDCG@10 on the last four weeks without and with the votes."""
     subs = s.subscribers[False]
     matcher = Matcher(feedback=settings).fit(s.entries)

@@ -5,6 +5,7 @@ plain tf-idf floor (the last three need ../shared and are skipped without it).""
 from __future__ import annotations
 
 import math
+import random
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from match_corpus import corpus, paper, subscriber
+from match_corpus import corpus, paper
 
 from bot.match import Matcher
 from bot.models import Entry, Subscriber
@@ -40,7 +41,7 @@ def test_the_example_day_selects_the_same_with_a_month_in_the_store_and_a_quiet_
     for s in subs:
         assert alone[s.id], s.id  # the example feed has something for everyone
         assert len(alone[s.id] ^ busy[s.id]) <= 1, (s.id, alone[s.id], busy[s.id])
-    rng = __import__("random").Random(9)
+    rng = random.Random(9)
     quiet = [paper(t, 900 + i, rng) for i in range(5) for t in ("graph", "rl")]
     for store in (quiet, quiet + month):
         assert chosen(Matcher().fit(store), quiet, subs) == {s.id: set() for s in subs}

@@ -28,8 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..models import Entry
-from .features import TextSpace, entry_text, phrase_incidence
 from .calibrate import Calibration, background
+from .features import TextSpace, entry_text, phrase_incidence
 from .feedback import FeedbackModel
 from .profiles import Profiles, _author_key
 from .topics import TopicIndex
@@ -113,7 +113,7 @@ def top_k(a: np.ndarray, k: int) -> np.ndarray:
 
 def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, hi: int,
                 w: ScoreWeights, baseline: int = 0,
-                calibration: Calibration = Calibration()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                calibration: Calibration | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores (subscribers lo..hi × all batch entries), the forced mask and the excluded mask.
 
     The last `baseline` entries are reference texts (the topics): scored, never fed back.
@@ -143,7 +143,8 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
         bonus += (fb.rows[lo:hi] @ batch.Zt).toarray()
     scores = sz + bonus
     if w.prf_k and w.prf_weight and n > baseline:
-        scores = _pseudo_relevance(batch, prof, scores, sz, bonus, lo, hi, w, baseline, calibration)
+        scores = _pseudo_relevance(batch, prof, scores, sz, bonus, lo, hi, w, baseline,
+                                   calibration or Calibration())
     forced = (prof.follows[lo:hi] @ batch.authors_t).toarray() > 0
     excluded = (prof.excludes[lo:hi] @ batch.hits_t).toarray() > 0
     return scores, forced, excluded
@@ -183,7 +184,7 @@ def _pseudo_relevance(batch: EntryBatch, prof: Profiles, scores: np.ndarray, sz:
     b = (w.prf_weight * trust * (prof.inv_norm[lo:hi] > 0) * (c_norm > 1e-6)).astype(np.float32)
     den = np.sqrt(np.maximum(1 + 2 * b * p_c + b * b, 1e-12))
     z_c *= (b / den)[:, None]
-    out = sz * (1 / den)[:, None]
+    out: np.ndarray = sz * (1 / den)[:, None]
     out += z_c
     out += bonus
     return out
