@@ -178,7 +178,7 @@ def print_table(title: str, ours: Sequence[Row], plain: Sequence[Row]) -> None:
 
 GRID: dict[str, tuple[Any, ...]] = {
     "facet": (0.2, 0.4),
-    "prf_weight": (0.6, 1.0),
+    "smooth": (0.0, 0.2),
     "expansion": (0.25, 0.5),  # the taxonomy's share in a keyword-only profile (× the shipped weights)
     "spread": (1.5, 2.0, 2.5),
     "lift": (0.3, 0.4, 0.5),
@@ -188,7 +188,7 @@ GRID: dict[str, tuple[Any, ...]] = {
 def factory_for(setting: dict[str, Any]) -> Factory:
     """A matcher with one grid point's settings."""
     t = setting["expansion"]
-    weights = ScoreWeights(facet=setting["facet"], prf_weight=setting["prf_weight"], vocabulary=0.2 * t, topic=0.3 * t)
+    weights = ScoreWeights(facet=setting["facet"], smooth=setting["smooth"], vocabulary=0.2 * t, topic=0.3 * t)
     profile = ProfileWeights(topics=0.5 * t)
     calibration = Calibration(spread=setting["spread"], lift=setting["lift"])
     return lambda: Matcher(weights=weights, profile=profile, calibration=calibration)

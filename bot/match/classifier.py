@@ -9,7 +9,9 @@ pseudo-relevance step so they steer it).
 
 Pseudo-relevance feedback (Rocchio) moves each profile towards the centroid of its top `prf_k`
 entries, each weighted by how far it stands out of the background; it is done without building
-the new profiles, through the entries' Gram matrix. Arrays are subscribers × entries (a row per
+the new profiles, through the entries' Gram matrix. Then each offered entry's score moves a little
+towards the mean of its `smooth_k` most similar offered entries (a paper whose neighbours all
+match is more likely on the subject than a lone lexical hit). Arrays are subscribers × entries (a row per
 subscriber), so per-subscriber reductions run on contiguous memory; the topic parts are one
 small dense product, the text part one sparse one.
 
@@ -47,6 +49,8 @@ class ScoreWeights:
     prf_weight: float = 1.0
     prf_self: bool = False  # whether a feedback entry's similarity to itself counts
     facet: float = 0.2  # the best single facet's similarity (a clause of the description, a keyword)
+    smooth: float = 0.2  # an offered entry's score moves this far towards its neighbours' mean
+    smooth_k: int = 5  # its most similar offered entries
     prf_bar: float = 0.5  # the share of the selection bar a top entry must clear to feed back
     prf_trust: float = 2.0  # top entries less than this many background decile gaps up move it less
 
@@ -65,6 +69,7 @@ class EntryBatch:
             Z = sp.csr_matrix(self.X + w.title * space.transform(e.title for e in entries))
         self.Zt = sp.csr_matrix(Z.T)  # terms × entries
         self.zz = (Z @ Z.T).toarray().astype(np.float32)  # entries × entries
+        self.neighbours = _neighbours(self.zz, offered, w) if w.smooth and offered > 1 else None
         n_own = len(profiles.phrases)
         hits = phrase_incidence(texts, profiles.phrases + index.phrases)
         self.hits_t = sp.csr_matrix(hits[:, :n_own].T)  # own phrases × entries
@@ -145,6 +150,9 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
     if w.prf_k and w.prf_weight and n > baseline:
         scores = _pseudo_relevance(batch, prof, scores, sz, bonus, lo, hi, w, baseline,
                                    calibration or Calibration())
+    if batch.neighbours is not None:  # the offered entries only; the rest keep their scores
+        m = batch.offered
+        scores[:, :m] = (1 - w.smooth) * scores[:, :m] + w.smooth * (batch.neighbours @ scores[:, :m].T).T
     forced = (prof.follows[lo:hi] @ batch.authors_t).toarray() > 0
     excluded = (prof.excludes[lo:hi] @ batch.hits_t).toarray() > 0
     return scores, forced, excluded
@@ -188,3 +196,16 @@ def _pseudo_relevance(batch: EntryBatch, prof: Profiles, scores: np.ndarray, sz:
     out += z_c
     out += bonus
     return out
+
+
+def _neighbours(zz: np.ndarray, pool: int, w: ScoreWeights) -> sp.csr_matrix:
+    """pool × pool: each of the first `pool` entries' `smooth_k` most similar others, weights summing to 1."""
+    n = pool
+    k = min(w.smooth_k, pool - 1)
+    sims = zz[:pool, :pool].copy()
+    idx = np.arange(pool)
+    sims[idx, idx] = -np.inf
+    top = np.argpartition(-sims, k, axis=1)[:, :k]
+    vals = np.maximum(np.take_along_axis(sims, top, 1), 0)
+    vals /= np.maximum(vals.sum(1, keepdims=True), 1e-12)
+    return sp.csr_matrix((vals.ravel(), (np.repeat(np.arange(n), k), top.ravel())), shape=(n, n))
