@@ -173,7 +173,7 @@ _WORD_TABLE = _Words()
 class TextSpace:
     """The tf-idf space fitted on a corpus: sublinear tf, stemmed word 1–2-grams, L2-normalized rows."""
 
-    def __init__(self, min_df: int = 1, max_df: float = 0.5) -> None:
+    def __init__(self, min_df: int = 1, max_df: float = 1.0) -> None:
         self.vectorizer = TfidfVectorizer(analyzer=_content_ngrams, sublinear_tf=True, min_df=min_df,
                                           max_df=max_df, dtype=np.float32)
         self.surface: dict[str, str] = {}
