@@ -102,10 +102,10 @@ def test_votes_recorded_through_the_store_raise_the_next_weeks_ranking(tmp_path:
     assert sum(len(v) for v in votes.values()) > 8 * 100
     rows = relevance.feedback_rows(s, votes, last)
     changes = [after - before for _, before, after in rows]
-    # Measured: +0.022 on average (optim +0.107, multilingual +0.080, interp +0.035); the worst,
-    # audio, loses 0.046: partly relevant papers move into its top ten.
+    # Measured: +0.021 on average (multilingual +0.080, optim +0.063, interp +0.034); the worst,
+    # audio, -0.007. The bar: it rises on average and drops by more than 0.02 for nobody.
     assert sum(changes) / len(changes) > 0.01, rows
-    assert min(changes) >= -0.05, rows
+    assert min(changes) >= -0.02, rows
 
 
 @pytest.mark.slow
