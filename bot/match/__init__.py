@@ -29,8 +29,8 @@ from .topics import Topic, TopicIndex, known_topics, load_topics
 
 _Chunk = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # lo, hi, scores, chosen, forced
 
-MIN_REFERENCE = 200  # fewer offered entries than this: judge them against recent corpus entries too
-BACKGROUND = 500  # how many corpus entries join the reference set then
+MIN_REFERENCE = 200  # fewer offered entries than this: recent corpus entries join the feedback pool
+BACKGROUND = 500  # how many corpus entries join then (scored, never selected)
 
 
 @dataclass(slots=True)
@@ -83,9 +83,9 @@ class Matcher:
         if len(offered) < MIN_REFERENCE and self.corpus:
             seen = {e.id for e in offered}
             ref = offered + [e for e in self.corpus if e.id not in seen][:BACKGROUND]
-        # The taxonomy's topics join as the typical documents of the field: when the entries at
-        # hand are too few, or all on the subscriber's subject (a narrow feed), their median says
-        # nothing of what "typical" scores, and a strong match must still stand out.
+        # The taxonomy's topics join as the typical documents of the field: the background every
+        # subscriber's selection is judged against (`calibrate`). It does not depend on what the
+        # store holds, or on a narrow feed being all on the subscriber's subject.
         self._baseline = len(self.topics)
         ref = ref + [Entry(id=f"topic:{t.slug}", title=t.name, summary=t.text) for t in self.topics]
         t0 = time.perf_counter()
@@ -109,8 +109,9 @@ class Matcher:
                       n: int) -> Iterator[_Chunk]:
         for lo in range(0, len(prof), self.chunk_size):
             hi = min(lo + self.chunk_size, len(prof))
-            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline)
-            thr = thresholds(scores, self.calibration, baseline=self._baseline)
+            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline,
+                                                   self.calibration)
+            thr = thresholds(scores, self.calibration, baseline=self._baseline, offered=n)
             allowed = ~excluded[:, :n]
             part = done[lo:hi]
             if part.nnz:

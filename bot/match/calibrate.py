@@ -1,11 +1,21 @@
 """Selection: turn scores into "worth this subscriber's attention", per subscriber, vectorized.
 
-A score is judged against the subscriber's own score distribution over the reference set (the
-entries offered now, plus recent corpus entries when few are offered): an entry is selected when
-it stands out from the typical entry (the median) by at least `lift` of the way to what the
-subscriber's best recent matches score (the mean of the top `top_k`), and clears an absolute
-`floor`, and by at least `margin` above the median. So a day without strong matches sends little or nothing, a rich day sends more, up to
-`max_items`; a subscriber whose field is everywhere (a high median) needs more to be selected.
+Each subscriber's scores are judged against a background that is always there and always the
+same kind of text: the taxonomy's topic texts, the typical documents of the field (the last
+`baseline` columns of the reference scores). Nothing is a global score constant:
+
+- the background says where an ordinary text stands for this subscriber (its median) and how far
+  ordinary texts spread above that (its upper decile): a broad interest spreads far, a narrow
+  one hardly;
+- an entry is selected when it stands above the background's median by `spread` times that
+  decile gap (it is an outlier of the field, so a quiet day sends nothing) and by at least `lift`
+  of the way from the median to the subscriber's best `top_k` entries at hand (a rich day does
+  not send its whole tail).
+
+The background does not depend on what the store holds, so the same day's entries select the
+same papers whether the store holds that one day or a month, and a feed that is all on the
+subscriber's subject still sends its matches. The two constants were chosen by leave-one-subscriber-out on the evaluation sets
+(`benchmarks/relevance.py` prints that choice and its figures).
 """
 
 from __future__ import annotations
@@ -17,48 +27,46 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """The selection rule's constants (fixed, not fitted per subscriber)."""
+    """The selection rule's constants (the same for every subscriber; the statistics are theirs)."""
 
-    lift: float = 0.27
-    top_k: int = 3
-    floor: float = 0.2
-    margin: float = 0.1  # and always this far above the median: a flat day selects nothing
-
-
-_SAMPLE = 127  # the median is taken over at most this many reference entries, evenly spread
-
-
-def _median(ref: np.ndarray) -> np.ndarray:
-    sample = ref if ref.shape[1] <= _SAMPLE else ref[:, np.linspace(0, ref.shape[1] - 1, _SAMPLE).astype(int)]
-    m = sample.shape[1]
-    if m % 2:  # odd: the middle value (one selection instead of two)
-        med: np.ndarray = np.partition(sample, m // 2, axis=1)[:, m // 2]
-        return med
-    part = np.partition(sample, [m // 2 - 1, m // 2], axis=1)
-    mid: np.ndarray = (part[:, m // 2 - 1] + part[:, m // 2]) / 2
-    return mid
+    lift: float = 0.4  # at least this share of the way from the median to the day's best
+    top_k: int = 3  # the day's best: the mean of this many top entries
+    spread: float = 2.0  # and this many upper-decile gaps above the median
+    quantile: float = 0.9  # the upper decile
+    reach: float = 0.075  # the background's scale: at least this share of its best text's lead
+    floor: float = 0.0  # an absolute minimum score (0: none)
 
 
-def thresholds(ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0) -> np.ndarray:
+def background(ref: np.ndarray, baseline: int, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the background's median and scale (the topic columns, else every column).
+
+    The scale is how far ordinary texts spread above the median (the upper-decile gap), but at
+    least `reach` of the way to the best-matching background text: for a narrow interest the
+    ordinary texts hardly spread, and the one text on the subject says what standing out means.
+    """
+    part = ref[:, ref.shape[1] - baseline:] if baseline else ref
+    med, high = np.quantile(part, [0.5, cal.quantile], axis=1)
+    scale = np.maximum(high - med, cal.reach * (part.max(axis=1) - med))
+    return med, np.maximum(scale, 1e-6)
+
+
+def thresholds(ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0,
+               offered: int | None = None) -> np.ndarray:
     """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries).
 
-    The last `baseline` columns are the topic texts, the typical documents of the field. The
-    typical score is the entries' median, pulled halfway down to the topics' median when that
-    is lower: so a feed (or a day, or a first run with a handful of entries) where every entry
-    is on the subscriber's subject still sends its matches, while a busy field still asks more.
+    The last `baseline` columns are the topic texts, the background; without them (baseline 0)
+    the entries themselves are the background. The first `offered` columns (default: all but
+    the background) are the entries at hand, whose best `top_k` the lift is measured to.
     """
-    entries = ref[:, : ref.shape[1] - baseline] if baseline else ref
-    n = entries.shape[1]
-    if n == 0:
+    n = ref.shape[1] - baseline if offered is None else offered
+    if n <= 0:
         return np.full(ref.shape[0], np.inf, np.float32)
+    med, scale = background(ref, baseline, cal)
     k = min(cal.top_k, n)
-    top = np.partition(entries, n - k, axis=1)[:, n - k:].mean(axis=1)
-    med = _median(entries)
-    if baseline:
-        field = _median(ref[:, ref.shape[1] - baseline:])
-        med = np.minimum(med, (med + field) / 2)
-    thr: np.ndarray = np.maximum(cal.floor, med + np.maximum(cal.margin, cal.lift * (top - med))).astype(np.float32)
-    return thr
+    top = np.partition(ref[:, :n], n - k, axis=1)[:, n - k:].mean(axis=1)
+    thr = np.maximum(med + cal.lift * (top - med), med + cal.spread * scale)
+    out: np.ndarray = np.maximum(thr, cal.floor).astype(np.float32)
+    return out
 
 
 def select(scores: np.ndarray, thr: np.ndarray, allowed: np.ndarray, forced: np.ndarray,
@@ -68,7 +76,7 @@ def select(scores: np.ndarray, thr: np.ndarray, allowed: np.ndarray, forced: np.
     `allowed` is False where an entry is excluded or was already delivered: that always wins.
     Forced entries (followed authors) are ranked before the others when the cap applies.
     """
-    chosen = scores >= thr[:, None]
+    chosen = scores > thr[:, None]  # strictly: a profile with nothing to match selects nothing
     chosen |= forced
     chosen &= allowed
     counts = chosen.sum(axis=1)

@@ -38,9 +38,9 @@ def reasons(batch: EntryBatch, prof: Profiles, index: TopicIndex, fb: FeedbackMo
             pos = np.minimum(np.searchsorted(q_cols, cols), q_cols.size - 1)
             found = q_cols[pos] == cols
             qd[found] = q_vals[pos[found]]
-        topics = np.flatnonzero(prof.topic_l2[r])
+        topics = np.flatnonzero(prof.topic_l2[r]) if prof.topic_weight[r] else np.zeros(0, np.int64)
         if topics.size:
-            qd += prof.topic_weight * (prof.topic_l2[r, topics] @ index.dense_vectors()[topics][:, cols])
+            qd += prof.topic_weight[r] * (prof.topic_l2[r, topics] @ index.dense_vectors()[topics][:, cols])
         # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
         contrib = vals * qd * (space.idf[cols] >= _COMMON_IDF)
         best = [int(i) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]

@@ -86,8 +86,19 @@ def phrase_key(phrase: str) -> str:
 
 
 def entry_text(e: Entry) -> str:
-    """The text an entry is judged by: its title (twice, titles carry the topic) and abstract."""
-    return f"{e.title}. {e.title}. {e.summary}"
+    """The text an entry is judged by: its title (twice, titles carry the topic) and abstract.
+
+    A Hugging Face entry may also carry `ai_keywords` and an `ai_summary`; they join the text
+    when present (arXiv and RSS entries have neither, and need neither).
+    """
+    text = f"{e.title}. {e.title}. {e.summary}"
+    keywords = e.extra.get("ai_keywords")
+    if isinstance(keywords, list) and keywords:
+        text += " . " + " . ".join(str(k) for k in keywords)
+    summary = e.extra.get("ai_summary")
+    if isinstance(summary, str) and summary:
+        text += " . " + summary
+    return text
 
 
 def content_words(stems: list[str]) -> list[str]:
@@ -162,7 +173,7 @@ _WORD_TABLE = _Words()
 class TextSpace:
     """The tf-idf space fitted on a corpus: sublinear tf, stemmed word 1–2-grams, L2-normalized rows."""
 
-    def __init__(self, min_df: int = 1, max_df: float = 0.5) -> None:
+    def __init__(self, min_df: int = 1, max_df: float = 1.0) -> None:
         self.vectorizer = TfidfVectorizer(analyzer=_content_ngrams, sublinear_tf=True, min_df=min_df,
                                           max_df=max_df, dtype=np.float32)
         self.surface: dict[str, str] = {}

@@ -4,8 +4,8 @@ For each subscriber with votes we fit a ridge regression in the tf-idf space who
 profile itself: minimize Σ (yᵢ − xᵢ·w)² + λ‖w − p‖², where a 👍 asks for its entry to score
 `margin` higher than the profile scores it and a 👎 for `margin` lower. The solution is
 w = p + Xᵀ(XXᵀ + λI)⁻¹·(±margin): one small n×n solve per subscriber (n = their votes), no
-iterations, refitted on every run from the stored votes. With λ = 1 a single vote moves the
-entry by half the margin and its neighbours by less, so a few votes help and cannot wreck the
+iterations, refitted on every run from the stored votes. With λ = 3 a single vote moves the
+entry by a quarter of the margin and its neighbours by less, so a few votes help and cannot wreck the
 profile; many consistent votes add up.
 """
 
@@ -25,8 +25,8 @@ from .features import TextSpace, entry_text
 class FeedbackSettings:
     """How strongly votes move scores."""
 
-    margin: float = 0.3  # how much higher (lower) a 👍 (👎) entry should score
-    ridge: float = 1.0  # λ: the pull back towards the profile
+    margin: float = 0.1  # how much higher (lower) a 👍 (👎) entry should score
+    ridge: float = 3.0  # λ: the pull back towards the profile
     max_votes: int = 300  # the most recent votes used per subscriber
 
 

@@ -24,7 +24,8 @@ class ProfileWeights:
 
     description: float = 1.0
     keywords: float = 1.0
-    topics: float = 0.5  # the vocabulary of followed and implied topics
+    topics: float = 0.125  # the vocabulary of followed and implied topics
+    described: float = 0.0  # the share of the topic parts kept when the interests have a description
     negation: float = 1.0  # "(not video)" pushes video papers down
     followed_topic: float = 1.0  # topic weight of a topic the subscriber follows
     keyword_topic: float = 1.0  # topic weight a keyword gives the topics whose vocabulary has it
@@ -136,12 +137,16 @@ class Profiles:
         self.topic_raw = topic_w
         self.topic_l2 = normalize(topic_w).astype(np.float32)
         self.topic_max = (topic_w / np.maximum(topic_w.max(axis=1, keepdims=True), 1e-9)).astype(np.float32)
-        self.topic_weight = w.topics
+        # A description already says what it means; the taxonomy's broad topics then mostly pull
+        # in their neighbours. Keywords alone (or followed topics) need the expansion.
+        bare = np.array([not i.description.strip() or bool(i.topics) for i in interests])
+        self.topic_scale = np.where(bare, 1.0, w.described).astype(np.float32)  # per subscriber
+        self.topic_weight = (w.topics * self.topic_scale).astype(np.float32)
         # ‖query + topics·TV‖ without building the dense topic part: expand the square.
         q2 = np.asarray(self.query.multiply(self.query).sum(axis=1)).ravel()
         qt = np.asarray(((self.query @ index.vectors.T).toarray() * self.topic_l2).sum(axis=1)).ravel()
         tt = ((self.topic_l2 @ index.gram) * self.topic_l2).sum(axis=1)
-        norm2 = q2 + 2 * w.topics * qt + w.topics ** 2 * tt
+        norm2 = q2 + 2 * self.topic_weight * qt + self.topic_weight ** 2 * tt
         self.norm = np.sqrt(np.maximum(norm2, 0)).astype(np.float32)
         self.inv_norm = np.where(self.norm > 1e-9, 1.0 / np.maximum(self.norm, 1e-9), 0.0).astype(np.float32)
         self.query_n = sp.csr_matrix(sp.diags(self.inv_norm) @ self.query, dtype=np.float32)  # rows of p's text part
