@@ -52,7 +52,13 @@ from bot.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT.parent / "shared" / "eval"
-ARCHIVE = ROOT.parent / "shared" / "fixtures" / "hf" / "hf_daily_papers_archive_2025-12_2026-08_1504papers.json"
+ARCHIVE = (
+    ROOT.parent
+    / "shared"
+    / "fixtures"
+    / "hf"
+    / "hf_daily_papers_archive_2025-12_2026-08_1504papers.json"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +108,14 @@ def row(sid: str, ranked: Sequence[str], selected: set[str], gains: dict[str, fl
     p = tp / len(selected) if selected else 0.0
     r = tp / len(relevant) if relevant else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return Row(sid, ndcg(ranked, gains), average_precision(ranked, relevant), f1, len(selected), len(relevant))
+    return Row(
+        sid,
+        ndcg(ranked, gains),
+        average_precision(ranked, relevant),
+        f1,
+        len(selected),
+        len(relevant),
+    )
 
 
 def load_subscribers(folder: Path) -> list[Subscriber]:
@@ -111,9 +124,16 @@ def load_subscribers(folder: Path) -> list[Subscriber]:
     for path in sorted(folder.glob("*.toml")):
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         i = raw.get("interests", {})
-        out.append(Subscriber(id=path.stem, email=raw.get("email", ""), max_items=raw.get("max_items", 10),
-                              interests=Interests(description=i.get("description", ""),
-                                                  keywords=tuple(i.get("keywords", ())))))
+        out.append(
+            Subscriber(
+                id=path.stem,
+                email=raw.get("email", ""),
+                max_items=raw.get("max_items", 10),
+                interests=Interests(
+                    description=i.get("description", ""), keywords=tuple(i.get("keywords", ()))
+                ),
+            )
+        )
     return out
 
 
@@ -123,7 +143,10 @@ def load_sets(root: Path) -> list[EvalSet]:
     sets = []
     for d in folders:
         entries, _ = read_entries(d / "papers.json")
-        subs = {kw: load_subscribers(d / ("subscriptions-keywords-only" if kw else "subscriptions")) for kw in (False, True)}
+        subs = {
+            kw: load_subscribers(d / ("subscriptions-keywords-only" if kw else "subscriptions"))
+            for kw in (False, True)
+        }
         gold = json.loads((d / "gold.json").read_text(encoding="utf-8"))
         sets.append(EvalSet("seed day" if d == root else d.name, entries, subs, gold))
     return sets
@@ -136,8 +159,15 @@ def digestbot_rows(s: EvalSet, keywords_only: bool, factory: Factory = Matcher) 
     """digestbot as `digestbot match --all` runs it on the set: fitted on its papers, every paper ranked."""
     subs = s.subscribers[keywords_only]
     result = factory().fit(s.entries).match(s.entries, subs)
-    return [row(sub.id, [m.entry_id for m in result[sub.id]], {m.entry_id for m in result[sub.id] if m.selected},
-                s.gold[sub.id]) for sub in subs]
+    return [
+        row(
+            sub.id,
+            [m.entry_id for m in result[sub.id]],
+            {m.entry_id for m in result[sub.id] if m.selected},
+            s.gold[sub.id],
+        )
+        for sub in subs
+    ]
 
 
 def baseline_rows(s: EvalSet, keywords_only: bool) -> list[Row]:
@@ -151,7 +181,10 @@ def baseline_rows(s: EvalSet, keywords_only: bool) -> list[Row]:
     orders = np.argsort(-scores, axis=1, kind="stable")
     best: list[Row] = []
     for t in np.linspace(0.01, 0.4, 40):
-        rows = [row(u.id, list(ids[orders[i]]), set(ids[scores[i] >= t]), s.gold[u.id]) for i, u in enumerate(subs)]
+        rows = [
+            row(u.id, list(ids[orders[i]]), set(ids[scores[i] >= t]), s.gold[u.id])
+            for i, u in enumerate(subs)
+        ]
         if not best or np.mean([r.f1 for r in rows]) > np.mean([r.f1 for r in best]):
             best = rows
     return best
@@ -159,20 +192,29 @@ def baseline_rows(s: EvalSet, keywords_only: bool) -> list[Row]:
 
 def mean(rows: Sequence[Row]) -> tuple[float, float, float]:
     """Mean nDCG@10, MAP and F1."""
-    return (float(np.mean([r.ndcg for r in rows])), float(np.mean([r.ap for r in rows])),
-            float(np.mean([r.f1 for r in rows])))
+    return (
+        float(np.mean([r.ndcg for r in rows])),
+        float(np.mean([r.ap for r in rows])),
+        float(np.mean([r.f1 for r in rows])),
+    )
 
 
 def print_table(title: str, ours: Sequence[Row], plain: Sequence[Row]) -> None:
     """One set's table: digestbot and the plain baseline side by side, per subscriber and mean."""
     print(f"\n{title}")
-    print(f"  {'subscriber':14s} {'nDCG@10':>8s} {'MAP':>6s} {'F1':>6s} {'sent/rel':>9s}   "
-          f"| plain {'nDCG@10':>8s} {'MAP':>6s} {'F1*':>6s}")
+    print(
+        f"  {'subscriber':14s} {'nDCG@10':>8s} {'MAP':>6s} {'F1':>6s} {'sent/rel':>9s}   "
+        f"| plain {'nDCG@10':>8s} {'MAP':>6s} {'F1*':>6s}"
+    )
     for a, b in zip(ours, plain, strict=True):
-        print(f"  {a.sid:14s} {a.ndcg:8.3f} {a.ap:6.3f} {a.f1:6.3f} {f'{a.sent}/{a.relevant}':>9s}   "
-              f"|       {b.ndcg:8.3f} {b.ap:6.3f} {b.f1:6.3f}")
+        print(
+            f"  {a.sid:14s} {a.ndcg:8.3f} {a.ap:6.3f} {a.f1:6.3f} {f'{a.sent}/{a.relevant}':>9s}   "
+            f"|       {b.ndcg:8.3f} {b.ap:6.3f} {b.f1:6.3f}"
+        )
     m, p = mean(ours), mean(plain)
-    print(f"  {'mean':14s} {m[0]:8.3f} {m[1]:6.3f} {m[2]:6.3f} {'':9s}   |       {p[0]:8.3f} {p[1]:6.3f} {p[2]:6.3f}")
+    print(
+        f"  {'mean':14s} {m[0]:8.3f} {m[1]:6.3f} {m[2]:6.3f} {'':9s}   |       {p[0]:8.3f} {p[1]:6.3f} {p[2]:6.3f}"
+    )
 
 
 # --- leave-one-subscriber-out ---------------------------------------------------------------
@@ -180,7 +222,10 @@ def print_table(title: str, ours: Sequence[Row], plain: Sequence[Row]) -> None:
 GRID: dict[str, tuple[Any, ...]] = {
     "facet": (0.2, 0.4),
     "smooth": (0.0, 0.2),
-    "expansion": (0.4, 1.0),  # the taxonomy's weight in a keyword-only profile (× the shipped weights)
+    "expansion": (
+        0.4,
+        1.0,
+    ),  # the taxonomy's weight in a keyword-only profile (× the shipped weights)
     "spread": (2.0, 2.5),  # below 2, quiet days send and selections swing with the store (measured)
     "lift": (0.3, 0.4, 0.5),
 }
@@ -190,8 +235,12 @@ def factory_for(setting: dict[str, Any]) -> Factory:
     """A matcher with one grid point's settings."""
     t = setting["expansion"]
     shipped, shipped_profile = ScoreWeights(), ProfileWeights()
-    weights = ScoreWeights(facet=setting["facet"], smooth=setting["smooth"], vocabulary=shipped.vocabulary * t,
-                           topic=shipped.topic * t)
+    weights = ScoreWeights(
+        facet=setting["facet"],
+        smooth=setting["smooth"],
+        vocabulary=shipped.vocabulary * t,
+        topic=shipped.topic * t,
+    )
     profile = ProfileWeights(topics=shipped_profile.topics * t)
     calibration = Calibration(spread=setting["spread"], lift=setting["lift"])
     return lambda: Matcher(weights=weights, profile=profile, calibration=calibration)
@@ -224,7 +273,9 @@ def leave_one_out(sets: Sequence[EvalSet]) -> None:
                     rows[(s.name, r.sid, kw)] = r
         table.append(rows)
     keys = list(table[0])
-    plain = {(s.name, r.sid, kw): r for s in sets for kw in (False, True) for r in baseline_rows(s, kw)}
+    plain = {
+        (s.name, r.sid, kw): r for s in sets for kw in (False, True) for r in baseline_rows(s, kw)
+    }
     subjects = sorted({(k[0], k[1]) for k in keys})
     chosen_all = max(range(len(points)), key=lambda i: objective(table[i], plain, keys))
     loso: dict[Key, Row] = {}
@@ -243,8 +294,10 @@ def leave_one_out(sets: Sequence[EvalSet]) -> None:
         for name in [s.name for s in sets] + ["all"]:
             ks = [k for k in keys if k[2] == kw and (name == "all" or k[0] == name)]
             a, b = mean([loso[k] for k in ks]), mean([table[chosen_all][k] for k in ks])
-            print(f"  {label:13s} {name:9s} LOSO nDCG@10 {a[0]:.3f} MAP {a[1]:.3f} F1 {a[2]:.3f}"
-                  f"   | chosen on all: {b[0]:.3f} {b[1]:.3f} {b[2]:.3f}")
+            print(
+                f"  {label:13s} {name:9s} LOSO nDCG@10 {a[0]:.3f} MAP {a[1]:.3f} F1 {a[2]:.3f}"
+                f"   | chosen on all: {b[0]:.3f} {b[1]:.3f} {b[2]:.3f}"
+            )
 
 
 # --- feedback -------------------------------------------------------------------------------
@@ -252,7 +305,9 @@ def leave_one_out(sets: Sequence[EvalSet]) -> None:
 FEEDBACK_GRID = [FeedbackSettings(margin=m, ridge=r) for m in (0.1, 0.2, 0.3) for r in (1.0, 3.0)]
 
 
-def recorded_votes(s: EvalSet, store_url: str) -> tuple[dict[str, list[tuple[Entry, int]]], list[Entry]]:
+def recorded_votes(
+    s: EvalSet, store_url: str
+) -> tuple[dict[str, list[tuple[Entry, int]]], list[Entry]]:
     """The first four weeks' labels as 👍/👎 through `Store.record_feedback`, read back as a run reads them.
 
     Returns the votes and the last four weeks' entries.
@@ -280,8 +335,12 @@ def vote_objective(changes: np.ndarray) -> float:
     return float(np.mean(changes) - np.maximum(0.0, -changes - 0.02).sum())
 
 
-def feedback_rows(s: EvalSet, votes: dict[str, list[tuple[Entry, int]]], last: Sequence[Entry],
-                  settings: FeedbackSettings | None = None) -> list[tuple[str, float, float]]:
+def feedback_rows(
+    s: EvalSet,
+    votes: dict[str, list[tuple[Entry, int]]],
+    last: Sequence[Entry],
+    settings: FeedbackSettings | None = None,
+) -> list[tuple[str, float, float]]:
     """Per subscriber: nDCG@10 on the last four weeks without and with the votes."""
     subs = s.subscribers[False]
     matcher = Matcher(feedback=settings).fit(s.entries)
@@ -290,8 +349,13 @@ def feedback_rows(s: EvalSet, votes: dict[str, list[tuple[Entry, int]]], last: S
     out = []
     for sub in subs:
         gains = {e.id: g for e in last if (g := s.gold[sub.id].get(e.id, 0))}
-        out.append((sub.id, ndcg([m.entry_id for m in before[sub.id]], gains),
-                    ndcg([m.entry_id for m in after[sub.id]], gains)))
+        out.append(
+            (
+                sub.id,
+                ndcg([m.entry_id for m in before[sub.id]], gains),
+                ndcg([m.entry_id for m in after[sub.id]], gains),
+            )
+        )
     return out
 
 
@@ -300,28 +364,39 @@ def print_feedback(s: EvalSet, loso: bool = True) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         votes, last = recorded_votes(s, f"sqlite:///{tmp}/votes.db")
     rows = feedback_rows(s, votes, last)
-    print(f"\nFeedback ({s.name}): the first 4 weeks' labels as 👍/👎 via Store.record_feedback, "
-          f"the last 4 weeks ({len(last)} papers) ranked")
+    print(
+        f"\nFeedback ({s.name}): the first 4 weeks' labels as 👍/👎 via Store.record_feedback, "
+        f"the last 4 weeks ({len(last)} papers) ranked"
+    )
     for sid, b, a in rows:
         print(f"  {sid:14s} nDCG@10 {b:.3f} → {a:.3f} ({a - b:+.3f})")
     diff = [a - b for _, b, a in rows]
-    print(f"  mean {np.mean([b for _, b, _ in rows]):.3f} → {np.mean([a for _, _, a in rows]):.3f} "
-          f"({np.mean(diff):+.3f}); worst change {min(diff):+.3f}  [{FeedbackSettings()}]")
+    print(
+        f"  mean {np.mean([b for _, b, _ in rows]):.3f} → {np.mean([a for _, _, a in rows]):.3f} "
+        f"({np.mean(diff):+.3f}); worst change {min(diff):+.3f}  [{FeedbackSettings()}]"
+    )
     if not loso:
         return
-    table = [np.array([a - b for _, b, a in feedback_rows(s, votes, last, fs)]) for fs in FEEDBACK_GRID]
+    table = [
+        np.array([a - b for _, b, a in feedback_rows(s, votes, last, fs)]) for fs in FEEDBACK_GRID
+    ]
     held = []
     for i in range(len(rows)):
         best = max(range(len(FEEDBACK_GRID)), key=lambda g: vote_objective(np.delete(table[g], i)))
         held.append(table[best][i])
     chosen = max(range(len(FEEDBACK_GRID)), key=lambda g: vote_objective(table[g]))
-    print(f"  leave-one-subscriber-out over {len(FEEDBACK_GRID)} (margin, ridge) settings: mean change "
-          f"{np.mean(held):+.3f}, worst {min(held):+.3f}; chosen on all: {FEEDBACK_GRID[chosen]}")
+    print(
+        f"  leave-one-subscriber-out over {len(FEEDBACK_GRID)} (margin, ridge) settings: mean change "
+        f"{np.mean(held):+.3f}, worst {min(held):+.3f}; chosen on all: {FEEDBACK_GRID[chosen]}"
+    )
 
 
 # --- stability ------------------------------------------------------------------------------
 
-def stability(s: EvalSet, archive: Sequence[Entry], min_entries: int = 5) -> tuple[int, int, int, int]:
+
+def stability(
+    s: EvalSet, archive: Sequence[Entry], min_entries: int = 5
+) -> tuple[int, int, int, int]:
     """Days matched with a one-day store and with thirty more days: (within ±1, cases, quiet days silent, quiet days)."""
     days: dict[Any, list[Entry]] = defaultdict(list)
     for e in s.entries:
@@ -333,8 +408,13 @@ def stability(s: EvalSet, archive: Sequence[Entry], min_entries: int = 5) -> tup
         if len(todays) < min_entries:
             continue
         ids = {e.id for e in todays}
-        month = [e for e in archive if e.id not in ids and e.published
-                 and day - timedelta(days=30) <= e.published.date() < day]
+        month = [
+            e
+            for e in archive
+            if e.id not in ids
+            and e.published
+            and day - timedelta(days=30) <= e.published.date() < day
+        ]
         alone = Matcher().fit(todays).match(todays, subs, unselected=False)
         busy = Matcher().fit(todays + month).match(todays, subs, unselected=False)
         for sub in subs:
@@ -363,11 +443,17 @@ def main() -> None:
             ours, plain = digestbot_rows(s, kw), baseline_rows(s, kw)
             everyone += ours
             plain_all += plain
-            print_table(f"{s.name} — {'keywords only' if kw else 'full profiles'} (digestbot | plain tf-idf; "
-                        "F1* at the threshold best on the set)", ours, plain)
+            print_table(
+                f"{s.name} — {'keywords only' if kw else 'full profiles'} (digestbot | plain tf-idf; "
+                "F1* at the threshold best on the set)",
+                ours,
+                plain,
+            )
         m, p = mean(everyone), mean(plain_all)
-        print(f"  ALL {len(everyone)} subscribers: nDCG@10 {m[0]:.3f} MAP {m[1]:.3f} F1 {m[2]:.3f}"
-              f"   | plain {p[0]:.3f} {p[1]:.3f} {p[2]:.3f}")
+        print(
+            f"  ALL {len(everyone)} subscribers: nDCG@10 {m[0]:.3f} MAP {m[1]:.3f} F1 {m[2]:.3f}"
+            f"   | plain {p[0]:.3f} {p[1]:.3f} {p[2]:.3f}"
+        )
     if not args.quick:
         leave_one_out(sets)
     weeks = next((s for s in sets if s.name == "hf-weeks"), None)
@@ -376,9 +462,11 @@ def main() -> None:
         if ARCHIVE.is_file():
             archive, _ = read_entries(ARCHIVE)
             ok, total, quiet_ok, quiet = stability(weeks, archive)
-            print(f"\nStability ({weeks.name}, days with ≥5 papers): the same papers ±1 with a one-day store "
-                  f"and with 30 more days: {ok}/{total} subscriber-days; quiet days with nothing sent either "
-                  f"way: {quiet_ok}/{quiet}")
+            print(
+                f"\nStability ({weeks.name}, days with ≥5 papers): the same papers ±1 with a one-day store "
+                f"and with 30 more days: {ok}/{total} subscriber-days; quiet days with nothing sent either "
+                f"way: {quiet_ok}/{quiet}"
+            )
 
 
 if __name__ == "__main__":

@@ -26,12 +26,16 @@ ARCHIVE = SHARED / "fixtures" / "hf" / "hf_daily_papers_archive_2025-12_2026-08_
 WEEKS = SHARED / "eval" / "hf-weeks"
 
 
-def chosen(matcher: Matcher, day: Sequence[Entry], subs: Sequence[Subscriber]) -> dict[str, set[str]]:
+def chosen(
+    matcher: Matcher, day: Sequence[Entry], subs: Sequence[Subscriber]
+) -> dict[str, set[str]]:
     result = matcher.match(day, subs, unselected=False)
     return {s.id: {m.entry_id for m in result[s.id]} for s in subs}
 
 
-def test_the_example_day_selects_the_same_with_a_month_in_the_store_and_a_quiet_day_nothing() -> None:
+def test_the_example_day_selects_the_same_with_a_month_in_the_store_and_a_quiet_day_nothing() -> (
+    None
+):
     day, _ = read_entries(ROOT / "examples" / "papers.xml")
     subs, problems = load_subscriptions(ROOT / "subscriptions")
     assert subs and not problems
@@ -49,7 +53,9 @@ def test_the_example_day_selects_the_same_with_a_month_in_the_store_and_a_quiet_
 
 def _shared(path: Path) -> None:
     if not path.exists():
-        pytest.skip(f"the shared evaluation data is not at {path} (it sits next to the project checkout)")
+        pytest.skip(
+            f"the shared evaluation data is not at {path} (it sits next to the project checkout)"
+        )
 
 
 def _weeks() -> tuple[list[Entry], list[Subscriber], dict[str, dict[str, float]]]:
@@ -75,7 +81,11 @@ def test_hf_days_select_the_same_papers_whether_the_store_holds_one_day_or_a_mon
         if len(todays) < 5:
             continue
         ids = {e.id for e in todays}
-        month = [e for e in archive if e.id not in ids and e.published and d - timedelta(days=30) <= e.published.date() < d]
+        month = [
+            e
+            for e in archive
+            if e.id not in ids and e.published and d - timedelta(days=30) <= e.published.date() < d
+        ]
         assert len(month) > 100
         alone = chosen(Matcher().fit(todays), todays, subs)
         busy = chosen(Matcher().fit(todays + month), todays, subs)
@@ -86,9 +96,13 @@ def test_hf_days_select_the_same_papers_whether_the_store_holds_one_day_or_a_mon
                 quiet += 1
                 loud += bool(alone[s.id] or busy[s.id])
     # Measured: 223 of 224 within ±1 and 2 of 145 quiet subscriber-days sending a (wrong) paper.
-    assert cases > 200 and swings <= 0.02 * cases, f"{swings} of {cases} subscriber-days changed by more than one paper"
+    assert cases > 200 and swings <= 0.02 * cases, (
+        f"{swings} of {cases} subscriber-days changed by more than one paper"
+    )
     # A quiet day (nothing relevant) sends nothing; a rare false positive is a ranking error.
-    assert quiet > 100 and loud <= 0.05 * quiet, f"{loud} of {quiet} quiet subscriber-days sent something"
+    assert quiet > 100 and loud <= 0.05 * quiet, (
+        f"{loud} of {quiet} quiet subscriber-days sent something"
+    )
 
 
 @pytest.mark.slow
@@ -109,7 +123,9 @@ def test_votes_recorded_through_the_store_raise_the_next_weeks_ranking(tmp_path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "ndcg", "ap"), [("seed day", 0.862, 0.816), ("hf-weeks", 0.924, 0.824)])
+@pytest.mark.parametrize(
+    ("name", "ndcg", "ap"), [("seed day", 0.862, 0.816), ("hf-weeks", 0.924, 0.824)]
+)
 def test_each_set_stays_above_the_plain_tfidf_cosine(name: str, ndcg: float, ap: float) -> None:
     _shared(WEEKS)
     import relevance  # on the path via _weeks
@@ -117,6 +133,8 @@ def test_each_set_stays_above_the_plain_tfidf_cosine(name: str, ndcg: float, ap:
     _weeks()
     [s] = [s for s in relevance.load_sets(WEEKS.parent) if s.name == name]
     plain = relevance.mean(relevance.baseline_rows(s, False))
-    assert math.isclose(plain[0], ndcg, abs_tol=0.0015) and math.isclose(plain[1], ap, abs_tol=0.0015), plain
+    assert math.isclose(plain[0], ndcg, abs_tol=0.0015) and math.isclose(
+        plain[1], ap, abs_tol=0.0015
+    ), plain
     ours = relevance.mean(relevance.digestbot_rows(s, False))
     assert ours[0] >= ndcg and ours[1] >= ap, (ours, plain)

@@ -50,9 +50,16 @@ def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
 class Matcher:
     """tf-idf profiles, topics, keywords and feedback; fit on a corpus, then `match` all subscribers at once."""
 
-    def __init__(self, *, topics_file: str | Path | None = None, chunk_size: int = 8192,
-                 profile: ProfileWeights | None = None, weights: ScoreWeights | None = None,
-                 calibration: Calibration | None = None, feedback: FeedbackSettings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        topics_file: str | Path | None = None,
+        chunk_size: int = 8192,
+        profile: ProfileWeights | None = None,
+        weights: ScoreWeights | None = None,
+        calibration: Calibration | None = None,
+        feedback: FeedbackSettings | None = None,
+    ) -> None:
         self.topics: list[Topic] = load_topics(topics_file)
         self.chunk_size = chunk_size
         self.profile_weights = profile or ProfileWeights()
@@ -74,8 +81,12 @@ class Matcher:
         self.fitted = True
         return self
 
-    def _prepare(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber],
-                 feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None) -> tuple[EntryBatch, Profiles, FeedbackModel]:
+    def _prepare(
+        self,
+        entries: Sequence[Entry],
+        subscribers: Sequence[Subscriber],
+        feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None,
+    ) -> tuple[EntryBatch, Profiles, FeedbackModel]:
         if not self.fitted:
             self.fit(entries)
         offered = list(entries)
@@ -96,8 +107,13 @@ class Matcher:
         self.seconds = {"profiles": t1 - t0, "entries": time.perf_counter() - t1}
         return batch, prof, fb
 
-    def _chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel,
-                delivered: Mapping[str, set[str]] | None) -> Iterator[_Chunk]:
+    def _chunks(
+        self,
+        batch: EntryBatch,
+        prof: Profiles,
+        fb: FeedbackModel,
+        delivered: Mapping[str, set[str]] | None,
+    ) -> Iterator[_Chunk]:
         n = batch.offered
         done = batch.delivered_mask(prof.ids, delivered)
         # The dense products here are small (topics × entries): one BLAS thread is faster, and
@@ -105,12 +121,14 @@ class Matcher:
         with threadpool_limits(limits=1, user_api="blas"):
             yield from self._score_chunks(batch, prof, fb, done, n)
 
-    def _score_chunks(self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel, done: sp.csr_matrix,
-                      n: int) -> Iterator[_Chunk]:
+    def _score_chunks(
+        self, batch: EntryBatch, prof: Profiles, fb: FeedbackModel, done: sp.csr_matrix, n: int
+    ) -> Iterator[_Chunk]:
         for lo in range(0, len(prof), self.chunk_size):
             hi = min(lo + self.chunk_size, len(prof))
-            scores, forced, excluded = score_chunk(batch, prof, fb, lo, hi, self.weights, self._baseline,
-                                                   self.calibration)
+            scores, forced, excluded = score_chunk(
+                batch, prof, fb, lo, hi, self.weights, self._baseline, self.calibration
+            )
             thr = thresholds(scores, self.calibration, baseline=self._baseline, offered=n)
             allowed = ~excluded[:, :n]
             part = done[lo:hi]
@@ -119,9 +137,14 @@ class Matcher:
             chosen = select(scores[:, :n], thr, allowed, forced[:, :n], prof.max_items[lo:hi])
             yield lo, hi, scores[:, :n], chosen, forced[:, :n]
 
-    def select(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber], *,
-               delivered: Mapping[str, set[str]] | None = None,
-               feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None) -> Selection:
+    def select(
+        self,
+        entries: Sequence[Entry],
+        subscribers: Sequence[Subscriber],
+        *,
+        delivered: Mapping[str, set[str]] | None = None,
+        feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None,
+    ) -> Selection:
         """Only the selected pairs, as arrays (rows index `subscribers` and `entries`); no reasons."""
         batch, prof, fb = self._prepare(entries, subscribers, feedback)
         t0 = time.perf_counter()
@@ -132,12 +155,19 @@ class Matcher:
             ents.append(e)
             vals.append(scores[s, e])
         seconds = {**self.seconds, "scoring": time.perf_counter() - t0}
-        return Selection(_cat(subs, np.int64), _cat(ents, np.int64), _cat(vals, np.float32), seconds)
+        return Selection(
+            _cat(subs, np.int64), _cat(ents, np.int64), _cat(vals, np.float32), seconds
+        )
 
-    def match(self, entries: Sequence[Entry], subscribers: Sequence[Subscriber], *,
-              delivered: Mapping[str, set[str]] | None = None,
-              feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None,
-              unselected: bool = True) -> dict[str, list[Match]]:
+    def match(
+        self,
+        entries: Sequence[Entry],
+        subscribers: Sequence[Subscriber],
+        *,
+        delivered: Mapping[str, set[str]] | None = None,
+        feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None,
+        unselected: bool = True,
+    ) -> dict[str, list[Match]]:
         """Every entry ranked for every subscriber, best first, `selected` marking what to send.
 
         With `unselected=False` only the selected matches are returned (cheaper for many subscribers).
@@ -160,7 +190,21 @@ class Matcher:
                 matches = []
                 for e in order:
                     sel = bool(chosen[c, e])
-                    why = reasons(batch, prof, self.index, fb, self.space, terms, r, int(e), bool(forced[c, e])) if sel else ()
+                    why = (
+                        reasons(
+                            batch,
+                            prof,
+                            self.index,
+                            fb,
+                            self.space,
+                            terms,
+                            r,
+                            int(e),
+                            bool(forced[c, e]),
+                        )
+                        if sel
+                        else ()
+                    )
                     matches.append(Match(ids[e], round(float(col[e]), 4), sel, why, topic_names[e]))
                 out[prof.ids[r]] = matches
         return out

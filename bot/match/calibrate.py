@@ -44,14 +44,15 @@ def background(ref: np.ndarray, baseline: int, cal: Calibration) -> tuple[np.nda
     least `reach` of the way to the best-matching background text: for a narrow interest the
     ordinary texts hardly spread, and the one text on the subject says what standing out means.
     """
-    part = ref[:, ref.shape[1] - baseline:] if baseline else ref
+    part = ref[:, ref.shape[1] - baseline :] if baseline else ref
     med, high = np.quantile(part, [0.5, cal.quantile], axis=1)
     scale = np.maximum(high - med, cal.reach * (part.max(axis=1) - med))
     return med, np.maximum(scale, 1e-6)
 
 
-def thresholds(ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0,
-               offered: int | None = None) -> np.ndarray:
+def thresholds(
+    ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0, offered: int | None = None
+) -> np.ndarray:
     """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries).
 
     The last `baseline` columns are the topic texts, the background; without them (baseline 0)
@@ -63,14 +64,19 @@ def thresholds(ref: np.ndarray, cal: Calibration = Calibration(), baseline: int 
         return np.full(ref.shape[0], np.inf, np.float32)
     med, scale = background(ref, baseline, cal)
     k = min(cal.top_k, n)
-    top = np.partition(ref[:, :n], n - k, axis=1)[:, n - k:].mean(axis=1)
+    top = np.partition(ref[:, :n], n - k, axis=1)[:, n - k :].mean(axis=1)
     thr = np.maximum(med + cal.lift * (top - med), med + cal.spread * scale)
     out: np.ndarray = np.maximum(thr, cal.floor).astype(np.float32)
     return out
 
 
-def select(scores: np.ndarray, thr: np.ndarray, allowed: np.ndarray, forced: np.ndarray,
-           max_items: np.ndarray) -> np.ndarray:
+def select(
+    scores: np.ndarray,
+    thr: np.ndarray,
+    allowed: np.ndarray,
+    forced: np.ndarray,
+    max_items: np.ndarray,
+) -> np.ndarray:
     """The selected mask (subscribers × entries): above threshold or forced, allowed, at most max_items each.
 
     `allowed` is False where an entry is excluded or was already delivered: that always wins.

@@ -41,14 +41,18 @@ from .topics import TopicIndex
 class ScoreWeights:
     """The blend of the score's parts (fixed, data-independent defaults)."""
 
-    title: float = 0.0  # weight of title similarity next to the whole text's (which has the title twice)
+    title: float = (
+        0.0  # weight of title similarity next to the whole text's (which has the title twice)
+    )
     keyword: float = 0.0  # bonus for the keywords an entry matches (saturating)
     vocabulary: float = 0.05  # the subscriber's topics' vocabulary found in the entry
     topic: float = 0.075  # the entry's topic distribution on the subscriber's topics
     prf_k: int = 3  # pseudo-relevance feedback: top entries whose centroid joins the profile
     prf_weight: float = 1.0
     prf_self: bool = False  # whether a feedback entry's similarity to itself counts
-    facet: float = 0.2  # the best single facet's similarity (a clause of the description, a keyword)
+    facet: float = (
+        0.2  # the best single facet's similarity (a clause of the description, a keyword)
+    )
     smooth: float = 0.2  # an offered entry's score moves this far towards its neighbours' mean
     smooth_k: int = 5  # its most similar offered entries
     prf_bar: float = 0.5  # the share of the selection bar a top entry must clear to feed back
@@ -58,8 +62,15 @@ class ScoreWeights:
 class EntryBatch:
     """The entries of one matching run as features; the first `offered` columns may be selected."""
 
-    def __init__(self, entries: Sequence[Entry], offered: int, space: TextSpace, index: TopicIndex,
-                 profiles: Profiles, w: ScoreWeights) -> None:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        offered: int,
+        space: TextSpace,
+        index: TopicIndex,
+        profiles: Profiles,
+        w: ScoreWeights,
+    ) -> None:
         self.entries = list(entries)
         self.offered = offered
         texts = [entry_text(e) for e in entries]
@@ -76,8 +87,14 @@ class EntryBatch:
         dist, evidence = index.entry_topics(self.X, sp.csr_matrix(hits[:, n_own:]))
         self.topic_dist = dist
         # Entry-side topic features, one row block per score part (see `score_chunk`).
-        self.topic_side = np.ascontiguousarray(np.hstack([(Z @ index.vectors.T).toarray(), evidence, dist]).T, dtype=np.float32)
-        self.main_topic = np.where(dist.max(axis=1) > 0, dist.argmax(axis=1), -1) if len(index.topics) else np.full(len(entries), -1)
+        self.topic_side = np.ascontiguousarray(
+            np.hstack([(Z @ index.vectors.T).toarray(), evidence, dist]).T, dtype=np.float32
+        )
+        self.main_topic = (
+            np.where(dist.max(axis=1) > 0, dist.argmax(axis=1), -1)
+            if len(index.topics)
+            else np.full(len(entries), -1)
+        )
         col = {a: i for i, a in enumerate(profiles.authors)}
         rows, cols = [], []
         for r, e in enumerate(entries):
@@ -86,10 +103,14 @@ class EntryBatch:
                 if c is not None:
                     rows.append(c)
                     cols.append(r)
-        self.authors_t = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(col), len(entries)))
+        self.authors_t = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(col), len(entries))
+        )
         self.hits = sp.csr_matrix(hits[:, :n_own])  # entries × own phrases, for reasons
 
-    def delivered_mask(self, ids: Sequence[str], delivered: Mapping[str, set[str]] | None) -> sp.csr_matrix:
+    def delivered_mask(
+        self, ids: Sequence[str], delivered: Mapping[str, set[str]] | None
+    ) -> sp.csr_matrix:
         """subscribers × offered entries: 1 where the entry was already delivered to the subscriber."""
         where = {e.id: i for i, e in enumerate(self.entries[: self.offered])}
         rows, cols = [], []
@@ -99,7 +120,9 @@ class EntryBatch:
                 if c is not None:
                     rows.append(r)
                     cols.append(c)
-        return sp.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(len(ids), self.offered))
+        return sp.csr_matrix(
+            (np.ones(len(rows), bool), (rows, cols)), shape=(len(ids), self.offered)
+        )
 
 
 def top_k(a: np.ndarray, k: int) -> np.ndarray:
@@ -116,9 +139,16 @@ def top_k(a: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, hi: int,
-                w: ScoreWeights, baseline: int = 0,
-                calibration: Calibration | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def score_chunk(
+    batch: EntryBatch,
+    prof: Profiles,
+    fb: FeedbackModel,
+    lo: int,
+    hi: int,
+    w: ScoreWeights,
+    baseline: int = 0,
+    calibration: Calibration | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores (subscribers lo..hi × all batch entries), the forced mask and the excluded mask.
 
     The last `baseline` entries are reference texts (the topics): scored, never fed back.
@@ -129,8 +159,13 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
     # Z·p: the text part (sparse) plus the topic-vocabulary part of the profile (dense, small).
     sz = (prof.query_n[lo:hi] @ batch.Zt).toarray()
     scale = prof.topic_scale[lo:hi, None]
-    topic_side = np.hstack([prof.topic_weight[lo:hi, None] * inv * t_l2, w.vocabulary * scale * t_l2,
-                            w.topic * scale * t_max]).astype(np.float32)
+    topic_side = np.hstack(
+        [
+            prof.topic_weight[lo:hi, None] * inv * t_l2,
+            w.vocabulary * scale * t_l2,
+            w.topic * scale * t_max,
+        ]
+    ).astype(np.float32)
     T = t_l2.shape[1]
     sz += topic_side[:, :T] @ batch.topic_side[:T]
     bonus = topic_side[:, T:] @ batch.topic_side[T:]
@@ -139,7 +174,9 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
     if w.facet:
         a, b = prof.facet_ptr[lo], prof.facet_ptr[hi]
         per = (prof.facets[a:b] @ batch.Zt).tocoo()  # facets × entries, sparse
-        group = np.repeat(np.arange(hi - lo), np.diff(prof.facet_ptr[lo:hi + 1]))  # facet row → subscriber
+        group = np.repeat(
+            np.arange(hi - lo), np.diff(prof.facet_ptr[lo : hi + 1])
+        )  # facet row → subscriber
         best = np.zeros((hi - lo) * n, np.float32)
         np.maximum.at(best, group[per.row] * n + per.col, per.data)
         best *= w.facet
@@ -148,18 +185,31 @@ def score_chunk(batch: EntryBatch, prof: Profiles, fb: FeedbackModel, lo: int, h
         bonus += (fb.rows[lo:hi] @ batch.Zt).toarray()
     scores = sz + bonus
     if w.prf_k and w.prf_weight and n > baseline:
-        scores = _pseudo_relevance(batch, prof, scores, sz, bonus, lo, hi, w, baseline,
-                                   calibration or Calibration())
+        scores = _pseudo_relevance(
+            batch, prof, scores, sz, bonus, lo, hi, w, baseline, calibration or Calibration()
+        )
     if batch.neighbours is not None:  # the offered entries only; the rest keep their scores
         m = batch.offered
-        scores[:, :m] = (1 - w.smooth) * scores[:, :m] + w.smooth * (batch.neighbours @ scores[:, :m].T).T
+        scores[:, :m] = (1 - w.smooth) * scores[:, :m] + w.smooth * (
+            batch.neighbours @ scores[:, :m].T
+        ).T
     forced = (prof.follows[lo:hi] @ batch.authors_t).toarray() > 0
     excluded = (prof.excludes[lo:hi] @ batch.hits_t).toarray() > 0
     return scores, forced, excluded
 
 
-def _pseudo_relevance(batch: EntryBatch, prof: Profiles, scores: np.ndarray, sz: np.ndarray, bonus: np.ndarray,
-                      lo: int, hi: int, w: ScoreWeights, baseline: int, calibration: Calibration) -> np.ndarray:
+def _pseudo_relevance(
+    batch: EntryBatch,
+    prof: Profiles,
+    scores: np.ndarray,
+    sz: np.ndarray,
+    bonus: np.ndarray,
+    lo: int,
+    hi: int,
+    w: ScoreWeights,
+    baseline: int,
+    calibration: Calibration,
+) -> np.ndarray:
     """Rocchio through the Gram matrix: each profile moves towards its top entries' centroid.
 
     Each top entry counts by how far it stands out of the background (the topic texts' median,
@@ -174,7 +224,9 @@ def _pseudo_relevance(batch: EntryBatch, prof: Profiles, scores: np.ndarray, sz:
     med, gap = background(scores, baseline, calibration)
     # How far each top entry clears the selection bar (spread gaps above the median), in gaps:
     # only entries that would be sent on their own feed back.
-    lead = (scores[rows, top] - med[:, None]) / gap[:, None] - w.prf_bar * calibration.spread  # c × k
+    lead = (scores[rows, top] - med[:, None]) / gap[
+        :, None
+    ] - w.prf_bar * calibration.spread  # c × k
     wt = np.maximum(lead, 0.0)
     total = wt.sum(axis=1, keepdims=True)
     wt = np.where(total > 0, wt / np.maximum(total, 1e-12), 0.0).astype(np.float32)
@@ -182,7 +234,7 @@ def _pseudo_relevance(batch: EntryBatch, prof: Profiles, scores: np.ndarray, sz:
     c_norm = np.sqrt(np.maximum(np.einsum("ci,cij,cj->c", wt, gram, wt), 1e-12))
     z_c = wt[:, :1] * batch.zz[top[:, 0]]
     for j in range(1, k):
-        z_c += wt[:, j:j + 1] * batch.zz[top[:, j]]
+        z_c += wt[:, j : j + 1] * batch.zz[top[:, j]]
     z_c /= c_norm[:, None]  # Z·ĉ
     if k > 1 and not w.prf_self:  # a top entry is raised by the others, not by itself
         own = wt * np.diagonal(gram, axis1=1, axis2=2) / c_norm[:, None]

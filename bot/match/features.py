@@ -19,11 +19,54 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 # Longest first; each strips to a shared stem so "quantization", "quantized", "quantizer" and
 # "quantize" meet, as do "decoding"/"decoder"/"decode" and "experts"/"expert".
 _SUFFIXES = (
-    "izations", "ization", "isation", "ational", "ations", "ation", "ators", "ator", "ative",
-    "izers", "izer", "izing", "ized", "izes", "ize", "ating", "ated", "ates", "ate",
-    "ings", "ing", "ers", "er", "ed", "ies", "es", "s", "e",
+    "izations",
+    "ization",
+    "isation",
+    "ational",
+    "ations",
+    "ation",
+    "ators",
+    "ator",
+    "ative",
+    "izers",
+    "izer",
+    "izing",
+    "ized",
+    "izes",
+    "ize",
+    "ating",
+    "ated",
+    "ates",
+    "ate",
+    "ings",
+    "ing",
+    "ers",
+    "er",
+    "ed",
+    "ies",
+    "es",
+    "s",
+    "e",
 )
-STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {"paper", "propose", "proposed", "approach", "method", "methods", "results", "show", "novel", "using", "based", "new", "existing", "work", "achieve", "achieves", "demonstrate"}
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {
+    "paper",
+    "propose",
+    "proposed",
+    "approach",
+    "method",
+    "methods",
+    "results",
+    "show",
+    "novel",
+    "using",
+    "based",
+    "new",
+    "existing",
+    "work",
+    "achieve",
+    "achieves",
+    "demonstrate",
+}
 
 
 @lru_cache(maxsize=200_000)
@@ -35,7 +78,9 @@ def stem(word: str) -> str:
         return word[:-3] + "y"
     for suf in _SUFFIXES:
         if word.endswith(suf) and len(word) - len(suf) >= 3:
-            if (suf == "s" and word.endswith(("ss", "us", "is"))) or (suf == "ed" and word.endswith("eed")):
+            if (suf == "s" and word.endswith(("ss", "us", "is"))) or (
+                suf == "ed" and word.endswith("eed")
+            ):
                 return word
             if suf == "es" and not word.endswith(("sses", "ches", "shes", "xes", "zes")):
                 return stem(word[:-1])
@@ -153,11 +198,17 @@ class _Words:
     def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(document index, stem id) of every content word of `texts`, in order."""
         joined = _SEP.join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
-        raw = joined.translate(_PUNCT_TO_SPACE).split()  # ASCII punctuation splits words, as _RAW does
+        raw = joined.translate(
+            _PUNCT_TO_SPACE
+        ).split()  # ASCII punctuation splits words, as _RAW does
         for w in set(raw).difference(self.word_ids):
             self._add(w)
         if self._arrays is None:
-            self._arrays = (np.array(self.starts, np.int64), np.array(self.lengths, np.int64), np.array(self.flat, np.int64))
+            self._arrays = (
+                np.array(self.starts, np.int64),
+                np.array(self.lengths, np.int64),
+                np.array(self.flat, np.int64),
+            )
         starts, lengths, flat = self._arrays
         wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
         doc_of_word = np.cumsum(wid == self.word_ids[_SEP])  # the separator has no stems
@@ -174,8 +225,13 @@ class TextSpace:
     """The tf-idf space fitted on a corpus: sublinear tf, stemmed word 1–2-grams, L2-normalized rows."""
 
     def __init__(self, min_df: int = 1, max_df: float = 1.0) -> None:
-        self.vectorizer = TfidfVectorizer(analyzer=_content_ngrams, sublinear_tf=True, min_df=min_df,
-                                          max_df=max_df, dtype=np.float32)
+        self.vectorizer = TfidfVectorizer(
+            analyzer=_content_ngrams,
+            sublinear_tf=True,
+            min_df=min_df,
+            max_df=max_df,
+            dtype=np.float32,
+        )
         self.surface: dict[str, str] = {}
         self.idf = np.zeros(0, np.float32)
         self._terms: np.ndarray | None = None
@@ -211,7 +267,11 @@ class TextSpace:
         texts = list(texts)
         n_terms = len(self.idf)
         docs, stems = _WORD_TABLE.content_stems(texts)
-        uni = self._uni[np.minimum(stems, len(self._uni) - 1)] if len(self._uni) else np.full(len(stems), -1)
+        uni = (
+            self._uni[np.minimum(stems, len(self._uni) - 1)]
+            if len(self._uni)
+            else np.full(len(stems), -1)
+        )
         uni[stems >= len(self._uni)] = -1
         same = docs[1:] == docs[:-1]
         keys = stems[:-1][same] * _KEY + stems[1:][same]
@@ -277,12 +337,14 @@ def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_mat
             if c is not None:
                 found.add(c)
             for m in range(2, n + 1):
-                c = index.get(" ".join(toks[i:i + m]))
+                c = index.get(" ".join(toks[i : i + m]))
                 if c is not None:
                     found.add(c)
         rows += [r] * len(found)
         cols += found
-    unique = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(index)))
+    unique = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(index))
+    )
     if len(index) == len(phrases):
         return unique
     pick = [index.get(p, -1) for p in phrases]

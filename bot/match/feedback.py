@@ -42,8 +42,12 @@ class FeedbackModel:
         return bool(self.rows[lo:hi].nnz)
 
 
-def learn(feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None, subscriber_ids: Sequence[str],
-          space: TextSpace, settings: FeedbackSettings = FeedbackSettings()) -> FeedbackModel:
+def learn(
+    feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None,
+    subscriber_ids: Sequence[str],
+    space: TextSpace,
+    settings: FeedbackSettings = FeedbackSettings(),
+) -> FeedbackModel:
     """Fit the adjustment of every subscriber who voted; one small linear solve each."""
     n_terms = len(space.terms)
     rows, cols, vals = [], [], []
@@ -53,12 +57,16 @@ def learn(feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None, subscriber
         r = row.get(sid, -1)
         if r < 0:
             continue
-        votes = list(all_votes)[-settings.max_votes:]
-        latest: dict[str, tuple[Entry, int]] = {e.id: (e, v) for e, v in votes}  # a re-vote replaces
+        votes = list(all_votes)[-settings.max_votes :]
+        latest: dict[str, tuple[Entry, int]] = {
+            e.id: (e, v) for e, v in votes
+        }  # a re-vote replaces
         if not latest:
             continue
         entries = [e for e, _ in latest.values()]
-        y = np.array([settings.margin * (1 if v > 0 else -1) for _, v in latest.values()], np.float64)
+        y = np.array(
+            [settings.margin * (1 if v > 0 else -1) for _, v in latest.values()], np.float64
+        )
         Xf = space.transform(entry_text(e) for e in entries)
         gram = (Xf @ Xf.T).toarray().astype(np.float64)
         alpha = np.linalg.solve(gram + settings.ridge * np.eye(len(y)), y)
@@ -70,5 +78,7 @@ def learn(feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None, subscriber
         ups = [i for i, (_, v) in enumerate(latest.values()) if v > 0]
         if ups:
             liked[r] = ([entries[i] for i in ups], Xf[ups])
-    m = sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(len(subscriber_ids), n_terms))
+    m = sp.csr_matrix(
+        (np.array(vals, np.float32), (rows, cols)), shape=(len(subscriber_ids), n_terms)
+    )
     return FeedbackModel(m, liked)

@@ -15,7 +15,9 @@ from .features import TextSpace, phrase_key
 from .topics import TopicIndex
 
 # "Image (not video) diffusion", "LLMs, excluding robotics": what follows is a soft negative.
-_NEGATION = re.compile(r"\b(?:not|excluding|except|other than)\s+([A-Za-z][\w\-/ ]{1,40}?)(?=[),.;:]|$)", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"\b(?:not|excluding|except|other than)\s+([A-Za-z][\w\-/ ]{1,40}?)(?=[),.;:]|$)", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +27,9 @@ class ProfileWeights:
     description: float = 1.0
     keywords: float = 1.0
     topics: float = 0.125  # the vocabulary of followed and implied topics
-    described: float = 0.0  # the share of the topic parts kept when the interests have a description
+    described: float = (
+        0.0  # the share of the topic parts kept when the interests have a description
+    )
     negation: float = 1.0  # "(not video)" pushes video papers down
     followed_topic: float = 1.0  # topic weight of a topic the subscriber follows
     keyword_topic: float = 1.0  # topic weight a keyword gives the topics whose vocabulary has it
@@ -50,7 +54,9 @@ def _author_key(name: str) -> str:
     return " ".join(name.lower().replace(".", " ").split())
 
 
-def _incidence(rows: Sequence[int] | np.ndarray, cols: Sequence[int] | np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+def _incidence(
+    rows: Sequence[int] | np.ndarray, cols: Sequence[int] | np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
     """A 0/1 matrix from (row, col) pairs; pairs with col -1 are left out, repeats count once."""
     r, c = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     keep = c >= 0
@@ -62,14 +68,25 @@ def _incidence(rows: Sequence[int] | np.ndarray, cols: Sequence[int] | np.ndarra
 class Profiles:
     """All subscribers' profiles as matrices, rows in subscriber order."""
 
-    def __init__(self, subscribers: Sequence[Subscriber], space: TextSpace, index: TopicIndex,
-                 w: ProfileWeights = ProfileWeights()) -> None:
+    def __init__(
+        self,
+        subscribers: Sequence[Subscriber],
+        space: TextSpace,
+        index: TopicIndex,
+        w: ProfileWeights = ProfileWeights(),
+    ) -> None:
         n = len(subscribers)
         self.ids = [s.id for s in subscribers]
         self.max_items = np.array([s.max_items for s in subscribers], dtype=np.int64)
         interests = [s.interests for s in subscribers]
-        negated = [" . ".join(negated_phrases(i.description)) if _may_negate(i.description) else "" for i in interests]
-        positive = [_NEGATION.sub(" ", i.description) if n else i.description for i, n in zip(interests, negated)]
+        negated = [
+            " . ".join(negated_phrases(i.description)) if _may_negate(i.description) else ""
+            for i in interests
+        ]
+        positive = [
+            _NEGATION.sub(" ", i.description) if n else i.description
+            for i, n in zip(interests, negated)
+        ]
         # Facets: each clause of the description and each keyword on its own (at least one row
         # per subscriber, maybe empty), so an entry on one facet of a broad interest is not diluted.
         facet_texts: list[str] = []
@@ -83,14 +100,16 @@ class Profiles:
         distinct = {t: i for i, t in enumerate(dict.fromkeys(texts))}
         which = np.fromiter(map(distinct.__getitem__, texts), np.int64, len(texts))
         vectors = space.transform(list(distinct))
-        desc, kw = vectors[which[:n]], vectors[which[n:2 * n]]
-        self.facets = vectors[which[2 * n:]]
+        desc, kw = vectors[which[:n]], vectors[which[n : 2 * n]]
+        self.facets = vectors[which[2 * n :]]
         self.facet_ptr = np.asarray(ptr, np.int64)
         has_neg = [r for r, n in enumerate(negated) if n]
         neg = sp.csr_matrix((n, desc.shape[1]), dtype=np.float32)
         if has_neg:  # few descriptions rule something out: transform only those
             part = space.transform(negated[r] for r in has_neg).tocoo()
-            neg = sp.csr_matrix((part.data, (np.asarray(has_neg)[part.row], part.col)), shape=neg.shape)
+            neg = sp.csr_matrix(
+                (part.data, (np.asarray(has_neg)[part.row], part.col)), shape=neg.shape
+            )
         self.query = sp.csr_matrix(w.description * desc + w.keywords * kw - w.negation * neg)
 
         # Phrases (keywords, excludes) as columns of incidence matrices shared by everyone.
@@ -111,7 +130,9 @@ class Profiles:
         slug = {t.slug: ti for ti, t in enumerate(index.topics)}
         authors: dict[str, int] = {}
 
-        def pairs(lists: list[tuple[str, ...]], col: Callable[[str], int]) -> tuple[np.ndarray, np.ndarray]:
+        def pairs(
+            lists: list[tuple[str, ...]], col: Callable[[str], int]
+        ) -> tuple[np.ndarray, np.ndarray]:
             """(row, column) for every item of every subscriber's list; each distinct item looked up once."""
             flat = [x for xs in lists for x in xs]
             where = {x: col(x) for x in dict.fromkeys(flat)}
@@ -121,7 +142,10 @@ class Profiles:
         kw_rows, kw_cols = pairs([i.keywords for i in interests], column)
         ex_rows, ex_cols = pairs([i.exclude for i in interests], column)
         tp_rows, tp_cols = pairs([i.topics for i in interests], lambda t: slug.get(t, -1))
-        au_rows, au_cols = pairs([i.authors for i in interests], lambda a: authors.setdefault(_author_key(a), len(authors)))
+        au_rows, au_cols = pairs(
+            [i.authors for i in interests],
+            lambda a: authors.setdefault(_author_key(a), len(authors)),
+        )
         self.phrases = list(phrases)
         shape = (n, len(self.phrases))
         self.keywords = _incidence(kw_rows, kw_cols, shape)
@@ -131,12 +155,17 @@ class Profiles:
         # Topics: implied by the description's phrases ("(not video)": the topics it names count
         # against), by the keywords (each splits its weight over the topics that list it), followed.
         owners = sp.csr_matrix(index.weights_for_each(self.phrases))  # phrases × topics
-        topic_w = (index.weights_in(desc, w.description_topic) - index.weights_in(neg, w.description_topic)
-                   + w.keyword_topic * (self.keywords @ owners).toarray()
-                   + w.followed_topic * _incidence(tp_rows, tp_cols, (n, len(index.topics))).toarray())
+        topic_w = (
+            index.weights_in(desc, w.description_topic)
+            - index.weights_in(neg, w.description_topic)
+            + w.keyword_topic * (self.keywords @ owners).toarray()
+            + w.followed_topic * _incidence(tp_rows, tp_cols, (n, len(index.topics))).toarray()
+        )
         self.topic_raw = topic_w
         self.topic_l2 = normalize(topic_w).astype(np.float32)
-        self.topic_max = (topic_w / np.maximum(topic_w.max(axis=1, keepdims=True), 1e-9)).astype(np.float32)
+        self.topic_max = (topic_w / np.maximum(topic_w.max(axis=1, keepdims=True), 1e-9)).astype(
+            np.float32
+        )
         # A description already says what it means; the taxonomy's broad topics then mostly pull
         # in their neighbours. Keywords alone (or followed topics) need the expansion.
         bare = np.array([not i.description.strip() or bool(i.topics) for i in interests])
@@ -144,12 +173,18 @@ class Profiles:
         self.topic_weight = (w.topics * self.topic_scale).astype(np.float32)
         # ‖query + topics·TV‖ without building the dense topic part: expand the square.
         q2 = np.asarray(self.query.multiply(self.query).sum(axis=1)).ravel()
-        qt = np.asarray(((self.query @ index.vectors.T).toarray() * self.topic_l2).sum(axis=1)).ravel()
+        qt = np.asarray(
+            ((self.query @ index.vectors.T).toarray() * self.topic_l2).sum(axis=1)
+        ).ravel()
         tt = ((self.topic_l2 @ index.gram) * self.topic_l2).sum(axis=1)
-        norm2 = q2 + 2 * self.topic_weight * qt + self.topic_weight ** 2 * tt
+        norm2 = q2 + 2 * self.topic_weight * qt + self.topic_weight**2 * tt
         self.norm = np.sqrt(np.maximum(norm2, 0)).astype(np.float32)
-        self.inv_norm = np.where(self.norm > 1e-9, 1.0 / np.maximum(self.norm, 1e-9), 0.0).astype(np.float32)
-        self.query_n = sp.csr_matrix(sp.diags(self.inv_norm) @ self.query, dtype=np.float32)  # rows of p's text part
+        self.inv_norm = np.where(self.norm > 1e-9, 1.0 / np.maximum(self.norm, 1e-9), 0.0).astype(
+            np.float32
+        )
+        self.query_n = sp.csr_matrix(
+            sp.diags(self.inv_norm) @ self.query, dtype=np.float32
+        )  # rows of p's text part
 
     def __len__(self) -> int:
         return len(self.ids)

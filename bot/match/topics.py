@@ -36,7 +36,9 @@ def _read(path: Path) -> list[Topic]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the topic file ({e.strerror}); check the path") from e
+        raise ConfigError(
+            f"{path}: cannot read the topic file ({e.strerror}); check the path"
+        ) from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax") from e
     items = raw.get("topic", [])
@@ -46,20 +48,32 @@ def _read(path: Path) -> list[Topic]:
     for n, t in enumerate(items, 1):
         where = f"{path}: topic #{n}"
         if not isinstance(t, dict):
-            raise ConfigError(f"{where} is not a table; write [[topic]] with slug, name, description, vocabulary")
+            raise ConfigError(
+                f"{where} is not a table; write [[topic]] with slug, name, description, vocabulary"
+            )
         slug, name, desc = t.get("slug"), t.get("name"), t.get("description", "")
         vocab = t.get("vocabulary", [])
         if not isinstance(slug, str) or not slug.strip() or " " in slug:
-            raise ConfigError(f"{where}: 'slug' must be a word such as \"quantization\"; add slug = \"…\"")
+            raise ConfigError(
+                f'{where}: \'slug\' must be a word such as "quantization"; add slug = "…"'
+            )
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"{where} ({slug}): 'name' is missing; add name = \"…\"")
         if not isinstance(desc, str):
             raise ConfigError(f"{where} ({slug}): 'description' must be a string")
-        if not isinstance(vocab, list) or not vocab or not all(isinstance(v, str) and v.strip() for v in vocab):
-            raise ConfigError(f"{where} ({slug}): 'vocabulary' must be a non-empty list of phrases; write vocabulary = [\"…\", \"…\"]")
+        if (
+            not isinstance(vocab, list)
+            or not vocab
+            or not all(isinstance(v, str) and v.strip() for v in vocab)
+        ):
+            raise ConfigError(
+                f'{where} ({slug}): \'vocabulary\' must be a non-empty list of phrases; write vocabulary = ["…", "…"]'
+            )
         unknown = set(t) - {"slug", "name", "description", "vocabulary"}
         if unknown:
-            raise ConfigError(f"{where} ({slug}): unknown key(s) {', '.join(sorted(unknown))}; the keys are slug, name, description, vocabulary")
+            raise ConfigError(
+                f"{where} ({slug}): unknown key(s) {', '.join(sorted(unknown))}; the keys are slug, name, description, vocabulary"
+            )
         out.append(Topic(slug.strip(), name.strip(), desc.strip(), tuple(v.strip() for v in vocab)))
     return out
 
@@ -101,9 +115,14 @@ class TopicIndex:
                     owners.setdefault(key, set()).add(ti)
         self.owners = owners
         self.phrases = sorted(owners)
-        rows, cols = zip(*((i, ti) for i, p in enumerate(self.phrases) for ti in sorted(owners[p]))) if owners else ((), ())
-        self.phrase_topics = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                                           shape=(len(self.phrases), len(topics)))
+        rows, cols = (
+            zip(*((i, ti) for i, p in enumerate(self.phrases) for ti in sorted(owners[p])))
+            if owners
+            else ((), ())
+        )
+        self.phrase_topics = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(self.phrases), len(topics))
+        )
         self.gram = (self.vectors @ self.vectors.T).toarray()  # topic · topic
         # Phrases that are features of the space (one or two content words), as term → topics.
         column = space.vectorizer.vocabulary_
@@ -115,8 +134,9 @@ class TopicIndex:
                     trows.append(c)
                     tcols.append(ti)
                     tvals.append(1.0 / len(tis))
-        self.term_topics = sp.csr_matrix((np.array(tvals, np.float32), (trows, tcols)),
-                                         shape=(len(space.terms), len(topics)))
+        self.term_topics = sp.csr_matrix(
+            (np.array(tvals, np.float32), (trows, tcols)), shape=(len(space.terms), len(topics))
+        )
 
     def dense_vectors(self) -> np.ndarray:
         """The topic vectors as a dense array (for reasons; made on first use)."""
@@ -151,8 +171,9 @@ class TopicIndex:
         out: np.ndarray = (weight * (present @ self.term_topics)).toarray().astype(np.float32)
         return out
 
-    def entry_topics(self, X: sp.csr_matrix, hits: sp.csr_matrix, saturation: float = 2.0,
-                     unsure: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    def entry_topics(
+        self, X: sp.csr_matrix, hits: sp.csr_matrix, saturation: float = 2.0, unsure: float = 0.02
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per entry: a topic distribution (rows sum to 1) and saturated vocabulary evidence, both entries × topics.
 
         The distribution mixes cosine similarity to each topic with how many of its phrases occur,
