@@ -133,7 +133,7 @@ def sending_problem(
             "DIGESTBOT_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     if link_host_is_local(base_url) and not local_links_ok:
-        return "DIGESTBOT_BASE_URL", (
+        return "base_url", (
             f"{base_url!r} points at this machine, so the unsubscribe and 👍/👎 links in mail to "
             f"{server.host} would be dead; set base_url (or DIGESTBOT_BASE_URL) to where "
             "`digestbot serve` is reached, e.g. https://digest.example.org (for a trial with a "

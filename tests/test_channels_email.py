@@ -106,12 +106,17 @@ def test_an_untrusted_certificate_is_refused_with_the_fix(
         Smtp(settings_for(server)).send(digest(1))
 
 
-def test_bad_smtp_url_is_a_config_error() -> None:
-    with pytest.raises(
-        ConfigError,
-        match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL; write smtp://user@host:587",
-    ):
-        Smtp(replace(BASE, smtp_url="http://mail.example.org"))
+@pytest.mark.parametrize(
+    "url", ["http://mail.example.org", "mail.example.org:587", "smtp://user:pw@"]
+)
+def test_bad_smtp_url_is_a_config_error_quoting_the_url_as_written(url: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Smtp(replace(BASE, smtp_url=url))
+    shown = url.replace(":pw@", ":***@")
+    assert str(err.value) == (
+        f"DIGESTBOT_SMTP_URL: {shown!r} is not an SMTP URL; write smtp://user@host:587 "
+        "(STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)"
+    )
 
 
 def test_reconnects_when_the_server_drops_an_idle_connection(smtp_server: SmtpPeer) -> None:
@@ -279,6 +284,8 @@ def test_the_web_mailer_connects_through_the_same_smtp_code(test_cert: tuple[Pat
             PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\)"
         ):
             mailer.send(bad, mailer.build(bad, "carol@example.org", "Confirm", "Open the link."))
-    with pytest.raises(ConfigError, match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL"):
+    with pytest.raises(
+        ConfigError, match=r"DIGESTBOT_SMTP_URL: 'http://mail.example.org' is not an SMTP URL"
+    ):
         s = replace(BASE, smtp_url="http://mail.example.org")
         mailer.send(s, mailer.build(s, "carol@example.org", "Confirm", "Open the link."))

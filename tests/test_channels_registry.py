@@ -44,7 +44,11 @@ HOOK = {"slack_webhook_env": "SLACK_WEBHOOK_PAPERS"}
         ({"email": "", **SLACK}, Settings(), "outbox"),  # no token
         ({"email": "", **SLACK}, Settings(slack_token="xoxb-1"), "slack"),
         ({"email": "", **HOOK}, Settings(), "outbox"),  # the variable is not set
-        ({"email": "", **HOOK}, Settings(environ={"SLACK_WEBHOOK_PAPERS": "https://hooks"}), "slack"),
+        (
+            {"email": "", **HOOK},
+            Settings(environ={"SLACK_WEBHOOK_PAPERS": "https://hooks"}),
+            "slack",
+        ),
         (
             {"email": "", **HOOK, **SLACK},
             Settings(environ={"SLACK_WEBHOOK_PAPERS": ""}, slack_token="x"),
