@@ -46,7 +46,7 @@ def template_problems(settings: Settings) -> list[Problem]:
     for render in (render_email, slack_messages):
         try:
             render(digest, settings)
-        except Exception as e:  # whatever a template raises: undefined names, types, syntax
+        except Exception as e:  # noqa: BLE001  whatever a template raises: names, types, syntax
             problem = _where(e)
             if str(problem) not in {str(p) for p in problems}:
                 problems.append(problem)
