@@ -40,7 +40,10 @@ class SecretFilter(logging.Filter):
     """Masks secrets in a record's message and traceback before any handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit: logging reports it itself
+            return True
         masked = mask_secrets(message)
         if masked != message:
             record.msg, record.args = masked, None

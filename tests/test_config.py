@@ -253,15 +253,23 @@ timeout = "30"
 """,
     )
     assert found == [
-        f"{path}: sources[papers]: timeout = '30' is not a number ≥ 0; "
-        "write e.g. timeout = 30 in its [[sources]] table",
-        f"{path}: smtp.url: 'http://mail.example.org' is not an SMTP URL; write "
-        "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)",
+        (
+            f"{path}: sources[papers]: timeout = '30' is not a number ≥ 0; "
+            "write e.g. timeout = 30 in its [[sources]] table"
+        ),
+        (
+            f"{path}: smtp.url: 'http://mail.example.org' is not an SMTP URL; write "
+            "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)"
+        ),
         f"{path}: from: 'nobody' is not an address; write e.g. 'Lab digest <digest@example.org>'",
-        f"{path}: base_url: 'not a url' is not an http(s) URL; write where `digestbot serve` "
-        "is reached, e.g. https://digest.example.org",
-        f"{path}: smtp.rate: -5 is negative; write messages per second, e.g. rate = 10 "
-        "(0: no limit)",
+        (
+            f"{path}: base_url: 'not a url' is not an http(s) URL; write where `digestbot serve` "
+            "is reached, e.g. https://digest.example.org"
+        ),
+        (
+            f"{path}: smtp.rate: -5 is negative; write messages per second, e.g. rate = 10 "
+            "(0: no limit)"
+        ),
     ]
 
 
@@ -272,10 +280,14 @@ def test_values_from_the_environment_are_named_by_their_variable(tmp_path: Path)
         {"DIGESTBOT_SMTP_URL": "mail.example.org:587", "DIGESTBOT_FROM": "nobody"},
     )
     assert found == [
-        "environment: DIGESTBOT_SMTP_URL: 'mail.example.org:587' is not an SMTP URL; write "
-        "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)",
-        "environment: DIGESTBOT_FROM: 'nobody' is not an address; "
-        "write e.g. 'Lab digest <digest@example.org>'",
+        (
+            "environment: DIGESTBOT_SMTP_URL: 'mail.example.org:587' is not an SMTP URL; write "
+            "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)"
+        ),
+        (
+            "environment: DIGESTBOT_FROM: 'nobody' is not an address; "
+            "write e.g. 'Lab digest <digest@example.org>'"
+        ),
     ]
 
 

@@ -176,8 +176,10 @@ def test_a_file_name_with_a_final_newline_is_refused(tmp_path: Path) -> None:
     assert [(p.key, p.message) for p in problems] == [
         (
             "",
-            "the file name 'evil\\n' is not a usable subscriber id; "
-            "rename it with letters, digits, '.', '_' or '-'",
+            (
+                "the file name 'evil\\n' is not a usable subscriber id; "
+                "rename it with letters, digits, '.', '_' or '-'"
+            ),
         )
     ]
 
@@ -233,14 +235,18 @@ def test_a_schedule_that_never_fires_is_named_with_the_fix(tmp_path: Path) -> No
         (
             "feb.toml",
             "schedule",
-            "'0 8 31 2 *' never fires (no such date within 8 years); "
-            'write a date that exists, e.g. "0 8 28 2 *"',
+            (
+                "'0 8 31 2 *' never fires (no such date within 8 years); "
+                'write a date that exists, e.g. "0 8 28 2 *"'
+            ),
         ),
         (
             "nick.toml",
             "schedule",
-            "'@fortnightly' is not a valid cron line (unknown nickname '@fortnightly'; use one of "
-            "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly); "
-            'write five fields, e.g. "0 8 * * 1-5"',
+            (
+                "'@fortnightly' is not a valid cron line (unknown nickname '@fortnightly'; use one of "
+                "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly); "
+                'write five fields, e.g. "0 8 * * 1-5"'
+            ),
         ),
     ]
