@@ -627,7 +627,15 @@ def test_check_from_another_folder_reads_the_topics_beside_the_config(here: Path
 
 
 @pytest.mark.parametrize(
-    "args", [["fetch"], ["history", "alice"], ["feedback", "alice", "arxiv:2611.01001", "up"]]
+    "args",
+    [
+        ["fetch"],
+        ["history", "alice"],
+        ["feedback", "alice", "arxiv:2611.01001", "up"],
+        ["status"],
+        ["preview", "alice"],
+        ["migrate"],
+    ],
 )
 def test_commands_with_a_database_need_a_config(here: Path, args: list[str]) -> None:
     result = invoke(*args)
