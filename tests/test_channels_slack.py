@@ -333,3 +333,20 @@ def test_the_one_per_second_limit_holds_across_digests_and_channel_instances(
     )  # another channel: no wait
     assert send_clock == [pytest.approx(1.0)]
     assert len(slack_server.calls("chat.postMessage")) == 3
+
+
+def test_a_webhook_variable_outside_the_prefix_is_never_read() -> None:
+    """A subscriber cannot have another variable (a password) posted to as a webhook URL."""
+    sub = subscriber(email="", slack_webhook_env="DIGESTBOT_SMTP_PASSWORD")
+    s = Settings(environ={"DIGESTBOT_SMTP_PASSWORD": "https://hooks.example.org/hunter2"})
+    assert channel_for(sub, s) == "outbox"  # not ready: the variable is not a webhook's
+
+
+def test_a_webhook_variable_without_a_url_fails_without_echoing_it(send_clock: list[float]) -> None:
+    s = Settings(environ={"SLACK_WEBHOOK_PAPERS": "hunter2-not-a-url"})
+    with pytest.raises(PermanentSendError) as e:
+        Slack(s).send(digest(1, sub=HOOK_SUB))
+    assert str(e.value) == (
+        "$SLACK_WEBHOOK_PAPERS does not hold a webhook URL; set it to the URL Slack gives "
+        "(https://hooks.slack.com/services/…, Slack app → Incoming Webhooks)"
+    )
