@@ -54,7 +54,7 @@ class Context:
 
 
 # Commands that work on defaults alone: they read files and open no database.
-WITHOUT_DATABASE = frozenset({"match", "topics", "init", "check"})
+WITHOUT_DATABASE = frozenset({"match", "topics", "init"})
 # Commands that send mail (digests, confirmation links).
 SENDING = frozenset({"run", "worker", "serve"})
 
