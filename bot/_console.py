@@ -12,6 +12,8 @@ from typing import IO, Any
 
 import click
 
+from .masking import SecretFilter
+
 # C0 and C1 control characters (except tab): a feed title must not move the cursor or recolor
 # the terminal of whoever reads `digestbot history`.
 
@@ -26,7 +28,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
+        if record.exc_text:  # the traceback as `SecretFilter` masked it
+            out["traceback"] = record.exc_text
+        elif record.exc_info:
             out["traceback"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
 
@@ -46,7 +50,10 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
 def setup_logging(
     verbose: int, quiet: bool, log_format: str, stream: IO[str] | None = None
 ) -> None:
-    """Route digestbot's logs to stderr: warnings by default, -v info, -vv debug, -q errors only."""
+    """Route digestbot's logs to stderr: warnings by default, -v info, -vv debug, -q errors only.
+
+    Every record, the libraries' too (slack-sdk, urllib3), passes `SecretFilter` first.
+    """
     level = (
         logging.ERROR
         if quiet
@@ -60,6 +67,7 @@ def setup_logging(
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_digestbot", False)]:
         root.removeHandler(old)
+    handler.addFilter(SecretFilter())
     handler._digestbot = True  # type: ignore[attr-defined,unused-ignore]
     root.addHandler(handler)
     root.setLevel(level)

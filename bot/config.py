@@ -9,17 +9,40 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ConfigError, Problem, ProblemsFound
+from .config_values import (
+    base_url_problem,
+    mask_url,
+    rate_problem,
+    sender_problem,
+    sending_problem,
+    smtp_url_problem,
+)
+from .errors import BotError, ConfigError, Problem, ProblemsFound
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "Settings",
+    "SourceSpec",
+    "load_settings",
+    "mask_url",
+    "parse_settings",
+    "require_config_file",
+    "with_subscriptions",
+]
 
 DEFAULT_CONFIG = "digestbot.toml"
 
 
 class SourceKind(Protocol):
-    """What config checking needs of a source kind (a `bot.sources.Source` class): its options."""
+    """What config checking needs of a source kind (a `bot.sources.Source` class): its options,
+    and its constructor, which checks each option's type (`BotError` with the fix)."""
 
     @property
     def options(self) -> Mapping[str, Any]:
         """Option name → default; a default of None marks a required option."""
+
+    def __call__(self, name: str, settings: Mapping[str, Any], http: Any) -> object:
+        """A source of this kind (no network: `http` is only kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +87,27 @@ class Settings:
         default="", repr=False
     )  # DIGESTBOT_RATELIMIT_URL: Redis for the pool's rate limits
     queue: str = "digestbot"  # DIGESTBOT_QUEUE: the Celery queue (and rate-limit key prefix) of this deployment
+    # DIGESTBOT_LOCAL_LINKS=1: links to this machine are fine in mail to another SMTP server (a
+    # trial with a mail catcher, deploy/compose.yaml); see `config_values.sending_problem`.
+    local_links_ok: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve(self, path: Path) -> Path:
         """A configured path, relative to the config file's folder."""
         return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def topics_file(self) -> Path | None:
+        """The user's own `topics.toml` next to the config file, when there is one."""
+        path = self.base_dir / "topics.toml"
+        return path if path.is_file() else None
+
+    def sending_problem(self) -> ConfigError | None:
+        """Why email must not go out to the configured SMTP server, with the fix; None: it may."""
+        key, problem = sending_problem(
+            self.smtp_url, self.base_url, self.secret_key, self.local_links_ok
+        )
+        return ConfigError(problem, key=key) if problem else None
 
 
 _TOP_KEYS = {
@@ -146,6 +185,7 @@ def load_settings(
     settings, problems = parse_settings(raw, str(path or "(defaults)"), env, kinds)
     if path is not None:
         settings = replace(settings, config_path=path, base_dir=path.parent)
+        settings = replace(settings, database_url=_sqlite_beside(settings, settings.database_url))
     if problems:
         raise ProblemsFound(problems)
     if settings.templates_dir is not None:
@@ -158,6 +198,18 @@ _NO_CONFIG = (
     "not found in {cwd}, and neither --config nor DIGESTBOT_CONFIG is set; "
     "run 'digestbot init' to write one here, or pass --config PATH"
 )
+
+
+def _sqlite_beside(settings: Settings, url: str) -> str:
+    """A SQLite URL with a relative file made relative to the config file's folder (any other
+    URL as it is): `sqlite:///digestbot.db` is the ledger next to digestbot.toml, from any folder."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+")[0] != "sqlite":
+        return url
+    file, q, query = rest.partition("?")
+    if not file or file.startswith(("/", "file:")) or file == ":memory:":
+        return url
+    return f"{scheme}:///{settings.resolve(Path(file))}{q}{query}"
 
 
 def require_config_file(settings: Settings) -> None:
@@ -259,14 +311,40 @@ def parse_settings(
     values["sources"] = _parse_sources(
         raw.get("sources", []), where, values.get("fetch_interval_minutes", 30), kinds, problems
     )
+    from_env = {attr for var, attr in _ENV.items() if env.get(var)}
     for var, attr in _ENV.items():
         if env.get(var):
             values[attr] = env[var]
+    values["local_links_ok"] = env.get("DIGESTBOT_LOCAL_LINKS", "") == "1"
+    _check_values(values, where, from_env, problems)
     if env.get("DIGESTBOT_SUBSCRIPTIONS"):
         values["subscriptions_dir"] = Path(env["DIGESTBOT_SUBSCRIPTIONS"])
     if env.get("DIGESTBOT_OUTBOX"):
         values["outbox_dir"] = Path(env["DIGESTBOT_OUTBOX"])
     return Settings(**values), problems
+
+
+# Values checked beyond their type: Settings attribute → (key in the file, variable, check).
+_VALUE_CHECKS = (
+    ("smtp_url", "smtp.url", "DIGESTBOT_SMTP_URL", smtp_url_problem),
+    ("from_addr", "from", "DIGESTBOT_FROM", sender_problem),
+    ("base_url", "base_url", "DIGESTBOT_BASE_URL", base_url_problem),
+)
+
+
+def _check_values(
+    values: dict[str, Any], where: str, from_env: set[str], problems: list[Problem]
+) -> None:
+    """The SMTP URL, sender, base URL and rate as given, each problem named where it was set."""
+    for attr, key, var, check in _VALUE_CHECKS:
+        if attr not in values:
+            continue
+        problem = check(values[attr])
+        if problem:
+            at = Problem("environment", var, problem) if attr in from_env else None
+            problems.append(at or Problem(where, key, problem))
+    if "smtp_rate" in values and (problem := rate_problem(values["smtp_rate"])):
+        problems.append(Problem(where, "smtp.rate", problem))
 
 
 def _parse_sources(
@@ -347,20 +425,15 @@ def _check_kind(
         problems.append(
             Problem(where, f"{key}.{opt}", f"unknown key for type {kind!r}; the keys are {allowed}")
         )
-    for opt, default in known.items():
-        if default is None and opt not in options:
-            problems.append(
-                Problem(where, f"{key}.{opt}", f'missing; a {kind!r} source needs {opt} = "…"')
-            )
+    missing = [opt for opt, default in known.items() if default is None and opt not in options]
+    for opt in missing:
+        problems.append(
+            Problem(where, f"{key}.{opt}", f'missing; a {kind!r} source needs {opt} = "…"')
+        )
+    if not missing and set(options) <= set(known):
+        name = key.removeprefix("sources[").removesuffix("]")
+        try:
+            kinds[kind](name, options, None)  # checks each option's type, with the fix
+        except BotError as e:
+            problems.append(Problem(where, key, str(e).removeprefix(f"source {name!r}: ")))
     return True
-
-
-def mask_url(url: str) -> str:
-    """A URL fit for logs: any password in it replaced by ***."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    if ":" in creds:
-        creds = creds.split(":", 1)[0] + ":***"
-    return f"{scheme}://{creds}@{host}"

@@ -45,7 +45,7 @@ def file_subscribers(
                 f"e.g. chmod a+rx {folder}",
                 path=str(folder),
             ) from e
-    subs, problems = load_subscriptions(folder, known_topics())
+    subs, problems = load_subscriptions(folder, known_topics(settings.topics_file))
     if require_folder and not folder.is_dir():
         raise ConfigError(problems[0].message if problems else "no such folder", path=str(folder))
     return subs, problems

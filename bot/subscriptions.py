@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from .channels import destination, destination_problems, subscriber_fields
@@ -18,7 +21,18 @@ from .models import Interests, Subscriber
 # Besides these, the destination keys the registered channels declare (email, slack_channel, …).
 _OWN = {"name", "schedule", "timezone", "max_items", "interests"}
 _INTERESTS = {"description", "keywords", "exclude", "topics", "authors"}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # used with fullmatch: no final newline slips by
+# Cron's nicknames, as five-field lines.
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+NEVER_WITHIN = timedelta(days=366 * 8)  # a schedule with no fire time this far ahead never fires
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -62,25 +76,42 @@ def _crontab_days(field: str) -> str:
     return ",".join(_DAYS[d] for d in sorted(days))
 
 
-def cron_trigger(schedule: str, timezone: str) -> CronTrigger:
-    """The APScheduler trigger for a five-field cron line (cron's day numbering) in a time zone."""
-    fields = schedule.split()
+def cron_trigger(schedule: str, timezone: str) -> BaseTrigger:
+    """The APScheduler trigger for a five-field cron line or a nickname (`@daily`, …) in a time
+    zone, with cron's day numbering and cron's day rule: when both day of month and day of week
+    are restricted (neither starts with "*"), a day matching either fires (`0 8 1 * 1`: the 1st
+    and every Monday); APScheduler alone would ask for both."""
+    line = ALIASES.get(schedule.strip().lower(), schedule)
+    if line.startswith("@"):
+        raise ScheduleError(f"unknown nickname {schedule!r}; use one of {', '.join(ALIASES)}")
+    fields = line.split()
     if len(fields) != 5:
         raise ScheduleError(f"expected 5 fields, got {len(fields)}")
     minute, hour, day, month, dow = fields
     try:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_crontab_days(dow),
-            timezone=ZoneInfo(timezone),
+        days = _crontab_days(dow)
+        zone = ZoneInfo(timezone)
+        if day.startswith("*") or dow.startswith("*"):
+            return CronTrigger(
+                minute=minute, hour=hour, day=day, month=month, day_of_week=days, timezone=zone
+            )
+        return OrTrigger(
+            [
+                CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=zone),
+                CronTrigger(minute=minute, hour=hour, month=month, day_of_week=days, timezone=zone),
+            ]
         )
     except ScheduleError:
         raise
     except ValueError as e:  # APScheduler's: a field out of range, a bad step
         raise ScheduleError(str(e)) from e
+
+
+def never_fires(trigger: BaseTrigger, now: datetime | None = None) -> bool:
+    """Whether a schedule has no fire time within `NEVER_WITHIN` (e.g. "0 8 31 2 *")."""
+    start = now or datetime.now(UTC)
+    fire = trigger.get_next_fire_time(None, start)
+    return fire is None or fire - start > NEVER_WITHIN
 
 
 def parse_subscriber(
@@ -92,7 +123,7 @@ def parse_subscriber(
     def bad(key: str, message: str) -> None:
         problems.append(Problem(where, key, message))
 
-    if not _ID.match(sid):
+    if not _ID.fullmatch(sid):
         bad(
             "",
             f"the file name {sid!r} is not a usable subscriber id; rename it with letters, digits, '.', '_' or '-'",
@@ -167,12 +198,19 @@ def _schedule(raw: dict[str, Any], bad: _Bad) -> tuple[str, str]:
         )
         timezone = ""
     try:
-        cron_trigger(schedule, timezone or "UTC")
+        trigger = cron_trigger(schedule, timezone or "UTC")
     except ValueError as e:
         bad(
             "schedule",
             f'{schedule!r} is not a valid cron line ({e}); write five fields, e.g. "0 8 * * 1-5"',
         )
+    else:
+        if never_fires(trigger):
+            bad(
+                "schedule",
+                f"{schedule!r} never fires (no such date within {NEVER_WITHIN.days // 366} years); "
+                'write a date that exists, e.g. "0 8 28 2 *"',
+            )
     return schedule, timezone
 
 

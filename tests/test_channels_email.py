@@ -106,12 +106,17 @@ def test_an_untrusted_certificate_is_refused_with_the_fix(
         Smtp(settings_for(server)).send(digest(1))
 
 
-def test_bad_smtp_url_is_a_config_error() -> None:
-    with pytest.raises(
-        ConfigError,
-        match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL; write smtp://user@host:587",
-    ):
-        Smtp(replace(BASE, smtp_url="http://mail.example.org"))
+@pytest.mark.parametrize(
+    "url", ["http://mail.example.org", "mail.example.org:587", "smtp://user:pw@"]
+)
+def test_bad_smtp_url_is_a_config_error_quoting_the_url_as_written(url: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Smtp(replace(BASE, smtp_url=url))
+    shown = url.replace(":pw@", ":***@")
+    assert str(err.value) == (
+        f"DIGESTBOT_SMTP_URL: {shown!r} is not an SMTP URL; write smtp://user@host:587 "
+        "(STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)"
+    )
 
 
 def test_reconnects_when_the_server_drops_an_idle_connection(smtp_server: SmtpPeer) -> None:
@@ -279,6 +284,71 @@ def test_the_web_mailer_connects_through_the_same_smtp_code(test_cert: tuple[Pat
             PermanentSendError, match=r"^the SMTP server refused the login for 'bob' \(535\)"
         ):
             mailer.send(bad, mailer.build(bad, "carol@example.org", "Confirm", "Open the link."))
-    with pytest.raises(ConfigError, match=r"DIGESTBOT_SMTP_URL: http://… is not an SMTP URL"):
+    with pytest.raises(
+        ConfigError, match=r"DIGESTBOT_SMTP_URL: 'http://mail.example.org' is not an SMTP URL"
+    ):
         s = replace(BASE, smtp_url="http://mail.example.org")
         mailer.send(s, mailer.build(s, "carol@example.org", "Confirm", "Open the link."))
+
+
+# --- credentials never cross the network unencrypted (issue 17.4) --------------------------------
+# The server listens on 127.0.0.2: still this machine, but not one of the names the client counts
+# as loopback (127.0.0.1, ::1, localhost), so the client treats it as another host. Port 25 is
+# the case the old client let through (it needs root to listen on; skipped otherwise).
+
+
+def remote_peer(port: int, users: dict[str, str] | None) -> SmtpPeer:
+    peer = SmtpPeer(users=users, host="127.0.0.2", port=port)
+    try:
+        peer.__enter__()
+    except (OSError, RuntimeError) as e:
+        pytest.skip(f"cannot listen on 127.0.0.2:{port or 'a free port'} ({e})")
+    return peer
+
+
+@pytest.mark.parametrize("port", [25, 0])
+def test_a_password_never_goes_in_clear_to_another_host(port: int) -> None:
+    peer = remote_peer(port, {"bob": "s3cret"})
+    try:
+        s = replace(BASE, smtp_url=f"smtp://bob@127.0.0.2:{peer.port}", smtp_password="s3cret")
+        with pytest.raises(PermanentSendError) as err:
+            Smtp(s).send(digest(1))
+        assert str(err.value) == (
+            f"the SMTP server 127.0.0.2:{peer.port} does not offer STARTTLS, and digestbot never "
+            "sends the password of 'bob' unencrypted over the network; use smtps://host:465, "
+            "or a server that offers STARTTLS"
+        )
+        assert peer.logins == [] and peer.mails == []
+    finally:
+        peer.__exit__()
+
+
+def test_port_25_without_a_login_still_delivers_in_clear() -> None:
+    """Server to server on port 25 with no credentials: nothing secret crosses, as MTAs do."""
+    peer = remote_peer(25, None)
+    try:
+        ch = Smtp(replace(BASE, smtp_url="smtp://127.0.0.2:25"))
+        ch.send(digest(1))
+        ch.close()
+        assert len(peer.mails) == 1 and peer.tls_sessions == set()
+    finally:
+        peer.__exit__()
+
+
+def test_a_login_on_this_machine_without_starttls_is_allowed() -> None:
+    with SmtpPeer(users={"bob": "s3cret"}) as server:
+        ch = Smtp(settings_for(server, user="bob", smtp_password="s3cret"))
+        ch.send(digest(1))
+        ch.close()
+        assert server.logins == ["bob"] and len(server.mails) == 1
+
+
+def test_mail_to_another_host_is_refused_without_a_secret_key() -> None:
+    peer = remote_peer(0, None)
+    try:
+        s = replace(BASE, smtp_url=f"smtp://127.0.0.2:{peer.port}", secret_key="")
+        with pytest.raises(ConfigError, match=r"^DIGESTBOT_SECRET_KEY: unset, so the feedback"):
+            Smtp(s)
+        assert peer.mails == []
+    finally:
+        peer.__exit__()

@@ -33,7 +33,7 @@ from bot.subscriptions import parse_subscriber
 from bot.web.forms import parse_preferences
 
 SLACK = {"slack_channel": "#papers"}
-HOOK = {"slack_webhook_env": "PAPERS_HOOK"}
+HOOK = {"slack_webhook_env": "SLACK_WEBHOOK_PAPERS"}
 
 
 @pytest.mark.parametrize(
@@ -44,10 +44,14 @@ HOOK = {"slack_webhook_env": "PAPERS_HOOK"}
         ({"email": "", **SLACK}, Settings(), "outbox"),  # no token
         ({"email": "", **SLACK}, Settings(slack_token="xoxb-1"), "slack"),
         ({"email": "", **HOOK}, Settings(), "outbox"),  # the variable is not set
-        ({"email": "", **HOOK}, Settings(environ={"PAPERS_HOOK": "https://hooks"}), "slack"),
+        (
+            {"email": "", **HOOK},
+            Settings(environ={"SLACK_WEBHOOK_PAPERS": "https://hooks"}),
+            "slack",
+        ),
         (
             {"email": "", **HOOK, **SLACK},
-            Settings(environ={"PAPERS_HOOK": ""}, slack_token="x"),
+            Settings(environ={"SLACK_WEBHOOK_PAPERS": ""}, slack_token="x"),
             "slack",
         ),
         (

@@ -19,7 +19,7 @@ SLACK_SUB = subscriber(email="", slack_channel="#papers")
 
 
 def settings_for(server: SlackPeer, **kw: object) -> Settings:
-    env = {"PAPERS_HOOK": server.webhook_url}
+    env = {"SLACK_WEBHOOK_PAPERS": server.webhook_url}
     return replace(
         Settings(
             base_url="https://digest.example.org",
@@ -238,7 +238,7 @@ def test_already_delivered_with_a_bad_token_says_the_fix(
 
 # --- incoming webhooks -------------------------------------------------------------------------------
 
-HOOK_SUB = subscriber(email="", slack_webhook_env="PAPERS_HOOK")
+HOOK_SUB = subscriber(email="", slack_webhook_env="SLACK_WEBHOOK_PAPERS")
 
 
 def test_webhook_posts_each_message_and_checks_ok(
@@ -248,7 +248,7 @@ def test_webhook_posts_each_message_and_checks_ok(
     assert channel_for(HOOK_SUB, s) == "slack"
     receipt = Slack(s).send(digest(20, sub=HOOK_SUB))
     calls = slack_server.calls("webhook")
-    assert len(calls) == 2 and receipt.destination == "$PAPERS_HOOK"
+    assert len(calls) == 2 and receipt.destination == "$SLACK_WEBHOOK_PAPERS"
     for c in calls:
         check_slack_limits(c["body"])
     assert calls[0]["body"]["metadata"]["event_payload"]["digest_id"] == "alice.20260302T0700Z"
@@ -271,8 +271,8 @@ def test_webhook_error_answer_fails_with_the_fix_and_hides_the_url(
     with pytest.raises(PermanentSendError) as e:
         Slack(settings_for(slack_server)).send(digest(1, sub=HOOK_SUB))
     assert str(e.value) == (
-        "the Slack webhook in $PAPERS_HOOK answered 404 no_service; "
-        "check the webhook URL in $PAPERS_HOOK (Slack app → Incoming Webhooks)"
+        "the Slack webhook in $SLACK_WEBHOOK_PAPERS answered 404 no_service; "
+        "check the webhook URL in $SLACK_WEBHOOK_PAPERS (Slack app → Incoming Webhooks)"
     )
     assert slack_server.webhook_url not in str(e.value)
 
@@ -333,3 +333,20 @@ def test_the_one_per_second_limit_holds_across_digests_and_channel_instances(
     )  # another channel: no wait
     assert send_clock == [pytest.approx(1.0)]
     assert len(slack_server.calls("chat.postMessage")) == 3
+
+
+def test_a_webhook_variable_outside_the_prefix_is_never_read() -> None:
+    """A subscriber cannot have another variable (a password) posted to as a webhook URL."""
+    sub = subscriber(email="", slack_webhook_env="DIGESTBOT_SMTP_PASSWORD")
+    s = Settings(environ={"DIGESTBOT_SMTP_PASSWORD": "https://hooks.example.org/hunter2"})
+    assert channel_for(sub, s) == "outbox"  # not ready: the variable is not a webhook's
+
+
+def test_a_webhook_variable_without_a_url_fails_without_echoing_it(send_clock: list[float]) -> None:
+    s = Settings(environ={"SLACK_WEBHOOK_PAPERS": "hunter2-not-a-url"})
+    with pytest.raises(PermanentSendError) as e:
+        Slack(s).send(digest(1, sub=HOOK_SUB))
+    assert str(e.value) == (
+        "$SLACK_WEBHOOK_PAPERS does not hold a webhook URL; set it to the URL Slack gives "
+        "(https://hooks.slack.com/services/…, Slack app → Incoming Webhooks)"
+    )

@@ -577,3 +577,313 @@ def test_no_progress_bar_when_not_a_terminal(here: Path) -> None:
 
 def test_the_group_is_a_click_group() -> None:
     assert isinstance(cli, click.Group) and {"init", "history", "run", "check"} <= set(cli.commands)
+
+
+# --- paths beside the config, no config no database (issue 15.1, 15.12) --------------------------
+
+
+@pytest.mark.slow  # imports scikit-learn for the run
+def test_run_from_another_folder_uses_the_ledger_beside_the_config(here: Path) -> None:
+    lab = here / "lab"
+    assert invoke("init", str(lab)).exit_code == 0
+    elsewhere = here / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)
+    config = str(lab / "digestbot.toml")
+    with time_machine.travel(NOW, tick=True):
+        first = invoke("--config", config, "run", "--once")
+        again = invoke("--config", config, "run", "--once")
+    assert first.exit_code == 0, first.output
+    assert "example: sent" in first.output
+    assert (lab / "digestbot.db").is_file() and not (elsewhere / "digestbot.db").exists()
+    assert not (elsewhere / "outbox").exists() and (lab / "outbox" / "example").is_dir()
+    assert again.exit_code == 0, again.output
+    assert "example: 0 new entries" in again.output and "sent" not in again.output.split("\n")[1]
+    assert len(list((lab / "outbox" / "example").iterdir())) == 1  # sent once, not twice
+
+
+TOPIC = """\
+[[topic]]
+slug = "lab-robots"
+name = "Our robots"
+description = "The lab's own topic"
+vocabulary = ["robot arm"]
+"""
+
+
+def test_check_from_another_folder_reads_the_topics_beside_the_config(here: Path) -> None:
+    lab = here / "lab"
+    invoke("init", str(lab))
+    (lab / "topics.toml").write_text(TOPIC)
+    example = lab / "subscriptions" / "example.toml"
+    example.write_text(example.read_text().replace("# topics = [", "topics = ['lab-robots', "))
+    os.chdir(here / "subscriptions" if (here / "subscriptions").is_dir() else here)
+    result = invoke("--config", str(lab / "digestbot.toml"), "check")
+    assert (result.exit_code, result.output) == (0, "No problems: 1 source, 1 subscriber.\n")
+    (lab / "topics.toml").unlink()  # the same file without it names the topic
+    result = invoke("--config", str(lab / "digestbot.toml"), "check")
+    assert result.exit_code == 1
+    assert "'lab-robots' is not a known topic" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fetch"],
+        ["history", "alice"],
+        ["feedback", "alice", "arxiv:2611.01001", "up"],
+        ["status"],
+        ["preview", "alice"],
+        ["migrate"],
+    ],
+)
+def test_commands_with_a_database_need_a_config(here: Path, args: list[str]) -> None:
+    result = invoke(*args)
+    assert (result.exit_code, result.output) == (1, NO_CONFIG.format(cwd=here))
+    assert list(here.iterdir()) == []  # no ./digestbot.db
+
+
+# --- check: what it checks beyond the keys (issue 15.5, 15.3, 17.5) -----------------------------
+
+
+def test_check_names_bad_values_and_a_schedule_that_never_fires(here: Path) -> None:
+    invoke("init")
+    config = here / "digestbot.toml"
+    config.write_text(
+        config.read_text()
+        .replace('# from = "digestbot <digestbot@localhost>"', 'from = "nobody"')
+        .replace("# [smtp]", "[smtp]\nrate = -5\n")
+        .replace(
+            '# [[sources]]\n# name = "arxiv-lg"',
+            '[[sources]]\nname = "lab"\ntype = "rss"\nurl = "https://example.org/f"\n'
+            'timeout = "30"\n# name = "arxiv-lg"',
+        )
+    )
+    example = here / "subscriptions" / "example.toml"
+    example.write_text(example.read_text().replace('"0 8 * * *"', '"0 8 31 2 *"'))
+    result = invoke("check", env={"DIGESTBOT_SMTP_URL": "mail.example.org:587"})
+    assert result.exit_code == 1
+    assert result.output == (
+        "digestbot.toml: sources[lab]: timeout = '30' is not a number ≥ 0; write e.g. "
+        "timeout = 30 in its [[sources]] table\n"
+        "environment: DIGESTBOT_SMTP_URL: 'mail.example.org:587' is not an SMTP URL; write "
+        "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 "
+        "(plain)\n"
+        "digestbot.toml: from: 'nobody' is not an address; write e.g. "
+        "'Lab digest <digest@example.org>'\n"
+        "digestbot.toml: smtp.rate: -5 is negative; write messages per second, e.g. rate = 10 "
+        "(0: no limit)\n"
+        "subscriptions/example.toml: schedule: '0 8 31 2 *' never fires (no such date within "
+        '8 years); write a date that exists, e.g. "0 8 28 2 *"\n'
+        "5 problems found; 0 subscribers fine.\n"
+    )
+
+
+@pytest.fixture
+def fresh_templates() -> Iterator[None]:
+    """Templates read anew: the environment is cached per templates_dir ("templates" in each test's
+    own folder)."""
+    from bot.render import environment
+
+    environment.cache_clear()
+    yield
+    environment.cache_clear()
+
+
+def test_check_names_the_template_line_of_a_syntax_error(here: Path, fresh_templates: None) -> None:
+    invoke("init")
+    (here / "templates" / "email.txt.j2").write_text("Hello\n{% if digest %}\nno end\n")
+    result = invoke("check")
+    assert result.exit_code == 1
+    assert result.output == (
+        "templates/email.txt.j2: line 3: Unexpected end of template. Jinja was looking for the "
+        "following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be "
+        "closed is 'if'.; fix the template (templates/README lists what a template can use)\n"
+        "1 problem found; 1 subscriber fine.\n"
+    )
+
+
+def test_check_names_the_template_line_of_an_undefined_name(
+    here: Path, fresh_templates: None
+) -> None:
+    invoke("init")
+    html = here / "templates" / "email.html.j2"
+    lines = html.read_text().splitlines()
+    lines.insert(2, "{{ subscriber.nmae }}")
+    html.write_text("\n".join(lines) + "\n")
+    result = invoke("check")
+    assert result.exit_code == 1
+    assert result.output == (
+        "templates/email.html.j2: line 3: 'bot.models.Subscriber object' has no attribute "
+        "'nmae'; fix the template (templates/README lists what a template can use)\n"
+        "1 problem found; 1 subscriber fine.\n"
+    )
+
+
+def test_mail_to_another_host_without_a_key_is_refused_at_start_and_by_check(here: Path) -> None:
+    invoke("init")
+    env = {"DIGESTBOT_SMTP_URL": "smtp://digest@mail.example.org:587"}
+    check = invoke("check", env=env)
+    assert check.exit_code == 1
+    assert check.output.startswith(
+        "environment: DIGESTBOT_SECRET_KEY: unset, so the feedback and unsubscribe links in "
+        "mail to mail.example.org could be forged; set it to a long random string"
+    )
+    run = invoke("run", "--once", env=env)
+    assert run.exit_code == 1
+    assert run.output.startswith("Error: DIGESTBOT_SECRET_KEY: unset, so the feedback")
+    assert run.output.count("\n") == 1 and not (here / "digestbot.db").exists()
+    env["DIGESTBOT_SECRET_KEY"] = "k"
+    run = invoke("run", "--once", env=env)
+    assert run.output == (
+        "Error: base_url: 'http://localhost:8000' points at this machine, so the unsubscribe and "
+        "👍/👎 links in mail to mail.example.org would be dead; set base_url (or "
+        "DIGESTBOT_BASE_URL) to where `digestbot serve` is reached, e.g. "
+        "https://digest.example.org (for a trial with a mail catcher: DIGESTBOT_LOCAL_LINKS=1)\n"
+    )
+
+
+def test_a_webhook_variable_must_be_a_slack_webhook_one(here: Path) -> None:
+    invoke("init")
+    example = here / "subscriptions" / "example.toml"
+    example.write_text(
+        example.read_text().replace(
+            'email = "you@example.org"', 'slack_webhook_env = "DIGESTBOT_SMTP_PASSWORD"'
+        )
+    )
+    env = {"DIGESTBOT_SMTP_PASSWORD": "hunter2-secret"}
+    result = invoke("check", env=env)
+    assert result.exit_code == 1
+    assert result.output == (
+        "subscriptions/example.toml: slack_webhook_env: 'DIGESTBOT_SMTP_PASSWORD' is not an "
+        "environment variable named SLACK_WEBHOOK_…; write e.g. "
+        'slack_webhook_env = "SLACK_WEBHOOK_ALICE"\n'
+        "1 problem found; 0 subscribers fine.\n"
+    )
+    with time_machine.travel(NOW, tick=True):
+        run = invoke("run", "--once", env=env)
+    assert "hunter2" not in run.output
+
+
+# --- migrate -------------------------------------------------------------------------------------
+
+
+def test_migrate_upgrades_sqlite_and_prints_the_sql(here: Path) -> None:
+    invoke("init")
+    planned = invoke("migrate", "--sql")
+    assert planned.exit_code == 0, planned.output
+    assert "CREATE TABLE" in planned.stdout and "would" in planned.stderr
+    assert not (here / "digestbot.db").exists()  # --sql changes nothing
+    done = invoke("migrate")
+    assert done.exit_code == 0 and done.stderr == ""
+    assert done.stdout.startswith("sqlite:///digestbot.db: ")
+    again = invoke("migrate")
+    assert again.stdout.endswith("the newest this digestbot knows; nothing to do\n")
+
+
+def test_migrate_upgrades_postgresql(
+    pg_url: str, here: Path
+) -> None:  # pg_url before here clears DIGESTBOT_*
+    env = {"DIGESTBOT_DATABASE_URL": pg_url}
+    done = invoke("migrate", env=env)
+    assert done.exit_code == 0, done.output
+    assert "nothing to do" not in done.stdout
+    assert invoke("migrate", env=env).stdout.endswith("nothing to do\n")
+    assert "nothing to do" in invoke("migrate", "--sql", env=env).stderr
+
+
+def test_migrate_failure_is_one_line_and_exit_1(here: Path) -> None:
+    url = "postgresql+psycopg://nobody:pw@127.0.0.1:1/none"
+    result = invoke("migrate", env={"DIGESTBOT_DATABASE_URL": url})
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: cannot open the database postgresql+psycopg://nobody:***@127.0.0.1:1/none ("
+    )
+    assert ":pw@" not in result.output and "Traceback" not in result.output
+
+
+# --- secrets masked at the logging layer (issue 17.5) -------------------------------------------
+
+
+def test_logs_mask_webhooks_tokens_and_passwords_from_any_library(here: Path) -> None:
+    from io import StringIO
+
+    from bot._console import setup_logging
+
+    out = StringIO()
+    setup_logging(2, False, "text", stream=out)
+    logging.getLogger("slack_sdk.webhook.client").debug(
+        "Sending a request - url: %s", "https://hooks.slack.com/services/T000/B000/XXXXsecret"
+    )
+    logging.getLogger("slack_sdk.web.base_client").debug("token: xoxb-1234-5678-abcdef")
+    logging.getLogger("urllib3.connectionpool").debug(
+        '%s://%s:%s "%s %s %s" %s %s',
+        "https",
+        "api.example.org",
+        443,
+        "GET",
+        "/v1?token=tok123&api_key=key456&q=ok",
+        "HTTP/1.1",
+        200,
+        None,
+    )
+    logging.getLogger("bot.store").info(
+        "opening postgresql+psycopg://digest:pgsecret@db/digest and "
+        "postgresql://db/digest?password=pw789&sslmode=require"
+    )
+    try:
+        raise ValueError("bad url https://hooks.slack.com/services/T1/B1/tracesecret")
+    except ValueError:
+        logging.getLogger("bot").exception("failed")
+    text = out.getvalue()
+    for secret in (
+        "XXXXsecret",
+        "1234-5678",
+        "tok123",
+        "key456",
+        "pgsecret",
+        "pw789",
+        "tracesecret",
+    ):
+        assert secret not in text, text
+    assert "hooks.slack.com/services/***" in text and "xoxb-***" in text
+    assert "?token=***&api_key=***&q=ok" in text and "digest:***@db" in text
+    assert "?password=***&sslmode=require" in text
+
+
+def test_urllib3s_own_debug_log_is_masked_at_vv(here: Path) -> None:
+    """A real request through urllib3 at -vv: its "GET /path?token=…" line comes out masked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from io import StringIO
+
+    import urllib3
+
+    from bot._console import setup_logging
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = StringIO()
+    setup_logging(2, False, "json", stream=out)
+    try:
+        with urllib3.PoolManager() as http:
+            http.request("GET", f"http://127.0.0.1:{server.server_port}/x?token=s3cr3t&api_key=k3y")
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    (seen,) = [
+        r["message"]
+        for r in lines
+        if r["logger"] == "urllib3.connectionpool" and "GET" in r["message"]
+    ]
+    assert "/x?token=***&api_key=***" in seen
+    assert "s3cr3t" not in out.getvalue() and "k3y" not in out.getvalue()

@@ -192,3 +192,146 @@ def test_importing_config_and_store_loads_no_source_and_no_http(tmp_path: Path) 
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# --- paths follow the config file; values checked beyond their type (issue 15.1, 15.5, 15.7) ---
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///digestbot.db", "sqlite:///{dir}/digestbot.db"),
+        ("sqlite:///data/a.db?timeout=5", "sqlite:///{dir}/data/a.db?timeout=5"),
+        ("sqlite+pysqlite:///a.db", "sqlite+pysqlite:///{dir}/a.db"),
+        ("sqlite:////srv/abs.db", "sqlite:////srv/abs.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_a_relative_sqlite_file_lies_beside_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, expected: str
+) -> None:
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_settings(write(folder, f'database_url = "{url}"\n'), {})
+    assert s.database_url == expected.format(dir=folder)
+    default = load_settings(write(folder, ""), {})  # the default URL too
+    assert default.database_url == f"sqlite:///{folder}/digestbot.db"
+
+
+def test_the_users_topics_file_is_the_one_beside_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "topics.toml").write_text("")  # in the working folder: not the config's
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    config = write(folder, "")
+    assert load_settings(config, {}).topics_file is None
+    (folder / "topics.toml").write_text("")
+    assert load_settings(config, {}).topics_file == folder / "topics.toml"
+
+
+def test_values_are_checked_beyond_their_type(tmp_path: Path) -> None:
+    path = str(tmp_path / "digestbot.toml")
+    found = problems(
+        tmp_path,
+        """
+from = "nobody"
+base_url = "not a url"
+[smtp]
+url = "http://mail.example.org"
+rate = -5
+[[sources]]
+name = "papers"
+type = "rss"
+url = "https://example.org/feed"
+timeout = "30"
+""",
+    )
+    assert found == [
+        (
+            f"{path}: sources[papers]: timeout = '30' is not a number ≥ 0; "
+            "write e.g. timeout = 30 in its [[sources]] table"
+        ),
+        (
+            f"{path}: smtp.url: 'http://mail.example.org' is not an SMTP URL; write "
+            "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)"
+        ),
+        f"{path}: from: 'nobody' is not an address; write e.g. 'Lab digest <digest@example.org>'",
+        (
+            f"{path}: base_url: 'not a url' is not an http(s) URL; write where `digestbot serve` "
+            "is reached, e.g. https://digest.example.org"
+        ),
+        (
+            f"{path}: smtp.rate: -5 is negative; write messages per second, e.g. rate = 10 "
+            "(0: no limit)"
+        ),
+    ]
+
+
+def test_values_from_the_environment_are_named_by_their_variable(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        "",
+        {"DIGESTBOT_SMTP_URL": "mail.example.org:587", "DIGESTBOT_FROM": "nobody"},
+    )
+    assert found == [
+        (
+            "environment: DIGESTBOT_SMTP_URL: 'mail.example.org:587' is not an SMTP URL; write "
+            "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)"
+        ),
+        (
+            "environment: DIGESTBOT_FROM: 'nobody' is not an address; "
+            "write e.g. 'Lab digest <digest@example.org>'"
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({"DIGESTBOT_SMTP_URL": "smtp://127.0.0.1:2525"}, ""),  # this machine: a trial
+        ({"DIGESTBOT_SMTP_URL": "smtp://u@mail.example.org"}, "DIGESTBOT_SECRET_KEY: unset"),
+        (
+            {"DIGESTBOT_SMTP_URL": "smtp://u@mail.example.org", "DIGESTBOT_SECRET_KEY": "k"},
+            "base_url: 'http://localhost:8000' points at this machine",
+        ),
+        (
+            {
+                "DIGESTBOT_SMTP_URL": "smtp://u@mail.example.org",
+                "DIGESTBOT_SECRET_KEY": "k",
+                "DIGESTBOT_BASE_URL": "http://127.0.0.1:8000",
+            },
+            "base_url: 'http://127.0.0.1:8000' points at this machine",
+        ),
+        (
+            {
+                "DIGESTBOT_SMTP_URL": "smtp://u@mail.example.org",
+                "DIGESTBOT_SECRET_KEY": "k",
+                "DIGESTBOT_BASE_URL": "https://digest.example.org",
+            },
+            "",
+        ),
+        (
+            {
+                "DIGESTBOT_SMTP_URL": "smtp://mailpit:25",
+                "DIGESTBOT_SECRET_KEY": "k",
+                "DIGESTBOT_LOCAL_LINKS": "1",
+            },
+            "",
+        ),
+    ],
+)
+def test_mail_to_another_machine_needs_public_signed_links(
+    tmp_path: Path, env: dict[str, str], refused: str
+) -> None:
+    problem = load_settings(write(tmp_path, ""), env).sending_problem()
+    if not refused:
+        assert problem is None
+        return
+    assert problem is not None and str(problem).startswith(refused)
+    assert "; set " in str(problem) and "\n" not in str(problem)  # one line with the fix

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from bot import __version__
 from bot.cli import cli
+from bot.cli._context import SENDING
 from bot.config import Settings, parse_settings
 from bot.subscriptions import cron_trigger, parse_subscriber
 
@@ -537,10 +538,12 @@ def under(path: str, folders: set[str]) -> bool:
 
 
 def _interpolate(value: Any) -> str:
-    """A compose value with ${VAR:-default} as its default and ${VAR:?...} / ${VAR} as a placeholder."""
+    """A compose value with ${VAR:-default} as its default and ${VAR:?...} / ${VAR} as deploy/.env
+    made from deploy/env.example gives it (else a placeholder)."""
     text = str(value)
     text = re.sub(r"\$\{(\w+):?-([^}]*)\}", r"\2", text)
-    return re.sub(r"\$\{(\w+)[^}]*\}", r"<\1>", text)
+    dot_env = env_file(DEPLOY / "env.example")
+    return re.sub(r"\$\{(\w+)[^}]*\}", lambda m: dot_env.get(m[1], f"<{m[1]}>"), text)
 
 
 def _seconds(text: str) -> int:
@@ -789,6 +792,17 @@ def test_recipes_read_the_config_they_mount(recipe: str) -> None:
                 assert path in run.files or under(path, run.dirs), (
                     f"{run.where}: source {spec.name}: no {path}"
                 )
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_recipes_may_send_the_mail_they_configure(recipe: str) -> None:
+    """A command that sends mail starts only if the mail may go out (bot.cli._context): an SMTP
+    server on loopback, or signed links that point where recipients reach them (a mail catcher's
+    trial says DIGESTBOT_LOCAL_LINKS=1)."""
+    for run in RECIPES[recipe]():
+        settings, _ = settings_of(run)
+        if run.command in SENDING:
+            assert settings.sending_problem() is None, f"{run.where}: {settings.sending_problem()}"
 
 
 @pytest.mark.parametrize("recipe", list(RECIPES))

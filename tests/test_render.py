@@ -461,6 +461,7 @@ def test_preview_needs_a_database_and_names_an_unknown_subscriber(
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "subs").mkdir()
+    (tmp_path / "digestbot.toml").write_text("")  # a command with a database needs a config
     result = CliRunner().invoke(
         cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False
     )

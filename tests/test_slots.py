@@ -233,3 +233,24 @@ def test_due_slot_is_none_once_the_slot_was_made() -> None:
     assert due_slot(s, now, None) == utc(2026, 11, 20, 8)
     assert due_slot(s, now, utc(2026, 11, 20, 8)) is None
     assert due_slot(s, now, utc(2026, 11, 19, 8)) == utc(2026, 11, 20, 8)
+
+
+def test_a_schedule_on_the_1st_and_on_mondays_gets_both_slots_dst_safe() -> None:
+    """Cron ORs day of month and day of week: `0 8 1 * 1` is the 1st and every Monday, on the
+    subscriber's wall clock through the autumn change (Sunday 25 October 2026)."""
+    s = sub("0 8 1 * 1")
+    got = slots_between(s, utc(2026, 10, 18), utc(2026, 11, 10))
+    assert [t.astimezone(BERLIN).strftime("%a %d %b %H:%M %Z") for t in got] == [
+        "Mon 19 Oct 08:00 CEST",
+        "Mon 26 Oct 08:00 CET",
+        "Sun 01 Nov 08:00 CET",
+        "Mon 02 Nov 08:00 CET",
+        "Mon 09 Nov 08:00 CET",
+    ]
+    assert latest_slot(s, utc(2026, 11, 1, 12)) == utc(2026, 11, 1, 7)
+
+
+def test_a_nickname_schedule_runs_on_the_wall_clock() -> None:
+    s = sub("@weekly")  # Sunday 00:00 in Berlin
+    assert next_slot(s, utc(2026, 10, 20)) == utc(2026, 10, 24, 22)  # CEST: UTC+2
+    assert next_slot(s, utc(2026, 10, 26)) == utc(2026, 10, 31, 23)  # CET: UTC+1

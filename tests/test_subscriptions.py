@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,90 @@ def test_a_bad_cron_line_is_a_schedule_error(schedule: str, message: str) -> Non
     with pytest.raises(ScheduleError, match=re.escape(message)) as err:
         cron_trigger(schedule, "UTC")
     assert isinstance(err.value, BotError) and isinstance(err.value, ValueError)
+
+
+# --- file names, cron's day rule, nicknames, schedules that never fire (15.10, 15.5, 17.13) ---
+
+
+def test_a_file_name_with_a_final_newline_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "evil\n.toml").write_text(GOOD)
+    (tmp_path / "alice.toml").write_text(GOOD)
+    subs, problems = load_subscriptions(tmp_path)
+    assert [s.id for s in subs] == ["alice"]
+    assert [(p.key, p.message) for p in problems] == [
+        (
+            "",
+            (
+                "the file name 'evil\\n' is not a usable subscriber id; "
+                "rename it with letters, digits, '.', '_' or '-'"
+            ),
+        )
+    ]
+
+
+def fires(schedule: str, start: datetime, count: int) -> list[str]:
+    trigger = cron_trigger(schedule, "UTC")
+    out, fire = [], trigger.get_next_fire_time(None, start)
+    while fire is not None and len(out) < count:
+        out.append(fire.strftime("%a %d %b %H:%M"))
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return out
+
+
+def test_day_of_month_and_day_of_week_are_ored_as_in_cron() -> None:
+    # 1 Dec 2026 is a Tuesday: the 1st, then every Monday, then the 1st of January.
+    assert fires("0 8 1 * 1", datetime(2026, 12, 1, tzinfo=UTC), 6) == [
+        "Tue 01 Dec 08:00",
+        "Mon 07 Dec 08:00",
+        "Mon 14 Dec 08:00",
+        "Mon 21 Dec 08:00",
+        "Mon 28 Dec 08:00",
+        "Fri 01 Jan 08:00",
+    ]
+    # A field that starts with "*" restricts nothing of its own: the other one rules (cron: AND).
+    assert fires("0 8 */10 * 1", datetime(2026, 12, 1, tzinfo=UTC), 2) == [
+        "Mon 21 Dec 08:00",  # days 1, 11, 21, 31 that are Mondays
+        "Mon 11 Jan 08:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("nickname", "expected"),
+    [
+        ("@hourly", ["Tue 01 Dec 13:00", "Tue 01 Dec 14:00"]),
+        ("@daily", ["Wed 02 Dec 00:00", "Thu 03 Dec 00:00"]),
+        ("@midnight", ["Wed 02 Dec 00:00", "Thu 03 Dec 00:00"]),
+        ("@weekly", ["Sun 06 Dec 00:00", "Sun 13 Dec 00:00"]),
+        ("@monthly", ["Fri 01 Jan 00:00", "Mon 01 Feb 00:00"]),
+        ("@yearly", ["Fri 01 Jan 00:00", "Sat 01 Jan 00:00"]),
+        ("@annually", ["Fri 01 Jan 00:00", "Sat 01 Jan 00:00"]),
+    ],
+)
+def test_cron_nicknames(nickname: str, expected: list[str]) -> None:
+    assert fires(nickname, datetime(2026, 12, 1, 12, 30, tzinfo=UTC), 2) == expected
+
+
+def test_a_schedule_that_never_fires_is_named_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "feb.toml").write_text(GOOD.replace("0 8 * * 1-5", "0 8 31 2 *"))
+    (tmp_path / "nick.toml").write_text(GOOD.replace("0 8 * * 1-5", "@fortnightly"))
+    subs, problems = load_subscriptions(tmp_path)
+    assert subs == []
+    assert [(Path(p.path).name, p.key, p.message) for p in problems] == [
+        (
+            "feb.toml",
+            "schedule",
+            (
+                "'0 8 31 2 *' never fires (no such date within 8 years); "
+                'write a date that exists, e.g. "0 8 28 2 *"'
+            ),
+        ),
+        (
+            "nick.toml",
+            "schedule",
+            (
+                "'@fortnightly' is not a valid cron line (unknown nickname '@fortnightly'; use one of "
+                "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly); "
+                'write five fields, e.g. "0 8 * * 1-5"'
+            ),
+        ),
+    ]

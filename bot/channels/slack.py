@@ -22,6 +22,7 @@ from slack_sdk.webhook import WebhookClient
 
 from ..config import Settings
 from ..errors import PermanentSendError, SendError, TransientSendError
+from ..masking import mask_secrets
 from ..models import Digest, Receipt, Subscriber
 from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, slack_messages
 from ..retry_after import header_seconds
@@ -53,7 +54,15 @@ FIXES = {
     "restricted_action": "let the bot post in that channel (channel posting permissions)",
 }
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")  # channel names are lower case; ids are not
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A webhook's variable: only these names, so a subscriber file cannot have digestbot send (and
+# echo) another variable, such as DIGESTBOT_SMTP_PASSWORD, as a webhook URL.
+WEBHOOK_ENV_PREFIX = "SLACK_WEBHOOK_"
+_ENV_NAME = re.compile(rf"{WEBHOOK_ENV_PREFIX}[A-Za-z0-9_]+")
+
+
+def webhook_env_name(name: str) -> bool:
+    """Whether `name` may hold a subscriber's webhook URL (SLACK_WEBHOOK_…)."""
+    return bool(_ENV_NAME.fullmatch(name))
 
 
 class _AnyServerError(ServerErrorRetryHandler):
@@ -102,8 +111,8 @@ class Slack(Channel):
         Field(
             "slack_webhook_env",
             'slack_webhook_env = "VAR"',
-            lambda v: bool(_ENV_NAME.match(v)),
-            "an environment variable name",
+            webhook_env_name,
+            f"an environment variable named {WEBHOOK_ENV_PREFIX}…",
             'slack_webhook_env = "SLACK_WEBHOOK_ALICE"',
         ),
     )
@@ -119,7 +128,7 @@ class Slack(Channel):
     def ready(cls, subscriber: Subscriber, settings: Settings) -> bool:
         """A webhook whose variable is set, or a channel with SLACK_BOT_TOKEN."""
         env = subscriber.slack_webhook_env
-        return bool(env and settings.environ.get(env)) or bool(
+        return bool(env and webhook_env_name(env) and settings.environ.get(env)) or bool(
             subscriber.slack_channel and settings.slack_token
         )
 
@@ -159,7 +168,7 @@ class Slack(Channel):
 
     def _webhook(self, digest: Digest) -> str:
         env = digest.subscriber.slack_webhook_env
-        return self.settings.environ.get(env, "") if env else ""
+        return self.settings.environ.get(env, "") if env and webhook_env_name(env) else ""
 
     def send(self, digest: Digest) -> Receipt:
         """Post the digest: the first message, then the rest in its thread, one per second at most."""
@@ -214,9 +223,13 @@ class Slack(Channel):
 
     def _send_webhook(self, digest: Digest, messages: list[dict[str, Any]]) -> Receipt:
         env = digest.subscriber.slack_webhook_env
-        hook = WebhookClient(
-            self._webhook(digest), timeout=TIMEOUT, retry_handlers=retry_handlers()
-        )
+        url = self._webhook(digest)
+        if not url.startswith(("https://", "http://")):
+            raise PermanentSendError(
+                f"${env} does not hold a webhook URL; set it to the URL Slack gives "
+                "(https://hooks.slack.com/services/…, Slack app → Incoming Webhooks)"
+            )
+        hook = WebhookClient(url, timeout=TIMEOUT, retry_handlers=retry_handlers())
         done = self._progress.get(digest.id, ("", "", 0))[2]
         for i, message in enumerate(messages[done:], done):
             self.wait_turn(digest)
@@ -226,13 +239,14 @@ class Slack(Channel):
                     blocks=message["blocks"],
                     metadata=metadata(digest, i + 1, len(messages)),
                 )
-            except OSError as e:
+            except OSError as e:  # the error may quote the URL: never echo it
+                reason = mask_secrets(str(e).replace(url, f"${env}"))
                 raise TransientSendError(
-                    f"the Slack webhook in ${env} is unreachable ({e}); will retry"
+                    f"the Slack webhook in ${env} is unreachable ({reason}); will retry"
                 ) from e
             # A webhook answers errors without raising: only 200 with "ok" is a success.
             if resp.status_code != 200 or resp.body.strip() != "ok":
-                body = resp.body.strip()[:200]
+                body = mask_secrets(resp.body.strip()[:200].replace(url, f"${env}"))
                 if resp.status_code == 429 or resp.status_code >= 500:
                     raise TransientSendError(
                         f"the Slack webhook in ${env} answered {resp.status_code} {body}; will retry"

@@ -9,15 +9,15 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from ..config import Settings
+from ..config_values import LOOPBACK_HOSTS, parse_smtp_url
 from ..errors import ConfigError, PermanentSendError, TransientSendError
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 30.0  # seconds for connecting and for each SMTP reply
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LOOPBACK = LOOPBACK_HOSTS
 
 
 def reply_text(text: bytes | str) -> str:
@@ -33,29 +33,23 @@ class SmtpServer:
     port: int
     tls: bool  # smtps://: TLS from the start
     user: str
-    # STARTTLS is required, except on loopback and port 25 (server to server), where it is used
-    # when the server offers it.
+    # On this machine (127.0.0.1, ::1, localhost): STARTTLS is used when offered, not required.
+    # Elsewhere it is required, except on port 25 (server to server) without a login: a password
+    # never goes to another host unencrypted, on any port.
     loopback: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpServer:
-        """The server of DIGESTBOT_SMTP_URL; `ConfigError` with the fix when it is no SMTP URL."""
-        parts = urlsplit(settings.smtp_url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ConfigError(
-                f"{parts.scheme or '(no scheme)'}://… is not an SMTP URL; write smtp://user@host:587 (STARTTLS), "
-                "smtps://host:465 (TLS) or smtp://127.0.0.1:2525 (plain)",
-                key="DIGESTBOT_SMTP_URL",
-            )
-        tls = parts.scheme == "smtps"
+        """The server of DIGESTBOT_SMTP_URL; `ConfigError` with the fix when it is no SMTP URL
+        or when mail may not go out to it (`Settings.sending_problem`)."""
         try:
-            port = parts.port or (465 if tls else 587)
+            url = parse_smtp_url(settings.smtp_url)
         except ValueError as e:
-            raise ConfigError(
-                f"bad port ({e}); write e.g. smtp://user@host:587", key="DIGESTBOT_SMTP_URL"
-            ) from e
-        host = parts.hostname
-        return cls(host, port, tls, unquote(parts.username or ""), host in LOOPBACK or port == 25)
+            raise ConfigError(str(e), key="DIGESTBOT_SMTP_URL") from e
+        refused = settings.sending_problem()
+        if refused is not None:
+            raise refused
+        return cls(url.host, url.port, url.tls, url.user, url.loopback)
 
     @property
     def where(self) -> str:
@@ -114,15 +108,23 @@ class SmtpServer:
         return conn
 
     def _secure(self, conn: smtplib.SMTP) -> None:
-        """EHLO, then STARTTLS when offered; a server that does not offer it is refused, except on
-        loopback and port 25."""
+        """EHLO, then STARTTLS when offered. A server off this machine that does not offer it is
+        refused, except on port 25 without a login: credentials never cross the network in clear."""
         conn.ehlo()
         if self.tls:
             return
         if conn.has_extn("starttls"):
             conn.starttls(context=self._tls_context())
             conn.ehlo()
-        elif not self.loopback:
+        elif self.loopback:
+            return
+        elif self.user:
+            raise PermanentSendError(
+                f"the SMTP server {self.where} does not offer STARTTLS, and digestbot never sends "
+                f"the password of {self.user!r} unencrypted over the network; use smtps://host:465, "
+                "or a server that offers STARTTLS"
+            )
+        elif self.port != 25:
             raise PermanentSendError(
                 f"the SMTP server {self.where} does not offer STARTTLS, and digestbot sends only "
                 "encrypted over the network; use smtps://host:465, or a server that offers STARTTLS"

@@ -2,7 +2,7 @@
 
 Each command lives in the module of its group and only parses, calls and prints:
 `run` (run, fetch, worker), `status`, `digests` (history, preview, feedback), `match` (match,
-topics), `setup` (init, check) and `web` (serve). `_context` holds what they share.
+topics), `setup` (init, check, migrate) and `web` (serve). `_context` holds what they share.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ._context import Context
 from .digests import feedback, history, preview
 from .match import match, topics
 from .run import fetch, run, worker
-from .setup import check, init
+from .setup import check, init, migrate
 from .status import status
 from .web import serve
 
@@ -114,6 +114,7 @@ for _command in (
     preview,
     topics,
     worker,
+    migrate,
 ):
     cli.add_command(_command)
 

@@ -27,15 +27,42 @@ class Context:
         self.console = Console(quiet=quiet)
         self._settings: Settings | None = None
 
-    def settings(self, subscriptions: str | None = None, *, need_file: bool = False) -> Settings:
-        """The settings, with --subscriptions applied; `need_file`: refuse defaults alone."""
+    def settings(
+        self, subscriptions: str | None = None, *, need_file: bool | None = None
+    ) -> Settings:
+        """The settings, with --subscriptions applied.
+
+        `need_file`: refuse defaults alone (no config file found). By default a command that
+        opens the database needs a config file or DIGESTBOT_DATABASE_URL, so that no
+        `./digestbot.db` appears wherever it is run. A command that sends mail is refused here,
+        at its start, while mail may not go out (`Settings.sending_problem`).
+        """
         if self._settings is None:
             from ..sources import SOURCES  # the source kinds [[sources]] are checked against
 
             self._settings = load_settings(self.config, kinds=SOURCES)
+        settings, command = self._settings, _command()
+        if need_file is None:
+            need_file = command not in WITHOUT_DATABASE and not settings.environ.get(
+                "DIGESTBOT_DATABASE_URL"
+            )
         if need_file:
-            require_config_file(self._settings)
-        return with_subscriptions(self._settings, subscriptions)
+            require_config_file(settings)
+        if command in SENDING and (refused := settings.sending_problem()) is not None:
+            raise refused
+        return with_subscriptions(settings, subscriptions)
+
+
+# Commands that work on defaults alone: they read files and open no database.
+WITHOUT_DATABASE = frozenset({"match", "topics", "init"})
+# Commands that send mail (digests, confirmation links).
+SENDING = frozenset({"run", "worker", "serve"})
+
+
+def _command() -> str:
+    """The name of the command being run ("" outside click)."""
+    ctx = click.get_current_context(silent=True)
+    return (ctx.info_name or "") if ctx is not None else ""
 
 
 subscriptions_option = click.option(

@@ -31,7 +31,7 @@ from ._context import Context, subscribers, subscriptions_option
     "--topics",
     "topics_file",
     metavar="PATH",
-    help="Your own topics.toml (default: ./topics.toml if present).",
+    help="Your own topics.toml (default: topics.toml next to digestbot.toml, if present).",
 )
 @click.pass_obj
 def match(
@@ -58,7 +58,9 @@ def match(
     )
     subs, _ = subscribers(settings)
     results = (
-        Matcher(topics_file=topics_file).fit(entries).match(entries, subs, unselected=show_all)
+        Matcher(topics_file=topics_file or settings.topics_file)
+        .fit(entries)
+        .match(entries, subs, unselected=show_all)
     )
     out = _scores(subs, results, show_all)
     if as_json:
@@ -106,7 +108,7 @@ def _scores(
     "--topics",
     "topics_file",
     metavar="PATH",
-    help="Your own topics.toml (default: ./topics.toml if present).",
+    help="Your own topics.toml (default: topics.toml next to digestbot.toml, if present).",
 )
 @click.option(
     "-v", "--vocabulary", "show_vocabulary", is_flag=True, help="Also show each topic's vocabulary."
@@ -130,7 +132,7 @@ def topics(obj: Context, topics_file: str | None, show_vocabulary: bool) -> None
     """
     from ..match.topics import load_topics
 
-    found = load_topics(topics_file)
+    found = load_topics(topics_file or obj.settings().topics_file)
     width = max(len(t.slug) for t in found)
     for t in found:
         click.echo(f"{t.slug:{width}s}  {t.name}")

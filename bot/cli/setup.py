@@ -1,4 +1,5 @@
-"""Setting digestbot up: `init` (write a working setup) and `check` (list every problem)."""
+"""Setting digestbot up: `init` (write a working setup), `check` (list every problem) and
+`migrate` (upgrade the database schema)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def check(obj: Context, subscriptions: str | None) -> None:
     except ConfigError as e:
         problems.append(e)
         settings = with_subscriptions(Settings(), subscriptions)
+    else:
+        from ..checks import sending_problems, template_problems
+
+        problems.extend(sending_problems(settings))
+        problems.extend(template_problems(settings))
     subs: list[Subscriber] = []
     try:
         subs, found = subscribers(settings, echo_problems=False)
@@ -73,3 +79,25 @@ def check(obj: Context, subscriptions: str | None) -> None:
         f"No problems: {plural(len(settings.sources), 'source')}, "
         f"{plural(len(subs), 'subscriber')}."
     )
+
+
+@click.command()
+@click.option("--sql", is_flag=True, help="Print the SQL the upgrade would run; change nothing.")
+@click.pass_obj
+def migrate(obj: Context, sql: bool) -> None:
+    """Upgrade the database schema to this digestbot's (every command does it at start too).
+
+    \b
+    Example:
+      digestbot migrate
+      digestbot migrate --sql > upgrade.sql    # for a DBA to review and run
+    """
+    from ..store import migrate as upgrade
+
+    settings = obj.settings()
+    done = upgrade(
+        settings.database_url, sql=sql, sqlite_synchronous=settings.database_sqlite_synchronous
+    )
+    if sql:
+        click.echo(done.sql)
+    click.echo(str(done), err=sql)

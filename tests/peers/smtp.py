@@ -140,7 +140,11 @@ class SmtpPeer:
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         users: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
+        """`host`, `port`: where to listen (default 127.0.0.1 and a free port); 127.0.0.2 is a
+        server the SMTP client counts as another machine."""
         self.script = script or SmtpScript()
         self.mails: list[Mail] = []  # accepted, in order
         self.data_seen = 0  # DATA commands, answered or not
@@ -150,8 +154,9 @@ class SmtpPeer:
         self.lock = threading.Lock()
         self._sessions: dict[int, int] = {}
         self.users = users
-        self.port = free_port()  # aiosmtpd checks its own readiness, so it needs a known port
-        kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port, "ready_timeout": 5.0}
+        self.host = host
+        self.port = port or free_port()  # aiosmtpd checks its own readiness: a known port
+        kwargs: dict[str, Any] = {"hostname": host, "port": self.port, "ready_timeout": 5.0}
         if implicit_tls:
             kwargs["ssl_context"] = tls
         elif tls is not None:
@@ -167,7 +172,7 @@ class SmtpPeer:
     @property
     def url(self) -> str:
         """The DIGESTBOT_SMTP_URL that reaches it."""
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"smtp://{self.host}:{self.port}"
 
     def __enter__(self) -> Self:
         self.controller.start()
