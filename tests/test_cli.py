@@ -702,8 +702,10 @@ def test_feedback_for_nobody_is_refused_and_records_nothing(here: Path) -> None:
     result = invoke("feedback", "nobody", "arxiv:2611.01001", "up")
     assert (result.exit_code, result.output) == (
         1,
-        "Error: no subscriber 'nobody'; the subscribers are: example (a file subscriber's id is "
-        "its file name without .toml; 'digestbot status' lists them all)\n",
+        (
+            "Error: no subscriber 'nobody'; the subscribers are: example (a file subscriber's id is "
+            "its file name without .toml; 'digestbot status' lists them all)\n"
+        ),
     )
     assert votes() == []
 
@@ -741,8 +743,10 @@ def test_feedback_from_a_web_subscriber_and_on_an_unknown_entry(here: Path) -> N
     bad = invoke("feedback", "web-1", "2611.99999", "up")
     assert (bad.exit_code, bad.output) == (
         1,
-        "Error: no entry 'arxiv:2611.99999' in the store; give an id that "
-        "'digestbot history web-1' shows\n",
+        (
+            "Error: no entry 'arxiv:2611.99999' in the store; give an id that "
+            "'digestbot history web-1' shows\n"
+        ),
     )
     assert votes() == [("web-1", "arxiv:2611.01001", 1)]
     history = invoke("history", "web-1")  # a web subscriber with nothing sent is known
@@ -813,10 +817,12 @@ def test_status_and_check_show_web_subscribers_and_who_left(here: Path) -> None:
     check = invoke("check")
     assert (check.exit_code, check.output) == (
         0,
-        "subscriptions/example.toml: unsubscribed on 2026-11-28 12:00 UTC (address "
-        "you@example.org): no digests until resumed on the manage page\n"
-        "No problems: 1 source, 1 subscriber (0 from files, 1 from the web; not receiving: "
-        "1 pending confirmation, 2 unsubscribed).\n",
+        (
+            "subscriptions/example.toml: unsubscribed on 2026-11-28 12:00 UTC (address "
+            "you@example.org): no digests until resumed on the manage page\n"
+            "No problems: 1 source, 1 subscriber (0 from files, 1 from the web; not receiving: "
+            "1 pending confirmation, 2 unsubscribed).\n"
+        ),
     )
 
 
@@ -835,16 +841,20 @@ def test_a_new_address_in_the_file_starts_fresh(here: Path) -> None:
         "Subscribers (4, 2 receive digests):",
         '  example  new@example.org  "0 8 * * *" UTC  (file, active)',
         "    next digest: 2026-11-30 08:00 UTC",
-        "    mark for an old address, ignored: unsubscribed on 2026-11-28 12:00 UTC "
-        "(address you@example.org)",
+        (
+            "    mark for an old address, ignored: unsubscribed on 2026-11-28 12:00 UTC "
+            "(address you@example.org)"
+        ),
     ]
     check = invoke("check")
     assert (check.exit_code, check.output) == (
         0,
-        "subscriptions/example.toml: mark for an old address, ignored: unsubscribed on "
-        "2026-11-28 12:00 UTC (address you@example.org)\n"
-        "No problems: 1 source, 2 subscribers (1 from file, 1 from the web; not receiving: "
-        "1 pending confirmation, 1 unsubscribed; 1 mark for an old address ignored).\n",
+        (
+            "subscriptions/example.toml: mark for an old address, ignored: unsubscribed on "
+            "2026-11-28 12:00 UTC (address you@example.org)\n"
+            "No problems: 1 source, 2 subscribers (1 from file, 1 from the web; not receiving: "
+            "1 pending confirmation, 1 unsubscribed; 1 mark for an old address ignored).\n"
+        ),
     )
     with time_machine.travel(later, tick=True):
         run = invoke("run", "--once")
