@@ -13,6 +13,7 @@ from .errors import ConfigError, Problem
 from .models import Interests, Subscriber
 from .store import Store, SubscriberMark, WebSubscriberRow
 from .subscriptions import load_subscriptions
+from .text import clip
 
 
 def web_subscriber(row: WebSubscriberRow) -> Subscriber:
@@ -82,6 +83,12 @@ class Member:
 
 
 _WEB_STATES = {"unconfirmed": "pending confirmation"}
+
+
+def mark_text(mark: SubscriberMark) -> str:
+    """ "unsubscribed on 2026-11-28 12:00 UTC (address a@b)", as `status` and `check` show a mark."""
+    address = clip(mark.address) if mark.address is not None else "any address"
+    return f"{mark.status} on {mark.updated_at:%Y-%m-%d %H:%M} UTC (address {address})"
 
 
 def _file_member(sub: Subscriber, mark: SubscriberMark | None, store: Store) -> Member:

@@ -11,7 +11,7 @@ from .._console import plural
 from ..config import Settings, with_subscriptions
 from ..errors import BotError, ConfigError, ProblemsFound
 from ..models import Subscriber
-from ..roster import Member, census, roster_members
+from ..roster import Member, census, mark_text, roster_members
 from ..store import open_store, sqlite_path
 from ._context import Context, subscribers, subscriptions_option
 
@@ -113,9 +113,7 @@ def _mark_lines(members: list[Member] | None) -> list[str]:
     for m in members or []:
         if m.mark is None or m.mark.status == "active":
             continue
-        mark = (
-            f"{m.mark.status} on {m.mark.updated_at:%Y-%m-%d %H:%M} UTC (address {m.mark.address})"
-        )
+        mark = mark_text(m.mark)
         if m.old_mark:
             lines.append(f"{m.subscriber.origin}: mark for an old address, ignored: {mark}")
         else:

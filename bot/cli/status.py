@@ -9,8 +9,8 @@ import click
 
 from .._console import plural
 from ..config import Settings
-from ..roster import Member, roster_members
-from ..store import Store, SubscriberMark, open_store
+from ..roster import Member, mark_text, roster_members
+from ..store import Store, open_store
 from ..text import clip
 from ._context import Context, subscribers, subscriptions_option, warn_skipped
 
@@ -63,12 +63,6 @@ def status(obj: Context, subscriptions: str | None, items: bool, pool_only: bool
         click.echo(f"{plural(len(problems), 'subscriber problem')}; 'digestbot check' lists them.")
 
 
-def _mark(mark: SubscriberMark) -> str:
-    """ "unsubscribed on 2026-11-28 12:00 UTC (address a@b)": a mark recorded by the web front."""
-    address = clip(mark.address) if mark.address is not None else "any address"
-    return f"{mark.status} on {_when(mark.updated_at)} (address {address})"
-
-
 def _next_line(member: Member, now: datetime) -> str:
     """When the next digest comes, or why none comes."""
     from ..slots import next_slot
@@ -77,7 +71,7 @@ def _next_line(member: Member, now: datetime) -> str:
     if member.receives:
         return f"next digest: {_when(next_slot(sub, now), sub.timezone)}"
     if member.mark is not None:
-        return f"next digest: none, {_mark(member.mark)}"
+        return f"next digest: none, {mark_text(member.mark)}"
     since = f" since {_when(member.since)}" if member.since else ""
     if member.state == "pending confirmation":
         return f"next digest: none until the address is confirmed (asked {_when(member.since)})"
@@ -94,7 +88,7 @@ def _subscriber_lines(store: Store, member: Member, now: datetime, items: bool) 
     )
     click.echo(f"    {_next_line(member, now)}")
     if member.old_mark and member.mark is not None:
-        click.echo(f"    mark for an old address, ignored: {_mark(member.mark)}")
+        click.echo(f"    mark for an old address, ignored: {mark_text(member.mark)}")
     last = store.history(sub.id, 1)
     if not last:
         click.echo("    last digest: none yet")
