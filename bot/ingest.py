@@ -21,6 +21,9 @@ from .store import Store, merge_entry
 log = logging.getLogger(__name__)
 USER_AGENT = f"digestbot/{__version__} (+https://pypi.org/project/digestbot/)"
 MAX_REDIRECTS = 5
+# Set on the log record of a source's failure: a command that prints the failure itself
+# (`run --once`) filters these records out, so the failure is shown once.
+SOURCE_FAILED = "digestbot_source_failed"
 
 
 @dataclass(slots=True)
@@ -69,7 +72,12 @@ def fetch_source(
             if isinstance(e, BotError)
             else f"source {spec.name!r}: unexpected {type(e).__name__}: {e}; please report this"
         )
-        log.warning("%s", report.error, exc_info=not isinstance(e, BotError))
+        log.warning(
+            "%s",
+            report.error,
+            exc_info=not isinstance(e, BotError),
+            extra={SOURCE_FAILED: True},
+        )
         store.save_fetch(spec.name, None, error=report.error, now=now)
         return report
     report.warnings = result.warnings
@@ -80,7 +88,7 @@ def fetch_source(
         report.new, report.updated, report.unchanged = store.upsert_entries(result.entries, now=now)
     except Exception as e:  # noqa: BLE001  a batch the database refuses fails this source only
         report.error = f"source {spec.name!r}: could not store its {len(result.entries)} entries ({type(e).__name__}: {e}); check the database"
-        log.warning("%s", report.error)
+        log.warning("%s", report.error, extra={SOURCE_FAILED: True})
         store.save_fetch(spec.name, None, error=report.error, now=now)
         return report
     store.save_fetch(

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from .config import Settings
 from .errors import ConfigError, Problem
 from .models import Interests, Subscriber
-from .store import Store, WebSubscriberRow
+from .store import Store, SubscriberMark, WebSubscriberRow
 from .subscriptions import load_subscriptions
+from .text import clip
 
 
 def web_subscriber(row: WebSubscriberRow) -> Subscriber:
@@ -51,24 +56,105 @@ def file_subscribers(
     return subs, problems
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One subscriber as `status` and `check` show them: where they come from, whether they
+    receive digests, and (file subscribers) the mark the web front recorded for them."""
+
+    subscriber: Subscriber
+    state: str  # active | paused | unsubscribed | pending confirmation
+    since: datetime | None = None  # when the state began (None: a file subscriber never marked)
+    mark: SubscriberMark | None = None  # a file subscriber's mark, applying or not
+
+    @property
+    def origin(self) -> str:
+        """ "file" or "web"."""
+        return "web" if self.subscriber.origin == "web" else "file"
+
+    @property
+    def receives(self) -> bool:
+        """Whether `run` sends this subscriber digests."""
+        return self.state == "active"
+
+    @property
+    def old_mark(self) -> bool:
+        """A mark made for an address the file no longer names: ignored."""
+        return self.mark is not None and not self.mark.applies_to(self.subscriber.address)
+
+
+_WEB_STATES = {"unconfirmed": "pending confirmation"}
+
+
+def mark_text(mark: SubscriberMark) -> str:
+    """ "unsubscribed on 2026-11-28 12:00 UTC (address a@b)", as `status` and `check` show a mark."""
+    address = clip(mark.address) if mark.address is not None else "any address"
+    return f"{mark.status} on {mark.updated_at:%Y-%m-%d %H:%M} UTC (address {address})"
+
+
+def _file_member(sub: Subscriber, mark: SubscriberMark | None, store: Store) -> Member:
+    """A file subscriber with its mark: one made without an address is tied to the file's now."""
+    if mark is None:
+        return Member(sub, "active")
+    if mark.address is None and store.tie_subscriber_mark(sub.id, sub.address):
+        mark = replace(mark, address=sub.address)
+    state = mark.status if mark.applies_to(sub.address) else "active"
+    return Member(sub, state, mark.updated_at if state != "active" else None, mark)
+
+
+def roster_members(
+    settings: Settings, store: Store, files: tuple[list[Subscriber], list[Problem]] | None = None
+) -> tuple[list[Member], list[Problem]]:
+    """Every subscriber, received digests or not: file subscribers (`files`, else read now) with
+    the mark that wins over the file while it names the marked address, then web subscribers in
+    every state. `load_roster` keeps those who receive digests."""
+    subs, problems = files if files is not None else file_subscribers(settings)
+    problems = list(problems)
+    marks = store.subscriber_marks()
+    members = [_file_member(s, marks.get(s.id), store) for s in subs]
+    taken = {s.id for s in subs}
+    for row in store.web_subscribers():
+        if row.id in taken:
+            if row.status == "active":
+                problems.append(
+                    Problem(
+                        "(web subscribers)",
+                        row.id,
+                        "a subscription file has the same id; rename that file "
+                        "(the web subscriber is skipped)",
+                    )
+                )
+            continue
+        since = row.confirmed_at if row.status == "active" else row.updated_at
+        if row.status == "unconfirmed":
+            since = row.requested_at
+        members.append(Member(web_subscriber(row), _WEB_STATES.get(row.status, row.status), since))
+    return members, problems
+
+
 def load_roster(
     settings: Settings, store: Store, files: tuple[list[Subscriber], list[Problem]] | None = None
 ) -> tuple[list[Subscriber], list[Problem]]:
-    """File subscribers (`files`, else read now) plus active web ones, minus those paused or unsubscribed."""
-    subs, problems = files if files is not None else file_subscribers(settings)
-    problems = list(problems)
-    status = store.subscriber_statuses()
-    roster = [s for s in subs if status.get(s.id, "active") == "active"]
-    taken = {s.id for s in subs}
-    for row in store.web_subscribers("active"):
-        if row.id in taken:
-            problems.append(
-                Problem(
-                    "(web subscribers)",
-                    row.id,
-                    "a subscription file has the same id; rename that file (the web subscriber is skipped)",
-                )
-            )
-            continue
-        roster.append(web_subscriber(row))
-    return roster, problems
+    """File subscribers (`files`, else read now) plus active web ones, minus those paused or
+    unsubscribed (a mark for an address the file no longer names is ignored)."""
+    members, problems = roster_members(settings, store, files)
+    return [m.subscriber for m in members if m.receives], problems
+
+
+def census(members: Sequence[Member]) -> str:
+    """Who receives digests and who does not, for `check`: "" when every subscriber comes from a
+    file and receives digests, else e.g. "2 from files, 1 from the web; not receiving: 1
+    unsubscribed, 1 pending confirmation"."""
+    if all(m.origin == "file" and m.receives and not m.old_mark for m in members):
+        return ""
+    receiving = [m for m in members if m.receives]
+    files = sum(m.origin == "file" for m in receiving)
+    parts = [f"{files} from file{'s' if files != 1 else ''}"]
+    parts.append(f"{len(receiving) - files} from the web")
+    idle = Counter(m.state for m in members if not m.receives)
+    text = ", ".join(parts)
+    if idle:
+        text += "; not receiving: " + ", ".join(f"{n} {state}" for state, n in sorted(idle.items()))
+    old = sum(m.old_mark for m in members)
+    if old:
+        text += f"; {old} mark{'s' if old != 1 else ''} for an old address ignored"
+    return text

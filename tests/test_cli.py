@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -887,3 +888,285 @@ def test_urllib3s_own_debug_log_is_masked_at_vv(here: Path) -> None:
     ]
     assert "/x?token=***&api_key=***" in seen
     assert "s3cr3t" not in out.getvalue() and "k3y" not in out.getvalue()
+
+
+# --- run --once with a failed source: exit 1, the failure printed once (issue 15.4) -------------
+
+
+def broken_source(here: Path) -> None:
+    with open(here / "digestbot.toml", "a") as f:
+        f.write('\n[[sources]]\nname = "gone"\ntype = "file"\npath = "missing.xml"\n')
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_run_once_exits_1_when_a_source_failed_and_says_it_once(
+    here: Path, quiet: list[str]
+) -> None:
+    invoke("init")
+    broken_source(here)
+    with time_machine.travel(NOW, tick=True):
+        result = invoke(*quiet, "run", "--once")
+    assert result.exit_code == 1, result.output
+    failure = "source 'gone': cannot read missing.xml"
+    assert result.stdout.count(failure) == 1 and failure not in result.stderr, result.output
+    assert result.stderr == ""
+    assert (here / "outbox" / "example" / f"example.{SLOT}.eml").is_file()  # still sent
+
+
+def test_run_once_exits_1_when_every_source_failed(here: Path) -> None:
+    invoke("init")
+    (here / "examples" / "papers.xml").unlink()
+    with time_machine.travel(NOW, tick=True):
+        result = invoke("run", "--once")
+    assert result.exit_code == 1
+    assert "fetched 0 sources: 0 new, 0 updated, 0 unchanged; 1 failed\n" in result.stdout
+    assert result.stdout.count("cannot read examples/papers.xml") == 1
+    assert result.stderr == ""
+
+
+def test_run_once_with_verbose_keeps_the_failure_in_the_log_too(here: Path) -> None:
+    invoke("init")
+    broken_source(here)
+    ingest = logging.getLogger("bot.ingest")
+    level = ingest.level
+    ingest.setLevel(logging.NOTSET)  # `fetch` in an earlier test left it at ERROR
+    try:
+        with time_machine.travel(NOW, tick=True):
+            result = invoke("-v", "run", "--once")
+    finally:
+        ingest.setLevel(level)
+    assert result.exit_code == 1
+    assert "WARNING bot.ingest: source 'gone': cannot read missing.xml" in result.stderr
+
+
+# --- a damaged database: one line, for every command that opens it (issue 17.11) ---------------
+
+DAMAGED = (
+    "the database file digestbot.db is damaged or is not a database (file is not a database); "
+    "restore it from a backup, or move it away (mv digestbot.db digestbot.db.damaged) and "
+    "digestbot starts a new, empty one"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--once"],
+        ["fetch"],
+        ["status"],
+        ["status", "--pool"],
+        ["history", "example"],
+        ["feedback", "example", "arxiv:2611.01001", "up"],
+        ["preview", "example"],
+        ["serve", "--port", "1"],
+    ],
+)
+def test_a_damaged_database_is_one_line_with_the_fix(here: Path, args: list[str]) -> None:
+    invoke("init")
+    (here / "digestbot.db").write_bytes(os.urandom(8192))
+    result = invoke(*args, env={"DIGESTBOT_SECRET_KEY": "k" * 32})
+    assert (result.exit_code, result.output) == (1, f"Error: {DAMAGED}\n")
+    verbose = invoke("-v", *args, env={"DIGESTBOT_SECRET_KEY": "k" * 32})
+    assert "Traceback" in verbose.output and verbose.output.endswith(f"Error: {DAMAGED}\n")
+
+
+def test_check_counts_a_damaged_database_as_a_problem(here: Path) -> None:
+    invoke("init")
+    (here / "digestbot.db").write_bytes(b"not a database at all " * 400)
+    result = invoke("check")
+    assert (result.exit_code, result.output) == (
+        1,
+        f"{DAMAGED}\n1 problem found; 1 subscriber fine.\n",
+    )
+
+
+def test_a_database_damaged_after_it_was_opened(here: Path) -> None:
+    """A good header, pages of garbage: sqlite3 says 'malformed' at the first query."""
+    init_and_run()
+    db = here / "digestbot.db"
+    sqlite3.connect(db).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    data = bytearray(db.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = os.urandom(len(data) - page)  # everything after the first page
+    db.write_bytes(bytes(data))
+    result = invoke("history", "example")
+    assert result.exit_code == 1
+    assert re.fullmatch(
+        r"Error: the database file digestbot.db is damaged or is not a database \(.+\); "
+        r"restore it from a backup, or move it away \(mv digestbot.db digestbot.db.damaged\) "
+        r"and digestbot starts a new, empty one\n",
+        result.output,
+    ), result.output
+
+
+# --- feedback and history refuse what does not exist (issue 15.12) ------------------------------
+
+
+def votes() -> list[tuple[str, str, int]]:
+    with closing(sqlite3.connect("digestbot.db")) as db:
+        return sorted(db.execute("SELECT subscriber_id, entry_id, vote FROM feedback").fetchall())
+
+
+def test_feedback_for_nobody_is_refused_and_records_nothing(here: Path) -> None:
+    init_and_run()
+    result = invoke("feedback", "nobody", "arxiv:2611.01001", "up")
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            "Error: no subscriber 'nobody'; the subscribers are: example (a file subscriber's id is "
+            "its file name without .toml; 'digestbot status' lists them all)\n"
+        ),
+    )
+    assert votes() == []
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "2611.01001",
+        "2611.01001v2",
+        "arXiv:2611.01001v1",
+        "https://arxiv.org/abs/2611.01001",
+        "http://arxiv.org/abs/2611.01001v3",
+        "https://arxiv.org/pdf/2611.01001v2",
+        "https://arxiv.org/pdf/2611.01001.pdf",
+    ],
+)
+def test_feedback_takes_an_arxiv_paper_however_it_is_written(here: Path, given: str) -> None:
+    init_and_run()
+    result = invoke("feedback", "example", given, "down")
+    assert (result.exit_code, result.output) == (
+        0,
+        "Recorded 👎 from example on arxiv:2611.01001.\n",
+    )
+    assert votes() == [("example", "arxiv:2611.01001", -1)]
+
+
+def test_feedback_from_a_web_subscriber_and_on_an_unknown_entry(here: Path) -> None:
+    init_and_run()
+    with closing(Store("sqlite:///digestbot.db")) as store:
+        store.request_web_subscription(
+            "web-1", "carol@example.org", "", {"keywords": ["llm"]}, "0 8 * * *", "UTC", 5
+        )
+        store.set_web_status("web-1", "active")
+    assert invoke("feedback", "web-1", "2611.01001", "up").exit_code == 0
+    bad = invoke("feedback", "web-1", "2611.99999", "up")
+    assert (bad.exit_code, bad.output) == (
+        1,
+        (
+            "Error: no entry 'arxiv:2611.99999' in the store; give an id that "
+            "'digestbot history web-1' shows\n"
+        ),
+    )
+    assert votes() == [("web-1", "arxiv:2611.01001", 1)]
+    history = invoke("history", "web-1")  # a web subscriber with nothing sent is known
+    assert (history.exit_code, history.output) == (
+        0,
+        "web-1: nothing sent yet; 'digestbot run --once' sends what is due\n",
+    )
+
+
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_history_limit_below_one_is_a_usage_error(
+    backend_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # (not `here`: it empties DIGESTBOT_TEST_DATABASE_URL too)
+    invoke("init")
+    result = invoke(
+        "history", "example", "--limit", limit, env={"DIGESTBOT_DATABASE_URL": backend_url}
+    )
+    assert result.exit_code == 2
+    assert f"Invalid value for '-n' / '--limit': {limit} is not in the range x>=1." in result.output
+    assert "Traceback" not in result.output
+
+
+# --- status and check show the roster run uses: web subscribers, marks (15.8, 17.12) -----------
+
+
+def web_and_marks() -> None:
+    """What the web front writes: a confirmed, a pending and a departed web subscriber; the
+    file subscriber 'example' unsubscribed by one click."""
+    with closing(Store("sqlite:///digestbot.db")) as store:
+        for sid, email in (("web-1", "carol@example.org"), ("web-2", "dave@example.org")):
+            store.request_web_subscription(
+                sid, email, "", {"keywords": ["llm"]}, "0 9 * * *", "Europe/Berlin", 5, NOW
+            )
+        store.request_web_subscription(
+            "web-3", "eve@example.org", "", {"keywords": ["llm"]}, "0 9 * * *", "UTC", 5, NOW
+        )
+        store.set_web_status("web-1", "active", NOW)
+        store.set_web_status("web-3", "active", NOW)
+        store.set_web_status("web-3", "unsubscribed", NOW)
+        store.set_subscriber_status("example", "unsubscribed", NOW)  # as the web front does
+
+
+def test_status_and_check_show_web_subscribers_and_who_left(here: Path) -> None:
+    init_and_run()
+    web_and_marks()
+    with time_machine.travel(NOW, tick=False):
+        status = invoke("status", "--no-items")
+    assert status.exit_code == 0, status.output
+    lines = status.output.split("Pending digests")[0].splitlines()
+    assert re.fullmatch(
+        r"    last digest: 2026-11-28 08:00 UTC, sent 2026-11-28 12:00 UTC, \d+ entries", lines[3]
+    ), lines[3]
+    assert lines[:3] + lines[4:] == [
+        "Subscribers (4, 1 receive digests):",
+        '  example  you@example.org  "0 8 * * *" UTC  (file, unsubscribed)',
+        "    next digest: none, unsubscribed on 2026-11-28 12:00 UTC (address you@example.org)",
+        '  web-1  carol@example.org  "0 9 * * *" Europe/Berlin  (web, active)',
+        "    next digest: 2026-11-29 09:00 CET (08:00 UTC)",
+        "    last digest: none yet",
+        '  web-2  dave@example.org  "0 9 * * *" Europe/Berlin  (web, pending confirmation)',
+        "    next digest: none until the address is confirmed (asked 2026-11-28 12:00 UTC)",
+        "    last digest: none yet",
+        '  web-3  eve@example.org  "0 9 * * *" UTC  (web, unsubscribed)',
+        "    next digest: none, unsubscribed since 2026-11-28 12:00 UTC",
+        "    last digest: none yet",
+    ]
+    check = invoke("check")
+    assert (check.exit_code, check.output) == (
+        0,
+        (
+            "subscriptions/example.toml: unsubscribed on 2026-11-28 12:00 UTC (address "
+            "you@example.org): no digests until resumed on the manage page\n"
+            "No problems: 1 source, 1 subscriber (0 from files, 1 from the web; not receiving: "
+            "1 pending confirmation, 2 unsubscribed).\n"
+        ),
+    )
+
+
+def test_a_new_address_in_the_file_starts_fresh(here: Path) -> None:
+    """The mark belongs to the address that unsubscribed: a new person in the file gets digests,
+    and status and check say the old mark is ignored."""
+    init_and_run()
+    web_and_marks()
+    assert invoke("status").exit_code == 0  # reads the roster: the mark is tied to you@
+    example = here / "subscriptions" / "example.toml"
+    example.write_text(example.read_text().replace("you@example.org", "new@example.org"))
+    later = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    with time_machine.travel(later, tick=False):
+        status = invoke("status", "--no-items")
+    assert status.output.splitlines()[:4] == [
+        "Subscribers (4, 2 receive digests):",
+        '  example  new@example.org  "0 8 * * *" UTC  (file, active)',
+        "    next digest: 2026-11-30 08:00 UTC",
+        (
+            "    mark for an old address, ignored: unsubscribed on 2026-11-28 12:00 UTC "
+            "(address you@example.org)"
+        ),
+    ]
+    check = invoke("check")
+    assert (check.exit_code, check.output) == (
+        0,
+        (
+            "subscriptions/example.toml: mark for an old address, ignored: unsubscribed on "
+            "2026-11-28 12:00 UTC (address you@example.org)\n"
+            "No problems: 1 source, 2 subscribers (1 from file, 1 from the web; not receiving: "
+            "1 pending confirmation, 1 unsubscribed; 1 mark for an old address ignored).\n"
+        ),
+    )
+    with time_machine.travel(later, tick=True):
+        run = invoke("run", "--once")
+    # example is served again (its papers went to it before: nothing new to send)
+    assert "example: 0 new entries for example\n" in run.output, run.output

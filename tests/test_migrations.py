@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Float, MetaData, create_engine, inspect, select, text
@@ -178,6 +179,12 @@ def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
+def with_0002(rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """`rows` dumped at revision 0001 as revision 0002 keeps them: a mark has no address (NULL)."""
+    marks = [(*row, None) for row in rows["subscriber_status"]]
+    return {**rows, "subscriber_status": marks}
+
+
 def revision_of(engine: Engine) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
@@ -242,10 +249,44 @@ def test_revision_0001_is_exactly_the_schema_made_before_migrations(
             cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
             conn.exec_driver_sql(f"DROP TABLE {name}{cascade}")
     assert structure(engine) == []
-    done = migrate(backend_url)
-    assert (done.before, done.after, done.legacy) == (None, HEAD, False)
+    with engine.begin() as conn:  # revision 0001 alone (later ones change the tables)
+        command.upgrade(migrations.alembic_config(connection=conn), "0001")
     assert structure(engine) == before
     assert len(before) > 20
+    done = migrate(backend_url)  # and on to the newest
+    assert (done.before, done.after, done.legacy) == ("0001", HEAD, False)
+
+
+def test_revision_0002_keeps_every_mark_without_an_address_and_the_roster_ties_it(
+    engine: Engine, backend_url: str, tmp_path: Path
+) -> None:
+    """A mark made at 0001 applies to whatever address the file has (as before 0002), and the
+    first reading of the roster ties it to that address: a later address starts fresh."""
+    from bot.config import Settings
+    from bot.roster import load_roster
+
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(connection=conn), "0001")
+        conn.execute(
+            text("INSERT INTO subscriber_status VALUES ('carol', 'unsubscribed', :t)"), {"t": T0}
+        )
+    folder = tmp_path / "subscriptions"
+    folder.mkdir()
+    carol = '[interests]\nkeywords = ["llm"]\n'
+    (folder / "carol.toml").write_text('email = "Carol@Example.org"\n' + carol)
+    store = Store(backend_url)  # upgrades to 0002
+    try:
+        settings = Settings(subscriptions_dir=folder, database_url=backend_url)
+        (mark,) = store.subscriber_marks().values()
+        assert (mark.subscriber_id, mark.status, mark.address) == ("carol", "unsubscribed", None)
+        assert mark.updated_at == T0.replace(tzinfo=UTC)
+        assert load_roster(settings, store) == ([], [])  # still unsubscribed ...
+        assert store.subscriber_marks()["carol"].address == "Carol@Example.org"  # ... and tied
+        (folder / "carol.toml").write_text('email = "dan@example.org"\n' + carol)
+        assert [s.id for s in load_roster(settings, store)[0]] == ["carol"]  # a new person
+        assert store.subscriber_marks()["carol"].address == "Carol@Example.org"
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("how", ["start", "digestbot migrate"])
@@ -262,7 +303,9 @@ def test_a_database_made_before_migrations_keeps_every_row(
     else:
         done = migrate(backend_url)
         assert (done.before, done.after, done.legacy, done.changed) == (None, HEAD, True, True)
-        assert str(done).endswith("stamped it at revision 0001, every row kept")
+        assert str(done).endswith(
+            f"stamped it at revision 0001, every row kept, then upgraded it to {HEAD}"
+        )
         again = migrate(backend_url)
         assert str(again).endswith(
             f"at revision {HEAD}, the newest this digestbot knows; nothing to do"
@@ -270,7 +313,7 @@ def test_a_database_made_before_migrations_keeps_every_row(
         store = Store(backend_url)
     try:
         assert revision_of(engine) == [(HEAD,)]
-        assert dump(engine) == rows
+        assert dump(engine) == with_0002(rows)
         # and digestbot reads and writes them as before
         got = store.get_entries(["arxiv:2611.00001"])["arxiv:2611.00001"]
         assert got.authors == ("A. Author", "B. Böhm")
@@ -281,6 +324,7 @@ def test_a_database_made_before_migrations_keeps_every_row(
         web = store.web_subscriber_by_email("EVE@example.org")
         assert web is not None and web.name == "Ève"
         assert store.subscriber_statuses() == {"carol": "unsubscribed"}
+        assert store.subscriber_marks()["carol"].address is None  # 0002: any address, as before
         assert not store.use_token("9f2c", "confirm")  # still used
         at = datetime(2026, 11, 28, 8, tzinfo=UTC)
         assert store.hit_rate("client:ab12", timedelta(days=1), 5, at)  # a new id from the sequence
@@ -468,7 +512,7 @@ def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
     add_revision(scripts_copy, "add entries.score", FUTURE)
     store = Store(backend_url)
     try:
-        assert revision_of(engine) == [("0002",)]
+        assert revision_of(engine) == [("0003",)]
         if engine.dialect.name == "sqlite":
             with store.engine.connect() as conn:  # the one that migrated: foreign keys on again
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -476,7 +520,7 @@ def test_a_future_migration_copying_a_referenced_table_keeps_every_row(
         store.close()
     after = dump(engine)
     assert after.pop("entries") == [(*row, None) for row in rows.pop("entries")]
-    assert after == rows
+    assert after == with_0002(rows)
 
 
 BROKEN = '''
@@ -495,7 +539,7 @@ def test_a_failed_migration_changes_nothing(
     rows = dump(engine)
     add_revision(scripts_copy, "broken", BROKEN)
     with pytest.raises(
-        StoreError, match="to revision 0002 failed, nothing was changed .*no_such_column"
+        StoreError, match="to revision 0003 failed, nothing was changed .*no_such_column"
     ):
         Store(backend_url)
     assert revision_of(engine) == []  # not even the stamp of 0001
@@ -506,9 +550,9 @@ def test_the_revision_helper_numbers_scripts_and_autogenerates_the_store_types(
     scripts_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     revision_cli(["revision", "--autogenerate", "-m", "nothing new"])
-    (empty,) = (scripts_copy / "versions").glob("0002_nothing_new.py")
-    assert "revision: str = '0002'" in empty.read_text()
-    assert "down_revision: str | Sequence[str] | None = '0001'" in empty.read_text()
+    (empty,) = (scripts_copy / "versions").glob("0003_nothing_new.py")
+    assert "revision: str = '0003'" in empty.read_text()
+    assert "down_revision: str | Sequence[str] | None = '0002'" in empty.read_text()
     assert "op." not in empty.read_text().split("def upgrade")[1]  # the metadata has nothing new
     newer = MetaData()
     for table in metadata.tables.values():
@@ -517,8 +561,8 @@ def test_the_revision_helper_numbers_scripts_and_autogenerates_the_store_types(
     newer.tables["entries"].append_column(Column("trending_at", UTCDateTime, nullable=True))
     monkeypatch.setattr(_schema, "metadata", newer)  # what env.py compares the database with
     revision_cli(["revision", "--autogenerate", "-m", "trending"])
-    body = (scripts_copy / "versions" / "0003_trending.py").read_text()
-    assert "revision: str = '0003'" in body
+    body = (scripts_copy / "versions" / "0004_trending.py").read_text()
+    assert "revision: str = '0004'" in body
     assert "batch_op.add_column(sa.Column('trending_at', sa.DateTime(), nullable=True))" in body
     assert "batch_op.add_column(sa.Column('seen_by', sa.Float(), nullable=True))" in body
 
@@ -547,6 +591,7 @@ def test_the_wheel_ships_the_scripts_and_an_installed_digestbot_migrates(tmp_pat
         "__main__.py",
         "script.py.mako",
         "versions/0001_initial_schema.py",
+        "versions/0002_subscriber_status_address.py",
     }
     assert {f"bot/store/migrations/{name}" for name in shipped} <= names
     target = tmp_path / "site"

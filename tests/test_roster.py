@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import Settings
 from bot.models import Interests, Subscriber
-from bot.roster import load_roster
+from bot.roster import census, load_roster, roster_members
 from bot.store import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -190,3 +190,61 @@ def test_a_subscriber_round_trips_through_json_and_ignores_newer_fields() -> Non
     assert Subscriber.from_dict(data) == sub
     assert Subscriber.from_dict({**data, "a_newer_field": 1}) == sub
     assert Subscriber.from_dict({"id": "bob"}) == Subscriber(id="bob")
+
+
+# --- every member with origin and state (status, check), marks keyed to the address -------------
+
+
+def test_members_have_an_origin_and_a_state(setup: tuple[Settings, Store]) -> None:
+    settings, store = setup
+    _web(store, "web-a", "carol@example.org")
+    _web(store, "web-b", "dave@example.org")
+    _web(store, "web-c", "erin@example.org")
+    store.set_web_status("web-a", "active", T0 + timedelta(hours=1))
+    store.set_web_status("web-c", "paused", T0 + timedelta(hours=2))
+    store.set_subscriber_status("bob", "paused", T0 + timedelta(hours=3))
+    members, problems = roster_members(settings, store)
+    assert [(m.subscriber.id, m.origin, m.state, m.since) for m in members] == [
+        ("alice", "file", "active", None),
+        ("bob", "file", "paused", T0 + timedelta(hours=3)),
+        ("web-a", "web", "active", T0 + timedelta(hours=1)),
+        ("web-b", "web", "pending confirmation", T0),
+        ("web-c", "web", "paused", T0 + timedelta(hours=2)),
+    ]
+    assert [m.subscriber.id for m in members if m.receives] == ids(settings, store)
+    assert census(members) == (
+        "1 from file, 1 from the web; not receiving: 2 paused, 1 pending confirmation"
+    )
+    assert {Path(p.path).name for p in problems} == {"broken.toml"}
+
+
+def test_only_file_subscribers_that_all_receive_give_no_census(
+    setup: tuple[Settings, Store],
+) -> None:
+    settings, store = setup
+    assert census(roster_members(settings, store)[0]) == ""
+
+
+def test_a_mark_is_for_the_address_that_made_it(setup: tuple[Settings, Store]) -> None:
+    """bob unsubscribes; the file then names robert: robert gets digests, bob's mark is shown
+    as ignored; bob's address back in the file is unsubscribed again."""
+    settings, store = setup
+    bob = settings.subscriptions_dir / "bob.toml"
+    store.set_subscriber_status("bob", "unsubscribed", T0)  # as the web front records it
+    assert ids(settings, store) == ["alice"]
+    assert store.subscriber_marks()["bob"].address == "bob@example.org"  # tied on reading
+    bob.write_text(FILE.format(name="Robert", sid="robert"))
+    members, _ = roster_members(settings, store)
+    robert = members[1]
+    assert (robert.subscriber.email, robert.state, robert.old_mark) == (
+        "robert@example.org",
+        "active",
+        True,
+    )
+    assert ids(settings, store) == ["alice", "bob"]
+    assert census(members).endswith("; 1 mark for an old address ignored")
+    bob.write_text(FILE.format(name="Bob", sid="BOB"))  # the old address (another case)
+    assert ids(settings, store) == ["alice"]
+    # a mark recorded with the address it is for applies only to it
+    store.set_subscriber_status("bob", "paused", T0, address="someone@example.org")
+    assert ids(settings, store) == ["alice", "bob"]

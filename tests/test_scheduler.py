@@ -170,14 +170,14 @@ def test_status_shows_next_and_last_digests_pending_failed_and_sources(tmp_path:
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "Subscribers (3):",
-        '  s0000  reader0000@example.org  "0 8 * * 1-5" Europe/Berlin',
+        '  s0000  reader0000@example.org  "0 8 * * 1-5" Europe/Berlin  (file, active)',
         "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
         "    last digest: 2026-11-27 08:00 CET (07:00 UTC), sent 2026-11-28 12:00 UTC, 1 entry",
         "      - Quantization  [31mred [0m  [arxiv:2611.00001]",
-        '  s0001  reader0001@example.org  "0 8 * * 1-5" Europe/Berlin',
+        '  s0001  reader0001@example.org  "0 8 * * 1-5" Europe/Berlin  (file, active)',
         "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
         "    last digest: 2026-11-27 08:00 CET (07:00 UTC), failed: SMTP refused reader0001@example.org: 550 no such user",
-        '  s0002  reader0002@example.org  "0 8 * * 1-5" Europe/Berlin',
+        '  s0002  reader0002@example.org  "0 8 * * 1-5" Europe/Berlin  (file, active)',
         "    next digest: 2026-11-30 08:00 CET (07:00 UTC)",
         "    last digest: 2026-11-27 08:00 CET (07:00 UTC), pending: SMTP answered 451 try later, 1 entry",
         "      - Quantization  [31mred [0m  [arxiv:2611.00001]",

@@ -265,3 +265,29 @@ def test_open_store_applies_the_durability_setting_and_closes_as_a_context(tmp_p
 )
 def test_sqlite_path_names_the_file_of_a_sqlite_url(url: str, path: Path | None) -> None:
     assert sqlite_path(url) == path
+
+
+# --- marks: a pause or unsubscribe for a file subscriber belongs to an address (issue 17.12) ----
+
+
+def test_a_mark_keeps_its_address_and_a_new_mark_without_one_forgets_it(store: Store) -> None:
+    t0 = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    store.set_subscriber_status("bob", "unsubscribed", t0, address="Bob@Example.org")
+    (mark,) = store.subscriber_marks().values()
+    assert (mark.subscriber_id, mark.status, mark.updated_at, mark.address) == (
+        "bob",
+        "unsubscribed",
+        t0,
+        "Bob@Example.org",
+    )
+    assert mark.applies_to(" bob@example.ORG") and not mark.applies_to("robert@example.org")
+    assert not store.tie_subscriber_mark("bob", "robert@example.org")  # tied already
+    # a later mark whose address the caller does not know is not the old address's
+    store.set_subscriber_status("bob", "paused", t0 + timedelta(hours=1))
+    mark = store.subscriber_marks()["bob"]
+    assert (mark.status, mark.address) == ("paused", None)
+    assert mark.applies_to("anyone@example.org")
+    assert store.tie_subscriber_mark("bob", "robert@example.org")
+    assert store.subscriber_marks()["bob"].address == "robert@example.org"
+    assert not store.tie_subscriber_mark("nobody", "x@example.org")  # no mark, nothing made
+    assert store.subscriber_statuses() == {"bob": "paused"}

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from sqlalchemy.exc import DatabaseError
 
 from .. import __version__
 from .._console import setup_logging
 from ..errors import BotError
+from ..store import damaged
 from ._context import Context
 from .digests import feedback, history, preview
 from .match import match, topics
@@ -36,6 +38,14 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except BotError as e:
             _fail(ctx, str(e), e.exit_code)
+        except DatabaseError as e:
+            # A damaged database met outside the store's transactions (the store turns the ones
+            # it meets into StoreError): one line with the file and the fix, not a traceback.
+            loaded = ctx.obj._settings if isinstance(ctx.obj, Context) else None
+            error = damaged(loaded.database_url if loaded else "", e)
+            if error is None:
+                raise
+            _fail(ctx, str(error), 1)
         except BrokenPipeError:
             raise  # the reader went away (`digestbot history alice | head`): click exits quietly
         except OSError as e:

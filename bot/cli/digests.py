@@ -19,7 +19,13 @@ from ._context import Context, roster, subscriptions_option
 @click.command()
 @click.argument("subscriber")
 @click.option(
-    "-n", "--limit", default=10, show_default=True, metavar="N", help="The latest N digests."
+    "-n",
+    "--limit",
+    default=10,
+    show_default=True,
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="The latest N digests (at least 1).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -34,6 +40,7 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
     with open_store(settings) as store:
         rows = store.history(subscriber, limit=limit)
         items = {r.id: store.digest_items(r.id) for r in rows}
+        on_the_web = not rows and store.web_subscriber(subscriber) is not None
     if as_json:
         click.echo(
             json.dumps([_history_json(r, items[r.id]) for r in rows], ensure_ascii=False, indent=1)
@@ -41,7 +48,7 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
         return
     if not rows:
         known = (settings.resolve(settings.subscriptions_dir) / f"{subscriber}.toml").is_file()
-        if not known:
+        if not known and not on_the_web:
             raise ConfigError(
                 f"no subscriber {subscriber!r}: nothing in the ledger and no file "
                 f"{settings.subscriptions_dir / (subscriber + '.toml')}; check the name "
@@ -166,10 +173,28 @@ def preview(
 def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
     """Record a 👍 (up) or 👎 (down) from SUBSCRIBER on ENTRY; the matcher learns from it.
 
+    ENTRY is an id as `digestbot history` shows it; an arXiv paper may also be given as its bare
+    id (2401.12345, 2401.12345v2) or its abs/pdf URL.
+
     \b
     Example:
       digestbot feedback alice arxiv:2401.12345 up
+      digestbot feedback alice https://arxiv.org/abs/2401.12345v2 down
     """
-    with open_store(obj.settings()) as store:
+    from ..roster import roster_members
+    from ..sources._ids import arxiv_id, canonical_id
+
+    settings = obj.settings()
+    # An arXiv paper however it is written (bare id, version, abs/pdf URL) is the store's id.
+    entry = canonical_id(entry) if arxiv_id(entry) else entry.strip()
+    with open_store(settings) as store:
+        members, _ = roster_members(settings, store)
+        known = sorted(m.subscriber.id for m in members)
+        if subscriber not in known:
+            raise ConfigError(
+                f"no subscriber {subscriber!r}; the subscribers are: {', '.join(known) or 'none'} "
+                "(a file subscriber's id is its file name without .toml; 'digestbot status' "
+                "lists them all)"
+            )
         store.record_feedback(subscriber, entry, 1 if vote == "up" else -1, datetime.now(UTC))
     click.echo(f"Recorded {'👍' if vote == 'up' else '👎'} from {subscriber} on {entry}.")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -59,7 +61,7 @@ def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> No
     console = obj.console
     with open_store(settings) as store:
         subs, problems = roster(settings, store)
-        with console.progress("Fetching", len(settings.sources)) as step:
+        with console.progress("Fetching", len(settings.sources)) as step, _failures_printed(obj):
             reports = fetch_all(settings, store, progress=lambda _: step())
         _fetch_summary(console, reports)
         with console.progress("Sending ", len(subs)) as step:
@@ -67,8 +69,29 @@ def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> No
     _print_outcomes(console, report.recovered, report.outcomes)
     failed = [o for o in report.outcomes + report.recovered if o.status in ("failed", "pending")]
     _run_summary(console, report.outcomes + report.recovered, len(subs), failed, problems)
-    if failed or problems:
-        sys.exit(1)
+    if failed or problems or any(r.error for r in reports):
+        sys.exit(1)  # a source that failed too: cron, timers and CronJobs must see it
+
+
+@contextmanager
+def _failures_printed(obj: Context) -> Iterator[None]:
+    """While `run --once` fetches: a source's failure is not logged too, as `_fetch_summary` prints
+    it (once). Kept in the log with -v and with --log-format json (a log collector wants it)."""
+    from ..ingest import SOURCE_FAILED
+
+    if obj.verbose or obj.log_format == "json":
+        yield
+        return
+    ingest = logging.getLogger("bot.ingest")
+
+    def not_a_failure(record: logging.LogRecord) -> bool:
+        return not getattr(record, SOURCE_FAILED, False)
+
+    ingest.addFilter(not_a_failure)
+    try:
+        yield
+    finally:
+        ingest.removeFilter(not_a_failure)
 
 
 def _print_outcomes(console: Console, recovered: Sequence[Any], outcomes: Sequence[Any]) -> None:
@@ -108,14 +131,16 @@ def _run_pool(obj: Context, settings: Settings, once: bool) -> None:
         return
     with open_store(settings) as store:
         subs, problems = roster(settings, store)
-        _fetch_summary(obj.console, fetch_all(settings, store))
+        with _failures_printed(obj):
+            reports = fetch_all(settings, store)
+        _fetch_summary(obj.console, reports)
         r = dispatch_tick(settings, store, subs)
     obj.console.say(
         f"dispatched to the pool: {r.enqueued} digests queued, "
         f"{r.requeued} stalled ones queued again, "
         f"{r.empty} with no new entries, {r.skipped} claimed elsewhere, {r.idle} not due"
     )
-    if problems:
+    if problems or any(x.error for x in reports):
         sys.exit(1)
 
 

@@ -12,6 +12,8 @@ from .._console import plural
 from ..config import Settings, with_subscriptions
 from ..errors import BotError, ConfigError, ProblemsFound
 from ..models import Subscriber
+from ..roster import Member, census, mark_text, roster_members
+from ..store import open_store, sqlite_path
 from ._context import Context, subscribers, subscriptions_option
 
 
@@ -68,17 +70,63 @@ def check(obj: Context, subscriptions: str | None) -> None:
         problems.extend(found)
     except ConfigError as e:
         problems.append(e)
+    members = _members(settings, subs, problems)  # web subscribers and marks: the store's
     for p in problems:
         click.echo(str(p))
     if problems:
-        click.echo(
-            f"{plural(len(problems), 'problem')} found; {plural(len(subs), 'subscriber')} fine."
-        )
+        click.echo(f"{plural(len(problems), 'problem')} found; {_counted(subs, members)} fine.")
         sys.exit(1)
+    for line in _mark_lines(members):
+        obj.console.say(line)
     obj.console.say(
-        f"No problems: {plural(len(settings.sources), 'source')}, "
-        f"{plural(len(subs), 'subscriber')}."
+        f"No problems: {plural(len(settings.sources), 'source')}, {_counted(subs, members)}."
     )
+
+
+def _members(
+    settings: Settings, subs: list[Subscriber], problems: list[BotError]
+) -> list[Member] | None:
+    """Everyone `run` would see (bot.roster), when the config was read and the database exists;
+    a database that cannot be opened is one more problem."""
+    if settings.config_path is None:
+        return None
+    file = sqlite_path(settings.database_url)
+    if file is not None and not file.exists():
+        return None  # no database yet: no web subscriber, no mark (and nothing is created)
+    try:
+        with open_store(settings) as store:
+            members, found = roster_members(settings, store, (subs, []))
+    except BotError as e:
+        problems.append(e)
+        return None
+    problems.extend(found)
+    return members
+
+
+def _counted(subs: list[Subscriber], members: list[Member] | None) -> str:
+    """ "3 subscribers", or with web subscribers and marks "3 subscribers (2 from files, ...)"."""
+    if members is None:
+        return plural(len(subs), "subscriber")
+    detail = census(members)
+    receiving = sum(m.receives for m in members)
+    return plural(receiving, "subscriber") + (f" ({detail})" if detail else "")
+
+
+def _mark_lines(members: list[Member] | None) -> list[str]:
+    """A line per file subscriber the web front paused or unsubscribed, or whose mark is for an
+    address the file no longer names."""
+    lines = []
+    for m in members or []:
+        if m.mark is None or m.mark.status == "active":
+            continue
+        mark = mark_text(m.mark)
+        if m.old_mark:
+            lines.append(f"{m.subscriber.origin}: mark for an old address, ignored: {mark}")
+        else:
+            lines.append(
+                f"{m.subscriber.origin}: {mark}: no digests until resumed on the manage page"
+            )
+    return lines
 
 
 @click.command()

@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from .._console import plural
 from ..config import Settings
-from ..models import Subscriber
+from ..roster import Member, mark_text, roster_members
 from ..store import Store, open_store
 from ..text import clip
-from ._context import Context, subscribers, subscriptions_option
+from ._context import Context, subscribers, subscriptions_option, warn_skipped
 
 
 def _when(t: datetime | None, zone: str = "UTC") -> str:
@@ -46,27 +47,48 @@ def status(obj: Context, subscriptions: str | None, items: bool, pool_only: bool
         _pool_summary(settings)
         if pool_only:
             return
-    subs, problems = subscribers(settings)
+    files = subscribers(settings, echo_problems=False)
     now = datetime.now(UTC)
     with open_store(settings) as store:
-        click.echo(f"Subscribers ({len(subs)}):")
-        for sub in subs:
-            _subscriber_lines(store, sub, now, items)
+        members, problems = roster_members(settings, store, files)
+        warn_skipped(problems)
+        receiving = sum(m.receives for m in members)
+        more = f", {receiving} receive digests" if receiving != len(members) else ""
+        click.echo(f"Subscribers ({len(members)}{more}):")
+        for member in members:
+            _subscriber_lines(store, member, now, items)
         _open_digest_lines(store)
         _source_lines(store, settings)
     if problems:
-        click.echo(
-            f"{len(problems)} subscription file{'s' if len(problems) != 1 else ''} with problems; "
-            "'digestbot check' lists them."
-        )
+        click.echo(f"{plural(len(problems), 'subscriber problem')}; 'digestbot check' lists them.")
 
 
-def _subscriber_lines(store: Store, sub: Subscriber, now: datetime, items: bool) -> None:
-    """A subscriber's address and schedule, next and last digest (with `items`: its entries)."""
+def _next_line(member: Member, now: datetime) -> str:
+    """When the next digest comes, or why none comes."""
     from ..slots import next_slot
 
-    click.echo(f'  {sub.id}  {clip(sub.address)}  "{sub.schedule}" {sub.timezone}')
-    click.echo(f"    next digest: {_when(next_slot(sub, now), sub.timezone)}")
+    sub = member.subscriber
+    if member.receives:
+        return f"next digest: {_when(next_slot(sub, now), sub.timezone)}"
+    if member.mark is not None:
+        return f"next digest: none, {mark_text(member.mark)}"
+    since = f" since {_when(member.since)}" if member.since else ""
+    if member.state == "pending confirmation":
+        return f"next digest: none until the address is confirmed (asked {_when(member.since)})"
+    return f"next digest: none, {member.state}{since}"
+
+
+def _subscriber_lines(store: Store, member: Member, now: datetime, items: bool) -> None:
+    """A subscriber's address and schedule, origin and state, next and last digest (with
+    `items`: its entries)."""
+    sub = member.subscriber
+    click.echo(
+        f'  {sub.id}  {clip(sub.address)}  "{sub.schedule}" {sub.timezone}  '
+        f"({member.origin}, {member.state})"
+    )
+    click.echo(f"    {_next_line(member, now)}")
+    if member.old_mark and member.mark is not None:
+        click.echo(f"    mark for an old address, ignored: {mark_text(member.mark)}")
     last = store.history(sub.id, 1)
     if not last:
         click.echo("    last digest: none yet")

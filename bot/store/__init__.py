@@ -9,7 +9,7 @@ subscribers, statuses, used tokens, rate limits). `Store` joins them; import eve
 from __future__ import annotations
 
 from ..config import Settings
-from ._base import RETRY_DELAYS, migrate, retrying, sqlite_path
+from ._base import RETRY_DELAYS, damaged, migrate, retrying, sqlite_path
 from ._entries import EntryStore, SourceStatus, merge_entry
 from ._ledger import DigestRow, Ledger, digest_id
 from ._schema import (
@@ -27,7 +27,7 @@ from ._schema import (
     used_tokens,
     web_subscribers,
 )
-from ._web import WebRecords, WebSubscriberRow
+from ._web import SubscriberMark, WebRecords, WebSubscriberRow
 
 __all__ = [
     "RETRY_DELAYS",
@@ -35,8 +35,10 @@ __all__ = [
     "DigestRow",
     "SourceStatus",
     "Store",
+    "SubscriberMark",
     "UTCDateTime",
     "WebSubscriberRow",
+    "damaged",
     "deliveries",
     "digest_id",
     "digests",

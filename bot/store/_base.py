@@ -13,7 +13,13 @@ from typing import Any, ParamSpec, Self, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from ..config import mask_url
 from ..errors import StoreError
@@ -162,6 +168,25 @@ def migrate(
             engine.dispose()
 
 
+def damaged(url: str, e: DatabaseError) -> StoreError | None:
+    """The error for a database file that is damaged or not a database at all (a plain
+    `DatabaseError`, as sqlite3 raises for "file is not a database" and "database disk image is
+    malformed"); None for the other errors (a constraint, a lost connection: those are handled
+    where they happen)."""
+    if type(e) is not DatabaseError:  # IntegrityError, OperationalError, ... are subclasses
+        return None
+    file = sqlite_path(url)
+    where = f"the database file {file}" if file is not None else f"the database {mask_url(url)}"
+    fix = (
+        f"restore it from a backup, or move it away (mv {file} {file}.damaged) and digestbot "
+        "starts a new, empty one"
+        if file is not None
+        else "restore it from a backup (pg_restore), or point DIGESTBOT_DATABASE_URL at a "
+        "working database"
+    )
+    return StoreError(f"{where} is damaged or is not a database ({e.orig}); {fix}")
+
+
 class StoreBase:
     """The engine and transactions every part of the store builds on."""
 
@@ -170,6 +195,12 @@ class StoreBase:
         self.engine: Engine = _open_engine(url, sqlite_synchronous)
         try:
             self.migrate()
+        except DatabaseError as e:  # not OperationalError: upgrade() turned those into StoreError
+            self.engine.dispose()
+            error = damaged(url, e)
+            if error is None:
+                raise
+            raise error from e
         except BaseException:
             self.engine.dispose()
             raise
@@ -189,6 +220,11 @@ class StoreBase:
             raise StoreError(
                 f"the database {mask_url(self.url)} failed ({e.orig}); check that it is reachable and try again"
             ) from e
+        except DatabaseError as e:  # damaged after it was opened (a page that cannot be read)
+            error = damaged(self.url, e)
+            if error is None:
+                raise
+            raise error from e
 
     def close(self) -> None:
         """Release every pooled connection."""

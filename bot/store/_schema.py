@@ -144,6 +144,10 @@ subscriber_status = Table(
         "status", String(20), nullable=False
     ),  # active | paused | unsubscribed; wins over the file
     Column("updated_at", UTCDateTime, nullable=False),
+    # The address the mark was made for (revision 0002): it wins over the file only while the
+    # file names this address. NULL (marks made before 0002): not yet tied to an address; it
+    # applies to whatever address the file has, and the roster ties it to that address.
+    Column("address", Text, nullable=True),
 )
 
 used_tokens = Table(

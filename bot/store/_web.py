@@ -34,6 +34,24 @@ class WebSubscriberRow:
     confirmed_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriberMark:
+    """A pause, resume or unsubscribe recorded for a subscriber defined by a file.
+
+    It wins over the file only while the file names `address`; None: a mark made without one
+    (before revision 0002, or by a caller that did not know it), which applies to any address.
+    """
+
+    subscriber_id: str
+    status: str  # active | paused | unsubscribed
+    updated_at: datetime
+    address: str | None
+
+    def applies_to(self, address: str) -> bool:
+        """Whether the mark is about this address (compared without case and outer spaces)."""
+        return self.address is None or self.address.strip().lower() == address.strip().lower()
+
+
 def _web_row(r: Any) -> WebSubscriberRow:
     return WebSubscriberRow(
         id=r.id,
@@ -194,31 +212,54 @@ class WebRecords(StoreBase):
         with self.begin() as conn:
             return bool(conn.execute(q.values(**values)).rowcount)
 
-    def set_subscriber_status(self, sid: str, status: str, now: datetime | None = None) -> None:
-        """Pause, resume or unsubscribe a subscriber defined by a file; this wins over the file."""
+    def set_subscriber_status(
+        self, sid: str, status: str, now: datetime | None = None, *, address: str | None = None
+    ) -> None:
+        """Pause, resume or unsubscribe a subscriber defined by a file; this wins over the file
+        while the file names `address` (None: not known here; bot.roster ties the mark to the
+        file's address when it next reads it)."""
         now = now or _now()
         with self.begin() as conn:
             done = conn.execute(
                 update(subscriber_status)
                 .where(subscriber_status.c.subscriber_id == sid)
-                .values(status=status, updated_at=now)
+                .values(status=status, updated_at=now, address=address)
             )
             if done.rowcount == 0:
                 conn.execute(
                     insert(subscriber_status).values(
-                        subscriber_id=sid, status=status, updated_at=now
+                        subscriber_id=sid, status=status, updated_at=now, address=address
                     )
                 )
 
     def subscriber_statuses(self) -> dict[str, str]:
-        """Every status recorded for file-defined subscribers, by subscriber id."""
+        """Every status recorded for file-defined subscribers, by subscriber id (whatever address
+        it was made for: `subscriber_marks` has that)."""
+        return {sid: mark.status for sid, mark in self.subscriber_marks().items()}
+
+    def subscriber_marks(self) -> dict[str, SubscriberMark]:
+        """Every mark recorded for file-defined subscribers, by subscriber id."""
         with self.begin() as conn:
             return {
-                sid: st
-                for sid, st in conn.execute(
-                    select(subscriber_status.c.subscriber_id, subscriber_status.c.status)
-                )
+                r.subscriber_id: SubscriberMark(r.subscriber_id, r.status, r.updated_at, r.address)
+                for r in conn.execute(select(subscriber_status))
             }
+
+    def tie_subscriber_mark(self, sid: str, address: str) -> bool:
+        """Tie a mark made without an address to `address`; False if it has one already (or
+        there is no mark)."""
+        with self.begin() as conn:
+            done = conn.execute(
+                update(subscriber_status)
+                .where(
+                    and_(
+                        subscriber_status.c.subscriber_id == sid,
+                        subscriber_status.c.address.is_(None),
+                    )
+                )
+                .values(address=address)
+            )
+            return bool(done.rowcount)
 
     def use_token(self, nonce: str, kind: str, now: datetime | None = None) -> bool:
         """Mark a single-use link (by `nonce`, e.g. a hash of its token) as used; False if it was before."""
