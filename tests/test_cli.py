@@ -52,7 +52,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def init_and_run(*extra: str, env: dict[str, str] | None = None, travel: bool = True) -> Result:
-    assert invoke("init").exit_code == 0
+    assert invoke("init", "--outbox").exit_code == 0
     if not travel:
         return invoke(*extra, "run", "--once", env=env)
     with time_machine.travel(NOW, tick=True):
@@ -103,7 +103,7 @@ def test_verbose_and_quiet_together_is_a_usage_error(here: Path) -> None:
 
 @pytest.mark.slow  # the first run in a session imports scikit-learn
 def test_init_then_check_then_run_once_works_with_no_edits(here: Path) -> None:
-    result = invoke("init")
+    result = invoke("init", "--outbox")
     assert result.exit_code == 0
     assert result.output == (
         "wrote digestbot.toml\nwrote subscriptions/example.toml\nwrote examples/papers.xml\n"
@@ -119,6 +119,7 @@ def test_init_then_check_then_run_once_works_with_no_edits(here: Path) -> None:
     m = re.fullmatch(
         r"fetched 1 source: 28 new, 0 updated, 0 unchanged\n"
         rf"example: sent (\d+) entries to outbox/example/example\.{SLOT}\.eml\n"
+        r"1 digest went to the outbox \(.*outbox\), not to anyone: .*\n"
         r"\n"
         r"subscribers served  1 of 1\n"
         r"entries sent        (\d+)\n"
@@ -140,13 +141,14 @@ def test_init_into_a_named_folder(here: Path) -> None:
     result = invoke("init", "mydigest")
     assert result.exit_code == 0
     assert result.output.endswith(
-        "Next: cd mydigest && digestbot check && digestbot run --once   (digests land in outbox/)\n"
+        "Next: cd mydigest && digestbot check && digestbot run --once   "
+        "(set DIGESTBOT_SMTP_URL first, or uncomment outbox_dir for files)\n"
     )
     assert (here / "mydigest" / "examples" / "papers.xml").read_bytes().startswith(b"<?xml")
 
 
 def test_init_templates_override_the_bundled_ones_from_anywhere(here: Path) -> None:
-    assert invoke("init", "mydigest").exit_code == 0
+    assert invoke("init", "mydigest", "--outbox").exit_code == 0
     txt = here / "mydigest" / "templates" / "email.txt.j2"
     txt.write_text("MY OWN TEMPLATE\n" + txt.read_text())
     with time_machine.travel(NOW, tick=True):
@@ -158,7 +160,7 @@ def test_init_templates_override_the_bundled_ones_from_anywhere(here: Path) -> N
 
 def test_init_refuses_to_overwrite_and_writes_nothing(here: Path) -> None:
     (here / "digestbot.toml").write_text("# mine\n")
-    result = invoke("init")
+    result = invoke("init", "--outbox")
     assert result.exit_code == 1
     assert result.output == (
         "Error: digestbot.toml already exists; digestbot init never overwrites — run it in an empty folder, "
@@ -168,9 +170,10 @@ def test_init_refuses_to_overwrite_and_writes_nothing(here: Path) -> None:
     assert not (here / "subscriptions").exists()
 
 
-def test_quiet_run_prints_nothing_when_all_is_well(here: Path) -> None:
-    result = init_and_run("-q")
+def test_quiet_run_prints_nothing_when_all_is_well(here: Path, smtp_server: SmtpPeer) -> None:
+    result = init_and_run("-q", env={"DIGESTBOT_SMTP_URL": smtp_server.url})
     assert (result.exit_code, result.output) == (0, "")
+    assert smtp_server.count() == 1
     assert (invoke("-q", "check").output, invoke("-q", "check").exit_code) == ("", 0)
 
 
@@ -213,7 +216,7 @@ def test_verbose_shows_the_traceback(here: Path) -> None:
 
 
 def test_missing_subscriptions_folder(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     (here / "subscriptions" / "example.toml").unlink()
     (here / "subscriptions").rmdir()
     result = invoke("run", "--once")
@@ -227,7 +230,7 @@ def test_missing_subscriptions_folder(here: Path) -> None:
 def test_unreadable_subscriptions_folder(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # These tests run as root, for whom chmod 000 changes nothing: the refusal is simulated at the
     # one call that meets it (test_unreadable_subscriptions_folder_for_real does it with chmod).
-    invoke("init")
+    invoke("init", "--outbox")
     real = os.listdir
 
     def listdir(path: str | os.PathLike[str] = ".") -> list[str]:
@@ -248,7 +251,7 @@ def test_unreadable_subscriptions_folder(here: Path, monkeypatch: pytest.MonkeyP
     os.name != "posix" or os.geteuid() == 0, reason="root reads any folder; chmod cannot refuse it"
 )
 def test_unreadable_subscriptions_folder_for_real(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     (here / "subscriptions").chmod(0)
     try:
         result = invoke("run", "--once")
@@ -272,7 +275,7 @@ def test_unreadable_subscriptions_folder_for_real(here: Path) -> None:
     ],
 )
 def test_database_url_that_does_not_connect(here: Path, url: str, shown: str) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("run", "--once", env={"DIGESTBOT_DATABASE_URL": url})
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: cannot open the database {shown} (")
@@ -317,7 +320,7 @@ def test_smtp_refusing_the_login(here: Path, refusing_smtp: int) -> None:
 
 
 def test_bad_subscriber_file_is_skipped_and_counted(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     (here / "subscriptions" / "zed.toml").write_text('email = "zed@example.org"\nmax_items = 0\n')
     with time_machine.travel(NOW, tick=True):
         result = invoke("run", "--once")
@@ -330,7 +333,7 @@ def test_bad_subscriber_file_is_skipped_and_counted(here: Path) -> None:
 
 
 def test_broken_source_is_reported_and_the_rest_goes_on(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     with open(here / "digestbot.toml", "a") as f:
         f.write('\n[[sources]]\nname = "gone"\ntype = "file"\npath = "missing.xml"\n')
     with time_machine.travel(NOW, tick=True):
@@ -347,7 +350,7 @@ def test_broken_source_is_reported_and_the_rest_goes_on(here: Path) -> None:
 
 
 def test_log_format_json_writes_one_object_per_line(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     with open(here / "digestbot.toml", "a") as f:
         f.write('\n[[sources]]\nname = "gone"\ntype = "file"\npath = "missing.xml"\n')
     with time_machine.travel(NOW, tick=True):
@@ -387,7 +390,7 @@ def test_every_command_opens_the_store_with_the_configured_durability(
     here: Path, args: list[str]
 ) -> None:
     """database_sqlite_synchronous = "FULL" holds for each connection a command makes (PRAGMA 2)."""
-    invoke("init")
+    invoke("init", "--outbox")
     config = here / "digestbot.toml"
     config.write_text('database_sqlite_synchronous = "FULL"\n' + config.read_text())
     assert invoke("fetch").exit_code == 0  # the example feed's entries, for feedback
@@ -410,7 +413,7 @@ def test_every_command_opens_the_store_with_the_configured_durability(
 
 
 def test_history_says_what_was_sent_when_and_why(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     store = Store("sqlite:///digestbot.db")
     try:
         evil = Entry("https://evil.example/x", "Evil \x1b[2J title\nnext line", published=NOW)
@@ -452,7 +455,7 @@ def test_history_says_what_was_sent_when_and_why(here: Path) -> None:
 
 
 def test_history_of_a_known_subscriber_with_nothing_sent(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("history", "example")
     assert (result.exit_code, result.output) == (
         0,
@@ -461,7 +464,7 @@ def test_history_of_a_known_subscriber_with_nothing_sent(here: Path) -> None:
 
 
 def test_history_of_an_unknown_subscriber(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("history", "nobody")
     assert result.exit_code == 1
     assert result.output == (
@@ -475,7 +478,7 @@ def test_history_of_an_unknown_subscriber(here: Path) -> None:
 
 
 def test_match_scores_files_without_a_database(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("match", "--entries", "examples/papers.xml", "--json")
     assert result.exit_code == 0
     out = json.loads(result.output)
@@ -487,7 +490,7 @@ def test_match_scores_files_without_a_database(here: Path) -> None:
 
 
 def test_match_with_an_unreadable_entries_file(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("match", "--entries", "nope.xml")
     assert result.exit_code == 1
     assert (
@@ -526,7 +529,7 @@ def test_table_lines_align_columns() -> None:
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
 def test_progress_bars_on_a_terminal(here: Path) -> None:
     """Through a real pseudo-terminal: the bars for fetching and sending are drawn."""
-    assert invoke("init").exit_code == 0
+    assert invoke("init", "--outbox").exit_code == 0
     master, slave = os.openpty()
     try:
         proc = subprocess.run(

@@ -276,8 +276,14 @@ class Claims(DigestReads):
             return bool(done.rowcount)
 
     @retrying
-    def release(self, did: str, owner: str, now: datetime | None = None) -> None:
-        """Give up a digest that stays pending (owner cleared), so the next run anywhere may retry it."""
+    def release(
+        self, did: str, owner: str, now: datetime | None = None, reason: str | None = None
+    ) -> None:
+        """Give up a digest that stays pending (owner cleared), so the next run anywhere may retry it;
+        `reason`: why it waits (kept as it was when None)."""
+        values: dict[str, Any] = {"owner": "", "lease_until": now or _now()}
+        if reason is not None:
+            values["reason"] = reason
         with self.begin() as conn:
             conn.execute(
                 update(digests)
@@ -288,7 +294,7 @@ class Claims(DigestReads):
                         digests.c.owner == owner,
                     )
                 )
-                .values(owner="", lease_until=now or _now())
+                .values(**values)
             )
 
     @retrying
