@@ -81,7 +81,11 @@ def test_without_smtp_and_outbox_dir_a_quiet_run_says_so_and_the_digest_is_sent_
         (f"example.{SLOT}", "pending", first.output.split("PENDING: ")[1].strip())
     ]
     again = invoke("-q", "run", "--once")  # still not set up: still waiting, still said
-    assert again.exit_code == 1 and "example: re-sent pending digest" in again.output
+    assert again.exit_code == 1
+    assert again.output == (
+        f"example: re-sent pending digest example.{SLOT}: pending "
+        f"({first.output.split('PENDING: ')[1].strip()})\n"
+    )
 
     fixed = invoke("-q", "run", "--once", env={"DIGESTBOT_SMTP_URL": smtp_server.url})
     assert (fixed.exit_code, fixed.output) == (0, "")

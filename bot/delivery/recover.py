@@ -45,6 +45,8 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
         return None  # another process was quicker
     digest = Digest(row.id, sub, row.slot, tuple(store.digest_items(row.id)), row.more)
     name = channel_for(sub, sender.settings)
+    if not sender.may_try(name, sub):  # not set up, or down: it waits, saying why
+        return sender.send_held(Held(digest, name, time.monotonic()))
     try:
         if sender.channel(name).already_delivered(digest):
             store.mark_sent(row.id, "found delivered after a restart")

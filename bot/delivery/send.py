@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from ..channels import CHANNELS, Channel, channel_for, not_ready
 from ..config import Settings
 from ..errors import BotError, SendError, TemplateError, TransientSendError, UnreachableError
-from ..models import Digest, Outcome, OutcomeStatus
+from ..models import Digest, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow, Store, digest_id
 from .lease import LEASE, may_take_over, owner_token
 from .plan import Plan
@@ -152,11 +152,13 @@ class Sender:
         return may_take_over(row, datetime.now(UTC))
 
     # --- render and send ------------------------------------------------------------------------
+    def may_try(self, name: str, subscriber: Subscriber) -> bool:
+        """Whether channel `name` is set up for the subscriber and not found down in this run."""
+        return name not in self._down and not not_ready(name, subscriber, self.settings)
+
     def prepare(self, held: Held) -> None:
         """Let the channel render a digest ahead of sending it; any error shows when it is sent."""
-        if held.channel in self._down or not_ready(
-            held.channel, held.digest.subscriber, self.settings
-        ):
+        if not self.may_try(held.channel, held.digest.subscriber):
             return
         try:
             self.channel(held.channel).prepare(held.digest)
