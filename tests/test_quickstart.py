@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # each test runs digestbot as a process, some twi
 
 
 def digestbot(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    # The code of this tree, not whatever copy of digestbot the interpreter has installed.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         check=False,
