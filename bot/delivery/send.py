@@ -210,19 +210,27 @@ class Sender:
             name,
         )
 
+    def _pending(self, held: Held, reason: str) -> Outcome:
+        """A try that failed: counted, and the digest left pending for the next run, saying why."""
+        self.store.note_attempt(held.digest.id, reason)
+        self.store.release(held.digest.id, self.owner)
+        return _outcome(held, OutcomeStatus.PENDING, reason)
+
     def _send(self, held: Held) -> Outcome:
-        digest, sub = held.digest, held.digest.subscriber
         if held.channel in self._down:
             return self._wait(held, self._down[held.channel])
-        unready = not_ready(held.channel, sub, self.settings)
+        unready = not_ready(held.channel, held.digest.subscriber, self.settings)
         if unready:
             return self._wait(held, unready)
         try:
             channel = self.channel(held.channel)
         except BotError as e:
-            self.store.note_attempt(digest.id, str(e))
-            self.store.release(digest.id, self.owner)
-            return _outcome(held, OutcomeStatus.PENDING, str(e))
+            return self._pending(held, str(e))
+        return self._try(held, channel)
+
+    def _try(self, held: Held, channel: Channel) -> Outcome:
+        """Send with retries (one try while the channel is suspect); confirm, fail or leave pending."""
+        digest, sub = held.digest, held.digest.subscriber
         leased = held.leased
         tries = 1 if held.channel in self._suspect else self.retry.attempts
         for attempt in range(tries):
@@ -237,11 +245,10 @@ class Sender:
             except TemplateError as e:
                 # The user's template: no retry in this run mends it; the next run renders it
                 # again, and sends it once the template is fixed.
-                reason = f"{e}; the digest waits, and the next run after the fix sends it"
                 log.error("digest %s for %s: %s", digest.id, sub.id, e)
-                self.store.note_attempt(digest.id, reason)
-                self.store.release(digest.id, self.owner)
-                return _outcome(held, OutcomeStatus.PENDING, reason)
+                return self._pending(
+                    held, f"{e}; the digest waits, and the next run after the fix sends it"
+                )
             except SendError as e:
                 if not e.transient:
                     self.store.mark_failed(digest.id, str(e))
@@ -267,10 +274,10 @@ class Sender:
                 return _outcome(held, OutcomeStatus.PENDING, str(e))
             except Exception as e:  # a bug in one digest must not stop the others
                 log.exception("digest %s for %s: unexpected error", digest.id, sub.id)
-                reason = f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists"
-                self.store.note_attempt(digest.id, reason)
-                self.store.release(digest.id, self.owner)
-                return _outcome(held, OutcomeStatus.PENDING, reason)
+                return self._pending(
+                    held,
+                    f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists",
+                )
             self._suspect.discard(held.channel)
             self.store.mark_sent(digest.id, receipt.detail)
             return _outcome(held, OutcomeStatus.SENT, destination=receipt.destination)
