@@ -3,10 +3,7 @@ server, and that the templates (bundled, or overridden in templates_dir) render 
 
 from __future__ import annotations
 
-import traceback
 from datetime import UTC, datetime
-
-from jinja2 import TemplateSyntaxError
 
 from .config import Settings
 from .errors import Problem
@@ -54,14 +51,14 @@ def template_problems(settings: Settings) -> list[Problem]:
 
 
 def _where(e: Exception) -> Problem:
-    """The template file and line of a rendering error, from the error or its traceback."""
-    if isinstance(e, TemplateSyntaxError):
-        where = e.filename or e.name or "(a template)"
-        return Problem(where, f"line {e.lineno}", f"{e.message}; {_FIX}")
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.endswith(".j2")]
-    if not frames:
+    """The template file and line of a rendering error (`render.template_error` places it)."""
+    from .render import template_error
+
+    found = template_error(e)
+    if found is None:
         return Problem("(templates)", "", f"a digest does not render ({e}); {_FIX}")
-    return Problem(frames[-1].filename, f"line {frames[-1].lineno}", f"{e}; {_FIX}")
+    line = f"line {found.line}" if found.line else ""
+    return Problem(found.path, line, f"{found.problem}; {_FIX}")
 
 
 def sending_problems(settings: Settings) -> list[Problem]:

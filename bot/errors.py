@@ -82,3 +82,27 @@ class PermanentSendError(SendError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, transient=False)
+
+
+class UnreachableError(TransientSendError):
+    """The server could not be reached at all (connection refused, timed out, no such host).
+
+    Two digests in a row that cannot reach it: the run leaves the rest of the channel's digests
+    pending for the next run instead of spending its retries on each (`bot.delivery.send`).
+    """
+
+
+class TemplateError(BotError):
+    """A template that does not compile or render: its file, the line and the problem.
+
+    Made from Jinja2's errors by `bot.render.template_error`.
+    """
+
+    def __init__(self, path: str, line: int | None, problem: str) -> None:
+        self.path = path
+        self.line = line
+        self.problem = problem
+        where = f"{path}, line {line}" if line else path
+        super().__init__(
+            f"{where}: {problem}; fix the template (README, 'Templates', lists what it may use)"
+        )

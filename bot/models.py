@@ -213,3 +213,4 @@ class Outcome:
     destination: str = ""
     digest_id: str = ""
     reason: str = ""
+    channel: str = ""  # the channel it went (or was to go) through: "outbox" is no one

@@ -6,7 +6,10 @@ Each channel names its renderer in its class (`Channel.render`); a new channel c
 
 from __future__ import annotations
 
+import traceback
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -15,10 +18,19 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateSyntaxError,
+    UndefinedError,
+    select_autoescape,
+)
 
 from . import tokens
 from .config import Settings
+from .errors import BotError, TemplateError
 from .models import Digest, DigestItem, Entry
 from .text import shorten, single_line
 
@@ -80,7 +92,9 @@ def template_dirs(override: Path | None) -> list[Path]:
 def environment(override: Path | None = None) -> Environment:
     """The Jinja2 environment, built once: HTML autoescaped, undefined names an error.
 
-    The HTML template carries its styles inline, so nothing is inlined per message.
+    The HTML template carries its styles inline, so nothing is inlined per message. A template
+    file that changed is read again (a stat per use): a long-running scheduler sends with a
+    template fixed while it runs.
     """
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in template_dirs(override)]),
@@ -88,11 +102,54 @@ def environment(override: Path | None = None) -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=False,
+        auto_reload=True,
     )
     env.filters["slack"] = slack_escape
     env.filters["slack_url"] = slack_url
     return env
+
+
+def _shown(path: str) -> str:
+    """A template's path as the user knows it: relative to the working folder when under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def template_error(e: BaseException) -> TemplateError | None:
+    """The user's template mistake behind a rendering error, as a `TemplateError` naming the file,
+    the line and the problem; None when no template line raised it (a bug of digestbot's own).
+
+    Jinja2 compiles a template to Python code whose frames carry the template's file name and
+    line, so a runtime error (an undefined name, a bad filter argument) is placed by the last
+    such frame of its traceback; a syntax error carries them itself.
+    """
+    if isinstance(e, TemplateError):
+        return e
+    if isinstance(e, TemplateSyntaxError):
+        return TemplateError(
+            _shown(e.filename or e.name or "(template)"), e.lineno, e.message or ""
+        )
+    frames = [
+        f for f in traceback.extract_tb(e.__traceback__) if f.filename.endswith((".j2", ".jinja"))
+    ]
+    if not frames or isinstance(e, BotError):
+        return None
+    problem = str(e) if isinstance(e, UndefinedError) else f"{type(e).__name__}: {e}"
+    return TemplateError(_shown(frames[-1].filename), frames[-1].lineno, problem)
+
+
+@contextmanager
+def template_errors() -> Iterator[None]:
+    """Raise the user's template mistakes met inside as `TemplateError` (see `template_error`)."""
+    try:
+        yield
+    except Exception as e:
+        found = template_error(e)
+        if found is None or found is e:
+            raise
+        raise found from e
 
 
 def _env(settings: Settings) -> Environment:
@@ -215,6 +272,11 @@ def render_email(digest: Digest, settings: Settings) -> RenderedEmail:
     When every item in full would make the HTML too long, the last items are listed by title
     only (both parts alike, so the two alternatives stay the same digest).
     """
+    with template_errors():
+        return _render_email(digest, settings)
+
+
+def _render_email(digest: Digest, settings: Settings) -> RenderedEmail:
     env = _env(settings)
     html_tpl, text_tpl = env.get_template("email.html.j2"), env.get_template("email.txt.j2")
     ctx = _context(digest, settings)
@@ -338,6 +400,11 @@ def slack_messages(digest: Digest, settings: Settings) -> list[dict[str, Any]]:
 
     Each is `{"text", "blocks"}`; the channel posts the rest as replies in the first's thread.
     """
+    with template_errors():
+        return _slack_messages(digest, settings)
+
+
+def _slack_messages(digest: Digest, settings: Settings) -> list[dict[str, Any]]:
     env = _env(settings)
     ctx = _context(digest, settings)
     head = subject(digest)

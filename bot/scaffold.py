@@ -21,7 +21,10 @@ CONFIG = """\
 
 # database_url = "sqlite:///digestbot.db"   # DIGESTBOT_DATABASE_URL; PostgreSQL: postgresql+psycopg://user@host/db
 subscriptions_dir = "subscriptions"          # one <subscriber>.toml per subscriber (DIGESTBOT_SUBSCRIPTIONS)
-outbox_dir = "outbox"                        # digests land here while no SMTP/Slack is set (DIGESTBOT_OUTBOX)
+{outbox_line}
+# (without outbox_dir, a digest whose channel is not set up waits until it is: DIGESTBOT_SMTP_URL,
+#  SLACK_BOT_TOKEN; with it, such digests are written there as files and sent to no one, and every
+#  run says how many. DIGESTBOT_OUTBOX moves the folder; it does not choose it.)
 templates_dir = "templates"                  # your copies of the templates; delete one to use the bundled one
 # base_url = "http://localhost:8000"         # where 👍/👎 and unsubscribe links point (DIGESTBOT_BASE_URL)
 # from = "digestbot <digestbot@localhost>"   # the sender (DIGESTBOT_FROM)
@@ -29,7 +32,7 @@ templates_dir = "templates"                  # your copies of the templates; del
 # corpus_days = 30                           # days of entries the matcher learns its vocabulary from
 # lookback_days = 7                          # entries older than this are not offered to a first digest
 
-# [smtp]                                     # without it, email digests go to the outbox as .eml files
+# [smtp]                                     # without it (or DIGESTBOT_SMTP_URL), email digests wait
 # url = "smtp://digest@mail.example.org:587" # DIGESTBOT_SMTP_URL; the password in DIGESTBOT_SMTP_PASSWORD
 # rate = 10                                  # messages per second at most
 
@@ -99,10 +102,19 @@ def bundled_template(name: str) -> str:
     )
 
 
-def plan(target: Path) -> dict[Path, bytes]:
-    """Every file `init` writes into `target`, with its content."""
+def config_text(outbox: bool = False) -> str:
+    """The digestbot.toml `init` writes; `outbox`: with outbox_dir chosen, not commented out."""
+    if outbox:
+        line = 'outbox_dir = "outbox"                        # digests go to files here, to no one (a trial)'
+    else:
+        line = '# outbox_dir = "outbox"                      # uncomment to write digests to files, to no one'
+    return CONFIG.format(outbox_line=line)
+
+
+def plan(target: Path, outbox: bool = False) -> dict[Path, bytes]:
+    """Every file `init` writes into `target`, with its content (`outbox`: see `config_text`)."""
     files: dict[Path, bytes] = {
-        target / "digestbot.toml": CONFIG.encode(),
+        target / "digestbot.toml": config_text(outbox).encode(),
         target / "subscriptions" / "example.toml": SUBSCRIBER.encode(),
         target / "examples" / "papers.xml": example_feed(),
         target / "templates" / "README": TEMPLATES_README.encode(),
@@ -112,9 +124,9 @@ def plan(target: Path) -> dict[Path, bytes]:
     return files
 
 
-def scaffold(target: Path) -> list[Path]:
+def scaffold(target: Path, outbox: bool = False) -> list[Path]:
     """Write a working setup into `target`; refuse, writing nothing, if any of its files exists."""
-    files = plan(target)
+    files = plan(target, outbox)
     taken = [p for p in files if p.exists() or p.is_symlink()]
     if taken:
         names = ", ".join(str(p) for p in taken)

@@ -34,16 +34,17 @@ from bot.web.forms import parse_preferences
 
 SLACK = {"slack_channel": "#papers"}
 HOOK = {"slack_webhook_env": "SLACK_WEBHOOK_PAPERS"}
+OUTBOX = Settings(outbox_dir=Path("files"))  # the outbox chosen (settings made in code)
 
 
 @pytest.mark.parametrize(
     ("fields", "settings", "served_by"),
     [
-        ({}, Settings(), "outbox"),  # an email subscriber without SMTP
+        ({}, OUTBOX, "outbox"),  # an email subscriber without SMTP
         ({}, Settings(smtp_url="smtp://127.0.0.1:2525"), "email"),
-        ({"email": "", **SLACK}, Settings(), "outbox"),  # no token
+        ({"email": "", **SLACK}, OUTBOX, "outbox"),  # no token
         ({"email": "", **SLACK}, Settings(slack_token="xoxb-1"), "slack"),
-        ({"email": "", **HOOK}, Settings(), "outbox"),  # the variable is not set
+        ({"email": "", **HOOK}, OUTBOX, "outbox"),  # the variable is not set
         (
             {"email": "", **HOOK},
             Settings(environ={"SLACK_WEBHOOK_PAPERS": "https://hooks"}),

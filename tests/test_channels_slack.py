@@ -339,7 +339,7 @@ def test_a_webhook_variable_outside_the_prefix_is_never_read() -> None:
     """A subscriber cannot have another variable (a password) posted to as a webhook URL."""
     sub = subscriber(email="", slack_webhook_env="DIGESTBOT_SMTP_PASSWORD")
     s = Settings(environ={"DIGESTBOT_SMTP_PASSWORD": "https://hooks.example.org/hunter2"})
-    assert channel_for(sub, s) == "outbox"  # not ready: the variable is not a webhook's
+    assert not Slack.ready(sub, s)  # the variable is not a webhook's: never read
 
 
 def test_a_webhook_variable_without_a_url_fails_without_echoing_it(send_clock: list[float]) -> None:

@@ -99,7 +99,8 @@ def test_a_digest_goes_through_the_readme_webhook_from_a_subscription_file(
     (tmp_path / "subscriptions").mkdir()
     (tmp_path / "subscriptions" / "dave.toml").write_text(
         f'name = "Dave"\nwebhook_url = "{hook.url}"\nmax_items = 3\n'
-        '[interests]\nkeywords = ["diffusion", "quantization", "language model"]\n',
+        '[interests]\ndescription = "Post-training quantization of large language models"\n'
+        'keywords = ["quantization"]\n',
         encoding="utf-8",
     )
     (tmp_path / "digestbot.toml").write_text(

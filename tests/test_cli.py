@@ -53,7 +53,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def init_and_run(*extra: str, env: dict[str, str] | None = None, travel: bool = True) -> Result:
-    assert invoke("init").exit_code == 0
+    assert invoke("init", "--outbox").exit_code == 0
     if not travel:
         return invoke(*extra, "run", "--once", env=env)
     with time_machine.travel(NOW, tick=True):
@@ -104,7 +104,7 @@ def test_verbose_and_quiet_together_is_a_usage_error(here: Path) -> None:
 
 @pytest.mark.slow  # the first run in a session imports scikit-learn
 def test_init_then_check_then_run_once_works_with_no_edits(here: Path) -> None:
-    result = invoke("init")
+    result = invoke("init", "--outbox")
     assert result.exit_code == 0
     assert result.output == (
         "wrote digestbot.toml\nwrote subscriptions/example.toml\nwrote examples/papers.xml\n"
@@ -120,6 +120,7 @@ def test_init_then_check_then_run_once_works_with_no_edits(here: Path) -> None:
     m = re.fullmatch(
         r"fetched 1 source: 28 new, 0 updated, 0 unchanged\n"
         rf"example: sent (\d+) entries to outbox/example/example\.{SLOT}\.eml\n"
+        r"1 digest went to the outbox \(.*outbox\), not to anyone: .*\n"
         r"\n"
         r"subscribers served  1 of 1\n"
         r"entries sent        (\d+)\n"
@@ -141,13 +142,14 @@ def test_init_into_a_named_folder(here: Path) -> None:
     result = invoke("init", "mydigest")
     assert result.exit_code == 0
     assert result.output.endswith(
-        "Next: cd mydigest && digestbot check && digestbot run --once   (digests land in outbox/)\n"
+        "Next: cd mydigest && digestbot check && digestbot run --once   "
+        "(set DIGESTBOT_SMTP_URL first, or uncomment outbox_dir for files)\n"
     )
     assert (here / "mydigest" / "examples" / "papers.xml").read_bytes().startswith(b"<?xml")
 
 
 def test_init_templates_override_the_bundled_ones_from_anywhere(here: Path) -> None:
-    assert invoke("init", "mydigest").exit_code == 0
+    assert invoke("init", "mydigest", "--outbox").exit_code == 0
     txt = here / "mydigest" / "templates" / "email.txt.j2"
     txt.write_text("MY OWN TEMPLATE\n" + txt.read_text())
     with time_machine.travel(NOW, tick=True):
@@ -159,7 +161,7 @@ def test_init_templates_override_the_bundled_ones_from_anywhere(here: Path) -> N
 
 def test_init_refuses_to_overwrite_and_writes_nothing(here: Path) -> None:
     (here / "digestbot.toml").write_text("# mine\n")
-    result = invoke("init")
+    result = invoke("init", "--outbox")
     assert result.exit_code == 1
     assert result.output == (
         "Error: digestbot.toml already exists; digestbot init never overwrites — run it in an empty folder, "
@@ -169,9 +171,10 @@ def test_init_refuses_to_overwrite_and_writes_nothing(here: Path) -> None:
     assert not (here / "subscriptions").exists()
 
 
-def test_quiet_run_prints_nothing_when_all_is_well(here: Path) -> None:
-    result = init_and_run("-q")
+def test_quiet_run_prints_nothing_when_all_is_well(here: Path, smtp_server: SmtpPeer) -> None:
+    result = init_and_run("-q", env={"DIGESTBOT_SMTP_URL": smtp_server.url})
     assert (result.exit_code, result.output) == (0, "")
+    assert smtp_server.count() == 1
     assert (invoke("-q", "check").output, invoke("-q", "check").exit_code) == ("", 0)
 
 
@@ -214,7 +217,7 @@ def test_verbose_shows_the_traceback(here: Path) -> None:
 
 
 def test_missing_subscriptions_folder(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     (here / "subscriptions" / "example.toml").unlink()
     (here / "subscriptions").rmdir()
     result = invoke("run", "--once")
@@ -228,7 +231,7 @@ def test_missing_subscriptions_folder(here: Path) -> None:
 def test_unreadable_subscriptions_folder(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # These tests run as root, for whom chmod 000 changes nothing: the refusal is simulated at the
     # one call that meets it (test_unreadable_subscriptions_folder_for_real does it with chmod).
-    invoke("init")
+    invoke("init", "--outbox")
     real = os.listdir
 
     def listdir(path: str | os.PathLike[str] = ".") -> list[str]:
@@ -249,7 +252,7 @@ def test_unreadable_subscriptions_folder(here: Path, monkeypatch: pytest.MonkeyP
     os.name != "posix" or os.geteuid() == 0, reason="root reads any folder; chmod cannot refuse it"
 )
 def test_unreadable_subscriptions_folder_for_real(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     (here / "subscriptions").chmod(0)
     try:
         result = invoke("run", "--once")
@@ -273,7 +276,7 @@ def test_unreadable_subscriptions_folder_for_real(here: Path) -> None:
     ],
 )
 def test_database_url_that_does_not_connect(here: Path, url: str, shown: str) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("run", "--once", env={"DIGESTBOT_DATABASE_URL": url})
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: cannot open the database {shown} (")
@@ -318,7 +321,7 @@ def test_smtp_refusing_the_login(here: Path, refusing_smtp: int) -> None:
 
 
 def test_bad_subscriber_file_is_skipped_and_counted(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     (here / "subscriptions" / "zed.toml").write_text('email = "zed@example.org"\nmax_items = 0\n')
     with time_machine.travel(NOW, tick=True):
         result = invoke("run", "--once")
@@ -331,7 +334,7 @@ def test_bad_subscriber_file_is_skipped_and_counted(here: Path) -> None:
 
 
 def test_broken_source_is_reported_and_the_rest_goes_on(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     with open(here / "digestbot.toml", "a") as f:
         f.write('\n[[sources]]\nname = "gone"\ntype = "file"\npath = "missing.xml"\n')
     with time_machine.travel(NOW, tick=True):
@@ -348,7 +351,7 @@ def test_broken_source_is_reported_and_the_rest_goes_on(here: Path) -> None:
 
 
 def test_log_format_json_writes_one_object_per_line(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     with open(here / "digestbot.toml", "a") as f:
         f.write('\n[[sources]]\nname = "gone"\ntype = "file"\npath = "missing.xml"\n')
     with time_machine.travel(NOW, tick=True):
@@ -388,7 +391,7 @@ def test_every_command_opens_the_store_with_the_configured_durability(
     here: Path, args: list[str]
 ) -> None:
     """database_sqlite_synchronous = "FULL" holds for each connection a command makes (PRAGMA 2)."""
-    invoke("init")
+    invoke("init", "--outbox")
     config = here / "digestbot.toml"
     config.write_text('database_sqlite_synchronous = "FULL"\n' + config.read_text())
     assert invoke("fetch").exit_code == 0  # the example feed's entries, for feedback
@@ -411,7 +414,7 @@ def test_every_command_opens_the_store_with_the_configured_durability(
 
 
 def test_history_says_what_was_sent_when_and_why(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     store = Store("sqlite:///digestbot.db")
     try:
         evil = Entry("https://evil.example/x", "Evil \x1b[2J title\nnext line", published=NOW)
@@ -453,7 +456,7 @@ def test_history_says_what_was_sent_when_and_why(here: Path) -> None:
 
 
 def test_history_of_a_known_subscriber_with_nothing_sent(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("history", "example")
     assert (result.exit_code, result.output) == (
         0,
@@ -462,7 +465,7 @@ def test_history_of_a_known_subscriber_with_nothing_sent(here: Path) -> None:
 
 
 def test_history_of_an_unknown_subscriber(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("history", "nobody")
     assert result.exit_code == 1
     assert result.output == (
@@ -476,7 +479,7 @@ def test_history_of_an_unknown_subscriber(here: Path) -> None:
 
 
 def test_match_scores_files_without_a_database(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("match", "--entries", "examples/papers.xml", "--json")
     assert result.exit_code == 0
     out = json.loads(result.output)
@@ -488,7 +491,7 @@ def test_match_scores_files_without_a_database(here: Path) -> None:
 
 
 def test_match_with_an_unreadable_entries_file(here: Path) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     result = invoke("match", "--entries", "nope.xml")
     assert result.exit_code == 1
     assert (
@@ -527,7 +530,7 @@ def test_table_lines_align_columns() -> None:
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
 def test_progress_bars_on_a_terminal(here: Path) -> None:
     """Through a real pseudo-terminal: the bars for fetching and sending are drawn."""
-    assert invoke("init").exit_code == 0
+    assert invoke("init", "--outbox").exit_code == 0
     master, slave = os.openpty()
     try:
         proc = subprocess.run(
@@ -902,7 +905,7 @@ def broken_source(here: Path) -> None:
 def test_run_once_exits_1_when_a_source_failed_and_says_it_once(
     here: Path, quiet: list[str]
 ) -> None:
-    invoke("init")
+    invoke("init", "--outbox")
     broken_source(here)
     with time_machine.travel(NOW, tick=True):
         result = invoke(*quiet, "run", "--once")

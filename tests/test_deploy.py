@@ -185,7 +185,8 @@ def test_the_bare_image_layout_works(tmp_path: Path, monkeypatch: pytest.MonkeyP
             workdir = moved(a)
     assert workdir == str(var)
     init = re.search(
-        r"digestbot (init \S+)", next(a for op, a in steps if op == "RUN" and "digestbot init" in a)
+        r"digestbot (init \S+(?: --\S+)*)",
+        next(a for op, a in steps if op == "RUN" and "digestbot init" in a),
     )
     assert init
     for var_name in list(os.environ):

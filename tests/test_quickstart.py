@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # each test runs digestbot as a process, some twi
 
 
 def digestbot(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    # The code of this tree, not whatever copy of digestbot the interpreter has installed.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         check=False,
@@ -52,6 +53,8 @@ def test_run_once_fills_the_outbox_and_a_second_run_sends_nothing(checkout: Path
         if "slack_channel =" in p.read_text()
     )
     assert email_subs and slack_subs
+    n = len(email_subs) + len(slack_subs)  # outbox_dir in digestbot.toml: the outbox is chosen
+    assert f"{n} digests went to the outbox (" in first.stdout
     for sid in email_subs:
         (eml,) = (checkout / "outbox" / sid).glob("*.eml")
         msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)

@@ -26,6 +26,7 @@ __all__ = [
     "destination",
     "destination_problems",
     "field_value",
+    "not_ready",
     "rates",
     "register",
     "settings_tables",
@@ -34,9 +35,29 @@ __all__ = [
 
 
 def channel_for(subscriber: Subscriber, settings: Settings) -> str:
-    """The channel that serves this subscriber under these settings: the real one, or the outbox."""
+    """The channel that serves this subscriber under these settings: the real one when it is
+    configured, else the outbox if the config chooses it (`outbox.chosen`), else the real one
+    still (its digests wait: `not_ready`)."""
     cls = channel_of(subscriber)
-    return cls.name if cls is not None and cls.ready(subscriber, settings) else "outbox"
+    if cls is None:
+        return "outbox"
+    from .outbox import chosen  # registered by `_load_builtin` below
+
+    if cls.ready(subscriber, settings) or not chosen(settings):
+        return cls.name
+    return "outbox"
+
+
+def not_ready(name: str, subscriber: Subscriber, settings: Settings) -> str:
+    """Why channel `name` cannot send to this subscriber now, with the fix; empty when it can."""
+    missing = CHANNELS[name].missing(subscriber, settings)
+    if not missing:
+        return ""
+    config = settings.config_path or "digestbot.toml"
+    return (
+        f'not sent: {missing}; set it, or write outbox_dir = "outbox" in {config} to have '
+        "such digests written to files instead; the digest waits for the next run"
+    )
 
 
 def subscriber_fields() -> list[Field]:

@@ -80,8 +80,14 @@ class Channel(ABC):
 
     @classmethod
     def ready(cls, subscriber: Subscriber, settings: Settings) -> bool:
-        """Whether the settings let this channel reach the subscriber (else: the outbox)."""
+        """Whether the settings let this channel reach the subscriber (else its digests wait, or
+        go to the outbox when the config chooses it: `channel_for`)."""
         return True
+
+    @classmethod
+    def missing(cls, subscriber: Subscriber, settings: Settings) -> str:
+        """What the settings lack for `ready` (the setting to give), or empty when ready."""
+        return "" if cls.ready(subscriber, settings) else f"{cls.name} is not configured"
 
     @classmethod
     def render(cls, digest: Digest, settings: Settings) -> Any:

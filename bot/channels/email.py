@@ -9,6 +9,7 @@ import hashlib
 import logging
 import re
 import smtplib
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -18,7 +19,7 @@ from typing import ClassVar
 
 from ..addresses import is_address
 from ..config import Settings
-from ..errors import ConfigError, PermanentSendError, TransientSendError
+from ..errors import ConfigError, PermanentSendError, TransientSendError, UnreachableError
 from ..models import Digest, Receipt, Subscriber
 from ..render import MAX_HTML, RenderedEmail, clean, link, render_email
 from ._registry import Channel, Field, Limits, Rate, register
@@ -26,6 +27,8 @@ from .smtp import SmtpServer, reply_text
 
 log = logging.getLogger(__name__)
 
+# Connecting failed this way: no server there (refused, timed out, no such host, hung up at once).
+_DOWN = (ConnectionError, TimeoutError, socket.gaierror, smtplib.SMTPServerDisconnected)
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 
 
@@ -212,6 +215,11 @@ class Smtp(Channel):
         return bool(settings.smtp_url)
 
     @classmethod
+    def missing(cls, subscriber: Subscriber, settings: Settings) -> str:
+        """DIGESTBOT_SMTP_URL, when it is not set."""
+        return "" if settings.smtp_url else "email needs DIGESTBOT_SMTP_URL, which is not set"
+
+    @classmethod
     def render(cls, digest: Digest, settings: Settings) -> RenderedEmail:
         """The two parts of the digest email."""
         return render_email(digest, settings)
@@ -225,7 +233,15 @@ class Smtp(Channel):
         """The open connection, or a new one; and whether it is new."""
         if self._conn is not None:
             return self._conn, False
-        self._conn = self.server.connect(self.settings.smtp_password)
+        try:
+            self._conn = self.server.connect(self.settings.smtp_password)
+        except TransientSendError as e:
+            if isinstance(e.__cause__, _DOWN):
+                raise UnreachableError(
+                    f"cannot connect to SMTP {self.server.where} ({e.__cause__}); check that the "
+                    "server is running and that DIGESTBOT_SMTP_URL names it; will retry"
+                ) from e
+            raise
         self.connects += 1
         return self._conn, True
 

@@ -1,13 +1,49 @@
 """The outbox: each digest written as a file — what its channel would send (`.eml` for email,
-Slack's JSON), as that channel's `outbox_bytes` says."""
+Slack's JSON), as that channel's `outbox_bytes` says — instead of being sent to anyone.
+
+A channel the config chooses explicitly (`chosen`): `outbox_dir` written in the config file.
+DIGESTBOT_OUTBOX only says where the folder is (deploy recipes set it to their state folder);
+it chooses nothing. Without the choice, a digest whose channel is not configured waits, pending.
+"""
 
 from __future__ import annotations
 
 import os
+import tomllib
+from functools import lru_cache
 from pathlib import Path
 
+from ..config import Settings
 from ..models import Digest, Receipt
 from ._registry import Channel, channel_of, register
+
+DEFAULT_DIR = Settings().outbox_dir
+
+
+@lru_cache(maxsize=8)
+def _names_outbox(path: Path, mtime_ns: int) -> bool:
+    """Whether the TOML file at `path` (as of `mtime_ns`) has a top-level `outbox_dir` key."""
+    try:
+        return "outbox_dir" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # loading the settings read it; gone or broken since: no choice made
+
+
+def chosen(settings: Settings) -> bool:
+    """Whether the config chooses the outbox for digests whose channel is not configured.
+
+    Settings read from a file: `outbox_dir` is written in it (not the DIGESTBOT_OUTBOX
+    variable, which only moves the folder). Settings made in code, with no file: an
+    `outbox_dir` other than the default was given.
+    """
+    path = settings.config_path
+    if path is None:
+        return settings.outbox_dir != DEFAULT_DIR
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return False
+    return _names_outbox(path.resolve(), mtime)
 
 
 @register("outbox")

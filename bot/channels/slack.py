@@ -133,6 +133,16 @@ class Slack(Channel):
         )
 
     @classmethod
+    def missing(cls, subscriber: Subscriber, settings: Settings) -> str:
+        """The webhook's variable or SLACK_BOT_TOKEN, when it is not set."""
+        if cls.ready(subscriber, settings):
+            return ""
+        env = subscriber.slack_webhook_env
+        if env:
+            return f"Slack needs the variable {env} (slack_webhook_env), which is not set"
+        return "Slack needs SLACK_BOT_TOKEN, which is not set"
+
+    @classmethod
     def render(cls, digest: Digest, settings: Settings) -> list[dict[str, Any]]:
         """The digest as Slack messages (the first, then its thread)."""
         return slack_messages(digest, settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -64,9 +65,12 @@ def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> No
         with console.progress("Fetching", len(settings.sources)) as step, _failures_printed(obj):
             reports = fetch_all(settings, store, progress=lambda _: step())
         _fetch_summary(console, reports)
+        printed_by_the_command("bot.delivery.outbox")  # the outbox line below, even under -q
         with console.progress("Sending ", len(subs)) as step:
             report = run_once(settings, store, subs, progress=lambda _: step())
     _print_outcomes(console, report.recovered, report.outcomes)
+    if note := report.outbox_note(settings):
+        click.echo(note)
     failed = [o for o in report.outcomes + report.recovered if o.status in ("failed", "pending")]
     _run_summary(console, report.outcomes + report.recovered, len(subs), failed, problems)
     if failed or problems or any(r.error for r in reports):
@@ -95,8 +99,14 @@ def _failures_printed(obj: Context) -> Iterator[None]:
 
 
 def _print_outcomes(console: Console, recovered: Sequence[Any], outcomes: Sequence[Any]) -> None:
-    """A line per digest: re-sent pending ones, then each subscriber's; failures even under -q."""
+    """A line per digest: re-sent pending ones, then each subscriber's; failures even under -q,
+    and one line for many that wait for the same reason (a server down, a channel not set up)."""
+    same = Counter(o.reason for o in [*recovered, *outcomes] if o.status == "pending")
+    waiting: dict[str, list[str]] = {}
     for o in recovered:
+        if same[o.reason] > 2 and o.status == "pending":
+            waiting.setdefault(o.reason, []).append(o.subscriber)
+            continue
         line = f"{o.subscriber}: re-sent pending digest {o.digest_id}: {o.status}" + (
             f" ({clean(o.reason)})" if o.reason and o.status != "sent" else ""
         )
@@ -114,8 +124,13 @@ def _print_outcomes(console: Console, recovered: Sequence[Any], outcomes: Sequen
             )
         elif o.status == "skipped":
             console.say(f"{o.subscriber}: skipped ({o.reason})")
+        elif o.status == "pending" and same[o.reason] > 2:
+            waiting.setdefault(o.reason, []).append(o.subscriber)
         else:
             click.echo(f"{o.subscriber}: {o.status.upper()}: {clean(o.reason)}")
+    for reason, who in waiting.items():
+        names = ", ".join(who[:5]) + (f" and {len(who) - 5} more" if len(who) > 5 else "")
+        click.echo(f"{len(who)} digests PENDING ({names}): {clean(reason)}")
 
 
 def _run_pool(obj: Context, settings: Settings, once: bool) -> None:

@@ -19,25 +19,34 @@ from ._context import Context, subscribers, subscriptions_option
 
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--outbox",
+    is_flag=True,
+    help="Choose the outbox (outbox_dir): digests are written to outbox/, sent to no one, "
+    "while no SMTP or Slack is set up.",
+)
 @click.pass_obj
-def init(obj: Context, directory: Path) -> None:
+def init(obj: Context, directory: Path, outbox: bool) -> None:
     """Write a working setup into DIRECTORY (default: here): a commented digestbot.toml, an
     example subscriber, the example feed and a templates/ folder to override. Never overwrites.
 
     \b
-    Example (no network, no account: digests land in outbox/):
+    Example (a trial: no network, no account, digests land in outbox/):
       mkdir mydigest && cd mydigest
-      digestbot init && digestbot check && digestbot run --once
+      digestbot init --outbox && digestbot check && digestbot run --once
     """
     from ..scaffold import scaffold
 
-    written = scaffold(directory)
+    written = scaffold(directory, outbox)
     for path in written:
         obj.console.say(f"wrote {path}")
     where = "" if directory.resolve() == Path.cwd() else f"cd {directory} && "
-    obj.console.say(
-        f"\nNext: {where}digestbot check && digestbot run --once   (digests land in outbox/)"
+    then = (
+        "(digests land in outbox/)"
+        if outbox
+        else "(set DIGESTBOT_SMTP_URL first, or uncomment outbox_dir for files)"
     )
+    obj.console.say(f"\nNext: {where}digestbot check && digestbot run --once   {then}")
 
 
 @click.command()

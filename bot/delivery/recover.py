@@ -45,11 +45,19 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
         return None  # another process was quicker
     digest = Digest(row.id, sub, row.slot, tuple(store.digest_items(row.id)), row.more)
     name = channel_for(sub, sender.settings)
+    if not sender.may_try(name, sub):  # not set up, or down: it waits, saying why
+        return sender.send_held(Held(digest, name, time.monotonic()))
     try:
         if sender.channel(name).already_delivered(digest):
             store.mark_sent(row.id, "found delivered after a restart")
             return Outcome(
-                sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, row.id, "recovered"
+                sub.id,
+                OutcomeStatus.SENT,
+                len(digest.items),
+                sub.address,
+                row.id,
+                "recovered",
+                name,
             )
     except BotError as e:
         # Unknown whether it arrived: posting again could post twice, so wait for a run
@@ -58,6 +66,6 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
         store.note_attempt(row.id, f"could not check whether it was delivered: {e}")
         store.release(row.id, sender.owner)
         return Outcome(
-            sub.id, OutcomeStatus.PENDING, len(digest.items), sub.address, row.id, str(e)
+            sub.id, OutcomeStatus.PENDING, len(digest.items), sub.address, row.id, str(e), name
         )
     return sender.send_held(Held(digest, name, time.monotonic()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,9 @@ from .ahead import deliver_ahead
 from .plan import Plan, plan_digests
 from .recover import recover_pending
 from .send import Sender
+
+# Its own logger, so `run --once`, which prints the line itself even under -q, can quiet it.
+outbox_log = logging.getLogger("bot.delivery.outbox")
 
 
 class Deliverer(Sender):
@@ -40,6 +44,21 @@ class RunReport:
 
     recovered: list[Outcome] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+
+    def outbox_note(self, settings: Settings) -> str:
+        """One line: how many digests went to the outbox, not to anyone (empty when none did)."""
+        n = sum(
+            o.status == OutcomeStatus.SENT and o.channel == "outbox"
+            for o in self.recovered + self.outcomes
+        )
+        if not n:
+            return ""
+        return (
+            f"{n} digest{'s' if n != 1 else ''} went to the outbox "
+            f"({settings.resolve(settings.outbox_dir)}), not to anyone: outbox_dir in "
+            f"{settings.config_path or 'the config'} chooses it while email or Slack is not "
+            "configured, and they will not be sent later"
+        )
 
 
 def run_once(
@@ -71,4 +90,6 @@ def run_once(
     finally:
         if own:
             deliverer.close()
+    if note := report.outbox_note(settings):
+        outbox_log.warning("%s", note)
     return report

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..channels import CHANNELS, Channel, channel_for
+from ..channels import CHANNELS, Channel, channel_for, not_ready
 from ..config import Settings
-from ..errors import BotError, SendError, TransientSendError
-from ..models import Digest, Outcome, OutcomeStatus
+from ..errors import BotError, SendError, TemplateError, TransientSendError, UnreachableError
+from ..models import Digest, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow, Store, digest_id
 from .lease import LEASE, may_take_over, owner_token
 from .plan import Plan
@@ -56,12 +56,12 @@ class Held:
 
 
 def _outcome(
-    digest: Digest, status: OutcomeStatus, reason: str = "", destination: str | None = None
+    held: Held, status: OutcomeStatus, reason: str = "", destination: str | None = None
 ) -> Outcome:
-    """The outcome of a claimed digest: its entries, where it goes (or went), why."""
-    sub = digest.subscriber
+    """The outcome of a claimed digest: its entries, where it goes (or went), why, over what."""
+    digest, sub = held.digest, held.digest.subscriber
     dest = sub.address if destination is None else destination
-    return Outcome(sub.id, status, len(digest.items), dest, digest.id, reason)
+    return Outcome(sub.id, status, len(digest.items), dest, digest.id, reason, held.channel)
 
 
 class Sender:
@@ -86,6 +86,10 @@ class Sender:
         self.owner = owner_token()
         self.process = PROCESS
         self._channels: dict[str, Channel] = {}
+        # A channel whose last digest could not reach its server gets one try per digest; a
+        # second digest in a row that cannot marks it down: the run's other digests for it wait.
+        self._suspect: set[str] = set()
+        self._down: dict[str, str] = {}  # channel → why its digests wait
 
     def channel(self, name: str) -> Channel:
         """The channel instance for `name`, made once per run so connections are reused."""
@@ -148,8 +152,14 @@ class Sender:
         return may_take_over(row, datetime.now(UTC))
 
     # --- render and send ------------------------------------------------------------------------
+    def may_try(self, name: str, subscriber: Subscriber) -> bool:
+        """Whether channel `name` is set up for the subscriber and not found down in this run."""
+        return name not in self._down and not not_ready(name, subscriber, self.settings)
+
     def prepare(self, held: Held) -> None:
         """Let the channel render a digest ahead of sending it; any error shows when it is sent."""
+        if not self.may_try(held.channel, held.digest.subscriber):
+            return
         try:
             self.channel(held.channel).prepare(held.digest)
         except Exception:  # `send` renders again and reports the error in its place
@@ -178,39 +188,77 @@ class Sender:
         finally:
             self.process.drop(held.digest.id)
 
+    def _wait(self, held: Held, reason: str) -> Outcome:
+        """Leave a digest pending, untried, for the next run (its lease let go), saying why."""
+        self.store.release(held.digest.id, self.owner, reason=reason)
+        return _outcome(held, OutcomeStatus.PENDING, reason)
+
+    def _unreachable(self, name: str, e: UnreachableError) -> None:
+        """A digest ran out of tries without reaching its server: the second in a row marks the
+        channel down for the rest of this sender's run (one warning saying so)."""
+        if name not in self._suspect:
+            self._suspect.add(name)
+            return
+        self._down[name] = (
+            f"not tried: {name} could not reach its server for two digests in a row ({e}); "
+            "the digest waits for the next run"
+        )
+        log.warning(
+            "%s is down (%s): the run's other %s digests are not tried and wait for the next run",
+            name,
+            e,
+            name,
+        )
+
+    def _pending(self, held: Held, reason: str) -> Outcome:
+        """A try that failed: counted, and the digest left pending for the next run, saying why."""
+        self.store.note_attempt(held.digest.id, reason)
+        self.store.release(held.digest.id, self.owner)
+        return _outcome(held, OutcomeStatus.PENDING, reason)
+
     def _send(self, held: Held) -> Outcome:
-        digest, sub = held.digest, held.digest.subscriber
+        if held.channel in self._down:
+            return self._wait(held, self._down[held.channel])
+        unready = not_ready(held.channel, held.digest.subscriber, self.settings)
+        if unready:
+            return self._wait(held, unready)
         try:
             channel = self.channel(held.channel)
         except BotError as e:
-            self.store.note_attempt(digest.id, str(e))
-            self.store.release(digest.id, self.owner)
-            return _outcome(digest, OutcomeStatus.PENDING, str(e))
+            return self._pending(held, str(e))
+        return self._try(held, channel)
+
+    def _try(self, held: Held, channel: Channel) -> Outcome:
+        """Send with retries (one try while the channel is suspect); confirm, fail or leave pending."""
+        digest, sub = held.digest, held.digest.subscriber
         leased = held.leased
-        for attempt in range(self.retry.attempts):
+        tries = 1 if held.channel in self._suspect else self.retry.attempts
+        for attempt in range(tries):
             # Keep the lease while retrying, so no other process takes the digest meanwhile;
             # if one has (our lease ran out), it sends it and we stop.
             if time.monotonic() - leased > self.lease.total_seconds() / 3:
                 if not self.store.renew(digest.id, self.owner, self.lease):
-                    return _outcome(digest, OutcomeStatus.SKIPPED, "taken over by another process")
+                    return _outcome(held, OutcomeStatus.SKIPPED, "taken over by another process")
                 leased = time.monotonic()
             try:
                 receipt = channel.send(digest)
+            except TemplateError as e:
+                # The user's template: no retry in this run mends it; the next run renders it
+                # again, and sends it once the template is fixed.
+                log.error("digest %s for %s: %s", digest.id, sub.id, e)
+                return self._pending(
+                    held, f"{e}; the digest waits, and the next run after the fix sends it"
+                )
             except SendError as e:
                 if not e.transient:
                     self.store.mark_failed(digest.id, str(e))
                     log.error("digest %s for %s failed: %s", digest.id, sub.id, e)
-                    return _outcome(digest, OutcomeStatus.FAILED, str(e))
+                    return _outcome(held, OutcomeStatus.FAILED, str(e))
                 self.store.note_attempt(digest.id, str(e))
                 log.warning(
-                    "digest %s for %s: %s (try %d of %d)",
-                    digest.id,
-                    sub.id,
-                    e,
-                    attempt + 1,
-                    self.retry.attempts,
+                    "digest %s for %s: %s (try %d of %d)", digest.id, sub.id, e, attempt + 1, tries
                 )
-                if attempt + 1 < self.retry.attempts:
+                if attempt + 1 < tries:
                     # The server may say how long to wait (Slack's Retry-After): never sooner.
                     self.sleep(
                         max(
@@ -221,13 +269,16 @@ class Sender:
                     continue
                 # Out of tries: stays pending, and the lease is let go so the next run retries it.
                 self.store.release(digest.id, self.owner)
-                return _outcome(digest, OutcomeStatus.PENDING, str(e))
+                if isinstance(e, UnreachableError):
+                    self._unreachable(held.channel, e)
+                return _outcome(held, OutcomeStatus.PENDING, str(e))
             except Exception as e:  # a bug in one digest must not stop the others
                 log.exception("digest %s for %s: unexpected error", digest.id, sub.id)
-                reason = f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists"
-                self.store.note_attempt(digest.id, reason)
-                self.store.release(digest.id, self.owner)
-                return _outcome(digest, OutcomeStatus.PENDING, reason)
+                return self._pending(
+                    held,
+                    f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists",
+                )
+            self._suspect.discard(held.channel)
             self.store.mark_sent(digest.id, receipt.detail)
-            return _outcome(digest, OutcomeStatus.SENT, destination=receipt.destination)
+            return _outcome(held, OutcomeStatus.SENT, destination=receipt.destination)
         raise AssertionError("unreachable")

@@ -1,8 +1,9 @@
 """The store: SQLAlchemy Core tables and the only SQL in digestbot. SQLite by default, PostgreSQL by URL.
 
 One module per concern: `_schema` (the tables), `_base` (engine, transactions, retries, migration),
-`_entries` (entries and fetch state), `_ledger` (digests, deliveries, feedback) and `_web` (web
-subscribers, statuses, used tokens, rate limits). `Store` joins them; import everything from here
+`_entries` (entries and fetch state), the ledger in three: `_digest_rows` (digests as read),
+`_claims` (claims and leases), `_ledger` (confirmation, feedback); and `_web` (web subscribers,
+statuses, used tokens, rate limits). `Store` joins them; import everything from here
 (the modules are private: a public `bot.store.entries` module would shadow the `entries` table).
 """
 
