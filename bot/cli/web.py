@@ -45,9 +45,10 @@ def serve(obj: Context, host: str, port: int) -> None:
     from ..web import create_app
     from ..web.limits import refuse_development_key
 
-    settings = serving_settings(obj.settings(), host, port)
+    settings = obj.settings()
     if not settings.secret_keys:  # the development key only when nothing leaves this machine
         refuse_development_key(settings.base_url, host)
+    settings = serving_settings(settings, host, port)
     app = create_app(settings)  # logs a warning when SLACK_SIGNING_SECRET is unset
     click.echo(f"Serving on http://{host}:{port}/ (links point at {settings.base_url})", err=True)
     # X-Forwarded-For is read by the app itself, only from DIGESTBOT_TRUSTED_PROXIES.

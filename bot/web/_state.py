@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +93,16 @@ class Web:
 
     # --- mail sent from background tasks: failures are logged, never shown (they would tell) ----
     def send_confirmation(self, row: WebSubscriberRow, prefs: Preferences) -> None:
-        """Mail an unconfirmed subscriber the link that confirms this request's `prefs`."""
+        """Mail an unconfirmed subscriber the link that confirms this request's `prefs`.
+
+        Each request's link is its own (a nonce in it): once used, a link for the same choices
+        asked again in the same second is not the used one.
+        """
         text = (
             f"Someone, probably you, asked to receive digestbot's paper digest at {row.email}.\n"
             f"They chose: {describe(prefs)}.\n\n"
             f"To confirm these choices, open this link within two days and press the button:\n\n"
-            f"  {self.link('confirm', row.id, chosen(prefs))}\n\n"
+            f"  {self.link('confirm', row.id, {**chosen(prefs), 'r': secrets.token_urlsafe(6)})}\n\n"
             "If it was not you, ignore this message: you will receive nothing else.\n"
         )
         self._mail(row.email, "Confirm your digestbot subscription", text)
