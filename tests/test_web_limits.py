@@ -7,6 +7,7 @@ and served by uvicorn on loopback (real chunked requests over a socket)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 import socket
 import time
@@ -23,7 +24,7 @@ from web_support import csrf_of, running
 from bot.config import Settings
 from bot.store import Store
 from bot.web import app as web_app
-from bot.web import create_app
+from bot.web import create_app, limits
 from bot.web.limits import MAX_BODY
 from bot.web.security import new_csrf
 
@@ -254,11 +255,18 @@ def _subscribe(app: Starlette, n: int, client: str, forwarded: str = "") -> int:
 
 
 def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
-    app: Starlette, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: Starlette,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(web_app, "PER_CLIENT_PER_HOUR", 1)
-    assert _subscribe(app, 1, "127.0.0.1", "203.0.113.1") == 200
-    assert _subscribe(app, 2, "127.0.0.1", "203.0.113.2") == 429  # one bucket: the peer
+    monkeypatch.setattr(limits, "_told", set())
+    with caplog.at_level(logging.WARNING, logger="bot.web.limits"):
+        assert _subscribe(app, 1, "127.0.0.1", "203.0.113.1") == 200
+        assert _subscribe(app, 2, "127.0.0.1", "203.0.113.2") == 429  # one bucket: the peer
+    (told,) = [r.getMessage() for r in caplog.records]  # once, saying what to set
+    assert "from 127.0.0.1 ignored" in told and "DIGESTBOT_TRUSTED_PROXIES" in told
     trusting = Settings(
         database_url=f"sqlite:///{tmp_path / 'proxied.sqlite'}",
         secret_key="limits-secret-key",

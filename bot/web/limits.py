@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -10,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ConfigError
 
+log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # no form of ours (nor a Slack button click) is bigger
 IPV6_PREFIX = 64  # one IPv6 client: its /64 (a home or a host gets a whole /64 to pick from)
 _TOO_LARGE = b"request too large\n"
@@ -81,6 +83,8 @@ def client_of(request: Request) -> str:
     ProxyHeadersMiddleware, added by create_app, has put X-Forwarded-For's client there).
     """
     host = request.client.host if request.client else ""
+    if "x-forwarded-for" in request.headers:
+        _untrusted_proxy(request, host)
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -90,6 +94,23 @@ def client_of(request: Request) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network(f"{ip}/{IPV6_PREFIX}", strict=False))
     return str(ip)
+
+
+_told: set[str] = set()
+
+
+def _untrusted_proxy(request: Request, host: str) -> None:
+    """Say once per peer that its X-Forwarded-For is ignored, when no proxy is trusted at all
+    (with some trusted, the header stays after the client was taken from it)."""
+    settings = request.app.state.web.settings
+    if host in _told or settings.trusted_proxies.strip():
+        return
+    _told.add(host)
+    log.warning(
+        "X-Forwarded-For from %s ignored: rate limits count that address; if it is your reverse "
+        "proxy, add it to DIGESTBOT_TRUSTED_PROXIES",
+        host,
+    )
 
 
 def trusted_proxies(setting: str) -> list[str]:
