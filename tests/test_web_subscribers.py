@@ -214,3 +214,21 @@ def test_40_concurrent_requests_send_at_most_3_mails(
     site.inbox.wait(web_app.PER_ADDRESS_PER_HOUR)
     time.sleep(1.0)  # any mail beyond the limit would have arrived by now
     assert len(site.inbox.to("race@example.org")) == web_app.PER_ADDRESS_PER_HOUR
+
+
+def test_the_largest_form_confirms_and_its_words_stay_out_of_the_mail(site: Site) -> None:
+    keywords = ", ".join(f"phrase {n:02d} " + "w" * 66 for n in range(20))  # 20 × 80 characters
+    description = "Visit http://evil.example.net now. " + "d" * 960
+    assert subscribe(site, "big@example.org", keywords=keywords, description=description) == 200
+    mail = site.inbox.wait(1)[0]
+    text = mail.parsed().get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "evil.example.net" not in text and "phrase 00" not in text
+    assert "20 keyword(s)" in text and "a description" in text
+    link = link_in(mail, "/confirm/")
+    assert len(link) < 8000
+    page = requests.get(link)
+    assert "phrase 19" in page.text  # the owner sees every choice on the page
+    assert press(link).status_code == 303
+    row = site.store.web_subscriber_by_email("big@example.org")
+    assert row is not None and row.status == "active" and len(row.interests["keywords"]) == 20
+    assert row.interests["description"] == description

@@ -100,7 +100,7 @@ class Web:
         """
         text = (
             f"Someone, probably you, asked to receive digestbot's paper digest at {row.email}.\n"
-            f"They chose: {describe(prefs)}.\n\n"
+            f"They chose: {describe(prefs, words=False)} (the link shows them in full).\n\n"
             f"To confirm these choices, open this link within two days and press the button:\n\n"
             f"  {self.link('confirm', row.id, {**chosen(prefs), 'r': secrets.token_urlsafe(6)})}\n\n"
             "If it was not you, ignore this message: you will receive nothing else.\n"

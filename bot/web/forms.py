@@ -86,15 +86,26 @@ def from_chosen(data: Mapping[str, Any]) -> Preferences:
     )
 
 
-def describe(prefs: Preferences) -> str:
-    """One line saying what a subscription request chose (for the confirmation mail and page)."""
+def describe(prefs: Preferences, *, words: bool = True) -> str:
+    """One line saying what a subscription request chose (the confirmation page and mail).
+
+    `words=False` (the mail) counts the keywords and the description instead of quoting them:
+    whoever posts a form must not get their own text mailed to someone else's address.
+    """
     i = prefs.interests
-    what = [
-        f"topics {', '.join(i.topics)}" if i.topics else "",
-        f"keywords {', '.join(i.keywords)}" if i.keywords else "",
-        f"excluding {', '.join(i.exclude)}" if i.exclude else "",
-        f"described as {i.description[:80]!r}" if i.description else "",
-    ]
+    if words:
+        what = [
+            f"keywords {', '.join(i.keywords)}" if i.keywords else "",
+            f"excluding {', '.join(i.exclude)}" if i.exclude else "",
+            f"described as {i.description[:80]!r}" if i.description else "",
+        ]
+    else:
+        what = [
+            f"{len(i.keywords)} keyword(s)" if i.keywords else "",
+            f"{len(i.exclude)} excluded phrase(s)" if i.exclude else "",
+            "a description" if i.description else "",
+        ]
+    what.insert(0, f"topics {', '.join(i.topics)}" if i.topics else "")  # from our list
     return (
         f"{prefs.frequency} at {prefs.hour}:00 ({prefs.timezone}), up to {prefs.max_items} papers"
         + "".join(f"; {w}" for w in what if w)
