@@ -21,14 +21,8 @@ def selected(result: dict, sid: str) -> list[str]:
 
 
 def test_ranks_the_subscribers_theme_first_and_selects_only_it(entries: list[Entry]) -> None:
-    subs = [
-        subscriber(
-            "q",
-            description="Post-training quantization of LLMs, low-bit weights",
-            keywords=["quantization"],
-        ),
-        subscriber("s", keywords=["speech", "ASR"]),
-    ]
+    subs = [subscriber("q", description="Post-training quantization of LLMs, low-bit weights", keywords=["quantization"]),
+            subscriber("s", keywords=["speech", "ASR"])]
     result = Matcher().fit(entries).match(entries, subs)
     for sid, theme in (("q", "quant"), ("s", "speech")):
         ranked = [m.entry_id for m in result[sid]]
@@ -41,12 +35,8 @@ def test_ranks_the_subscribers_theme_first_and_selects_only_it(entries: list[Ent
 def test_exclude_always_wins_even_over_a_followed_author_and_keywords(entries: list[Entry]) -> None:
     rng = random.Random(3)
     star = paper("quant", 99, rng, authors=("Song Han",))
-    medical = Entry(
-        id="test:medical",
-        title="Quantization of medical imaging models",
-        summary="Post-training quantization to 4-bit for medical image segmentation.",
-        authors=("Song Han",),
-    )
+    medical = Entry(id="test:medical", title="Quantization of medical imaging models",
+                    summary="Post-training quantization to 4-bit for medical image segmentation.", authors=("Song Han",))
     pool = entries + [star, medical]
     sub = subscriber("q", keywords=["quantization"], exclude=["medical"], authors=["Song Han"])
     result = Matcher().fit(pool).match(pool, [sub])
@@ -76,15 +66,8 @@ def test_delivered_entries_are_never_selected_again(entries: list[Entry]) -> Non
     assert set(before[2:]) <= set(after)
 
 
-def test_a_quiet_day_selects_nothing_and_a_rich_day_more_up_to_max_items(
-    entries: list[Entry],
-) -> None:
-    sub = subscriber(
-        "q",
-        max_items=5,
-        description="low-bit quantization of weights and activations",
-        keywords=["quantization"],
-    )
+def test_a_quiet_day_selects_nothing_and_a_rich_day_more_up_to_max_items(entries: list[Entry]) -> None:
+    sub = subscriber("q", max_items=5, description="low-bit quantization of weights and activations", keywords=["quantization"])
     m = Matcher().fit(entries)
     quiet = [e for e in entries if not e.id.startswith("test:quant-")]
     assert selected(m.match(quiet, [sub]), "q") == []
@@ -108,17 +91,10 @@ def test_reasons_name_keywords_topic_and_terms(entries: list[Entry]) -> None:
 
 
 def test_keywords_match_on_word_boundaries_with_light_morphology() -> None:
-    pool = [
-        Entry(
-            id="a", title="Quantized LoRA-based adapters", summary="We study quantized adapters."
-        ),
-        Entry(id="b", title="A Moebius strip", summary="Topology of laser-cut paper."),
-        Entry(id="c", title="Graph networks", summary="Message passing on graphs."),
-    ]
-    subs = [
-        subscriber("k", keywords=["quantization", "LoRA"]),
-        subscriber("w", keywords=["MoE", "ASR"]),
-    ]
+    pool = [Entry(id="a", title="Quantized LoRA-based adapters", summary="We study quantized adapters."),
+            Entry(id="b", title="A Moebius strip", summary="Topology of laser-cut paper."),
+            Entry(id="c", title="Graph networks", summary="Message passing on graphs.")]
+    subs = [subscriber("k", keywords=["quantization", "LoRA"]), subscriber("w", keywords=["MoE", "ASR"])]
     result = Matcher().fit(pool).match(pool, subs)
     why = {m.entry_id: m.why for m in result["k"]}
     assert "keyword: quantization" in why["a"] and "keyword: LoRA" in why["a"]
@@ -129,35 +105,21 @@ def test_keywords_match_on_word_boundaries_with_light_morphology() -> None:
 def test_a_keyword_only_profile_gains_its_topics_vocabulary(entries: list[Entry]) -> None:
     # No entry says "speech" here, but ASR, vocoders and spoken dialogue are the topic's vocabulary.
     pool = [e for e in entries if not e.id.startswith("test:speech-")] + [
-        Entry(
-            id="asr",
-            title="Conformer transducers for streaming ASR",
-            summary="A CTC and transducer model for automatic recognition of spoken audio.",
-        ),
-        Entry(
-            id="tts",
-            title="A neural vocoder",
-            summary="Natural voice synthesis with a vocoder and prosody control.",
-        ),
-    ]
+        Entry(id="asr", title="Conformer transducers for streaming ASR", summary="A CTC and transducer model for automatic recognition of spoken audio."),
+        Entry(id="tts", title="A neural vocoder", summary="Natural voice synthesis with a vocoder and prosody control.")]
     result = Matcher().fit(pool).match(pool, [subscriber("s", keywords=["speech"])])
     assert {m.entry_id for m in result["s"][:2]} == {"asr", "tts"}
 
 
 def test_following_a_topic_alone_is_enough(entries: list[Entry]) -> None:
     assert "reinforcement-learning" in known_topics()
-    result = (
-        Matcher().fit(entries).match(entries, [subscriber("t", topics=["reinforcement-learning"])])
-    )
+    result = Matcher().fit(entries).match(entries, [subscriber("t", topics=["reinforcement-learning"])])
     chosen = selected(result, "t")
     assert chosen and all(e.startswith("test:rl-") for e in chosen)
 
 
 def test_results_do_not_depend_on_the_chunk_size(entries: list[Entry]) -> None:
-    subs = [
-        subscriber(f"s{i}", keywords=[kw])
-        for i, kw in enumerate(["quantization", "speech", "diffusion", "graph", "policy"])
-    ]
+    subs = [subscriber(f"s{i}", keywords=[kw]) for i, kw in enumerate(["quantization", "speech", "diffusion", "graph", "policy"])]
     subs.append(subscriber("x", authors=["Nobody"]))  # nothing to match on but an author
     a = Matcher().fit(entries).match(entries, subs)
     b = Matcher(chunk_size=2).fit(entries).match(entries, subs)

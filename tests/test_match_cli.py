@@ -17,29 +17,12 @@ EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 
 
 def write_papers(path: Path) -> None:
-    papers = [
-        {
-            "paper": {
-                "id": f"2601.{i:05d}",
-                "title": e.title,
-                "summary": e.summary,
-                "authors": [{"name": "Grace Hopper"}]
-                if e.id.startswith("test:graph-") and i % 2
-                else [],
-            }
-        }
-        for i, e in enumerate(corpus(per_theme=6))
-    ]
-    papers.append(
-        {
-            "paper": {
-                "id": "2601.99999",
-                "title": "Quantization for <b>medical</b> imaging",
-                "summary": "Low-bit post-training quantization of medical segmentation networks.",
-                "authors": [{"name": "Grace Hopper"}],
-            }
-        }
-    )
+    papers = [{"paper": {"id": f"2601.{i:05d}", "title": e.title, "summary": e.summary,
+                         "authors": [{"name": "Grace Hopper"}] if e.id.startswith("test:graph-") and i % 2 else []}}
+              for i, e in enumerate(corpus(per_theme=6))]
+    papers.append({"paper": {"id": "2601.99999", "title": "Quantization for <b>medical</b> imaging",
+                             "summary": "Low-bit post-training quantization of medical segmentation networks.",
+                             "authors": [{"name": "Grace Hopper"}]}})
     path.write_text(json.dumps(papers))
 
 
@@ -48,18 +31,13 @@ def setup(tmp_path: Path) -> Path:
     write_papers(tmp_path / "papers.json")
     subs = tmp_path / "subs"
     subs.mkdir()
-    (subs / "q.toml").write_text(
-        'email = "q@example.org"\n[interests]\n'
-        'keywords = ["quantization"]\nexclude = ["medical"]\nauthors = ["Grace Hopper"]\n'
-    )
+    (subs / "q.toml").write_text('email = "q@example.org"\n[interests]\n'
+                                 'keywords = ["quantization"]\nexclude = ["medical"]\nauthors = ["Grace Hopper"]\n')
     return tmp_path
 
 
 def test_match_shows_reasons_and_honours_exclude_and_authors(setup: Path) -> None:
-    out = CliRunner().invoke(
-        cli,
-        ["match", "--entries", str(setup / "papers.json"), "--subscriptions", str(setup / "subs")],
-    )
+    out = CliRunner().invoke(cli, ["match", "--entries", str(setup / "papers.json"), "--subscriptions", str(setup / "subs")])
     assert out.exit_code == 0, out.output
     text = out.output
     assert text.startswith("q: ")
@@ -69,18 +47,8 @@ def test_match_shows_reasons_and_honours_exclude_and_authors(setup: Path) -> Non
 
 
 def test_match_json_has_every_entry_with_topic_and_why(setup: Path) -> None:
-    out = CliRunner().invoke(
-        cli,
-        [
-            "match",
-            "--entries",
-            str(setup / "papers.json"),
-            "--subscriptions",
-            str(setup / "subs"),
-            "--json",
-            "--all",
-        ],
-    )
+    out = CliRunner().invoke(cli, ["match", "--entries", str(setup / "papers.json"), "--subscriptions",
+                                   str(setup / "subs"), "--json", "--all"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     [sub] = data["subscribers"]
@@ -95,17 +63,11 @@ def test_match_json_has_every_entry_with_topic_and_why(setup: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("flag", "ndcg", "f1"), [((), 0.92, 0.78), (("--keywords-only",), 0.88, 0.72)]
-)
+@pytest.mark.parametrize(("flag", "ndcg", "f1"), [((), 0.92, 0.78), (("--keywords-only",), 0.88, 0.72)])
 def test_quality_on_the_shared_eval_set(flag: tuple[str, ...], ndcg: float, f1: float) -> None:
     if not (EVAL / "score.py").is_file():
         pytest.skip(f"the shared evaluation set is not at {EVAL}")
-    run = subprocess.run(
-        [sys.executable, str(EVAL / "score.py"), *flag, "--command", f"{sys.executable} -m bot"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run = subprocess.run([sys.executable, str(EVAL / "score.py"), *flag, "--command", f"{sys.executable} -m bot"],
+                         capture_output=True, text=True, check=True)
     figures = dict(kv.split("=") for kv in run.stdout.split()[-4:])
     assert float(figures["nDCG@10"]) >= ndcg and float(figures["F1"]) >= f1, run.stdout

@@ -34,9 +34,7 @@ def test_votes_raise_the_liked_theme_and_lower_the_disliked_one() -> None:
     # voted on; every RL paper scores lower; graph papers get selected, naming the liked paper as
     # the reason, and no RL paper is.
     old_score = {x.entry_id: x.score for x in before}
-    assert all(
-        x.score > old_score[x.entry_id] for x in after if x.entry_id.startswith("test:graph-")
-    )
+    assert all(x.score > old_score[x.entry_id] for x in after if x.entry_id.startswith("test:graph-"))
     assert all(x.score < old_score[x.entry_id] for x in after if x.entry_id.startswith("test:rl-"))
     order = [x.entry_id.split("-")[0] for x in after]
     others = [i for i, t in enumerate(order) if t in ("test:diffusion", "test:speech")]
@@ -55,9 +53,7 @@ def test_a_few_votes_help_and_never_wreck_a_clear_profile() -> None:
     # One stray 👎 on a quantization paper and one 👍 on a speech paper.
     quant = next(e for e in entries if e.id.startswith("test:quant-"))
     speech = next(e for e in entries if e.id.startswith("test:speech-"))
-    after = [
-        x.entry_id for x in m.match(entries, [sub], feedback={"q": [(quant, -1), (speech, 1)]})["q"]
-    ]
+    after = [x.entry_id for x in m.match(entries, [sub], feedback={"q": [(quant, -1), (speech, 1)]})["q"]]
     assert all(e.startswith("test:quant-") for e in before[:8])
     assert sum(e.startswith("test:quant-") for e in after[:8]) >= 7
 

@@ -38,18 +38,10 @@ def test_the_shipped_taxonomy_is_complete_and_well_formed() -> None:
     for t in topics:
         assert t.name and t.description and len(t.vocabulary) >= 8, t.slug
         assert all(phrase_key(v) for v in t.vocabulary), t.slug
-    assert {
-        "quantization",
-        "mixture-of-experts",
-        "peft",
-        "speech-audio",
-        "diffusion-models",
-    } <= set(slugs)
+    assert {"quantization", "mixture-of-experts", "peft", "speech-audio", "diffusion-models"} <= set(slugs)
 
 
-def test_a_users_topics_file_adds_and_overrides(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_users_topics_file_adds_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "topics.toml").write_text(MINE)
     monkeypatch.chdir(tmp_path)
     topics = {t.slug: t for t in load_topics()}
@@ -57,36 +49,19 @@ def test_a_users_topics_file_adds_and_overrides(
     assert topics["quantization"].name == "Quantisation (mine)"
     assert set(topics) == known_topics() and len(topics) == len(load_topics(SHIPPED)) + 1
     # A subscriber may follow the new topic, and the matcher uses it.
-    pool = [
-        Entry(
-            id="c",
-            title="Counterfactual estimation of treatment effects",
-            summary="A causal model.",
-        ),
-        Entry(id="g", title="Graph neural networks", summary="Message passing on molecules."),
-    ]
+    pool = [Entry(id="c", title="Counterfactual estimation of treatment effects", summary="A causal model."),
+            Entry(id="g", title="Graph neural networks", summary="Message passing on molecules.")]
     result = Matcher().fit(pool).match(pool, [subscriber("u", topics=["causal-inference"])])
     assert result["u"][0].entry_id == "c" and result["u"][0].topic == "Causal inference"
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("[[topic]]\nname = 'x'\nvocabulary = ['a']\n", "'slug' must be a word"),
-        (
-            "[[topic]]\nslug = 'x'\nname = 'X'\nvocabulary = []\n",
-            "'vocabulary' must be a non-empty list",
-        ),
-        (
-            "[[topic]]\nslug = 'x'\nname = 'X'\nvocabulary = ['a']\ncolour = 'red'\n",
-            "unknown key(s) colour",
-        ),
-        ("[[topic]\n", "not valid TOML"),
-    ],
-)
-def test_a_bad_topics_file_names_file_topic_and_fix(
-    tmp_path: Path, text: str, message: str
-) -> None:
+@pytest.mark.parametrize(("text", "message"), [
+    ("[[topic]]\nname = 'x'\nvocabulary = ['a']\n", "'slug' must be a word"),
+    ("[[topic]]\nslug = 'x'\nname = 'X'\nvocabulary = []\n", "'vocabulary' must be a non-empty list"),
+    ("[[topic]]\nslug = 'x'\nname = 'X'\nvocabulary = ['a']\ncolour = 'red'\n", "unknown key(s) colour"),
+    ("[[topic]\n", "not valid TOML"),
+])
+def test_a_bad_topics_file_names_file_topic_and_fix(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "topics.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as e:
@@ -102,7 +77,4 @@ def test_digestbot_topics_lists_them(tmp_path: Path) -> None:
     assert lines[-1] == f"{len(load_topics())} topics."
     (tmp_path / "mine.toml").write_text(MINE)
     out = CliRunner().invoke(cli, ["topics", "--topics", str(tmp_path / "mine.toml"), "-v"])
-    assert (
-        "causal-inference" in out.output
-        and "vocabulary: causal, counterfactual, treatment effect" in out.output
-    )
+    assert "causal-inference" in out.output and "vocabulary: causal, counterfactual, treatment effect" in out.output
