@@ -76,7 +76,12 @@ class Settings:
     slack_token: str = field(default="", repr=False)  # SLACK_BOT_TOKEN (secret)
     slack_api_url: str = "https://slack.com/api/"  # DIGESTBOT_SLACK_API_URL
     base_url: str = "http://localhost:8000"  # DIGESTBOT_BASE_URL: feedback/unsubscribe links
-    secret_key: str = field(default="", repr=False)  # DIGESTBOT_SECRET_KEY (secret)
+    secret_key: str = field(
+        default="", repr=False
+    )  # DIGESTBOT_SECRET_KEY (secret; see secret_keys)
+    # DIGESTBOT_TRUSTED_PROXIES: addresses/networks whose X-Forwarded-For the web front believes
+    # (comma-separated, uvicorn's --forwarded-allow-ips; "*" any); none by default
+    trusted_proxies: str = ""
     fetch_interval_minutes: int = 30  # default for sources without their own interval
     corpus_days: int = 30  # how many days of stored entries the matcher learns its vocabulary from
     lookback_days: int = 7  # entries older than this are not offered to a first digest
@@ -91,6 +96,11 @@ class Settings:
     # trial with a mail catcher, deploy/compose.yaml); see `config_values.sending_problem`.
     local_links_ok: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """DIGESTBOT_SECRET_KEY's keys, newest first (commas or whitespace between keys)."""
+        return tuple(k for k in self.secret_key.replace(",", " ").split() if k)
 
     def resolve(self, path: Path) -> Path:
         """A configured path, relative to the config file's folder."""
@@ -137,6 +147,7 @@ _ENV = {
     "DIGESTBOT_SLACK_API_URL": "slack_api_url",
     "DIGESTBOT_BASE_URL": "base_url",
     "DIGESTBOT_SECRET_KEY": "secret_key",
+    "DIGESTBOT_TRUSTED_PROXIES": "trusted_proxies",
     "DIGESTBOT_BROKER_URL": "broker_url",
     "DIGESTBOT_RATELIMIT_URL": "ratelimit_url",
     "DIGESTBOT_QUEUE": "queue",

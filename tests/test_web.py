@@ -25,11 +25,12 @@ from web_support import csrf_of, link_in, running
 
 from bot import tokens
 from bot.config import Settings
-from bot.models import DigestItem, Entry
+from bot.models import DigestItem, Entry, Interests
 from bot.roster import load_roster
 from bot.store import Store
 from bot.web import app as web_app
 from bot.web import create_app
+from bot.web.forms import Preferences, chosen
 
 SLACK_SECRET = "slack-signing-secret-for-tests"
 ENTRY = Entry(
@@ -97,8 +98,14 @@ def subscribe(
     return session.post(site.url + "/subscribe", data=data, allow_redirects=False)
 
 
-def sign(site: Site, kind: str, sid: str, entry: str = "") -> str:
-    return tokens.sign(site.settings, kind, sid, entry)
+CHOSEN = chosen(Preferences(interests=Interests(keywords=("quantization",))))
+
+
+def sign(site: Site, kind: str, sid: str, entry: str = "", now: float | None = None) -> str:
+    """A token as the app makes it (a confirmation link carries the settings its request chose)."""
+    return tokens.sign(
+        site.settings, kind, sid, entry, now=now, chosen=CHOSEN if kind == "confirm" else None
+    )
 
 
 def confirmed(site: Site, email: str) -> str:
@@ -230,7 +237,7 @@ def test_an_expired_or_forged_confirmation_link_is_refused(site: Site) -> None:
         s.post(f"{site.url}/confirm/{old}", data={"csrf": form(s, site.url + "/")}).status_code
         == 400
     )
-    forged = tokens.sign(Settings(secret_key="someone else's"), "confirm", row.id)
+    forged = tokens.sign(Settings(secret_key="someone else's"), "confirm", row.id, chosen=CHOSEN)
     assert s.get(f"{site.url}/confirm/{forged}").status_code == 400
     assert site.store.web_subscriber(row.id).status == "unconfirmed"  # type: ignore[union-attr]
 
@@ -242,7 +249,7 @@ def test_a_link_from_before_unsubscribing_does_not_resubscribe(site: Site) -> No
     sid = site.store.web_subscriber_by_email("twice@example.org").id  # type: ignore[union-attr]
     # A second link, issued before unsubscribing (in another second than the first: tokens are
     # deterministic per second, and the first one is used up).
-    second = f"{site.url}/confirm/{tokens.sign(site.settings, 'confirm', sid, now=time.time() - 5)}"
+    second = f"{site.url}/confirm/{sign(site, 'confirm', sid, now=time.time() - 5)}"
     assert second != first
     assert s.post(first, data={"csrf": form(s, first)}, allow_redirects=False).status_code == 303
     assert (

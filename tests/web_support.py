@@ -17,9 +17,17 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @contextmanager
 def running(app: Starlette, port: int) -> Iterator[str]:
-    """`app` served by uvicorn on 127.0.0.1:`port` in a thread; yields its base URL."""
+    """`app` served by uvicorn on 127.0.0.1:`port` in a thread, as `digestbot serve` runs it (no
+    proxy headers: the app reads X-Forwarded-For itself); yields its base URL."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
+from ..config import Settings
+from ..errors import ConfigError
 from ._context import Context
+
+DEFAULT_BASE_URL = Settings().base_url  # base_url when neither the file nor the environment sets it
 
 
 @click.command()
@@ -26,7 +32,9 @@ def serve(obj: Context, host: str, port: int) -> None:
     """Serve the web front: subscribe, manage, unsubscribe, 👍/👎 and Slack's buttons.
 
     Links in digests point at DIGESTBOT_BASE_URL; tokens are signed with DIGESTBOT_SECRET_KEY;
-    Slack's requests are checked with SLACK_SIGNING_SECRET.
+    Slack's requests are checked with SLACK_SIGNING_SECRET. Without DIGESTBOT_SECRET_KEY it
+    serves only on loopback with loopback links; X-Forwarded-For counts only from the proxies in
+    DIGESTBOT_TRUSTED_PROXIES.
 
     \b
     Example (behind a reverse proxy that serves https://digest.example.org):
@@ -35,11 +43,33 @@ def serve(obj: Context, host: str, port: int) -> None:
     import uvicorn
 
     from ..web import create_app
+    from ..web.limits import refuse_development_key
 
     settings = obj.settings()
-    app = create_app(
-        settings
-    )  # logs a warning when DIGESTBOT_SECRET_KEY or SLACK_SIGNING_SECRET is unset
+    if not settings.secret_keys:  # the development key only when nothing leaves this machine
+        refuse_development_key(settings.base_url, host)
+    settings = serving_settings(settings, host, port)
+    app = create_app(settings)  # logs a warning when SLACK_SIGNING_SECRET is unset
     click.echo(f"Serving on http://{host}:{port}/ (links point at {settings.base_url})", err=True)
-    # proxy_headers: behind a local reverse proxy, rate limits see the client's address.
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+    # X-Forwarded-For is read by the app itself, only from DIGESTBOT_TRUSTED_PROXIES.
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
+
+
+def serving_settings(settings: Settings, host: str, port: int) -> Settings:
+    """The settings `serve` runs with: without base_url, links point at the address it serves.
+
+    Unset base_url (its default) on a loopback address becomes `http://HOST:PORT`; on any other
+    address it is refused, since links must name the address people reach the server by.
+    """
+    from ..web.limits import loopback
+
+    if settings.base_url.rstrip("/") != DEFAULT_BASE_URL:
+        return settings
+    if not loopback(host):
+        raise ConfigError(
+            f"digestbot serve listens on {host} but base_url is not set, so links in mail would "
+            "point at localhost; set DIGESTBOT_BASE_URL (or base_url in digestbot.toml) to the "
+            "address people open, e.g. https://digest.example.org"
+        )
+    name = f"[{host.strip('[]')}]" if ":" in host else host
+    return replace(settings, base_url=f"http://{name}:{port}")

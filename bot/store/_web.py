@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..addresses import normalize
 from ..errors import StoreError
 from ._base import StoreBase, _now
 from ._schema import rate_events, subscriber_status, used_tokens, web_subscribers
@@ -82,7 +84,10 @@ class WebRecords(StoreBase):
         """The web subscriber with this address (compared without case), if any."""
         with self.begin() as conn:
             r = conn.execute(
-                select(web_subscribers).where(web_subscribers.c.email_key == email.strip().lower())
+                select(web_subscribers).where(
+                    web_subscribers.c.email_key
+                    == (normalize(email.strip(), dotted=False) or email.strip()).lower()
+                )
             ).first()
         return None if r is None else _web_row(r)
 
@@ -110,15 +115,18 @@ class WebRecords(StoreBase):
         max_items: int,
         now: datetime | None = None,
     ) -> WebSubscriberRow:
-        """A subscription request: a new unconfirmed row, or an unconfirmed/unsubscribed one renewed.
+        """A subscription request: a new unconfirmed row, or an unsubscribed one renewed.
 
-        An active or paused subscriber is left exactly as it is (a stranger must not change it);
-        the caller tells the two cases apart by the returned row's status.
+        Keyed on the normalized address (`bot.addresses.normalize`, compared without case). An
+        active, paused or unconfirmed subscriber is left exactly as it is: a stranger posting the
+        address again must not change it (the confirmation link carries the settings its request
+        chose, and confirming applies those). The caller tells the cases apart by the status.
         """
         now = now or _now()
-        key = email.strip().lower()
+        address = normalize(email.strip(), dotted=False) or email.strip()
+        key = address.lower()
         fields = {
-            "email": email.strip(),
+            "email": address,
             "name": name,
             "interests": json.dumps(interests),
             "schedule": schedule,
@@ -127,9 +135,7 @@ class WebRecords(StoreBase):
             "status": "unconfirmed",
             "updated_at": now,
         }
-        for _attempt in range(
-            2
-        ):  # a concurrent insert of the same address: read it on the second pass
+        for _attempt in range(2):  # a concurrent insert of the same address: read it again
             try:
                 with self.begin() as conn:
                     r = conn.execute(
@@ -144,15 +150,9 @@ class WebRecords(StoreBase):
                         sid = new_id
                     else:
                         sid = r.id
-                        # requested_at moves only when a subscriber who left asks again: confirmation
-                        # links issued before they left must not bring them back.
-                        if r.status == "unconfirmed":
-                            conn.execute(
-                                update(web_subscribers)
-                                .where(web_subscribers.c.id == sid)
-                                .values(**fields)
-                            )
-                        elif r.status == "unsubscribed":
+                        # requested_at moves only when a subscriber who left asks again:
+                        # confirmation links issued before they left must not bring them back.
+                        if r.status == "unsubscribed":
                             conn.execute(
                                 update(web_subscribers)
                                 .where(web_subscribers.c.id == sid)
@@ -189,6 +189,45 @@ class WebRecords(StoreBase):
                     timezone=timezone,
                     max_items=max_items,
                     updated_at=now or _now(),
+                )
+            )
+            return bool(done.rowcount)
+
+    def confirm_web_subscriber(
+        self,
+        sid: str,
+        requested_by: datetime,
+        *,
+        name: str,
+        interests: dict[str, Any],
+        schedule: str,
+        timezone: str,
+        max_items: int,
+        now: datetime | None = None,
+    ) -> bool:
+        """Make an unconfirmed subscriber active with the settings its confirmation link carries.
+
+        One statement: only while still unconfirmed and only if the request was made at or
+        before `requested_by` (the second after the link was issued); False otherwise.
+        """
+        now = now or _now()
+        with self.begin() as conn:
+            done = conn.execute(
+                update(web_subscribers)
+                .where(
+                    web_subscribers.c.id == sid,
+                    web_subscribers.c.status == "unconfirmed",
+                    web_subscribers.c.requested_at < requested_by,
+                )
+                .values(
+                    name=name,
+                    interests=json.dumps(interests),
+                    schedule=schedule,
+                    timezone=timezone,
+                    max_items=max_items,
+                    status="active",
+                    updated_at=now,
+                    confirmed_at=func.coalesce(web_subscribers.c.confirmed_at, now),
                 )
             )
             return bool(done.rowcount)
@@ -275,9 +314,17 @@ class WebRecords(StoreBase):
     def hit_rate(
         self, key: str, window: timedelta, limit: int, now: datetime | None = None
     ) -> bool:
-        """Count one event under `key` if fewer than `limit` happened in `window`; False when over."""
+        """Count one event under `key` if fewer than `limit` happened in `window`; False when over.
+
+        Atomic: concurrent calls for one key queue on a lock (SQLite: BEGIN IMMEDIATE, the
+        store's; PostgreSQL: a transaction-scoped advisory lock on the key's hash), so `limit`
+        holds however many requests race.
+        """
         now = now or _now()
         with self.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                lock = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+                conn.execute(select(func.pg_advisory_xact_lock(lock)))
             # Old events go; never any inside the window (a window longer than a day keeps them).
             conn.execute(
                 delete(rate_events).where(rate_events.c.at < now - max(window, timedelta(days=1)))

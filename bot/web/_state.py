@@ -4,11 +4,14 @@ and the form, CSRF and bad-link helpers that app.py and links.py both use."""
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
@@ -16,8 +19,9 @@ from .. import tokens
 from ..config import Settings
 from ..errors import BotError
 from ..store import Store, WebSubscriberRow
+from ..text import printable
 from ..tokens import TokenError
-from .forms import Preferences, timezones
+from .forms import Preferences, chosen, describe, timezones
 from .mailer import build as build_mail
 from .mailer import send as send_mail
 from .security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_valid, new_csrf
@@ -25,7 +29,8 @@ from .security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_valid, new_csrf
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 MANAGE_MAX_AGE = 365 * 24 * 3600  # the manage link in a digest works for a year
-MAX_BODY = 64 * 1024  # no form of ours is bigger
+# C0 controls but tab, newline and carriage return, and DEL: never typed into a form.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class Web:
@@ -77,21 +82,27 @@ class Web:
         """A page that says one thing (errors, confirmations)."""
         return self.page(request, "message.html", status, title=title, text=text, link=link)
 
-    def link(self, kind: str, subscriber_id: str) -> str:
-        """An absolute signed link: /manage/…, /unsubscribe/… or /confirm/…."""
-        return f"{self.base}/{kind}/{tokens.sign(self.settings, kind, subscriber_id)}"
+    def link(self, kind: str, subscriber_id: str, chosen: dict[str, Any] | None = None) -> str:
+        """An absolute signed link: /manage/…, /unsubscribe/… or /confirm/… (with `chosen`)."""
+        token = tokens.sign(self.settings, kind, subscriber_id, chosen=chosen)
+        return f"{self.base}/{kind}/{token}"
 
     def form_context(self, prefs: Preferences, errors: dict[str, str]) -> dict[str, Any]:
         """What the subscribe and manage forms need to show `prefs`."""
         return {"prefs": prefs, "errors": errors, "topics": self.topics, "timezones": timezones()}
 
     # --- mail sent from background tasks: failures are logged, never shown (they would tell) ----
-    def send_confirmation(self, row: WebSubscriberRow) -> None:
-        """Mail the confirmation link to an unconfirmed subscriber."""
+    def send_confirmation(self, row: WebSubscriberRow, prefs: Preferences) -> None:
+        """Mail an unconfirmed subscriber the link that confirms this request's `prefs`.
+
+        Each request's link is its own (a nonce in it): once used, a link for the same choices
+        asked again in the same second is not the used one.
+        """
         text = (
-            f"Someone, probably you, asked to receive digestbot's paper digest at {row.email}.\n\n"
-            f"To confirm, open this link within two days and press the button:\n\n"
-            f"  {self.link('confirm', row.id)}\n\n"
+            f"Someone, probably you, asked to receive digestbot's paper digest at {row.email}.\n"
+            f"They chose: {describe(prefs, words=False)} (the link shows them in full).\n\n"
+            f"To confirm these choices, open this link within two days and press the button:\n\n"
+            f"  {self.link('confirm', row.id, {**chosen(prefs), 'r': secrets.token_urlsafe(6)})}\n\n"
             "If it was not you, ignore this message: you will receive nothing else.\n"
         )
         self._mail(row.email, "Confirm your digestbot subscription", text)
@@ -137,18 +148,34 @@ def web_of(request: Request) -> Web:
     return web
 
 
-async def read_form(request: Request) -> FormData | None:
-    """The posted form, or None when it is too large to be one of ours."""
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        return None
-    return await request.form(max_files=0, max_fields=200)
+async def read_form(request: Request) -> FormData | Response:
+    """The posted form, or the answer when it is not one of ours.
+
+    Larger than MAX_BODY: 413 (`limits.BodyCap` stops the body while it streams); a field with
+    a control character (NUL and the like, never typed by a person): 400, saying which field.
+    """
+    try:
+        form = await request.form(max_files=0, max_fields=200)
+    except HTTPException as e:  # Starlette's own form limits and malformed multipart bodies
+        return PlainTextResponse(f"{e.detail}\n", e.status_code)
+    for name, value in form.multi_items():
+        text = value if isinstance(value, str) else ""
+        if _CONTROL.search(name) or _CONTROL.search(text):
+            return web_of(request).message(
+                request,
+                400,
+                "Please check the form",
+                f"The field {printable(name)[:40]!r} contains a control character (such as NUL) "
+                "that no one types; remove it and send the form again.",
+            )
+    return form
 
 
 async def posted_form(request: Request) -> FormData | Response:
-    """The posted form of one of our pages, or the answer when it is too large or lacks CSRF."""
+    """The posted form of one of our pages, or the answer when it is bad, too large or lacks CSRF."""
     form = await read_form(request)
-    if form is None:
-        return PlainTextResponse("request too large", 413)
+    if isinstance(form, Response):
+        return form
     if not csrf_passed(request, form):
         return forged(request)
     return form

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -17,13 +18,16 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import tokens
+from ..addresses import mailbox_key
 from ..config import Settings
-from ..store import Store, WebSubscriberRow, open_store
+from ..store import Store, open_store
 from ..tokens import TokenError
 from ._state import HERE, Web, bad_link, fields, posted_form, web_of
-from .forms import Preferences, parse_preferences, timezones
+from .forms import Preferences, describe, from_chosen, parse_preferences, timezones
+from .limits import BodyCap, client_of, refuse_development_key, trusted_proxies
 from .links import (
     feedback,
     feedback_page,
@@ -93,14 +97,16 @@ async def subscribe(request: Request) -> Response:
     form = await posted_form(request)
     if isinstance(form, Response):
         return form
-    chosen = [t for t in form.getlist("topics") if isinstance(t, str)]
-    prefs, errors = parse_preferences(fields(form), web.topic_slugs, chosen, need_email=True)
+    topics = [t for t in form.getlist("topics") if isinstance(t, str)]
+    prefs, errors = parse_preferences(fields(form), web.topic_slugs, topics, need_email=True)
     if errors:
         return web.page(request, "subscribe.html", 400, **web.form_context(prefs, errors))
-    client = request.client.host if request.client else "unknown"
     store = web.store
     if not await run_in_threadpool(
-        store.hit_rate, rate_key(web.settings, "client", client), HOUR, PER_CLIENT_PER_HOUR
+        store.hit_rate,
+        rate_key(web.settings, "client", client_of(request)),
+        HOUR,
+        PER_CLIENT_PER_HOUR,
     ):
         return web.message(
             request,
@@ -119,13 +125,17 @@ async def subscribe(request: Request) -> Response:
         prefs.max_items,
     )
     task: BackgroundTask | None = None
+    # Counted per mailbox (`mailbox_key`): every spelling of one address shares the limit.
     if await run_in_threadpool(
-        store.hit_rate, rate_key(web.settings, "address", row.email), HOUR, PER_ADDRESS_PER_HOUR
+        store.hit_rate,
+        rate_key(web.settings, "address", mailbox_key(row.email)),
+        HOUR,
+        PER_ADDRESS_PER_HOUR,
     ):
-        send: Callable[[WebSubscriberRow], None] = (
-            web.send_confirmation if row.status == "unconfirmed" else web.send_reminder
-        )
-        task = BackgroundTask(send, row)
+        if row.status == "unconfirmed":  # new, renewed, or still pending: this request's link
+            task = BackgroundTask(web.send_confirmation, row, prefs)
+        else:
+            task = BackgroundTask(web.send_reminder, row)
     else:
         log.info("confirmation mail not sent: the address had %d this hour", PER_ADDRESS_PER_HOUR)
     # The same page whatever the address's state, and the mail goes out after the answer, so
@@ -135,41 +145,59 @@ async def subscribe(request: Request) -> Response:
     return response
 
 
+def _confirmation(request: Request) -> dict[str, Any] | TokenError:
+    """The confirmation link's payload, or why it does not work (it must carry the choices)."""
+    try:
+        body = tokens.verify(
+            web_of(request).settings,
+            request.path_params["token"],
+            "confirm",
+            max_age=CONFIRM_MAX_AGE,
+        )
+    except TokenError as e:
+        return e
+    if not body.get("chosen"):
+        return TokenError("this link is from an older version; subscribe again to get a new one")
+    return body
+
+
 async def confirm_page(request: Request) -> Response:
     """The page a confirmation link opens: a button (mail scanners follow links, people press buttons)."""
     web = web_of(request)
-    try:
-        tokens.verify(
-            web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE
-        )
-    except TokenError as e:
-        return bad_link(request, e)
-    return web.page(request, "confirm.html", action=request.url.path)
+    body = _confirmation(request)
+    if isinstance(body, TokenError):
+        return bad_link(request, body)
+    summary = describe(from_chosen(body["chosen"]))
+    return web.page(request, "confirm.html", action=request.url.path, summary=summary)
 
 
 async def confirm(request: Request) -> Response:
-    """Confirm a subscription: once per link, only for the request it was sent for."""
+    """Confirm a subscription with the settings its link carries: once per link, only for the
+    request it was sent for, only while the subscriber is unconfirmed."""
     web = web_of(request)
     form = await posted_form(request)
     if isinstance(form, Response):
         return form
-    try:
-        body = tokens.verify(
-            web.settings, request.path_params["token"], "confirm", max_age=CONFIRM_MAX_AGE
-        )
-    except TokenError as e:
-        return bad_link(request, e)
-    sid = body["subscriber_id"]
-    row = await run_in_threadpool(web.store.web_subscriber, sid)
-    # A link issued before the subscriber last left (and asked again) must not bring them back.
-    stale = (
-        row is None
-        or row.status != "unconfirmed"
-        or body["issued"] < int(row.requested_at.timestamp())
-    )
-    # Single use: the store records a hash of each confirmation link once it is used.
+    body = _confirmation(request)
+    if isinstance(body, TokenError):
+        return bad_link(request, body)
+    sid, prefs = body["subscriber_id"], from_chosen(body["chosen"])
+    # Single use: the store records a hash of each confirmation link once it is used; a link
+    # issued before the subscriber last left (and asked again) must not bring them back.
     used = hashlib.sha256(request.path_params["token"].encode()).hexdigest()[:64]
-    if stale or not await run_in_threadpool(web.store.use_token, used, "confirm"):
+    if not await run_in_threadpool(web.store.use_token, used, "confirm") or not (
+        await run_in_threadpool(
+            lambda: web.store.confirm_web_subscriber(
+                sid,
+                datetime.fromtimestamp(body["issued"] + 1, UTC),
+                name=prefs.name,
+                interests=prefs.interests.to_dict(),
+                schedule=prefs.schedule,
+                timezone=prefs.timezone,
+                max_items=prefs.max_items,
+            )
+        )
+    ):
         return web.message(
             request,
             400,
@@ -178,7 +206,6 @@ async def confirm(request: Request) -> Response:
             "If you are not subscribed yet, subscribe again to get a new one.",
             ("Subscribe", "/"),
         )
-    await run_in_threadpool(web.store.set_web_status, sid, "active", only_from=("unconfirmed",))
     return RedirectResponse(
         f"/manage/{tokens.sign(web.settings, 'manage', sid)}?done=confirmed", 303
     )
@@ -191,10 +218,11 @@ async def health(request: Request) -> Response:
 
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     """The ASGI app; it opens the configured store unless one is given (and then closes it)."""
+    if not settings.secret_keys:
+        refuse_development_key(settings.base_url)
+        tokens.sign(settings, "csrf", "")  # logs the development-key warning once, at start
     own = store is None
     web = Web(settings, store or open_store(settings))
-    if not settings.secret_key:
-        tokens.sign(settings, "warning", "")  # logs the development-key warning once, at start
     if not web.signing_secret:
         log.warning("SLACK_SIGNING_SECRET is not set: /slack/actions refuses every request")
 
@@ -221,6 +249,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.web = web
+    app.add_middleware(BodyCap)
+    proxies = trusted_proxies(settings.trusted_proxies)
+    if proxies:  # X-Forwarded-For only from these (uvicorn's --forwarded-allow-ips semantics)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.add_middleware(SafetyHeaders)
     return app
 

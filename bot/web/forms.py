@@ -6,9 +6,10 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from ..addresses import is_address
+from ..addresses import normalize
 from ..models import Interests
 
 _DAILY = re.compile(r"^0 (\d{1,2}) \* \* \*$")
@@ -56,6 +57,61 @@ def frequency_of(schedule: str) -> tuple[str, int]:
     return "custom", 8
 
 
+def _number(text: str) -> bool:
+    """ASCII digits only (`isdigit` takes `²`, which `int` refuses), and not absurdly many."""
+    return text.isascii() and text.isdecimal() and len(text) <= 4
+
+
+def chosen(prefs: Preferences) -> dict[str, Any]:
+    """What a confirmation link carries: the settings its request chose (not the address)."""
+    return {
+        "n": prefs.name,
+        "i": prefs.interests.to_dict(),
+        "f": prefs.frequency,
+        "h": prefs.hour,
+        "z": prefs.timezone,
+        "m": prefs.max_items,
+    }
+
+
+def from_chosen(data: Mapping[str, Any]) -> Preferences:
+    """`chosen`'s data back as `Preferences` (from a signed link, so made by `chosen`)."""
+    return Preferences(
+        name=str(data.get("n", "")),
+        interests=Interests.from_dict(data.get("i") or {}),
+        frequency="weekly" if data.get("f") == "weekly" else "daily",
+        hour=int(data.get("h", 8)) % 24,
+        timezone=str(data.get("z", "UTC")),
+        max_items=min(max(int(data.get("m", 10)), 1), 50),
+    )
+
+
+def describe(prefs: Preferences, *, words: bool = True) -> str:
+    """One line saying what a subscription request chose (the confirmation page and mail).
+
+    `words=False` (the mail) counts the keywords and the description instead of quoting them:
+    whoever posts a form must not get their own text mailed to someone else's address.
+    """
+    i = prefs.interests
+    if words:
+        what = [
+            f"keywords {', '.join(i.keywords)}" if i.keywords else "",
+            f"excluding {', '.join(i.exclude)}" if i.exclude else "",
+            f"described as {i.description[:80]!r}" if i.description else "",
+        ]
+    else:
+        what = [
+            f"{len(i.keywords)} keyword(s)" if i.keywords else "",
+            f"{len(i.exclude)} excluded phrase(s)" if i.exclude else "",
+            "a description" if i.description else "",
+        ]
+    what.insert(0, f"topics {', '.join(i.topics)}" if i.topics else "")  # from our list
+    return (
+        f"{prefs.frequency} at {prefs.hour}:00 ({prefs.timezone}), up to {prefs.max_items} papers"
+        + "".join(f"; {w}" for w in what if w)
+    )
+
+
 def _phrases(text: str) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for part in re.split(r"[,\n]", text):
@@ -72,8 +128,12 @@ def parse_preferences(
     errors: dict[str, str] = {}
     prefs = Preferences()
     prefs.email = form.get("email", "").strip()
-    if need_email and not is_address(prefs.email):
-        errors["email"] = "Give an email address such as alice@example.org."
+    if need_email:
+        address = normalize(prefs.email)
+        if address is None:
+            errors["email"] = "Give an email address such as alice@example.org."
+        else:
+            prefs.email = address
     prefs.name = " ".join(form.get("name", "").split())[:100]
     description = form.get("description", "").strip()
     if len(description) > MAX_DESCRIPTION:
@@ -102,7 +162,7 @@ def parse_preferences(
         errors["frequency"] = "Choose daily or weekly."
         prefs.frequency = "daily"
     hour = form.get("hour", "8").strip()
-    if not hour.isdigit() or not 0 <= int(hour) <= 23:
+    if not _number(hour) or not 0 <= int(hour) <= 23:
         errors["hour"] = "Choose an hour from 0 to 23."
     else:
         prefs.hour = int(hour)
@@ -113,7 +173,7 @@ def parse_preferences(
         errors["timezone"] = "Choose a time zone from the list."
         prefs.timezone = "UTC"
     items = form.get("max_items", "10").strip()
-    if not items.isdigit() or not 1 <= int(items) <= 50:
+    if not _number(items) or not 1 <= int(items) <= 50:
         errors["max_items"] = "Choose from 1 to 50 papers per digest."
     else:
         prefs.max_items = int(items)

@@ -18,7 +18,6 @@ from ..roster import file_subscribers
 from ..tokens import TokenError
 from ._state import (
     MANAGE_MAX_AGE,
-    MAX_BODY,
     Web,
     bad_link,
     csrf_passed,
@@ -29,7 +28,7 @@ from ._state import (
     web_of,
 )
 from .forms import Preferences, frequency_of, parse_preferences
-from .security import slack_signature_ok
+from .security import slack_headers_ok, slack_signature_ok
 
 log = logging.getLogger(__name__)
 FEEDBACK_MAX_AGE = 365 * 24 * 3600
@@ -155,9 +154,11 @@ async def manage(request: Request) -> Response:
     elif action in ("pause", "resume", "unsubscribe"):
         status = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[action]
         if row is not None:
+            # Resuming after unsubscribing takes a new confirmation (subscribe again): a manage
+            # link up to a year old must not switch the mail back on for whoever holds it.
             allowed = {
                 "pause": ("active",),
-                "resume": ("paused", "unsubscribed"),
+                "resume": ("paused",),
                 "unsubscribe": ("active", "paused", "unconfirmed"),
             }[action]
             await run_in_threadpool(lambda: store.set_web_status(sid, status, only_from=allowed))
@@ -183,8 +184,8 @@ async def unsubscribe(request: Request) -> Response:
     """One-click (`List-Unsubscribe=One-Click`) or the page's button: unsubscribe now; idempotent."""
     web = web_of(request)
     form = await read_form(request)
-    if form is None:
-        return PlainTextResponse("request too large", 413)
+    if isinstance(form, Response):
+        return form
     try:
         sid = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")[
             "subscriber_id"
@@ -234,9 +235,11 @@ async def feedback(request: Request) -> Response:
     """Record the vote from a 👍/👎 page for the token's subscriber and entry."""
     web = web_of(request)
     vote = _vote(request)
-    form = await read_form(request)
-    if vote is None or form is None:
+    if vote is None:
         return web.message(request, 404, "Not found", "A feedback link ends in /up or /down.")
+    form = await read_form(request)
+    if isinstance(form, Response):
+        return form
     if not csrf_passed(request, form):
         return forged(request)
     try:
@@ -260,15 +263,16 @@ async def feedback(request: Request) -> Response:
 async def slack_actions(request: Request) -> Response:
     """Slack's interactivity Request URL: verify the signature, then record 👍/👎 button clicks."""
     web = web_of(request)
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        return PlainTextResponse("request too large", 413)
+    timestamp = request.headers.get("x-slack-request-timestamp")
+    signature = request.headers.get("x-slack-signature")
+    # Before reading a byte of the body: a stranger's request costs nothing (the body itself
+    # is capped at MAX_BODY by limits.BodyCap while it streams).
+    ok, why = slack_headers_ok(web.signing_secret, timestamp, signature)
+    if not ok:
+        log.warning("refused a /slack/actions request: %s", why)
+        return PlainTextResponse(f"refused: {why}", 401, headers={"connection": "close"})
     raw = await request.body()
-    ok, why = slack_signature_ok(
-        web.signing_secret,
-        request.headers.get("x-slack-request-timestamp"),
-        raw,
-        request.headers.get("x-slack-signature"),
-    )
+    ok, why = slack_signature_ok(web.signing_secret, timestamp, raw, signature)
     if not ok:
         log.warning("refused a /slack/actions request: %s", why)
         return PlainTextResponse(f"refused: {why}", 401)
