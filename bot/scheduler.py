@@ -178,7 +178,7 @@ class Runner:
         """What the store says of subscribers: web rows (and their edits) and pause/unsubscribe marks."""
         return (
             tuple(sorted(self.store.subscriber_statuses().items())),
-            tuple((r.id, r.status, r.updated_at) for r in self.store.web_subscribers()),
+            self.store.web_subscribers_changed(),
         )
 
     # --- subscribers -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Collection
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,8 +63,13 @@ def _crontab_days(field: str) -> str:
     return ",".join(_DAYS[d] for d in sorted(days))
 
 
+@lru_cache(maxsize=4096)
 def cron_trigger(schedule: str, timezone: str) -> CronTrigger:
-    """The APScheduler trigger for a five-field cron line (cron's day numbering) in a time zone."""
+    """The APScheduler trigger for a five-field cron line (cron's day numbering) in a time zone.
+
+    Made once per (schedule, time zone) and shared: thousands of subscribers use a handful of
+    schedules, and a trigger only computes fire times (it holds no state between calls).
+    """
     fields = schedule.split()
     if len(fields) != 5:
         raise ScheduleError(f"expected 5 fields, got {len(fields)}")
