@@ -145,3 +145,28 @@ def test_the_scheduler_sends_every_digest_due_in_a_minute_in_one_pass(tmp_path: 
     assert len(todays) == 100 and {r.status for r in todays} == {"sent"}
     assert runner.passes == [100], "every subscriber due at 08:00 was planned in one pass"
     assert runner.model.fits == 1, "the corpus did not change: the catch-up's fit was reused"
+
+
+def test_match_json_is_written_one_subscriber_at_a_time(tmp_path: Path) -> None:
+    """Each subscriber's object is encoded and written on its own line (no one huge string)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for n, word in enumerate(("quantization", "diffusion", "agents")):
+        (subs / f"r{n}.toml").write_text(
+            f'email = "r{n}@example.org"\n[interests]\nkeywords = ["{word}"]\n', encoding="utf-8"
+        )
+    feed = Path(__file__).resolve().parents[1] / "examples" / "papers.xml"
+    out = CliRunner().invoke(
+        cli, ["match", "--entries", str(feed), "--subscriptions", str(subs), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0] == '{"subscribers": [' and lines[-1] == "]}"
+    assert [json.loads(line.rstrip(","))["id"] for line in lines[1:-1]] == ["r0", "r1", "r2"]
+    assert [s["id"] for s in json.loads(out.output)["subscribers"]] == ["r0", "r1", "r2"]
