@@ -1,179 +1,306 @@
 #!/usr/bin/env python3
-"""Matching at scale: 100,000 subscribers × 1,000 entries, scored and selected in one pass.
+"""Matching as users run it: `digestbot match --json` on subscriber files, and `plan_digests` over
+a PostgreSQL store of web subscribers, each next to a bare pass in the same run.
 
-Usage (from the project root):  python benchmarks/match.py [--subscribers 100000] [--entries 1000]
+Usage (from the project root):
 
-Everything is synthetic, generated here from a made-up vocabulary (seeded, so runs compare):
-entries are abstracts on 300 latent themes with Zipf-distributed background words; subscribers
-describe a theme in a sentence, name 1–3 of its keywords, and some follow a topic, an author or
-exclude a word. Printed: the time to build profiles and to score + select at 10k, 30k and 100k
-subscribers (it should grow linearly), the process's peak memory, and for reference the
-arxiv-sanity-lite way — one `LinearSVC` fitted per subscriber on the entries' tf-idf features —
-timed on 1,000 subscribers in the same run and extrapolated, with the ratio.
+    python benchmarks/match.py                         # both, full size
+    python benchmarks/match.py --cli 10000             # match --json: 10,000 files × 1,000 entries
+    python benchmarks/match.py --plan 10000 30000 100000   # plan_digests (needs PostgreSQL)
+    python benchmarks/match.py --cli 0 --plan 0 --core 100000   # the matrix core alone
+
+`--cli N`: N synthetic subscriber files and 1,000 entries (an HF daily-papers JSON file), then
+`digestbot match --entries … --subscriptions … --json > file` in a process of its own, against a
+bare pass in a process of its own that reads the same files (tomllib, json), fits a plain tf-idf
+and takes each subscriber's top 10 in one sparse product, writing the same JSON shape.
+
+`--plan N…`: for each N, a fresh schema in DIGESTBOT_TEST_DATABASE_URL (default the local test
+server) with N active web subscribers (all due) and 1,000 entries; then, in a process of its
+own, the roster read from the store (`load_roster`) and `plan_digests` for all of them — and a
+bare pass (the same rows in one query, tf-idf, top 10) likewise.
+
+Each process's wall time, CPU time and peak resident memory (its maxrss) are printed, with the
+ratios the issue sets targets for. Synthetic data: see `benchmarks/_synthetic.py` (seeded).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import os
-import random
-import resource
+import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.match import Matcher
-from bot.match.topics import load_topics
-from bot.models import Entry, Interests, Subscriber
-
-SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"]
+PG = os.environ.get(
+    "DIGESTBOT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
-def vocabulary(rng: random.Random, n: int) -> list[str]:
-    """`n` distinct made-up words of 2–4 syllables."""
-    words: set[str] = set()
-    while len(words) < n:
-        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
-    return sorted(words)
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one measured process took."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+
+    def __str__(self) -> str:
+        return f"{self.wall:6.2f} s wall, {self.cpu:6.2f} s CPU, peak {self.peak_mb:5.0f} MB"
 
 
-def generate(n_entries: int, n_subs: int, seed: int = 7) -> tuple[list[Entry], list[Subscriber]]:
-    """Synthetic entries and subscribers (see the module docstring)."""
-    rng = random.Random(seed)
-    nrng = np.random.default_rng(seed)
-    words = vocabulary(rng, 20_000)
-    background = words[:15_000]
-    zipf = 1.0 / np.arange(1, len(background) + 1) ** 1.05
-    zipf /= zipf.sum()
-    themes = [words[15_000 + 16 * t : 15_000 + 16 * (t + 1)] for t in range(300)]
-    authors = [f"{rng.choice(words).title()} {rng.choice(words).title()}" for _ in range(3000)]
-    slugs = [t.slug for t in load_topics()]
-    entries = []
-    for i in range(n_entries):
-        theme = themes[i % len(themes)]
-        bg = nrng.choice(len(background), size=140, p=zipf)
-        body = [background[j] for j in bg] + [rng.choice(theme) for _ in range(35)]
-        rng.shuffle(body)
-        title = " ".join(rng.sample(theme, 3) + [background[j] for j in bg[:4]]).capitalize()
-        entries.append(
-            Entry(
-                id=f"bench:{i}",
-                title=title,
-                summary=" ".join(body) + ".",
-                authors=tuple(rng.sample(authors, 3)),
+def measure(cmd: list[str], stdout: Path | None = None) -> Cost:
+    """Run `cmd` (Python, this tree first on the path); its wall time, CPU time and maxrss."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = stdout.open("wb") if stdout else subprocess.DEVNULL
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    finally:
+        if stdout:
+            out.close()  # type: ignore[union-attr]
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd[:6])}… exited {proc.returncode}")
+    return Cost(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+# --- the bare pass ------------------------------------------------------------------------------
+def bare_top10(sub_texts: list[str], entry_texts: list[str]) -> list[list[tuple[int, float]]]:
+    """Fit a plain tf-idf on the entries, one sparse product, each subscriber's top 10."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True, stop_words="english", dtype=np.float32)
+    x = vec.fit_transform(entry_texts)
+    scores = (vec.transform(sub_texts) @ x.T).toarray()
+    top = np.argpartition(-scores, min(10, scores.shape[1] - 1), axis=1)[:, :10]
+    return [
+        sorted(((int(e), float(scores[r, e])) for e in row), key=lambda p: -p[1])
+        for r, row in enumerate(top)
+    ]
+
+
+def _interest_text(i: dict[str, object]) -> str:
+    parts = [str(i.get("description", ""))]
+    for key in ("keywords", "topics"):
+        value = i.get(key, [])
+        parts += [str(v) for v in value] if isinstance(value, list) else []
+    return " ".join(parts)
+
+
+def bare_files(folder: Path, papers: Path) -> None:
+    """The bare pass over files: read them, tf-idf, top 10 each, the same JSON on stdout."""
+    import tomllib
+
+    files = sorted(folder.glob("*.toml"))
+    subs = [(p.stem, tomllib.loads(p.read_text(encoding="utf-8"))) for p in files]
+    items = json.loads(papers.read_text(encoding="utf-8"))
+    ids = [f"arxiv:{i['paper']['id']}" for i in items]
+    texts = [f"{i['paper']['title']}. {i['paper']['summary']}" for i in items]
+    top = bare_top10([_interest_text(raw.get("interests", {})) for _, raw in subs], texts)
+    out = sys.stdout
+    out.write('{"subscribers": [')
+    out.writelines(
+        ("\n" if n else "")
+        + ("," if n else "")
+        + json.dumps({"id": sid, "entries": [{"id": ids[e], "score": s} for e, s in ranked]})
+        for n, ((sid, _), ranked) in enumerate(zip(subs, top, strict=True))
+    )
+    out.write("\n]}\n")
+
+
+def bare_store(url: str) -> None:
+    """The bare pass over the store: the web subscribers and entries in a query each, top 10."""
+    from sqlalchemy import create_engine, select
+
+    from bot.store import entries, web_subscribers
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(web_subscribers.c.id, web_subscribers.c.interests).where(
+                web_subscribers.c.status == "active"
             )
-        )
-    subs = []
-    for s in range(n_subs):
-        theme = themes[rng.randrange(len(themes))]
-        desc = " ".join(rng.sample(theme, 8) + [background[j] for j in nrng.choice(2000, size=6)])
-        keywords = tuple(rng.sample(theme, rng.randint(1, 3)))
-        if rng.random() < 0.3:
-            keywords += (" ".join(rng.sample(theme, 2)),)
-        interests = Interests(
-            description=desc if rng.random() < 0.8 else "",
-            keywords=keywords,
-            exclude=(rng.choice(background[:5000]),) if rng.random() < 0.05 else (),
-            topics=(rng.choice(slugs),) if rng.random() < 0.2 else (),
-            authors=(rng.choice(authors),) if rng.random() < 0.02 else (),
-        )
-        subs.append(
-            Subscriber(
-                id=f"s{s}",
-                email=f"s{s}@example.org",
-                max_items=rng.choice([5, 10, 20]),
-                interests=interests,
-            )
-        )
-    return entries, subs
+        ).all()
+        found = conn.execute(select(entries.c.id, entries.c.title, entries.c.summary)).all()
+    subs = [_interest_text(json.loads(r.interests)) for r in rows]
+    top = bare_top10(subs, [f"{e.title}. {e.summary}" for e in found])
+    print(sum(len(t) for t in top), "picked")
 
 
-def peak_mb() -> float:
-    """This process's peak resident memory so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# --- the measured runs --------------------------------------------------------------------------
+def plan_store(url: str) -> None:
+    """What `run --once` does before sending: the roster from the store, one `plan_digests`."""
+    from bot.config import Settings
+    from bot.delivery import plan_digests
+    from bot.roster import load_roster
+    from bot.store import Store
 
-
-def reference_svm(matcher: Matcher, entries: list[Entry], subs: list[Subscriber], n: int) -> float:
-    """Seconds for the arxiv-sanity-lite way on `n` subscribers: a LinearSVC per subscriber."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.svm import LinearSVC
-
-    from bot.match.features import entry_text
-
-    X = matcher.space.transform(entry_text(e) for e in entries)
-    rng = np.random.default_rng(3)
+    settings = Settings(database_url=url, subscriptions_dir=Path(tempfile.mkdtemp()))
+    store = Store(url)
     t0 = time.perf_counter()
-    for _ in subs[:n]:
-        y = np.zeros(len(entries), int)
-        y[rng.choice(len(entries), size=5, replace=False)] = 1  # the papers this subscriber tagged
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf = LinearSVC(class_weight="balanced", C=0.1, max_iter=1000, tol=1e-6).fit(X, y)
-        scores = clf.decision_function(X)
-        np.argsort(-scores)[:10]
-    return time.perf_counter() - t0
+    subs, _ = load_roster(settings, store)
+    t1 = time.perf_counter()
+    due = plan_digests(settings, store, subs, datetime.now(UTC))
+    t2 = time.perf_counter()
+    items = sum(len(p.items) for p in due.plans)
+    print(
+        f"    (roster {t1 - t0:.2f} s, plan {t2 - t1:.2f} s: {len(due.plans)} plans, {items} items)",
+        file=sys.stderr,
+    )
+    store.close()
+
+
+def run_cli(n: int, n_entries: int) -> None:
+    """`digestbot match --json` on n subscriber files against the bare pass; the ratio."""
+    from _synthetic import generate, write_daily_papers, write_subscriber_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        entries, subs = generate(n_entries, n)
+        write_subscriber_files(subs, folder / "subs")
+        write_daily_papers(entries, folder / "papers.json")
+        (folder / "digestbot.toml").write_text(f'database_url = "sqlite:///{folder}/x.db"\n')
+        del entries, subs
+        me = [sys.executable, str(Path(__file__).resolve())]
+        bare = measure(
+            [*me, "--bare-files", str(folder / "subs"), str(folder / "papers.json")],
+            folder / "bare.json",
+        )
+        cli = measure(
+            [
+                *[sys.executable, "-m", "bot", "--config", str(folder / "digestbot.toml")],
+                *["match", "--entries", str(folder / "papers.json")],
+                *["--subscriptions", str(folder / "subs"), "--json"],
+            ],
+            folder / "cli.json",
+        )
+        got = json.loads((folder / "cli.json").read_text(encoding="utf-8"))["subscribers"]
+        selected = sum(len(s["entries"]) for s in got)
+        size = (folder / "cli.json").stat().st_size / 1e6
+    print(f"match --json, {n:,} subscriber files × {n_entries:,} entries:")
+    print(f"  digestbot match --json: {cli}  ({selected:,} selected, {size:.1f} MB of JSON)")
+    print(f"  bare pass (tomllib, tf-idf, top 10): {bare}")
+    print(
+        f"  ratio: {cli.wall / bare.wall:.2f}× wall, {cli.cpu / bare.cpu:.2f}× CPU (target ≤ 2.0×)"
+    )
+
+
+@contextmanager
+def schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema; its URL (dropped afterwards)."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    base = PG.split("?")[0]
+    with psycopg.connect(
+        base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as c:
+        c.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield f"{base}?options=-csearch_path%3D{name}"
+        finally:
+            c.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def fill_store(url: str, n: int, n_entries: int) -> None:
+    """n active web subscribers (due every minute) and n_entries entries published today."""
+    from dataclasses import asdict
+
+    from _synthetic import generate
+    from sqlalchemy import insert
+
+    from bot.store import Store, web_subscribers
+
+    entries, subs = generate(n_entries, n)
+    now = datetime.now(UTC)
+    store = Store(url)
+    store.upsert_entries([e.__class__(**{**asdict(e), "published": now}) for e in entries], now)
+    rows = [
+        {
+            "id": s.id,
+            "email": s.email,
+            "email_key": s.email,
+            "name": "",
+            "interests": json.dumps(asdict(s.interests)),
+            "schedule": s.schedule,
+            "timezone": s.timezone,
+            "max_items": s.max_items,
+            "status": "active",
+            "created_at": now,
+            "updated_at": now,
+            "requested_at": now,
+            "confirmed_at": now,
+        }
+        for s in subs
+    ]
+    with store.begin() as conn:
+        for lo in range(0, len(rows), 5000):
+            conn.execute(insert(web_subscribers), rows[lo : lo + 5000])
+    store.close()
+
+
+def run_plan(sizes: list[int], n_entries: int) -> None:
+    """plan_digests over N web subscribers in PostgreSQL for each N, against the bare pass."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    print(f"plan_digests, web subscribers in PostgreSQL × {n_entries:,} entries:")
+    walls: dict[int, float] = {}
+    for n in sizes:
+        with schema() as url:
+            fill_store(url, n, n_entries)
+            bare = measure([*me, "--bare-store", url])
+            plan = measure([*me, "--plan-store", url])
+        walls[n] = plan.wall
+        print(f"  {n:>7,} subscribers: plan_digests {plan}")
+        print(f"  {'':>7}   bare pass     {bare}  → {plan.wall / bare.wall:.1f}× wall")
+    big = max(walls)
+    for n in sorted(walls):
+        if n != big:
+            print(f"  {n:,} costs {walls[n] / walls[big]:.2f}× of {big:,} (linear: {n / big:.2f})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subscribers", type=int, default=100_000)
+    ap.add_argument("--cli", type=int, default=10_000, help="subscriber files (0: skip)")
+    ap.add_argument("--plan", type=int, nargs="*", default=[10_000, 30_000, 100_000])
     ap.add_argument("--entries", type=int, default=1000)
-    ap.add_argument("--svm", type=int, default=1000, help="subscribers for the LinearSVC reference")
+    ap.add_argument("--core", type=int, default=0, help="the matrix core alone at N (0: skip)")
+    ap.add_argument("--bare-files", nargs=2, metavar=("DIR", "PAPERS"), help=argparse.SUPPRESS)
+    ap.add_argument("--bare-store", metavar="URL", help=argparse.SUPPRESS)
+    ap.add_argument("--plan-store", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    entries, subs = generate(args.entries, args.subscribers)
-    print(
-        f"generated {len(entries)} entries, {len(subs)} subscribers in {time.perf_counter() - t0:.1f}s "
-        f"(peak so far {peak_mb():.0f} MB)"
-    )
-    gc.collect()
-    gc.freeze()  # the generated data is long-lived: keep the cyclic GC from rescanning it
-    t0 = time.perf_counter()
-    matcher = Matcher().fit(entries)
-    print(
-        f"fit on {len(entries)} entries: {time.perf_counter() - t0:.2f}s, {len(matcher.space.terms)} terms"
-    )
-    sizes = [n for n in (10_000, 30_000, 100_000) if n < args.subscribers] + [args.subscribers]
-    last = 0.0
-    for n in sizes:
-        gc.collect()
-        t0, c0 = time.perf_counter(), time.process_time()
-        sel = matcher.select(entries, subs[:n])
-        last, cpu = time.perf_counter() - t0, time.process_time() - c0
-        per = np.bincount(sel.subscribers, minlength=n)
-        print(
-            f"{n:>7,} subscribers × {len(entries)} entries: scored and selected in {last:5.2f}s (cpu {cpu:5.2f}s) "
-            f"({last / n * 1e6:5.1f} µs/subscriber); selected {len(sel.scores):,} "
-            f"(per subscriber: median {int(np.median(per))}, none for {np.mean(per == 0):.0%}); peak {peak_mb():.0f} MB"
-        )
-        print("          of which " + ", ".join(f"{k} {v:.2f}s" for k, v in sel.seconds.items()))
-    t0 = time.perf_counter()
-    shown = matcher.match(entries, subs[:1000], unselected=False)
-    t_explain = time.perf_counter() - t0
-    n_items = sum(len(v) for v in shown.values())
-    print(
-        f"  with reasons (Match objects) for 1,000 subscribers: {t_explain:.2f}s, {n_items} items"
-    )
-    print(
-        f"machine load now: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} cores"
-    )
-    t_svm = reference_svm(matcher, entries, subs, args.svm)
-    per_svm = t_svm / args.svm
-    print(
-        f"reference, arxiv-sanity-lite (LinearSVC per subscriber): {args.svm:,} subscribers in {t_svm:.2f}s "
-        f"→ {per_svm * args.subscribers:.0f}s for {args.subscribers:,} (extrapolated)"
-    )
-    print(
-        f"ratio: {per_svm * args.subscribers / last:.0f}× faster than one LinearSVC per subscriber; "
-        f"peak memory {peak_mb():.0f} MB"
-    )
+    if args.bare_files:
+        return bare_files(Path(args.bare_files[0]), Path(args.bare_files[1]))
+    if args.bare_store:
+        return bare_store(args.bare_store)
+    if args.plan_store:
+        return plan_store(args.plan_store)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load} at start")
+    if args.cli:
+        run_cli(args.cli, args.entries)
+    sizes = [n for n in args.plan if n]
+    if sizes:
+        run_plan(sizes, args.entries)
+    if args.core:
+        from _core import run_core
+
+        run_core(args.core, args.entries)
+    return None
 
 
 if __name__ == "__main__":

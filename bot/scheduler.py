@@ -5,10 +5,17 @@ per subscriber on its own slots (DST-safe, see `slots`), and a watcher that re-r
 subscription files when they change or on SIGHUP. Every job is `coalesce=True`,
 `max_instances=1`, with an explicit `misfire_grace_time`. The ledger, not the scheduler, decides
 what is sent: a job that fires twice, late, or in two processes makes at most one digest per slot.
+
+A subscriber's digest job only marks it due; one pass job (`digest_pass`), started by the first
+mark and run a moment later (`GATHER`), plans every subscriber marked meanwhile in one
+`run_once`, as `run --once` does, with the process's `FittedModel` (the corpus is fitted once
+and reused until a fetch stores something new). Marks that come while a pass runs are served
+by the same job right after it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -20,10 +27,11 @@ from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Settings, SourceSpec
-from .delivery import Deliverer, Outcome, run_once
+from .delivery import Deliverer, FittedModel, Outcome, run_once
 from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
 from .models import Subscriber
@@ -38,7 +46,10 @@ log = logging.getLogger(__name__)
 # ledger sends one digest for the latest slot. Later than this, the next slot takes over.
 DIGEST_GRACE = timedelta(hours=12)
 WATCH_EVERY = timedelta(seconds=10)  # how often the subscription folder is checked for changes
-WORKERS = 4  # jobs run at once (digests for different subscribers, fetches)
+WORKERS = 4  # jobs run at once (the digest pass, fetches, marks)
+# How long the first subscriber marked due waits for the others of the same minute before the
+# pass starts: APScheduler runs the jobs due at one instant within milliseconds of each other.
+GATHER = timedelta(seconds=1)
 JOB_DEFAULTS: dict[str, Any] = {
     "coalesce": True,
     "max_instances": 1,
@@ -86,6 +97,14 @@ class Runner:
         self._seen: tuple[tuple[str, int, int], ...] | None = None
         self._web_seen: tuple[object, ...] | None = None
         self._reload_lock = threading.Lock()
+        self.model = FittedModel.for_settings(
+            settings
+        )  # the fitted matcher, shared by catch-up and every pass
+        self.passes: list[int] = []  # subscribers served by each digest pass (a public figure)
+        self._due: set[str] = set()
+        self._due_lock = threading.Lock()
+        self._pass_planned = False
+        self._pass_ids = itertools.count(1)
 
     @property
     def folder(self) -> Path:
@@ -107,16 +126,50 @@ class Runner:
             log.warning("fetch %s failed: %s", spec.name, report.error)
 
     def digest_job(self, subscriber_id: str) -> None:
-        """Send this subscriber's due digest (and resolve its pending ones first)."""
-        sub = self.subscribers.get(subscriber_id)
-        if sub is None or self.stopping.is_set():
+        """Mark this subscriber due (its slot fired); the pass job sends its digest with the others."""
+        if self.stopping.is_set():
             return
-        try:
-            report = run_once(self.settings, self.store, [sub], stop=self.stopping.is_set)
-        except BotError as e:
-            log.error("digest for %s: %s", subscriber_id, e)
-            return
-        _log(report.recovered + report.outcomes)
+        with self._due_lock:
+            self._due.add(subscriber_id)
+            if self._pass_planned:
+                return  # the pass planned (or running) serves it
+            self._pass_planned = True
+        self.scheduler.add_job(
+            self.digest_pass,
+            DateTrigger(datetime.now(UTC) + GATHER),
+            id=f"digests:{next(self._pass_ids)}",
+            name="digest pass",
+            misfire_grace_time=int(DIGEST_GRACE.total_seconds()),
+        )
+
+    def digest_pass(self) -> None:
+        """Send the digests of every subscriber marked due, in one plan pass, until none is left.
+
+        Each pass resolves the pending digests of those subscribers first, then plans them all
+        at once (`run_once`), with the fitted model kept by this process.
+        """
+        while True:
+            with self._due_lock:
+                ids, self._due = self._due, set()
+                if not ids or self.stopping.is_set():
+                    self._pass_planned = False
+                    return
+            subs = [self.subscribers[i] for i in sorted(ids) if i in self.subscribers]
+            if not subs:
+                continue
+            try:
+                report = run_once(
+                    self.settings, self.store, subs, stop=self.stopping.is_set, model=self.model
+                )
+            except BotError as e:
+                log.error("digests for %d subscribers: %s", len(subs), e)
+                continue
+            except Exception:  # a bug must not stop the passes to come; their marks still count
+                log.exception("digests for %d subscribers: unexpected error", len(subs))
+                continue
+            self.passes.append(len(subs))
+            log.info("digest pass: %d subscribers due (%d fits so far)", len(subs), self.model.fits)
+            _log(report.recovered + report.outcomes)
 
     def watch_job(self) -> None:
         """Re-read the subscribers if a file, a web subscriber or a status changed since the last look."""
@@ -127,7 +180,7 @@ class Runner:
         """What the store says of subscribers: web rows (and their edits) and pause/unsubscribe marks."""
         return (
             tuple(sorted(self.store.subscriber_statuses().items())),
-            tuple((r.id, r.status, r.updated_at) for r in self.store.web_subscribers()),
+            self.store.web_subscribers_changed(),
         )
 
     # --- subscribers -------------------------------------------------------------------------
@@ -222,6 +275,7 @@ class Runner:
                         subs,
                         deliverer=deliverer,
                         stop=self.stopping.is_set,
+                        model=self.model,
                     ).outcomes
                 )
         finally:

@@ -6,6 +6,7 @@ import re
 import tomllib
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,11 +77,15 @@ def _crontab_days(field: str) -> str:
     return ",".join(_DAYS[d] for d in sorted(days))
 
 
+@lru_cache(maxsize=4096)
 def cron_trigger(schedule: str, timezone: str) -> BaseTrigger:
     """The APScheduler trigger for a five-field cron line or a nickname (`@daily`, …) in a time
     zone, with cron's day numbering and cron's day rule: when both day of month and day of week
     are restricted (neither starts with "*"), a day matching either fires (`0 8 1 * 1`: the 1st
-    and every Monday); APScheduler alone would ask for both."""
+    and every Monday); APScheduler alone would ask for both.
+
+    Made once per (schedule, time zone) and shared: thousands of subscribers use a handful of
+    schedules, and a trigger only computes fire times (it holds no state between calls)."""
     line = ALIASES.get(schedule.strip().lower(), schedule)
     if line.startswith("@"):
         raise ScheduleError(f"unknown nickname {schedule!r}; use one of {', '.join(ALIASES)}")

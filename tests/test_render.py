@@ -414,8 +414,11 @@ def test_preview_writes_the_next_digest_and_records_nothing(
     db = tmp_path / "d.db"
     store = Store(f"sqlite:///{db}")
     now = datetime.now(UTC)
-    store.upsert_entries(
-        [entry(i, f"Quantization of transformers, idea {i}") for i in range(4)],
+    store.upsert_entries(  # published within lookback_days: what a digest offers
+        [
+            replace(entry(i, f"Quantization of transformers, idea {i}"), published=now)
+            for i in range(4)
+        ],
         now=now - timedelta(hours=1),
     )
     store.close()

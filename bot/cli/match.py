@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
 import click
 
@@ -62,12 +63,11 @@ def match(
         .fit(entries)
         .match(entries, subs, unselected=show_all)
     )
-    out = _scores(subs, results, show_all)
     if as_json:
-        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
+        _write_json(_scored(subs, results, show_all), sys.stdout)
         return
     titles = {e.id: e.title for e in entries}
-    for s in out["subscribers"]:
+    for s in _scored(subs, results, show_all):
         n = sum(e["selected"] for e in s["entries"])
         click.echo(f"{s['id']}: {n} selected" + ("" if n else " (no digest: nothing stands out)"))
         for e in s["entries"]:
@@ -78,29 +78,40 @@ def match(
                 click.echo(f"           why: {oneline('; '.join(e['why']), 160)}")
 
 
-def _scores(
+def _scored(
     subs: Sequence[Subscriber], results: Mapping[str, Sequence[Match]], show_all: bool
-) -> dict[str, Any]:
-    """`match --json`'s object: each subscriber's ranked entries with score, topic and why."""
-    out: dict[str, Any] = {"subscribers": []}
+) -> Iterator[dict[str, Any]]:
+    """Each subscriber's ranked entries with score, topic and why, one subscriber at a time."""
     for sub in subs:
         ranked = [m for m in results.get(sub.id, []) if show_all or m.selected]
-        out["subscribers"].append(
-            {
-                "id": sub.id,
-                "entries": [
-                    {
-                        "id": m.entry_id,
-                        "score": round(m.score, 4),
-                        "selected": m.selected,
-                        "topic": m.topic,
-                        "why": list(m.why),
-                    }
-                    for m in ranked
-                ],
-            }
-        )
-    return out
+        yield {
+            "id": sub.id,
+            "entries": [
+                {
+                    "id": m.entry_id,
+                    "score": round(m.score, 4),
+                    "selected": m.selected,
+                    "topic": m.topic,
+                    "why": list(m.why),
+                }
+                for m in ranked
+            ],
+        }
+
+
+def _write_json(scored: Iterable[dict[str, Any]], out: TextIO) -> None:
+    """`match --json`'s object, `{"subscribers": [...]}`, written one subscriber per line.
+
+    Each subscriber is encoded on its own (by the C encoder: no indent) and written at once,
+    so 10,000 subscribers never make one huge string.
+    """
+    out.write('{"subscribers": [')
+    out.writelines(
+        ("\n" if n == 0 else ",\n") + json.dumps(s, ensure_ascii=False)
+        for n, s in enumerate(scored)
+    )
+    out.write("\n]}\n")
+    out.flush()
 
 
 @click.command()

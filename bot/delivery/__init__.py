@@ -1,6 +1,7 @@
 """Delivery: what is due, and each digest's way out (claim → render → send → confirm).
 
     plan      what is due now and what goes into it (the one select step; `Plan`)
+    fitted    the fitted matcher kept between runs until the corpus changes (`FittedModel`)
     lease     who holds a pending digest (owner token, lease, when another may take over)
     process   what the sending threads of one process share (digests in flight, switch interval)
     send      one digest: claim, render, send with retries, confirm (`Sender`, `RetryPolicy`)
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 from ..models import Outcome, OutcomeStatus
 from .ahead import AHEAD
+from .fitted import FittedModel
 from .lease import LEASE, STALE, owner_alive, owner_token
-from .plan import DuePlans, Plan, plan_digests, select_entries
+from .plan import DuePlans, Plan, coming_slot, due_slots, plan_digests, select_entries
 from .preview import next_digest, write_preview
 from .run import Deliverer, RunReport, run_once
 from .send import ChannelFactory, Held, RetryPolicy, Sender, open_channel
@@ -29,6 +31,7 @@ __all__ = [
     "ChannelFactory",
     "Deliverer",
     "DuePlans",
+    "FittedModel",
     "Held",
     "Outcome",
     "OutcomeStatus",
@@ -36,6 +39,8 @@ __all__ = [
     "RetryPolicy",
     "RunReport",
     "Sender",
+    "coming_slot",
+    "due_slots",
     "next_digest",
     "open_channel",
     "owner_alive",

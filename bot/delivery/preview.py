@@ -9,14 +9,16 @@ from pathlib import Path
 from ..config import Settings
 from ..models import Digest, Subscriber
 from ..render import render_email, slack_messages
-from ..slots import next_slot
 from ..store import Store, digest_id
-from .plan import select_entries
+from .plan import coming_slot, select_entries
 
 
 def next_digest(settings: Settings, store: Store, subscriber: Subscriber, now: datetime) -> Digest:
-    """The digest `subscriber` would get at its next slot from what the store holds now (read-only)."""
-    slot = next_slot(subscriber, now) or now
+    """The digest `subscriber` gets next, from what the store holds now (read-only).
+
+    Its slot is the one `run --once` would send now if one is due, else the next on the schedule.
+    """
+    slot = coming_slot(store, subscriber, now)
     [plan] = select_entries(settings, store, [(subscriber, slot)], now)
     return Digest(digest_id(subscriber.id, slot), subscriber, slot, plan.items, plan.more)
 

@@ -11,6 +11,7 @@ from ..config import Settings
 from ..models import Outcome, OutcomeStatus, Subscriber
 from ..store import Store
 from .ahead import deliver_ahead
+from .fitted import FittedModel
 from .plan import Plan, plan_digests
 from .recover import recover_pending
 from .send import Sender
@@ -69,11 +70,13 @@ def run_once(
     deliverer: Deliverer | None = None,
     progress: Callable[[Outcome], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    model: FittedModel | None = None,
 ) -> RunReport:
     """Resolve pending digests, then send every digest that is due now. Fetching is the caller's.
 
     `stop` is asked before each digest: once it says yes, the digest in flight is finished and
-    nothing new is started (the scheduler's SIGTERM).
+    nothing new is started (the scheduler's SIGTERM). `model`: a fitted matcher kept between
+    runs (the scheduler's), reused while the corpus is unchanged.
     """
     now = now or datetime.now(UTC)
     own = deliverer is None
@@ -83,7 +86,7 @@ def run_once(
         report.recovered = deliverer.recover(subscribers, stop)
         if stop is not None and stop():
             return report
-        due = plan_digests(settings, store, subscribers, now)
+        due = plan_digests(settings, store, subscribers, now, model=model)
         report.outcomes = deliverer.deliver_all(due.plans, stop, progress)
         for sub in due.idle:
             report.outcomes.append(Outcome(sub.id, OutcomeStatus.NOT_DUE, 0, sub.address))

@@ -42,6 +42,7 @@ def make_app(settings: Settings) -> Any:
 
     app = Celery("digestbot", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
+        worker_hijack_root_logger=False,  # keep digestbot's handlers, which mask secrets
         task_acks_late=True,  # acknowledge after the task ran: a killed worker's task comes back
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # hold no more than the digest in hand

@@ -9,7 +9,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from ..models import Entry, FetchState
 from ._base import StoreBase, _again_on_conflict, _batches, _now
@@ -163,6 +163,34 @@ class EntryStore(StoreBase):
                 .order_by(entries.c.published.desc(), entries.c.id)
             )
             return [_entry(r) for r in rows]
+
+    def entries_published_since(self, since: datetime) -> list[Entry]:
+        """Entries published at or after `since`, newest first: what a digest may offer.
+
+        An entry without a date of its own was stored with its first-seen time as `published`,
+        so it counts from when it was first seen; an old paper seen today for the first time (a
+        feed added with its archive) does not.
+        """
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(entries)
+                .where(entries.c.published >= since)
+                .order_by(entries.c.published.desc(), entries.c.id)
+            )
+            return [_entry(r) for r in rows]
+
+    def corpus_fingerprint(self, since: datetime) -> tuple[int, datetime | None]:
+        """What changes whenever `entries_since(since)` would return something else.
+
+        (how many entries, the latest `updated_at` among them): a new or enriched entry moves
+        the second, one leaving the window lowers the first. One aggregate query, no rows read.
+        """
+        window = (entries.c.first_seen >= since) | (entries.c.published >= since)
+        with self.begin() as conn:
+            count, latest = conn.execute(
+                select(func.count(), func.max(entries.c.updated_at)).where(window)
+            ).one()
+        return int(count), latest
 
     def get_entries(self, ids: Iterable[str]) -> dict[str, Entry]:
         """Stored entries by id."""

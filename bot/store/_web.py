@@ -104,6 +104,17 @@ class WebRecords(StoreBase):
                 )
             ]
 
+    def web_subscribers_changed(self) -> tuple[int, datetime | None]:
+        """(how many web subscribers, their latest `updated_at`): changes with every web edit.
+
+        One aggregate query, for the scheduler's watcher (which must not read every row each time).
+        """
+        with self.begin() as conn:
+            count, latest = conn.execute(
+                select(func.count(), func.max(web_subscribers.c.updated_at))
+            ).one()
+        return int(count), latest
+
     def request_web_subscription(
         self,
         new_id: str,

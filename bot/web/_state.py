@@ -49,7 +49,7 @@ class Web:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.topics = topic_choices()
+        self.topics = topic_choices(settings.topics_file)
         self.topic_slugs = {slug for slug, _ in self.topics}
 
     def page(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -124,7 +124,7 @@ class Web:
             log.error("could not send %r to a subscriber: %s", subject, e)
 
 
-def topic_choices() -> list[tuple[str, str]]:
+def topic_choices(topics_file: Path | None = None) -> list[tuple[str, str]]:
     """(slug, name) of every topic in the taxonomy; empty when the matcher has none."""
     try:
         try:
@@ -132,11 +132,11 @@ def topic_choices() -> list[tuple[str, str]]:
                 load_topics,  # the taxonomy with names, where the matcher has one
             )
 
-            return [(t.slug, t.name) for t in load_topics()]
+            return [(t.slug, t.name) for t in load_topics(topics_file)]
         except ImportError:
             from ..match import known_topics
 
-            return [(slug, slug) for slug in sorted(known_topics() or ())]
+            return [(slug, slug) for slug in sorted(known_topics(topics_file) or ())]
     except BotError as e:
         log.error("the subscribe form offers no topics: %s", e)
         return []

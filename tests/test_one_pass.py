@@ -1,0 +1,172 @@
+"""One plan pass for every due subscriber: the scheduler as `run --once`, the fitted model kept,
+what a digest offers (`lookback_days`), and `preview` showing the slot `run --once` sends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from _project import write_project
+
+from bot.config import Settings, load_settings
+from bot.delivery import FittedModel, next_digest, plan_digests, run_once
+from bot.match import Matcher
+from bot.models import Entry, Interests, Subscriber
+from bot.scheduler import Runner
+from bot.store import Store
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def reader(n: int, schedule: str = "0 8 * * *") -> Subscriber:
+    return Subscriber(
+        id=f"r{n}",
+        email=f"r{n}@example.org",
+        schedule=schedule,
+        timezone="UTC",
+        interests=Interests(keywords=("quantization",) if n % 2 else ("diffusion",)),
+    )
+
+
+def paper(n: int, topic: str = "quantization", **kw: object) -> Entry:
+    return Entry(
+        id=f"arxiv:2611.{n:05d}",
+        title=f"{topic.title()} study {n}",
+        summary=f"We study {topic} for large models, case {n}.",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Settings, Store]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", outbox_dir=tmp_path / "outbox"
+    )
+    store = Store(settings.database_url)
+    store.upsert_entries(
+        [paper(n, "quantization" if n % 2 else "diffusion", published=NOW) for n in range(12)],
+        now=NOW,
+    )
+    yield settings, store
+    store.close()
+
+
+def test_the_fitted_model_is_reused_until_the_corpus_changes(world: tuple[Settings, Store]) -> None:
+    settings, store = world
+    subs = [reader(n) for n in range(6)]
+    model = FittedModel()
+    first = plan_digests(settings, store, subs, NOW, model=model).plans
+    again = plan_digests(settings, store, subs, NOW + timedelta(minutes=5), model=model).plans
+    assert model.fits == 1
+    # the same plans as a matcher fitted afresh
+    fresh = plan_digests(settings, store, subs, NOW, matcher=Matcher()).plans
+    assert [(p.subscriber.id, p.slot, p.items) for p in first] == [
+        (p.subscriber.id, p.slot, p.items) for p in fresh
+    ]
+    assert [p.items for p in again] == [p.items for p in first]
+    # a fetch that stores something new: fitted again, and the new paper is offered
+    later = NOW + timedelta(minutes=10)
+    store.upsert_entries([paper(99, published=later)], now=later)
+    plans = plan_digests(settings, store, subs, later, model=model).plans
+    assert model.fits == 2
+    assert "arxiv:2611.00099" in {i.entry.id for p in plans for i in p.items}
+    # a fetch that only enriches an entry changes the corpus too
+    enriched = later + timedelta(minutes=30)  # the next fetch
+    store.upsert_entries([paper(99, published=later, extra={"upvotes": 5})], now=enriched)
+    plan_digests(settings, store, subs, enriched, model=model)
+    assert model.fits == 3
+    plan_digests(settings, store, subs, enriched, model=model)
+    assert model.fits == 3
+
+
+def test_lookback_offers_what_was_published_in_the_window_not_an_old_archive_seen_today(
+    world: tuple[Settings, Store],
+) -> None:
+    settings, store = world  # lookback_days = 7
+    archive = [paper(500 + n, published=NOW - timedelta(days=90)) for n in range(5)]
+    undated = Entry(
+        id="https://blog.example.org/q", title="Quantization notes", summary="quantization"
+    )
+    store.upsert_entries([*archive, undated], now=NOW)  # a feed added today with its archive
+    [plan] = plan_digests(settings, store, [reader(1)], NOW).plans
+    offered = {i.entry.id for i in plan.items}
+    assert not offered & {e.id for e in archive}
+    assert "https://blog.example.org/q" in offered  # undated: counts from when it was first seen
+    # an undated entry first seen long ago is not offered again
+    store.upsert_entries(
+        [Entry(id="https://blog.example.org/old", title="Quantization", summary="quantization")],
+        now=NOW - timedelta(days=30),
+    )
+    [plan] = plan_digests(settings, store, [reader(1)], NOW).plans
+    assert "https://blog.example.org/old" not in {i.entry.id for i in plan.items}
+
+
+def test_preview_shows_the_digest_run_once_then_sends(world: tuple[Settings, Store]) -> None:
+    settings, store = world
+    sub = reader(1)  # 08:00 daily; at 10:00 today's digest is due and not sent yet
+    preview = next_digest(settings, store, sub, NOW)
+    assert preview.slot == datetime(2026, 11, 25, 8, tzinfo=UTC)
+    report = run_once(settings, store, [sub], now=NOW)
+    [sent] = report.outcomes
+    assert sent.status == "sent" and sent.digest_id == preview.id
+    assert [i.entry.id for i in store.digest_items(preview.id)] == [
+        i.entry.id for i in preview.items
+    ]
+    # once it is sent, the preview shows tomorrow's
+    assert next_digest(settings, store, sub, NOW).slot == datetime(2026, 11, 26, 8, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_the_scheduler_sends_every_digest_due_in_a_minute_in_one_pass(tmp_path: Path) -> None:
+    """100 subscribers due at 08:00: one plan pass serves them all, and the corpus is fitted once."""
+    config = write_project(tmp_path, 100, schedule="0 8 * * *")
+    settings = load_settings(str(config), environ={})
+    start = datetime(2026, 11, 25, 7, 59, 56, tzinfo=UTC)
+    with time_machine.travel(start, tick=True):
+        runner = Runner(settings)
+        try:
+            runner.start()  # catch-up: yesterday's 08:00 digest for each, in one pass
+            caught_up = runner.model.fits
+            deadline = datetime.now(UTC) + timedelta(seconds=90)
+            today = datetime(2026, 11, 25, 8, tzinfo=UTC)
+            while datetime.now(UTC) < deadline:
+                if runner.store.last_slots() == {f"s{n:04d}": today for n in range(100)} and (
+                    len(runner.store.digests_with_status("pending")) == 0
+                ):
+                    break
+                runner.stopping.wait(0.2)
+            rows = runner.store.digests_with_status("sent", "empty", "pending", "failed")
+        finally:
+            runner.stop()
+    assert caught_up == 1
+    todays = [r for r in rows if r.slot == today]
+    assert len(todays) == 100 and {r.status for r in todays} == {"sent"}
+    assert runner.passes == [100], "every subscriber due at 08:00 was planned in one pass"
+    assert runner.model.fits == 1, "the corpus did not change: the catch-up's fit was reused"
+
+
+def test_match_json_is_written_one_subscriber_at_a_time(tmp_path: Path) -> None:
+    """Each subscriber's object is encoded and written on its own line (no one huge string)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for n, word in enumerate(("quantization", "diffusion", "agents")):
+        (subs / f"r{n}.toml").write_text(
+            f'email = "r{n}@example.org"\n[interests]\nkeywords = ["{word}"]\n', encoding="utf-8"
+        )
+    feed = Path(__file__).resolve().parents[1] / "examples" / "papers.xml"
+    out = CliRunner().invoke(
+        cli, ["match", "--entries", str(feed), "--subscriptions", str(subs), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0] == '{"subscribers": [' and lines[-1] == "]}"
+    assert [json.loads(line.rstrip(","))["id"] for line in lines[1:-1]] == ["r0", "r1", "r2"]
+    assert [s["id"] for s in json.loads(out.output)["subscribers"]] == ["r0", "r1", "r2"]
