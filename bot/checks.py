@@ -51,8 +51,8 @@ def template_problems(settings: Settings) -> list[Problem]:
 
 
 def _where(e: Exception) -> Problem:
-    """The template file and line of a rendering error (`render.template_error` places it)."""
-    from .render import template_error
+    """The template file and line of a rendering error (`template_errors.template_error` places it)."""
+    from .template_errors import template_error
 
     found = template_error(e)
     if found is None:

@@ -7,8 +7,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from .config_sources import SourceKind, SourceSpec, check_type, parse_sources
 from .config_values import (
     base_url_problem,
     mask_url,
@@ -17,7 +18,7 @@ from .config_values import (
     sending_problem,
     smtp_url_problem,
 )
-from .errors import BotError, ConfigError, Problem, ProblemsFound
+from .errors import ConfigError, Problem, ProblemsFound
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -31,28 +32,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG = "digestbot.toml"
-
-
-class SourceKind(Protocol):
-    """What config checking needs of a source kind (a `bot.sources.Source` class): its options,
-    and its constructor, which checks each option's type (`BotError` with the fix)."""
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        """Option name → default; a default of None marks a required option."""
-
-    def __call__(self, name: str, settings: Mapping[str, Any], http: Any) -> object:
-        """A source of this kind (no network: `http` is only kept)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    """One `[[sources]]` table: a name, a kind and that kind's options."""
-
-    name: str
-    type: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    interval_minutes: int = 30  # how often `digestbot run` fetches it
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +116,6 @@ _TOP_KEYS = {
 }
 _SMTP_KEYS = {"url", "rate"}
 _SLACK_KEYS = {"api_url"}
-_SOURCE_KEYS = {"name", "type", "interval_minutes"}
 _ENV = {
     "DIGESTBOT_DATABASE_URL": "database_url",
     "DIGESTBOT_SMTP_URL": "smtp_url",
@@ -234,20 +212,6 @@ def with_subscriptions(settings: Settings, folder: str | None) -> Settings:
     return replace(settings, subscriptions_dir=Path(folder).resolve()) if folder else settings
 
 
-def _check_type(
-    problems: list[Problem],
-    where: str,
-    key: str,
-    value: Any,
-    kind: type | tuple[type, ...],
-    hint: str,
-) -> bool:
-    if isinstance(value, bool) or not isinstance(value, kind):
-        problems.append(Problem(where, key, f"{value!r} is not {hint}; write {hint}"))
-        return False
-    return True
-
-
 def parse_settings(
     raw: Mapping[str, Any],
     where: str,
@@ -257,6 +221,10 @@ def parse_settings(
     """Settings from a decoded config table and the environment, with every problem found.
 
     `kinds`: the source kinds to check `[[sources]]` against (see `load_settings`).
+
+    Long on purpose: one key after another, in the order of README's table, each a few lines
+    that read the file, let the environment win and name a problem; the checks themselves are in
+    `config_values`.
     """
     problems: list[Problem] = []
     values: dict[str, Any] = {"environ": env}
@@ -265,10 +233,10 @@ def parse_settings(
             Problem(where, key, f"unknown key; the keys are {', '.join(sorted(_TOP_KEYS))}")
         )
     for key in ("database_url", "base_url"):
-        if key in raw and _check_type(problems, where, key, raw[key], str, "a string"):
+        if key in raw and check_type(problems, where, key, raw[key], str, "a string"):
             values[key] = raw[key]
     sync = raw.get("database_sqlite_synchronous")
-    if sync is not None and _check_type(
+    if sync is not None and check_type(
         problems, where, "database_sqlite_synchronous", sync, str, '"NORMAL" or "FULL"'
     ):
         if sync.upper() in ("NORMAL", "FULL"):
@@ -283,43 +251,41 @@ def parse_settings(
                 )
             )
     for key in ("subscriptions_dir", "outbox_dir", "templates_dir"):
-        if key in raw and _check_type(problems, where, key, raw[key], str, "a path string"):
+        if key in raw and check_type(problems, where, key, raw[key], str, "a path string"):
             values[key] = Path(raw[key])
     for key in ("fetch_interval_minutes", "corpus_days", "lookback_days"):
-        if key in raw and _check_type(problems, where, key, raw[key], int, "a whole number"):
+        if key in raw and check_type(problems, where, key, raw[key], int, "a whole number"):
             if raw[key] < 1:
                 problems.append(Problem(where, key, f"{raw[key]} is too small; give 1 or more"))
             else:
                 values[key] = raw[key]
-    if "from" in raw and _check_type(
-        problems, where, "from", raw["from"], str, "an address string"
-    ):
+    if "from" in raw and check_type(problems, where, "from", raw["from"], str, "an address string"):
         values["from_addr"] = raw["from"]
     smtp = raw.get("smtp", {})
-    if _check_type(problems, where, "smtp", smtp, dict, "a table [smtp]"):
+    if check_type(problems, where, "smtp", smtp, dict, "a table [smtp]"):
         for key in sorted(set(smtp) - _SMTP_KEYS):
             hint = " (put the password in DIGESTBOT_SMTP_PASSWORD)" if key == "password" else ""
             problems.append(
                 Problem(where, f"smtp.{key}", f"unknown key{hint}; the keys are url, rate")
             )
-        if "url" in smtp and _check_type(problems, where, "smtp.url", smtp["url"], str, "a string"):
+        if "url" in smtp and check_type(problems, where, "smtp.url", smtp["url"], str, "a string"):
             values["smtp_url"] = smtp["url"]
-        if "rate" in smtp and _check_type(
+        if "rate" in smtp and check_type(
             problems, where, "smtp.rate", smtp["rate"], (int, float), "a number"
         ):
             values["smtp_rate"] = float(smtp["rate"])
     slack = raw.get("slack", {})
-    if _check_type(problems, where, "slack", slack, dict, "a table [slack]"):
+    if check_type(problems, where, "slack", slack, dict, "a table [slack]"):
         for key in sorted(set(slack) - _SLACK_KEYS):
             hint = " (put the token in SLACK_BOT_TOKEN)" if "token" in key else ""
             problems.append(
                 Problem(where, f"slack.{key}", f"unknown key{hint}; the key is api_url")
             )
-        if "api_url" in slack and _check_type(
+        if "api_url" in slack and check_type(
             problems, where, "slack.api_url", slack["api_url"], str, "a string"
         ):
             values["slack_api_url"] = slack["api_url"]
-    values["sources"] = _parse_sources(
+    values["sources"] = parse_sources(
         raw.get("sources", []), where, values.get("fetch_interval_minutes", 30), kinds, problems
     )
     from_env = {attr for var, attr in _ENV.items() if env.get(var)}
@@ -356,95 +322,3 @@ def _check_values(
             problems.append(at or Problem(where, key, problem))
     if "smtp_rate" in values and (problem := rate_problem(values["smtp_rate"])):
         problems.append(Problem(where, "smtp.rate", problem))
-
-
-def _parse_sources(
-    sources: Any,
-    where: str,
-    interval: int,
-    kinds: Mapping[str, SourceKind] | None,
-    problems: list[Problem],
-) -> tuple[SourceSpec, ...]:
-    """The `[[sources]]` tables as specs; each problem appended to `problems` (see `parse_settings`)."""
-    specs: list[SourceSpec] = []
-    seen: set[str] = set()
-    if not _check_type(problems, where, "sources", sources, list, "a list of [[sources]] tables"):
-        return ()
-    for i, table in enumerate(sources):
-        key = f"sources[{i}]"
-        if not _check_type(problems, where, key, table, dict, "a [[sources]] table"):
-            continue
-        name, kind = table.get("name"), table.get("type")
-        if not isinstance(name, str) or not name:
-            problems.append(Problem(where, f"{key}.name", "missing; give each source a name"))
-            continue
-        key = f"sources[{name}]"
-        if name in seen:
-            problems.append(
-                Problem(where, f"{key}.name", "used twice; give each source its own name")
-            )
-        seen.add(name)
-        options = {k: v for k, v in table.items() if k not in _SOURCE_KEYS}
-        if not _check_kind(problems, where, key, kind, options, kinds):
-            continue
-        every = table.get("interval_minutes", interval)
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            problems.append(
-                Problem(
-                    where,
-                    f"{key}.interval_minutes",
-                    f"{every!r} is not a whole number of minutes ≥ 1; write e.g. 30",
-                )
-            )
-            every = interval
-        specs.append(SourceSpec(name, kind, options, every))
-    return tuple(specs)
-
-
-def _check_kind(
-    problems: list[Problem],
-    where: str,
-    key: str,
-    kind: Any,
-    options: Mapping[str, Any],
-    kinds: Mapping[str, SourceKind] | None,
-) -> bool:
-    """Whether `kind` is a source type (any string when `kinds` is None); its options checked too."""
-    if kinds is None:
-        if isinstance(kind, str) and kind:
-            return True
-        problems.append(
-            Problem(
-                where,
-                f"{key}.type",
-                f'{kind!r} is not a source type; write type = "rss" or another',
-            )
-        )
-        return False
-    if kind not in kinds:
-        problems.append(
-            Problem(
-                where,
-                f"{key}.type",
-                f"{kind!r} is not a source type; use one of {', '.join(sorted(kinds))}",
-            )
-        )
-        return False
-    known = kinds[kind].options
-    for opt in sorted(set(options) - set(known)):
-        allowed = ", ".join(sorted(set(known) | _SOURCE_KEYS))
-        problems.append(
-            Problem(where, f"{key}.{opt}", f"unknown key for type {kind!r}; the keys are {allowed}")
-        )
-    missing = [opt for opt, default in known.items() if default is None and opt not in options]
-    for opt in missing:
-        problems.append(
-            Problem(where, f"{key}.{opt}", f'missing; a {kind!r} source needs {opt} = "…"')
-        )
-    if not missing and set(options) <= set(known):
-        name = key.removeprefix("sources[").removesuffix("]")
-        try:
-            kinds[kind](name, options, None)  # checks each option's type, with the fix
-        except BotError as e:
-            problems.append(Problem(where, key, str(e).removeprefix(f"source {name!r}: ")))
-    return True

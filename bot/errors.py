@@ -95,7 +95,7 @@ class UnreachableError(TransientSendError):
 class TemplateError(BotError):
     """A template that does not compile or render: its file, the line and the problem.
 
-    Made from Jinja2's errors by `bot.render.template_error`.
+    Made from Jinja2's errors by `bot.template_errors.template_error`.
     """
 
     def __init__(self, path: str, line: int | None, problem: str) -> None:

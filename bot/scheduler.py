@@ -34,7 +34,7 @@ from .config import Settings, SourceSpec
 from .delivery import Deliverer, FittedModel, Outcome, run_once
 from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
-from .models import Subscriber
+from .models import OutcomeStatus, Subscriber
 from .roster import file_subscribers, load_roster
 from .slots import SlotTrigger
 from .store import Store, open_store
@@ -68,9 +68,9 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 def _log(outcomes: Sequence[Outcome]) -> None:
     for o in outcomes:
-        if o.status in ("failed", "pending"):
+        if o.status in (OutcomeStatus.FAILED, OutcomeStatus.PENDING):
             log.warning("digest %s for %s: %s: %s", o.digest_id, o.subscriber, o.status, o.reason)
-        elif o.status == "sent":
+        elif o.status == OutcomeStatus.SENT:
             log.info(
                 "digest %s for %s: sent %d entries to %s",
                 o.digest_id,

@@ -10,7 +10,7 @@ import click
 
 from .._console import plural
 from ..errors import ConfigError
-from ..models import DigestItem
+from ..models import DigestItem, DigestStatus
 from ..store import DigestRow, open_store, sqlite_path
 from ..text import printable as clean
 from ._context import Context, roster, subscriptions_option
@@ -96,12 +96,12 @@ def _history_json(r: DigestRow, items: list[DigestItem]) -> dict[str, object]:
 def _history_head(r: DigestRow, count: int) -> str:
     """One digest's line in `history`: its slot, its fate, and where it went."""
     slot = f"{r.slot:%Y-%m-%d %H:%M} UTC"
-    if r.status == "sent":
+    if r.status == DigestStatus.SENT:
         entries = plural(count, "entry", "entries")
         fate = f"sent {r.sent_at:%Y-%m-%d %H:%M} UTC via {r.channel}, {entries}"
-    elif r.status == "failed":
+    elif r.status == DigestStatus.FAILED:
         fate = f"FAILED via {r.channel}: {clean(r.reason)}"
-    elif r.status == "pending":
+    elif r.status == DigestStatus.PENDING:
         fate = f"pending after {plural(r.attempts, 'attempt')}" + (
             f": {clean(r.reason)}" if r.reason else ""
         )

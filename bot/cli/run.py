@@ -14,6 +14,7 @@ import click
 from .._console import Console, plural, printed_by_the_command
 from ..config import Settings
 from ..errors import Problem
+from ..models import OutcomeStatus
 from ..store import open_store
 from ..text import printable as clean
 from ._context import Context, roster, subscriptions_option
@@ -71,7 +72,11 @@ def run(obj: Context, once: bool, workers: str, subscriptions: str | None) -> No
     _print_outcomes(console, report.recovered, report.outcomes)
     if note := report.outbox_note(settings):
         click.echo(note)
-    failed = [o for o in report.outcomes + report.recovered if o.status in ("failed", "pending")]
+    failed = [
+        o
+        for o in report.outcomes + report.recovered
+        if o.status in (OutcomeStatus.FAILED, OutcomeStatus.PENDING)
+    ]
     _run_summary(console, report.outcomes + report.recovered, len(subs), failed, problems)
     if failed or problems or any(r.error for r in reports):
         sys.exit(1)  # a source that failed too: cron, timers and CronJobs must see it
@@ -101,30 +106,30 @@ def _failures_printed(obj: Context) -> Iterator[None]:
 def _print_outcomes(console: Console, recovered: Sequence[Any], outcomes: Sequence[Any]) -> None:
     """A line per digest: re-sent pending ones, then each subscriber's; failures even under -q,
     and one line for many that wait for the same reason (a server down, a channel not set up)."""
-    same = Counter(o.reason for o in [*recovered, *outcomes] if o.status == "pending")
+    same = Counter(o.reason for o in [*recovered, *outcomes] if o.status == OutcomeStatus.PENDING)
     waiting: dict[str, list[str]] = {}
     for o in recovered:
-        if same[o.reason] > 2 and o.status == "pending":
+        if same[o.reason] > 2 and o.status == OutcomeStatus.PENDING:
             waiting.setdefault(o.reason, []).append(o.subscriber)
             continue
         line = f"{o.subscriber}: re-sent pending digest {o.digest_id}: {o.status}" + (
-            f" ({clean(o.reason)})" if o.reason and o.status != "sent" else ""
+            f" ({clean(o.reason)})" if o.reason and o.status != OutcomeStatus.SENT else ""
         )
-        (console.say if o.status == "sent" else click.echo)(line)
+        (console.say if o.status == OutcomeStatus.SENT else click.echo)(line)
     for o in outcomes:
-        if o.status == "sent":
+        if o.status == OutcomeStatus.SENT:
             console.say(
                 f"{o.subscriber}: sent {o.entries} entr{'y' if o.entries == 1 else 'ies'} "
                 f"to {o.destination}"
             )
-        elif o.status in ("empty", "not-due"):
+        elif o.status in (OutcomeStatus.EMPTY, OutcomeStatus.NOT_DUE):
             console.say(
                 f"{o.subscriber}: 0 new entries for {o.subscriber}"
                 + (" (not due yet)" if o.status == "not-due" else "")
             )
         elif o.status == "skipped":
             console.say(f"{o.subscriber}: skipped ({o.reason})")
-        elif o.status == "pending" and same[o.reason] > 2:
+        elif o.status == OutcomeStatus.PENDING and same[o.reason] > 2:
             waiting.setdefault(o.reason, []).append(o.subscriber)
         else:
             click.echo(f"{o.subscriber}: {o.status.upper()}: {clean(o.reason)}")
@@ -185,7 +190,7 @@ def _run_summary(
     problems: Sequence[Problem],
 ) -> None:
     """The closing table: subscribers served, entries sent, failures with their reasons."""
-    sent = [o for o in outcomes if o.status == "sent"]
+    sent = [o for o in outcomes if o.status == OutcomeStatus.SENT]
     bad_files = sorted({p.path for p in problems})
     rows = [
         ["subscribers served", f"{len({o.subscriber for o in sent})} of {total + len(bad_files)}"],

@@ -9,6 +9,7 @@ import click
 
 from .._console import plural
 from ..config import Settings
+from ..models import DigestStatus
 from ..roster import Member, mark_text, roster_members
 from ..store import Store, open_store
 from ..text import clip
@@ -94,12 +95,16 @@ def _subscriber_lines(store: Store, member: Member, now: datetime, items: bool) 
         click.echo("    last digest: none yet")
         return
     row = last[0]
-    held = store.digest_items(row.id) if row.status in ("sent", "pending") else []
+    held = (
+        store.digest_items(row.id)
+        if row.status in (DigestStatus.SENT, DigestStatus.PENDING)
+        else []
+    )
     detail = {
-        "sent": f"sent {_when(row.sent_at)}",
-        "empty": "nothing new to send",
-        "failed": f"failed: {clip(row.reason)}",
-        "pending": f"pending: {clip(row.reason) or 'in flight'}",
+        DigestStatus.SENT: f"sent {_when(row.sent_at)}",
+        DigestStatus.EMPTY: "nothing new to send",
+        DigestStatus.FAILED: f"failed: {clip(row.reason)}",
+        DigestStatus.PENDING: f"pending: {clip(row.reason) or 'in flight'}",
     }
     click.echo(
         f"    last digest: {_when(row.slot, sub.timezone)}, {detail.get(row.status, row.status)}"
@@ -112,13 +117,13 @@ def _subscriber_lines(store: Store, member: Member, now: datetime, items: bool) 
 
 def _open_digest_lines(store: Store) -> None:
     """The pending digests (with who holds them) and the failed ones."""
-    for state in ("pending", "failed"):
+    for state in (DigestStatus.PENDING, DigestStatus.FAILED):
         rows = store.digests_with_status(state)
         click.echo(f"{state.capitalize()} digests ({len(rows)}):")
         for r in rows:
             owner = (
                 f", held by {r.owner} until {_when(r.lease_until)}"
-                if state == "pending" and r.owner
+                if state == DigestStatus.PENDING and r.owner
                 else ""
             )
             click.echo(

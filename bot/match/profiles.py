@@ -75,6 +75,11 @@ class Profiles:
         index: TopicIndex,
         w: ProfileWeights = ProfileWeights(),
     ) -> None:
+        """Every subscriber's profile vectors, phrases and topic weights, built in one pass.
+
+        Long on purpose: the steps share the sparse matrices they build (description, keywords,
+        topics, feedback rows) and run once over all subscribers; see the comments per step.
+        """
         n = len(subscribers)
         self.ids = [s.id for s in subscribers]
         self.max_items = np.array([s.max_items for s in subscribers], dtype=np.int64)

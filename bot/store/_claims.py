@@ -156,6 +156,9 @@ class Claims(DigestReads):
 
         The same results as calling `claim` for each; if another process claims one of them
         meanwhile, the batch falls back to one `claim` per digest.
+
+        Long on purpose: the bulk statements, the conflict check and the fallback share one
+        transaction and its rows; split into functions they would need that state passed around.
         """
         now = now or _now()
         ids = [digest_id(c.subscriber_id, c.slot) for c in claims]
