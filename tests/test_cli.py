@@ -589,7 +589,7 @@ def test_the_group_is_a_click_group() -> None:
 @pytest.mark.slow  # imports scikit-learn for the run
 def test_run_from_another_folder_uses_the_ledger_beside_the_config(here: Path) -> None:
     lab = here / "lab"
-    assert invoke("init", str(lab)).exit_code == 0
+    assert invoke("init", "--outbox", str(lab)).exit_code == 0
     elsewhere = here / "elsewhere"
     elsewhere.mkdir()
     os.chdir(elsewhere)
