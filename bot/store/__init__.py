@@ -9,6 +9,7 @@ subscribers, statuses, used tokens, rate limits). `Store` joins them; import eve
 from __future__ import annotations
 
 from ..config import Settings
+from ._bounces import BounceRecords, BounceRow, Suspension
 from ._base import RETRY_DELAYS, migrate, retrying, sqlite_path
 from ._entries import EntryStore, SourceStatus, merge_entry
 from ._ledger import DigestRow, Ledger, digest_id
@@ -31,6 +32,8 @@ from ._web import WebRecords, WebSubscriberRow
 
 __all__ = [
     "RETRY_DELAYS",
+    "BounceRow",
+    "Suspension",
     "SCHEMA_VERSION",
     "DigestRow",
     "SourceStatus",
@@ -57,7 +60,7 @@ __all__ = [
 ]
 
 
-class Store(EntryStore, Ledger, WebRecords):
+class Store(EntryStore, Ledger, WebRecords, BounceRecords):
     """The database behind digestbot: entries, fetch state, the delivery ledger, feedback and web subscribers.
 
     A context manager: `with open_store(settings) as store:` closes it at the end.
