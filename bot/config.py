@@ -378,17 +378,18 @@ _BOUNCE_KEYS = {
 }
 
 
-def _parse_bounces(
-    table: Any, where: str, values: dict[str, Any], problems: list[Problem]
-) -> None:
+def _parse_bounces(table: Any, where: str, values: dict[str, Any], problems: list[Problem]) -> None:
     """The [bounces] table (README "Bounces and complaints") into `values`."""
     if not _check_type(problems, where, "bounces", table, dict, "a table [bounces]"):
         return
     for key in sorted(set(table) - set(_BOUNCE_KEYS)):
         hint = " (put it in DIGESTBOT_BOUNCE_IMAP_PASSWORD)" if key == "password" else ""
         problems.append(
-            Problem(where, f"bounces.{key}", f"unknown key{hint}; the keys are "
-                    + ", ".join(sorted(_BOUNCE_KEYS)))
+            Problem(
+                where,
+                f"bounces.{key}",
+                f"unknown key{hint}; the keys are " + ", ".join(sorted(_BOUNCE_KEYS)),
+            )
         )
     for key, (attr, kind) in _BOUNCE_KEYS.items():
         value = table.get(key)
@@ -396,7 +397,9 @@ def _parse_bounces(
         if value is None or not _check_type(problems, where, f"bounces.{key}", value, kind, what):
             continue
         if kind is int and value < 1:
-            problems.append(Problem(where, f"bounces.{key}", f"{value} is too small; give 1 or more"))
+            problems.append(
+                Problem(where, f"bounces.{key}", f"{value} is too small; give 1 or more")
+            )
         else:
             values[attr] = value
 

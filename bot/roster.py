@@ -71,4 +71,5 @@ def load_roster(
             )
             continue
         roster.append(web_subscriber(row))
-    return roster, problems
+    suspended = store.suspensions()  # by bounces (bot.bounces): until `digestbot resume`
+    return [s for s in roster if s.id not in suspended], problems

@@ -127,6 +127,7 @@ class Runner:
         """What the store says of subscribers: web rows (and their edits) and pause/unsubscribe marks."""
         return (
             tuple(sorted(self.store.subscriber_statuses().items())),
+            tuple(sorted(self.store.suspensions())),  # bounces suspend (bot.bounces)
             tuple((r.id, r.status, r.updated_at) for r in self.store.web_subscribers()),
         )
 

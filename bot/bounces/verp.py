@@ -14,7 +14,9 @@ from ..errors import TokenError
 from ..tokens import sign, verify
 
 KIND = "bounce"
-_VERP = re.compile(r"^(?P<local>[^+@\s<>]+)\+(?P<token>[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)@(?P<domain>[^@\s<>]+)$")
+_VERP = re.compile(
+    r"^(?P<local>[^+@\s<>]+)\+(?P<token>[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)@(?P<domain>[^@\s<>]+)$"
+)
 
 
 def return_path(settings: Settings, subscriber_id: str) -> str:
@@ -36,7 +38,7 @@ def subscriber_of(settings: Settings, address: str) -> str:
     token = token_of(address)
     if not token:
         raise TokenError(f"{address!r} is no VERP return path (bounces+TOKEN@domain)")
-    sid = verify(settings, token, KIND)["subscriber_id"]
+    sid = str(verify(settings, token, KIND)["subscriber_id"])
     if not sid:
         raise TokenError("the bounce token names no subscriber")
     return sid

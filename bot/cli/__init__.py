@@ -17,6 +17,7 @@ from .. import __version__
 from .._console import setup_logging
 from ..errors import BotError
 from ._context import Context
+from .bounces import bounces, resume
 from .digests import feedback, history, preview
 from .match import match, topics
 from .run import fetch, run, worker
@@ -114,6 +115,8 @@ for _command in (
     preview,
     topics,
     worker,
+    bounces,
+    resume,
 ):
     cli.add_command(_command)
 

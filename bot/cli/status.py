@@ -12,6 +12,7 @@ from ..models import Subscriber
 from ..store import Store, open_store
 from ..text import clip
 from ._context import Context, subscribers, subscriptions_option
+from .bounces import suspension_lines
 
 
 def _when(t: datetime | None, zone: str = "UTC") -> str:
@@ -54,6 +55,7 @@ def status(obj: Context, subscriptions: str | None, items: bool, pool_only: bool
             _subscriber_lines(store, sub, now, items)
         _open_digest_lines(store)
         _source_lines(store, settings)
+        suspension_lines(store)
     if problems:
         click.echo(
             f"{len(problems)} subscription file{'s' if len(problems) != 1 else ''} with problems; "

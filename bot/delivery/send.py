@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ..bounces.refusals import record_refusal
 from ..channels import CHANNELS, Channel, channel_for
 from ..config import Settings
 from ..errors import BotError, SendError, TransientSendError
@@ -197,6 +198,7 @@ class Sender:
             try:
                 receipt = channel.send(digest)
             except SendError as e:
+                record_refusal(self.store, self.settings, digest, e)  # a bounce (bot.bounces)
                 if not e.transient:
                     self.store.mark_failed(digest.id, str(e))
                     log.error("digest %s for %s failed: %s", digest.id, sub.id, e)

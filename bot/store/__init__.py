@@ -9,8 +9,8 @@ subscribers, statuses, used tokens, rate limits). `Store` joins them; import eve
 from __future__ import annotations
 
 from ..config import Settings
-from ._bounces import BounceRecords, BounceRow, Suspension
 from ._base import RETRY_DELAYS, migrate, retrying, sqlite_path
+from ._bounces import BounceRecords, BounceRow, Suspension
 from ._entries import EntryStore, SourceStatus, merge_entry
 from ._ledger import DigestRow, Ledger, digest_id
 from ._schema import (
@@ -32,12 +32,12 @@ from ._web import WebRecords, WebSubscriberRow
 
 __all__ = [
     "RETRY_DELAYS",
-    "BounceRow",
-    "Suspension",
     "SCHEMA_VERSION",
+    "BounceRow",
     "DigestRow",
     "SourceStatus",
     "Store",
+    "Suspension",
     "UTCDateTime",
     "WebSubscriberRow",
     "deliveries",
