@@ -22,6 +22,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from .bounces.job import add_bounce_job
 from .config import Settings, SourceSpec
 from .delivery import Deliverer, Outcome, run_once
 from .errors import BotError, Problem
@@ -243,6 +244,7 @@ class Runner:
             max_instances=1,
             misfire_grace_time=60,
         )
+        add_bounce_job(self.scheduler, self.settings, self.store)  # bot.bounces
         self.catch_up()
         if not self.stopping.is_set():
             self.scheduler.resume()

@@ -34,6 +34,7 @@ _OUT_OF_OFFICE = re.compile(
 )
 _REPLY_CODE = re.compile(r"\b([45]\d\d)[ -]+([45]\.\d{1,3}\.\d{1,3}\b)?\s*(.*)")
 _STATUS = re.compile(r"\b([45]\.\d{1,3}\.\d{1,3})\b")
+_FORGED = "a token this digestbot did not sign (forged, or another installation's)"
 _DIGEST_MID = re.compile(r"<([^@<>\s]+)@[^<>\s]+>")
 
 
@@ -72,7 +73,7 @@ def classify(settings: Settings, store: Store, raw: bytes) -> Verdict:
     try:
         sid = subscriber_of(settings, found)
     except TokenError as e:
-        return Verdict.left(f"a forged or foreign bounce token ({e})", msg)
+        return Verdict.left(f"a bounce for {_FORGED} ({e})", msg)
     code, reason, action = _diagnosis(msg)
     if permanent or (dsn and action == "failed"):
         kind = Kind.HARD
@@ -180,11 +181,14 @@ def _complaint(settings: Settings, store: Store, msg: Message, mid: str) -> Verd
     if original is None:
         return Verdict.left("a complaint that quotes no original message", msg)
     did = _original_digest(msg)
-    if token_of(str(original.get("Return-Path", ""))):
+    paths = [str(original.get("Return-Path", ""))]
+    paths += [str(b.get("Original-Mail-From", "")) for b in feedback]
+    verp = next((p for p in paths if token_of(p)), "")
+    if verp:
         try:
-            sid = subscriber_of(settings, str(original["Return-Path"]))
+            sid = subscriber_of(settings, verp)
         except TokenError as e:
-            return Verdict.left(f"a complaint with a forged or foreign bounce token ({e})", msg)
+            return Verdict.left(f"a complaint with {_FORGED} ({e})", msg)
     else:  # no VERP: the digest it names in the ledger
         row = store.get_digest(did) if did else None
         if row is None:
