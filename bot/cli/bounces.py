@@ -35,7 +35,9 @@ def bounces(obj: Context) -> None:
     for h in report.recorded:
         v = h.verdict
         done = f": {h.action}" if h.action else ""
-        click.echo(f"  {v.kind} {v.subscriber_id} {v.code} {clip(v.reason, 100)}{done}".strip())
+        click.echo(
+            f"  {v.kind} {v.subscriber_id} " + f"{v.code} {clip(v.reason, 100)}{done}".strip()
+        )
     for h in report.left:
         click.echo(f"  left message {h.uid}: {h.verdict.reason}")
 
