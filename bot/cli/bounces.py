@@ -60,7 +60,8 @@ def resume(obj: Context, subscriber: str) -> None:
 
 
 def suspension_lines(store: Store, subscriber: str | None = None) -> None:
-    """The suspended subscribers (or one of them) and why, for `status` and `history`."""
+    """The suspended subscribers (or one of them) and why, for `status` and `history`; nothing
+    when no one (or not that one) is suspended."""
     found = store.suspensions()
     if subscriber is not None:
         one = found.get(subscriber)
@@ -70,6 +71,8 @@ def suspension_lines(store: Store, subscriber: str | None = None) -> None:
                 f"'digestbot resume {subscriber}' lifts it"
             )
         return
+    if not found:
+        return  # nothing to say: the section shows only when someone is suspended
     click.echo(f"Suspended by bounces ({len(found)}):")
     for s in sorted(found.values(), key=lambda s: s.subscriber_id):
         click.echo(f"  {s.subscriber_id}  since {s.at:%Y-%m-%d %H:%M} UTC: {clip(s.reason)}")
