@@ -115,6 +115,8 @@ async def _manage_view(
             schedule=sub.schedule,
         )
     ctx.setdefault("schedule", "")
+    found = (await run_in_threadpool(web.store.suspensions)).get(sid)  # by bounces (bot.bounces)
+    ctx["suspended"] = found.reason if found is not None else ""
     status = 400 if errors else 200
     return web.page(request, "manage.html", status, **ctx, **web.form_context(prefs, errors))
 
@@ -154,6 +156,8 @@ async def manage(request: Request) -> Response:
         )
     elif action in ("pause", "resume", "unsubscribe"):
         status = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[action]
+        if action == "resume":  # lifts a suspension by bounces too (bot.bounces)
+            await run_in_threadpool(store.resume, sid)
         if row is not None:
             allowed = {
                 "pause": ("active",),
