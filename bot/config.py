@@ -74,6 +74,14 @@ class Settings:
     # DIGESTBOT_LOCAL_LINKS=1: links to this machine are fine in mail to another SMTP server (a
     # trial with a mail catcher, deploy/compose.yaml); see `config_values.sending_problem`.
     local_links_ok: bool = False
+    # [bounces] (bot/bounces): the VERP return path, the bounce mailbox and the suspension policy
+    bounce_address: str = ""  # DIGESTBOT_BOUNCE_ADDRESS, e.g. bounces@example.org; empty: no VERP
+    bounce_imap_url: str = field(default="", repr=False)  # DIGESTBOT_BOUNCE_IMAP_URL
+    bounce_imap_password: str = field(default="", repr=False)  # DIGESTBOT_BOUNCE_IMAP_PASSWORD
+    bounce_processed_folder: str = "digestbot-processed"  # where handled bounces are moved
+    bounce_hard_limit: int = 3  # this many hard bounces …
+    bounce_window_days: int = 30  # … within this many days suspend a subscriber
+    bounce_check_minutes: int = 15  # how often `digestbot run` reads the bounce mailbox
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -113,6 +121,7 @@ _TOP_KEYS = {
     "fetch_interval_minutes",
     "corpus_days",
     "lookback_days",
+    "bounces",
 }
 _SMTP_KEYS = {"url", "rate"}
 _SLACK_KEYS = {"api_url"}
@@ -129,6 +138,9 @@ _ENV = {
     "DIGESTBOT_BROKER_URL": "broker_url",
     "DIGESTBOT_RATELIMIT_URL": "ratelimit_url",
     "DIGESTBOT_QUEUE": "queue",
+    "DIGESTBOT_BOUNCE_ADDRESS": "bounce_address",
+    "DIGESTBOT_BOUNCE_IMAP_URL": "bounce_imap_url",
+    "DIGESTBOT_BOUNCE_IMAP_PASSWORD": "bounce_imap_password",
 }
 
 
@@ -285,6 +297,7 @@ def parse_settings(
             problems, where, "slack.api_url", slack["api_url"], str, "a string"
         ):
             values["slack_api_url"] = slack["api_url"]
+    _parse_bounces(raw.get("bounces", {}), where, values, problems)
     values["sources"] = parse_sources(
         raw.get("sources", []), where, values.get("fetch_interval_minutes", 30), kinds, problems
     )
@@ -322,3 +335,39 @@ def _check_values(
             problems.append(at or Problem(where, key, problem))
     if "smtp_rate" in values and (problem := rate_problem(values["smtp_rate"])):
         problems.append(Problem(where, "smtp.rate", problem))
+
+
+_BOUNCE_KEYS = {
+    "address": ("bounce_address", str),
+    "imap_url": ("bounce_imap_url", str),
+    "processed_folder": ("bounce_processed_folder", str),
+    "hard_limit": ("bounce_hard_limit", int),
+    "window_days": ("bounce_window_days", int),
+    "check_minutes": ("bounce_check_minutes", int),
+}
+
+
+def _parse_bounces(table: Any, where: str, values: dict[str, Any], problems: list[Problem]) -> None:
+    """The [bounces] table (README "Bounces and complaints") into `values`."""
+    if not check_type(problems, where, "bounces", table, dict, "a table [bounces]"):
+        return
+    for key in sorted(set(table) - set(_BOUNCE_KEYS)):
+        hint = " (put it in DIGESTBOT_BOUNCE_IMAP_PASSWORD)" if key == "password" else ""
+        problems.append(
+            Problem(
+                where,
+                f"bounces.{key}",
+                f"unknown key{hint}; the keys are " + ", ".join(sorted(_BOUNCE_KEYS)),
+            )
+        )
+    for key, (attr, kind) in _BOUNCE_KEYS.items():
+        value = table.get(key)
+        what = "a string" if kind is str else "a whole number"
+        if value is None or not check_type(problems, where, f"bounces.{key}", value, kind, what):
+            continue
+        if kind is int and value < 1:
+            problems.append(
+                Problem(where, f"bounces.{key}", f"{value} is too small; give 1 or more")
+            )
+        else:
+            values[attr] = value

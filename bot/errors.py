@@ -59,7 +59,15 @@ class StoreError(BotError):
 
 
 class SendError(BotError):
-    """A channel could not deliver a digest."""
+    """A channel could not deliver a digest.
+
+    An SMTP refusal says what was refused (`smtp_stage`: "recipient", "message to", "sender"),
+    its reply code and enhanced status ("5.1.1"): bot.bounces records it against the subscriber.
+    """
+
+    smtp_stage: str = ""
+    smtp_code: int = 0
+    smtp_status: str = ""
 
     def __init__(self, message: str, *, transient: bool) -> None:
         self.transient = transient

@@ -137,7 +137,10 @@ def load_roster(
     """File subscribers (`files`, else read now) plus active web ones, minus those paused or
     unsubscribed (a mark for an address the file no longer names is ignored)."""
     members, problems = roster_members(settings, store, files)
-    return [m.subscriber for m in members if m.receives], problems
+    suspended = store.suspensions()  # by bounces (bot.bounces): until `digestbot resume`
+    return [
+        m.subscriber for m in members if m.receives and m.subscriber.id not in suspended
+    ], problems
 
 
 def census(members: Sequence[Member]) -> str:

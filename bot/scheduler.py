@@ -30,6 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from .bounces.job import add_bounce_job
 from .config import Settings, SourceSpec
 from .delivery import Deliverer, FittedModel, Outcome, run_once
 from .errors import BotError, Problem
@@ -181,6 +182,7 @@ class Runner:
         return (
             tuple(sorted(self.store.subscriber_statuses().items())),
             self.store.web_subscribers_changed(),
+            tuple(sorted(self.store.suspensions())),  # bounces suspend (bot.bounces)
         )
 
     # --- subscribers -------------------------------------------------------------------------
@@ -296,6 +298,7 @@ class Runner:
             max_instances=1,
             misfire_grace_time=60,
         )
+        add_bounce_job(self.scheduler, self.settings, self.store)  # bot.bounces
         self.catch_up()
         if not self.stopping.is_set():
             self.scheduler.resume()

@@ -37,7 +37,14 @@ log = logging.getLogger(__name__)
 # Used only when DIGESTBOT_SECRET_KEY is unset (development): anyone can forge links made with it;
 # `digestbot serve` refuses to run with it unless everything is on this machine.
 DEV_KEY = "digestbot-development-key-set-DIGESTBOT_SECRET_KEY"
-KINDS = ("manage", "unsubscribe", "feedback", "confirm", "csrf")
+KINDS = (
+    "manage",
+    "unsubscribe",
+    "feedback",
+    "confirm",
+    "csrf",
+    "bounce",
+)  # bounce: the VERP return path
 LEGACY_KINDS = ("manage", "unsubscribe", "feedback")  # links of the old format still honoured
 _PART = re.compile(r"[A-Za-z0-9_-]+")
 _warned = False

@@ -99,7 +99,7 @@ colour = "red"
 """,
     )
     assert found == [
-        f"{path}: databse_url: unknown key; the keys are base_url, corpus_days, database_sqlite_synchronous, database_url, fetch_interval_minutes, from, lookback_days, outbox_dir, slack, smtp, sources, subscriptions_dir, templates_dir",
+        f"{path}: databse_url: unknown key; the keys are base_url, bounces, corpus_days, database_sqlite_synchronous, database_url, fetch_interval_minutes, from, lookback_days, outbox_dir, slack, smtp, sources, subscriptions_dir, templates_dir",
         f"{path}: fetch_interval_minutes: 'often' is not a whole number; write a whole number",
         f"{path}: smtp.password: unknown key (put the password in DIGESTBOT_SMTP_PASSWORD); the keys are url, rate",
         f"{path}: sources[a].type: 'atom' is not a source type; use one of arxiv, file, hf-daily, rss",

@@ -18,12 +18,19 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import ClassVar
 
 from ..addresses import is_address
+from ..bounces.verp import return_path
 from ..config import Settings
-from ..errors import ConfigError, PermanentSendError, TransientSendError, UnreachableError
+from ..errors import (
+    ConfigError,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    UnreachableError,
+)
 from ..models import Digest, Receipt, Subscriber
 from ..render import MAX_HTML, RenderedEmail, clean, link, render_email
 from ._registry import Channel, Field, Limits, Rate, register
-from .smtp import SmtpServer, reply_text
+from .smtp import SmtpServer, enhanced_status, reply_text
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +161,7 @@ def wire_message(digest: Digest, settings: Settings, now: datetime | None = None
             f"--{boundary}--\r\n".encode(),
         ]
     )
-    return Wire(sender, rcpt, mid, data)
+    return Wire(return_path(settings, sub.id) or sender, rcpt, mid, data)
 
 
 def build_message(digest: Digest, settings: Settings, now: datetime | None = None) -> EmailMessage:
@@ -319,9 +326,13 @@ class Smtp(Channel):
                 self._conn.rset() if self._conn else None
             except (OSError, smtplib.SMTPException):
                 self._drop()
-        if 400 <= code < 500 or code < 400:
-            raise TransientSendError(f"{reason}; will retry")
-        raise PermanentSendError(f"{reason}; {fix}")
+        error: SendError = (
+            TransientSendError(f"{reason}; will retry")
+            if 400 <= code < 500 or code < 400
+            else PermanentSendError(f"{reason}; {fix}")
+        )
+        error.smtp_stage, error.smtp_code, error.smtp_status = what, code, enhanced_status(text)
+        raise error
 
     def _drop(self) -> None:
         if self._conn is not None:

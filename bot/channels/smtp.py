@@ -6,6 +6,7 @@ Used by the email channel (digests) and by the web app's mailer (confirmation li
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -23,6 +24,15 @@ LOOPBACK = LOOPBACK_HOSTS
 def reply_text(text: bytes | str) -> str:
     """An SMTP reply's text, decoded and stripped."""
     return (text.decode(errors="replace") if isinstance(text, bytes) else text).strip()
+
+
+_ENHANCED = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+
+
+def enhanced_status(text: bytes | str) -> str:
+    """The RFC 3463 enhanced status code at the head of an SMTP reply's text ("5.1.1"), or ""."""
+    found = _ENHANCED.search(reply_text(text)[:40])
+    return found.group(1) if found else ""
 
 
 @dataclass(frozen=True, slots=True)

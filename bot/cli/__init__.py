@@ -19,6 +19,7 @@ from .._console import setup_logging
 from ..errors import BotError
 from ..store import damaged
 from ._context import Context
+from .bounces import bounces, resume
 from .digests import feedback, history, preview
 from .match import match, topics
 from .run import fetch, run, worker
@@ -124,6 +125,8 @@ for _command in (
     preview,
     topics,
     worker,
+    bounces,
+    resume,
     migrate,
 ):
     cli.add_command(_command)

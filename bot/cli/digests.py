@@ -14,6 +14,7 @@ from ..models import DigestItem, DigestStatus
 from ..store import DigestRow, open_store, sqlite_path
 from ..text import printable as clean
 from ._context import Context, roster, subscriptions_option
+from .bounces import suspension_lines
 
 
 @click.command()
@@ -66,6 +67,8 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
             )
             if item.why:
                 click.echo(f"     why: {clean('; '.join(item.why))}")
+    with open_store(settings) as store:
+        suspension_lines(store, subscriber)
 
 
 def _history_json(r: DigestRow, items: list[DigestItem]) -> dict[str, object]:

@@ -14,6 +14,7 @@ from ..roster import Member, mark_text, roster_members
 from ..store import Store, open_store
 from ..text import clip
 from ._context import Context, subscribers, subscriptions_option, warn_skipped
+from .bounces import suspension_lines
 
 
 def _when(t: datetime | None, zone: str = "UTC") -> str:
@@ -60,6 +61,7 @@ def status(obj: Context, subscriptions: str | None, items: bool, pool_only: bool
             _subscriber_lines(store, member, now, items)
         _open_digest_lines(store)
         _source_lines(store, settings)
+        suspension_lines(store)
     if problems:
         click.echo(f"{plural(len(problems), 'subscriber problem')}; 'digestbot check' lists them.")
 

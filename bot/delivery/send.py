@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ..bounces.refusals import record_refusal
 from ..channels import CHANNELS, Channel, channel_for, not_ready
 from ..config import Settings
 from ..errors import BotError, SendError, TemplateError, TransientSendError, UnreachableError
@@ -250,6 +251,7 @@ class Sender:
                     held, f"{e}; the digest waits, and the next run after the fix sends it"
                 )
             except SendError as e:
+                record_refusal(self.store, self.settings, digest, e)  # a bounce (bot.bounces)
                 if not e.transient:
                     self.store.mark_failed(digest.id, str(e))
                     log.error("digest %s for %s failed: %s", digest.id, sub.id, e)

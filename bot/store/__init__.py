@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from ._base import RETRY_DELAYS, damaged, migrate, retrying, sqlite_path
+from ._bounces import BounceRecords, BounceRow, Suspension
 from ._entries import EntryStore, SourceStatus, merge_entry
 from ._ledger import DigestRow, Ledger, digest_id
 from ._schema import (
@@ -33,10 +34,12 @@ from ._web import SubscriberMark, WebRecords, WebSubscriberRow
 __all__ = [
     "RETRY_DELAYS",
     "SCHEMA_VERSION",
+    "BounceRow",
     "DigestRow",
     "SourceStatus",
     "Store",
     "SubscriberMark",
+    "Suspension",
     "UTCDateTime",
     "WebSubscriberRow",
     "damaged",
@@ -60,7 +63,7 @@ __all__ = [
 ]
 
 
-class Store(EntryStore, Ledger, WebRecords):
+class Store(EntryStore, Ledger, WebRecords, BounceRecords):
     """The database behind digestbot: entries, fetch state, the delivery ledger, feedback and web subscribers.
 
     A context manager: `with open_store(settings) as store:` closes it at the end.

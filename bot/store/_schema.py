@@ -165,3 +165,26 @@ rate_events = Table(
     Column("key", String(100), nullable=False, index=True),  # a hash: no address or IP is stored
     Column("at", UTCDateTime, nullable=False, index=True),
 )
+
+
+# --- bounces, complaints and suspensions (bot.bounces) ---------------------------------------
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber_id", String(200), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # hard | soft | complaint
+    Column("code", String(20), nullable=False, default=""),  # "550 5.1.1", "5.2.2", ""
+    Column("reason", Text, nullable=False, default=""),
+    Column("at", UTCDateTime, nullable=False),
+    Column("digest_id", String(300), nullable=False, default=""),
+    Column("message_id", String(300), nullable=False, default=""),  # the bounce's own, if any
+)
+
+suspensions = Table(
+    "suspensions",
+    metadata,
+    Column("subscriber_id", String(200), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)

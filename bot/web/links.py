@@ -114,6 +114,8 @@ async def _manage_view(
             schedule=sub.schedule,
         )
     ctx.setdefault("schedule", "")
+    found = (await run_in_threadpool(web.store.suspensions)).get(sid)  # by bounces (bot.bounces)
+    ctx["suspended"] = found.reason if found is not None else ""
     status = 400 if errors else 200
     return web.page(request, "manage.html", status, **ctx, **web.form_context(prefs, errors))
 
@@ -153,6 +155,8 @@ async def manage(request: Request) -> Response:
         )
     elif action in ("pause", "resume", "unsubscribe"):
         status = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[action]
+        if action == "resume":  # lifts a suspension by bounces too (bot.bounces)
+            await run_in_threadpool(store.resume, sid)
         if row is not None:
             # Resuming after unsubscribing takes a new confirmation (subscribe again): a manage
             # link up to a year old must not switch the mail back on for whoever holds it.
