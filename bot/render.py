@@ -143,6 +143,7 @@ def link(settings: Settings, kind: str, digest: Digest, entry_id: str = "") -> s
         entry_id=entry_id,
         digest_id=digest.id,
         now=digest.slot.timestamp(),
+        address=digest.subscriber.email if kind in ("manage", "unsubscribe") else "",
     )  # issued at the slot: the same digest renders the same
     return f"{base}/{kind}/{token}"
 

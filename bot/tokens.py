@@ -94,6 +94,7 @@ def sign(
     digest_id: str = "",
     now: float | None = None,
     chosen: Mapping[str, Any] | None = None,
+    address: str = "",
 ) -> str:
     """A URL-safe token naming what a link does (`kind`) and for whom, signed with the first key.
 
@@ -109,6 +110,8 @@ def sign(
         payload["d"] = digest_id
     if chosen is not None:
         payload["c"] = dict(chosen)
+    if address:  # the address the link was mailed to: it controls that address's subscription only
+        payload["a"] = address
     body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
     return _signer(_keys(settings), kind).sign(body).decode()
 
@@ -123,7 +126,7 @@ def verify(
     """The payload of a token made by `sign` for `kind`; `TokenError` when bad, forged or expired.
 
     The payload has `kind`, `subscriber_id`, `entry_id`, `digest_id`, `issued` (Unix seconds) and,
-    when the token carries one, `chosen` (a dict).
+    when the token carries them, `chosen` (a dict) and `address` (the address it was mailed to).
     """
     body, dot, sig = token.rpartition(".")
     if not dot or not body or not sig:
@@ -159,6 +162,8 @@ def verify(
     }
     if isinstance(raw.get("c"), dict):
         payload["chosen"] = raw["c"]
+    if isinstance(raw.get("a"), str):
+        payload["address"] = raw["a"]
     return payload
 
 

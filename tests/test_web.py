@@ -655,3 +655,43 @@ def test_digestbot_serve_runs_the_app_under_uvicorn(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=20)
     assert f"Serving on http://127.0.0.1:{port}/" in err
     assert "serve-secret-value" not in err and "serve-slack-secret" not in err
+
+
+def test_a_link_mailed_to_an_old_address_does_not_control_the_new_one(site: Site) -> None:
+    """Issue 17.12: after a file's address changes, the old person's links unsubscribe or pause
+    nobody; the new address's own links do."""
+    from _digests import digest, subscriber
+
+    from bot.render import link
+
+    subs = site.settings.subscriptions_dir
+    body = '[interests]\nkeywords = ["quantization"]\n'
+    (subs / "frank.toml").write_text('email = "frank@example.org"\n' + body)
+    try:
+        mailed = digest(1, sub=subscriber(id="frank", email="frank@example.org"))
+        old_unsub = link(site.settings, "unsubscribe", mailed).rsplit("/", 1)[1]
+        old_manage = link(site.settings, "manage", mailed).rsplit("/", 1)[1]
+        assert tokens.verify(site.settings, old_unsub, "unsubscribe")["address"] == (
+            "frank@example.org"
+        )
+        (subs / "frank.toml").write_text('email = "grace@example.org"\n' + body)  # a new person
+        r = requests.post(
+            f"{site.url}/unsubscribe/{old_unsub}", data={"List-Unsubscribe": "One-Click"}
+        )
+        assert r.status_code == 200
+        assert "frank" in [x.id for x in load_roster(site.settings, site.store)[0]]
+        s = requests.Session()
+        page = s.get(f"{site.url}/manage/{old_manage}")
+        paused = s.post(
+            f"{site.url}/manage/{old_manage}",
+            data={"csrf": csrf_of(page.text), "action": "pause"},
+            allow_redirects=False,
+        )
+        assert paused.status_code == 403
+        assert "frank" in [x.id for x in load_roster(site.settings, site.store)[0]]
+        new = tokens.sign(site.settings, "unsubscribe", "frank", address="grace@example.org")
+        r = requests.post(f"{site.url}/unsubscribe/{new}", data={"List-Unsubscribe": "One-Click"})
+        assert r.status_code == 200
+        assert "frank" not in [x.id for x in load_roster(site.settings, site.store)[0]]
+    finally:
+        (subs / "frank.toml").unlink()

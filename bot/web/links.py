@@ -42,17 +42,34 @@ _DONE = {
 _VOTES = {"up": 1, "down": -1}
 
 
+_OLD_ADDRESS = (
+    "This link was mailed to an address this subscription no longer uses; the new address's own "
+    "digests carry its links."
+)
+
+
 def _file_subscriber(web: Web, sid: str) -> Subscriber | None:
     subs, _ = file_subscribers(web.settings)
     return next((s for s in subs if s.id == sid), None)
 
 
-def _unsubscribe(web: Web, sid: str) -> None:
-    """Unsubscribe whoever `sid` is: a web subscriber's row, else a status that wins over the file."""
+def _unsubscribe(web: Web, sid: str, address: str = "") -> None:
+    """Unsubscribe whoever `sid` is: a web subscriber's row, else a status that wins over the file
+    for the address the link was mailed to (a link mailed to an address the file no longer names
+    changes nothing for the new person)."""
     if web.store.web_subscriber(sid) is not None:
         web.store.set_web_status(sid, "unsubscribed")
-    else:
-        web.store.set_subscriber_status(sid, "unsubscribed")
+    elif _controls(web, sid, address):
+        web.store.set_subscriber_status(sid, "unsubscribed", address=address or None)
+
+
+def _controls(web: Web, sid: str, address: str) -> bool:
+    """Whether a link mailed to `address` may change file subscriber `sid`: the file still names
+    that address (a link without one, from before links carried it, still may)."""
+    if not address:
+        return True
+    sub = _file_subscriber(web, sid)
+    return sub is not None and sub.email.strip().lower() == address.strip().lower()
 
 
 # --- manage ------------------------------------------------------------------------------------
@@ -127,11 +144,12 @@ async def manage(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     try:
-        sid = tokens.verify(
+        body = tokens.verify(
             web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE
-        )["subscriber_id"]
+        )
     except TokenError as e:
         return bad_link(request, e)
+    sid, address = body["subscriber_id"], body.get("address", "")
     action = form.get("action", "")
     store = web.store
     row = await run_in_threadpool(store.web_subscriber, sid)
@@ -166,8 +184,12 @@ async def manage(request: Request) -> Response:
                 "unsubscribe": ("active", "paused", "unconfirmed"),
             }[action]
             await run_in_threadpool(lambda: store.set_web_status(sid, status, only_from=allowed))
-        else:
-            await run_in_threadpool(store.set_subscriber_status, sid, status)
+        elif await run_in_threadpool(_controls, web, sid, address):
+            await run_in_threadpool(
+                lambda: store.set_subscriber_status(sid, status, address=address or None)
+            )
+        else:  # mailed to an address the file no longer names: not this person's to change
+            return web.message(request, 403, "Not your subscription any more", _OLD_ADDRESS)
     else:
         return web.message(request, 400, "Unknown action", "Use the buttons on the manage page.")
     return RedirectResponse(f"{request.url.path}?done={action}", 303)
@@ -191,15 +213,14 @@ async def unsubscribe(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     try:
-        sid = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")[
-            "subscriber_id"
-        ]
+        body = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")
     except TokenError as e:
         return bad_link(request, e)
+    sid, address = body["subscriber_id"], body.get("address", "")
     one_click = form.get("List-Unsubscribe") == "One-Click"
     if not one_click and not csrf_passed(request, form):
         return forged(request)
-    await run_in_threadpool(_unsubscribe, web, sid)
+    await run_in_threadpool(_unsubscribe, web, sid, address)
     if one_click:
         return PlainTextResponse("Unsubscribed.\n")
     return web.message(
