@@ -273,3 +273,33 @@ def test_every_source_result_is_cleaned_and_bounded() -> None:
     assert e.extra == {"k": ["v", 3, {"n": "[2J"}]}
     clean = Entry(id="a", title="fine", extra={"n": 1})
     assert FetchResult([clean], FetchState()).entries[0] is clean
+
+
+@pytest.mark.slow  # a whole run --once: fetch, match, render, send
+def test_a_run_with_a_hostile_feed_still_sends_its_digests_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17.3: the hostile feed beside the example feed — the run finishes in seconds (the
+    100 KB dc:creator alone took feedparser ~85 s) and the subscriber's digest goes out."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--outbox"]).exit_code == 0
+    with serving({"/feed.xml": rss(HOSTILE_ITEMS, HOSTILE_PROLOG)}) as base:
+        config = tmp_path / "digestbot.toml"
+        config.write_text(
+            "lookback_days = 36500\n"  # the example feed is a fixed file: keep it offered
+            + config.read_text(encoding="utf-8")
+            + f'\n[[sources]]\nname = "hostile"\ntype = "rss"\nurl = "{base}/feed.xml"\n',
+            encoding="utf-8",
+        )
+        start = time.monotonic()
+        result = runner.invoke(cli, ["run", "--once"], env={"DIGESTBOT_CONFIG": ""})
+        took = time.monotonic() - start
+    assert result.exit_code == 0, result.output
+    assert "example: sent" in result.output
+    assert list((tmp_path / "outbox" / "example").glob("*.eml"))
+    assert took < 30, f"the run took {took:.1f} s"
