@@ -46,6 +46,9 @@ class Settings:
     database_sqlite_synchronous: str = "NORMAL"
     subscriptions_dir: Path = Path("subscriptions")
     outbox_dir: Path = Path("outbox")
+    # `outbox_dir` written in the config file: the outbox serves subscribers whose channel is not
+    # configured (DIGESTBOT_OUTBOX only moves the folder); see `bot.channels.outbox.chosen`
+    outbox_chosen: bool = False
     templates_dir: Path | None = None  # a folder whose templates override the bundled ones
     sources: tuple[SourceSpec, ...] = ()
     smtp_url: str = ""  # DIGESTBOT_SMTP_URL; empty: email goes to the outbox
@@ -265,6 +268,7 @@ def parse_settings(
     for key in ("subscriptions_dir", "outbox_dir", "templates_dir"):
         if key in raw and check_type(problems, where, key, raw[key], str, "a path string"):
             values[key] = Path(raw[key])
+    values["outbox_chosen"] = "outbox_dir" in values
     for key in ("fetch_interval_minutes", "corpus_days", "lookback_days"):
         if key in raw and check_type(problems, where, key, raw[key], int, "a whole number"):
             if raw[key] < 1:

@@ -155,3 +155,28 @@ def _restore_logging() -> Iterator[None]:
     ) in logging.root.manager.loggerDict.items():  # e.g. `fetch` quiets bot.ingest's warnings
         if isinstance(lg, logging.Logger):
             lg.setLevel(levels.get(name, logging.NOTSET))
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """digestbot's wheel, built once per test session from this checkout (no dependencies)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parent.parent
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--wheel-dir",
+        str(out),
+        str(root),
+    ]
+    done = subprocess.run(build, check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (found,) = out.glob("digestbot-*.whl")
+    return found

@@ -1056,31 +1056,6 @@ def test_env_example_names_what_digestbot_reads() -> None:
 # --- the wheel the Dockerfile installs ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--wheel-dir",
-            str(out),
-            str(ROOT),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    (found,) = out.glob("digestbot-*.whl")
-    return found
-
-
 @pytest.mark.slow
 def test_wheel_ships_templates_and_example_feed(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())

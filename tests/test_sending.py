@@ -23,7 +23,7 @@ from test_pipeline import reader, run, world
 
 from bot.channels import channel_for, not_ready
 from bot.cli import cli
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.delivery import RetryPolicy
 from bot.errors import TemplateError
 from bot.models import Subscriber
@@ -148,13 +148,16 @@ def test_channel_for_keeps_a_channel_that_is_not_set_up_unless_the_outbox_is_cho
     alice = Subscriber(id="alice", email="alice@example.org")
     config = tmp_path / "digestbot.toml"
     config.write_text('subscriptions_dir = "subs"\n')
-    from_file = Settings(config_path=config, base_dir=tmp_path, environ={})
+    from_file = load_settings(str(config), {})
     assert channel_for(alice, from_file) == "email"
     assert "DIGESTBOT_SMTP_URL" in not_ready("email", alice, from_file)
     assert not_ready("outbox", alice, from_file) == ""
+    moved = load_settings(str(config), {"DIGESTBOT_OUTBOX": str(tmp_path / "files")})
+    assert channel_for(alice, moved) == "email"  # the variable only moves the folder
     config.write_text('subscriptions_dir = "subs"\noutbox_dir = "outbox"\n')
-    assert channel_for(alice, from_file) == "outbox"
-    smtp = Settings(config_path=config, base_dir=tmp_path, smtp_url="smtp://127.0.0.1:25")
+    chosen = load_settings(str(config), {})
+    assert channel_for(alice, chosen) == "outbox"
+    smtp = replace(chosen, smtp_url="smtp://127.0.0.1:25")
     assert channel_for(alice, smtp) == "email" and not_ready("email", alice, smtp) == ""
 
 

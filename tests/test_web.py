@@ -7,8 +7,6 @@ import hmac
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,7 +19,7 @@ import requests
 import time_machine
 from peers import SmtpPeer, free_port
 from starlette.applications import Starlette
-from web_support import csrf_of, link_in, running
+from web_support import csrf_of, digestbot_serve, link_in, running
 
 from bot import tokens
 from bot.config import Settings
@@ -628,31 +626,10 @@ def test_digestbot_serve_runs_the_app_under_uvicorn(tmp_path: Path) -> None:
         "SLACK_SIGNING_SECRET": "serve-slack-secret",
     }
     env.pop("DIGESTBOT_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text == "ok":
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                "digestbot serve did not start"
-            )
-            time.sleep(0.1)
+    with digestbot_serve(tmp_path, port, env, "--host", "127.0.0.1") as served:
         page = requests.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and 'action="/subscribe"' in page.text
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=20)
+    err = served.err
     assert f"Serving on http://127.0.0.1:{port}/" in err
     assert "serve-secret-value" not in err and "serve-slack-secret" not in err
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 from peers import SmtpPeer, free_port
-from web_support import csrf_of, link_in
+from web_support import csrf_of, digestbot_serve, link_in
 
 from bot.cli.web import serving_settings
 from bot.config import Settings
@@ -32,32 +29,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
     env["DIGESTBOT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite'}"
     return {**env, **extra}
-
-
-@contextmanager
-def serving(tmp_path: Path, port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=20)
 
 
 # --- the development key ---------------------------------------------------------------------------
@@ -139,7 +110,7 @@ def test_serve_mails_its_own_port_and_ignores_forwarded_for_by_default(tmp_path:
     port = free_port()
     with SmtpPeer() as inbox:
         env = _env(tmp_path, DIGESTBOT_SMTP_URL=inbox.url, DIGESTBOT_SECRET_KEY="s" * 32)
-        with serving(tmp_path, port, env):
+        with digestbot_serve(tmp_path, port, env):
             url = f"http://127.0.0.1:{port}"
             s = requests.Session()
             csrf = csrf_of(s.get(url + "/").text)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
+import requests
 import uvicorn
 from peers import Mail
 from starlette.applications import Starlette
@@ -57,3 +62,43 @@ def link_in(mail: Mail, path: str) -> str:
     m = re.search(r"https?://\S+" + re.escape(path) + r"\S+", body.get_content())
     assert m, f"no {path} link in the message"
     return m.group(0)
+
+
+@dataclass
+class Served:
+    """A `digestbot serve` process; `err` holds what it wrote to stderr once it has stopped."""
+
+    proc: subprocess.Popen[str]
+    err: str = ""
+
+
+@contextmanager
+def digestbot_serve(
+    folder: Path, port: int, env: dict[str, str], *options: str
+) -> Iterator[Served]:
+    """`python -m bot serve --port PORT [options]` in `folder`, up (its /healthz answers) inside."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", *options, "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    served = Served(proc)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text == "ok":
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "digestbot serve did not start"
+            )
+            time.sleep(0.1)
+        yield served
+    finally:
+        proc.terminate()
+        _, served.err = proc.communicate(timeout=20)

@@ -9,8 +9,6 @@ it chooses nothing. Without the choice, a digest whose channel is not configured
 from __future__ import annotations
 
 import os
-import tomllib
-from functools import lru_cache
 from pathlib import Path
 
 from ..config import Settings
@@ -20,15 +18,6 @@ from ._registry import Channel, channel_of, register
 DEFAULT_DIR = Settings().outbox_dir
 
 
-@lru_cache(maxsize=8)
-def _names_outbox(path: Path, mtime_ns: int) -> bool:
-    """Whether the TOML file at `path` (as of `mtime_ns`) has a top-level `outbox_dir` key."""
-    try:
-        return "outbox_dir" in tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return False  # loading the settings read it; gone or broken since: no choice made
-
-
 def chosen(settings: Settings) -> bool:
     """Whether the config chooses the outbox for digests whose channel is not configured.
 
@@ -36,14 +25,9 @@ def chosen(settings: Settings) -> bool:
     variable, which only moves the folder). Settings made in code, with no file: an
     `outbox_dir` other than the default was given.
     """
-    path = settings.config_path
-    if path is None:
-        return settings.outbox_dir != DEFAULT_DIR
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        return False
-    return _names_outbox(path.resolve(), mtime)
+    if settings.config_path is None:
+        return settings.outbox_chosen or settings.outbox_dir != DEFAULT_DIR
+    return settings.outbox_chosen
 
 
 @register("outbox")

@@ -127,21 +127,7 @@ class Claims(DigestReads):
                 },
             )
             if kept:
-                conn.execute(
-                    _NEW_DELIVERIES,
-                    [
-                        {
-                            "subscriber_id": subscriber_id,
-                            "entry_id": i.entry.id,
-                            "digest_id": did,
-                            "position": n,
-                            "score": float(i.score),
-                            "why": json.dumps(list(i.why)),
-                            "topic": i.topic,
-                        }
-                        for n, i in enumerate(kept)
-                    ],
-                )
+                conn.execute(_NEW_DELIVERIES, _delivery_rows(subscriber_id, did, kept))
         return Claimed(did, tuple(kept))
 
     @retrying
@@ -213,18 +199,7 @@ class Claims(DigestReads):
                             "reason": "",
                         }
                     )
-                    lines.extend(
-                        {
-                            "subscriber_id": sub,
-                            "entry_id": i.entry.id,
-                            "digest_id": did,
-                            "position": n,
-                            "score": float(i.score),
-                            "why": json.dumps(list(i.why)),
-                            "topic": i.topic,
-                        }
-                        for n, i in enumerate(kept)
-                    )
+                    lines.extend(_delivery_rows(sub, did, kept))
                     out.append(Claimed(did, tuple(kept)))
                 if rows:
                     conn.execute(insert(digests), rows)
@@ -314,3 +289,21 @@ class Claims(DigestReads):
                 return False
             conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
             return bool(conn.execute(delete(digests).where(untried)).rowcount)
+
+
+def _delivery_rows(
+    subscriber_id: str, digest_id: str, items: Sequence[DigestItem]
+) -> list[dict[str, Any]]:
+    """The `deliveries` rows of a claimed digest: one per item, in the digest's order."""
+    return [
+        {
+            "subscriber_id": subscriber_id,
+            "entry_id": i.entry.id,
+            "digest_id": digest_id,
+            "position": n,
+            "score": float(i.score),
+            "why": json.dumps(list(i.why)),
+            "topic": i.topic,
+        }
+        for n, i in enumerate(items)
+    ]
