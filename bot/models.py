@@ -35,10 +35,17 @@ class Interests:
     exclude: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
+    trending: bool = False  # the most upvoted papers since the last digest (issue 13)
+    min_upvotes: int | None = None  # a trending digest's floor
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe data: the object the store keeps for a web subscriber, and a task message's."""
-        return {"description": self.description, **{k: list(getattr(self, k)) for k in _PHRASES}}
+        return {
+            "description": self.description,
+            **{k: list(getattr(self, k)) for k in _PHRASES},
+            "trending": self.trending,
+            "min_upvotes": self.min_upvotes,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Interests:
@@ -48,7 +55,13 @@ class Interests:
             value = data.get(key)
             return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
 
-        return cls(str(data.get("description") or ""), *(phrases(k) for k in _PHRASES))
+        floor = data.get("min_upvotes")
+        return cls(
+            str(data.get("description") or ""),
+            *(phrases(k) for k in _PHRASES),
+            trending=data.get("trending") is True,
+            min_upvotes=floor if isinstance(floor, int) and not isinstance(floor, bool) else None,
+        )
 
 
 _PHRASES = ("keywords", "exclude", "topics", "authors")  # Interests' list fields, in order
