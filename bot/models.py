@@ -57,8 +57,11 @@ class Interests:
 
         floor = data.get("min_upvotes")
         return cls(
-            str(data.get("description") or ""),
-            *(phrases(k) for k in _PHRASES),
+            description=str(data.get("description") or ""),
+            keywords=phrases("keywords"),
+            exclude=phrases("exclude"),
+            topics=phrases("topics"),
+            authors=phrases("authors"),
             trending=data.get("trending") is True,
             min_upvotes=floor if isinstance(floor, int) and not isinstance(floor, bool) else None,
         )
