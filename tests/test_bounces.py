@@ -112,16 +112,33 @@ def test_each_message_is_classified_and_attributed(name: str, store: Store) -> N
         assert got.digest_id == extra and got.message_id.startswith("<")
 
 
-def test_a_complaint_without_a_return_path_is_attributed_by_the_digests_message_id(
+def test_a_complaint_without_a_return_path_is_attributed_by_the_digests_signed_link(
     store: Store,
 ) -> None:
-    raw = fixture("arf-abuse.eml", verp_settings())
+    """Without VERP, the report's quoted original names the digest (Message-ID); it counts only
+    with that digest's own signed List-Unsubscribe link, as the digest carried it: a Message-ID
+    (`<subscriber.slot@domain>`) can be guessed, a signed link cannot."""
+    settings = verp_settings()
+    raw = fixture("arf-abuse.eml", settings)
     plain = re.sub(rb"<bounces\+[^>]+>", b"<digest@lab.example>", raw)
-    got = classify(verp_settings(), store, plain)
+    got = classify(settings, store, plain)
     assert got.kind is None and "no digest of ours (erin.20261201T0700Z)" in got.reason
     slot = datetime(2026, 12, 1, 7, tzinfo=UTC)
     store.claim("erin", slot, [], "email", now=slot)  # the ledger's digest erin.20261201T0700Z
-    got = classify(verp_settings(), store, plain)
+    got = classify(settings, store, plain)  # a guessable Message-ID alone
+    assert got.kind is None and "without that digest's signed unsubscribe link" in got.reason
+
+    def quoting(token: str) -> bytes:
+        header = f"List-Unsubscribe: <https://lab.example/unsubscribe/{token}>\r\n".encode()
+        return plain.replace(b"X-Digestbot-Digest:", header + b"X-Digestbot-Digest:", 1)
+
+    did = "erin.20261201T0700Z"
+    forged = sign(Settings(secret_key=OTHER_KEY), "unsubscribe", "erin", digest_id=did)
+    other_digest = sign(settings, "unsubscribe", "erin", digest_id="erin.20261130T0700Z")
+    someone_else = sign(settings, "unsubscribe", "frank", digest_id=did)
+    for token in (forged, other_digest, someone_else):
+        assert classify(settings, store, quoting(token)).kind is None
+    got = classify(settings, store, quoting(sign(settings, "unsubscribe", "erin", digest_id=did)))
     assert (got.kind, got.subscriber_id) == (Kind.COMPLAINT, "erin")
 
 
