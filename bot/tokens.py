@@ -31,7 +31,14 @@ from itsdangerous import BadSignature, Signer
 from .config import Settings
 from .errors import TokenError
 
-__all__ = ["DEV_KEY", "KINDS", "TokenError", "sign", "verify"]  # TokenError: with the other errors
+__all__ = [
+    "DEV_KEY",
+    "KINDS",
+    "TokenError",
+    "sign",
+    "signing_keys",
+    "verify",
+]  # TokenError: with the other errors
 log = logging.getLogger(__name__)
 
 # Used only when DIGESTBOT_SECRET_KEY is unset (development): anyone can forge links made with it;
@@ -60,6 +67,12 @@ def _keys(settings: Settings) -> tuple[str, ...]:
         )
         _warned = True
     return (DEV_KEY,)
+
+
+def signing_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys links are checked with, the one new links are signed with first (the
+    development key when DIGESTBOT_SECRET_KEY is unset, with its warning)."""
+    return _keys(settings)
 
 
 def _signer(keys: tuple[str, ...], kind: str) -> Signer:
