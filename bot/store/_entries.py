@@ -59,17 +59,36 @@ def _entry(row: Any) -> Entry:
 # first sighting (a paper first announced "new" stays "new" when arXiv later lists its revision).
 _GROWING = ("upvotes", "comments", "github_stars", "version")
 _FIRST = ("announce_type",)
+# Popularity counts: settled by the latest fetch. A copy that says when it was counted
+# (`counted_at`, an ISO UTC time the hf-daily source stamps on each fetch) replaces counts
+# counted earlier, even lower ones (an upvote taken back); a copy without it only raises them.
+_COUNTS = ("upvotes", "comments", "github_stars")
+COUNTED_AT = "counted_at"
+
+
+def _counted_later(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `new`'s counts were fetched after `old`'s (a copy without a time is not)."""
+    b = new.get(COUNTED_AT)
+    if not isinstance(b, str):
+        return False
+    a = old.get(COUNTED_AT)
+    return not isinstance(a, str) or b > a
 
 
 def _merged_extra(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     extra = {**old, **new}
+    later = _counted_later(old, new)
     for key in _GROWING:
         a, b = old.get(key), new.get(key)
         if isinstance(a, int | float) and isinstance(b, int | float):
-            extra[key] = max(a, b)
+            extra[key] = b if later and key in _COUNTS else max(a, b)
     for key in _FIRST:
         if key in old:
             extra[key] = old[key]
+    if COUNTED_AT in old and (
+        not later or all(extra.get(k) == old.get(k) for k in _COUNTS)
+    ):  # the same counts again: the entry is unchanged (no update, no refit)
+        extra[COUNTED_AT] = old[COUNTED_AT]
     return extra
 
 
@@ -77,7 +96,8 @@ def merge_entry(old: Entry, new: Entry) -> Entry:
     """The one rule for the same paper read twice: `new` enriches `old`, never loses what it had.
 
     Edits to title, summary and url are taken; the first source and first date stay; authors
-    fill in when missing; tags are joined; extras are merged (see `_GROWING` and `_FIRST`).
+    fill in when missing; tags are joined; extras are merged (see `_GROWING`, `_FIRST` and
+    `_COUNTS`: the latest fetched popularity counts win).
     The store applies it to every stored entry; `digestbot match --entries` to its files.
     """
     return replace(
