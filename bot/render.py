@@ -115,7 +115,8 @@ def subject(digest: Digest) -> str:
     top = top_topic(digest)
     lead = clean(digest.items[0].entry.title) if n else ""
     about = f" on {top}" if top else (f": {shorten(lead, 60)}" if lead else "")
-    return f"{n} new paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
+    kind = "trending" if digest.subscriber.interests.trending else "new"
+    return f"{n} {kind} paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
 
 
 def _context(digest: Digest, settings: Settings) -> dict[str, Any]:

@@ -123,18 +123,8 @@ def trending_pool(
     return by_popularity(pool)
 
 
-def _why(entry: Entry) -> tuple[str, ...]:
-    known = counts(entry.extra)
-    parts = [
-        f"{known[k]} {label}"
-        for k, label in (
-            ("upvotes", "upvotes"),
-            ("comments", "comments"),
-            ("github_stars", "stars"),
-        )
-        if k in known
-    ]
-    return (f"trending: {', '.join(parts)}",) if parts else ()
+TOP = "trending: among the most upvoted since your last digest"
+BLENDED = "trending: ranked by relevance and upvotes"
 
 
 def blend(items: Sequence[DigestItem], floor: int | None = None) -> list[DigestItem]:
@@ -160,7 +150,12 @@ def blend(items: Sequence[DigestItem], floor: int | None = None) -> list[DigestI
 
     order = sorted(range(len(kept)), key=lambda n: -mixed(n))
     return [
-        DigestItem(kept[n].entry, kept[n].score, kept[n].why + _why(kept[n].entry), kept[n].topic)
+        DigestItem(
+            kept[n].entry,
+            kept[n].score,
+            kept[n].why + ((BLENDED,) if pops[n] is not None else ()),
+            kept[n].topic,
+        )
         for n in order
     ]
 
@@ -182,5 +177,5 @@ def arrange(
         return list(chosen)
     if trending_only(interests):
         pool = trending_pool(interests, offered, delivered, since)
-        return [DigestItem(e, round(popularity(e) or 0.0, 4), _why(e), "") for e in pool]
+        return [DigestItem(e, round(popularity(e) or 0.0, 4), (TOP,), "") for e in pool]
     return blend(chosen, interests.min_upvotes)

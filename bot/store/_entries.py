@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -198,6 +198,29 @@ class EntryStore(StoreBase):
                 .order_by(entries.c.published.desc(), entries.c.id)
             )
             return [_entry(r) for r in rows]
+
+    def entries_published_between(self, start: datetime, end: datetime) -> list[Entry]:
+        """Entries published in [start, end), newest first: a day's or a week's papers (the web pages)."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(entries)
+                .where((entries.c.published >= start) & (entries.c.published < end))
+                .order_by(entries.c.published.desc(), entries.c.id)
+            )
+            return [_entry(r) for r in rows]
+
+    def latest_published(self, before: datetime, counted: bool = True) -> datetime | None:
+        """The newest `published` before `before` (of an entry with upvotes when `counted`,
+        else of any entry when none has them): which day the front page shows."""
+        with self.begin() as conn:
+            for only in (True, False) if counted else (False,):
+                q = select(func.max(entries.c.published)).where(entries.c.published < before)
+                if only:
+                    q = q.where(entries.c.extra.contains('"upvotes"'))
+                found: datetime | None = conn.execute(q).scalar()
+                if found is not None:
+                    return found if found.tzinfo else found.replace(tzinfo=UTC)
+        return None
 
     def corpus_fingerprint(self, since: datetime) -> tuple[int, datetime | None]:
         """What changes whenever `entries_since(since)` would return something else.
