@@ -324,3 +324,49 @@ def test_a_trending_digest_never_repeats_and_takes_what_came_since_its_last_day(
         ]
     )  # featured before the last digest's day: not "since the last digest"
     assert "arxiv:2606.00009" not in _plan(store, sub, day1 + timedelta(days=1, hours=9))
+
+
+# --- Slack ------------------------------------------------------------------------------------
+def test_a_slack_channel_with_trending_gets_the_days_top_papers_with_their_counts(
+    tmp_path: Path, shared_fixture: Fixture, slack_server: Any, send_clock: list[float]
+) -> None:
+    from test_render import check_slack_limits
+
+    from bot.delivery import Deliverer, run_once
+
+    data = json.loads(shared_fixture(DAY).read_text(encoding="utf-8"))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        base_url="https://digest.example.org",
+        secret_key="k",
+        slack_token="xoxb-test",
+        slack_api_url=slack_server.url,
+    )
+    store = Store(settings.database_url)
+    store.upsert_entries(parse_daily_papers(data, "hf"))
+    sub = Subscriber(
+        "lab",
+        slack_channel="#papers",
+        max_items=5,
+        interests=Interests(trending=True),
+    )
+    d = Deliverer(settings, store)
+    try:
+        report = run_once(settings, store, [sub], now=NOON, deliverer=d)
+    finally:
+        d.close()
+    assert [o.status for o in report.outcomes] == ["sent"]
+    (call,) = slack_server.calls("chat.postMessage")
+    body = call["body"]
+    check_slack_limits(body)
+    assert body["blocks"][0]["text"]["text"].startswith("5 trending papers")
+    sections = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"]
+    contexts = [b["elements"][0]["text"] for b in body["blocks"] if b["type"] == "context"]
+    best = top(data, 5)
+    assert len(sections) == 5
+    assert contexts[-1].startswith("…and 25 more matched; <https://digest.example.org/digest/")
+    for p, section, context in zip(best, sections, contexts[:5], strict=True):
+        assert f"<https://arxiv.org/abs/{p['id']}|" in section
+        assert f"<https://huggingface.co/papers/{p['id']}|Hugging Face>" in section
+        assert f"<https://arxiv.org/pdf/{p['id']}|PDF>" in section
+        assert context.startswith(f"▲ {p['upvotes']} upvotes")
