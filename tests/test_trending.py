@@ -370,3 +370,46 @@ def test_a_slack_channel_with_trending_gets_the_days_top_papers_with_their_count
         assert f"<https://huggingface.co/papers/{p['id']}|Hugging Face>" in section
         assert f"<https://arxiv.org/pdf/{p['id']}|PDF>" in section
         assert context.startswith(f"▲ {p['upvotes']} upvotes")
+
+
+@pytest.mark.slow
+def test_spamassassin_scores_a_rich_trending_digest_low(
+    tmp_path: Path, shared_fixture: Fixture
+) -> None:
+    """Counts, TL;DR and the four links per item: SpamAssassin still scores it ≤ 1.0."""
+    import re
+    import shutil
+    import subprocess
+
+    from bot.channels.email import build_message, message_bytes
+    from bot.models import Digest
+    from bot.trending import by_popularity
+
+    if shutil.which("spamassassin") is None:
+        pytest.skip("spamassassin is not installed (Debian package 'spamassassin')")
+    entries = by_popularity(parse_daily_papers(json.loads(shared_fixture(DAY).read_bytes()), "hf"))
+    sub = Subscriber("lab", name="Lab", email="lab@example.org", interests=Interests(trending=True))
+    digest = Digest(
+        "lab.20260612T0800Z",
+        sub,
+        datetime(2026, 6, 12, 8, tzinfo=UTC),
+        tuple(DigestItem(e, 1.0) for e in entries[:10]),
+        more=20,
+    )
+    settings = Settings(
+        base_url="https://digest.example.org",
+        secret_key="k",
+        from_addr="Lab digest <digest@example.org>",
+    )
+    raw = message_bytes(build_message(digest, settings))
+    out = subprocess.run(
+        ["spamassassin", "-L", "-t"],
+        input=raw,
+        capture_output=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+        timeout=120,
+        check=True,
+    ).stdout
+    status = email.message_from_bytes(out, policy=email.policy.default)["X-Spam-Status"]
+    m = re.search(r"score=(-?[\d.]+)", status)
+    assert m and float(m.group(1)) <= 1.0, status
