@@ -22,7 +22,7 @@ and comments, GitHub stars when the paper has a repository. From them:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,6 +97,28 @@ def _day(when: datetime) -> datetime:
     return datetime(when.year, when.month, when.day, tzinfo=UTC)
 
 
+class Featured:
+    """The entries featured since a day, each day's list loaded once per planning pass.
+
+    A weekly digest at 07:00 must still see the papers featured that Monday after its last
+    digest, which the lookback window (counted in hours from now) leaves out. `load` is the
+    store's `entries_published_since`; no day before `oldest` is loaded (a subscriber back after
+    months gets the top of the last `lookback_days` + 1 days, not of the months).
+    """
+
+    def __init__(self, load: Callable[[datetime], Sequence[Entry]], oldest: datetime) -> None:
+        self._load = load
+        self._oldest = _day(oldest)
+        self._days: dict[datetime, Sequence[Entry]] = {}
+
+    def since(self, day: datetime) -> Sequence[Entry]:
+        """The entries published on `day` or later (not before the oldest day)."""
+        day = max(_day(day), self._oldest)
+        if day not in self._days:
+            self._days[day] = self._load(day)
+        return self._days[day]
+
+
 def trending_pool(
     interests: Interests,
     offered: Sequence[Entry],
@@ -166,16 +188,20 @@ def arrange(
     offered: Sequence[Entry],
     delivered: Collection[str],
     since: datetime | None,
+    featured: Featured | None = None,
 ) -> list[DigestItem]:
     """What a trending subscriber's digest holds, best first (before the `max_items` cut).
 
-    Trending only: `trending_pool`; trending with interests: `blend` of the matcher's `chosen`;
-    not trending: `chosen` as it is.
+    Trending only: `trending_pool` of `offered`, or of `featured.since(since)` when given and
+    there was a last digest; trending with interests: `blend` of the matcher's `chosen`; not
+    trending: `chosen` as it is.
     """
     interests = subscriber.interests
     if not interests.trending:
         return list(chosen)
     if trending_only(interests):
+        if featured is not None and since is not None:
+            offered = featured.since(since)
         pool = trending_pool(interests, offered, delivered, since)
         return [DigestItem(e, round(popularity(e) or 0.0, 4), (TOP,), "") for e in pool]
     return blend(chosen, interests.min_upvotes)

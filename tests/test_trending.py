@@ -413,3 +413,76 @@ def test_spamassassin_scores_a_rich_trending_digest_low(
     status = email.message_from_bytes(out, policy=email.policy.default)["X-Spam-Status"]
     m = re.search(r"score=(-?[\d.]+)", status)
     assert m and float(m.group(1)) <= 1.0, status
+
+
+# --- the store's day and week queries, on SQLite and PostgreSQL ---------------------------------
+def test_day_queries_and_the_latest_counted_day(store: Store) -> None:
+    day = datetime(2026, 6, 12, tzinfo=UTC)
+    store.upsert_entries(
+        [
+            Entry("arxiv:2606.00001", "Counted", published=day, extra={"upvotes": 3}),
+            Entry("arxiv:2606.00002", "Late", published=day + timedelta(hours=23, minutes=59)),
+            Entry("https://blog.example.org/x", "Newer post", published=day + timedelta(days=2)),
+        ]
+    )
+    got = store.entries_published_between(day, day + timedelta(days=1))
+    assert [e.id for e in got] == ["arxiv:2606.00002", "arxiv:2606.00001"]
+    assert store.latest_published(day + timedelta(days=30)) == day  # the latest day with upvotes
+    assert store.latest_published(day + timedelta(days=30), counted=False) == day + timedelta(
+        days=2
+    )
+    assert store.latest_published(day) is None
+
+
+def test_a_weekly_trending_digest_is_the_top_of_the_week(tmp_path: Path) -> None:
+    from bot.delivery import run_once
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", outbox_dir=tmp_path / "out"
+    )
+    store = Store(settings.database_url)
+    monday = datetime(2026, 6, 1, 7, tzinfo=UTC)
+    sub = Subscriber(
+        "w",
+        email="w@example.org",
+        schedule="0 7 * * 1",
+        max_items=3,
+        interests=Interests(trending=True),
+    )
+    run_once(settings, store, [sub], now=monday)  # nothing yet: an empty digest marks the slot
+    stars = {(2, 0): 90, (5, 1): 80, (7, 2): 70}  # the week's top three, on three days
+    store.upsert_entries(
+        [
+            Entry(
+                f"arxiv:2606.{d:02d}{i:03d}",
+                f"Day {d} paper {i}",
+                published=datetime(2026, 6, d, tzinfo=UTC),
+                extra={"upvotes": stars.get((d, i), d + i)},
+            )
+            for d in range(1, 8)
+            for i in range(3)
+        ]
+        + [
+            Entry(
+                "arxiv:2605.31000",
+                "Last week's",
+                published=monday - timedelta(days=1, hours=7),
+                extra={"upvotes": 500},
+            )
+        ]
+    )
+    got = _plan(store, sub, monday + timedelta(days=7))
+    assert got == ["arxiv:2606.02000", "arxiv:2606.05001", "arxiv:2606.07002"]
+    # Featured on the Monday of the last digest, after it: older than the 7-day lookback by
+    # then, still the top of this week.
+    store.upsert_entries(
+        [
+            Entry(
+                "arxiv:2606.01999",
+                "Monday late",
+                published=monday - timedelta(hours=7),
+                extra={"upvotes": 95},
+            )
+        ]
+    )
+    assert _plan(store, sub, monday + timedelta(days=7))[0] == "arxiv:2606.01999"
