@@ -212,7 +212,7 @@ def test_merge_takes_the_counts_counted_later() -> None:
         "comments": 3,
         "counted_at": "2026-06-12T21:00:00+00:00",
     }
-    assert merge_entry(old, older).extra["upvotes"] == 25  # no time: only raises, as before
+    assert merge_entry(old, older).extra["upvotes"] == 25  # counted earlier: it only raises them
     assert merge_entry(old, older).extra["counted_at"] == "2026-06-12T09:00:00+00:00"
 
 
