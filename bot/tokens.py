@@ -1,4 +1,5 @@
-"""Signed tokens for the links digestbot mails (manage, unsubscribe, feedback, confirm) and CSRF.
+"""Signed tokens for the links digestbot mails (manage, unsubscribe, feedback, confirm, view,
+feed) and CSRF.
 
 A token is `<payload>.<signature>`: the payload is base64url JSON, the signature itsdangerous's
 HMAC-SHA256 with a salt per kind of link (a token for one kind never verifies as another) and
@@ -51,7 +52,9 @@ KINDS = (
     "confirm",
     "csrf",
     "bounce",
-)  # bounce: the VERP return path
+    "view",
+    "feed",
+)  # bounce: the VERP return path; view: a digest on the web (/digest/…); feed: the Atom feed
 LEGACY_KINDS = ("manage", "unsubscribe", "feedback")  # links of the old format still honoured
 _PART = re.compile(r"[A-Za-z0-9_-]+")
 _warned = False
