@@ -16,7 +16,7 @@ import pytest
 from match_corpus import corpus, paper
 
 from bot.match import Matcher
-from bot.models import Entry, Subscriber
+from bot.models import Entry, Interests, Subscriber
 from bot.sources.files import read_entries
 from bot.subscriptions import load_subscriptions
 
@@ -49,6 +49,31 @@ def test_the_example_day_selects_the_same_with_a_month_in_the_store_and_a_quiet_
     quiet = [paper(t, 900 + i, rng) for i in range(5) for t in ("graph", "rl")]
     for store in (quiet, quiet + month):
         assert chosen(Matcher().fit(store), quiet, subs) == {s.id: set() for s in subs}
+
+
+def test_a_broad_keyword_list_on_the_small_example_feed_sends_its_subjects() -> None:
+    """Three subjects as keywords: each one's papers are sent, the unrelated ones are not,
+    and a quiet day still sends nothing (the taxonomy's topics the keywords fall in are the
+    subscriber's subject, not the background it must stand out of)."""
+    day, _ = read_entries(ROOT / "examples" / "papers.xml")
+    broad = Subscriber(
+        id="broad",
+        email="broad@example.org",
+        max_items=10,
+        interests=Interests(keywords=("diffusion", "quantization", "language model")),
+    )
+    titles = {e.id: e.title.lower() for e in day}
+    sent = chosen(Matcher().fit(day), day, [broad])["broad"]
+    about = {w: {i for i in sent if w in titles[i]} for w in ("diffusion", "quantiz")}
+    assert len(about["diffusion"]) >= 2 and len(about["quantiz"]) >= 2, sorted(
+        map(titles.get, sent)
+    )
+    # nothing on graphs, retrieval, reward models or robots
+    off = ("graph", "retrieval", "reward", "robot")
+    assert not [titles[i] for i in sent if any(w in titles[i] for w in off)]
+    rng = random.Random(9)
+    quiet = [paper(t, 900 + i, rng) for i in range(5) for t in ("graph", "rl")]
+    assert not chosen(Matcher().fit(quiet), quiet, [broad])["broad"]
 
 
 def _shared(path: Path) -> None:

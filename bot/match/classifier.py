@@ -221,7 +221,8 @@ def _pseudo_relevance(
     k = min(w.prf_k, n - baseline)
     rows = np.arange(hi - lo)[:, None]
     top = top_k(scores[:, : n - baseline], k)  # c × k, real entries only
-    med, gap = background(scores, baseline, calibration)
+    own = prof.own_topics[lo:hi] if calibration.own_topics else None
+    med, gap = background(scores, baseline, calibration, own)
     # How far each top entry clears the selection bar (spread gaps above the median), in gaps:
     # only entries that would be sent on their own feed back.
     lead = (scores[rows, top] - med[:, None]) / gap[

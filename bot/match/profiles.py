@@ -184,6 +184,9 @@ class Profiles:
         self.coverage = coverage.astype(np.float32)
         self.topic_scale = np.where(bare, coverage**w.coverage, w.described).astype(np.float32)
         self.topic_weight = (w.topics * self.topic_scale).astype(np.float32)
+        # Where the profile carries its topics' vocabulary, those topics' texts match it by
+        # construction: they are its subject, not the background it is judged against.
+        self.own_topics = (topic_w > 0) & (self.topic_weight > 0)[:, None]
         # ‖query + topics·TV‖ without building the dense topic part: expand the square.
         q2 = np.asarray(self.query.multiply(self.query).sum(axis=1)).ravel()
         qt = np.asarray(
