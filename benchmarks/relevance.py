@@ -226,6 +226,7 @@ GRID: dict[str, tuple[Any, ...]] = {
         0.4,
         1.0,
     ),  # the taxonomy's weight in a keyword-only profile (× the shipped weights)
+    "coverage": (1.0, 2.0),  # a keyword list's topic part × (share of keywords in the taxonomy)^this
     "spread": (2.0, 2.5),  # below 2, quiet days send and selections swing with the store (measured)
     "lift": (0.3, 0.4, 0.5),
 }
@@ -241,7 +242,7 @@ def factory_for(setting: dict[str, Any]) -> Factory:
         vocabulary=shipped.vocabulary * t,
         topic=shipped.topic * t,
     )
-    profile = ProfileWeights(topics=shipped_profile.topics * t)
+    profile = ProfileWeights(topics=shipped_profile.topics * t, coverage=setting["coverage"])
     calibration = Calibration(spread=setting["spread"], lift=setting["lift"])
     return lambda: Matcher(weights=weights, profile=profile, calibration=calibration)
 

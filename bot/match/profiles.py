@@ -34,7 +34,7 @@ class ProfileWeights:
     followed_topic: float = 1.0  # topic weight of a topic the subscriber follows
     keyword_topic: float = 1.0  # topic weight a keyword gives the topics whose vocabulary has it
     description_topic: float = 0.5  # likewise for a vocabulary phrase in the description
-    coverage: float = 1.0  # the topic parts scale with (share of keywords the taxonomy covers)^this
+    coverage: float = 2.0  # the topic parts scale with (share of keywords the taxonomy covers)^this
 
 
 _FACETS = re.compile(r"[,;:.]|\band\b")
