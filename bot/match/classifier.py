@@ -182,7 +182,12 @@ def score_chunk(
         best *= w.facet
         bonus += best.reshape(hi - lo, n)
     if fb.has_votes(lo, hi):  # before the pseudo-relevance step, so the votes steer it too
-        bonus += (fb.rows[lo:hi] @ batch.Zt).toarray()
+        # The model's margins are in background gaps: each subscriber's own unit of standing out
+        # (a vague profile's scores spread wide, a narrow one's hardly), so votes count alike.
+        _, gap = background(
+            sz + bonus, baseline, calibration or Calibration(), prof.own_topics[lo:hi]
+        )
+        bonus += gap[:, None] * (fb.rows[lo:hi] @ batch.Zt).toarray()
     scores = sz + bonus
     if w.prf_k and w.prf_weight and n > baseline:
         scores = _pseudo_relevance(
