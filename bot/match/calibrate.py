@@ -12,9 +12,9 @@ same kind of text: the taxonomy's topic texts, the typical documents of the fiel
   of the way from the median to the subscriber's best `top_k` entries at hand (a rich day does
   not send its whole tail).
 
-Where a profile carries its topics' vocabulary (a keyword list), the topic texts of its own
-topics match it by construction: they are left out of its background's median and decile, or a
-broad list (three subjects) would be judged against its own subjects and send nothing.
+A keyword list spanning several topics carries their vocabulary, so their topic texts match it
+by construction: they are left out of its background's median and decile (`own`), or a broad
+list (three subjects) would be judged against its own subjects and send nothing.
 
 The background does not depend on what the store holds, so the same day's entries select the
 same papers whether the store holds that one day or a month, and a feed that is all on the
