@@ -226,6 +226,10 @@ GRID: dict[str, tuple[Any, ...]] = {
         0.4,
         1.0,
     ),  # the taxonomy's weight in a keyword-only profile (× the shipped weights)
+    "coverage": (
+        1.0,
+        2.0,
+    ),  # a keyword list's topic part × (share of keywords in the taxonomy)^this
     "spread": (2.0, 2.5),  # below 2, quiet days send and selections swing with the store (measured)
     "lift": (0.3, 0.4, 0.5),
 }
@@ -241,7 +245,7 @@ def factory_for(setting: dict[str, Any]) -> Factory:
         vocabulary=shipped.vocabulary * t,
         topic=shipped.topic * t,
     )
-    profile = ProfileWeights(topics=shipped_profile.topics * t)
+    profile = ProfileWeights(topics=shipped_profile.topics * t, coverage=setting["coverage"])
     calibration = Calibration(spread=setting["spread"], lift=setting["lift"])
     return lambda: Matcher(weights=weights, profile=profile, calibration=calibration)
 
@@ -302,7 +306,9 @@ def leave_one_out(sets: Sequence[EvalSet]) -> None:
 
 # --- feedback -------------------------------------------------------------------------------
 
-FEEDBACK_GRID = [FeedbackSettings(margin=m, ridge=r) for m in (0.1, 0.2, 0.3) for r in (1.0, 3.0)]
+FEEDBACK_GRID = [
+    FeedbackSettings(margin=m, ridge=r) for m in (1.0, 2.0, 3.0, 4.0) for r in (1.0, 3.0)
+]  # margins in background gaps
 
 
 def recorded_votes(

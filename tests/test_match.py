@@ -144,6 +144,41 @@ def test_a_keyword_only_profile_gains_its_topics_vocabulary(entries: list[Entry]
     assert {m.entry_id for m in result["s"][:2]} == {"asr", "tts"}
 
 
+def test_a_keyword_list_the_taxonomy_barely_covers_keeps_to_its_own_words() -> None:
+    # Only "web agent" is in the taxonomy (the agents topic); "deep research" and "search agent"
+    # are not. The topic's vocabulary (tool calling, planning, GUI agents) must not send
+    # generic agent papers to someone who asked for deep-research search agents.
+    pool = corpus(per_theme=6, seed=4) + [
+        Entry(
+            id="dr1",
+            title="Deep research with search agents",
+            summary="A deep research system whose search agent reads documents and writes long "
+            "reports with citations.",
+        ),
+        Entry(
+            id="dr2",
+            title="Training search agents for deep research",
+            summary="Reinforcement learning teaches a search agent when to issue queries for "
+            "deep research questions.",
+        ),
+        Entry(
+            id="g1",
+            title="Tool calling and planning for GUI agents",
+            summary="An agentic framework with tool use, function calling and planning for "
+            "computer use.",
+        ),
+        Entry(
+            id="g2",
+            title="Multi-agent orchestration workflows",
+            summary="Agents plan, call tools and coordinate in a multi-agent workflow environment.",
+        ),
+    ]
+    sub = subscriber("r", keywords=["deep research", "search agent", "web agent"])
+    result = Matcher().fit(pool).match(pool, [sub])
+    assert [m.entry_id for m in result["r"][:2]] in (["dr1", "dr2"], ["dr2", "dr1"])
+    assert selected(result, "r") == ["dr1", "dr2"]
+
+
 def test_following_a_topic_alone_is_enough(entries: list[Entry]) -> None:
     assert "reinforcement-learning" in known_topics()
     result = (

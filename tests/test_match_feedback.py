@@ -32,8 +32,7 @@ def test_votes_raise_the_liked_theme_and_lower_the_disliked_one() -> None:
     assert mean_rank(after, "test:graph-5") < mean_rank(before, "test:graph-5")
     assert mean_rank(after, "test:rl-5") > mean_rank(before, "test:rl-5")
     # Every new graph paper scores higher than before and ranks above every paper of the themes not
-    # voted on; every RL paper scores lower and none is selected. (Three votes on a profile this
-    # broad reorder it; they do not yet make a whole theme stand out enough to be sent.)
+    # voted on; every RL paper scores lower and none is selected.
     old_score = {x.entry_id: x.score for x in before}
     assert all(
         x.score > old_score[x.entry_id] for x in after if x.entry_id.startswith("test:graph-")
@@ -44,6 +43,15 @@ def test_votes_raise_the_liked_theme_and_lower_the_disliked_one() -> None:
     assert max(i for i, t in enumerate(order) if t == "test:graph") < min(others)
     assert not any(x.selected for x in before if x.entry_id.startswith("test:graph-"))
     assert not any(x.selected and x.entry_id.startswith("test:rl-") for x in after)
+    # Half a dozen consistent votes make the theme stand out for this vague profile: graph papers
+    # are sent (they were not before), named by a liked paper, and nothing else is.
+    votes = {
+        "b": [(e, 1) for e in old if e.id.startswith("test:graph-")]
+        + [(e, -1) for e in old if e.id.startswith("test:rl-")]
+    }
+    sent_b = [x for x in m.match(new, [sub], feedback=votes)["b"] if x.selected]
+    assert len(sent_b) >= 4 and all(x.entry_id.startswith("test:graph-") for x in sent_b)
+    assert all(any(w.startswith("like “Graph") for w in x.why) for x in sent_b)
     # Someone who reads graph papers and liked some: what is sent names the liked paper as a reason.
     fan = subscriber("g", keywords=["message passing"])
     sent = [

@@ -16,7 +16,7 @@ import pytest
 from match_corpus import corpus, paper
 
 from bot.match import Matcher
-from bot.models import Entry, Subscriber
+from bot.models import Entry, Interests, Subscriber
 from bot.sources.files import read_entries
 from bot.subscriptions import load_subscriptions
 
@@ -49,6 +49,31 @@ def test_the_example_day_selects_the_same_with_a_month_in_the_store_and_a_quiet_
     quiet = [paper(t, 900 + i, rng) for i in range(5) for t in ("graph", "rl")]
     for store in (quiet, quiet + month):
         assert chosen(Matcher().fit(store), quiet, subs) == {s.id: set() for s in subs}
+
+
+def test_a_broad_keyword_list_on_the_small_example_feed_sends_its_subjects() -> None:
+    """Three subjects as keywords: each one's papers are sent, the unrelated ones are not,
+    and a quiet day still sends nothing (the taxonomy's topics the keywords fall in are the
+    subscriber's subject, not the background it must stand out of)."""
+    day, _ = read_entries(ROOT / "examples" / "papers.xml")
+    broad = Subscriber(
+        id="broad",
+        email="broad@example.org",
+        max_items=10,
+        interests=Interests(keywords=("diffusion", "quantization", "language model")),
+    )
+    titles = {e.id: e.title.lower() for e in day}
+    sent = chosen(Matcher().fit(day), day, [broad])["broad"]
+    about = {w: {i for i in sent if w in titles[i]} for w in ("diffusion", "quantiz")}
+    assert len(about["diffusion"]) >= 2 and len(about["quantiz"]) >= 2, sorted(
+        map(titles.get, sent)
+    )
+    # nothing on graphs, retrieval, reward models or robots
+    off = ("graph", "retrieval", "reward", "robot")
+    assert not [titles[i] for i in sent if any(w in titles[i] for w in off)]
+    rng = random.Random(9)
+    quiet = [paper(t, 900 + i, rng) for i in range(5) for t in ("graph", "rl")]
+    assert not chosen(Matcher().fit(quiet), quiet, [broad])["broad"]
 
 
 def _shared(path: Path) -> None:
@@ -108,33 +133,40 @@ def test_hf_days_select_the_same_papers_whether_the_store_holds_one_day_or_a_mon
 @pytest.mark.slow
 def test_votes_recorded_through_the_store_raise_the_next_weeks_ranking(tmp_path: Path) -> None:
     _shared(WEEKS)
-    import relevance  # on the path via _weeks
+    _weeks()  # puts benchmarks/ on the path
+    import relevance
 
-    _weeks()
     [s] = [s for s in relevance.load_sets(WEEKS.parent) if s.name == "hf-weeks"]
     votes, last = relevance.recorded_votes(s, f"sqlite:///{tmp_path}/votes.db")
     assert sum(len(v) for v in votes.values()) > 8 * 100
     rows = relevance.feedback_rows(s, votes, last)
     changes = [after - before for _, before, after in rows]
-    # Measured: +0.021 on average (multilingual +0.080, optim +0.063, interp +0.034); the worst,
-    # audio, -0.007. The issue's bar: it rises on average and drops by more than 0.02 for nobody.
+    # Measured: +0.023 on average (optim +0.107, multilingual +0.080); the worst, audio, -0.007. The issue's bar: it rises on average and drops by more than 0.02 for nobody.
     assert sum(changes) / len(changes) > 0.01, rows
     assert min(changes) >= -0.02, rows
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "ndcg", "ap"), [("seed day", 0.862, 0.816), ("hf-weeks", 0.924, 0.824)]
+    ("name", "keywords_only", "ndcg", "ap"),
+    [
+        ("seed day", False, 0.862, 0.816),
+        ("hf-weeks", False, 0.924, 0.824),
+        ("seed day", True, 0.786, 0.739),
+        ("hf-weeks", True, 0.856, 0.740),
+    ],
 )
-def test_each_set_stays_above_the_plain_tfidf_cosine(name: str, ndcg: float, ap: float) -> None:
+def test_each_set_stays_above_the_plain_tfidf_cosine(
+    name: str, keywords_only: bool, ndcg: float, ap: float
+) -> None:
     _shared(WEEKS)
-    import relevance  # on the path via _weeks
+    _weeks()  # puts benchmarks/ on the path
+    import relevance
 
-    _weeks()
     [s] = [s for s in relevance.load_sets(WEEKS.parent) if s.name == name]
-    plain = relevance.mean(relevance.baseline_rows(s, False))
+    plain = relevance.mean(relevance.baseline_rows(s, keywords_only))
     assert math.isclose(plain[0], ndcg, abs_tol=0.0015) and math.isclose(
         plain[1], ap, abs_tol=0.0015
     ), plain
-    ours = relevance.mean(relevance.digestbot_rows(s, False))
+    ours = relevance.mean(relevance.digestbot_rows(s, keywords_only))
     assert ours[0] >= ndcg and ours[1] >= ap, (ours, plain)

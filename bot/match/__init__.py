@@ -129,7 +129,7 @@ class Matcher:
             scores, forced, excluded = score_chunk(
                 batch, prof, fb, lo, hi, self.weights, self._baseline, self.calibration
             )
-            thr = thresholds(scores, self.calibration, baseline=self._baseline, offered=n)
+            thr = thresholds(scores, self.calibration, self._baseline, n, prof.own_topics[lo:hi])
             allowed = ~excluded[:, :n]
             part = done[lo:hi]
             if part.nnz:

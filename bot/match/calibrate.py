@@ -12,6 +12,10 @@ same kind of text: the taxonomy's topic texts, the typical documents of the fiel
   of the way from the median to the subscriber's best `top_k` entries at hand (a rich day does
   not send its whole tail).
 
+A keyword list spanning several topics carries their vocabulary, so their topic texts match it
+by construction: they are left out of its background's median and decile (`own`), or a broad
+list (three subjects) would be judged against its own subjects and send nothing.
+
 The background does not depend on what the store holds, so the same day's entries select the
 same papers whether the store holds that one day or a month, and a feed that is all on the
 subscriber's subject still sends its matches. The two constants were chosen by leave-one-subscriber-out on the evaluation sets
@@ -35,9 +39,12 @@ class Calibration:
     quantile: float = 0.9  # the upper decile
     reach: float = 0.075  # the background's scale: at least this share of its best text's lead
     floor: float = 0.0  # an absolute minimum score (0: none)
+    own_topics: bool = True  # leave the subscriber's own topics out of its background
 
 
-def background(ref: np.ndarray, baseline: int, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+def background(
+    ref: np.ndarray, baseline: int, cal: Calibration, own: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the background's median and scale (the topic columns, else every column).
 
     The scale is how far ordinary texts spread above the median (the upper-decile gap), but at
@@ -45,13 +52,42 @@ def background(ref: np.ndarray, baseline: int, cal: Calibration) -> tuple[np.nda
     ordinary texts hardly spread, and the one text on the subject says what standing out means.
     """
     part = ref[:, ref.shape[1] - baseline :] if baseline else ref
-    med, high = np.quantile(part, [0.5, cal.quantile], axis=1)
+    if own is not None and baseline and own.any():
+        # The subscriber's own topics are its subject, not the background it stands out of.
+        med, high = _quantiles_without(part, own & (own.sum(axis=1, keepdims=True) < baseline), cal)
+    else:
+        med, high = np.quantile(part, [0.5, cal.quantile], axis=1)
     scale = np.maximum(high - med, cal.reach * (part.max(axis=1) - med))
     return med, np.maximum(scale, 1e-6)
 
 
+def _quantiles_without(
+    part: np.ndarray, leave: np.ndarray, cal: Calibration
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the median and `cal.quantile` of `part` without the `leave` cells (vectorized).
+
+    What np.nanquantile computes (linear interpolation), without its per-row Python loop: the
+    left-out cells sort last as +inf, and each row's positions come from its own count.
+    """
+    ordered = np.sort(np.where(leave, np.inf, part), axis=1)
+    last = (part.shape[1] - leave.sum(axis=1) - 1)[:, None]  # each row's last kept position
+    out = []
+    for q in (0.5, cal.quantile):
+        pos = last * q
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, last)
+        a = np.take_along_axis(ordered, lo, axis=1)
+        b = np.take_along_axis(ordered, hi, axis=1)
+        out.append((a + (pos - lo) * (b - a)).ravel())
+    return out[0], out[1]
+
+
 def thresholds(
-    ref: np.ndarray, cal: Calibration = Calibration(), baseline: int = 0, offered: int | None = None
+    ref: np.ndarray,
+    cal: Calibration = Calibration(),
+    baseline: int = 0,
+    offered: int | None = None,
+    own: np.ndarray | None = None,
 ) -> np.ndarray:
     """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries).
 
@@ -62,7 +98,7 @@ def thresholds(
     n = ref.shape[1] - baseline if offered is None else offered
     if n <= 0:
         return np.full(ref.shape[0], np.inf, np.float32)
-    med, scale = background(ref, baseline, cal)
+    med, scale = background(ref, baseline, cal, own if cal.own_topics else None)
     k = min(cal.top_k, n)
     top = np.partition(ref[:, :n], n - k, axis=1)[:, n - k :].mean(axis=1)
     thr = np.maximum(med + cal.lift * (top - med), med + cal.spread * scale)

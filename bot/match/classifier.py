@@ -182,7 +182,12 @@ def score_chunk(
         best *= w.facet
         bonus += best.reshape(hi - lo, n)
     if fb.has_votes(lo, hi):  # before the pseudo-relevance step, so the votes steer it too
-        bonus += (fb.rows[lo:hi] @ batch.Zt).toarray()
+        # The model's margins are in background gaps: each subscriber's own unit of standing out
+        # (a vague profile's scores spread wide, a narrow one's hardly), so votes count alike.
+        _, gap = background(
+            sz + bonus, baseline, calibration or Calibration(), prof.own_topics[lo:hi]
+        )
+        bonus += gap[:, None] * (fb.rows[lo:hi] @ batch.Zt).toarray()
     scores = sz + bonus
     if w.prf_k and w.prf_weight and n > baseline:
         scores = _pseudo_relevance(
@@ -221,7 +226,8 @@ def _pseudo_relevance(
     k = min(w.prf_k, n - baseline)
     rows = np.arange(hi - lo)[:, None]
     top = top_k(scores[:, : n - baseline], k)  # c × k, real entries only
-    med, gap = background(scores, baseline, calibration)
+    own = prof.own_topics[lo:hi] if calibration.own_topics else None
+    med, gap = background(scores, baseline, calibration, own)
     # How far each top entry clears the selection bar (spread gaps above the median), in gaps:
     # only entries that would be sent on their own feed back.
     lead = (scores[rows, top] - med[:, None]) / gap[

@@ -34,6 +34,7 @@ class ProfileWeights:
     followed_topic: float = 1.0  # topic weight of a topic the subscriber follows
     keyword_topic: float = 1.0  # topic weight a keyword gives the topics whose vocabulary has it
     description_topic: float = 0.5  # likewise for a vocabulary phrase in the description
+    coverage: float = 2.0  # the topic parts scale with (share of keywords the taxonomy covers)^this
 
 
 _FACETS = re.compile(r"[,;:.]|\band\b")
@@ -174,8 +175,21 @@ class Profiles:
         # A description already says what it means; the taxonomy's broad topics then mostly pull
         # in their neighbours. Keywords alone (or followed topics) need the expansion.
         bare = np.array([not i.description.strip() or bool(i.topics) for i in interests])
-        self.topic_scale = np.where(bare, 1.0, w.described).astype(np.float32)  # per subscriber
+        # The taxonomy speaks for a keyword list only as far as it covers it: the share of the
+        # keywords some topic lists (followed topics: all of it).
+        covered = np.asarray(self.keywords @ (owners.sum(axis=1) > 0).astype(np.float32)).ravel()
+        n_kw = np.asarray(self.keywords.sum(axis=1)).ravel()
+        followed = np.array([bool(i.topics) for i in interests])
+        coverage = np.where(followed | (n_kw == 0), 1.0, covered / np.maximum(n_kw, 1))
+        self.topic_scale = np.where(bare, coverage**w.coverage, w.described).astype(np.float32)
         self.topic_weight = (w.topics * self.topic_scale).astype(np.float32)
+        # A keyword list spanning several topics carries their vocabulary: those topics' texts
+        # match it by construction and are its subjects, not the background it is judged
+        # against (`calibrate`). (For a one-topic list leaving it out only lowers the bar a
+        # little and costs quiet days: measured on hf-weeks keywords-only.)
+        own = topic_w > 0
+        broad = (self.topic_weight > 0) & (own.sum(axis=1) >= 2)
+        self.own_topics = own & broad[:, None]
         # ‖query + topics·TV‖ without building the dense topic part: expand the square.
         q2 = np.asarray(self.query.multiply(self.query).sum(axis=1)).ravel()
         qt = np.asarray(
