@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import (
     Column,
     DateTime,
@@ -187,4 +189,34 @@ suspensions = Table(
     Column("subscriber_id", String(200), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+)
+
+
+# --- Slack members and installations (bot.slack, issue 18) -----------------------------------
+# A member of a Slack workspace who subscribed with /papers: keyed by (team, user), so one
+# workspace never reads or changes another's rows.
+slack_members = Table(
+    "slack_members",
+    metadata,
+    Column("team_id", String(32), primary_key=True),
+    Column("user_id", String(32), primary_key=True),
+    Column("interests", Text, nullable=False, default="{}"),  # JSON, as web_subscribers
+    Column("schedule", String(100), nullable=False),
+    Column("timezone", String(100), nullable=False, default=""),  # set by the member ("": Slack's)
+    Column("slack_timezone", String(100), nullable=False, default=""),  # from users.info
+    Column("max_items", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # active | paused | unsubscribed | uninstalled
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# slack-sdk's SQLAlchemy installation and OAuth state stores, on digestbot's database: their
+# tables, as slack-sdk builds them, are part of this metadata (and of revision 0004), so
+# `digestbot migrate` creates them and slack-sdk's `create_tables` is never needed.
+slack_bots = SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots")
+slack_installations = SQLAlchemyInstallationStore.build_installations_table(
+    metadata, "slack_installations"
+)
+slack_oauth_states = SQLAlchemyOAuthStateStore.build_oauth_states_table(
+    metadata, "slack_oauth_states"
 )
