@@ -34,7 +34,9 @@ SCOPES = (
     "channels:history",
     "groups:history",
 )
-_single_team: dict[str, str] = {}  # SLACK_BOT_TOKEN → its team id (auth.test), looked up once
+_single_team: dict[
+    tuple[str, str], str
+] = {}  # (API URL, SLACK_BOT_TOKEN) → its team id (auth.test)
 _lock = threading.Lock()
 
 
@@ -72,16 +74,17 @@ def single_team(settings: Settings) -> str:
     token = settings.slack_token
     if not token:
         return ""
+    key = (settings.slack_api_url, token)
     with _lock:
-        if token in _single_team:
-            return _single_team[token]
+        if key in _single_team:
+            return _single_team[key]
     try:
-        team = str(client(settings, token).auth_test().get("team_id") or "")
+        team = str(client(settings, token, timeout=2).auth_test().get("team_id") or "")
     except (SlackApiError, OSError) as e:
         log.warning("auth.test with SLACK_BOT_TOKEN failed (%s); check the token", type(e).__name__)
         return ""
     with _lock:
-        _single_team[token] = team
+        _single_team[key] = team
     return team
 
 

@@ -100,6 +100,7 @@ class SlackPeer:
         self.tokens: dict[str, str] = {}
         self.zones: dict[str, str] = {}
         self.codes: dict[str, tuple[str, str, str]] = {}
+        self.dm_errors: dict[str, str] = {}  # user → the error conversations.open answers
         self.client = ("", "")  # (client id, client secret) oauth.v2.access expects
         self.views: list[dict[str, Any]] = []  # views.publish / views.open bodies, with "method"
         self.responses: list[dict[str, Any]] = []  # what response_url received
@@ -297,6 +298,8 @@ class SlackPeer:
             return _error("not_authed" if not token else "invalid_auth")
         if method == "conversations.open":
             user = str(body.get("users", ""))
+            if user in self.dm_errors:
+                return _error(self.dm_errors[user])
             return _ok(channel={"id": f"D{team[1:5]}{user[1:]}"})
         if method == "users.info":
             user = str(body.get("user", ""))
