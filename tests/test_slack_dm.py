@@ -209,7 +209,7 @@ def test_slack_members_join_the_roster_in_their_time_zone(store: Store) -> None:
     store.save_slack_member(
         "T0OTHER", "U0ALICE", timezone="Europe/Paris", slack_timezone="Asia/Tokyo"
     )
-    subs, problems = load_roster(Settings(subscriptions_dir=Path("/nonexistent")), store)
+    subs, _ = load_roster(Settings(subscriptions_dir=Path("/nonexistent")), store)
     got = {s.id: s for s in subs}
     assert set(got) == {f"slack-{SINGLE}-U0ALICE", "slack-T0OTHER-U0ALICE"}
     assert got[f"slack-{SINGLE}-U0ALICE"].timezone == "Asia/Tokyo"
