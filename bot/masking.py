@@ -15,10 +15,13 @@ _PATTERNS = (
     (re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s'\"<>)\]]+"), r"\1***"),
     # Slack tokens: bot, user, app-level, refresh, …
     (re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+"), r"\1-***"),
+    # HTTP Authorization values (slack-sdk's debug log prints its request headers): the Slack
+    # app's client id and secret travel as Basic, tokens as Bearer.
+    (re.compile(r"\b((?:Basic|Bearer)\s+)[A-Za-z0-9+/=._~-]{6,}"), r"\1***"),
     # Secrets in query strings: ?token=…, &api_key=…, ?password=…
     (
         re.compile(
-            r"([?&;](?:token|access_token|api_key|apikey|key|password|passwd|pass|secret)=)"
+            r"([?&;](?:token|access_token|api_key|apikey|key|password|passwd|pass|secret|client_secret)=)"
             r"[^&;\s'\"#]+",
             re.IGNORECASE,
         ),

@@ -4,7 +4,9 @@ other, and uninstall deleting the tokens and stopping digests."""
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
@@ -12,9 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from peers import SlackPeer
-from slack_support import SlackApp, slack_app, wait_until
+from slack_support import SECRET, SlackApp, slack_app, wait_until
 
 from bot.channels import CHANNELS
+from bot.masking import SecretFilter
 from bot.models import Digest, DigestItem, Entry, Interests
 from bot.roster import load_roster
 from bot.slack import installs
@@ -182,3 +185,32 @@ def test_without_client_id_install_says_what_to_set(backend_url: str) -> None:
     with SlackPeer() as peer, slack_app(backend_url, peer) as app:
         r = requests.get(app.url + "/slack/install", allow_redirects=False)
     assert r.status_code == 404 and "SLACK_CLIENT_ID" in r.text
+
+
+def test_no_secret_reaches_the_logs_of_an_install(app: SlackApp) -> None:
+    """slack-sdk's debug log prints oauth.v2.access's answer (the bot token): digestbot's
+    SecretFilter masks it; the client secret and the signing secret never appear."""
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    keep = Keep(logging.DEBUG)
+    keep.addFilter(SecretFilter())
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(keep)
+    root.setLevel(logging.DEBUG)
+    try:
+        assert install(app, "code-a").status_code == 200
+        app.command("subscribe quantization", user="U0ANN", team=LAB_A)
+        wait_until(lambda: app.peer.responses)
+    finally:
+        root.removeHandler(keep)
+        root.setLevel(old)
+    text = "\n".join(lines)
+    assert "oauth.v2.access" in text and "xoxb-***" in text  # the answer logged, masked
+    basic = base64.b64encode(f"{CLIENT[0]}:{CLIENT[1]}".encode()).decode()
+    for secret in (CLIENT[1], basic, "xoxb-lab-a-token", SECRET):
+        assert secret not in text

@@ -27,6 +27,8 @@ from .members import describe_schedule, slack_id_ok
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
+EVENTS = ("app_home_opened", "app_uninstalled", "tokens_revoked")  # the manifest's bot_events
+COMMAND = "/papers"
 
 
 def _refuse(status: int, why: str, path: str) -> Response:
