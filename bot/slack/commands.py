@@ -13,7 +13,6 @@ from typing import Any
 from ..models import Interests
 from ..render import slack_escape
 from ..store import SlackMemberRow, Store
-from ..web.forms import MAX_DESCRIPTION, MAX_PHRASE, MAX_PHRASES
 from .members import describe_interests, describe_schedule, parse_when
 
 HELP = """*`/papers`* — your own paper digest, sent to you as a direct message.
@@ -24,6 +23,8 @@ HELP = """*`/papers`* — your own paper digest, sent to you as a direct message
 • `/papers schedule daily 08:00` or `weekly mon 08:00` (optionally a time zone after)
 • `/papers pause` · `resume` · `unsubscribe` · `show` · `help`"""
 _LISTS = ("keywords", "exclude", "authors")
+# The web forms' limits (bot.web.forms; not imported: bot.web imports this package's routes).
+MAX_PHRASES, MAX_PHRASE, MAX_DESCRIPTION = 20, 80, 1000
 COMMANDS = (
     "subscribe",
     "keywords",
