@@ -84,6 +84,7 @@ def test_subscribe_then_run_posts_one_dm_then_nothing_and_pause_stops_it(
     config = project(tmp_path, backend_url, peer, papers)
     with slack_app(backend_url, peer) as app:
         assert app.command("subscribe quantization of LLMs").status_code == 200
+        wait_until(lambda: peer.responses)  # users.info done: the member's time zone is known
     first = run_once(config)
     assert first.exit_code == 0, first.output
     (opened,) = peer.calls("conversations.open")
@@ -92,7 +93,8 @@ def test_subscribe_then_run_posts_one_dm_then_nothing_and_pause_stops_it(
     assert dms(peer) == [dm]
     meta = peer.posted[0]["metadata"]
     assert meta["event_type"] == "digestbot_digest"
-    assert meta["event_payload"]["digest_id"].startswith(f"slack-{SINGLE}-U0ALICE.")
+    # 08:00 in the member's Slack time zone (users.info: the peer says America/Los_Angeles).
+    assert meta["event_payload"]["digest_id"] == f"slack-{SINGLE}-U0ALICE.20261127T1600Z"
     again = run_once(config)
     assert again.exit_code == 0, again.output
     assert dms(peer) == [dm]  # the same slot: nothing more
@@ -123,7 +125,11 @@ def test_a_slack_error_fails_that_members_digest_with_the_fix_and_not_the_others
         assert gone.status == "failed"
         assert "user_not_found" in gone.reason and "no longer in the workspace" in gone.reason
         assert [r.status for r in store.history(f"slack-{SINGLE}-U0BOB")] == ["sent"]
-    assert result.exit_code != 0 or "U0GONE" in result.output
+    assert result.exit_code == 1
+    assert (
+        f"slack-{SINGLE}-U0GONE: FAILED: Slack refused the post to the DM with U0GONE in {SINGLE}: "
+        "user_not_found; the member is no longer in the workspace"
+    ) in result.output
 
 
 def _member_digest(store: Store, user: str) -> Digest:

@@ -34,7 +34,7 @@ DM_FIXES = {
     "invalid_auth": "the workspace's bot token no longer works; reinstall digestbot there ({base}/slack/install)",
     "token_revoked": "the workspace removed digestbot; reinstall it there ({base}/slack/install)",
     "not_authed": "no bot token for this workspace; install digestbot there ({base}/slack/install) or set SLACK_BOT_TOKEN",
-    "user_not_found": "the member is no longer in the workspace; nothing to fix unless they return (/papers unsubscribe stops these attempts)",
+    "user_not_found": "the member is no longer in the workspace (left or removed); nothing to fix unless they come back",
     "user_disabled": "the member's account is deactivated; nothing to fix unless it returns",
     "cannot_dm_bot": "the member is a bot, which cannot receive direct messages; unsubscribe it",
     "messages_tab_disabled": "turn on the app's Messages tab (App Home → Show Tabs → Messages Tab) and reinstall",
