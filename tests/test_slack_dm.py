@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from click.testing import CliRunner, Result
 from peers import SlackPeer
-from slack_support import SINGLE, slack_app
+from slack_support import SINGLE, slack_app, wait_until
 
 from bot.channels import CHANNELS, channel_for
 from bot.cli import cli
