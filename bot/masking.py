@@ -11,8 +11,14 @@ import logging
 import re
 
 _PATTERNS = (
-    # Slack incoming webhooks (and workflow triggers): the path is the secret.
-    (re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s'\"<>)\]]+"), r"\1***"),
+    # Slack incoming webhooks (and workflow triggers, and a command's or an action's
+    # response_url): the path is the secret.
+    (
+        re.compile(
+            r"(hooks\.slack\.com/(?:services|workflows|triggers|commands|actions)/)[^\s'\"<>)\]]+"
+        ),
+        r"\1***",
+    ),
     # Slack tokens: bot, user, app-level, refresh, …
     (re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+"), r"\1-***"),
     # HTTP Authorization values (slack-sdk's debug log prints its request headers): the Slack

@@ -10,6 +10,7 @@ import pytest
 from peers import SlackPeer
 from slack_support import SINGLE, SlackApp, slack_app, wait_until
 
+from bot.masking import mask_secrets
 from bot.models import Interests
 from bot.slack.commands import answer
 from bot.store import Store
@@ -155,3 +156,8 @@ def test_forged_stale_replayed_unknown_and_oversized_requests_change_nothing(
     assert after is not None and before is not None
     assert (after.status, after.interests) == ("active", before.interests)
     assert app.store.slack_members(team_id="T0STRANGER") == []
+
+
+def test_a_response_url_is_a_secret_in_logs() -> None:
+    url = "https://hooks.slack.com/commands/T0SINGLE/1234567890/abcdefABCDEF123"
+    assert mask_secrets(f"POST {url} failed") == "POST https://hooks.slack.com/commands/*** failed"

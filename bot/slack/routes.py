@@ -174,7 +174,7 @@ async def events(request: Request) -> Response:
     if kind == "app_home_opened" and event.get("tab", "home") == "home":
         user = str(event.get("user", ""))
         if slack_id_ok(user):
-            task = BackgroundTask(publish_home, web, team, user)
+            task = BackgroundTask(after_change, web, team, user)  # their time zone, then Home
     elif kind == "app_uninstalled" or (
         kind == "tokens_revoked" and (event.get("tokens") or {}).get("bot")
     ):
