@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -214,3 +215,38 @@ def test_no_secret_reaches_the_logs_of_an_install(app: SlackApp) -> None:
     basic = base64.b64encode(f"{CLIENT[0]}:{CLIENT[1]}".encode()).decode()
     for secret in (CLIENT[1], basic, "xoxb-lab-a-token", SECRET):
         assert secret not in text
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_installation_tables_are_exactly_slack_sdks(dialect: str) -> None:
+    """_schema writes slack-sdk's tables out (opening the store imports none of slack-sdk's
+    SQLAlchemy modules): the DDL must stay what slack-sdk's own builders make."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+    from sqlalchemy import MetaData
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from bot.store import _schema
+
+    theirs = MetaData()
+    built = {
+        "slack_bots": SQLAlchemyInstallationStore.build_bots_table(theirs, "slack_bots"),
+        "slack_installations": SQLAlchemyInstallationStore.build_installations_table(
+            theirs, "slack_installations"
+        ),
+        "slack_oauth_states": SQLAlchemyOAuthStateStore.build_oauth_states_table(
+            theirs, "slack_oauth_states"
+        ),
+    }
+    on = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}[dialect]
+
+    def ddl(table: Any) -> list[str]:
+        indexes = sorted(str(CreateIndex(i).compile(dialect=on)) for i in table.indexes)
+        return [str(CreateTable(table).compile(dialect=on)), *indexes]
+
+    for name, table in built.items():
+        ours = getattr(_schema, name)
+        assert ddl(ours) == ddl(table), name
+        defaults = {c.name: (c.default is not None) for c in table.columns}
+        assert {c.name: (c.default is not None) for c in ours.columns} == defaults

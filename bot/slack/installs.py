@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from ..config import Settings
 from ..store import Store
+
+if TYPE_CHECKING:  # imported when used: they pull in SQLAlchemy's asyncio, which a run never needs
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10  # seconds per Web API call made while a person waits (App Home, the OAuth redirect)
@@ -52,6 +54,8 @@ def client(settings: Settings, token: str | None, timeout: int = TIMEOUT) -> Web
 
 def installation_store(settings: Settings, store: Store) -> SQLAlchemyInstallationStore:
     """slack-sdk's installation store on digestbot's database (its tables already migrated)."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
     return SQLAlchemyInstallationStore(
         client_id=client_id(settings) or "digestbot", engine=store.engine
     )
@@ -59,6 +63,8 @@ def installation_store(settings: Settings, store: Store) -> SQLAlchemyInstallati
 
 def state_store(store: Store) -> SQLAlchemyOAuthStateStore:
     """slack-sdk's OAuth state store on digestbot's database: a state is used once."""
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
     return SQLAlchemyOAuthStateStore(expiration_seconds=STATE_SECONDS, engine=store.engine)
 
 
