@@ -589,6 +589,7 @@ def test_the_wheel_ships_the_scripts_and_an_installed_digestbot_migrates(
         "versions/0001_initial_schema.py",
         "versions/0002_subscriber_status_address.py",
         "versions/0003_bounces.py",
+        "versions/0004_slack_members_and_installations.py",
     }
     assert {f"bot/store/migrations/{name}" for name in shipped} <= names
     target = tmp_path / "site"
