@@ -248,3 +248,45 @@ def test_status_history_and_check_show_slack_members(
     assert never.exit_code == 0 and "nothing sent yet" in never.output, never.output
     check = CliRunner().invoke(cli, ["--config", str(config), "check"], env=env)
     assert "1 from Slack" in check.output and "1 paused" in check.output, check.output
+
+
+def test_a_dm_posted_before_a_crash_is_found_and_not_posted_again(
+    tmp_path: Path, backend_url: str, peer: SlackPeer
+) -> None:
+    """The crashed process claimed the digest, posted it to the DM and died before confirming:
+    the next run finds the digest id in the DM's message metadata and only confirms it."""
+    papers = tmp_path / "papers.xml"
+    feed(
+        papers, ("QuickQuant: 4-bit quantization of LLMs", "2611.01001", NOW - timedelta(hours=30))
+    )
+    config = project(tmp_path, backend_url, peer, papers)
+    with slack_app(backend_url, peer) as app:
+        assert app.command("subscribe quantization of LLMs").status_code == 200
+        wait_until(lambda: peer.responses)
+    slot = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # 08:00 in America/Los_Angeles
+    entry = Entry(id="arxiv:2611.01001", title="QuickQuant", url="https://arxiv.org/abs/2611.01001")
+    with Store(backend_url) as store:
+        row = store.slack_member(SINGLE, "U0ALICE")
+        assert row is not None
+        sub = slack_subscriber(row)
+        store.upsert_entries([entry])
+        claimed = store.claim(
+            sub.id,
+            slot,
+            [DigestItem(entry, 0.9)],
+            "slack",
+            owner="gone-host:4242",
+            lease=timedelta(seconds=1),
+            now=NOW - timedelta(hours=1),
+        )
+    assert claimed is not None
+    crashed = CHANNELS["slack"](_settings(backend_url, peer))
+    crashed.send(Digest(claimed.digest_id, sub, slot, tuple(claimed.items)))
+    crashed.close()
+    assert dms(peer) == ["D0SIN0ALICE"]
+    result = run_once(config)
+    assert result.exit_code == 0, result.output
+    assert dms(peer) == ["D0SIN0ALICE"]  # found in the DM's history: not posted again
+    assert [c["body"]["channel"] for c in peer.calls("conversations.history")] == ["D0SIN0ALICE"]
+    with Store(backend_url) as store:
+        assert [(r.id, r.status) for r in store.history(sub.id)] == [(claimed.digest_id, "sent")]

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 
-from ._base import StoreBase, _now
+from ._base import StoreBase, _again_on_conflict, _now
 from ._schema import slack_members
 
 MEMBER_STATES = ("active", "paused", "unsubscribed", "uninstalled")
@@ -77,6 +77,7 @@ class SlackRecords(StoreBase):
         with self.begin() as conn:
             return [_row(r) for r in conn.execute(q)]
 
+    @_again_on_conflict  # two first commands at once: the second try updates the new row
     def save_slack_member(self, team_id: str, user_id: str, **changes: Any) -> SlackMemberRow:
         """Create the member (active, daily at 08:00) or change the given columns; `interests`
         is a dict. Returns the row as saved."""
