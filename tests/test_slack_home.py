@@ -168,3 +168,29 @@ def test_a_replayed_button_click_changes_nothing(app: SlackApp) -> None:
     app.store.save_slack_member(SINGLE, USER, status="active")
     assert app.signed("/slack/actions", body, ts=ts).status_code == 409
     assert app.store.slack_member(SINGLE, USER).status == "active"  # type: ignore[union-attr]
+
+
+def test_events_from_strangers_or_replayed_publish_nothing(app: SlackApp) -> None:
+    event = {
+        "type": "event_callback",
+        "team_id": "T0STRANGER",
+        "event_id": "Ev0STRANGER",
+        "event": {"type": "app_home_opened", "user": USER, "tab": "home"},
+    }
+    assert app.event(event).status_code == 403
+    uninstall = {
+        "type": "event_callback",
+        "team_id": "T0STRANGER",
+        "event": {"type": "app_uninstalled"},
+    }
+    assert app.event(uninstall).status_code == 403
+    body = json.dumps({**event, "team_id": SINGLE}).encode()
+    ts = int(time.time())
+    ok = app.signed("/slack/events", body, ts=ts, content_type="application/json")
+    again = app.signed("/slack/events", body, ts=ts, content_type="application/json")
+    assert (ok.status_code, again.status_code) == (200, 409)
+    wait_until(lambda: app.peer.views)
+    time.sleep(0.3)  # what the replay would have published, had it been let through
+    assert len(app.peer.views) == 1
+    huge = app.signed("/slack/events", b'{"type": "x", "pad": "' + b"x" * 100_000 + b'"}')
+    assert huge.status_code == 413

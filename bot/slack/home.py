@@ -10,7 +10,7 @@ from ..models import Interests
 from ..render import slack_escape
 from ..store import SlackMemberRow, Store
 from .commands import phrases, show, topic_problem
-from .members import describe_schedule, parse_when, subscriber_id, when_text
+from .members import parse_when, schedule_words, subscriber_id, when_text
 
 ACTIONS = {  # action_id → the status it sets
     "digestbot_home_pause": "paused",
@@ -100,12 +100,7 @@ def _schedule_words(row: SlackMemberRow | None) -> str:
     """The schedule as the modal's field takes it back ("daily 08:00 Europe/Berlin")."""
     if row is None:
         return "daily 08:00"
-    text = describe_schedule(row.schedule, row.zone)
-    words = text.replace(" at ", " ").replace(" on ", " ").split(" (")[0]
-    if words.startswith("`"):
-        return "daily 08:00"
-    words = words.replace("weekly ", "weekly ").lower()
-    return f"{words} {row.timezone}".strip()
+    return f"{schedule_words(row.schedule) or 'daily 08:00'} {row.timezone}".strip()
 
 
 def save_modal(

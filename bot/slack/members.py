@@ -78,18 +78,29 @@ def parse_when(text: str) -> tuple[str, str] | str:
     return f"{minute} {hour} * * {day or '*'}", zone
 
 
-def describe_schedule(schedule: str, zone: str) -> str:
-    """ "daily at 08:00 (Europe/Berlin)" for the schedules `parse_when` makes; the cron otherwise."""
+def schedule_words(schedule: str) -> str:
+    """ "daily 08:00" / "weekly mon 07:30" for the schedules `parse_when` makes (and the web's
+    "0 8 * * *"); "" for any other cron line."""
     m = _DAILY.match(schedule)
     if m:
-        return f"daily at {int(m.group(1)):02d}:00 ({zone})"
+        return f"daily {int(m.group(1)):02d}:00"
     m = _DAILY_MIN.match(schedule)
     if m:
-        return f"daily at {int(m.group(2)):02d}:{int(m.group(1)):02d} ({zone})"
+        return f"daily {int(m.group(2)):02d}:{int(m.group(1)):02d}"
     m = _WEEKLY.match(schedule)
     if m:
-        return f"weekly on {m.group(3).capitalize()} at {int(m.group(2)):02d}:{int(m.group(1)):02d} ({zone})"
-    return f"`{schedule}` ({zone})"
+        return f"weekly {m.group(3)} {int(m.group(2)):02d}:{int(m.group(1)):02d}"
+    return ""
+
+
+def describe_schedule(schedule: str, zone: str) -> str:
+    """ "daily at 08:00 (Europe/Berlin)", "weekly on Mon at 07:30 (UTC)"; the cron otherwise."""
+    words = schedule_words(schedule).split()
+    if not words:
+        return f"`{schedule}` ({zone})"
+    if words[0] == "daily":
+        return f"daily at {words[1]} ({zone})"
+    return f"weekly on {words[1].capitalize()} at {words[2]} ({zone})"
 
 
 def describe_interests(interests: Interests) -> list[str]:

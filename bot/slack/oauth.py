@@ -45,7 +45,7 @@ async def install(request: Request) -> Response:
         client_id=cid,
         redirect_uri=_redirect_uri(web),
         scopes=list(installs.SCOPES),
-        authorization_url=web.settings.environ.get("SLACK_AUTHORIZE_URL", AUTHORIZE_URL),
+        authorization_url=AUTHORIZE_URL,
     ).generate(state)
     response = RedirectResponse(url, 302)
     response.set_cookie(
