@@ -1,18 +1,18 @@
 """The Jinja2 environment over templates/: a `Digest` → email (text + HTML), Slack blocks, plain data.
 
 Each channel names its renderer in its class (`Channel.render`); a new channel can send
-`digest_data` or build on `item_view`, `subject` and `link`, with no edit here.
+`digest_data` or build on `item_view`, `subject` and `link` (in `items`), with no edit here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from jinja2 import (
@@ -23,18 +23,28 @@ from jinja2 import (
     select_autoescape,
 )
 
-from . import tokens
 from .config import Settings
-from .models import Digest, DigestItem, Entry
+from .items import ItemView, clean, feed_link, humanize, item_view, link, safe_url
+from .models import Digest
 from .template_errors import template_errors
-from .text import shorten, single_line
+from .text import shorten
+
+__all__ = [  # `clean`, `link`, `safe_url` and `item_view` live in `items`, and are used from here too
+    "ItemView",
+    "clean",
+    "digest_data",
+    "item_view",
+    "link",
+    "render_email",
+    "render_slack",
+    "safe_url",
+    "slack_messages",
+]
 
 BUNDLED = Path(__file__).resolve().parent / "templates"  # inside an installed wheel
 REPOSITORY = Path(__file__).resolve().parent.parent / "templates"  # in a source checkout
 
 MAX_HTML = 100_000  # bytes: Gmail clips longer messages ("[Message clipped]")
-ABSTRACT_CHARS = 240  # one or two lines of the abstract
-AUTHORS_SHOWN = 6
 # Slack's limits (api.slack.com/reference/block-kit): per message, per block, in all.
 SLACK_MAX_BLOCKS = 50
 SLACK_SECTION_CHARS = 3000
@@ -50,30 +60,6 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
-
-
-@dataclass(frozen=True, slots=True)
-class ItemView:
-    """One digest item as the templates show it: plain text fields and ready links.
-
-    `entry`, `score`, `why` (a tuple) and `topic` are the item's own, as templates written for
-    `DigestItem` expect; the rest is ready to show.
-    """
-
-    entry: Entry
-    score: float
-    n: int
-    title: str
-    url: str  # http(s) only, else empty: a feed cannot smuggle javascript: links in
-    authors: str
-    source: str
-    topic: str
-    abstract: str
-    why: tuple[str, ...]
-    why_text: str
-    up_url: str
-    down_url: str
-    entry_id: str
 
 
 def template_dirs(override: Path | None) -> list[Path]:
@@ -109,71 +95,6 @@ def _env(settings: Settings) -> Environment:
     return environment(settings.templates_dir)
 
 
-def clean(text: str) -> str:
-    """One line of plain text: control characters (newlines too) become spaces."""
-    return single_line(text)
-
-
-def safe_url(url: str) -> str:
-    """The URL if it is http(s), else empty."""
-    url = clean(url)
-    return url if urlsplit(url).scheme in ("http", "https") and " " not in url else ""
-
-
-def humanize(topic: str) -> str:
-    """A topic slug as words: `efficient-inference` → `efficient inference`."""
-    return clean(topic.replace("-", " ").replace("_", " "))
-
-
-def _local(url: str) -> bool:
-    return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
-
-
-def link(settings: Settings, kind: str, digest: Digest, entry_id: str = "") -> str:
-    """A signed link into the web app: `{base}/unsubscribe|manage|feedback/{token}`."""
-    base = settings.base_url.rstrip("/")
-    if not settings.secret_key and _local(base):
-        # Links that only work on this machine (the quick start): the development key, and no
-        # warning about it here; `digestbot serve` and links to any other host still warn.
-        settings = replace(settings, secret_key=tokens.DEV_KEY)
-    token = tokens.sign(
-        settings,
-        kind,
-        digest.subscriber.id,
-        entry_id=entry_id,
-        digest_id=digest.id,
-        now=digest.slot.timestamp(),
-        address=digest.subscriber.email if kind in ("manage", "unsubscribe") else "",
-    )  # issued at the slot: the same digest renders the same
-    return f"{base}/{kind}/{token}"
-
-
-def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> ItemView:
-    """The template's view of one item."""
-    e = item.entry
-    names = [n for n in map(clean, e.authors) if n]
-    feedback = link(
-        settings, "feedback", digest, e.id
-    )  # one token; the vote is the last path segment
-    authors = ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if len(names) > AUTHORS_SHOWN else "")
-    return ItemView(
-        entry=e,
-        score=item.score,
-        why=item.why,
-        n=n,
-        title=shorten(e.title, 300) or e.id,
-        url=safe_url(e.url),
-        authors=shorten(authors, 300),
-        source=shorten(e.source, 80),
-        topic=humanize(item.topic),
-        abstract=shorten(e.summary, ABSTRACT_CHARS),
-        why_text=shorten("; ".join(item.why), 300),
-        entry_id=e.id,
-        up_url=f"{feedback}/up",
-        down_url=f"{feedback}/down",
-    )
-
-
 def top_topic(digest: Digest) -> str:
     """The topic most items share (the first item's on a tie), or empty."""
     counts = Counter(i.topic for i in digest.items if i.topic)
@@ -194,7 +115,8 @@ def subject(digest: Digest) -> str:
     top = top_topic(digest)
     lead = clean(digest.items[0].entry.title) if n else ""
     about = f" on {top}" if top else (f": {shorten(lead, 60)}" if lead else "")
-    return f"{n} new paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
+    kind = "trending" if digest.subscriber.interests.trending else "new"
+    return f"{n} {kind} paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
 
 
 def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
@@ -216,6 +138,8 @@ def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "base_url": settings.base_url.rstrip("/"),
         "unsubscribe_url": link(settings, "unsubscribe", digest),
         "manage_url": link(settings, "manage", digest),
+        "view_url": link(settings, "view", digest),  # the whole digest on the web
+        "feed_url": feed_link(settings, digest),
     }
 
 
@@ -269,6 +193,11 @@ def digest_data(digest: Digest, settings: Settings) -> dict[str, Any]:
         "up_url",
         "down_url",
         "entry_id",
+        "upvotes",
+        "comments",
+        "stars",
+        "counts",
+        "tldr",
     )
     return {
         "digest_id": digest.id,
@@ -278,11 +207,13 @@ def digest_data(digest: Digest, settings: Settings) -> dict[str, Any]:
         "date": ctx["date_text"],
         "more": digest.more,
         "items": [
-            {k: getattr(v, k) for k in keys} | {"score": v.score, "why": list(v.why)}
+            {k: getattr(v, k) for k in keys}
+            | {"score": v.score, "why": list(v.why), "links": dict(v.links)}
             for v in ctx["items"]
         ],
         "manage_url": ctx["manage_url"],
         "unsubscribe_url": ctx["unsubscribe_url"],
+        "view_url": ctx["view_url"],
     }
 
 
@@ -326,7 +257,8 @@ def _item_blocks(
     view: ItemView, digest: Digest, ctx: dict[str, Any], env: Environment
 ) -> list[dict[str, Any]]:
     text = env.get_template("slack_item.md.j2").render({**ctx, "item": view}).strip()
-    context = " · ".join(slack_escape(p) for p in (view.source, view.topic) if p) or "digestbot"
+    shown = (view.counts, view.source, view.topic)
+    context = " · ".join(slack_escape(p) for p in shown if p) or "digestbot"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": _cap(text, SLACK_SECTION_CHARS)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _cap(context, 2000)}]},
@@ -367,7 +299,10 @@ def _slack_messages(digest: Digest, settings: Settings) -> list[dict[str, Any]]:
     }
     groups = [_item_blocks(v, digest, ctx, env) for v in ctx["items"]]
     if digest.more:
-        note = f"…and {digest.more} more matched; <{slack_url(ctx['manage_url'])}|raise max_items or manage your digest>"
+        note = (
+            f"…and {digest.more} more matched; <{slack_url(ctx['view_url'])}|the whole digest>"
+            f" · <{slack_url(ctx['manage_url'])}|raise max_items or manage your digest>"
+        )
         groups.append([{"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}])
     pages: list[list[dict[str, Any]]] = [[header]]
     for group in groups:

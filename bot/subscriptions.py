@@ -21,7 +21,7 @@ from .models import Interests, Subscriber
 
 # Besides these, the destination keys the registered channels declare (email, slack_channel, …).
 _OWN = {"name", "schedule", "timezone", "max_items", "interests"}
-_INTERESTS = {"description", "keywords", "exclude", "topics", "authors"}
+_INTERESTS = {"description", "keywords", "exclude", "topics", "authors", "trending", "min_upvotes"}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # used with fullmatch: no final newline slips by
 # Cron's nicknames, as five-field lines.
 ALIASES = {
@@ -149,10 +149,16 @@ def parse_subscriber(
     interests = _interests(raw.get("interests", {}), bad, known_topics)
     interest_problems = any(p.key.startswith("interests") for p in problems)
     if not interest_problems and not (
-        interests.description or interests.keywords or interests.topics or interests.authors
+        interests.description
+        or interests.keywords
+        or interests.topics
+        or interests.authors
+        or interests.trending
     ):
         bad(
-            "interests", "says nothing to match on; give a description, keywords, topics or authors"
+            "interests",
+            "says nothing to match on; give a description, keywords, topics or authors, "
+            "or trending = true",
         )
     if problems:
         return None, problems
@@ -224,7 +230,7 @@ def _interests(interests_raw: Any, bad: _Bad, known_topics: Collection[str] | No
     if not isinstance(interests_raw, dict):
         bad(
             "interests",
-            "is not a table; write [interests] with description, keywords, exclude, topics, authors",
+            "is not a table; write [interests] with description, keywords, exclude, topics, authors, trending",
         )
         interests_raw = {}
     for key in sorted(set(interests_raw) - _INTERESTS):
@@ -253,7 +259,27 @@ def _interests(interests_raw: Any, bad: _Bad, known_topics: Collection[str] | No
         exclude=phrases("exclude"),
         topics=topics,
         authors=phrases("authors"),
+        **_popularity(interests_raw, bad),
     )
+
+
+def _popularity(interests_raw: dict[str, Any], bad: _Bad) -> dict[str, Any]:
+    """`trending` (a boolean) and `min_upvotes` (a whole number ≥ 0), checked (README "Trending")."""
+    trending = interests_raw.get("trending", False)
+    if not isinstance(trending, bool):
+        bad(
+            "interests.trending",
+            f"{trending!r} is not true or false; write trending = true (no quotes)",
+        )
+        trending = False
+    floor = interests_raw.get("min_upvotes")
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int) or floor < 0):
+        bad(
+            "interests.min_upvotes",
+            f"{floor!r} is not a whole number of upvotes (0 or more); write e.g. min_upvotes = 5",
+        )
+        floor = None
+    return {"trending": trending, "min_upvotes": floor}
 
 
 def load_subscriptions(

@@ -1,4 +1,5 @@
-"""Signed tokens for the links digestbot mails (manage, unsubscribe, feedback, confirm) and CSRF.
+"""Signed tokens for the links digestbot mails (manage, unsubscribe, feedback, confirm, view,
+feed) and CSRF.
 
 A token is `<payload>.<signature>`: the payload is base64url JSON, the signature itsdangerous's
 HMAC-SHA256 with a salt per kind of link (a token for one kind never verifies as another) and
@@ -31,7 +32,14 @@ from itsdangerous import BadSignature, Signer
 from .config import Settings
 from .errors import TokenError
 
-__all__ = ["DEV_KEY", "KINDS", "TokenError", "sign", "verify"]  # TokenError: with the other errors
+__all__ = [
+    "DEV_KEY",
+    "KINDS",
+    "TokenError",
+    "sign",
+    "signing_keys",
+    "verify",
+]  # TokenError: with the other errors
 log = logging.getLogger(__name__)
 
 # Used only when DIGESTBOT_SECRET_KEY is unset (development): anyone can forge links made with it;
@@ -44,7 +52,9 @@ KINDS = (
     "confirm",
     "csrf",
     "bounce",
-)  # bounce: the VERP return path
+    "view",
+    "feed",
+)  # bounce: the VERP return path; view: a digest on the web (/digest/…); feed: the Atom feed
 LEGACY_KINDS = ("manage", "unsubscribe", "feedback")  # links of the old format still honoured
 _PART = re.compile(r"[A-Za-z0-9_-]+")
 _warned = False
@@ -60,6 +70,12 @@ def _keys(settings: Settings) -> tuple[str, ...]:
         )
         _warned = True
     return (DEV_KEY,)
+
+
+def signing_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys links are checked with, the one new links are signed with first (the
+    development key when DIGESTBOT_SECRET_KEY is unset, with its warning)."""
+    return _keys(settings)
 
 
 def _signer(keys: tuple[str, ...], kind: str) -> Signer:

@@ -53,9 +53,36 @@ def test_the_return_path_is_off_by_default_and_names_its_subscriber_when_set() -
     assert return_path(Settings(secret_key=KEY), "alice") == ""
     s = verp_settings()
     path = return_path(s, "alice")
-    assert re.fullmatch(r"bounces\+[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+@lab\.example", path)
+    assert re.fullmatch(r"bounces\+[a-z2-7]+-[a-z2-7]{16}@lab\.example", path)
     assert subscriber_of(s, path) == "alice"
     assert subscriber_of(s, f"<{path}>") == "alice"  # angle brackets, as in Return-Path
+
+
+@pytest.mark.parametrize("sid", ["alice", "web-0123456789", "a" * 20])
+def test_the_return_path_fits_rfc_5321_and_survives_a_change_of_case(sid: str) -> None:
+    s = verp_settings()
+    local, _, domain = return_path(s, sid).rpartition("@")
+    assert len(local) <= 64, local  # RFC 5321 4.5.3.1.1
+    for seen in (f"{local}@{domain}", f"{local.upper()}@{domain}", f"{local.lower()}@{domain}"):
+        assert subscriber_of(s, seen) == sid
+
+
+def test_a_long_id_gets_the_long_token_and_older_long_tokens_still_count() -> None:
+    s = verp_settings()
+    long_id = "subscriber-with-a-long-file-name-2026"
+    path = return_path(s, long_id)
+    assert "." in path.split("@")[0] and subscriber_of(s, path) == long_id
+    before = "bounces+" + sign(s, "bounce", "alice") + "@lab.example"  # sent before the short form
+    assert subscriber_of(s, before) == "alice"
+
+
+def test_a_return_path_signed_with_a_retired_key_still_counts_while_listed() -> None:
+    old = return_path(verp_settings(), "alice")
+    rotated = Settings(secret_key=f"new-key, {KEY}", bounce_address="bounces@lab.example")
+    assert subscriber_of(rotated, old) == "alice"
+    assert return_path(rotated, "alice") != old  # signed with the new key from now on
+    with pytest.raises(TokenError):
+        subscriber_of(Settings(secret_key="new-key", bounce_address="bounces@lab.example"), old)
 
 
 @pytest.mark.parametrize(
@@ -65,10 +92,11 @@ def test_the_return_path_is_off_by_default_and_names_its_subscriber_when_set() -
             Settings(secret_key=OTHER_KEY, bounce_address="b@lab.example"), "bob"
         ),
         lambda s: return_path(s, "alice").replace("+", "+x", 1),  # tampered body
+        lambda s: return_path(s, "alice").replace("+mfwgsy3f", "+mjxwe", 1),  # alice -> bob
         lambda s: "bounces+" + sign(s, "unsubscribe", "bob") + "@lab.example",
         lambda s: "bounces@lab.example",
     ],
-    ids=["other key", "tampered", "another kind", "no token"],
+    ids=["other key", "tampered", "another subscriber", "another kind", "no token"],
 )
 def test_a_forged_return_path_names_no_one(forge: object) -> None:
     s = verp_settings()
@@ -112,16 +140,33 @@ def test_each_message_is_classified_and_attributed(name: str, store: Store) -> N
         assert got.digest_id == extra and got.message_id.startswith("<")
 
 
-def test_a_complaint_without_a_return_path_is_attributed_by_the_digests_message_id(
+def test_a_complaint_without_a_return_path_is_attributed_by_the_digests_signed_link(
     store: Store,
 ) -> None:
-    raw = fixture("arf-abuse.eml", verp_settings())
+    """Without VERP, the report's quoted original names the digest (Message-ID); it counts only
+    with that digest's own signed List-Unsubscribe link, as the digest carried it: a Message-ID
+    (`<subscriber.slot@domain>`) can be guessed, a signed link cannot."""
+    settings = verp_settings()
+    raw = fixture("arf-abuse.eml", settings)
     plain = re.sub(rb"<bounces\+[^>]+>", b"<digest@lab.example>", raw)
-    got = classify(verp_settings(), store, plain)
+    got = classify(settings, store, plain)
     assert got.kind is None and "no digest of ours (erin.20261201T0700Z)" in got.reason
     slot = datetime(2026, 12, 1, 7, tzinfo=UTC)
     store.claim("erin", slot, [], "email", now=slot)  # the ledger's digest erin.20261201T0700Z
-    got = classify(verp_settings(), store, plain)
+    got = classify(settings, store, plain)  # a guessable Message-ID alone
+    assert got.kind is None and "without that digest's signed unsubscribe link" in got.reason
+
+    def quoting(token: str) -> bytes:
+        header = f"List-Unsubscribe: <https://lab.example/unsubscribe/{token}>\r\n".encode()
+        return plain.replace(b"X-Digestbot-Digest:", header + b"X-Digestbot-Digest:", 1)
+
+    did = "erin.20261201T0700Z"
+    forged = sign(Settings(secret_key=OTHER_KEY), "unsubscribe", "erin", digest_id=did)
+    other_digest = sign(settings, "unsubscribe", "erin", digest_id="erin.20261130T0700Z")
+    someone_else = sign(settings, "unsubscribe", "frank", digest_id=did)
+    for token in (forged, other_digest, someone_else):
+        assert classify(settings, store, quoting(token)).kind is None
+    got = classify(settings, store, quoting(sign(settings, "unsubscribe", "erin", digest_id=did)))
     assert (got.kind, got.subscriber_id) == (Kind.COMPLAINT, "erin")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata as md
+import ipaddress
 import os
 import re
 import shlex
@@ -33,6 +34,7 @@ from bot.cli import cli
 from bot.cli._context import SENDING
 from bot.config import Settings, parse_settings
 from bot.subscriptions import cron_trigger, parse_subscriber
+from bot.web.limits import loopback, trusted_proxies
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -862,6 +864,31 @@ def test_deployments_run_the_web_front_beside_the_scheduler(deployment: str) -> 
                 assert link.port == parse_command(run.argv)[1]["port"], (
                     f"{run.where}: links go to {settings.base_url}"
                 )
+
+
+@pytest.mark.parametrize("deployment", list(DEPLOYMENTS))
+def test_web_fronts_behind_a_proxy_believe_it(deployment: str) -> None:
+    """A web front whose links point at a public address sits behind a TLS proxy: without
+    DIGESTBOT_TRUSTED_PROXIES every request comes from the proxy and all subscribers share one
+    rate limit. The setting parses as the app reads it, and covers the address the web front
+    listens on when that is loopback (only a proxy on the same machine can reach it)."""
+    for run in DEPLOYMENTS[deployment]():
+        if run.command != "serve":
+            continue
+        settings, _ = settings_of(run)
+        if loopback(urlsplit(settings.base_url).hostname or ""):
+            continue  # compose.yaml's trial: people open the published port themselves
+        networks = [
+            ipaddress.ip_network(p, strict=False)
+            for p in trusted_proxies(settings.trusted_proxies)
+            if p != "*"
+        ]
+        assert networks, f"{run.where}: DIGESTBOT_TRUSTED_PROXIES is unset behind a proxy"
+        host = parse_command(run.argv)[1]["host"]
+        if loopback(host):
+            assert any(ipaddress.ip_address(host) in n for n in networks), (
+                f"{run.where}: listens on {host}, but trusts only {settings.trusted_proxies}"
+            )
 
 
 def test_the_recipe_readers_see_todays_mistakes() -> None:

@@ -89,7 +89,7 @@ def test_a_good_file(tmp_path: Path) -> None:
         (
             'email = "a@example.org"\n[interests]\nkeyword = ["x"]',
             "interests.keyword",
-            "unknown key; the keys are authors, description, exclude, keywords, topics",
+            "unknown key; the keys are authors, description, exclude, keywords, min_upvotes, topics, trending",
         ),
         ('email = "a@example.org"\n', "interests", "says nothing to match on"),
     ],

@@ -162,3 +162,81 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
         assert row.id not in third.stdout
         assert inbox.count() == count
         store.close()
+
+
+def test_the_day_page_subscribe_to_trending_and_view_the_digest_in_the_browser(
+    tmp_path: Path, browser: object, shared_fixture: object
+) -> None:
+    """The fixture day in upvote order; trending from its form; the digest's browser view holds the same."""
+    import json
+
+    day = shared_fixture("hf/hf_daily_papers_2026-06-12.json")  # type: ignore[operator]
+    papers = [d["paper"] for d in json.loads(day.read_text(encoding="utf-8"))]
+    ranked = sorted(papers, key=lambda p: -int(p.get("upvotes") or 0))
+    (tmp_path / "subscriptions").mkdir()
+    (tmp_path / "digestbot.toml").write_text(
+        'subscriptions_dir = "subscriptions"\nlookback_days = 36500\n'
+        f'[[sources]]\nname = "hf"\ntype = "file"\npath = "{day.as_posix()}"\n'
+    )
+    port = free_port()
+    with SmtpPeer() as inbox:
+        env = {
+            **os.environ,
+            "DIGESTBOT_CONFIG": str(tmp_path / "digestbot.toml"),
+            "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "DIGESTBOT_SMTP_URL": inbox.url,
+            "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
+            "DIGESTBOT_SECRET_KEY": "browser-test-secret",
+            "DIGESTBOT_FROM": "digestbot <digest@example.org>",
+        }
+        fetched = subprocess.run(
+            [sys.executable, "-m", "bot", "fetch"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        settings = load_settings(environ=env)
+        store = Store(settings.database_url)
+        with running(create_app(settings, store), port) as url:
+            context = browser.new_context()  # type: ignore[attr-defined]
+            page = context.new_page()
+
+            # The day page: the fixture day, most upvoted first, each with its count.
+            page.goto(url + "/day/2026-06-12")
+            shown = page.locator("ol.papers article h2 a").all_inner_texts()
+            ups = {" ".join(p["title"].split()): int(p.get("upvotes") or 0) for p in papers}
+            assert sorted(shown) == sorted(ups)
+            assert [ups[t] for t in shown] == sorted(ups.values(), reverse=True)
+            assert shown[:5] == [" ".join(p["title"].split()) for p in ranked[:5]]  # no ties there
+            first = page.locator("ol.papers article").first
+            assert f"▲ {ranked[0]['upvotes']} upvotes" in first.inner_text()
+
+            # The front page is the latest day, with the subscribe form: trending alone.
+            page.goto(url + "/")
+            assert page.locator("ol.papers article h2 a").first.inner_text() == shown[0]
+            page.fill("#email", EMAIL)
+            page.check("#trending")
+            page.select_option("#max_items", "5")
+            page.click("form[action='/subscribe'] button[type=submit]")
+            page.get_by_role("heading", name="Check your inbox").wait_for()
+            page.goto(link_in(inbox.wait(1)[0], "/confirm/"))
+            page.click("text=Confirm my subscription")
+            page.get_by_text("Your subscription is confirmed.").wait_for()
+            assert page.locator("#trending").is_checked()
+
+            # The digest: the five most upvoted; its "view in browser" page shows the same.
+            run = run_once(env, tmp_path)
+            assert run.returncode == 0, run.stdout + run.stderr
+            digest = next(m for m in inbox.wait(2) if m["X-Digestbot-Digest"])
+            page.goto(link_in(digest, "/digest/"))
+            viewed = page.locator("ol.papers article h2 a").all_inner_texts()
+            assert viewed == shown[:5]
+            body = digest.parsed().get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            at = [body.index(t) for t in viewed]
+            assert at == sorted(at)
+            context.close()
+        store.close()

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from web_support import csrf_of, running
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.store import Store
 from bot.web import app as web_app
 from bot.web import create_app, limits
@@ -294,3 +295,12 @@ def test_ipv6_clients_count_per_64(app: Starlette, monkeypatch: pytest.MonkeyPat
     assert _subscribe(app, 3, "2001:db8:1:3::1") == 200  # the next /64
     assert _subscribe(app, 4, "::ffff:192.0.2.1") == 200  # IPv4-mapped: the IPv4 address
     assert _subscribe(app, 5, "192.0.2.1") == 429
+
+
+@pytest.mark.parametrize("setting", ["127.0.0.l", "10.0.0.0/33", "proxy.internal"])
+def test_a_mistyped_trusted_proxy_is_refused_with_the_fix(setting: str) -> None:
+    with pytest.raises(
+        ConfigError, match=r"DIGESTBOT_TRUSTED_PROXIES: .* write e\.g\. 127\.0\.0\.1"
+    ):
+        limits.trusted_proxies(f"10.0.0.0/8, {setting}")
+    assert limits.trusted_proxies(" 10.0.0.0/8, ::1 ,*") == ["10.0.0.0/8", "::1", "*"]

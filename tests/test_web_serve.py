@@ -14,10 +14,10 @@ from peers import SmtpPeer, free_port
 from web_support import csrf_of, digestbot_serve, link_in
 
 from bot.cli.web import serving_settings
-from bot.config import Settings
-from bot.errors import ConfigError
+from bot.config import Settings, load_settings
+from bot.errors import ConfigError, PermanentSendError
 from bot.web import app as web_app
-from bot.web import create_app
+from bot.web import create_app, mailer
 from bot.web.limits import loopback, refuse_development_key
 
 
@@ -124,3 +124,34 @@ def test_serve_mails_its_own_port_and_ignores_forwarded_for_by_default(tmp_path:
     assert link_in(mail, "/confirm/").startswith(f"http://127.0.0.1:{port}/confirm/")
     # Every request came from 127.0.0.1; each claimed another client: one bucket all the same.
     assert codes == [200] * web_app.PER_CLIENT_PER_HOUR + [429]
+
+
+# --- where confirmation mail goes --------------------------------------------------------------
+def test_confirmation_mail_is_never_silently_written_to_an_unchosen_outbox(tmp_path: Path) -> None:
+    config = tmp_path / "digestbot.toml"
+    config.write_text('subscriptions_dir = "subscriptions"\n')
+    unchosen = load_settings(str(config), environ={})
+    msg = mailer.build(unchosen, "p@example.org", "Confirm", "text")
+    assert mailer.destination(unchosen) == ""
+    with pytest.raises(PermanentSendError, match="DIGESTBOT_SMTP_URL"):
+        mailer.send(unchosen, msg)
+    assert not (tmp_path / "outbox").exists()
+
+    config.write_text('subscriptions_dir = "subscriptions"\noutbox_dir = "outbox"\n')
+    trial = load_settings(str(config), environ={})
+    assert mailer.destination(trial) == str(tmp_path / "outbox" / "_web")
+    written = Path(mailer.send(trial, msg))
+    assert written.parent == tmp_path / "outbox" / "_web" and b"Confirm" in written.read_bytes()
+
+
+@pytest.mark.slow
+def test_serve_says_where_confirmation_mail_goes(tmp_path: Path) -> None:
+    port = free_port()
+    with SmtpPeer() as inbox:
+        env = _env(tmp_path, DIGESTBOT_SMTP_URL=inbox.url)
+        with digestbot_serve(tmp_path, port, env) as with_smtp:
+            pass
+        with digestbot_serve(tmp_path, free_port(), _env(tmp_path)) as without:
+            pass
+    assert f"Confirmation mail goes to 127.0.0.1:{inbox.url.rsplit(':', 1)[1]}" in with_smtp.err
+    assert "Warning: the web front has nowhere to mail confirmation links" in without.err

@@ -17,7 +17,15 @@ from _pool import Pool, entries, pool_env, redis_queue, subscribers
 from peers import SmtpPeer, wait_for
 
 from bot.config import load_settings
-from bot.pool import QueuedDigest, dispatch_due, enqueue, make_app, requeue_stalled, restore_unacked
+from bot.pool import (
+    QueuedDigest,
+    dispatch_due,
+    enqueue,
+    make_app,
+    pool_status,
+    requeue_stalled,
+    restore_unacked,
+)
 from bot.store import Store
 
 pytestmark = pytest.mark.slow
@@ -69,6 +77,9 @@ def test_two_workers_serve_every_subscriber_exactly_once(
             lambda: f"{_sent(store)} sent, {smtp_server.count()} received\n{pool.logs()}",
         )
         assert store.digests_with_status("pending", "failed") == []
+        # status counts this queue's two workers, not others on the same (shared) broker
+        settings = load_settings(environ=pool.env)
+        assert pool_status(settings, store, ping_timeout=2.0).workers == 2
     finally:
         store.close()
     got = list(smtp_server.mails)

@@ -5,7 +5,9 @@ in the address it came to names the subscriber, and Mailman's `flufl.bounce` det
 DSNs, Postfix, Exim, Gmail's and a dozen other formats) say whether it failed for good (hard) or
 for now (soft). A complaint is an ARF report (RFC 5965, `Feedback-Type: abuse`) about a digest:
 the token in the embedded original's Return-Path names the subscriber, else its Message-ID names
-the digest in the ledger. Anything else (an auto-reply, a stranger's mail, a forged token) is left
+the digest in the ledger, believed only when the original's List-Unsubscribe link is the signed
+one that digest carried (a Message-ID is guessable: `<subscriber.slot@domain>`, so a forged report
+naming one would otherwise unsubscribe anyone). Anything else (an auto-reply, a stranger's mail, a forged token) is left
 in the mailbox with the reason.
 """
 
@@ -24,6 +26,7 @@ from ..config import Settings
 from ..errors import TokenError
 from ..store import Store
 from ..text import clip
+from ..tokens import verify
 from .policy import Kind
 from .verp import subscriber_of, token_of
 
@@ -36,6 +39,7 @@ _REPLY_CODE = re.compile(r"\b([45]\d\d)[ -]+([45]\.\d{1,3}\.\d{1,3}\b)?\s*(.*)")
 _STATUS = re.compile(r"\b([45]\.\d{1,3}\.\d{1,3})\b")
 _FORGED = "a token this digestbot did not sign (forged, or another installation's)"
 _DIGEST_MID = re.compile(r"<([^@<>\s]+)@[^<>\s]+>")
+_UNSUBSCRIBE = re.compile(r"/unsubscribe/([A-Za-z0-9_.-]+)>?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +193,28 @@ def _complaint(settings: Settings, store: Store, msg: Message, mid: str) -> Verd
             sid = subscriber_of(settings, verp)
         except TokenError as e:
             return Verdict.left(f"a complaint with {_FORGED} ({e})", msg)
-    else:  # no VERP: the digest it names in the ledger
+    else:  # no VERP: the digest it names in the ledger, if the digest's own signed link says so
         row = store.get_digest(did) if did else None
         if row is None:
             return Verdict.left(f"a complaint about no digest of ours ({did or 'no id'})", msg)
+        if not _signed_for(settings, original, row.subscriber_id, did):
+            return Verdict.left(
+                f"a complaint naming digest {did} without that digest's signed unsubscribe link "
+                "(a Message-ID alone can be guessed; set [bounces] address for VERP)",
+                msg,
+            )
         sid = row.subscriber_id
     return Verdict(Kind.COMPLAINT, sid, "abuse", "marked a digest as spam", did, mid)
+
+
+def _signed_for(settings: Settings, original: Message, subscriber_id: str, digest_id: str) -> bool:
+    """Whether the quoted original's List-Unsubscribe carries the link digestbot signed for this
+    subscriber's digest `digest_id` (any key still listed; no age limit: reports come late)."""
+    found = _UNSUBSCRIBE.search(str(original.get("List-Unsubscribe", "")))
+    if found is None:
+        return False
+    try:
+        payload = verify(settings, found.group(1), "unsubscribe")
+    except TokenError:
+        return False
+    return bool(payload["subscriber_id"] == subscriber_id and payload["digest_id"] == digest_id)

@@ -44,6 +44,8 @@ def serve(obj: Context, host: str, port: int) -> None:
 
     from ..web import create_app
     from ..web.limits import refuse_development_key
+    from ..web.mailer import NOWHERE
+    from ..web.mailer import destination as mail_destination
 
     settings = obj.settings()
     if not settings.secret_keys:  # the development key only when nothing leaves this machine
@@ -51,6 +53,8 @@ def serve(obj: Context, host: str, port: int) -> None:
     settings = serving_settings(settings, host, port)
     app = create_app(settings)  # logs a warning when SLACK_SIGNING_SECRET is unset
     click.echo(f"Serving on http://{host}:{port}/ (links point at {settings.base_url})", err=True)
+    where = mail_destination(settings)
+    click.echo(f"Confirmation mail goes to {where}" if where else f"Warning: {NOWHERE}", err=True)
     # X-Forwarded-For is read by the app itself, only from DIGESTBOT_TRUSTED_PROXIES.
     uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
 

@@ -16,6 +16,7 @@ from ..match import Matcher
 from ..models import DigestItem, Entry, Subscriber
 from ..slots import latest_slot, next_slot
 from ..store import Store
+from ..trending import Featured, arrange
 from .fitted import FittedModel
 
 
@@ -70,9 +71,19 @@ def select_entries(
                 offered, subs, delivered=delivered, feedback=feedback, unselected=False
             )
     by_id: dict[str, Entry] = {e.id: e for e in offered}
+    # trending subscribers: most popular since their last digest, or the selection re-ordered
+    last = store.last_slots() if any(s.interests.trending for s in subs) else {}
+    featured = Featured(store.entries_published_since, now - timedelta(settings.lookback_days + 1))
     plans = []
     for sub, slot in due:
         chosen = [m for m in results.get(sub.id, []) if m.selected]
+        if sub.interests.trending:
+            picks = [DigestItem(by_id[m.entry_id], m.score, m.why, m.topic) for m in chosen]
+            done = delivered.get(sub.id, set())
+            picks = arrange(sub, picks, offered, done, last.get(sub.id), featured)
+            more = max(0, len(picks) - sub.max_items)
+            plans.append(Plan(sub, slot, tuple(picks[: sub.max_items]), more))
+            continue
         items = tuple(
             DigestItem(by_id[m.entry_id], m.score, m.why, m.topic) for m in chosen[: sub.max_items]
         )

@@ -22,7 +22,7 @@ class PoolStatus:
     """The pool at a glance: the broker's queue, the workers, and the ledger's open digests."""
 
     queued: int | None  # tasks waiting in the broker (None: no broker, or unreachable)
-    workers: int | None  # workers answering a ping (None: no broker, or unreachable)
+    workers: int | None  # workers of this queue answering (None: no broker, or unreachable)
     running: int  # pending digests a live worker holds now
     waiting: int  # pending digests claimed and queued, not yet taken by a worker
     stalled: int  # pending digests whose worker died or whose lease ran out: re-enqueued next tick
@@ -53,6 +53,13 @@ def queue_length(app: Any, queue: str) -> int | None:
         return None
 
 
+def _workers_of(app: Any, queue: str, timeout: float) -> int:
+    """How many workers answer and consume `queue`: a broker shared with other deployments (or
+    other Celery apps) has workers that are not this pool's."""
+    answers = app.control.inspect(timeout=timeout).active_queues() or {}
+    return sum(any(q.get("name") == queue for q in queues or ()) for queues in answers.values())
+
+
 def pool_status(
     settings: Settings,
     store: Store,
@@ -77,7 +84,7 @@ def pool_status(
     if app is not None:
         queued = queue_length(app, settings.queue)
         try:
-            workers = len(app.control.ping(timeout=ping_timeout) or [])
+            workers = _workers_of(app, settings.queue, ping_timeout)
         except Exception as e:  # noqa: BLE001  (as above: the broker may be down)
             log.warning("cannot ping the workers: %s", e)
     return PoolStatus(queued, workers, running, waiting, stuck, len(failed), failed[-5:])

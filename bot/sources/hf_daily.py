@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -213,6 +214,9 @@ class HfDaily(Source):
                 self.name, f"{shown(url)} (date={day}): {describe_status(got.status)}"
             )
         try:
-            return read_daily_papers(json.loads(got.content), self.name)
+            found, warnings = read_daily_papers(json.loads(got.content), self.name)
         except ValueError as e:  # JSONDecodeError is a ValueError
             raise SourceError(self.name, f"{shown(url)} (date={day}): {e}; check the url") from e
+        # When these counts were read: the store lets the latest fetch settle them (`merge_entry`).
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        return [replace(e, extra={**e.extra, "counted_at": stamp}) for e in found], warnings

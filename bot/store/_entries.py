@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -59,17 +59,36 @@ def _entry(row: Any) -> Entry:
 # first sighting (a paper first announced "new" stays "new" when arXiv later lists its revision).
 _GROWING = ("upvotes", "comments", "github_stars", "version")
 _FIRST = ("announce_type",)
+# Popularity counts: settled by the latest fetch. A copy that says when it was counted
+# (`counted_at`, an ISO UTC time the hf-daily source stamps on each fetch) replaces counts
+# counted earlier, even lower ones (an upvote taken back); a copy without it only raises them.
+_COUNTS = ("upvotes", "comments", "github_stars")
+COUNTED_AT = "counted_at"
+
+
+def _counted_later(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `new`'s counts were fetched after `old`'s (a copy without a time is not)."""
+    b = new.get(COUNTED_AT)
+    if not isinstance(b, str):
+        return False
+    a = old.get(COUNTED_AT)
+    return not isinstance(a, str) or b > a
 
 
 def _merged_extra(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     extra = {**old, **new}
+    later = _counted_later(old, new)
     for key in _GROWING:
         a, b = old.get(key), new.get(key)
         if isinstance(a, int | float) and isinstance(b, int | float):
-            extra[key] = max(a, b)
+            extra[key] = b if later and key in _COUNTS else max(a, b)
     for key in _FIRST:
         if key in old:
             extra[key] = old[key]
+    if COUNTED_AT in old and (
+        not later or all(extra.get(k) == old.get(k) for k in _COUNTS)
+    ):  # the same counts again: the entry is unchanged (no update, no refit)
+        extra[COUNTED_AT] = old[COUNTED_AT]
     return extra
 
 
@@ -77,7 +96,8 @@ def merge_entry(old: Entry, new: Entry) -> Entry:
     """The one rule for the same paper read twice: `new` enriches `old`, never loses what it had.
 
     Edits to title, summary and url are taken; the first source and first date stay; authors
-    fill in when missing; tags are joined; extras are merged (see `_GROWING` and `_FIRST`).
+    fill in when missing; tags are joined; extras are merged (see `_GROWING`, `_FIRST` and
+    `_COUNTS`: the latest fetched popularity counts win).
     The store applies it to every stored entry; `digestbot match --entries` to its files.
     """
     return replace(
@@ -178,6 +198,29 @@ class EntryStore(StoreBase):
                 .order_by(entries.c.published.desc(), entries.c.id)
             )
             return [_entry(r) for r in rows]
+
+    def entries_published_between(self, start: datetime, end: datetime) -> list[Entry]:
+        """Entries published in [start, end), newest first: a day's or a week's papers (the web pages)."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(entries)
+                .where((entries.c.published >= start) & (entries.c.published < end))
+                .order_by(entries.c.published.desc(), entries.c.id)
+            )
+            return [_entry(r) for r in rows]
+
+    def latest_published(self, before: datetime, counted: bool = True) -> datetime | None:
+        """The newest `published` before `before` (of an entry with upvotes when `counted`,
+        else of any entry when none has them): which day the front page shows."""
+        with self.begin() as conn:
+            for only in (True, False) if counted else (False,):
+                q = select(func.max(entries.c.published)).where(entries.c.published < before)
+                if only:
+                    q = q.where(entries.c.extra.contains('"upvotes"'))
+                found: datetime | None = conn.execute(q).scalar()
+                if found is not None:
+                    return found if found.tzinfo else found.replace(tzinfo=UTC)
+        return None
 
     def corpus_fingerprint(self, since: datetime) -> tuple[int, datetime | None]:
         """What changes whenever `entries_since(since)` would return something else.

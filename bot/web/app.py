@@ -28,6 +28,7 @@ from ..slack import routes as slack_routes
 from ..store import Store, open_store
 from ..tokens import TokenError
 from ._state import HERE, Web, bad_link, fields, posted_form, web_of
+from .feed import feed
 from .forms import Preferences, describe, from_chosen, parse_preferences, timezones
 from .limits import BodyCap, client_of, refuse_development_key, trusted_proxies
 from .links import (
@@ -39,6 +40,7 @@ from .links import (
     unsubscribe,
     unsubscribe_page,
 )
+from .pages import day_page, digest_page, latest, week_page
 from .security import rate_key
 
 log = logging.getLogger(__name__)
@@ -237,8 +239,13 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             web.store.close()
 
     routes = [
-        Route("/", home, methods=["GET"]),
+        Route("/", latest, methods=["GET"]),  # the latest day's papers and the subscribe form
+        Route("/subscribe", home, methods=["GET"]),
         Route("/subscribe", subscribe, methods=["POST"]),
+        Route("/day/{day}", day_page, methods=["GET"]),
+        Route("/week/{week}", week_page, methods=["GET"]),
+        Route("/digest/{token}", digest_page, methods=["GET"]),
+        Route("/feed/{token}.xml", feed, methods=["GET"]),
         Route("/confirm/{token}", confirm_page, methods=["GET"]),
         Route("/confirm/{token}", confirm, methods=["POST"]),
         Route("/manage/{token}", manage_page, methods=["GET"]),

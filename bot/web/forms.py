@@ -106,6 +106,9 @@ def describe(prefs: Preferences, *, words: bool = True) -> str:
             "a description" if i.description else "",
         ]
     what.insert(0, f"topics {', '.join(i.topics)}" if i.topics else "")  # from our list
+    if i.trending:
+        floor = f" with at least {i.min_upvotes} upvotes" if i.min_upvotes else ""
+        what.insert(0, f"trending papers{floor}")
     return (
         f"{prefs.frequency} at {prefs.hour}:00 ({prefs.timezone}), up to {prefs.max_items} papers"
         + "".join(f"; {w}" for w in what if w)
@@ -119,6 +122,18 @@ def _phrases(text: str) -> tuple[str, ...]:
         if p and p.lower() not in (s.lower() for s in seen):
             seen[p] = None
     return tuple(seen)
+
+
+def _trending(form: Mapping[str, str], errors: dict[str, str]) -> tuple[bool, int | None]:
+    """The trending checkbox and the optional upvote floor (README "Trending")."""
+    trending = form.get("trending", "") in ("on", "1", "true")
+    text = form.get("min_upvotes", "").strip()
+    if not text:
+        return trending, None
+    if not _number(text):
+        errors["min_upvotes"] = "Give a whole number of upvotes (0 or more), or leave it empty."
+        return trending, None
+    return trending, int(text)
 
 
 def parse_preferences(
@@ -148,14 +163,23 @@ def parse_preferences(
     if unknown:
         errors["topics"] = "Choose topics from the list."
     picked = tuple(dict.fromkeys(t for t in chosen_topics if t in topics))
+    trending, floor = _trending(form, errors)
     prefs.interests = Interests(
-        description=description, keywords=keywords, exclude=exclude, topics=picked
+        description=description,
+        keywords=keywords,
+        exclude=exclude,
+        topics=picked,
+        trending=trending,
+        min_upvotes=floor,
     )
-    if not (description or keywords or picked) and not {"description", "keywords", "topics"} & set(
-        errors
-    ):
+    if not (description or keywords or picked or trending) and not {
+        "description",
+        "keywords",
+        "topics",
+    } & set(errors):
         errors["interests"] = (
-            "Tell us what to look for: pick a topic, give keywords or describe your interests."
+            "Tell us what to look for: pick a topic, give keywords, describe your interests "
+            "or choose trending papers."
         )
     prefs.frequency = form.get("frequency", "daily")
     if prefs.frequency not in ("daily", "weekly"):

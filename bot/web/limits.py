@@ -114,8 +114,22 @@ def _untrusted_proxy(request: Request, host: str) -> None:
 
 
 def trusted_proxies(setting: str) -> list[str]:
-    """DIGESTBOT_TRUSTED_PROXIES as uvicorn's ProxyHeadersMiddleware takes it (empty: none)."""
-    return [part for part in (p.strip() for p in setting.split(",")) if part]
+    """DIGESTBOT_TRUSTED_PROXIES as uvicorn's ProxyHeadersMiddleware takes it (empty: none).
+
+    Each part is an address, a network or `*`; anything else is refused (uvicorn would take a
+    mistyped address as a literal that never matches, and every client would share one limit)."""
+    parts = [part for part in (p.strip() for p in setting.split(",")) if part]
+    for part in parts:
+        if part == "*":
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"DIGESTBOT_TRUSTED_PROXIES: {part!r} is not an address or a network; "
+                "write e.g. 127.0.0.1 or 10.0.0.0/8, comma-separated"
+            ) from None
+    return parts
 
 
 def loopback(host: str) -> bool:

@@ -27,6 +27,7 @@ from ._state import (
     read_form,
     web_of,
 )
+from .feed import feed_url
 from .forms import Preferences, frequency_of, parse_preferences
 from .security import slack_headers_ok, slack_signature_ok
 
@@ -92,6 +93,7 @@ async def _manage_view(
     ctx: dict[str, Any] = {
         "action": request.url.path,
         "done": _DONE.get(request.query_params.get("done", ""), ""),
+        "feed_url": feed_url(web, sid),  # the subscriber's Atom feed (README "Trending")
     }
     if row is not None:
         frequency, hour = frequency_of(row.schedule)

@@ -10,9 +10,24 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 
+from ..channels.outbox import chosen as outbox_chosen
 from ..channels.smtp import SmtpServer
 from ..config import Settings
 from ..errors import PermanentSendError, TransientSendError
+
+NOWHERE = (
+    "the web front has nowhere to mail confirmation links: set DIGESTBOT_SMTP_URL "
+    "(or, for a trial, outbox_dir in digestbot.toml)"
+)
+
+
+def destination(settings: Settings) -> str:
+    """Where `send` puts mail: the SMTP server, the outbox folder, or "" when neither is chosen."""
+    if settings.smtp_url:
+        return SmtpServer.from_settings(settings).where
+    if outbox_chosen(settings):
+        return str(settings.resolve(settings.outbox_dir) / "_web")
+    return ""
 
 
 def build(settings: Settings, to: str, subject: str, text: str) -> EmailMessage:
@@ -31,8 +46,11 @@ def build(settings: Settings, to: str, subject: str, text: str) -> EmailMessage:
 
 def send(settings: Settings, msg: EmailMessage) -> str:
     """Send `msg` over DIGESTBOT_SMTP_URL (the email channel's connection: one set of TLS rules),
-    or write it to `outbox/_web/` when SMTP is not configured."""
+    or write it to `outbox/_web/` when SMTP is not configured and the config chooses the outbox
+    (as for digests: never a silent fallback)."""
     if not settings.smtp_url:
+        if not outbox_chosen(settings):
+            raise PermanentSendError(NOWHERE)
         folder = settings.resolve(settings.outbox_dir) / "_web"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.eml"
