@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from peers import SlackPeer
@@ -161,3 +162,14 @@ def test_forged_stale_replayed_unknown_and_oversized_requests_change_nothing(
 def test_a_response_url_is_a_secret_in_logs() -> None:
     url = "https://hooks.slack.com/commands/T0SINGLE/1234567890/abcdefABCDEF123"
     assert mask_secrets(f"POST {url} failed") == "POST https://hooks.slack.com/commands/*** failed"
+
+
+def test_seen_signatures_are_forgotten_once_their_timestamps_are_refused(store: Store) -> None:
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    assert store.first_slack_request("slack:a", t0)
+    assert not store.first_slack_request("slack:a", t0 + timedelta(minutes=9))  # a replay
+    assert store.first_slack_request("slack:b", t0 + timedelta(minutes=11))  # forgets "a"
+    assert store.first_slack_request("slack:a", t0 + timedelta(minutes=11))
+    assert store.use_token("confirm-link", "confirm", t0)  # other kinds are kept
+    assert store.first_slack_request("slack:c", t0 + timedelta(days=1))
+    assert not store.use_token("confirm-link", "confirm")

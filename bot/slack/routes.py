@@ -62,7 +62,7 @@ async def first_seen(request: Request) -> bool:
         request.headers.get(h, "") for h in ("x-slack-request-timestamp", "x-slack-signature")
     )
     nonce = "slack:" + hashlib.sha256(f"{stamp}:{signature}".encode()).hexdigest()[:58]
-    return bool(await run_in_threadpool(web_of(request).store.use_token, nonce, "slack"))
+    return bool(await run_in_threadpool(web_of(request).store.first_slack_request, nonce))
 
 
 async def _team_known(web: Web, team_id: str) -> bool:

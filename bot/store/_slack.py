@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ._base import StoreBase, _again_on_conflict, _now
-from ._schema import slack_members
+from ._schema import slack_members, used_tokens
 
+SEEN_FOR = timedelta(minutes=10)  # a Slack request older than five minutes is refused anyway
 MEMBER_STATES = ("active", "paused", "unsubscribed", "uninstalled")
 DEFAULT_SCHEDULE = "0 8 * * *"
 DEFAULT_MAX_ITEMS = 10
@@ -129,3 +131,20 @@ class SlackRecords(StoreBase):
                 select(func.count(), func.max(slack_members.c.updated_at))
             ).one()
         return int(count), latest
+
+    def first_slack_request(self, nonce: str, now: datetime | None = None) -> bool:
+        """Record a Slack request's signature (`nonce`, a hash of it) as seen; False when it was
+        (a replay). Signatures older than `SEEN_FOR` are forgotten on the way: their timestamps
+        are refused before this is asked."""
+        now = now or _now()
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    delete(used_tokens).where(
+                        and_(used_tokens.c.kind == "slack", used_tokens.c.used_at < now - SEEN_FOR)
+                    )
+                )
+                conn.execute(insert(used_tokens).values(nonce=nonce, kind="slack", used_at=now))
+        except IntegrityError:
+            return False
+        return True
