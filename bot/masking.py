@@ -11,14 +11,23 @@ import logging
 import re
 
 _PATTERNS = (
-    # Slack incoming webhooks (and workflow triggers): the path is the secret.
-    (re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s'\"<>)\]]+"), r"\1***"),
+    # Slack incoming webhooks (and workflow triggers, and a command's or an action's
+    # response_url): the path is the secret.
+    (
+        re.compile(
+            r"(hooks\.slack\.com/(?:services|workflows|triggers|commands|actions)/)[^\s'\"<>)\]]+"
+        ),
+        r"\1***",
+    ),
     # Slack tokens: bot, user, app-level, refresh, …
     (re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+"), r"\1-***"),
+    # HTTP Authorization values (slack-sdk's debug log prints its request headers): the Slack
+    # app's client id and secret travel as Basic, tokens as Bearer.
+    (re.compile(r"\b((?:Basic|Bearer)\s+)[A-Za-z0-9+/=._~-]{6,}"), r"\1***"),
     # Secrets in query strings: ?token=…, &api_key=…, ?password=…
     (
         re.compile(
-            r"([?&;](?:token|access_token|api_key|apikey|key|password|passwd|pass|secret)=)"
+            r"([?&;](?:token|access_token|api_key|apikey|key|password|passwd|pass|secret|client_secret)=)"
             r"[^&;\s'\"#]+",
             re.IGNORECASE,
         ),

@@ -11,6 +11,7 @@ from datetime import datetime
 from .config import Settings
 from .errors import ConfigError, Problem
 from .models import Interests, Subscriber
+from .slack.members import slack_subscriber
 from .store import Store, SubscriberMark, WebSubscriberRow
 from .subscriptions import load_subscriptions
 from .text import clip
@@ -68,8 +69,8 @@ class Member:
 
     @property
     def origin(self) -> str:
-        """ "file" or "web"."""
-        return "web" if self.subscriber.origin == "web" else "file"
+        """ "file", "web" or "slack"."""
+        return self.subscriber.origin if self.subscriber.origin in ("web", "slack") else "file"
 
     @property
     def receives(self) -> bool:
@@ -128,6 +129,8 @@ def roster_members(
         if row.status == "unconfirmed":
             since = row.requested_at
         members.append(Member(web_subscriber(row), _WEB_STATES.get(row.status, row.status), since))
+    # Slack members (/papers), one query; their ids carry the team id, so they never clash.
+    members += [Member(slack_subscriber(r), r.status, r.updated_at) for r in store.slack_members()]
     return members, problems
 
 
@@ -152,7 +155,10 @@ def census(members: Sequence[Member]) -> str:
     receiving = [m for m in members if m.receives]
     files = sum(m.origin == "file" for m in receiving)
     parts = [f"{files} from file{'s' if files != 1 else ''}"]
-    parts.append(f"{len(receiving) - files} from the web")
+    slack = sum(m.origin == "slack" for m in receiving)
+    parts.append(f"{len(receiving) - files - slack} from the web")
+    if any(m.origin == "slack" for m in members):
+        parts.append(f"{slack} from Slack")
     idle = Counter(m.state for m in members if not m.receives)
     text = ", ".join(parts)
     if idle:

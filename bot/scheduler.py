@@ -182,6 +182,7 @@ class Runner:
         return (
             tuple(sorted(self.store.subscriber_statuses().items())),
             self.store.web_subscribers_changed(),
+            self.store.slack_members_changed(),  # /papers (bot.slack)
             tuple(sorted(self.store.suspensions())),  # bounces suspend (bot.bounces)
         )
 

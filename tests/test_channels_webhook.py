@@ -189,7 +189,7 @@ def test_the_webhook_fields_rate_and_failures(webhook: ModuleType, hook: Hook) -
             "email",
             (
                 'no delivery address; give email = "…", slack_channel = "#…", '
-                'slack_webhook_env = "VAR" or webhook_url = "https://…"'
+                'slack_webhook_env = "VAR", slack_user = "T…:U…" or webhook_url = "https://…"'
             ),
         ),
     ],

@@ -1135,3 +1135,44 @@ def test_init_from_the_installed_wheel_works(wheel: Path, tmp_path: Path) -> Non
         )
         assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == "No problems: 1 source, 1 subscriber.\n"
+
+
+# --- the Slack app manifest (issue 18) -------------------------------------------------------------
+
+
+def test_the_slack_app_manifest_matches_the_routes_commands_events_and_scopes() -> None:
+    from starlette.routing import Route
+
+    from bot.config import Settings
+    from bot.slack.installs import SCOPES
+    from bot.slack.routes import COMMAND, EVENTS
+    from bot.store import Store
+    from bot.web import create_app
+
+    manifest = yaml.safe_load((DEPLOY / "slack-app-manifest.yaml").read_text(encoding="utf-8"))
+    base = "https://digest.example.org"  # the placeholder the file says to replace
+    store = Store("sqlite://")
+    try:
+        app = create_app(Settings(secret_key="k", base_url=base), store)
+        routes = {
+            (r.path, m) for r in app.routes if isinstance(r, Route) for m in (r.methods or ())
+        }
+    finally:
+        store.close()
+
+    def path(url: str, method: str = "POST") -> str:
+        assert url.startswith(base + "/"), url
+        assert (url.removeprefix(base), method) in routes, f"{url}: no such route"
+        return url.removeprefix(base)
+
+    features, settings = manifest["features"], manifest["settings"]
+    (command,) = features["slash_commands"]
+    assert command["command"] == COMMAND and path(command["url"]) == "/slack/commands"
+    assert features["app_home"]["home_tab_enabled"] and features["app_home"]["messages_tab_enabled"]
+    events = settings["event_subscriptions"]
+    assert path(events["request_url"]) == "/slack/events"
+    assert tuple(events["bot_events"]) == EVENTS
+    assert path(settings["interactivity"]["request_url"]) == "/slack/actions"
+    (redirect,) = manifest["oauth_config"]["redirect_urls"]
+    assert path(redirect, "GET") == "/slack/oauth_redirect"
+    assert tuple(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES

@@ -37,7 +37,14 @@ FROZEN = Path(__file__).resolve().parent / "data" / "migrations"
 T0 = datetime(2026, 11, 28, 7, 0)  # naive UTC, as the store writes datetimes
 HEAD = migrations.head()
 NEXT, AFTER_NEXT = f"{int(HEAD) + 1:04d}", f"{int(HEAD) + 2:04d}"  # what the helper numbers next
-NEW_TABLES = {"bounces": [], "suspensions": []}  # revisions after 0001 add these, empty
+NEW_TABLES: dict[str, list[Any]] = {
+    "bounces": [],
+    "suspensions": [],
+    "slack_bots": [],
+    "slack_installations": [],
+    "slack_members": [],
+    "slack_oauth_states": [],
+}  # revisions after 0001 add these, empty
 
 
 @pytest.fixture
@@ -582,6 +589,7 @@ def test_the_wheel_ships_the_scripts_and_an_installed_digestbot_migrates(
         "versions/0001_initial_schema.py",
         "versions/0002_subscriber_status_address.py",
         "versions/0003_bounces.py",
+        "versions/0004_slack_members_and_installations.py",
     }
     assert {f"bot/store/migrations/{name}" for name in shipped} <= names
     target = tmp_path / "site"

@@ -1,4 +1,6 @@
-"""Slack: chat.postMessage with a bot token (long digests threaded), or an incoming webhook."""
+"""Slack: chat.postMessage with a bot token (long digests threaded) to a channel or, for a member
+who subscribed with /papers, to their DM with the app (conversations.open, the workspace's own
+token); or an incoming webhook."""
 
 from __future__ import annotations
 
@@ -21,38 +23,21 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from ..config import Settings
-from ..errors import PermanentSendError, SendError, TransientSendError
+from ..errors import PermanentSendError, TransientSendError
 from ..masking import mask_secrets
 from ..models import Digest, Receipt, Subscriber
 from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, slack_messages
-from ..retry_after import header_seconds
+from ..slack import installs
+from ..slack.members import USER_FIELD, member_key, user_field_ok
+from ..store import Store, open_store
 from ._registry import Channel, Field, Limits, Rate, register
+from .slack_errors import BLOCK_ERRORS, DM_FIXES, FIXES, _classify, _code, _details
 
 log = logging.getLogger(__name__)
 
 CHANNEL_INTERVAL = 1.0  # seconds between messages to one channel (Slack allows about 1/s)
 TIMEOUT = 30  # seconds per HTTP request
 EVENT_TYPE = "digestbot_digest"  # the message metadata event type that carries the digest id
-RETRYABLE = {
-    "ratelimited",
-    "rate_limited",
-    "fatal_error",
-    "internal_error",
-    "service_unavailable",
-    "request_timeout",
-}
-BLOCK_ERRORS = {"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"}
-FIXES = {
-    "channel_not_found": "check slack_channel in the subscription file, and invite the bot to that channel (/invite @yourbot)",
-    "not_in_channel": "invite the bot to the channel (/invite @yourbot in that channel)",
-    "is_archived": "the channel is archived; unarchive it or set another slack_channel",
-    "invalid_auth": "check SLACK_BOT_TOKEN (a bot token starting xoxb-)",
-    "not_authed": "set SLACK_BOT_TOKEN",
-    "token_revoked": "make a new bot token and set SLACK_BOT_TOKEN",
-    "account_inactive": "make a new bot token and set SLACK_BOT_TOKEN",
-    "missing_scope": "give the Slack app the chat:write scope (and channels:history to check deliveries), then reinstall it",
-    "restricted_action": "let the bot post in that channel (channel posting permissions)",
-}
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")  # channel names are lower case; ids are not
 # A webhook's variable: only these names, so a subscriber file cannot have digestbot send (and
 # echo) another variable, such as DIGESTBOT_SMTP_PASSWORD, as a webhook URL.
@@ -115,6 +100,13 @@ class Slack(Channel):
             f"an environment variable named {WEBHOOK_ENV_PREFIX}…",
             'slack_webhook_env = "SLACK_WEBHOOK_ALICE"',
         ),
+        Field(
+            USER_FIELD,
+            'slack_user = "T…:U…"',
+            user_field_ok,
+            "a Slack member as <team id>:<user id>",
+            'slack_user = "T0123ABCD:U0456EFGH"',
+        ),
     )
     destination = "a Slack destination"
     rate_limit = Rate(
@@ -126,7 +118,13 @@ class Slack(Channel):
 
     @classmethod
     def ready(cls, subscriber: Subscriber, settings: Settings) -> bool:
-        """A webhook whose variable is set, or a channel with SLACK_BOT_TOKEN."""
+        """A webhook whose variable is set, or a channel with SLACK_BOT_TOKEN, or a member with
+        SLACK_BOT_TOKEN or installs (SLACK_CLIENT_ID; their workspace's token is found when sending)."""
+        member = subscriber.contact.get(USER_FIELD, "")
+        if member and not subscriber.slack_channel and not subscriber.slack_webhook_env:
+            return bool(
+                member_key(member) and (settings.slack_token or installs.client_id(settings))
+            )
         env = subscriber.slack_webhook_env
         return bool(env and webhook_env_name(env) and settings.environ.get(env)) or bool(
             subscriber.slack_channel and settings.slack_token
@@ -140,6 +138,8 @@ class Slack(Channel):
         env = subscriber.slack_webhook_env
         if env:
             return f"Slack needs the variable {env} (slack_webhook_env), which is not set"
+        if subscriber.contact.get(USER_FIELD) and not subscriber.slack_channel:
+            return "Slack direct messages need SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and the app installed"
         return "Slack needs SLACK_BOT_TOKEN, which is not set"
 
     @classmethod
@@ -153,7 +153,9 @@ class Slack(Channel):
         messages = cls.render(digest, settings)
         sub = digest.subscriber
         payload = {
-            "channel": sub.slack_channel or f"${sub.slack_webhook_env}",
+            "channel": sub.slack_channel
+            or (f"${sub.slack_webhook_env}" if sub.slack_webhook_env else "")
+            or f"DM with {sub.contact.get(USER_FIELD, '')}",
             **messages[0],
             "metadata": metadata(digest, 1, len(messages)),
             "thread": [
@@ -172,6 +174,8 @@ class Slack(Channel):
             retry_handlers=retry_handlers(),
         )
         self._ids: dict[str, str] = {}  # channel name → id
+        self._store: Store | None = None  # opened for the first member's DM (their team's token)
+        self._clients: dict[str, WebClient] = {}  # a workspace's token → its client
         self._progress: dict[
             str, tuple[str, str, int]
         ] = {}  # digest id → (channel id, first ts, parts sent)
@@ -186,23 +190,83 @@ class Slack(Channel):
         if self._webhook(digest):
             return self._send_webhook(digest, messages)
         sub = digest.subscriber
-        channel, first_ts, done = self._progress.get(digest.id, (sub.slack_channel, "", 0))
+        api, fixes = self._api(digest)
+        if digest.id in self._progress:
+            channel, first_ts, done = self._progress[digest.id]
+        else:
+            channel, first_ts, done = self._destination(digest, api), "", 0
         for i, message in enumerate(messages[done:], done):
             self.wait_turn(digest)
-            resp = self._post(channel, message, metadata(digest, i + 1, len(messages)), first_ts)
+            meta = metadata(digest, i + 1, len(messages))
+            resp = self._post(channel, message, meta, first_ts, api, fixes)
             if i == 0:
                 channel, first_ts = str(resp.get("channel") or channel), str(resp.get("ts", ""))
             self._progress[digest.id] = (channel, first_ts, i + 1)  # a retry goes on from here
         self._progress.pop(digest.id, None)
-        return Receipt("slack", sub.slack_channel, first_ts)
+        return Receipt("slack", sub.slack_channel or sub.address, first_ts)
+
+    # --- a member's DM: their workspace's token, conversations.open --------------------------
+    def _member(self, digest: Digest) -> tuple[str, str] | None:
+        """(team, user) when the digest goes to a member's DM, else None (a channel)."""
+        sub = digest.subscriber
+        if sub.slack_channel or sub.slack_webhook_env:
+            return None
+        return member_key(sub.contact.get(USER_FIELD, ""))
+
+    def _api(self, digest: Digest) -> tuple[WebClient, dict[str, str]]:
+        """The client for this digest (a member's workspace token, else SLACK_BOT_TOKEN's) and
+        the fixes its errors get."""
+        member = self._member(digest)
+        if member is None:
+            return self.client, FIXES
+        if self._store is None:
+            self._store = open_store(self.settings)
+        base = self.settings.base_url.rstrip("/")
+        fixes = {**FIXES, **{k: v.format(base=base) for k, v in DM_FIXES.items()}}
+        token = installs.team_token(self.settings, self._store, member[0])
+        if not token:
+            raise PermanentSendError(
+                f"no Slack bot token for the workspace {member[0]}: {fixes['not_authed']}"
+            )
+        if token not in self._clients:
+            self._clients[token] = WebClient(
+                token=token,
+                base_url=self.settings.slack_api_url,
+                timeout=TIMEOUT,
+                retry_handlers=retry_handlers(),
+            )
+        return self._clients[token], fixes
+
+    def _destination(self, digest: Digest, api: WebClient) -> str:
+        """The channel to post to: the subscriber's channel, or the member's DM (opened)."""
+        member = self._member(digest)
+        if member is None:
+            return digest.subscriber.slack_channel
+        where = f"the DM with {member[1]} in {member[0]}"
+        try:
+            resp = api.conversations_open(users=member[1])
+        except SlackApiError as e:
+            raise _classify(e, where, self._api(digest)[1], "conversations.open") from e
+        except OSError as e:
+            raise TransientSendError(f"Slack unreachable ({e}); will retry") from e
+        channel = (resp.get("channel") or {}).get("id")
+        if not channel:
+            raise TransientSendError("conversations.open answered without a channel; will retry")
+        return str(channel)
 
     def _post(
-        self, channel: str, message: dict[str, Any], meta: dict[str, Any], thread_ts: str
+        self,
+        channel: str,
+        message: dict[str, Any],
+        meta: dict[str, Any],
+        thread_ts: str,
+        api: WebClient,
+        fixes: dict[str, str],
     ) -> dict[str, Any]:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
         try:
             try:
-                resp = self.client.chat_postMessage(
+                resp = api.chat_postMessage(
                     channel=channel,
                     text=message["text"],
                     blocks=message["blocks"],
@@ -218,7 +282,7 @@ class Slack(Channel):
                     _code(e),
                     _details(e),
                 )
-                resp = self.client.chat_postMessage(
+                resp = api.chat_postMessage(
                     channel=channel,
                     text=_plain(message),
                     metadata=meta,
@@ -226,7 +290,7 @@ class Slack(Channel):
                     **extra,
                 )
         except SlackApiError as e:
-            raise _classify(e, channel) from e
+            raise _classify(e, channel, fixes) from e
         except OSError as e:
             raise TransientSendError(f"Slack unreachable ({e}); will retry") from e
         return dict(resp.data) if isinstance(resp.data, dict) else {}
@@ -300,12 +364,15 @@ class Slack(Channel):
         if self._webhook(digest):
             return False  # a webhook cannot read the channel back
         channel = digest.subscriber.slack_channel
+        api, fixes = self._api(digest)
         try:
-            cid = self.channel_id(channel)
+            cid = (
+                self._destination(digest, api) if self._member(digest) else self.channel_id(channel)
+            )
             cursor = None
             oldest = f"{digest.slot.timestamp() - 3600:.6f}"  # a digest is posted after its slot
             while True:
-                resp = self.client.conversations_history(
+                resp = api.conversations_history(
                     channel=cid, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor
                 )
                 messages: list[dict[str, Any]] = resp.get("messages", [])
@@ -320,42 +387,14 @@ class Slack(Channel):
                 if not cursor:
                     return False
         except SlackApiError as e:
-            raise _classify(e, channel) from e
+            raise _classify(e, channel or digest.subscriber.address, fixes) from e
         except OSError as e:
             raise TransientSendError(f"Slack unreachable ({e}); will retry") from e
 
     def close(self) -> None:
-        """Forget half-sent threads; the HTTP client holds no connection open."""
+        """Forget half-sent threads; close the store opened for members' tokens."""
         self._progress.clear()
-
-
-def _code(e: SlackApiError) -> str:
-    return str(e.response.get("error", "")) if e.response is not None else ""
-
-
-def _details(e: SlackApiError) -> str:
-    if e.response is None:
-        return ""
-    errors = (
-        e.response.get("errors")
-        or (e.response.get("response_metadata") or {}).get("messages")
-        or []
-    )
-    return "; ".join(map(str, errors))[:500]
-
-
-def _classify(e: SlackApiError, channel: str) -> SendError:
-    """A Slack API error as a transient or permanent failure whose message says the fix."""
-    code = _code(e)
-    status = e.response.status_code if e.response is not None else 0
-    if status == 429 or status >= 500 or code in RETRYABLE:
-        # The pipeline waits at least this long before its next try (Slack's Retry-After).
-        return TransientSendError(
-            f"Slack answered {status} {code or '(no error code)'}; will retry",
-            retry_after=header_seconds(e.response.headers if e.response is not None else {}),
-        )
-    fix = FIXES.get(code, "see https://api.slack.com/methods/chat.postMessage#errors")
-    detail = _details(e)
-    return PermanentSendError(
-        f"Slack refused the post to {channel}: {code or status}{f' ({detail})' if detail else ''}; {fix}"
-    )
+        self._clients.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None

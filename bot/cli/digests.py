@@ -11,6 +11,7 @@ import click
 from .._console import plural
 from ..errors import ConfigError
 from ..models import DigestItem, DigestStatus
+from ..slack.members import key_of_id
 from ..store import DigestRow, open_store, sqlite_path
 from ..text import printable as clean
 from ._context import Context, roster, subscriptions_option
@@ -42,6 +43,8 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
         rows = store.history(subscriber, limit=limit)
         items = {r.id: store.digest_items(r.id) for r in rows}
         on_the_web = not rows and store.web_subscriber(subscriber) is not None
+        member = key_of_id(subscriber)  # a Slack member's id (/papers)
+        on_the_web = on_the_web or (member is not None and store.slack_member(*member) is not None)
     if as_json:
         click.echo(
             json.dumps([_history_json(r, items[r.id]) for r in rows], ensure_ascii=False, indent=1)

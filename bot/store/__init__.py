@@ -3,7 +3,7 @@
 One module per concern: `_schema` (the tables), `_base` (engine, transactions, retries, migration),
 `_entries` (entries and fetch state), the ledger in three: `_digest_rows` (digests as read),
 `_claims` (claims and leases), `_ledger` (confirmation, feedback); and `_web` (web subscribers,
-statuses, used tokens, rate limits). `Store` joins them; import everything from here
+statuses, used tokens, rate limits); `_slack` (Slack members). `Store` joins them; import everything from here
 (the modules are private: a public `bot.store.entries` module would shadow the `entries` table).
 """
 
@@ -24,11 +24,16 @@ from ._schema import (
     metadata,
     rate_events,
     schema_version,
+    slack_bots,
+    slack_installations,
+    slack_members,
+    slack_oauth_states,
     source_state,
     subscriber_status,
     used_tokens,
     web_subscribers,
 )
+from ._slack import SlackMemberRow, SlackRecords
 from ._web import SubscriberMark, WebRecords, WebSubscriberRow
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "BounceRow",
     "DigestRow",
+    "SlackMemberRow",
     "SourceStatus",
     "Store",
     "SubscriberMark",
@@ -55,6 +61,10 @@ __all__ = [
     "rate_events",
     "retrying",
     "schema_version",
+    "slack_bots",
+    "slack_installations",
+    "slack_members",
+    "slack_oauth_states",
     "source_state",
     "sqlite_path",
     "subscriber_status",
@@ -63,7 +73,7 @@ __all__ = [
 ]
 
 
-class Store(EntryStore, Ledger, WebRecords, BounceRecords):
+class Store(EntryStore, Ledger, WebRecords, BounceRecords, SlackRecords):
     """The database behind digestbot: entries, fetch state, the delivery ledger, feedback and web subscribers.
 
     A context manager: `with open_store(settings) as store:` closes it at the end.

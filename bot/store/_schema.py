@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.engine import Dialect
 
@@ -187,4 +190,93 @@ suspensions = Table(
     Column("subscriber_id", String(200), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+)
+
+
+# --- Slack members and installations (bot.slack, issue 18) -----------------------------------
+# A member of a Slack workspace who subscribed with /papers: keyed by (team, user), so one
+# workspace never reads or changes another's rows.
+slack_members = Table(
+    "slack_members",
+    metadata,
+    Column("team_id", String(32), primary_key=True),
+    Column("user_id", String(32), primary_key=True),
+    Column("interests", Text, nullable=False, default="{}"),  # JSON, as web_subscribers
+    Column("schedule", String(100), nullable=False),
+    Column("timezone", String(100), nullable=False, default=""),  # set by the member ("": Slack's)
+    Column("slack_timezone", String(100), nullable=False, default=""),  # from users.info
+    Column("max_items", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # active | paused | unsubscribed | uninstalled
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# slack-sdk's SQLAlchemy installation and OAuth state stores, on digestbot's database: their
+# tables exactly as slack-sdk's `build_bots_table`, `build_installations_table` and
+# `build_oauth_states_table` make them (tests/test_slack_oauth.py compares the DDL), written out
+# here so that opening the store does not import slack-sdk's SQLAlchemy modules; they are part
+# of this metadata and of revision 0004, so `digestbot migrate` creates them and slack-sdk's
+# `create_tables()` is never needed.
+def _bot_columns() -> list[Column[object]]:
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+    ]
+
+
+_TOKENS = ("bot_token", 200), ("bot_id", 32), ("bot_user_id", 32), ("bot_scopes", 1000)
+slack_bots = Table(
+    "slack_bots",
+    metadata,
+    *_bot_columns(),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    *(Column(name, String(size)) for name, size in _TOKENS),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("installed_at", DateTime, nullable=False, default=func.now()),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+slack_installations = Table(
+    "slack_installations",
+    metadata,
+    *_bot_columns(),
+    Column("enterprise_url", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    *(Column(name, String(size)) for name, size in _TOKENS),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", String(200)),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", String(200)),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False, default=func.now()),
+    Index(
+        "slack_installations_idx",
+        "client_id",
+        "enterprise_id",
+        "team_id",
+        "user_id",
+        "installed_at",
+    ),
+)
+slack_oauth_states = Table(
+    "slack_oauth_states",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
 )

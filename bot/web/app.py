@@ -23,6 +23,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from .. import tokens
 from ..addresses import mailbox_key
 from ..config import Settings
+from ..slack import oauth as slack_oauth
+from ..slack import routes as slack_routes
 from ..store import Store, open_store
 from ..tokens import TokenError
 from ._state import HERE, Web, bad_link, fields, posted_form, web_of
@@ -226,7 +228,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     own = store is None
     web = Web(settings, store or open_store(settings))
     if not web.signing_secret:
-        log.warning("SLACK_SIGNING_SECRET is not set: /slack/actions refuses every request")
+        log.warning(
+            "SLACK_SIGNING_SECRET is not set: /slack/actions, /slack/commands and /slack/events refuse every request"
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -250,7 +254,11 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
         Route("/feedback/{token}/{vote}", feedback_page, methods=["GET"]),
         Route("/feedback/{token}/{vote}", feedback, methods=["POST"]),
-        Route("/slack/actions", slack_actions, methods=["POST"]),
+        Route("/slack/actions", slack_routes.interactivity(slack_actions), methods=["POST"]),
+        Route("/slack/commands", slack_routes.commands, methods=["POST"]),
+        Route("/slack/events", slack_routes.events, methods=["POST"]),
+        Route("/slack/install", slack_oauth.install, methods=["GET"]),
+        Route("/slack/oauth_redirect", slack_oauth.oauth_redirect, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

@@ -1,13 +1,17 @@
 """The Slack peer: a loopback HTTP server that speaks enough of Slack's Web API (and a webhook).
 
 chat.postMessage, conversations.history (with the digest metadata when asked for it, top-level
-messages only, as Slack does), conversations.list, auth.test and an incoming webhook. A test
+messages only, as Slack does), conversations.list, auth.test and an incoming webhook; for the
+Slack app (issue 18): conversations.open (a member's DM), users.info (their time zone),
+views.publish, views.open, oauth.v2.access (an install's code → its workspace and bot token) and
+a `response_url` (`/response/…`), in the shapes of Slack's documented answers. A test
 scripts the next answers of a method with `Reply`s — Slack's real bodies from
 ../shared/fixtures/slack/ (`Reply.fixture`) or its own; every request is recorded.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -90,6 +94,16 @@ class SlackPeer:
             "papers": "C0PAPERS01"
         }  # names conversations.list knows; a post to #papers lands in C0PAPERS01
         self.post_delay = post_delay
+        self.delays: dict[str, float] = {}  # method → seconds it takes (unscripted answers)
+        # The Slack app: bot token → team id (empty: any token is SLACK_BOT_TOKEN's "T0SINGLE"),
+        # user → time zone, an install code → (team id, team name, bot token), the app's client.
+        self.tokens: dict[str, str] = {}
+        self.zones: dict[str, str] = {}
+        self.codes: dict[str, tuple[str, str, str]] = {}
+        self.dm_errors: dict[str, str] = {}  # user → the error conversations.open answers
+        self.client = ("", "")  # (client id, client secret) oauth.v2.access expects
+        self.views: list[dict[str, Any]] = []  # views.publish / views.open bodies, with "method"
+        self.responses: list[dict[str, Any]] = []  # what response_url received
         self.ok_body = ok_body or OK_BODY
         self.lock = threading.Lock()
         self._ts = 1503435956.000247
@@ -115,6 +129,7 @@ class SlackPeer:
         base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.url = f"{base}/api/"  # DIGESTBOT_SLACK_API_URL
         self.webhook_url = f"{base}/hooks/T000/B000/XXXX"
+        self.response_url = f"{base}/response/T000/1234/abcd"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -146,6 +161,8 @@ class SlackPeer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         url = urlsplit(h.path)
         method = "webhook" if url.path.startswith("/hooks/") else url.path.rsplit("/", 1)[-1]
+        if url.path.startswith("/response/"):
+            method = "response_url"
         size = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(size) if size else b""
         body: dict[str, Any] = {}
@@ -154,6 +171,13 @@ class SlackPeer:
         elif raw:
             body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         body.update({k: v[0] for k, v in parse_qs(url.query).items()})
+        auth = h.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
+        basic = (
+            tuple(base64.b64decode(auth[6:]).decode().split(":", 1))
+            if auth.startswith("Basic ")
+            else ("", "")
+        )
         request = {
             "method": method,
             "body": body,
@@ -165,8 +189,10 @@ class SlackPeer:
             scripted = queue.pop(0) if queue else None
         if scripted is None and method == "chat.postMessage" and self.post_delay:
             time.sleep(self.post_delay)
+        if scripted is None and self.delays.get(method):
+            time.sleep(self.delays[method])
         with self.lock:
-            reply = scripted or self._default(method, body)
+            reply = scripted or self._default(method, body, token, basic)
             request["status"] = 0 if reply.drop else reply.status
             self.requests.append(request)
         if reply.drop:
@@ -180,7 +206,9 @@ class SlackPeer:
         h.end_headers()
         h.wfile.write(reply.body)
 
-    def _default(self, method: str, body: dict[str, Any]) -> Reply:
+    def _default(
+        self, method: str, body: dict[str, Any], token: str = "", basic: tuple[str, ...] = ()
+    ) -> Reply:
         """The answer to an unscripted request (called under the lock)."""
         if method == "chat.postMessage":
             self._ts += 1
@@ -218,13 +246,95 @@ class SlackPeer:
                 ).encode(),
             )
         if method == "auth.test":
-            return Reply(
-                200, json.dumps({"ok": True, "user_id": "UBOT", "bot_id": "BBOT"}).encode()
+            team = self._team(token)
+            if team is None:
+                return _error("invalid_auth")
+            return _ok(
+                url="https://lab.slack.com/",
+                team="Lab",
+                user="digestbot",
+                team_id=team,
+                user_id="UBOT",
+                bot_id="BBOT",
             )
+        if method in _APP_METHODS:
+            return self._app(method, body, token, basic)
         if method == "webhook":
             self._post("", "webhook", body)
             return Reply(200, b"ok", {"content-type": "text/html"})
         return Reply(200, json.dumps({"ok": False, "error": "unknown_method"}).encode())
+
+    def _team(self, token: str) -> str | None:
+        """The team of the request's bot token (None: a token this peer does not know)."""
+        if not self.tokens:
+            return "T0SINGLE" if token else None
+        return self.tokens.get(token)
+
+    def _app(self, method: str, body: dict[str, Any], token: str, basic: tuple[str, ...]) -> Reply:
+        """The Slack app's methods (called under the lock)."""
+        if method == "response_url":
+            self.responses.append(body)
+            return Reply(200, b"ok", {"content-type": "text/html"})
+        if method == "oauth.v2.access":
+            if basic != self.client:
+                return _error("invalid_client_id")
+            if body.get("code") not in self.codes:
+                return _error("invalid_code")
+            team_id, team_name, token = self.codes.pop(str(body["code"]))
+            self.tokens[token] = team_id
+            return _ok(
+                access_token=token,
+                token_type="bot",
+                scope="commands,chat:write,im:write,im:history,users:read",
+                bot_user_id="U0KRQLJ9H",
+                app_id="A0KRD7HC3",
+                team={"name": team_name, "id": team_id},
+                enterprise=None,
+                authed_user={"id": "U0INSTALL", "scope": "", "token_type": "user"},
+                is_enterprise_install=False,
+            )
+        team = self._team(token)
+        if team is None:
+            return _error("not_authed" if not token else "invalid_auth")
+        if method == "conversations.open":
+            user = str(body.get("users", ""))
+            if user in self.dm_errors:
+                return _error(self.dm_errors[user])
+            return _ok(channel={"id": f"D{team[1:5]}{user[1:]}"})
+        if method == "users.info":
+            user = str(body.get("user", ""))
+            zone = self.zones.get(user, "America/Los_Angeles")
+            return _ok(
+                user={
+                    "id": user,
+                    "team_id": team,
+                    "name": "spengler",
+                    "deleted": False,
+                    "real_name": "Egon Spengler",
+                    "tz": zone,
+                    "tz_label": zone,
+                    "tz_offset": 0,
+                    "is_bot": False,
+                    "updated": 1502138686,
+                }
+            )
+        view = body.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if method == "views.open" and not body.get("trigger_id"):
+            return _error("invalid_arguments")
+        self.views.append({"method": method, "team": team, **body, "view": view})
+        return _ok(
+            view={
+                "id": "VMHU10V25",
+                "team_id": team,
+                **(view or {}),
+                "state": {"values": {}},
+                "hash": "156772938.1827394",
+                "root_view_id": "VMHU10V25",
+                "app_id": "A0KRD7HC3",
+                "bot_id": "BBOT",
+            }
+        )
 
     def _post(self, ts: str, channel: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata")
@@ -240,3 +350,21 @@ class SlackPeer:
                 "at": time.monotonic(),
             }
         )
+
+
+_APP_METHODS = {
+    "response_url",
+    "oauth.v2.access",
+    "conversations.open",
+    "users.info",
+    "views.publish",
+    "views.open",
+}
+
+
+def _ok(**fields: Any) -> Reply:
+    return Reply(200, json.dumps({"ok": True, **fields}).encode())
+
+
+def _error(code: str) -> Reply:
+    return Reply(200, json.dumps({"ok": False, "error": code}).encode())

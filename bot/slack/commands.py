@@ -1,0 +1,166 @@
+"""`/papers …`: read the words a member typed, change their subscription (team id and user id
+in every lookup) and say what was done, or the one-line fix. No network: the slow part (their
+Slack time zone, App Home) runs after the acknowledgement (`bot.slack.routes`)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import Interests
+from ..render import slack_escape
+from ..store import SlackMemberRow, Store
+from .members import describe_interests, describe_schedule, parse_when
+
+HELP = """*`/papers`* — your own paper digest, sent to you as a direct message.
+• `/papers subscribe <what you care about, in words>` — start (daily at 08:00, your Slack time zone)
+• `/papers keywords a, b` · `/papers exclude c` · `/papers authors Name, Name` (nothing after clears)
+• `/papers topics slug, slug` — `/papers topics` lists them
+• `/papers trending on|off` — the most upvoted papers since your last digest
+• `/papers schedule daily 08:00` or `weekly mon 08:00` (optionally a time zone after)
+• `/papers pause` · `resume` · `unsubscribe` · `show` · `help`"""
+_LISTS = ("keywords", "exclude", "authors")
+# The web forms' limits (bot.web.forms; not imported: bot.web imports this package's routes).
+MAX_PHRASES, MAX_PHRASE, MAX_DESCRIPTION = 20, 80, 1000
+COMMANDS = (
+    "subscribe",
+    "keywords",
+    "exclude",
+    "topics",
+    "authors",
+    "trending",
+    "schedule",
+    "pause",
+    "resume",
+    "unsubscribe",
+    "show",
+    "help",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the command replies (ephemeral mrkdwn), and whether the member's row changed."""
+
+    text: str
+    changed: bool = False
+    subscribed: bool = False  # a new or renewed subscription: look up their Slack time zone
+
+
+def phrases(text: str) -> tuple[str, ...] | str:
+    """Comma-separated phrases, cleaned; a string with the fix when too many or too long."""
+    items = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if len(items) > MAX_PHRASES:
+        return f"at most {MAX_PHRASES} phrases; keep the ones that matter most"
+    long = next((p for p in items if len(p) > MAX_PHRASE), None)
+    if long is not None:
+        return f"{slack_escape(long[:30])}… is longer than {MAX_PHRASE} characters; shorten it"
+    return items
+
+
+def topic_problem(given: tuple[str, ...], topics: Mapping[str, str]) -> str:
+    """The fix for the first unknown topic slug, with the nearest known one; "" when all known."""
+    for slug in given:
+        if slug not in topics:
+            near = difflib.get_close_matches(slug, list(topics), n=1, cutoff=0.6)
+            hint = f" — did you mean '{near[0]}'?" if near else ""
+            return f"unknown topic '{slack_escape(slug)}'{hint} `/papers topics` lists them"
+    return ""
+
+
+def show(row: SlackMemberRow | None) -> str:
+    """The member's subscription as /papers show and App Home state it."""
+    if row is None:
+        return "You have no subscription yet: `/papers subscribe <what you care about>` starts one."
+    interests = Interests.from_dict(row.interests)
+    lines = [f"*Your digest* ({row.status}), {describe_schedule(row.schedule, row.zone)}:"]
+    lines += [f"• {slack_escape(line)}" for line in describe_interests(interests)]
+    return "\n".join(lines)
+
+
+def answer(
+    store: Store, team_id: str, user_id: str, text: str, topics: Mapping[str, str]
+) -> Answer:
+    """Run one `/papers` command for (team, user) and return the reply."""
+    verb, _, rest = text.strip().partition(" ")
+    verb, rest = verb.lower(), rest.strip()
+    row = store.slack_member(team_id, user_id)
+    if verb in ("", "help"):
+        return Answer(HELP)
+    if verb == "show":
+        return Answer(show(row))
+    if verb not in COMMANDS:
+        near = difflib.get_close_matches(verb, COMMANDS, n=1)
+        hint = f" — did you mean `{near[0]}`?" if near else ""
+        return Answer(
+            f"unknown command '{slack_escape(verb[:30])}'{hint} `/papers help` lists them"
+        )
+    if verb in ("pause", "resume", "unsubscribe"):
+        return _status(store, team_id, user_id, row, verb)
+    interests = Interests.from_dict(row.interests if row else {})
+    changes: dict[str, Any] = {}
+    subscribed = False
+    if verb == "subscribe":
+        if not rest:
+            return Answer("say what you care about: `/papers subscribe quantization of LLMs`")
+        if len(rest) > MAX_DESCRIPTION:
+            return Answer(f"keep it under {MAX_DESCRIPTION} characters")
+        changes["interests"] = {**interests.to_dict(), "description": rest}
+        changes["status"] = "active"
+        subscribed = True
+    elif verb in _LISTS or verb == "topics":
+        if verb == "topics" and not rest:
+            listed = ", ".join(f"`{slug}`" for slug in sorted(topics)) or "(none configured)"
+            return Answer(f"Topics you can follow: {listed}")
+        got = phrases(rest)
+        if isinstance(got, str):
+            return Answer(got)
+        if verb == "topics":
+            got = tuple(g.lower() for g in got)
+            problem = topic_problem(got, topics)
+            if problem:
+                return Answer(problem)
+        changes["interests"] = {**interests.to_dict(), verb: list(got)}
+    elif verb == "trending":
+        if rest.lower() not in ("on", "off"):
+            return Answer("write `/papers trending on` or `/papers trending off`")
+        changes["interests"] = {**interests.to_dict(), "trending": rest.lower() == "on"}
+    else:  # schedule
+        when = parse_when(rest)
+        if isinstance(when, str):
+            return Answer(slack_escape(when) if "`" not in when else when)
+        changes["schedule"], changes["timezone"] = when
+    if row is None:
+        changes.setdefault("status", "active")
+        subscribed = True
+    saved = store.save_slack_member(team_id, user_id, **changes)
+    return Answer("Done. " + show(saved), changed=True, subscribed=subscribed)
+
+
+def _status(
+    store: Store, team_id: str, user_id: str, row: SlackMemberRow | None, verb: str
+) -> Answer:
+    if row is None or row.status == "unsubscribed" and verb != "unsubscribe":
+        return Answer(
+            "You have no subscription: `/papers subscribe <what you care about>` starts one."
+        )
+    new = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[verb]
+    store.save_slack_member(team_id, user_id, status=new)
+    said = {
+        "paused": "Paused: no digests until `/papers resume`.",
+        "active": "Resumed: your next digest comes as scheduled.",
+        "unsubscribed": "Unsubscribed: no more digests. `/papers subscribe …` starts again.",
+    }
+    return Answer(said[new], changed=True)
+
+
+_MENTION = re.compile(r"<[@#!][^>]*>")
+
+
+def plain(text: str) -> str:
+    """A command's text without Slack's escaped mentions (`<@U…|name>`) and entities."""
+    text = _MENTION.sub("", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
