@@ -23,8 +23,11 @@ list (three subjects) would be judged against its own subjects and send nothing.
 
 The background does not depend on what the store holds, so the same day's entries select the
 same papers whether the store holds that one day or a month, and a feed that is all on the
-subscriber's subject still sends its matches. The two constants were chosen by leave-one-subscriber-out on the evaluation sets
-(`benchmarks/relevance.py` prints that choice and its figures).
+subscriber's subject still sends its matches. The three constants (`spread`, `lift`,
+`keyword_relief`) were chosen by leave-one-subscriber-out on the evaluation sets
+(`benchmarks/relevance.py` prints that choice and its figures). A logistic model of P(relevant)
+over the same standings and keyword hits, trained across subscribers and thresholded by
+leave-one-out, selected worse (F1 0.764 full, 0.747 keywords-only, against 0.770 / 0.750).
 """
 
 from __future__ import annotations
