@@ -232,6 +232,7 @@ GRID: dict[str, tuple[Any, ...]] = {
     ),  # a keyword list's topic part × (share of keywords in the taxonomy)^this
     "spread": (2.0, 2.5),  # below 2, quiet days send and selections swing with the store (measured)
     "lift": (0.3, 0.4, 0.5),
+    "relief": (0.0, 0.5),  # a title matching a keyword: this many decile gaps less to clear
 }
 
 
@@ -246,7 +247,9 @@ def factory_for(setting: dict[str, Any]) -> Factory:
         topic=shipped.topic * t,
     )
     profile = ProfileWeights(topics=shipped_profile.topics * t, coverage=setting["coverage"])
-    calibration = Calibration(spread=setting["spread"], lift=setting["lift"])
+    calibration = Calibration(
+        spread=setting["spread"], lift=setting["lift"], keyword_relief=setting["relief"]
+    )
     return lambda: Matcher(weights=weights, profile=profile, calibration=calibration)
 
 
@@ -307,8 +310,11 @@ def leave_one_out(sets: Sequence[EvalSet]) -> None:
 # --- feedback -------------------------------------------------------------------------------
 
 FEEDBACK_GRID = [
-    FeedbackSettings(margin=m, ridge=r) for m in (1.0, 2.0, 3.0, 4.0) for r in (1.0, 3.0)
-]  # margins in background gaps
+    FeedbackSettings(margin=m, ridge=r, dislike=d)
+    for m in (1.0, 2.0, 3.0, 4.0)
+    for r in (1.0, 3.0)
+    for d in (1.0, 0.5, 0.25)
+]  # margins in background gaps; a 👎 asks for `dislike` of the margin
 
 
 def recorded_votes(
@@ -392,7 +398,7 @@ def print_feedback(s: EvalSet, loso: bool = True) -> None:
         held.append(table[best][i])
     chosen = max(range(len(FEEDBACK_GRID)), key=lambda g: vote_objective(table[g]))
     print(
-        f"  leave-one-subscriber-out over {len(FEEDBACK_GRID)} (margin, ridge) settings: mean change "
+        f"  leave-one-subscriber-out over {len(FEEDBACK_GRID)} (margin, ridge, dislike) settings: mean change "
         f"{np.mean(held):+.3f}, worst {min(held):+.3f}; chosen on all: {FEEDBACK_GRID[chosen]}"
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from match_corpus import corpus, paper, subscriber
 
@@ -223,3 +224,44 @@ def test_a_feed_that_is_all_on_the_subject_still_sends_its_matches() -> None:
     assert len(selected(Matcher().fit(narrow).match(narrow, [sub]), "q")) == 6
     off_topic = [paper("speech", i, rng) for i in range(6)]
     assert selected(Matcher().fit(off_topic).match(off_topic, [sub]), "q") == []
+
+
+def test_the_ize_family_meets_itself_and_not_its_root() -> None:
+    from bot.match.features import stem
+
+    assert stem("tokenization") == stem("tokenizer") == stem("tokenize") != stem("token")
+    assert stem("optimization") == stem("optimizer") == stem("optimizers") != stem("optimal")
+    assert stem("quantization") == stem("quantized") == stem("quantisation")
+    assert stem("localization") != stem("local")
+    pool = [
+        Entry(
+            id="t", title="A tokenizer for Turkish", summary="Subword units for rich morphology."
+        ),
+        Entry(id="k", title="Token pruning for vision transformers", summary="Fewer tokens."),
+    ]
+    result = Matcher().fit(pool).match(pool, [subscriber("m", keywords=["tokenization"])])
+    why = {m.entry_id: m.why for m in result["m"]}
+    assert "keyword: tokenization" in why["t"]
+    assert not any(w.startswith("keyword:") for w in why["k"])
+
+
+def test_a_title_naming_a_keyword_needs_less_to_be_sent() -> None:
+    from bot.match.calibrate import Calibration, bars, select
+
+    # Two subscribers × (four entries + ten background texts); the background's median is 0.
+    background = np.tile(np.linspace(-0.45, 0.45, 10), (2, 1))
+    ref = np.hstack([np.array([[0.9, 0.6, 0.6, 0.0], [0.9, 0.6, 0.6, 0.0]]), background])
+    cal = Calibration(lift=0.0)
+    thr, kw_thr = bars(ref, cal, baseline=10, offered=4)
+    gap = np.quantile(background[0], 0.9) - np.median(background[0])
+    assert np.allclose(thr, 2.0 * gap) and np.allclose(kw_thr, 1.5 * gap)
+    assert kw_thr[0] < 0.6 < thr[0]  # the middle entries sit between the two bars
+    ones = np.ones((2, 4), bool)
+    plain = select(ref[:, :4], thr, ones, ~ones, np.array([10, 10]))
+    # Row 0's title names its keyword in entry 1; row 1's in entry 3 (far below either bar).
+    hits = (np.array([0, 1]), np.array([1, 3]), kw_thr)
+    relieved = select(ref[:, :4], thr, ones, ~ones, np.array([10, 10]), hits)
+    assert plain.tolist() == [[True, False, False, False]] * 2
+    assert relieved.tolist() == [[True, True, False, False], [True, False, False, False]]
+    # With no relief the two bars are one.
+    assert np.allclose(*bars(ref, Calibration(lift=0.0, keyword_relief=0.0), 10, 4))

@@ -8,7 +8,7 @@ import numpy as np
 from match_corpus import THEMES, corpus, paper, subscriber
 
 from bot.match import Matcher
-from bot.match.feedback import learn
+from bot.match.feedback import FeedbackSettings, learn
 from bot.models import Entry
 
 
@@ -92,3 +92,19 @@ def test_feedback_for_unknown_subscribers_is_ignored() -> None:
     sub = subscriber("q", keywords=["quantization"])
     m = Matcher().fit(entries)
     assert m.match(entries, [sub], feedback={"ghost": [(entries[0], 1)]}) == m.match(entries, [sub])
+
+
+def test_a_dislike_asks_for_half_the_margin_a_like_asks_for() -> None:
+    entries = corpus(per_theme=2)
+    m = Matcher().fit(entries)
+    e = entries[0]
+    x = m.space.transform([f"{e.title}. {e.title}. {e.summary}"])
+
+    def moved(vote: int, dislike: float) -> float:
+        settings = FeedbackSettings(margin=2.0, ridge=1.0, dislike=dislike)
+        model = learn({"a": [(e, vote)]}, ["a"], m.space, settings)
+        return float((x @ model.rows[0].T).toarray()[0, 0])
+
+    assert np.isclose(moved(-1, 0.5), 0.5 * moved(-1, 1.0)) and moved(-1, 0.5) < 0
+    assert np.isclose(moved(1, 0.5), moved(1, 1.0)) and moved(1, 0.5) > 0
+    assert FeedbackSettings().dislike == 0.5

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ..models import Entry, Match, Subscriber
-from .calibrate import Calibration, select, thresholds
+from .calibrate import Calibration, bars, select
 from .classifier import EntryBatch, ScoreWeights, score_chunk
 from .explain import reasons
 from .features import TextSpace, entry_text
@@ -129,12 +129,15 @@ class Matcher:
             scores, forced, excluded = score_chunk(
                 batch, prof, fb, lo, hi, self.weights, self._baseline, self.calibration
             )
-            thr = thresholds(scores, self.calibration, self._baseline, n, prof.own_topics[lo:hi])
+            thr, kw_thr = bars(scores, self.calibration, self._baseline, n, prof.own_topics[lo:hi])
             allowed = ~excluded[:, :n]
             part = done[lo:hi]
             if part.nnz:
                 allowed &= ~part.toarray()
-            chosen = select(scores[:, :n], thr, allowed, forced[:, :n], prof.max_items[lo:hi])
+            hit = batch.keyword_hits(prof, lo, hi)
+            chosen = select(
+                scores[:, :n], thr, allowed, forced[:, :n], prof.max_items[lo:hi], (*hit, kw_thr)
+            )
             yield lo, hi, scores[:, :n], chosen, forced[:, :n]
 
     def select(

@@ -107,6 +107,13 @@ class EntryBatch:
             (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(col), len(entries))
         )
         self.hits = sp.csr_matrix(hits[:, :n_own])  # entries × own phrases, for reasons
+        titles = [e.title for e in self.entries[:offered]]
+        self.title_hits_t = sp.csr_matrix(phrase_incidence(titles, profiles.phrases).T)
+
+    def keyword_hits(self, prof: Profiles, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of the offered entries whose title matches a keyword of subscribers lo..hi."""
+        hits = (prof.keywords[lo:hi] @ self.title_hits_t).tocoo()
+        return hits.row.astype(np.int64), hits.col.astype(np.int64)
 
     def delivered_mask(
         self, ids: Sequence[str], delivered: Mapping[str, set[str]] | None

@@ -48,6 +48,12 @@ _SUFFIXES = (
     "s",
     "e",
 )
+# The -ize family keeps its "iz": "tokenization", "tokenizer", "tokenize" meet, and do not fall
+# in with "token" ("optimization"/"optimizer" with each other, not "optimal"; "localization"
+# not with "local"); British -isation meets American -ization.
+_IZE = frozenset(
+    ("izations", "ization", "isation", "izers", "izer", "izing", "ized", "izes", "ize")
+)
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {
     "paper",
     "propose",
@@ -84,6 +90,8 @@ def stem(word: str) -> str:
                 return word
             if suf == "es" and not word.endswith(("sses", "ches", "shes", "xes", "zes")):
                 return stem(word[:-1])
+            if suf in _IZE:  # "tokenization" meets "tokenizer", not "token"
+                return word[: -len(suf)] + "iz"
             return word[: -len(suf)]
     return word
 

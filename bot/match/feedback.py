@@ -12,7 +12,10 @@ So votes count alike for a vague profile, whose scores spread wide, and a narrow
 votes reorder, half a dozen consistent ones make a theme stand out enough to be sent. With
 λ = 1 a single vote moves its entry by half the margin and its neighbours by less. Margin and
 λ are chosen by the issue's bar on the hf-weeks experiment (`benchmarks/relevance.py`: mean
-change of nDCG@10, less every drop beyond 0.02, and leave-one-subscriber-out).
+change of nDCG@10, less every drop beyond 0.02, and leave-one-subscriber-out), and so is
+`dislike`, the share of the margin a 👎 asks for: people mark far more 👎 than 👍 (16 to 1 in that
+experiment), and at full weight the sum of many 👎 drags down whatever they share with a liked
+paper (Rocchio's classic weights count negatives less for the same reason).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class FeedbackSettings:
     margin: float = 2.0  # how many background gaps higher (lower) a 👍 (👎) entry should score
     ridge: float = 1.0  # λ: the pull back towards the profile
     max_votes: int = 300  # the most recent votes used per subscriber
+    dislike: float = 0.5  # a 👎 asks for this share of the margin (a 👍 for all of it)
 
 
 @dataclass(slots=True)
@@ -71,7 +75,8 @@ def learn(
             continue
         entries = [e for e, _ in latest.values()]
         y = np.array(
-            [settings.margin * (1 if v > 0 else -1) for _, v in latest.values()], np.float64
+            [settings.margin * (1 if v > 0 else -settings.dislike) for _, v in latest.values()],
+            np.float64,
         )
         Xf = space.transform(entry_text(e) for e in entries)
         gram = (Xf @ Xf.T).toarray().astype(np.float64)
