@@ -161,7 +161,10 @@ _STEMMED_STOP = frozenset(stem(w) for w in STOP_WORDS) | STOP_WORDS
 
 
 _SEP = "\x00"  # separates texts in one joined string
-_PUNCT_TO_SPACE = {c: " " for c in range(128) if not chr(c).isalnum()} | {0: " \x00 "}
+# UTF-8 bytes: ASCII punctuation and spaces → space (they split words, as _RAW does); the
+# separator and every byte of a non-ASCII character stay (_RAW splits those within a word).
+_PUNCT_TO_SPACE = bytes(c if c == 0 or c > 127 or chr(c).isalnum() else 32 for c in range(256))
+_SEP_BYTES = _SEP.encode()
 _KEY = 1 << 31  # bigram key = first stem id · _KEY + second stem id
 
 
@@ -169,12 +172,14 @@ class _Words:
     """Every raw word seen, analyzed once: its content stems as ids (a process-wide table)."""
 
     def __init__(self) -> None:
-        self.word_ids: dict[str, int] = {}
+        self.word_ids: dict[bytes, int] = {}
         self.stem_ids: dict[str, int] = {}
+        self.names: list[str] = []  # stem id → stem
         self.starts: list[int] = []
         self.lengths: list[int] = []
         self.flat: list[int] = []
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._add(_SEP_BYTES)
 
     @property
     def n_stems(self) -> int:
@@ -183,12 +188,16 @@ class _Words:
 
     def stem_id(self, s: str) -> int:
         """The id of a stem (new stems get the next id)."""
-        return self.stem_ids.setdefault(s, len(self.stem_ids))
+        i = self.stem_ids.setdefault(s, len(self.stem_ids))
+        if i == len(self.names):
+            self.names.append(s)
+        return i
 
-    def _add(self, raw: str) -> None:
+    def _add(self, raw: bytes) -> None:
         # `raw` may hold non-ASCII characters, which split words like everywhere else
-        stems = [s for w in _RAW.findall(raw) for s in _stems(w)]
-        ids = [] if raw == _SEP else [self.stem_id(t) for t in content_words(stems)]
+        text = raw.decode("utf-8", "surrogatepass")
+        stems = [s for w in _RAW.findall(text) for s in _stems(w)]
+        ids = [] if text == _SEP else [self.stem_id(t) for t in content_words(stems)]
         self.word_ids[raw] = len(self.starts)
         self.starts.append(len(self.flat))
         self.lengths.append(len(ids))
@@ -197,10 +206,10 @@ class _Words:
 
     def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(document index, stem id) of every content word of `texts`, in order."""
-        joined = _SEP.join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
-        raw = joined.translate(
-            _PUNCT_TO_SPACE
-        ).split()  # ASCII punctuation splits words, as _RAW does
+        joined = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
+        # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
+        # runs are the same either way); each separator is a word of its own.
+        raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
         for w in set(raw).difference(self.word_ids):
             self._add(w)
         if self._arrays is None:
@@ -211,7 +220,7 @@ class _Words:
             )
         starts, lengths, flat = self._arrays
         wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
-        doc_of_word = np.cumsum(wid == self.word_ids[_SEP])  # the separator has no stems
+        doc_of_word = np.cumsum(wid == self.word_ids[_SEP_BYTES])  # the separator has no stems
         n = lengths[wid]
         total = int(n.sum())
         offsets = np.repeat(starts[wid] - (np.cumsum(n) - n), n) + np.arange(total)
@@ -239,20 +248,68 @@ class TextSpace:
         self._bi_keys = self._bi_cols = np.zeros(0, np.int64)
 
     def fit(self, texts: Sequence[str]) -> TextSpace:
-        """Learn the vocabulary and idf weights from `texts`."""
+        """Learn the vocabulary and idf weights from `texts`.
+
+        What scikit-learn's `TfidfVectorizer.fit` learns with this space's analyzer — the same
+        vocabulary, columns and idf — counted with numpy over the word table (`_fit_counts`);
+        the vectorizer itself fits only in the cases that path leaves to it (see there).
+        """
         texts = list(texts)
-        if len(texts) < 2:
-            self.vectorizer.set_params(max_df=1.0)
-        self.vectorizer.fit(texts or ["empty"])
+        if not self._fit_counts(texts):
+            if len(texts) < 2:
+                self.vectorizer.set_params(max_df=1.0)
+            self.vectorizer.fit(texts or ["empty"])
+            self._index_vocabulary()
         self.idf = self.vectorizer.idf_.astype(np.float32)
         self._terms = None
-        self._index_vocabulary()
-        seen: dict[str, Counter[str]] = {}
-        for text in texts[:5000]:  # enough to name the stems
-            for w in words(text):
-                seen.setdefault(stem(w), Counter())[w] += 1
-        self.surface = {s: c.most_common(1)[0][0] for s, c in seen.items()}
+        # Each stem's most common surface form (the first seen among equals), to name it.
+        counts = Counter(words(" ".join(texts[:5000])))  # enough to name the stems
+        best: dict[str, tuple[str, int]] = {}
+        for w, n in counts.items():
+            s = stem(w)
+            if n > best.get(s, ("", 0))[1]:
+                best[s] = (w, n)
+        self.surface = {s: w for s, (w, _) in best.items()}
         return self
+
+    def _fit_counts(self, texts: list[str]) -> bool:
+        """Fit the vectorizer's vocabulary and idf by counting (False: left to the vectorizer).
+
+        The vocabulary: every stemmed content word and adjacent pair (`_content_ngrams`),
+        columns in the order of the terms' text; idf = ln((1 + n) / (1 + df)) + 1, in float32
+        as scikit-learn computes it. Left to the vectorizer: fewer than two texts, a document
+        frequency limit, or nothing to learn (it raises its own error).
+        """
+        v = self.vectorizer
+        if len(texts) < 2 or v.min_df != 1 or v.max_df != 1.0:
+            return False
+        docs, stems = _WORD_TABLE.content_stems(texts)
+        n_stems = _WORD_TABLE.n_stems + 1
+        uni, uni_df = np.unique(np.unique(docs * n_stems + stems) % n_stems, return_counts=True)
+        same = docs[1:] == docs[:-1]
+        pairs, which = np.unique(stems[:-1][same] * _KEY + stems[1:][same], return_inverse=True)
+        per_doc = np.unique(docs[:-1][same] * max(len(pairs), 1) + which)
+        bi_df = np.bincount(per_doc % max(len(pairs), 1), minlength=len(pairs))
+        if not len(uni) and not len(pairs):
+            return False
+        names = _WORD_TABLE.names
+        terms = [names[i] for i in uni.tolist()]
+        terms += [f"{names[k // _KEY]} {names[k % _KEY]}" for k in pairs.tolist()]
+        order = sorted(range(len(terms)), key=terms.__getitem__)
+        column = np.empty(len(terms), np.int64)
+        column[order] = np.arange(len(terms))
+        df = np.concatenate([uni_df, bi_df]).astype(np.float32)[order]
+        df += 1.0
+        idf = np.full_like(df, len(texts) + 1, dtype=np.float32)
+        idf /= df
+        np.log(idf, out=idf)
+        idf += 1.0
+        v.vocabulary_ = {terms[i]: c for c, i in enumerate(order)}
+        v.idf_ = idf
+        self._uni = np.full(n_stems, -1, np.int64)
+        self._uni[uni] = column[: len(uni)]
+        self._bi_keys, self._bi_cols = pairs, column[len(uni) :]
+        return True
 
     def display(self, term: str) -> str:
         """A feature as a reader would write it: each stem by its most common surface form."""
