@@ -3,7 +3,7 @@
 `reasons_for` explains every selected (subscriber, entry) pair of a run in a few array passes;
 `reasons` explains one pair the straightforward way. They give the same reasons: where the
 vectorized pass cannot be sure of the order of two terms (a tie, or a gap within the rounding of
-the one-pair computation), that pair is explained by `reasons`.
+the one-pair computation), that pair's terms are found the one-pair way (`_pair_terms`).
 """
 
 from __future__ import annotations
@@ -44,36 +44,46 @@ def reasons(
     t = int(batch.main_topic[e])
     if t >= 0 and prof.topic_raw[r, t] > 0:
         why.append(f"topic: {index.names[t]}")
-    # Terms: the entry's terms weighted by the profile (its own words plus its topics' vocabulary).
+    best = _pair_terms(batch, prof, index, space, r, e, n_terms)
+    if best:
+        why.append("terms: " + ", ".join(space.display(str(terms[c])) for c in best))
+    if r in fb.liked:
+        why += _liked(batch, fb, r, e)
+    return tuple(why)
+
+
+def _pair_terms(
+    batch: EntryBatch,
+    prof: Profiles,
+    index: TopicIndex,
+    space: TextSpace,
+    r: int,
+    e: int,
+    n_terms: int,
+) -> list[int]:
+    """The columns of entry row `e`'s `n_terms` terms that weigh most for subscriber row `r`:
+    the entry's terms weighted by the profile (its own words plus its topics' vocabulary)."""
     x = batch.X
     cols = x.indices[x.indptr[e] : x.indptr[e + 1]]
-    if cols.size:
-        vals = x.data[x.indptr[e] : x.indptr[e + 1]]
-        q = prof.query
-        q_cols = q.indices[q.indptr[r] : q.indptr[r + 1]]  # sorted: the space's rows are canonical
-        q_vals = q.data[q.indptr[r] : q.indptr[r + 1]]
-        qd = np.zeros(cols.size, np.float32)
-        if q_cols.size:
-            pos = np.minimum(np.searchsorted(q_cols, cols), q_cols.size - 1)
-            found = q_cols[pos] == cols
-            qd[found] = q_vals[pos[found]]
-        topics = np.flatnonzero(prof.topic_l2[r]) if prof.topic_weight[r] else np.zeros(0, np.int64)
-        if topics.size:
-            qd += prof.topic_weight[r] * (
-                prof.topic_l2[r, topics] @ index.dense_vectors()[topics][:, cols]
-            )
-        # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
-        contrib = vals * qd * (space.idf[cols] >= _COMMON_IDF)
-        best = [int(i) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
-        if best:
-            why.append("terms: " + ", ".join(space.display(str(terms[cols[i]])) for i in best))
-    liked = fb.liked.get(r)
-    if liked is not None:
-        sims = (liked[1] @ x[e].T).toarray().ravel()
-        i = int(np.argmax(sims))
-        if sims[i] >= 0.2:
-            why.append(f"like “{liked[0][i].title}”")
-    return tuple(why)
+    if not cols.size:
+        return []
+    vals = x.data[x.indptr[e] : x.indptr[e + 1]]
+    q = prof.query
+    q_cols = q.indices[q.indptr[r] : q.indptr[r + 1]]  # sorted: the space's rows are canonical
+    q_vals = q.data[q.indptr[r] : q.indptr[r + 1]]
+    qd = np.zeros(cols.size, np.float32)
+    if q_cols.size:
+        pos = np.minimum(np.searchsorted(q_cols, cols), q_cols.size - 1)
+        found = q_cols[pos] == cols
+        qd[found] = q_vals[pos[found]]
+    topics = np.flatnonzero(prof.topic_l2[r]) if prof.topic_weight[r] else np.zeros(0, np.int64)
+    if topics.size:
+        qd += prof.topic_weight[r] * (
+            prof.topic_l2[r, topics] @ index.dense_vectors()[topics][:, cols]
+        )
+    # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
+    contrib = vals * qd * (space.idf[cols] >= _COMMON_IDF)
+    return [int(cols[i]) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
 
 
 def reasons_for(
@@ -112,17 +122,13 @@ def reasons_for(
 
     out: list[tuple[str, ...]] = []
     for i, (r, e) in enumerate(zip(rows.tolist(), ents.tolist(), strict=True)):
-        if unsure[i]:
-            out.append(
-                reasons(batch, prof, index, fb, space, terms, r, e, bool(forced[i]), n_terms)
-            )
-            continue
         why = [AUTHOR] if forced[i] else []
         why += keywords[i]
         if has_topic[i]:
             why.append(topic_label[t[i]])
-        if best[i]:
-            why.append("terms: " + ", ".join(map(display, best[i])))
+        top = _pair_terms(batch, prof, index, space, r, e, n_terms) if unsure[i] else best[i]
+        if top:
+            why.append("terms: " + ", ".join(map(display, top)))
         if r in fb.liked:
             why += _liked(batch, fb, r, e)
         out.append(tuple(why))
@@ -130,6 +136,7 @@ def reasons_for(
 
 
 def _liked(batch: EntryBatch, fb: FeedbackModel, r: int, e: int) -> list[str]:
+    """ "like “title”": the paper subscriber row `r` liked that is nearest entry row `e`, if near."""
     liked = fb.liked[r]
     sims = (liked[1] @ batch.X[e].T).toarray().ravel()
     i = int(np.argmax(sims))
@@ -185,13 +192,17 @@ def _top_terms(
         pieces = [ctx.plain(part[~topical[part]], ents), ctx.topical(part[topical[part]], ents)]
         pair, cols, c, err = (np.concatenate(a) for a in zip(*pieces, strict=True))
         _rank(pair, cols, c, err, n_terms, best, unsure)
+        tied = part[~topical[part] & unsure[part]]
+        for p, top in ctx.settle(tied, ents, n_terms).items():
+            best[p], unsure[p] = top, False
     return best, unsure
 
 
 def _keys(m: sp.csr_matrix) -> np.ndarray:
     """row · columns + column of every stored value, ascending for a canonical CSR matrix."""
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return rows * m.shape[1] + m.indices
+    keys: np.ndarray = rows * m.shape[1] + m.indices
+    return keys
 
 
 def _spans(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,9 +231,12 @@ class _Terms:
     ) -> None:
         self.x, self.query, self.rows = x, query, rows
         self.topic_weight, self.topic_l2, self.index = topic_weight, topic_l2, index
-        if not x.has_sorted_indices:  # lookups need sorted rows; `reasons` reads X as it is
+        self.in_order = bool(x.has_sorted_indices)  # positions in a row are `reasons`' positions
+        if not self.in_order:  # lookups need sorted rows; `reasons` reads X as it is
             x = x.sorted_indices()
         self.x_keys, self.x_data = _keys(x), x.data
+        # the last `plain` pairs' found terms (pair, position in X, weight), for `settle`
+        self.found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.q_keys = _keys(query) if query.has_sorted_indices else _keys(query.sorted_indices())
         self.q_data = query.data if query.has_sorted_indices else query.sorted_indices().data
         self.common = space.idf >= _COMMON_IDF
@@ -244,8 +258,12 @@ class _Terms:
         q, rows = self.query, self.rows[pairs]
         which, pos = _spans(q.indptr[rows], q.indptr[rows + 1] - q.indptr[rows])
         cols = q.indices[pos].astype(np.int64)
-        vals = self._lookup(ents[pairs][which] * self.x.shape[1] + cols, self.x_keys, self.x_data)
+        keys = ents[pairs][which] * self.x.shape[1] + cols
+        at = np.minimum(np.searchsorted(self.x_keys, keys), max(len(self.x_keys) - 1, 0))
+        hit = self.x_keys[at] == keys if len(self.x_keys) else np.zeros(len(keys), bool)
+        vals = np.where(hit, self.x_data[at] if len(self.x_keys) else 0, 0).astype(np.float32)
         contrib = vals * q.data[pos]  # float32, as `reasons` has it
+        self.found = (pairs[which][hit], at[hit], contrib[hit] * self.common[cols][hit])
         keep = (contrib > 0) & self.common[cols]
         return (
             pairs[which][keep],
@@ -288,6 +306,23 @@ class _Terms:
         err = self.slack * vals * (np.abs(qv) + np.abs(tw) * mag) * use
         keep = contrib + err > 0
         return pairs[which][keep], cols[keep], contrib[keep], err[keep]
+
+    def settle(self, pairs: np.ndarray, ents: np.ndarray, n_terms: int) -> dict[int, list[int]]:
+        """The top terms of `plain` pairs with a tie, as `reasons` orders them: its very weights
+        (zero where the query has no term) sorted by the same `argsort`, pair by pair."""
+        if self.found is None or not self.in_order:
+            return {}
+        holder, at, weight = self.found
+        x = self.x
+        out: dict[int, list[int]] = {}
+        for p in pairs.tolist():
+            a, b = np.searchsorted(holder, [p, p + 1])
+            lo, hi = x.indptr[ents[p]], x.indptr[ents[p] + 1]
+            contrib = np.zeros(hi - lo, np.float32)
+            contrib[at[a:b] - lo] = weight[a:b]
+            cols = x.indices[lo:hi]
+            out[p] = [int(cols[i]) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
+        return out
 
 
 def _rank(
