@@ -1,9 +1,11 @@
 """Why an entry was chosen: matched keywords, topics, the terms that weighed most, liked papers.
 
 `reasons_for` explains every selected (subscriber, entry) pair of a run in a few array passes;
-`reasons` explains one pair the straightforward way. They give the same reasons: where the
-vectorized pass cannot be sure of the order of two terms (a tie, or a gap within the rounding of
-the one-pair computation), that pair's terms are found the one-pair way (`_pair_terms`).
+`reasons` explains one pair the straightforward way, and they give the same reasons. The terms'
+weights are float32 products; `reasons_for` makes the very same ones, except for a profile
+with two or more topics, where it sums in float64 and finds, pair by pair, the terms the
+one-pair way (`_pair_terms`) when two candidates are closer than float32 rounding could move.
+Equal weights are listed in the entry's term order.
 """
 
 from __future__ import annotations
@@ -37,10 +39,7 @@ def reasons(
 ) -> tuple[str, ...]:
     """The reasons subscriber row `r` gets entry row `e`, strongest kind first."""
     why: list[str] = [AUTHOR] if forced else []
-    hit_cols = batch.hits.indices[batch.hits.indptr[e] : batch.hits.indptr[e + 1]]
-    kw = prof.keywords
-    own = set(kw.indices[kw.indptr[r] : kw.indptr[r + 1]].tolist())
-    why += [f"keyword: {prof.labels[prof.phrases[c]]}" for c in hit_cols if c in own]
+    why += _pair_keywords(batch, prof, r, e)
     t = int(batch.main_topic[e])
     if t >= 0 and prof.topic_raw[r, t] > 0:
         why.append(f"topic: {index.names[t]}")
@@ -50,6 +49,14 @@ def reasons(
     if r in fb.liked:
         why += _liked(batch, fb, r, e)
     return tuple(why)
+
+
+def _pair_keywords(batch: EntryBatch, prof: Profiles, r: int, e: int) -> list[str]:
+    """ "keyword: …" for each of subscriber row `r`'s keywords entry row `e` holds."""
+    hit_cols = batch.hits.indices[batch.hits.indptr[e] : batch.hits.indptr[e + 1]]
+    kw = prof.keywords
+    own = set(kw.indices[kw.indptr[r] : kw.indptr[r + 1]].tolist())
+    return [f"keyword: {prof.labels[prof.phrases[c]]}" for c in hit_cols if c in own]
 
 
 def _pair_terms(
@@ -83,7 +90,8 @@ def _pair_terms(
         )
     # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
     contrib = vals * qd * (space.idf[cols] >= _COMMON_IDF)
-    return [int(cols[i]) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
+    # Equal weights in the entry's term order (its columns ascending), the rule `_rank` keeps.
+    return [int(cols[i]) for i in np.argsort(-contrib, kind="stable")[:n_terms] if contrib[i] > 0]
 
 
 def reasons_for(
@@ -99,8 +107,8 @@ def reasons_for(
 ) -> list[tuple[str, ...]]:
     """`reasons` for every pair (subscriber row `rows[i]`, entry row `ents[i]`, `forced[i]`).
 
-    The keyword and topic reasons are set lookups; the terms are found for all pairs together
-    (`_top_terms`), and the liked papers for the few subscribers who liked any.
+    The keywords are looked up for all pairs together (`_keyword_reasons`), so are the terms
+    (`_top_terms`); the liked papers for the few subscribers who liked any.
     """
     rows = np.asarray(rows, np.int64)
     ents = np.asarray(ents, np.int64)
@@ -113,22 +121,19 @@ def reasons_for(
     topic_label = [f"topic: {name}" for name in index.names]
     best, unsure = _top_terms(batch, prof, index, space, rows, ents, n_terms)
     shown: dict[int, str] = {}
-
-    def display(col: int) -> str:
-        text = shown.get(col)
-        if text is None:
-            text = shown[col] = space.display(str(terms[col]))
-        return text
-
+    for c in {c for top in best for c in top}:
+        shown[c] = space.display(str(terms[c]))
     out: list[tuple[str, ...]] = []
     for i, (r, e) in enumerate(zip(rows.tolist(), ents.tolist(), strict=True)):
         why = [AUTHOR] if forced[i] else []
         why += keywords[i]
         if has_topic[i]:
             why.append(topic_label[t[i]])
-        top = _pair_terms(batch, prof, index, space, r, e, n_terms) if unsure[i] else best[i]
-        if top:
-            why.append("terms: " + ", ".join(map(display, top)))
+        if unsure[i]:
+            top = _pair_terms(batch, prof, index, space, r, e, n_terms)
+            why += ["terms: " + ", ".join(space.display(str(terms[c])) for c in top)] if top else []
+        elif best[i]:
+            why.append("terms: " + ", ".join([shown[c] for c in best[i]]))
         if r in fb.liked:
             why += _liked(batch, fb, r, e)
         out.append(tuple(why))
@@ -147,12 +152,24 @@ def _keyword_reasons(
     batch: EntryBatch, prof: Profiles, rows: np.ndarray, ents: np.ndarray
 ) -> list[list[str]]:
     """Per pair, "keyword: …" for each of the subscriber's keywords the entry holds, in the
-    entry's phrase order (`reasons`' order)."""
-    both = prof.keywords[rows].multiply(batch.hits[ents]).tocsr()
-    both.sort_indices()  # `reasons` lists them in the entry's (sorted) phrase order
+    entry's phrase order (`reasons`' order: columns ascending, as the subscriber's are).
+
+    Each of the pair's keywords is looked up among the entry's phrases (few lookups a pair,
+    however many phrases all subscribers together have)."""
+    kw, hits = prof.keywords, batch.hits
+    if not hits.has_sorted_indices:  # `reasons` lists them in the entry's stored order
+        return [_pair_keywords(batch, prof, r, e) for r, e in zip(rows, ents, strict=True)]
+    which, pos = _spans(kw.indptr[rows], kw.indptr[rows + 1] - kw.indptr[rows])
+    cols = kw.indices[pos].astype(np.int64)
+    held = _find(ents[which] * hits.shape[1] + cols, _keys(_sorted(hits)))
+    if not kw.has_sorted_indices:  # list them in the entry's (ascending) phrase order
+        order = np.lexsort((cols, which))
+        which, cols, held = which[order], cols[order], held[order]
     labels = [f"keyword: {prof.labels[p]}" for p in prof.phrases]
-    ptr, cols = both.indptr.tolist(), both.indices.tolist()
-    return [[labels[c] for c in cols[ptr[i] : ptr[i + 1]]] for i in range(len(rows))]
+    out: list[list[str]] = [[] for _ in range(len(rows))]
+    for i, c in zip(which[held].tolist(), cols[held].tolist(), strict=True):
+        out[i].append(labels[c])
+    return out
 
 
 def _top_terms(
@@ -165,44 +182,43 @@ def _top_terms(
     n_terms: int,
 ) -> tuple[list[list[int]], np.ndarray]:
     """Per pair, the columns of the entry's `n_terms` terms that weigh most for the subscriber,
-    and whether the pair must be explained by `reasons` itself.
+    and whether the pair's terms must be found the one-pair way (`_pair_terms`) instead.
 
     A term weighs its tf-idf in the entry times its weight in the profile: the profile's own
-    words (the query) and, for a profile that has them, its topics' vocabulary. Without topics
-    the weights are the very float32 products `reasons` makes, so only a tie is unsure (its
-    order is `argsort`'s). With topics this pass sums in float64, `reasons` in float32: a pair
-    is unsure where two candidates, or a candidate and zero, are closer than that rounding.
+    words (the query) plus, for a profile with a topic part, its topics' vocabulary.
     """
     best: list[list[int]] = [[] for _ in range(len(rows))]
     unsure = np.zeros(len(rows), bool)
     lo_r, hi_r = int(rows.min()), int(rows.max()) + 1
-    query = prof.query[lo_r:hi_r]
-    ctx = _Terms(
-        batch.X,
-        query,
-        rows - lo_r,
-        prof.topic_weight[lo_r:hi_r],
-        prof.topic_l2[lo_r:hi_r],
-        index,
-        space,
-    )
-    topical = prof.topic_weight[rows] != 0
+    ctx = _Terms(batch, prof, index, space, lo_r, hi_r)
+    rows = rows - lo_r
     for lo in range(0, len(rows), _PAIRS):
         part = np.arange(lo, min(lo + _PAIRS, len(rows)))
-        pieces = [ctx.plain(part[~topical[part]], ents), ctx.topical(part[topical[part]], ents)]
+        pieces = [ctx.plain(part, rows, ents), ctx.topical(part, rows, ents)]
         pair, cols, c, err = (np.concatenate(a) for a in zip(*pieces, strict=True))
         _rank(pair, cols, c, err, n_terms, best, unsure)
-        tied = part[~topical[part] & unsure[part]]
-        for p, top in ctx.settle(tied, ents, n_terms).items():
-            best[p], unsure[p] = top, False
     return best, unsure
 
 
+def _sorted(m: sp.csr_matrix) -> sp.csr_matrix:
+    """`m` with each row's columns ascending (itself when they are)."""
+    return m if m.has_sorted_indices else m.sorted_indices()
+
+
 def _keys(m: sp.csr_matrix) -> np.ndarray:
-    """row · columns + column of every stored value, ascending for a canonical CSR matrix."""
+    """row · columns + column of every stored value: ascending when `m`'s rows are sorted."""
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
     keys: np.ndarray = rows * m.shape[1] + m.indices
     return keys
+
+
+def _find(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Whether each key is among `sorted_keys`."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    found: np.ndarray = sorted_keys[at] == keys
+    return found
 
 
 def _spans(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,112 +233,107 @@ _Found = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # pair, column, 
 
 
 class _Terms:
-    """The entries' terms and the profiles' weights of them, looked up for many pairs at once."""
+    """The entries' terms and the profiles' weights of them (subscriber rows lo..hi), looked up
+    for many pairs at once."""
 
     def __init__(
         self,
-        x: sp.csr_matrix,
-        query: sp.csr_matrix,
-        rows: np.ndarray,
-        topic_weight: np.ndarray,
-        topic_l2: np.ndarray,
+        batch: EntryBatch,
+        prof: Profiles,
         index: TopicIndex,
         space: TextSpace,
+        lo: int,
+        hi: int,
     ) -> None:
-        self.x, self.query, self.rows = x, query, rows
-        self.topic_weight, self.topic_l2, self.index = topic_weight, topic_l2, index
-        self.in_order = bool(x.has_sorted_indices)  # positions in a row are `reasons`' positions
-        if not self.in_order:  # lookups need sorted rows; `reasons` reads X as it is
-            x = x.sorted_indices()
-        self.x_keys, self.x_data = _keys(x), x.data
-        # the last `plain` pairs' found terms (pair, position in X, weight), for `settle`
-        self.found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.q_keys = _keys(query) if query.has_sorted_indices else _keys(query.sorted_indices())
-        self.q_data = query.data if query.has_sorted_indices else query.sorted_indices().data
+        self.x = _sorted(batch.X)  # `reasons` reads X as it is: canonical, so the same
+        self.query = _sorted(prof.query[lo:hi])
+        self.x_keys, self.q_keys = _keys(self.x), _keys(self.query)
+        self.topic_weight = prof.topic_weight[lo:hi]
+        self.topic_l2 = prof.topic_l2[lo:hi]
+        self.dense = index.dense_vectors()
         self.common = space.idf >= _COMMON_IDF
-        self.slack = (len(index.topics) + 8) * _ULP
+        self.slack = (len(index.topics) + 8) * _ULP  # float32 rounding of a k-topic sum, bounded
 
-    @staticmethod
-    def _lookup(keys: np.ndarray, sorted_keys: np.ndarray, data: np.ndarray) -> np.ndarray:
-        """The value stored under each key (0 where none is)."""
-        out = np.zeros(len(keys), data.dtype)
+    def _at(self, keys: np.ndarray, sorted_keys: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """The value stored under each key (0 where none is), as float32."""
+        out = np.zeros(len(keys), np.float32)
         if len(sorted_keys):
             at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
             found = sorted_keys[at] == keys
             out[found] = data[at[found]]
         return out
 
-    def plain(self, pairs: np.ndarray, ents: np.ndarray) -> _Found:
+    def plain(self, part: np.ndarray, rows: np.ndarray, ents: np.ndarray) -> _Found:
         """Pairs whose profile has no topic part: the query's terms found in the entry, weighed
-        exactly as `reasons` does (float32 products), so the error is zero."""
-        q, rows = self.query, self.rows[pairs]
-        which, pos = _spans(q.indptr[rows], q.indptr[rows + 1] - q.indptr[rows])
+        as `reasons` does (float32 products; exact, so the error is zero)."""
+        pairs = part[self.topic_weight[rows[part]] == 0]
+        q, r = self.query, rows[pairs]
+        which, pos = _spans(q.indptr[r], q.indptr[r + 1] - q.indptr[r])
         cols = q.indices[pos].astype(np.int64)
-        keys = ents[pairs][which] * self.x.shape[1] + cols
-        at = np.minimum(np.searchsorted(self.x_keys, keys), max(len(self.x_keys) - 1, 0))
-        hit = self.x_keys[at] == keys if len(self.x_keys) else np.zeros(len(keys), bool)
-        vals = np.where(hit, self.x_data[at] if len(self.x_keys) else 0, 0).astype(np.float32)
+        vals = self._at(ents[pairs][which] * self.x.shape[1] + cols, self.x_keys, self.x.data)
         contrib = vals * q.data[pos]  # float32, as `reasons` has it
-        self.found = (pairs[which][hit], at[hit], contrib[hit] * self.common[cols][hit])
         keep = (contrib > 0) & self.common[cols]
-        return (
-            pairs[which][keep],
-            cols[keep],
-            contrib[keep].astype(np.float64),
-            np.zeros(keep.sum()),
-        )
+        n = int(keep.sum())
+        return pairs[which][keep], cols[keep], contrib[keep].astype(np.float64), np.zeros(n)
 
-    def topical(self, pairs: np.ndarray, ents: np.ndarray) -> _Found:
-        """Pairs whose profile has a topic part: every term of the entry, weighed in float64,
-        with a bound on how far `reasons`' float32 steps may be from it."""
-        x, rows = self.x, self.rows[pairs]
-        e = ents[pairs]
+    def topical(self, part: np.ndarray, rows: np.ndarray, ents: np.ndarray) -> _Found:
+        """Pairs whose profile has a topic part: every term of the entry. With one topic (or
+        none) the weights are `reasons`' float32 steps exactly; with more, a float64 sum and a
+        bound on how far `reasons`' float32 sum (in BLAS's order) may be from it."""
+        pairs = part[self.topic_weight[rows[part]] != 0]
+        x, r, e = self.x, rows[pairs], ents[pairs]
         which, pos = _spans(x.indptr[e], x.indptr[e + 1] - x.indptr[e])
         cols = x.indices[pos].astype(np.int64)
-        vals = x.data[pos].astype(np.float64)
-        r = rows[which]
-        qv = self._lookup(r * self.query.shape[1] + cols, self.q_keys, self.q_data)
-        qv = qv.astype(np.float64)
-        acc = np.zeros(len(cols))
-        mag = np.zeros(len(cols))
-        weights = self.topic_l2[rows]
-        holder, topic = np.nonzero(weights)  # each pair's topics, ascending
-        if len(holder):
-            count = np.bincount(holder, minlength=len(pairs))
-            slot = np.arange(len(holder)) - np.repeat(np.cumsum(count) - count, count)
-            tp = np.zeros((len(pairs), int(count.max())), np.int64)
-            wp = np.zeros(tp.shape, np.float64)
-            tp[holder, slot] = topic
-            wp[holder, slot] = weights[holder, topic]
-            dense = self.index.dense_vectors()
-            for j in range(tp.shape[1]):
-                v = dense[tp[which, j], cols].astype(np.float64)
-                w = wp[which, j]
-                acc += w * v
-                mag += np.abs(w) * v
-        tw = self.topic_weight[r].astype(np.float64)
+        vals = x.data[pos]
+        q = self._at(r[which] * self.query.shape[1] + cols, self.q_keys, self.query.data)
+        tw = self.topic_weight[r][which]
         use = self.common[cols]
-        contrib = vals * (qv + tw * acc) * use
-        err = self.slack * vals * (np.abs(qv) + np.abs(tw) * mag) * use
+        weights = self.topic_l2[r]
+        holder, topic = np.nonzero(weights)  # each pair's topics, ascending
+        count = np.bincount(holder, minlength=len(pairs))
+        k = count[which]
+        # One topic or none: a · V in float32, then `reasons`' float32 steps.
+        single = np.zeros(len(pairs), np.int64)
+        single[holder[count[holder] == 1]] = topic[count[holder] == 1]
+        one = (k == 1).astype(np.float32)
+        a1 = weights[np.arange(len(pairs)), single][which] * one
+        qd = q + tw * (a1 * self.dense[single[which], cols])
+        contrib = (vals * qd * use).astype(np.float64)
+        err = np.zeros(len(cols))
+        many = k > 1
+        if many.any():  # float64 sums over the pair's topics, with their rounding bound
+            acc, mag = self._sums(holder, topic, weights, which[many], cols[many], len(pairs))
+            q64, tw64 = q[many].astype(np.float64), tw[many].astype(np.float64)
+            v64 = vals[many].astype(np.float64) * use[many]
+            contrib[many] = v64 * (q64 + tw64 * acc)
+            err[many] = self.slack * v64 * (np.abs(q64) + np.abs(tw64) * mag)
         keep = contrib + err > 0
         return pairs[which][keep], cols[keep], contrib[keep], err[keep]
 
-    def settle(self, pairs: np.ndarray, ents: np.ndarray, n_terms: int) -> dict[int, list[int]]:
-        """The top terms of `plain` pairs with a tie, as `reasons` orders them: its very weights
-        (zero where the query has no term) sorted by the same `argsort`, pair by pair."""
-        if self.found is None or not self.in_order:
-            return {}
-        holder, at, weight = self.found
-        x = self.x
-        out: dict[int, list[int]] = {}
-        for p in pairs.tolist():
-            a, b = np.searchsorted(holder, [p, p + 1])
-            lo, hi = x.indptr[ents[p]], x.indptr[ents[p] + 1]
-            contrib = np.zeros(hi - lo, np.float32)
-            contrib[at[a:b] - lo] = weight[a:b]
-            cols = x.indices[lo:hi]
-            out[p] = [int(cols[i]) for i in np.argsort(-contrib)[:n_terms] if contrib[i] > 0]
-        return out
+    def _sums(
+        self,
+        holder: np.ndarray,
+        topic: np.ndarray,
+        weights: np.ndarray,
+        which: np.ndarray,
+        cols: np.ndarray,
+        n_pairs: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Σ_t a_t·V[t, col] and Σ_t |a_t|·V[t, col] over each element's pair's topics, float64."""
+        count = np.bincount(holder, minlength=n_pairs)
+        slot = np.arange(len(holder)) - np.repeat(np.cumsum(count) - count, count)
+        tp = np.zeros((n_pairs, int(count.max())), np.int64)
+        wp = np.zeros(tp.shape, np.float64)
+        tp[holder, slot] = topic
+        wp[holder, slot] = weights[holder, topic]
+        acc = np.zeros(len(cols))
+        mag = np.zeros(len(cols))
+        for j in range(tp.shape[1]):
+            v = self.dense[tp[which, j], cols].astype(np.float64)
+            w = wp[which, j]
+            acc += w * v
+            mag += np.abs(w) * v
+        return acc, mag
 
 
 def _rank(
@@ -334,9 +345,10 @@ def _rank(
     best: list[list[int]],
     unsure: np.ndarray,
 ) -> None:
-    """Each pair's candidates best first: the top `n_terms` into `best`, `unsure` where the
-    order of the top `n_terms` + 1, or the sign of one of the top `n_terms`, is not certain."""
-    order = np.lexsort((-c, pair))
+    """Each pair's candidates best first, equal weights by column: the top `n_terms` into
+    `best`; `unsure` where the order of the top `n_terms` + 1, or the sign of one of the top
+    `n_terms`, is within the error."""
+    order = np.lexsort((cols, -c, pair))
     pair, cols, c, err = pair[order], cols[order], c[order], err[order]
     n = len(pair)
     first = np.ones(n, bool)
@@ -345,8 +357,9 @@ def _rank(
     top = rank <= n_terms
     pair, cols, c, err, rank = pair[top], cols[top], c[top], err[top], rank[top]
     unsure[pair[(rank < n_terms) & (c <= err) & (err > 0)]] = True
-    close = (pair[1:] == pair[:-1]) & (rank[:-1] < n_terms) & (c[:-1] - c[1:] <= err[:-1] + err[1:])
-    unsure[pair[:-1][close]] = True
+    margin = err[:-1] + err[1:]
+    close = (pair[1:] == pair[:-1]) & (rank[:-1] < n_terms) & (margin > 0)
+    unsure[pair[:-1][close & (c[:-1] - c[1:] <= margin)]] = True
     pick = rank < n_terms
     for p, col in zip(pair[pick].tolist(), cols[pick].tolist(), strict=True):
         best[p].append(col)
