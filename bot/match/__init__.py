@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ..gcpause import gc_paused
 from ..models import Entry, Match, Subscriber
 from .calibrate import Calibration, select, thresholds
 from .classifier import EntryBatch, ScoreWeights, score_chunk
@@ -146,7 +147,8 @@ class Matcher:
         feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None,
     ) -> Selection:
         """Only the selected pairs, as arrays (rows index `subscribers` and `entries`); no reasons."""
-        batch, prof, fb = self._prepare(entries, subscribers, feedback)
+        with gc_paused():
+            batch, prof, fb = self._prepare(entries, subscribers, feedback)
         t0 = time.perf_counter()
         subs, ents, vals = [], [], []
         for lo, _, scores, chosen, _ in self._chunks(batch, prof, fb, delivered):
@@ -173,6 +175,17 @@ class Matcher:
         With `unselected=False` only the selected matches are returned (cheaper for many subscribers).
         Selected matches carry their reasons; every match carries the entry's main topic name.
         """
+        with gc_paused():  # a million `Match`es and their reasons: see bot.gcpause
+            return self._match(entries, subscribers, delivered, feedback, unselected)
+
+    def _match(
+        self,
+        entries: Sequence[Entry],
+        subscribers: Sequence[Subscriber],
+        delivered: Mapping[str, set[str]] | None,
+        feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None,
+        unselected: bool,
+    ) -> dict[str, list[Match]]:
         out: dict[str, list[Match]] = {s.id: [] for s in subscribers}
         if not entries or not subscribers:
             return out

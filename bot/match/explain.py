@@ -251,43 +251,76 @@ class _Terms:
         self.topic_weight = prof.topic_weight[lo:hi]
         self.topic_l2 = prof.topic_l2[lo:hi]
         self.dense = index.dense_vectors()
+        # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
         self.common = space.idf >= _COMMON_IDF
+        self.vocabulary = self.common & (self.dense != 0).any(axis=0)  # the topics' terms
         self.slack = (len(index.topics) + 8) * _ULP  # float32 rounding of a k-topic sum, bounded
 
-    def _at(self, keys: np.ndarray, sorted_keys: np.ndarray, data: np.ndarray) -> np.ndarray:
-        """The value stored under each key (0 where none is), as float32."""
-        out = np.zeros(len(keys), np.float32)
-        if len(sorted_keys):
-            at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-            found = sorted_keys[at] == keys
-            out[found] = data[at[found]]
+    def _in_entries(
+        self, which: np.ndarray, cols: np.ndarray, ents: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Whether entry `ents[which[i]]` has term `cols[i]`, and its tf-idf there (float32)."""
+        keys = ents[which] * self.x.shape[1] + cols
+        at = np.minimum(np.searchsorted(self.x_keys, keys), max(len(self.x_keys) - 1, 0))
+        found = self.x_keys[at] == keys if len(self.x_keys) else np.zeros(len(keys), bool)
+        return found, self.x.data[at[found]] if len(self.x_keys) else np.zeros(0, np.float32)
+
+    def _query_terms(
+        self, rows: np.ndarray, ents: np.ndarray, extra: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(pair, column, tf-idf in the entry, query weight) of each pair's query terms that its
+        entry has (only `common` ones, and without the `extra` columns when given)."""
+        q = self.query
+        which, pos = _spans(q.indptr[rows], q.indptr[rows + 1] - q.indptr[rows])
+        cols = q.indices[pos].astype(np.int64)
+        ok = self.common[cols] if extra is None else self.common[cols] & ~extra[cols]
+        which, pos, cols = which[ok], pos[ok], cols[ok]
+        found, vals = self._in_entries(which, cols, ents)
+        return which[found], cols[found], vals, q.data[pos[found]]
+
+    def _query_weights(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The query's weight of term `cols[i]` for subscriber row `rows[i]` (0 where none)."""
+        q = self.query
+        out = np.zeros(len(cols), np.float32)
+        if not len(rows):
+            return out
+        a, b = q.indptr[rows.min()], q.indptr[rows.max() + 1]  # these rows' keys only
+        keys = self.q_keys[a:b]
+        if len(keys):
+            want = rows * q.shape[1] + cols
+            at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+            found = keys[at] == want
+            out[found] = q.data[a:b][at[found]]
         return out
 
     def plain(self, part: np.ndarray, rows: np.ndarray, ents: np.ndarray) -> _Found:
         """Pairs whose profile has no topic part: the query's terms found in the entry, weighed
         as `reasons` does (float32 products; exact, so the error is zero)."""
         pairs = part[self.topic_weight[rows[part]] == 0]
-        q, r = self.query, rows[pairs]
-        which, pos = _spans(q.indptr[r], q.indptr[r + 1] - q.indptr[r])
-        cols = q.indices[pos].astype(np.int64)
-        vals = self._at(ents[pairs][which] * self.x.shape[1] + cols, self.x_keys, self.x.data)
-        contrib = vals * q.data[pos]  # float32, as `reasons` has it
-        keep = (contrib > 0) & self.common[cols]
+        which, cols, vals, q = self._query_terms(rows[pairs], ents[pairs])
+        contrib = vals * q  # float32, as `reasons` has it
+        keep = contrib > 0
         n = int(keep.sum())
         return pairs[which][keep], cols[keep], contrib[keep].astype(np.float64), np.zeros(n)
 
     def topical(self, part: np.ndarray, rows: np.ndarray, ents: np.ndarray) -> _Found:
-        """Pairs whose profile has a topic part: every term of the entry. With one topic (or
-        none) the weights are `reasons`' float32 steps exactly; with more, a float64 sum and a
-        bound on how far `reasons`' float32 sum (in BLAS's order) may be from it."""
+        """Pairs whose profile has a topic part: the entry's terms that are the query's or the
+        topics' (the others weigh 0). With one topic (or none) the weights are `reasons`'
+        float32 steps exactly; with more, a float64 sum and a bound on how far `reasons`'
+        float32 sum (in BLAS's order) may be from it."""
         pairs = part[self.topic_weight[rows[part]] != 0]
         x, r, e = self.x, rows[pairs], ents[pairs]
         which, pos = _spans(x.indptr[e], x.indptr[e + 1] - x.indptr[e])
+        ok = self.vocabulary[x.indices[pos]]
+        which, pos = which[ok], pos[ok]
         cols = x.indices[pos].astype(np.int64)
-        vals = x.data[pos]
-        q = self._at(r[which] * self.query.shape[1] + cols, self.q_keys, self.query.data)
+        q = self._query_weights(r[which], cols)
+        w2, c2, v2, q2 = self._query_terms(r, e, self.vocabulary)
+        which = np.concatenate([which, w2])
+        cols = np.concatenate([cols, c2])
+        vals = np.concatenate([x.data[pos], v2])
+        q = np.concatenate([q, q2])
         tw = self.topic_weight[r][which]
-        use = self.common[cols]
         weights = self.topic_l2[r]
         holder, topic = np.nonzero(weights)  # each pair's topics, ascending
         count = np.bincount(holder, minlength=len(pairs))
@@ -298,13 +331,13 @@ class _Terms:
         one = (k == 1).astype(np.float32)
         a1 = weights[np.arange(len(pairs)), single][which] * one
         qd = q + tw * (a1 * self.dense[single[which], cols])
-        contrib = (vals * qd * use).astype(np.float64)
+        contrib = (vals * qd).astype(np.float64)  # (× the `common` mask, all 1 here)
         err = np.zeros(len(cols))
         many = k > 1
         if many.any():  # float64 sums over the pair's topics, with their rounding bound
             acc, mag = self._sums(holder, topic, weights, which[many], cols[many], len(pairs))
             q64, tw64 = q[many].astype(np.float64), tw[many].astype(np.float64)
-            v64 = vals[many].astype(np.float64) * use[many]
+            v64 = vals[many].astype(np.float64)
             contrib[many] = v64 * (q64 + tw64 * acc)
             err[many] = self.slack * v64 * (np.abs(q64) + np.abs(tw64) * mag)
         keep = contrib + err > 0

@@ -54,12 +54,12 @@ class SubscriberMark:
         return self.address is None or self.address.strip().lower() == address.strip().lower()
 
 
-def _web_row(r: Any) -> WebSubscriberRow:
+def _web_row(r: Any, interests: dict[str, Any] | None = None) -> WebSubscriberRow:
     return WebSubscriberRow(
         id=r.id,
         email=r.email,
         name=r.name,
-        interests=json.loads(r.interests),
+        interests=json.loads(r.interests) if interests is None else interests,
         schedule=r.schedule,
         timezone=r.timezone,
         max_items=r.max_items,
@@ -69,6 +69,19 @@ def _web_row(r: Any) -> WebSubscriberRow:
         requested_at=r.requested_at,
         confirmed_at=r.confirmed_at,
     )
+
+
+def _decode_all(texts: list[str]) -> list[dict[str, Any] | None]:
+    """Each row's interests JSON decoded, in one `json.loads` of them all (100,000 rows: one
+    call, not 100,000); None for a row to decode on its own — every row, when the joined
+    text is not exactly one object per row (a row that is not a single JSON object)."""
+    try:
+        found = json.loads("[" + ",".join(texts) + "]") if texts else []
+    except ValueError:
+        found = None
+    if found is None or len(found) != len(texts) or not all(isinstance(i, dict) for i in found):
+        return [None] * len(texts)
+    return list(found)
 
 
 class WebRecords(StoreBase):
@@ -97,12 +110,11 @@ class WebRecords(StoreBase):
         if statuses:
             q = q.where(web_subscribers.c.status.in_(statuses))
         with self.begin() as conn:
-            return [
-                _web_row(r)
-                for r in conn.execute(
-                    q.order_by(web_subscribers.c.created_at, web_subscribers.c.id)
-                )
-            ]
+            rows = conn.execute(
+                q.order_by(web_subscribers.c.created_at, web_subscribers.c.id)
+            ).all()
+        decoded = _decode_all([r.interests for r in rows])
+        return [_web_row(r, i) for r, i in zip(rows, decoded, strict=True)]
 
     def web_subscribers_changed(self) -> tuple[int, datetime | None]:
         """(how many web subscribers, their latest `updated_at`): changes with every web edit.
