@@ -22,7 +22,7 @@ from ..gcpause import gc_paused
 from ..models import Entry, Match, Subscriber
 from .calibrate import Calibration, select, thresholds
 from .classifier import EntryBatch, ScoreWeights, score_chunk
-from .explain import reasons_for
+from .explain import Explainer
 from .features import TextSpace, entry_text
 from .feedback import FeedbackModel, FeedbackSettings, learn
 from .profiles import Profiles, ProfileWeights
@@ -55,7 +55,7 @@ class Matcher:
         self,
         *,
         topics_file: str | Path | None = None,
-        chunk_size: int = 8192,
+        chunk_size: int = 4096,
         profile: ProfileWeights | None = None,
         weights: ScoreWeights | None = None,
         calibration: Calibration | None = None,
@@ -192,21 +192,11 @@ class Matcher:
         batch, prof, fb = self._prepare(entries, subscribers, feedback)
         topic_names = [self.index.names[t] if t >= 0 else "" for t in batch.main_topic]
         ids = [e.id for e in batch.entries]
+        explain = Explainer(batch, prof, self.index, fb, self.space)
         for lo, hi, scores, chosen, forced in self._chunks(batch, prof, fb, delivered):
             c, e = _ranked(scores, chosen, forced, unselected)
             sel = chosen[c, e]
-            why = iter(
-                reasons_for(
-                    batch,
-                    prof,
-                    self.index,
-                    fb,
-                    self.space,
-                    c[sel] + lo,
-                    e[sel],
-                    forced[c[sel], e[sel]],
-                )
-            )
+            why = iter(explain(c[sel] + lo, e[sel], forced[c[sel], e[sel]]))
             ends = np.cumsum(np.bincount(c, minlength=hi - lo)).tolist()
             matches = [
                 Match(ids[j], round(v, 4), s, next(why) if s else (), topic_names[j])

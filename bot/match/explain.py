@@ -1,28 +1,22 @@
 """Why an entry was chosen: matched keywords, topics, the terms that weighed most, liked papers.
 
-`reasons_for` explains every selected (subscriber, entry) pair of a run in a few array passes;
-`reasons` explains one pair the straightforward way, and they give the same reasons. The terms'
-weights are float32 products; `reasons_for` makes the very same ones, except for a profile
-with two or more topics, where it sums in float64 and finds, pair by pair, the terms the
-one-pair way (`_pair_terms`) when two candidates are closer than float32 rounding could move.
-Equal weights are listed in the entry's term order.
+`Explainer` explains every selected (subscriber, entry) pair of a run in a few array passes
+(the terms: `terms.TopTerms`); `reasons` explains one pair the straightforward way, and they
+give the same reasons. Equal term weights are listed in the entry's term order.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from .classifier import EntryBatch
 from .features import TextSpace
 from .feedback import FeedbackModel
 from .profiles import Profiles
+from .terms import COMMON_IDF, TopTerms, find, keys, spans
 from .topics import TopicIndex
 
 AUTHOR = "by an author you follow"
-_COMMON_IDF = 1.0 + float(np.log(10.0))  # idf of a term in 10% of the documents
-_PAIRS = 4096  # pairs per array pass of `_top_terms` (bounds its memory: their entries' terms)
-_ULP = 2.0**-23  # float32's relative spacing: the one-pair computation's rounding step
 
 
 def reasons(
@@ -89,9 +83,95 @@ def _pair_terms(
             prof.topic_l2[r, topics] @ index.dense_vectors()[topics][:, cols]
         )
     # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
-    contrib = vals * qd * (space.idf[cols] >= _COMMON_IDF)
+    contrib = vals * qd * (space.idf[cols] >= COMMON_IDF)
     # Equal weights in the entry's term order (its columns ascending), the rule `_rank` keeps.
     return [int(cols[i]) for i in np.argsort(-contrib, kind="stable")[:n_terms] if contrib[i] > 0]
+
+
+class Explainer:
+    """`reasons` for many pairs of one matching run, chunk after chunk."""
+
+    def __init__(
+        self,
+        batch: EntryBatch,
+        prof: Profiles,
+        index: TopicIndex,
+        fb: FeedbackModel,
+        space: TextSpace,
+        n_terms: int = 3,
+    ) -> None:
+        self.batch, self.prof, self.index, self.fb, self.space = batch, prof, index, fb, space
+        self.n_terms = n_terms
+        self.top_terms = TopTerms(batch, prof, index, space)
+        self.terms = space.terms
+        self.topic_label = [f"topic: {name}" for name in index.names]
+        self.keyword_label: dict[int, str] = {}
+        self.shown: dict[int, str] = {}  # column → the term as a reader writes it
+        hits = batch.hits
+        self.hit_keys = keys(hits) if hits.has_sorted_indices else None
+
+    def __call__(
+        self, rows: np.ndarray, ents: np.ndarray, forced: np.ndarray
+    ) -> list[tuple[str, ...]]:
+        """`reasons` for every pair (subscriber row `rows[i]`, entry row `ents[i]`, `forced[i]`).
+
+        The keywords are looked up for all pairs together, so are the terms (`TopTerms`); the
+        liked papers for the few subscribers who liked any.
+        """
+        rows = np.asarray(rows, np.int64)
+        ents = np.asarray(ents, np.int64)
+        if not rows.size:
+            return []
+        batch, prof, space, fb = self.batch, self.prof, self.space, self.fb
+        keywords = self._keywords(rows, ents)
+        t = batch.main_topic[ents]
+        has_topic = (t >= 0) & (prof.topic_raw[rows, np.maximum(t, 0)] > 0)
+        best, unsure = self.top_terms(rows, ents, self.n_terms)
+        shown = self.shown
+        for c in {c for top in best for c in top} - shown.keys():
+            shown[c] = space.display(str(self.terms[c]))
+        out: list[tuple[str, ...]] = []
+        for i, (r, e) in enumerate(zip(rows.tolist(), ents.tolist(), strict=True)):
+            why = [AUTHOR] if forced[i] else []
+            why += keywords[i]
+            if has_topic[i]:
+                why.append(self.topic_label[t[i]])
+            top = best[i]
+            if unsure[i]:
+                top = _pair_terms(batch, prof, self.index, space, r, e, self.n_terms)
+                for c in set(top) - shown.keys():
+                    shown[c] = space.display(str(self.terms[c]))
+            if top:
+                why.append("terms: " + ", ".join([shown[c] for c in top]))
+            if r in fb.liked:
+                why += _liked(batch, fb, r, e)
+            out.append(tuple(why))
+        return out
+
+    def _keywords(self, rows: np.ndarray, ents: np.ndarray) -> list[list[str]]:
+        """Per pair, "keyword: …" for each of the subscriber's keywords the entry holds, in the
+        entry's phrase order (`reasons`' order: columns ascending, as the subscriber's are).
+
+        Each of the pair's keywords is looked up among the entry's phrases (few lookups a pair,
+        however many phrases all subscribers together have)."""
+        batch, prof = self.batch, self.prof
+        if self.hit_keys is None:  # `reasons` lists them in the entry's stored order
+            return [_pair_keywords(batch, prof, r, e) for r, e in zip(rows, ents, strict=True)]
+        kw = prof.keywords
+        which, pos = spans(kw.indptr[rows], kw.indptr[rows + 1] - kw.indptr[rows])
+        cols = kw.indices[pos].astype(np.int64)
+        held = find(ents[which] * batch.hits.shape[1] + cols, self.hit_keys)
+        if not kw.has_sorted_indices:  # list them in the entry's (ascending) phrase order
+            order = np.lexsort((cols, which))
+            which, cols, held = which[order], cols[order], held[order]
+        labels = self.keyword_label
+        out: list[list[str]] = [[] for _ in range(len(rows))]
+        for i, c in zip(which[held].tolist(), cols[held].tolist(), strict=True):
+            label = labels.get(c)
+            if label is None:
+                label = labels[c] = f"keyword: {prof.labels[prof.phrases[c]]}"
+            out[i].append(label)
+        return out
 
 
 def reasons_for(
@@ -105,39 +185,8 @@ def reasons_for(
     forced: np.ndarray,
     n_terms: int = 3,
 ) -> list[tuple[str, ...]]:
-    """`reasons` for every pair (subscriber row `rows[i]`, entry row `ents[i]`, `forced[i]`).
-
-    The keywords are looked up for all pairs together (`_keyword_reasons`), so are the terms
-    (`_top_terms`); the liked papers for the few subscribers who liked any.
-    """
-    rows = np.asarray(rows, np.int64)
-    ents = np.asarray(ents, np.int64)
-    if not rows.size:
-        return []
-    terms = space.terms
-    keywords = _keyword_reasons(batch, prof, rows, ents)
-    t = batch.main_topic[ents]
-    has_topic = (t >= 0) & (prof.topic_raw[rows, np.maximum(t, 0)] > 0)
-    topic_label = [f"topic: {name}" for name in index.names]
-    best, unsure = _top_terms(batch, prof, index, space, rows, ents, n_terms)
-    shown: dict[int, str] = {}
-    for c in {c for top in best for c in top}:
-        shown[c] = space.display(str(terms[c]))
-    out: list[tuple[str, ...]] = []
-    for i, (r, e) in enumerate(zip(rows.tolist(), ents.tolist(), strict=True)):
-        why = [AUTHOR] if forced[i] else []
-        why += keywords[i]
-        if has_topic[i]:
-            why.append(topic_label[t[i]])
-        if unsure[i]:
-            top = _pair_terms(batch, prof, index, space, r, e, n_terms)
-            why += ["terms: " + ", ".join(space.display(str(terms[c])) for c in top)] if top else []
-        elif best[i]:
-            why.append("terms: " + ", ".join([shown[c] for c in best[i]]))
-        if r in fb.liked:
-            why += _liked(batch, fb, r, e)
-        out.append(tuple(why))
-    return out
+    """`reasons` for every pair (subscriber row `rows[i]`, entry row `ents[i]`, `forced[i]`)."""
+    return Explainer(batch, prof, index, fb, space, n_terms)(rows, ents, forced)
 
 
 def _liked(batch: EntryBatch, fb: FeedbackModel, r: int, e: int) -> list[str]:
@@ -146,253 +195,3 @@ def _liked(batch: EntryBatch, fb: FeedbackModel, r: int, e: int) -> list[str]:
     sims = (liked[1] @ batch.X[e].T).toarray().ravel()
     i = int(np.argmax(sims))
     return [f"like “{liked[0][i].title}”"] if sims[i] >= 0.2 else []
-
-
-def _keyword_reasons(
-    batch: EntryBatch, prof: Profiles, rows: np.ndarray, ents: np.ndarray
-) -> list[list[str]]:
-    """Per pair, "keyword: …" for each of the subscriber's keywords the entry holds, in the
-    entry's phrase order (`reasons`' order: columns ascending, as the subscriber's are).
-
-    Each of the pair's keywords is looked up among the entry's phrases (few lookups a pair,
-    however many phrases all subscribers together have)."""
-    kw, hits = prof.keywords, batch.hits
-    if not hits.has_sorted_indices:  # `reasons` lists them in the entry's stored order
-        return [_pair_keywords(batch, prof, r, e) for r, e in zip(rows, ents, strict=True)]
-    which, pos = _spans(kw.indptr[rows], kw.indptr[rows + 1] - kw.indptr[rows])
-    cols = kw.indices[pos].astype(np.int64)
-    held = _find(ents[which] * hits.shape[1] + cols, _keys(_sorted(hits)))
-    if not kw.has_sorted_indices:  # list them in the entry's (ascending) phrase order
-        order = np.lexsort((cols, which))
-        which, cols, held = which[order], cols[order], held[order]
-    labels = [f"keyword: {prof.labels[p]}" for p in prof.phrases]
-    out: list[list[str]] = [[] for _ in range(len(rows))]
-    for i, c in zip(which[held].tolist(), cols[held].tolist(), strict=True):
-        out[i].append(labels[c])
-    return out
-
-
-def _top_terms(
-    batch: EntryBatch,
-    prof: Profiles,
-    index: TopicIndex,
-    space: TextSpace,
-    rows: np.ndarray,
-    ents: np.ndarray,
-    n_terms: int,
-) -> tuple[list[list[int]], np.ndarray]:
-    """Per pair, the columns of the entry's `n_terms` terms that weigh most for the subscriber,
-    and whether the pair's terms must be found the one-pair way (`_pair_terms`) instead.
-
-    A term weighs its tf-idf in the entry times its weight in the profile: the profile's own
-    words (the query) plus, for a profile with a topic part, its topics' vocabulary.
-    """
-    best: list[list[int]] = [[] for _ in range(len(rows))]
-    unsure = np.zeros(len(rows), bool)
-    lo_r, hi_r = int(rows.min()), int(rows.max()) + 1
-    ctx = _Terms(batch, prof, index, space, lo_r, hi_r)
-    rows = rows - lo_r
-    for lo in range(0, len(rows), _PAIRS):
-        part = np.arange(lo, min(lo + _PAIRS, len(rows)))
-        pieces = [ctx.plain(part, rows, ents), ctx.topical(part, rows, ents)]
-        pair, cols, c, err = (np.concatenate(a) for a in zip(*pieces, strict=True))
-        _rank(pair, cols, c, err, n_terms, best, unsure)
-    return best, unsure
-
-
-def _sorted(m: sp.csr_matrix) -> sp.csr_matrix:
-    """`m` with each row's columns ascending (itself when they are)."""
-    return m if m.has_sorted_indices else m.sorted_indices()
-
-
-def _keys(m: sp.csr_matrix) -> np.ndarray:
-    """row · columns + column of every stored value: ascending when `m`'s rows are sorted."""
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    keys: np.ndarray = rows * m.shape[1] + m.indices
-    return keys
-
-
-def _find(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Whether each key is among `sorted_keys`."""
-    if not len(sorted_keys):
-        return np.zeros(len(keys), bool)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    found: np.ndarray = sorted_keys[at] == keys
-    return found
-
-
-def _spans(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(which span, position) of every position in the spans [start, start + length)."""
-    which = np.repeat(np.arange(len(lengths)), lengths)
-    pos = np.arange(int(lengths.sum()), dtype=np.int64)
-    pos += np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return which, pos
-
-
-_Found = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # pair, column, weight, error
-
-
-class _Terms:
-    """The entries' terms and the profiles' weights of them (subscriber rows lo..hi), looked up
-    for many pairs at once."""
-
-    def __init__(
-        self,
-        batch: EntryBatch,
-        prof: Profiles,
-        index: TopicIndex,
-        space: TextSpace,
-        lo: int,
-        hi: int,
-    ) -> None:
-        self.x = _sorted(batch.X)  # `reasons` reads X as it is: canonical, so the same
-        self.query = _sorted(prof.query[lo:hi])
-        self.x_keys, self.q_keys = _keys(self.x), _keys(self.query)
-        self.topic_weight = prof.topic_weight[lo:hi]
-        self.topic_l2 = prof.topic_l2[lo:hi]
-        self.dense = index.dense_vectors()
-        # Terms in more than about a tenth of the corpus ("model", "large") explain nothing.
-        self.common = space.idf >= _COMMON_IDF
-        self.vocabulary = self.common & (self.dense != 0).any(axis=0)  # the topics' terms
-        self.slack = (len(index.topics) + 8) * _ULP  # float32 rounding of a k-topic sum, bounded
-
-    def _in_entries(
-        self, which: np.ndarray, cols: np.ndarray, ents: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Whether entry `ents[which[i]]` has term `cols[i]`, and its tf-idf there (float32)."""
-        keys = ents[which] * self.x.shape[1] + cols
-        at = np.minimum(np.searchsorted(self.x_keys, keys), max(len(self.x_keys) - 1, 0))
-        found = self.x_keys[at] == keys if len(self.x_keys) else np.zeros(len(keys), bool)
-        return found, self.x.data[at[found]] if len(self.x_keys) else np.zeros(0, np.float32)
-
-    def _query_terms(
-        self, rows: np.ndarray, ents: np.ndarray, extra: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(pair, column, tf-idf in the entry, query weight) of each pair's query terms that its
-        entry has (only `common` ones, and without the `extra` columns when given)."""
-        q = self.query
-        which, pos = _spans(q.indptr[rows], q.indptr[rows + 1] - q.indptr[rows])
-        cols = q.indices[pos].astype(np.int64)
-        ok = self.common[cols] if extra is None else self.common[cols] & ~extra[cols]
-        which, pos, cols = which[ok], pos[ok], cols[ok]
-        found, vals = self._in_entries(which, cols, ents)
-        return which[found], cols[found], vals, q.data[pos[found]]
-
-    def _query_weights(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """The query's weight of term `cols[i]` for subscriber row `rows[i]` (0 where none)."""
-        q = self.query
-        out = np.zeros(len(cols), np.float32)
-        if not len(rows):
-            return out
-        a, b = q.indptr[rows.min()], q.indptr[rows.max() + 1]  # these rows' keys only
-        keys = self.q_keys[a:b]
-        if len(keys):
-            want = rows * q.shape[1] + cols
-            at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-            found = keys[at] == want
-            out[found] = q.data[a:b][at[found]]
-        return out
-
-    def plain(self, part: np.ndarray, rows: np.ndarray, ents: np.ndarray) -> _Found:
-        """Pairs whose profile has no topic part: the query's terms found in the entry, weighed
-        as `reasons` does (float32 products; exact, so the error is zero)."""
-        pairs = part[self.topic_weight[rows[part]] == 0]
-        which, cols, vals, q = self._query_terms(rows[pairs], ents[pairs])
-        contrib = vals * q  # float32, as `reasons` has it
-        keep = contrib > 0
-        n = int(keep.sum())
-        return pairs[which][keep], cols[keep], contrib[keep].astype(np.float64), np.zeros(n)
-
-    def topical(self, part: np.ndarray, rows: np.ndarray, ents: np.ndarray) -> _Found:
-        """Pairs whose profile has a topic part: the entry's terms that are the query's or the
-        topics' (the others weigh 0). With one topic (or none) the weights are `reasons`'
-        float32 steps exactly; with more, a float64 sum and a bound on how far `reasons`'
-        float32 sum (in BLAS's order) may be from it."""
-        pairs = part[self.topic_weight[rows[part]] != 0]
-        x, r, e = self.x, rows[pairs], ents[pairs]
-        which, pos = _spans(x.indptr[e], x.indptr[e + 1] - x.indptr[e])
-        ok = self.vocabulary[x.indices[pos]]
-        which, pos = which[ok], pos[ok]
-        cols = x.indices[pos].astype(np.int64)
-        q = self._query_weights(r[which], cols)
-        w2, c2, v2, q2 = self._query_terms(r, e, self.vocabulary)
-        which = np.concatenate([which, w2])
-        cols = np.concatenate([cols, c2])
-        vals = np.concatenate([x.data[pos], v2])
-        q = np.concatenate([q, q2])
-        tw = self.topic_weight[r][which]
-        weights = self.topic_l2[r]
-        holder, topic = np.nonzero(weights)  # each pair's topics, ascending
-        count = np.bincount(holder, minlength=len(pairs))
-        k = count[which]
-        # One topic or none: a · V in float32, then `reasons`' float32 steps.
-        single = np.zeros(len(pairs), np.int64)
-        single[holder[count[holder] == 1]] = topic[count[holder] == 1]
-        one = (k == 1).astype(np.float32)
-        a1 = weights[np.arange(len(pairs)), single][which] * one
-        qd = q + tw * (a1 * self.dense[single[which], cols])
-        contrib = (vals * qd).astype(np.float64)  # (× the `common` mask, all 1 here)
-        err = np.zeros(len(cols))
-        many = k > 1
-        if many.any():  # float64 sums over the pair's topics, with their rounding bound
-            acc, mag = self._sums(holder, topic, weights, which[many], cols[many], len(pairs))
-            q64, tw64 = q[many].astype(np.float64), tw[many].astype(np.float64)
-            v64 = vals[many].astype(np.float64)
-            contrib[many] = v64 * (q64 + tw64 * acc)
-            err[many] = self.slack * v64 * (np.abs(q64) + np.abs(tw64) * mag)
-        keep = contrib + err > 0
-        return pairs[which][keep], cols[keep], contrib[keep], err[keep]
-
-    def _sums(
-        self,
-        holder: np.ndarray,
-        topic: np.ndarray,
-        weights: np.ndarray,
-        which: np.ndarray,
-        cols: np.ndarray,
-        n_pairs: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Σ_t a_t·V[t, col] and Σ_t |a_t|·V[t, col] over each element's pair's topics, float64."""
-        count = np.bincount(holder, minlength=n_pairs)
-        slot = np.arange(len(holder)) - np.repeat(np.cumsum(count) - count, count)
-        tp = np.zeros((n_pairs, int(count.max())), np.int64)
-        wp = np.zeros(tp.shape, np.float64)
-        tp[holder, slot] = topic
-        wp[holder, slot] = weights[holder, topic]
-        acc = np.zeros(len(cols))
-        mag = np.zeros(len(cols))
-        for j in range(tp.shape[1]):
-            v = self.dense[tp[which, j], cols].astype(np.float64)
-            w = wp[which, j]
-            acc += w * v
-            mag += np.abs(w) * v
-        return acc, mag
-
-
-def _rank(
-    pair: np.ndarray,
-    cols: np.ndarray,
-    c: np.ndarray,
-    err: np.ndarray,
-    n_terms: int,
-    best: list[list[int]],
-    unsure: np.ndarray,
-) -> None:
-    """Each pair's candidates best first, equal weights by column: the top `n_terms` into
-    `best`; `unsure` where the order of the top `n_terms` + 1, or the sign of one of the top
-    `n_terms`, is within the error."""
-    order = np.lexsort((cols, -c, pair))
-    pair, cols, c, err = pair[order], cols[order], c[order], err[order]
-    n = len(pair)
-    first = np.ones(n, bool)
-    first[1:] = pair[1:] != pair[:-1]
-    rank = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    top = rank <= n_terms
-    pair, cols, c, err, rank = pair[top], cols[top], c[top], err[top], rank[top]
-    unsure[pair[(rank < n_terms) & (c <= err) & (err > 0)]] = True
-    margin = err[:-1] + err[1:]
-    close = (pair[1:] == pair[:-1]) & (rank[:-1] < n_terms) & (margin > 0)
-    unsure[pair[:-1][close & (c[:-1] - c[1:] <= margin)]] = True
-    pick = rank < n_terms
-    for p, col in zip(pair[pick].tolist(), cols[pick].tolist(), strict=True):
-        best[p].append(col)
