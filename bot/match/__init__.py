@@ -55,7 +55,7 @@ class Matcher:
         self,
         *,
         topics_file: str | Path | None = None,
-        chunk_size: int = 4096,
+        chunk_size: int = 2048,
         profile: ProfileWeights | None = None,
         weights: ScoreWeights | None = None,
         calibration: Calibration | None = None,
