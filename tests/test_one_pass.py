@@ -257,6 +257,7 @@ def test_the_counted_fit_is_scikit_learns_fit() -> None:
     fitted._fit_counts = lambda texts: False  # type: ignore[method-assign]
     fitted.fit(texts)
     assert counted.vectorizer.vocabulary_ == fitted.vectorizer.vocabulary_
+    assert list(counted.terms) == list(fitted.terms)
     assert counted.idf.dtype == np.float32 and np.array_equal(counted.idf, fitted.idf)
     assert counted.surface == fitted.surface
     mine, theirs = counted.transform(texts).toarray(), fitted.vectorizer.transform(texts).toarray()

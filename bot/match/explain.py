@@ -127,17 +127,24 @@ class Explainer:
         t = batch.main_topic[ents]
         has_topic = (t >= 0) & (prof.topic_raw[rows, np.maximum(t, 0)] > 0)
         best, unsure = self.top_terms(rows, ents, self.n_terms)
+        unsure_l = unsure.tolist()
         shown = self.shown
         for c in {c for top in best for c in top} - shown.keys():
             shown[c] = space.display(str(self.terms[c]))
+        topic: list[str | None] = [
+            self.topic_label[x] if y else None for x, y in zip(t.tolist(), has_topic.tolist())
+        ]
         out: list[tuple[str, ...]] = []
-        for i, (r, e) in enumerate(zip(rows.tolist(), ents.tolist(), strict=True)):
-            why = [AUTHOR] if forced[i] else []
+        for i, (r, e, author) in enumerate(
+            zip(rows.tolist(), ents.tolist(), np.asarray(forced, bool).tolist(), strict=True)
+        ):
+            why = [AUTHOR] if author else []
             why += keywords[i]
-            if has_topic[i]:
-                why.append(self.topic_label[t[i]])
+            label = topic[i]
+            if label is not None:
+                why.append(label)
             top = best[i]
-            if unsure[i]:
+            if unsure_l[i]:
                 top = _pair_terms(batch, prof, self.index, space, r, e, self.n_terms)
                 for c in set(top) - shown.keys():
                     shown[c] = space.display(str(self.terms[c]))

@@ -255,13 +255,13 @@ class TextSpace:
         the vectorizer itself fits only in the cases that path leaves to it (see there).
         """
         texts = list(texts)
+        self._terms = None
         if not self._fit_counts(texts):
             if len(texts) < 2:
                 self.vectorizer.set_params(max_df=1.0)
             self.vectorizer.fit(texts or ["empty"])
             self._index_vocabulary()
         self.idf = self.vectorizer.idf_.astype(np.float32)
-        self._terms = None
         # Each stem's most common surface form (the first seen among equals), to name it.
         counts = Counter(words(" ".join(texts[:5000])))  # enough to name the stems
         best: dict[str, tuple[str, int]] = {}
@@ -306,6 +306,7 @@ class TextSpace:
         idf += 1.0
         v.vocabulary_ = {terms[i]: c for c, i in enumerate(order)}
         v.idf_ = idf
+        self._terms = np.asarray([terms[i] for i in order], dtype=object)
         self._uni = np.full(n_stems, -1, np.int64)
         self._uni[uni] = column[: len(uni)]
         self._bi_keys, self._bi_cols = pairs, column[len(uni) :]
