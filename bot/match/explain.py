@@ -127,32 +127,28 @@ class Explainer:
         t = batch.main_topic[ents]
         has_topic = (t >= 0) & (prof.topic_raw[rows, np.maximum(t, 0)] > 0)
         best, unsure = self.top_terms(rows, ents, self.n_terms)
-        unsure_l = unsure.tolist()
+        for i in np.flatnonzero(unsure).tolist():  # the one-pair way (see `TopTerms`)
+            best[i] = _pair_terms(
+                batch, prof, self.index, space, int(rows[i]), int(ents[i]), self.n_terms
+            )
         shown = self.shown
         for c in {c for top in best for c in top} - shown.keys():
             shown[c] = space.display(str(self.terms[c]))
-        topic: list[str | None] = [
-            self.topic_label[x] if y else None for x, y in zip(t.tolist(), has_topic.tolist())
-        ]
+        texts = [f"terms: {', '.join([shown[c] for c in top])}" if top else "" for top in best]
+        topic = [self.topic_label[x] if y else "" for x, y in zip(t.tolist(), has_topic.tolist())]
         out: list[tuple[str, ...]] = []
-        for i, (r, e, author) in enumerate(
-            zip(rows.tolist(), ents.tolist(), np.asarray(forced, bool).tolist(), strict=True)
+        for author, kw, label, text in zip(
+            np.asarray(forced, bool).tolist(), keywords, topic, texts, strict=True
         ):
-            why = [AUTHOR] if author else []
-            why += keywords[i]
-            label = topic[i]
-            if label is not None:
+            why = [AUTHOR, *kw] if author else kw
+            if label:
                 why.append(label)
-            top = best[i]
-            if unsure_l[i]:
-                top = _pair_terms(batch, prof, self.index, space, r, e, self.n_terms)
-                for c in set(top) - shown.keys():
-                    shown[c] = space.display(str(self.terms[c]))
-            if top:
-                why.append("terms: " + ", ".join([shown[c] for c in top]))
-            if r in fb.liked:
-                why += _liked(batch, fb, r, e)
+            if text:
+                why.append(text)
             out.append(tuple(why))
+        if fb.liked:  # the few subscribers who liked a paper
+            for i in np.flatnonzero(np.isin(rows, list(fb.liked))).tolist():
+                out[i] += tuple(_liked(batch, fb, int(rows[i]), int(ents[i])))
         return out
 
     def _keywords(self, rows: np.ndarray, ents: np.ndarray) -> list[list[str]]:

@@ -53,9 +53,8 @@ class TopTerms:
         rows = rows - lo_r
         for lo in range(0, len(rows), _PAIRS):
             part = np.arange(lo, min(lo + _PAIRS, len(rows)))
-            pieces = [ctx.plain(part, rows, ents), ctx.topical(part, rows, ents)]
-            pair, cols, c, err = (np.concatenate(a) for a in zip(*pieces, strict=True))
-            _rank(pair, cols, c, err, n_terms, best, unsure)
+            _rank(*ctx.plain(part, rows, ents), n_terms, best, unsure, in_order=True)
+            _rank(*ctx.topical(part, rows, ents), n_terms, best, unsure)
         return best, unsure
 
 
@@ -142,11 +141,15 @@ class _Terms:
 
     def plain(self, part: np.ndarray, rows: np.ndarray, ents: np.ndarray) -> _Found:
         """Pairs whose profile has no topic part: the query's terms found in the entry, weighed
-        as `reasons` does (float32 products; exact, so the error is zero)."""
+        as `reasons` does (float32 products; exact, so the error is zero). One elementwise
+        product of the pairs' entry rows and query rows (sparse, each row's terms ascending)."""
         pairs = part[self.topic_weight[rows[part]] == 0]
-        which, cols, vals, q = self._query_terms(rows[pairs], ents[pairs])
-        contrib = vals * q  # float32, as `reasons` has it
-        keep = contrib > 0
+        both = sp.csr_matrix(self.x[ents[pairs]].multiply(self.query[rows[pairs]]))
+        both.sort_indices()
+        which = np.repeat(np.arange(len(pairs)), np.diff(both.indptr))
+        cols = both.indices.astype(np.int64)
+        contrib = both.data  # float32 x · q, as `reasons` has it
+        keep = (contrib > 0) & self.common[cols]
         n = int(keep.sum())
         return pairs[which][keep], cols[keep], contrib[keep].astype(np.float64), np.zeros(n)
 
@@ -224,11 +227,21 @@ def _rank(
     n_terms: int,
     best: list[list[int]],
     unsure: np.ndarray,
+    in_order: bool = False,
 ) -> None:
     """Each pair's candidates best first, equal weights by column: the top `n_terms` into
     `best`; `unsure` where the order of the top `n_terms` + 1, or the sign of one of the top
-    `n_terms`, is within the error."""
-    order = np.lexsort((cols, -c, pair))
+    `n_terms`, is within the error.
+
+    `in_order`: the candidates come by pair and column already, with positive float32 weights
+    (`plain`'s): one stable sort on an integer key (pair, then the weight's bits, which order
+    positive floats) does what the three-key sort does."""
+    if in_order:
+        key = pair.astype(np.int64) << 32
+        key |= 0x7FFFFFFF - c.astype(np.float32).view(np.int32).astype(np.int64)
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((cols, -c, pair))
     pair, cols, c, err = pair[order], cols[order], c[order], err[order]
     n = len(pair)
     first = np.ones(n, bool)
