@@ -276,3 +276,43 @@ def test_gc_is_paused_inside_and_back_after_even_on_error() -> None:
         assert not gc.isenabled()  # the outer pause still holds
         raise RuntimeError
     assert gc.isenabled()
+
+
+def _incidence_one_text_at_a_time(texts: list[str], phrases: list[str]) -> set[tuple[int, int]]:
+    """The reference: each text's tokens, each phrase looked up at each position."""
+    from bot.match.features import tokens
+
+    found = set()
+    for r, text in enumerate(texts):
+        toks = tokens(text)
+        for c, p in enumerate(phrases):
+            n = len(p.split(" "))
+            if p and any(" ".join(toks[i : i + n]) == p for i in range(len(toks))):
+                found.add((r, c))
+    return found
+
+
+def test_phrase_incidence_is_each_phrase_looked_up_in_each_text() -> None:
+    """Phrases of one to four tokens (stop words and numbers too), repeated, empty, longer than
+    a text, or only found across two texts' boundary: the array passes find exactly what a
+    lookup at every position finds."""
+    import random
+
+    from bot.match.features import phrase_incidence, phrase_key, tokens
+
+    entries, _ = _varied()
+    texts = [f"{e.title}. {e.summary}" for e in entries[:12]] + ["", "state of the art", "4 bit"]
+    rng = random.Random(9)
+    pool = [t for text in texts for t in tokens(text)]
+    phrases = [phrase_key("state of the art"), phrase_key("4-bit"), "", "art quantization"]
+    for _ in range(300):
+        i = rng.randrange(len(pool) - 4)
+        phrases.append(" ".join(pool[i : i + rng.randint(1, 4)]))
+    phrases += phrases[:20]  # repeated
+    got = phrase_incidence(texts, phrases).tocoo()
+    assert set(got.data.tolist()) <= {0.0, 1.0}
+    got.eliminate_zeros()  # an empty phrase's column is zeroed
+    assert set(zip(got.row.tolist(), got.col.tolist(), strict=True)) == (
+        _incidence_one_text_at_a_time(texts, phrases)
+    )
+    assert got.nnz > 300

@@ -199,37 +199,17 @@ class TextSpace:
 
 
 def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_matrix:
-    """Binary texts × phrases matrix: 1 where the phrase (a `phrase_key`) occurs on word boundaries.
-
-    Only tokens that begin some phrase are looked at, so many phrases cost little more than few.
-    """
+    """Binary texts × phrases matrix: 1 where the phrase (a `phrase_key`) occurs on word boundaries,
+    i.e. its stems are a run of the text's `tokens`."""
     index: dict[str, int] = {}
-    longest: dict[str, int] = {}  # first token → the longest phrase it begins, in tokens
     for p in phrases:
         if p and p not in index:
             index[p] = len(index)
-            parts = p.split(" ")
-            longest[parts[0]] = max(longest.get(parts[0], 0), len(parts))
-    rows: list[int] = []
-    cols: list[int] = []
-    for r, text in enumerate(texts):
-        toks = tokens(text)
-        found: set[int] = set()
-        for i, t in enumerate(toks):
-            n = longest.get(t)
-            if n is None:
-                continue
-            c = index.get(t)
-            if c is not None:
-                found.add(c)
-            for m in range(2, n + 1):
-                c = index.get(" ".join(toks[i : i + m]))
-                if c is not None:
-                    found.add(c)
-        rows += [r] * len(found)
-        cols += found
+    rows, cols = _occurrences(texts, list(index))
+    flat = np.unique(rows * max(len(index), 1) + cols)
     unique = sp.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(index))
+        (np.ones(len(flat), np.float32), (flat // max(len(index), 1), flat % max(len(index), 1))),
+        shape=(len(texts), len(index)),
     )
     if len(index) == len(phrases):
         return unique
@@ -238,3 +218,48 @@ def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_mat
     if -1 in pick:  # an empty phrase matches nothing
         out = sp.csr_matrix(out.multiply(np.array([c >= 0 for c in pick], np.float32)[None, :]))
     return out
+
+
+def _occurrences(texts: Sequence[str], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(text, key) for every key (a `phrase_key`) occurring in a text, perhaps repeated.
+
+    All texts' tokens as stem ids in one array; the m-token runs that begin some key are given
+    one code per distinct run (texts' and keys' together), m = 1, 2, …, keeping only the runs
+    that may still grow into a key: array passes, however many keys there are.
+    """
+    docs, toks = _WORD_TABLE.all_stems(texts)
+    parts = [k.split(" ") for k in keys]
+    lens = np.fromiter(map(len, parts), np.int64, len(parts))
+    flat = np.fromiter((_WORD_TABLE.stem_id(t) for p in parts for t in p), np.int64)
+    first = np.cumsum(lens) - lens  # where each key's stems start in `flat`
+    width = _WORD_TABLE.n_stems + 1
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    alive = np.arange(len(toks))  # text positions whose run may be a key's beginning
+    code_t = toks.copy()  # the code of the m-token run starting at each live position
+    code_p = flat[first] if len(keys) else np.zeros(0, np.int64)  # each key's first m stems
+    for m in range(1, int(lens.max(initial=0)) + 1):
+        done = np.flatnonzero(lens == m)
+        if len(done):  # keys of m tokens: distinct keys, distinct codes
+            order = np.argsort(code_p[done])
+            codes = code_p[done][order]
+            at = np.minimum(np.searchsorted(codes, code_t[alive]), len(codes) - 1)
+            hit = codes[at] == code_t[alive]
+            rows.append(docs[alive[hit]])
+            cols.append(done[order[at[hit]]])
+        longer = np.flatnonzero(lens > m)
+        if not len(longer):
+            break
+        ok = np.isin(code_t[alive], code_p[longer]) & (alive + m < len(toks))
+        alive = alive[ok]
+        alive = alive[docs[alive + m] == docs[alive]]  # runs end at the end of their text
+        grown_t = code_t[alive] * width + toks[alive + m]
+        grown_p = code_p[longer] * width + flat[first[longer] + m]
+        _, code = np.unique(np.concatenate([grown_t, grown_p]), return_inverse=True)
+        code_t = np.zeros(len(toks), np.int64)
+        code_t[alive] = code[: len(alive)]
+        code_p = np.full(len(keys), -1, np.int64)
+        code_p[longer] = code[len(alive) :]
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)

@@ -141,17 +141,41 @@ _SEP_BYTES = _SEP.encode()
 _KEY = 1 << 31  # bigram key = first stem id · _KEY + second stem id
 
 
+class _Stems:
+    """Per raw word, its stems as ids: where they start in `flat` and how many."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.flat: list[int] = []
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def add(self, ids: list[int]) -> None:
+        self.starts.append(len(self.flat))
+        self.lengths.append(len(ids))
+        self.flat += ids
+        self._arrays = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = (
+                np.array(self.starts, np.int64),
+                np.array(self.lengths, np.int64),
+                np.array(self.flat, np.int64),
+            )
+        return self._arrays
+
+
 class _Words:
-    """Every raw word seen, analyzed once: its content stems as ids (a process-wide table)."""
+    """Every raw word seen, analyzed once: its stems and its content stems as ids (a
+    process-wide table)."""
 
     def __init__(self) -> None:
         self.word_ids: dict[bytes, int] = {}
         self.stem_ids: dict[str, int] = {}
         self.names: list[str] = []  # stem id → stem
-        self.starts: list[int] = []
-        self.lengths: list[int] = []
-        self.flat: list[int] = []
-        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.content = _Stems()  # without stop words and bare numbers (the tf-idf's words)
+        self.every = _Stems()  # all of them (what phrases are matched on)
         self._add(_SEP_BYTES)
 
     @property
@@ -169,29 +193,27 @@ class _Words:
     def _add(self, raw: bytes) -> None:
         # `raw` may hold non-ASCII characters, which split words like everywhere else
         text = raw.decode("utf-8", "surrogatepass")
-        stems = [s for w in _RAW.findall(text) for s in _stems(w)]
-        ids = [] if text == _SEP else [self.stem_id(t) for t in content_words(stems)]
-        self.word_ids[raw] = len(self.starts)
-        self.starts.append(len(self.flat))
-        self.lengths.append(len(ids))
-        self.flat += ids
-        self._arrays = None
+        stems = [] if text == _SEP else [s for w in _RAW.findall(text) for s in _stems(w)]
+        self.word_ids[raw] = len(self.word_ids)
+        self.content.add([self.stem_id(t) for t in content_words(stems)])
+        self.every.add([self.stem_id(t) for t in stems])
 
     def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(document index, stem id) of every content word of `texts`, in order."""
+        return self._ids(texts, self.content)
+
+    def all_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, stem id) of every token of `texts` (`tokens`), in order."""
+        return self._ids(texts, self.every)
+
+    def _ids(self, texts: Sequence[str], which: _Stems) -> tuple[np.ndarray, np.ndarray]:
         joined = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
         # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
         # runs are the same either way); each separator is a word of its own.
         raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
         for w in set(raw).difference(self.word_ids):
             self._add(w)
-        if self._arrays is None:
-            self._arrays = (
-                np.array(self.starts, np.int64),
-                np.array(self.lengths, np.int64),
-                np.array(self.flat, np.int64),
-            )
-        starts, lengths, flat = self._arrays
+        starts, lengths, flat = which.arrays()
         wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
         doc_of_word = np.cumsum(wid == self.word_ids[_SEP_BYTES])  # the separator has no stems
         n = lengths[wid]
