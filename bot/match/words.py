@@ -64,6 +64,11 @@ STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {
 }
 
 
+# The suffixes by their last letter, longest first as above: a word is tried only against those
+# it can end with (the same first match as trying them all).
+_BY_LAST = {c: tuple(x for x in _SUFFIXES if x[-1] == c) for c in {x[-1] for x in _SUFFIXES}}
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A light, deterministic suffix-stripping stem of one lowercase token."""
@@ -71,7 +76,7 @@ def stem(word: str) -> str:
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
-    for suf in _SUFFIXES:
+    for suf in _BY_LAST.get(word[-1], ()):
         if word.endswith(suf) and len(word) - len(suf) >= 3:
             if (suf == "s" and word.endswith(("ss", "us", "is"))) or (
                 suf == "ed" and word.endswith("eed")
