@@ -9,6 +9,7 @@ since mail servers deliver those spellings to one mailbox).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import idna
 
@@ -20,8 +21,11 @@ _PLAIN = r"[^@\s\x00-\x1f\x7f<>()\[\],;:\"\\]+"
 _ADDRESS = re.compile(rf"{_PLAIN}@{_PLAIN}")
 
 
+@lru_cache(maxsize=4096)
 def _domain(domain: str) -> str | None:
-    """The domain in its one ASCII spelling (lower case, IDNA-valid labels), or None."""
+    """The domain in its one ASCII spelling (lower case, IDNA-valid labels), or None.
+
+    Cached: 10,000 subscriber files name a handful of domains, and IDNA checks are slow."""
     domain = domain.removesuffix(".").lower()
     try:
         return idna.encode(domain, uts46=True).decode("ascii")

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from .config import Settings
 from .errors import ConfigError, Problem
+from .gcpause import gc_paused
 from .models import Interests, Subscriber
 from .slack.members import slack_subscriber
 from .store import Store, SubscriberMark, WebSubscriberRow
@@ -139,7 +140,8 @@ def load_roster(
 ) -> tuple[list[Subscriber], list[Problem]]:
     """File subscribers (`files`, else read now) plus active web ones, minus those paused or
     unsubscribed (a mark for an address the file no longer names is ignored)."""
-    members, problems = roster_members(settings, store, files)
+    with gc_paused():  # 100,000 web subscribers: see bot.gcpause
+        members, problems = roster_members(settings, store, files)
     suspended = store.suspensions()  # by bounces (bot.bounces): until `digestbot resume`
     return [
         m.subscriber for m in members if m.receives and m.subscriber.id not in suspended

@@ -170,3 +170,149 @@ def test_match_json_is_written_one_subscriber_at_a_time(tmp_path: Path) -> None:
     assert lines[0] == '{"subscribers": [' and lines[-1] == "]}"
     assert [json.loads(line.rstrip(","))["id"] for line in lines[1:-1]] == ["r0", "r1", "r2"]
     assert [s["id"] for s in json.loads(out.output)["subscribers"]] == ["r0", "r1", "r2"]
+
+
+# --- the fast paths against straightforward references ---------------------------------------
+def _varied() -> tuple[list[Entry], list[Subscriber]]:
+    """Papers of every theme (two by a followed author) and subscribers of every kind: described,
+    keywords only (their topics' vocabulary joins), topics followed, a negation, an exclusion."""
+    import random
+
+    from match_corpus import corpus, paper, subscriber
+
+    rng = random.Random(5)
+    entries = corpus(per_theme=10) + [
+        paper("quant", 90 + n, rng, ("Ada Lovelace",)) for n in (1, 2)
+    ]
+    subs = [
+        subscriber("d", description="Post-training quantization of LLMs, low-bit weights"),
+        subscriber("k", keywords=["speech", "ASR", "voice"]),
+        subscriber("kk", keywords=["diffusion", "quantization", "speech recognition"]),
+        subscriber("t", topics=["quantization", "speech"], keywords=["vocoder"]),
+        subscriber("n", description="Image generation (not video), latent diffusion"),
+        subscriber("x", keywords=["quantization"], exclude=["vision"], authors=["Ada Lovelace"]),
+        subscriber("few", max_items=2, keywords=["latency", "dialogue"]),
+    ]
+    return entries, subs
+
+
+def test_reasons_for_all_pairs_at_once_are_the_one_pair_reasons() -> None:
+    """`Explainer` (array passes over all selected pairs) gives exactly what `reasons` gives
+    pair by pair: keywords, topic, terms (ties in term order), followed author, liked paper."""
+    import numpy as np
+
+    from bot.match.explain import Explainer, reasons
+
+    entries, subs = _varied()
+    liked = {"k": [(e, 1) for e in entries if e.id.startswith("test:speech-")][:2]}
+    m = Matcher().fit(entries)
+    batch, prof, fb = m._prepare(entries, subs, liked)
+    pairs = [(r, e) for r in range(len(subs)) for e in range(len(entries))]  # every pair
+    rows, ents = (np.array(x) for x in zip(*pairs, strict=True))
+    forced = (prof.follows @ batch.authors_t).toarray()[rows, ents] > 0
+    fast = Explainer(batch, prof, m.index, fb, m.space)(rows, ents, forced)
+    slow = [
+        reasons(batch, prof, m.index, fb, m.space, m.space.terms, r, e, bool(f))
+        for (r, e), f in zip(pairs, forced, strict=True)
+    ]
+    assert fast == slow
+    kinds = {w.split(":")[0].split(" “")[0] for why in fast for w in why}
+    assert {"keyword", "topic", "terms", "like", "by an author you follow"} <= kinds, kinds
+
+
+def test_match_ranks_and_selects_as_a_plain_sort_of_the_scores() -> None:
+    """Each subscriber's list is its chunk's scores sorted by (followed author first, score,
+    entry order), `selected` exactly the chosen ones; the selected-only lists are those
+    filtered; any chunk size gives the same."""
+    entries, subs = _varied()
+    m = Matcher(chunk_size=3).fit(entries)
+    every = m.match(entries, subs)
+    chosen = m.match(entries, subs, unselected=False)
+    batch, prof, fb = m._prepare(entries, subs, None)
+    for lo, hi, scores, picked, forced in m._chunks(batch, prof, fb, None):
+        for c in range(hi - lo):
+            sid = subs[lo + c].id
+            order = sorted(range(len(entries)), key=lambda j: (not forced[c, j], -scores[c, j], j))
+            assert [x.entry_id for x in every[sid]] == [entries[j].id for j in order]
+            assert [x.selected for x in every[sid]] == [bool(picked[c, j]) for j in order]
+            assert chosen[sid] == [x for x in every[sid] if x.selected]
+    assert Matcher(chunk_size=4096).fit(entries).match(entries, subs) == every
+    assert any(chosen.values())
+
+
+def test_the_counted_fit_is_scikit_learns_fit() -> None:
+    """The tf-idf space fitted by counting (numpy over the word table) has the vocabulary,
+    columns, idf and vectors of `TfidfVectorizer.fit` with the same analyzer."""
+    import numpy as np
+
+    from bot.match.features import TextSpace, entry_text
+
+    entries, _ = _varied()
+    texts = [entry_text(e) for e in entries] + [
+        "Ünïcode naïve façade — LoRA-based MixLoRA, 4-bit\u00a0weights",
+        "nul\x00inside, CamelCaseWords and ViT-B/16; the of and",
+    ]
+    counted = TextSpace().fit(texts)
+    fitted = TextSpace()
+    fitted._fit_counts = lambda texts: False  # type: ignore[method-assign]
+    fitted.fit(texts)
+    assert counted.vectorizer.vocabulary_ == fitted.vectorizer.vocabulary_
+    assert list(counted.terms) == list(fitted.terms)
+    assert counted.idf.dtype == np.float32 and np.array_equal(counted.idf, fitted.idf)
+    assert counted.surface == fitted.surface
+    mine, theirs = counted.transform(texts).toarray(), fitted.vectorizer.transform(texts).toarray()
+    assert np.allclose(mine, theirs, atol=1e-6) and np.array_equal(mine > 0, theirs > 0)
+
+
+def test_gc_is_paused_inside_and_back_after_even_on_error() -> None:
+    import gc
+
+    from bot.gcpause import gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+        raise RuntimeError
+    assert gc.isenabled()
+
+
+def _incidence_one_text_at_a_time(texts: list[str], phrases: list[str]) -> set[tuple[int, int]]:
+    """The reference: each text's tokens, each phrase looked up at each position."""
+    from bot.match.features import tokens
+
+    found = set()
+    for r, text in enumerate(texts):
+        toks = tokens(text)
+        for c, p in enumerate(phrases):
+            n = len(p.split(" "))
+            if p and any(" ".join(toks[i : i + n]) == p for i in range(len(toks))):
+                found.add((r, c))
+    return found
+
+
+def test_phrase_incidence_is_each_phrase_looked_up_in_each_text() -> None:
+    """Phrases of one to four tokens (stop words and numbers too), repeated, empty, longer than
+    a text, or only found across two texts' boundary: the array passes find exactly what a
+    lookup at every position finds."""
+    import random
+
+    from bot.match.features import phrase_incidence, phrase_key, tokens
+
+    entries, _ = _varied()
+    texts = [f"{e.title}. {e.summary}" for e in entries[:12]] + ["", "state of the art", "4 bit"]
+    rng = random.Random(9)
+    pool = [t for text in texts for t in tokens(text)]
+    phrases = [phrase_key("state of the art"), phrase_key("4-bit"), "", "art quantization"]
+    for _ in range(300):
+        i = rng.randrange(len(pool) - 4)
+        phrases.append(" ".join(pool[i : i + rng.randint(1, 4)]))
+    phrases += phrases[:20]  # repeated
+    got = phrase_incidence(texts, phrases).tocoo()
+    assert set(got.data.tolist()) <= {0.0, 1.0}
+    got.eliminate_zeros()  # an empty phrase's column is zeroed
+    assert set(zip(got.row.tolist(), got.col.tolist(), strict=True)) == (
+        _incidence_one_text_at_a_time(texts, phrases)
+    )
+    assert got.nnz > 300

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..config import Settings
+from ..gcpause import gc_paused
 from ..match import Matcher
 from ..models import DigestItem, Entry, Subscriber
 from ..slots import latest_slot, next_slot
@@ -139,5 +140,6 @@ def plan_digests(
     model: FittedModel | None = None,
 ) -> DuePlans:
     """Match every due subscriber in one pass; the plans and the subscribers not due."""
-    due, idle = due_slots(store, subscribers, now)
-    return DuePlans(select_entries(settings, store, due, now, matcher, model), idle)
+    with gc_paused():  # see bot.gcpause
+        due, idle = due_slots(store, subscribers, now)
+        return DuePlans(select_entries(settings, store, due, now, matcher, model), idle)

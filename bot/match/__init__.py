@@ -18,10 +18,11 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ..gcpause import gc_paused
 from ..models import Entry, Match, Subscriber
 from .calibrate import Calibration, bars, select
 from .classifier import EntryBatch, ScoreWeights, score_chunk
-from .explain import reasons
+from .explain import Explainer
 from .features import TextSpace, entry_text
 from .feedback import FeedbackModel, FeedbackSettings, learn
 from .profiles import Profiles, ProfileWeights
@@ -54,7 +55,7 @@ class Matcher:
         self,
         *,
         topics_file: str | Path | None = None,
-        chunk_size: int = 8192,
+        chunk_size: int = 2048,
         profile: ProfileWeights | None = None,
         weights: ScoreWeights | None = None,
         calibration: Calibration | None = None,
@@ -149,7 +150,8 @@ class Matcher:
         feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None = None,
     ) -> Selection:
         """Only the selected pairs, as arrays (rows index `subscribers` and `entries`); no reasons."""
-        batch, prof, fb = self._prepare(entries, subscribers, feedback)
+        with gc_paused():
+            batch, prof, fb = self._prepare(entries, subscribers, feedback)
         t0 = time.perf_counter()
         subs, ents, vals = [], [], []
         for lo, _, scores, chosen, _ in self._chunks(batch, prof, fb, delivered):
@@ -176,41 +178,52 @@ class Matcher:
         With `unselected=False` only the selected matches are returned (cheaper for many subscribers).
         Selected matches carry their reasons; every match carries the entry's main topic name.
         """
+        with gc_paused():  # a million `Match`es and their reasons: see bot.gcpause
+            return self._match(entries, subscribers, delivered, feedback, unselected)
+
+    def _match(
+        self,
+        entries: Sequence[Entry],
+        subscribers: Sequence[Subscriber],
+        delivered: Mapping[str, set[str]] | None,
+        feedback: Mapping[str, Sequence[tuple[Entry, int]]] | None,
+        unselected: bool,
+    ) -> dict[str, list[Match]]:
         out: dict[str, list[Match]] = {s.id: [] for s in subscribers}
         if not entries or not subscribers:
             return out
         batch, prof, fb = self._prepare(entries, subscribers, feedback)
         topic_names = [self.index.names[t] if t >= 0 else "" for t in batch.main_topic]
-        terms = self.space.terms
         ids = [e.id for e in batch.entries]
+        explain = Explainer(batch, prof, self.index, fb, self.space)
         for lo, hi, scores, chosen, forced in self._chunks(batch, prof, fb, delivered):
-            for c in range(hi - lo):
-                r = lo + c
-                col = scores[c]
-                rows = np.arange(len(col)) if unselected else np.flatnonzero(chosen[c])
-                # best first; a followed author's papers ahead of the rest (they are always sent)
-                order = rows[np.lexsort((-col[rows], ~forced[c, rows]))]
-                matches = []
-                for e in order:
-                    sel = bool(chosen[c, e])
-                    why = (
-                        reasons(
-                            batch,
-                            prof,
-                            self.index,
-                            fb,
-                            self.space,
-                            terms,
-                            r,
-                            int(e),
-                            bool(forced[c, e]),
-                        )
-                        if sel
-                        else ()
-                    )
-                    matches.append(Match(ids[e], round(float(col[e]), 4), sel, why, topic_names[e]))
-                out[prof.ids[r]] = matches
+            c, e = _ranked(scores, chosen, forced, unselected)
+            sel = chosen[c, e]
+            why = iter(explain(c[sel] + lo, e[sel], forced[c[sel], e[sel]]))
+            ends = np.cumsum(np.bincount(c, minlength=hi - lo)).tolist()
+            matches = [
+                Match(ids[j], round(v, 4), s, next(why) if s else (), topic_names[j])
+                for j, v, s in zip(e.tolist(), scores[c, e].tolist(), sel.tolist(), strict=True)
+            ]
+            start = 0
+            for r, end in enumerate(ends):
+                out[prof.ids[lo + r]] = matches[start:end]
+                start = end
         return out
+
+
+def _ranked(
+    scores: np.ndarray, chosen: np.ndarray, forced: np.ndarray, unselected: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, entry) of a chunk's matches, row by row, each row best first: a followed author's
+    papers ahead of the rest (they are always sent), then by score, ties by entry order.
+    Every entry of each row, or (`unselected=False`) the chosen ones only."""
+    if unselected:
+        order = np.lexsort((-scores, ~forced), axis=-1)
+        return np.repeat(np.arange(scores.shape[0]), scores.shape[1]), order.ravel()
+    c, e = np.nonzero(chosen)
+    order = np.lexsort((-scores[c, e], ~forced[c, e], c))
+    return c[order], e[order]
 
 
 __all__ = ["Calibration", "Match", "Matcher", "Selection", "Topic", "known_topics", "load_topics"]

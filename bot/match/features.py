@@ -1,141 +1,39 @@
-"""Text features: tokens with light stemming, the tf-idf space over title and abstract, phrase n-grams."""
+"""Text features: the tf-idf space over title and abstract, phrase n-grams (words: `words`)."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from ..models import Entry
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-# Longest first; each strips to a shared stem so "quantization", "quantized", "quantizer" and
-# "quantize" meet, as do "decoding"/"decoder"/"decode" and "experts"/"expert".
-_SUFFIXES = (
-    "izations",
-    "ization",
-    "isation",
-    "ational",
-    "ations",
-    "ation",
-    "ators",
-    "ator",
-    "ative",
-    "izers",
-    "izer",
-    "izing",
-    "ized",
-    "izes",
-    "ize",
-    "ating",
-    "ated",
-    "ates",
-    "ate",
-    "ings",
-    "ing",
-    "ers",
-    "er",
-    "ed",
-    "ies",
-    "es",
-    "s",
-    "e",
+from .words import (
+    _KEY,
+    _WORD_TABLE,
+    STOP_WORDS,
+    content_words,
+    phrase_key,
+    stem,
+    tokens,
+    words,
 )
-# The -ize family keeps its "iz": "tokenization", "tokenizer", "tokenize" meet, and do not fall
-# in with "token" ("optimization"/"optimizer" with each other, not "optimal"; "localization"
-# not with "local"); British -isation meets American -ization.
-_IZE = frozenset(
-    ("izations", "ization", "isation", "izers", "izer", "izing", "ized", "izes", "ize")
-)
-STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {
-    "paper",
-    "propose",
-    "proposed",
-    "approach",
-    "method",
-    "methods",
-    "results",
-    "show",
-    "novel",
-    "using",
-    "based",
-    "new",
-    "existing",
-    "work",
-    "achieve",
-    "achieves",
-    "demonstrate",
-}
 
-
-@lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    """A light, deterministic suffix-stripping stem of one lowercase token."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    for suf in _SUFFIXES:
-        if word.endswith(suf) and len(word) - len(suf) >= 3:
-            if (suf == "s" and word.endswith(("ss", "us", "is"))) or (
-                suf == "ed" and word.endswith("eed")
-            ):
-                return word
-            if suf == "es" and not word.endswith(("sses", "ches", "shes", "xes", "zes")):
-                return stem(word[:-1])
-            if suf in _IZE:  # "tokenization" meets "tokenizer", not "token"
-                return word[: -len(suf)] + "iz"
-            return word[: -len(suf)]
-    return word
-
-
-_RAW = re.compile(r"[A-Za-z0-9]+")
-_CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])|(?<=[A-Za-z]{3})(?=[0-9])")
-
-
-_WORDS: dict[str, tuple[str, ...]] = {}  # raw word → lowercase parts (a plain dict: the hot path)
-_STEMS: dict[str, tuple[str, ...]] = {}  # raw word → stems of its parts
-
-
-def _parts(raw: str) -> tuple[str, ...]:
-    """One raw word's lowercase parts: CamelCase and letters-then-digits split; cached."""
-    parts = tuple(_CAMEL.sub(" ", raw).lower().split())
-    if len(_WORDS) < 1_000_000:
-        _WORDS[raw] = parts
-        _STEMS[raw] = tuple(stem(p) for p in parts)
-    return parts
-
-
-def _stems(raw: str) -> tuple[str, ...]:
-    return _STEMS.get(raw) or tuple(stem(p) for p in _parts(raw))
-
-
-def words(text: str) -> list[str]:
-    """Lowercase word tokens before stemming (the surface forms)."""
-    get = _WORDS.get
-    return [p for w in _RAW.findall(text) for p in (get(w) or _parts(w))]
-
-
-def tokens(text: str) -> list[str]:
-    """Stemmed lowercase word tokens; hyphens, punctuation and CamelCase split words.
-
-    "LoRA-based" → lora, bas; "MixLoRA" → mix, lora; "MobileCLIP" → mobil, clip; acronyms such as
-    LoRA, MoE or ViT stay whole.
-    """
-    get = _STEMS.get
-    return [s for w in _RAW.findall(text) for s in (get(w) or _stems(w))]
-
-
-def phrase_key(phrase: str) -> str:
-    """The canonical form of a phrase: its stemmed tokens joined by spaces ("" if none)."""
-    return " ".join(tokens(phrase))
+__all__ = [
+    "STOP_WORDS",
+    "TextSpace",
+    "content_words",
+    "entry_text",
+    "phrase_incidence",
+    "phrase_key",
+    "stem",
+    "tokens",
+    "words",
+]
 
 
 def entry_text(e: Entry) -> str:
@@ -154,79 +52,10 @@ def entry_text(e: Entry) -> str:
     return text
 
 
-def content_words(stems: list[str]) -> list[str]:
-    """Stems without stop words and bare numbers."""
-    return [t for t in stems if t not in _STEMMED_STOP and not t.isdigit()]
-
-
 def _content_ngrams(text: str) -> list[str]:
     """Analyzer for the tf-idf space: stemmed content words and their adjacent pairs."""
     words = content_words(tokens(text))
     return words + [f"{a} {b}" for a, b in pairwise(words)]
-
-
-_STEMMED_STOP = frozenset(stem(w) for w in STOP_WORDS) | STOP_WORDS
-
-
-_SEP = "\x00"  # separates texts in one joined string
-_PUNCT_TO_SPACE = {c: " " for c in range(128) if not chr(c).isalnum()} | {0: " \x00 "}
-_KEY = 1 << 31  # bigram key = first stem id · _KEY + second stem id
-
-
-class _Words:
-    """Every raw word seen, analyzed once: its content stems as ids (a process-wide table)."""
-
-    def __init__(self) -> None:
-        self.word_ids: dict[str, int] = {}
-        self.stem_ids: dict[str, int] = {}
-        self.starts: list[int] = []
-        self.lengths: list[int] = []
-        self.flat: list[int] = []
-        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    @property
-    def n_stems(self) -> int:
-        """How many distinct stems have ids."""
-        return len(self.stem_ids)
-
-    def stem_id(self, s: str) -> int:
-        """The id of a stem (new stems get the next id)."""
-        return self.stem_ids.setdefault(s, len(self.stem_ids))
-
-    def _add(self, raw: str) -> None:
-        # `raw` may hold non-ASCII characters, which split words like everywhere else
-        stems = [s for w in _RAW.findall(raw) for s in _stems(w)]
-        ids = [] if raw == _SEP else [self.stem_id(t) for t in content_words(stems)]
-        self.word_ids[raw] = len(self.starts)
-        self.starts.append(len(self.flat))
-        self.lengths.append(len(ids))
-        self.flat += ids
-        self._arrays = None
-
-    def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(document index, stem id) of every content word of `texts`, in order."""
-        joined = _SEP.join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
-        raw = joined.translate(
-            _PUNCT_TO_SPACE
-        ).split()  # ASCII punctuation splits words, as _RAW does
-        for w in set(raw).difference(self.word_ids):
-            self._add(w)
-        if self._arrays is None:
-            self._arrays = (
-                np.array(self.starts, np.int64),
-                np.array(self.lengths, np.int64),
-                np.array(self.flat, np.int64),
-            )
-        starts, lengths, flat = self._arrays
-        wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
-        doc_of_word = np.cumsum(wid == self.word_ids[_SEP])  # the separator has no stems
-        n = lengths[wid]
-        total = int(n.sum())
-        offsets = np.repeat(starts[wid] - (np.cumsum(n) - n), n) + np.arange(total)
-        return np.repeat(doc_of_word, n), flat[offsets]
-
-
-_WORD_TABLE = _Words()
 
 
 class TextSpace:
@@ -247,20 +76,69 @@ class TextSpace:
         self._bi_keys = self._bi_cols = np.zeros(0, np.int64)
 
     def fit(self, texts: Sequence[str]) -> TextSpace:
-        """Learn the vocabulary and idf weights from `texts`."""
+        """Learn the vocabulary and idf weights from `texts`.
+
+        What scikit-learn's `TfidfVectorizer.fit` learns with this space's analyzer — the same
+        vocabulary, columns and idf — counted with numpy over the word table (`_fit_counts`);
+        the vectorizer itself fits only in the cases that path leaves to it (see there).
+        """
         texts = list(texts)
-        if len(texts) < 2:
-            self.vectorizer.set_params(max_df=1.0)
-        self.vectorizer.fit(texts or ["empty"])
-        self.idf = self.vectorizer.idf_.astype(np.float32)
         self._terms = None
-        self._index_vocabulary()
-        seen: dict[str, Counter[str]] = {}
-        for text in texts[:5000]:  # enough to name the stems
-            for w in words(text):
-                seen.setdefault(stem(w), Counter())[w] += 1
-        self.surface = {s: c.most_common(1)[0][0] for s, c in seen.items()}
+        if not self._fit_counts(texts):
+            if len(texts) < 2:
+                self.vectorizer.set_params(max_df=1.0)
+            self.vectorizer.fit(texts or ["empty"])
+            self._index_vocabulary()
+        self.idf = self.vectorizer.idf_.astype(np.float32)
+        # Each stem's most common surface form (the first seen among equals), to name it.
+        counts = Counter(words(" ".join(texts[:5000])))  # enough to name the stems
+        best: dict[str, tuple[str, int]] = {}
+        for w, n in counts.items():
+            s = stem(w)
+            if n > best.get(s, ("", 0))[1]:
+                best[s] = (w, n)
+        self.surface = {s: w for s, (w, _) in best.items()}
         return self
+
+    def _fit_counts(self, texts: list[str]) -> bool:
+        """Fit the vectorizer's vocabulary and idf by counting (False: left to the vectorizer).
+
+        The vocabulary: every stemmed content word and adjacent pair (`_content_ngrams`),
+        columns in the order of the terms' text; idf = ln((1 + n) / (1 + df)) + 1, in float32
+        as scikit-learn computes it. Left to the vectorizer: fewer than two texts, a document
+        frequency limit, or nothing to learn (it raises its own error).
+        """
+        v = self.vectorizer
+        if len(texts) < 2 or v.min_df != 1 or v.max_df != 1.0:
+            return False
+        docs, stems = _WORD_TABLE.content_stems(texts)
+        n_stems = _WORD_TABLE.n_stems + 1
+        uni, uni_df = np.unique(np.unique(docs * n_stems + stems) % n_stems, return_counts=True)
+        same = docs[1:] == docs[:-1]
+        pairs, which = np.unique(stems[:-1][same] * _KEY + stems[1:][same], return_inverse=True)
+        per_doc = np.unique(docs[:-1][same] * max(len(pairs), 1) + which)
+        bi_df = np.bincount(per_doc % max(len(pairs), 1), minlength=len(pairs))
+        if not len(uni) and not len(pairs):
+            return False
+        names = _WORD_TABLE.names
+        terms = [names[i] for i in uni.tolist()]
+        terms += [f"{names[k // _KEY]} {names[k % _KEY]}" for k in pairs.tolist()]
+        order = sorted(range(len(terms)), key=terms.__getitem__)
+        column = np.empty(len(terms), np.int64)
+        column[order] = np.arange(len(terms))
+        df = np.concatenate([uni_df, bi_df]).astype(np.float32)[order]
+        df += 1.0
+        idf = np.full_like(df, len(texts) + 1, dtype=np.float32)
+        idf /= df
+        np.log(idf, out=idf)
+        idf += 1.0
+        v.vocabulary_ = {terms[i]: c for c, i in enumerate(order)}
+        v.idf_ = idf
+        self._terms = np.asarray([terms[i] for i in order], dtype=object)
+        self._uni = np.full(n_stems, -1, np.int64)
+        self._uni[uni] = column[: len(uni)]
+        self._bi_keys, self._bi_cols = pairs, column[len(uni) :]
+        return True
 
     def display(self, term: str) -> str:
         """A feature as a reader would write it: each stem by its most common surface form."""
@@ -321,37 +199,17 @@ class TextSpace:
 
 
 def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_matrix:
-    """Binary texts × phrases matrix: 1 where the phrase (a `phrase_key`) occurs on word boundaries.
-
-    Only tokens that begin some phrase are looked at, so many phrases cost little more than few.
-    """
+    """Binary texts × phrases matrix: 1 where the phrase (a `phrase_key`) occurs on word boundaries,
+    i.e. its stems are a run of the text's `tokens`."""
     index: dict[str, int] = {}
-    longest: dict[str, int] = {}  # first token → the longest phrase it begins, in tokens
     for p in phrases:
         if p and p not in index:
             index[p] = len(index)
-            parts = p.split(" ")
-            longest[parts[0]] = max(longest.get(parts[0], 0), len(parts))
-    rows: list[int] = []
-    cols: list[int] = []
-    for r, text in enumerate(texts):
-        toks = tokens(text)
-        found: set[int] = set()
-        for i, t in enumerate(toks):
-            n = longest.get(t)
-            if n is None:
-                continue
-            c = index.get(t)
-            if c is not None:
-                found.add(c)
-            for m in range(2, n + 1):
-                c = index.get(" ".join(toks[i : i + m]))
-                if c is not None:
-                    found.add(c)
-        rows += [r] * len(found)
-        cols += found
+    rows, cols = _occurrences(texts, list(index))
+    flat = np.unique(rows * max(len(index), 1) + cols)
     unique = sp.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(index))
+        (np.ones(len(flat), np.float32), (flat // max(len(index), 1), flat % max(len(index), 1))),
+        shape=(len(texts), len(index)),
     )
     if len(index) == len(phrases):
         return unique
@@ -360,3 +218,48 @@ def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_mat
     if -1 in pick:  # an empty phrase matches nothing
         out = sp.csr_matrix(out.multiply(np.array([c >= 0 for c in pick], np.float32)[None, :]))
     return out
+
+
+def _occurrences(texts: Sequence[str], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(text, key) for every key (a `phrase_key`) occurring in a text, perhaps repeated.
+
+    All texts' tokens as stem ids in one array; the m-token runs that begin some key are given
+    one code per distinct run (texts' and keys' together), m = 1, 2, …, keeping only the runs
+    that may still grow into a key: array passes, however many keys there are.
+    """
+    docs, toks = _WORD_TABLE.all_stems(texts)
+    parts = [k.split(" ") for k in keys]
+    lens = np.fromiter(map(len, parts), np.int64, len(parts))
+    flat = np.fromiter((_WORD_TABLE.stem_id(t) for p in parts for t in p), np.int64)
+    first = np.cumsum(lens) - lens  # where each key's stems start in `flat`
+    width = _WORD_TABLE.n_stems + 1
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    alive = np.arange(len(toks))  # text positions whose run may be a key's beginning
+    code_t = toks.copy()  # the code of the m-token run starting at each live position
+    code_p = flat[first] if len(keys) else np.zeros(0, np.int64)  # each key's first m stems
+    for m in range(1, int(lens.max(initial=0)) + 1):
+        done = np.flatnonzero(lens == m)
+        if len(done):  # keys of m tokens: distinct keys, distinct codes
+            order = np.argsort(code_p[done])
+            codes = code_p[done][order]
+            at = np.minimum(np.searchsorted(codes, code_t[alive]), len(codes) - 1)
+            hit = codes[at] == code_t[alive]
+            rows.append(docs[alive[hit]])
+            cols.append(done[order[at[hit]]])
+        longer = np.flatnonzero(lens > m)
+        if not len(longer):
+            break
+        ok = np.isin(code_t[alive], code_p[longer]) & (alive + m < len(toks))
+        alive = alive[ok]
+        alive = alive[docs[alive + m] == docs[alive]]  # runs end at the end of their text
+        grown_t = code_t[alive] * width + toks[alive + m]
+        grown_p = code_p[longer] * width + flat[first[longer] + m]
+        _, code = np.unique(np.concatenate([grown_t, grown_p]), return_inverse=True)
+        code_t = np.zeros(len(toks), np.int64)
+        code_t[alive] = code[: len(alive)]
+        code_p = np.full(len(keys), -1, np.int64)
+        code_p[longer] = code[len(alive) :]
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)

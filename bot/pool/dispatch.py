@@ -16,7 +16,7 @@ from typing import Any
 
 from ..channels import channel_for
 from ..config import Settings, mask_url
-from ..delivery import LEASE, Plan, owner_alive, plan_digests
+from ..delivery import LEASE, FittedModel, Plan, owner_alive, plan_digests
 from ..errors import BotError
 from ..models import Claim, Claimed, DigestStatus, Subscriber
 from ..store import DigestRow, Store, open_store
@@ -54,16 +54,18 @@ def dispatch_due(
     app: Any = None,
     report: DispatchReport | None = None,
     threads: int = 2,
+    model: FittedModel | None = None,
 ) -> int:
     """Match every due subscriber in one pass, claim each digest, enqueue its id; return how many.
 
     Digests are claimed 100 to a transaction on `threads` database connections at once (the
     ledger's unique keys make this safe in any order and against other dispatchers); each batch
     is enqueued as soon as it is claimed, so the workers start while the rest is claimed.
+    `model`: the dispatcher's fitted matcher, reused while the corpus is unchanged.
     """
     app = app if app is not None else make_app(settings)
     report = report if report is not None else DispatchReport()
-    due = plan_digests(settings, store, subscribers, now)
+    due = plan_digests(settings, store, subscribers, now, model=model)
     report.idle += len(due.idle)
 
     def claim(chunk: Sequence[Plan]) -> list[Claimed | None]:
@@ -144,13 +146,15 @@ def dispatch_tick(
     subscribers: Sequence[Subscriber],
     now: datetime | None = None,
     app: Any = None,
+    model: FittedModel | None = None,
 ) -> DispatchReport:
-    """One scheduler tick for the pool: re-enqueue stalled digests, then dispatch what is due."""
+    """One scheduler tick for the pool: re-enqueue stalled digests, then dispatch what is due
+    (`model`: the fitted matcher kept between ticks, as the single process's scheduler keeps)."""
     app = app if app is not None else make_app(settings)
     now = now or datetime.now(UTC)
     restore_unacked(app, LEASE.total_seconds())
     report = DispatchReport(requeued=requeue_stalled(settings, store, subscribers, app, now))
-    dispatch_due(settings, store, subscribers, now, app, report)
+    dispatch_due(settings, store, subscribers, now, app, report, model=model)
     return report
 
 
@@ -169,10 +173,11 @@ def run_dispatcher(
     require_pool(settings)
     app = make_app(settings)
     store = open_store(settings)
+    model = FittedModel.for_settings(settings)  # fitted again only when the corpus changes
 
     def tick() -> None:
         try:
-            r = dispatch_tick(settings, store, load_subscribers(store), app=app)
+            r = dispatch_tick(settings, store, load_subscribers(store), app=app, model=model)
             log.info(
                 "dispatched %d digests (%d re-enqueued, %d empty)", r.enqueued, r.requeued, r.empty
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,29 @@ class SubscriberMark:
         return self.address is None or self.address.strip().lower() == address.strip().lower()
 
 
+_FIELDS = [f.name for f in fields(WebSubscriberRow)]  # columns of web_subscribers, in order
+
+
+def _row_of(r: tuple[Any, ...], interests: dict[str, Any] | None) -> WebSubscriberRow:
+    """A row selected as `_FIELDS`, by position; `interests` decoded already (None: not yet)."""
+    sid, email, name, text, schedule, timezone, max_items, status, *times = r
+    created, updated, requested, confirmed = times
+    return WebSubscriberRow(
+        sid,
+        email,
+        name,
+        json.loads(text) if interests is None else interests,
+        schedule,
+        timezone,
+        max_items,
+        status,
+        created,
+        updated,
+        requested,
+        confirmed,
+    )
+
+
 def _web_row(r: Any) -> WebSubscriberRow:
     return WebSubscriberRow(
         id=r.id,
@@ -69,6 +92,19 @@ def _web_row(r: Any) -> WebSubscriberRow:
         requested_at=r.requested_at,
         confirmed_at=r.confirmed_at,
     )
+
+
+def _decode_all(texts: list[str]) -> list[dict[str, Any] | None]:
+    """Each row's interests JSON decoded, in one `json.loads` of them all (100,000 rows: one
+    call, not 100,000); None for a row to decode on its own — every row, when the joined
+    text is not exactly one object per row (a row that is not a single JSON object)."""
+    try:
+        found = json.loads("[" + ",".join(texts) + "]") if texts else []
+    except ValueError:
+        found = None
+    if found is None or len(found) != len(texts) or not all(isinstance(i, dict) for i in found):
+        return [None] * len(texts)
+    return list(found)
 
 
 class WebRecords(StoreBase):
@@ -93,16 +129,16 @@ class WebRecords(StoreBase):
 
     def web_subscribers(self, *statuses: str) -> list[WebSubscriberRow]:
         """Web subscribers in the given states (all when none given), oldest first."""
-        q = select(web_subscribers)
+        # The row's fields in order, read by position: 100,000 rows, a dozen fields each.
+        q = select(*(web_subscribers.c[name] for name in _FIELDS))
         if statuses:
             q = q.where(web_subscribers.c.status.in_(statuses))
         with self.begin() as conn:
-            return [
-                _web_row(r)
-                for r in conn.execute(
-                    q.order_by(web_subscribers.c.created_at, web_subscribers.c.id)
-                )
-            ]
+            rows = conn.execute(
+                q.order_by(web_subscribers.c.created_at, web_subscribers.c.id)
+            ).all()
+        decoded = _decode_all([r[3] for r in rows])
+        return [_row_of(tuple(r), i) for r, i in zip(rows, decoded, strict=True)]
 
     def web_subscribers_changed(self) -> tuple[int, datetime | None]:
         """(how many web subscribers, their latest `updated_at`): changes with every web edit.

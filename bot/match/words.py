@@ -1,0 +1,238 @@
+"""Words: tokens with light stemming, stop words, phrase keys, and the process-wide word table
+that analyzes each distinct raw word once (`_WORD_TABLE`: stems as ids, for `features`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+# Longest first; each strips to a shared stem so "quantization", "quantized", "quantizer" and
+# "quantize" meet, as do "decoding"/"decoder"/"decode" and "experts"/"expert".
+_SUFFIXES = (
+    "izations",
+    "ization",
+    "isation",
+    "ational",
+    "ations",
+    "ation",
+    "ators",
+    "ator",
+    "ative",
+    "izers",
+    "izer",
+    "izing",
+    "ized",
+    "izes",
+    "ize",
+    "ating",
+    "ated",
+    "ates",
+    "ate",
+    "ings",
+    "ing",
+    "ers",
+    "er",
+    "ed",
+    "ies",
+    "es",
+    "s",
+    "e",
+)
+# The -ize family keeps its "iz": "tokenization", "tokenizer", "tokenize" meet, and do not fall
+# in with "token" ("optimization"/"optimizer" with each other, not "optimal"; "localization"
+# not with "local"); British -isation meets American -ization.
+_IZE = frozenset(
+    ("izations", "ization", "isation", "izers", "izer", "izing", "ized", "izes", "ize")
+)
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {
+    "paper",
+    "propose",
+    "proposed",
+    "approach",
+    "method",
+    "methods",
+    "results",
+    "show",
+    "novel",
+    "using",
+    "based",
+    "new",
+    "existing",
+    "work",
+    "achieve",
+    "achieves",
+    "demonstrate",
+}
+
+
+# The suffixes by their last letter, longest first as above: a word is tried only against those
+# it can end with (the same first match as trying them all).
+_BY_LAST = {c: tuple(x for x in _SUFFIXES if x[-1] == c) for c in {x[-1] for x in _SUFFIXES}}
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """A light, deterministic suffix-stripping stem of one lowercase token."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suf in _BY_LAST.get(word[-1], ()):
+        if word.endswith(suf) and len(word) - len(suf) >= 3:
+            if (suf == "s" and word.endswith(("ss", "us", "is"))) or (
+                suf == "ed" and word.endswith("eed")
+            ):
+                return word
+            if suf == "es" and not word.endswith(("sses", "ches", "shes", "xes", "zes")):
+                return stem(word[:-1])
+            if suf in _IZE:  # "tokenization" meets "tokenizer", not "token"
+                return word[: -len(suf)] + "iz"
+            return word[: -len(suf)]
+    return word
+
+
+_RAW = re.compile(r"[A-Za-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])|(?<=[A-Za-z]{3})(?=[0-9])")
+
+
+_WORDS: dict[str, tuple[str, ...]] = {}  # raw word → lowercase parts (a plain dict: the hot path)
+_STEMS: dict[str, tuple[str, ...]] = {}  # raw word → stems of its parts
+
+
+def _parts(raw: str) -> tuple[str, ...]:
+    """One raw word's lowercase parts: CamelCase and letters-then-digits split; cached."""
+    parts = tuple(_CAMEL.sub(" ", raw).lower().split())
+    if len(_WORDS) < 1_000_000:
+        _WORDS[raw] = parts
+        _STEMS[raw] = tuple(stem(p) for p in parts)
+    return parts
+
+
+def _stems(raw: str) -> tuple[str, ...]:
+    return _STEMS.get(raw) or tuple(stem(p) for p in _parts(raw))
+
+
+def words(text: str) -> list[str]:
+    """Lowercase word tokens before stemming (the surface forms)."""
+    get = _WORDS.get
+    return [p for w in _RAW.findall(text) for p in (get(w) or _parts(w))]
+
+
+def tokens(text: str) -> list[str]:
+    """Stemmed lowercase word tokens; hyphens, punctuation and CamelCase split words.
+
+    "LoRA-based" → lora, bas; "MixLoRA" → mix, lora; "MobileCLIP" → mobil, clip; acronyms such as
+    LoRA, MoE or ViT stay whole.
+    """
+    get = _STEMS.get
+    return [s for w in _RAW.findall(text) for s in (get(w) or _stems(w))]
+
+
+def phrase_key(phrase: str) -> str:
+    """The canonical form of a phrase: its stemmed tokens joined by spaces ("" if none)."""
+    return " ".join(tokens(phrase))
+
+
+def content_words(stems: list[str]) -> list[str]:
+    """Stems without stop words and bare numbers."""
+    return [t for t in stems if t not in _STEMMED_STOP and not t.isdigit()]
+
+
+_STEMMED_STOP = frozenset(stem(w) for w in STOP_WORDS) | STOP_WORDS
+
+
+_SEP = "\x00"  # separates texts in one joined string
+# UTF-8 bytes: ASCII punctuation and spaces → space (they split words, as _RAW does); the
+# separator and every byte of a non-ASCII character stay (_RAW splits those within a word).
+_PUNCT_TO_SPACE = bytes(c if c == 0 or c > 127 or chr(c).isalnum() else 32 for c in range(256))
+_SEP_BYTES = _SEP.encode()
+_KEY = 1 << 31  # bigram key = first stem id · _KEY + second stem id
+
+
+class _Stems:
+    """Per raw word, its stems as ids: where they start in `flat` and how many."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.flat: list[int] = []
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def add(self, ids: list[int]) -> None:
+        self.starts.append(len(self.flat))
+        self.lengths.append(len(ids))
+        self.flat += ids
+        self._arrays = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = (
+                np.array(self.starts, np.int64),
+                np.array(self.lengths, np.int64),
+                np.array(self.flat, np.int64),
+            )
+        return self._arrays
+
+
+class _Words:
+    """Every raw word seen, analyzed once: its stems and its content stems as ids (a
+    process-wide table)."""
+
+    def __init__(self) -> None:
+        self.word_ids: dict[bytes, int] = {}
+        self.stem_ids: dict[str, int] = {}
+        self.names: list[str] = []  # stem id → stem
+        self.content = _Stems()  # without stop words and bare numbers (the tf-idf's words)
+        self.every = _Stems()  # all of them (what phrases are matched on)
+        self._add(_SEP_BYTES)
+
+    @property
+    def n_stems(self) -> int:
+        """How many distinct stems have ids."""
+        return len(self.stem_ids)
+
+    def stem_id(self, s: str) -> int:
+        """The id of a stem (new stems get the next id)."""
+        i = self.stem_ids.setdefault(s, len(self.stem_ids))
+        if i == len(self.names):
+            self.names.append(s)
+        return i
+
+    def _add(self, raw: bytes) -> None:
+        # `raw` may hold non-ASCII characters, which split words like everywhere else
+        text = raw.decode("utf-8", "surrogatepass")
+        stems = [] if text == _SEP else [s for w in _RAW.findall(text) for s in _stems(w)]
+        self.word_ids[raw] = len(self.word_ids)
+        self.content.add([self.stem_id(t) for t in content_words(stems)])
+        self.every.add([self.stem_id(t) for t in stems])
+
+    def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, stem id) of every content word of `texts`, in order."""
+        return self._ids(texts, self.content)
+
+    def all_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, stem id) of every token of `texts` (`tokens`), in order."""
+        return self._ids(texts, self.every)
+
+    def _ids(self, texts: Sequence[str], which: _Stems) -> tuple[np.ndarray, np.ndarray]:
+        joined = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
+        # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
+        # runs are the same either way); each separator is a word of its own.
+        raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
+        for w in set(raw).difference(self.word_ids):
+            self._add(w)
+        starts, lengths, flat = which.arrays()
+        wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
+        doc_of_word = np.cumsum(wid == self.word_ids[_SEP_BYTES])  # the separator has no stems
+        n = lengths[wid]
+        total = int(n.sum())
+        offsets = np.repeat(starts[wid] - (np.cumsum(n) - n), n) + np.arange(total)
+        return np.repeat(doc_of_word, n), flat[offsets]
+
+
+_WORD_TABLE = _Words()
