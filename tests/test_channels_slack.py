@@ -181,12 +181,14 @@ def test_a_retry_after_a_partial_thread_goes_on_where_it_stopped(
     orig = slack_server._default
     calls = {"n": 0}
 
-    def flaky(method: str, body: dict[str, object]) -> Reply:
+    def flaky(
+        method: str, body: dict[str, object], token: str = "", basic: tuple[str, ...] = ()
+    ) -> Reply:
         if method == "chat.postMessage":
             calls["n"] += 1
             if calls["n"] in (2, 3, 4):
                 return Reply(502, b"bad gateway", {"content-type": "text/plain"})
-        return orig(method, body)
+        return orig(method, body, token, basic)
 
     slack_server._default = flaky  # type: ignore[method-assign]
     with pytest.raises(TransientSendError):

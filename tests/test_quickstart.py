@@ -86,8 +86,8 @@ def test_a_broken_subscriber_is_reported_and_the_others_are_served(checkout: Pat
     assert check.returncode == 1
     path = Path("subscriptions") / "zed.toml"
     assert (
-        f'{path}: email: no delivery address; give email = "…", slack_channel = "#…" or slack_webhook_env = "VAR"'
-        in check.stdout
+        f'{path}: email: no delivery address; give email = "…", slack_channel = "#…", '
+        'slack_webhook_env = "VAR" or slack_user = "T…:U…"' in check.stdout
     )
     assert f"{path}: schedule: '0 25 * * *' is not a valid cron line" in check.stdout
     assert (
