@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from bot.channels import channel_for
 from bot.config import Settings
 from bot.errors import BotError, ScheduleError
 from bot.models import Interests
-from bot.subscriptions import cron_trigger, load_subscriptions
+from bot.subscriptions import cron_trigger, load_subscriptions, parse_subscriber
 
 GOOD = """
 name = "Alice Example"
@@ -250,3 +251,14 @@ def test_a_schedule_that_never_fires_is_named_with_the_fix(tmp_path: Path) -> No
             ),
         ),
     ]
+
+
+def test_readmes_subscription_file_example_is_a_valid_subscriber() -> None:
+    """The example under README "Subscription files" parses as written, every key known."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Subscription files", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    sub, problems = parse_subscriber("alice", tomllib.loads(example), "README.md")
+    assert problems == [] and sub is not None
+    assert sub.interests.trending and sub.interests.min_upvotes == 5
+    assert sub.interests.topics == ("efficient-inference",)
