@@ -6,6 +6,7 @@ import ast
 import functools
 import importlib.metadata as md
 import ipaddress
+import json
 import os
 import re
 import shlex
@@ -1145,12 +1146,15 @@ def test_the_slack_app_manifest_matches_the_routes_commands_events_and_scopes() 
 
     from bot.config import Settings
     from bot.slack.installs import SCOPES
+    from bot.slack.manifest import PLACEHOLDER
+    from bot.slack.manifest import manifest as made
     from bot.slack.routes import COMMAND, EVENTS
     from bot.store import Store
     from bot.web import create_app
 
     manifest = yaml.safe_load((DEPLOY / "slack-app-manifest.yaml").read_text(encoding="utf-8"))
-    base = "https://digest.example.org"  # the placeholder the file says to replace
+    base = PLACEHOLDER  # the base URL the file names
+    assert manifest == made(base), "deploy/slack-app-manifest.yaml is not what the code makes"
     store = Store("sqlite://")
     try:
         app = create_app(Settings(secret_key="k", base_url=base), store)
@@ -1176,3 +1180,22 @@ def test_the_slack_app_manifest_matches_the_routes_commands_events_and_scopes() 
     (redirect,) = manifest["oauth_config"]["redirect_urls"]
     assert path(redirect, "GET") == "/slack/oauth_redirect"
     assert tuple(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES
+
+
+def test_slack_manifest_prints_the_manifest_for_base_url(tmp_path: Path) -> None:
+    from bot.slack.manifest import manifest as made
+
+    env = {"DIGESTBOT_BASE_URL": "https://papers.lab.example/"}
+    done = CliRunner().invoke(cli, ["slack-manifest"], env=env)
+    assert done.exit_code == 0, done.output
+    printed = json.loads(done.output)
+    assert printed == made("https://papers.lab.example")
+    assert printed["settings"]["interactivity"]["request_url"] == (
+        "https://papers.lab.example/slack/actions"
+    )
+    for argv, env, says in (
+        (["slack-manifest"], {"DIGESTBOT_BASE_URL": ""}, "base_url is not set"),
+        (["slack-manifest", "--base-url", "http://papers.lab.example"], {}, "only to https"),
+    ):
+        done = CliRunner().invoke(cli, argv, env=env)
+        assert done.exit_code == 1 and says in done.output, done.output

@@ -25,7 +25,7 @@ from .match import match, topics
 from .run import fetch, run, worker
 from .setup import check, init, migrate
 from .status import status
-from .web import serve
+from .web import serve, slack_manifest
 
 __all__ = ["EXIT_CODES", "Context", "cli", "main"]
 
@@ -128,6 +128,7 @@ for _command in (
     bounces,
     resume,
     migrate,
+    slack_manifest,
 ):
     cli.add_command(_command)
 

@@ -77,3 +77,40 @@ def serving_settings(settings: Settings, host: str, port: int) -> Settings:
         )
     name = f"[{host.strip('[]')}]" if ":" in host else host
     return replace(settings, base_url=f"http://{name}:{port}")
+
+
+@click.command("slack-manifest")
+@click.option(
+    "--base-url",
+    default=None,
+    help="The public address of `digestbot serve` (default: base_url / DIGESTBOT_BASE_URL).",
+)
+@click.pass_obj
+def slack_manifest(obj: Context, base_url: str | None) -> None:
+    """Print the Slack app's manifest for this installation's base_url (JSON).
+
+    Paste it at api.slack.com/apps → Create New App → From a manifest: the /papers command,
+    App Home, the events, the interactivity URL, the OAuth redirect and the bot scopes, every
+    URL under base_url.
+
+    \b
+    Example:
+      DIGESTBOT_BASE_URL=https://papers.lab.example digestbot slack-manifest > manifest.json
+    """
+    import json
+    from urllib.parse import urlsplit
+
+    from ..slack.manifest import manifest
+
+    base = base_url or obj.settings(need_file=False).base_url
+    if base.rstrip("/") == DEFAULT_BASE_URL.rstrip("/") and base_url is None:
+        raise ConfigError(
+            "base_url is not set, and Slack cannot reach localhost; set DIGESTBOT_BASE_URL "
+            "(or base_url in digestbot.toml) to the https address of digestbot serve, or pass --base-url"
+        )
+    if urlsplit(base).scheme != "https" or not urlsplit(base).hostname:
+        raise ConfigError(
+            f"Slack sends requests only to https addresses, not {base!r}; give the https address "
+            "of digestbot serve (behind its TLS proxy)"
+        )
+    click.echo(json.dumps(manifest(base), indent=2))
