@@ -13,7 +13,7 @@ from _project import write_project
 from bot.config import Settings, load_settings
 from bot.delivery import FittedModel, next_digest, plan_digests, run_once
 from bot.match import Matcher
-from bot.models import Entry, Interests, Subscriber
+from bot.models import DigestItem, Entry, Interests, Subscriber
 from bot.scheduler import Runner
 from bot.store import Store
 
@@ -316,3 +316,30 @@ def test_phrase_incidence_is_each_phrase_looked_up_in_each_text() -> None:
         _incidence_one_text_at_a_time(texts, phrases)
     )
     assert got.nnz > 300
+
+
+def test_delivered_and_votes_of_many_subscribers_in_one_lookup(backend_url: str) -> None:
+    """PostgreSQL reads them with one `= ANY(array)`, SQLite in `IN` lists of 500: the same rows."""
+    store = Store(backend_url)
+    try:
+        store.upsert_entries([paper(n, published=NOW) for n in range(4)], now=NOW)
+        subscribers = [f"s{n}" for n in range(1300)]
+        picked = {"s3": (0, 1), "s650": (2,), "s1299": (1, 3)}
+        for sid, ns in picked.items():
+            items = [DigestItem(paper(n), 0.5) for n in ns]
+            assert store.claim(sid, NOW, items, "email", now=NOW) is not None
+        for at, (sid, n, vote) in enumerate([("s650", 2, 1), ("s1299", 3, -1), ("s1299", 1, 1)]):
+            store.record_feedback(sid, paper(n).id, vote, NOW + timedelta(minutes=at))
+        got = store.delivered(subscribers)
+        assert set(got) == set(subscribers)
+        assert {s: v for s, v in got.items() if v} == {
+            s: {paper(n).id for n in ns} for s, ns in picked.items()
+        }
+        votes = store.feedback_for(subscribers)
+        assert {s: [(e.id, v) for e, v in got] for s, got in votes.items()} == {
+            "s650": [(paper(2).id, 1)],
+            "s1299": [(paper(3).id, -1), (paper(1).id, 1)],  # in the order cast
+        }
+        assert store.delivered([]) == {} and store.feedback_for([]) == {}
+    finally:
+        store.close()
