@@ -20,9 +20,9 @@ own, the roster read from the store (`load_roster`) and `plan_digests` for all o
 bare pass (the same rows in one query, tf-idf, top 10) likewise.
 
 Each process's wall time, CPU time and peak resident memory (its maxrss) are printed, with the
-ratios the issue sets targets for (the CLI: medians of `--repeat` alternating runs; the plan:
-one run per size, with the CPU of the roster and the plan inside the process, which leaves
-out starting Python and importing). The machine may be shared: read the CPU figures.
+ratios the issue sets targets for (medians of `--repeat` alternating runs; for the plan also
+the CPU of the roster and the plan inside the process, which leaves out starting Python and
+importing). The machine may be shared: read the CPU figures.
 Synthetic data: see `benchmarks/_synthetic.py` (seeded).
 """
 
@@ -269,20 +269,35 @@ def fill_store(url: str, n: int, n_entries: int) -> None:
     store.close()
 
 
-def run_plan(sizes: list[int], n_entries: int) -> None:
-    """plan_digests over N web subscribers in PostgreSQL for each N, against the bare pass."""
+def run_plan(sizes: list[int], n_entries: int, repeat: int = 1) -> None:
+    """plan_digests over N web subscribers in PostgreSQL for each N, against the bare pass
+    (`repeat` alternating runs of each per size, medians)."""
+    from statistics import median
+
     me = [sys.executable, str(Path(__file__).resolve())]
-    print(f"plan_digests, web subscribers in PostgreSQL × {n_entries:,} entries:")
+    print(
+        f"plan_digests, web subscribers in PostgreSQL × {n_entries:,} entries "
+        f"(medians of {repeat}):"
+    )
     costs: dict[int, Cost] = {}
     inside: dict[int, float] = {}  # CPU of the roster and the plan, without starting Python
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             with schema() as url:
                 fill_store(url, n, n_entries)
-                bare = measure([*me, "--bare-store", url])
-                plan = measure([*me, "--plan-store", url], Path(tmp) / "plan.json")
-            parts = json.loads((Path(tmp) / "plan.json").read_text(encoding="utf-8"))
-            costs[n], inside[n] = plan, parts["roster"][1] + parts["plan"][1]
+                bares, plans, runs = [], [], []
+                for _ in range(repeat):
+                    bares.append(measure([*me, "--bare-store", url]))
+                    plans.append(measure([*me, "--plan-store", url], Path(tmp) / "plan.json"))
+                    runs.append(json.loads((Path(tmp) / "plan.json").read_text(encoding="utf-8")))
+            bare, plan = median_cost(bares), median_cost(plans)
+            parts = {
+                "roster": [0.0, median(r["roster"][1] for r in runs)],
+                "plan": [0.0, median(r["plan"][1] for r in runs)],
+                "items": runs[0]["items"],
+            }
+            costs[n] = plan
+            inside[n] = median(r["roster"][1] + r["plan"][1] for r in runs)
             print(f"  {n:>7,} subscribers: plan_digests {plan}")
             print(
                 f"  {'':>7}   of which roster {parts['roster'][1]:.2f} s CPU, plan "
@@ -310,7 +325,9 @@ def main() -> None:
     ap.add_argument("--cli", type=int, default=10_000, help="subscriber files (0: skip)")
     ap.add_argument("--plan", type=int, nargs="*", default=[10_000, 30_000, 100_000])
     ap.add_argument("--entries", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the CLI and its bare pass")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs of each measured process and its bare pass"
+    )
     ap.add_argument("--core", type=int, default=0, help="the matrix core alone at N (0: skip)")
     ap.add_argument("--bare-files", nargs=2, metavar=("DIR", "PAPERS"), help=argparse.SUPPRESS)
     ap.add_argument("--bare-store", metavar="URL", help=argparse.SUPPRESS)
@@ -328,7 +345,7 @@ def main() -> None:
         run_cli(args.cli, args.entries, args.repeat)
     sizes = [n for n in args.plan if n]
     if sizes:
-        run_plan(sizes, args.entries)
+        run_plan(sizes, args.entries, args.repeat)
     if args.core:
         from _core import run_core
 

@@ -13,7 +13,7 @@ from _project import write_project
 from bot.config import Settings, load_settings
 from bot.delivery import FittedModel, next_digest, plan_digests, run_once
 from bot.match import Matcher
-from bot.models import Entry, Interests, Subscriber
+from bot.models import DigestItem, Entry, Interests, Subscriber
 from bot.scheduler import Runner
 from bot.store import Store
 
@@ -316,3 +316,87 @@ def test_phrase_incidence_is_each_phrase_looked_up_in_each_text() -> None:
         _incidence_one_text_at_a_time(texts, phrases)
     )
     assert got.nnz > 300
+
+
+def test_delivered_and_votes_of_many_subscribers_in_one_lookup(backend_url: str) -> None:
+    """PostgreSQL reads them with one `= ANY(array)`, SQLite in `IN` lists of 500: the same rows."""
+    store = Store(backend_url)
+    try:
+        store.upsert_entries([paper(n, published=NOW) for n in range(4)], now=NOW)
+        subscribers = [f"s{n}" for n in range(1300)]
+        picked = {"s3": (0, 1), "s650": (2,), "s1299": (1, 3)}
+        for sid, ns in picked.items():
+            items = [DigestItem(paper(n), 0.5) for n in ns]
+            assert store.claim(sid, NOW, items, "email", now=NOW) is not None
+        for at, (sid, n, vote) in enumerate([("s650", 2, 1), ("s1299", 3, -1), ("s1299", 1, 1)]):
+            store.record_feedback(sid, paper(n).id, vote, NOW + timedelta(minutes=at))
+        got = store.delivered(subscribers)
+        assert set(got) == set(subscribers)
+        assert {s: v for s, v in got.items() if v} == {
+            s: {paper(n).id for n in ns} for s, ns in picked.items()
+        }
+        votes = store.feedback_for(subscribers)
+        assert {s: [(e.id, v) for e, v in got] for s, got in votes.items()} == {
+            "s650": [(paper(2).id, 1)],
+            "s1299": [(paper(3).id, -1), (paper(1).id, 1)],  # in the order cast
+        }
+        assert store.delivered([]) == {} and store.feedback_for([]) == {}
+    finally:
+        store.close()
+
+
+def test_unit_rows_are_scikit_learns_normalize_bit_for_bit() -> None:
+    """`l2_rows` (sparse) and `_unit_rows` (dense) replace `sklearn.preprocessing.normalize`."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.preprocessing import normalize
+
+    from bot.match.features import TextSpace, entry_text, l2_rows
+    from bot.match.profiles import _unit_rows
+
+    entries, _ = _varied()
+    texts = [entry_text(e) for e in entries]
+    space = TextSpace().fit(texts)
+    rng = np.random.default_rng(7)
+    raw = sp.random(300, 500, density=0.05, random_state=rng, dtype=np.float32, format="csr")
+    raw.data *= rng.uniform(0.01, 30, raw.nnz).astype(np.float32)
+    keep = np.ones(300, np.float32)
+    keep[5] = 0.0
+    raw = sp.csr_matrix(sp.diags(keep) @ raw)  # an empty row stays empty
+    counted = space.transform(texts + ["", "the of and"])  # as transform builds its rows
+    for m in (raw, counted):
+        mine, theirs = l2_rows(m), sp.csr_matrix(normalize(m), dtype=np.float32)
+        assert np.array_equal(mine.indptr, theirs.indptr)
+        assert np.array_equal(mine.indices, theirs.indices)
+        assert mine.data.dtype == np.float32
+        assert np.array_equal(mine.data.view(np.int32), theirs.data.view(np.int32))
+    dense = rng.uniform(-1, 3, (200, 40))
+    dense[3] = 0
+    assert np.array_equal(_unit_rows(dense), normalize(dense))
+
+
+def test_matching_does_not_import_scikit_learn() -> None:
+    """Its stop words are scikit-learn's, written out; planning a pass never imports it (0.7 s)."""
+    import subprocess
+    import sys
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from bot.match.words import _ENGLISH_STOP_WORDS
+
+    assert _ENGLISH_STOP_WORDS == ENGLISH_STOP_WORDS
+    code = (
+        "import sys; import bot.delivery, bot.match, bot.cli; "
+        "from bot.match import Matcher; "
+        "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'scipy.stats'))))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip() == "[]"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from ..models import Entry
 from .words import (
@@ -22,6 +21,9 @@ from .words import (
     tokens,
     words,
 )
+
+if TYPE_CHECKING:  # scikit-learn is imported only where the vectorizer itself is needed
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 __all__ = [
     "STOP_WORDS",
@@ -62,13 +64,9 @@ class TextSpace:
     """The tf-idf space fitted on a corpus: sublinear tf, stemmed word 1–2-grams, L2-normalized rows."""
 
     def __init__(self, min_df: int = 1, max_df: float = 1.0) -> None:
-        self.vectorizer = TfidfVectorizer(
-            analyzer=_content_ngrams,
-            sublinear_tf=True,
-            min_df=min_df,
-            max_df=max_df,
-            dtype=np.float32,
-        )
+        self.min_df, self.max_df = min_df, max_df
+        self._vectorizer: TfidfVectorizer | None = None
+        self.vocabulary: dict[str, int] = {}  # term → column
         self.surface: dict[str, str] = {}
         self.idf = np.zeros(0, np.float32)
         self._terms: np.ndarray | None = None
@@ -84,12 +82,14 @@ class TextSpace:
         """
         texts = list(texts)
         self._terms = None
+        self._vectorizer = None
         if not self._fit_counts(texts):
             if len(texts) < 2:
                 self.vectorizer.set_params(max_df=1.0)
             self.vectorizer.fit(texts or ["empty"])
+            self.vocabulary = dict(self.vectorizer.vocabulary_)
+            self.idf = self.vectorizer.idf_.astype(np.float32)
             self._index_vocabulary()
-        self.idf = self.vectorizer.idf_.astype(np.float32)
         # Each stem's most common surface form (the first seen among equals), to name it.
         counts = Counter(words(" ".join(texts[:5000])))  # enough to name the stems
         best: dict[str, tuple[str, int]] = {}
@@ -108,8 +108,7 @@ class TextSpace:
         as scikit-learn computes it. Left to the vectorizer: fewer than two texts, a document
         frequency limit, or nothing to learn (it raises its own error).
         """
-        v = self.vectorizer
-        if len(texts) < 2 or v.min_df != 1 or v.max_df != 1.0:
+        if len(texts) < 2 or self.min_df != 1 or self.max_df != 1.0:
             return False
         docs, stems = _WORD_TABLE.content_stems(texts)
         n_stems = _WORD_TABLE.n_stems + 1
@@ -132,13 +131,33 @@ class TextSpace:
         idf /= df
         np.log(idf, out=idf)
         idf += 1.0
-        v.vocabulary_ = {terms[i]: c for c, i in enumerate(order)}
-        v.idf_ = idf
+        self.vocabulary = {terms[i]: c for c, i in enumerate(order)}
+        self.idf = idf
         self._terms = np.asarray([terms[i] for i in order], dtype=object)
         self._uni = np.full(n_stems, -1, np.int64)
         self._uni[uni] = column[: len(uni)]
         self._bi_keys, self._bi_cols = pairs, column[len(uni) :]
         return True
+
+    @property
+    def vectorizer(self) -> TfidfVectorizer:
+        """scikit-learn's `TfidfVectorizer` with this space's analyzer (and, after a counted fit,
+        its vocabulary and idf): made on first use, as importing scikit-learn takes 0.7 s and the
+        counted fit and `transform` do without it."""
+        if self._vectorizer is None:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            v = TfidfVectorizer(
+                analyzer=_content_ngrams,
+                sublinear_tf=True,
+                min_df=self.min_df,
+                max_df=self.max_df,
+                dtype=np.float32,
+            )
+            if self._terms is not None:  # fitted by counting
+                v.vocabulary_, v.idf_ = dict(self.vocabulary), self.idf
+            self._vectorizer = v
+        return self._vectorizer
 
     def display(self, term: str) -> str:
         """A feature as a reader would write it: each stem by its most common surface form."""
@@ -170,13 +189,13 @@ class TextSpace:
         r, c = flat // max(n_terms, 1), (flat % max(n_terms, 1)).astype(np.int32)
         data = (1.0 + np.log(counts.astype(np.float32))) * self.idf[c]  # sublinear tf × idf
         m = sp.csr_matrix((data, (r, c)), shape=(len(texts), n_terms), dtype=np.float32)
-        return sp.csr_matrix(normalize(m), dtype=np.float32)
+        return l2_rows(m)
 
     def _index_vocabulary(self) -> None:
         """Arrays from stem ids to the fitted unigram and bigram columns, for `transform`."""
         uni: dict[int, int] = {}
         bi: dict[int, int] = {}
-        for term, col in self.vectorizer.vocabulary_.items():
+        for term, col in self.vocabulary.items():
             parts = [_WORD_TABLE.stem_id(p) for p in term.split(" ")]
             if len(parts) == 1:
                 uni[parts[0]] = col
@@ -196,6 +215,32 @@ class TextSpace:
         if terms is None:
             terms = self._terms = np.asarray(self.vectorizer.get_feature_names_out())
         return terms
+
+
+def l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    """`m` (float32 CSR) with unit rows, bit for bit as scikit-learn's `normalize` makes them.
+
+    As its `inplace_csr_row_normalize_l2`: each row's float32 squares summed in order in
+    float64 (position j of every row at once, rows sorted by length), each value divided by
+    the square root in float64; all-zero rows are left as they are.
+    """
+    data = m.data
+    sq = (data * data).astype(np.float64)
+    lengths = np.diff(m.indptr)
+    order = np.argsort(-lengths, kind="stable")
+    by_length = lengths[order]
+    starts = m.indptr[:-1][order]
+    total = np.zeros(len(order))
+    longest = int(lengths.max(initial=0))
+    alive = np.searchsorted(-by_length, -np.arange(longest), side="left")  # rows longer than j
+    for j in range(longest):
+        a = alive[j]
+        total[:a] += sq[starts[:a] + j]
+    norm = np.ones(len(order))
+    norm[order] = np.where(total > 0.0, np.sqrt(total), 1.0)
+    out = sp.csr_matrix((data.astype(np.float64), m.indices, m.indptr), shape=m.shape)
+    out.data /= np.repeat(norm, lengths)
+    return sp.csr_matrix(out, dtype=np.float32)
 
 
 def phrase_incidence(texts: Sequence[str], phrases: Sequence[str]) -> sp.csr_matrix:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from ..models import Subscriber
 from .features import TextSpace, phrase_key
@@ -53,6 +52,15 @@ def negated_phrases(description: str) -> list[str]:
 
 def _author_key(name: str) -> str:
     return " ".join(name.lower().replace(".", " ").split())
+
+
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    """A copy of `a` with unit rows, as scikit-learn's `normalize` makes them (its very steps)."""
+    out = np.array(a, dtype=np.float64 if a.dtype.kind != "f" else a.dtype)
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+    norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+    out /= norms[:, None]
+    return out
 
 
 def _incidence(
@@ -168,7 +176,7 @@ class Profiles:
             + w.followed_topic * _incidence(tp_rows, tp_cols, (n, len(index.topics))).toarray()
         )
         self.topic_raw = topic_w
-        self.topic_l2 = normalize(topic_w).astype(np.float32)
+        self.topic_l2 = _unit_rows(topic_w).astype(np.float32)
         self.topic_max = (topic_w / np.maximum(topic_w.max(axis=1, keepdims=True), 1e-9)).astype(
             np.float32
         )

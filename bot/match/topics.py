@@ -125,7 +125,7 @@ class TopicIndex:
         )
         self.gram = (self.vectors @ self.vectors.T).toarray()  # topic · topic
         # Phrases that are features of the space (one or two content words), as term → topics.
-        column = space.vectorizer.vocabulary_
+        column = space.vocabulary
         trows, tcols, tvals = [], [], []
         for p, tis in owners.items():
             c = column.get(_as_term(p))

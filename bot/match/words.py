@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 # Longest first; each strips to a shared stem so "quantization", "quantized", "quantizer" and
@@ -49,7 +48,34 @@ _SUFFIXES = (
 _IZE = frozenset(
     ("izations", "ization", "isation", "izers", "izer", "izing", "ized", "izes", "ize")
 )
-STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {
+# scikit-learn's ENGLISH_STOP_WORDS (1.9; BSD-licensed), written out so that matching does not
+# import scikit-learn (0.7 s); tests/test_one_pass.py checks they are the same.
+_SKLEARN_STOP = """
+    a about above across after afterwards again against all almost alone along already also
+    although always am among amongst amoungst amount an and another any anyhow anyone anything
+    anyway anywhere are around as at back be became because become becomes becoming been
+    before beforehand behind being below beside besides between beyond bill both bottom but by
+    call can cannot cant co con could couldnt cry de describe detail do done down due during
+    each eg eight either eleven else elsewhere empty enough etc even ever every everyone
+    everything everywhere except few fifteen fifty fill find fire first five for former
+    formerly forty found four from front full further get give go had has hasnt have he hence
+    her here hereafter hereby herein hereupon hers herself him himself his how however hundred
+    i ie if in inc indeed interest into is it its itself keep last latter latterly least less
+    ltd made many may me meanwhile might mill mine more moreover most mostly move much must my
+    myself name namely neither never nevertheless next nine no nobody none noone nor not
+    nothing now nowhere of off often on once one only onto or other others otherwise our ours
+    ourselves out over own part per perhaps please put rather re same see seem seemed seeming
+    seems serious several she should show side since sincere six sixty so some somehow someone
+    something sometime sometimes somewhere still such system take ten than that the their them
+    themselves then thence there thereafter thereby therefore therein thereupon these they
+    thick thin third this those though three through throughout thru thus to together too top
+    toward towards twelve twenty two un under until up upon us very via was we well were what
+    whatever when whence whenever where whereafter whereas whereby wherein whereupon wherever
+    whether which while whither who whoever whole whom whose why will with within without
+    would yet you your yours yourself yourselves
+"""
+_ENGLISH_STOP_WORDS = frozenset(_SKLEARN_STOP.split())
+STOP_WORDS = _ENGLISH_STOP_WORDS | {
     "paper",
     "propose",
     "proposed",

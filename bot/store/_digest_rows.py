@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Column, ColumnElement, Connection, Row, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..models import Delivery, DigestItem, DigestStatus
 from ._base import StoreBase, _batches, retrying
@@ -40,6 +41,14 @@ class DigestRow:
     lease_until: datetime | None
 
 
+def id_filters(conn: Connection, column: Column[str], ids: list[str]) -> list[ColumnElement[bool]]:
+    """WHERE clauses that together cover `ids`: one `= ANY(array)` on PostgreSQL (a single
+    parameter, however many ids), else `IN (...)` lists of at most BATCH ids each."""
+    if conn.dialect.name == "postgresql":
+        return [column == any_(bindparam("ids", ids, type_=ARRAY(String)))] if ids else []
+    return [column.in_(batch) for batch in _batches(ids)]
+
+
 def _row(r: Row[Any]) -> DigestRow:
     """A `digests` row as a `DigestRow`, its status as the enum."""
     return DigestRow(**{**r._asdict(), "status": DigestStatus(r.status)})
@@ -54,10 +63,8 @@ class DigestReads(StoreBase):
         wanted = list(subscriber_ids)
         out: dict[str, set[str]] = {s: set() for s in wanted}
         with self.begin() as conn:
-            for batch in _batches(wanted):
-                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(
-                    deliveries.c.subscriber_id.in_(batch)
-                )
+            for where in id_filters(conn, deliveries.c.subscriber_id, wanted):
+                q = select(deliveries.c.subscriber_id, deliveries.c.entry_id).where(where)
                 for sid, eid in conn.execute(q):
                     out[sid].add(eid)
         return out

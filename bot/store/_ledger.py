@@ -13,9 +13,9 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from ..errors import StoreError
 from ..models import DigestStatus, Entry
-from ._base import _batches, _now, retrying
+from ._base import _now, retrying
 from ._claims import Claims
-from ._digest_rows import DigestRow, digest_id
+from ._digest_rows import DigestRow, digest_id, id_filters
 from ._entries import _entry
 from ._schema import deliveries, digests, entries, feedback
 
@@ -99,11 +99,11 @@ class Ledger(Claims):
         wanted = list(subscriber_ids)
         out: dict[str, list[tuple[Entry, int]]] = {}
         with self.begin() as conn:
-            for batch in _batches(wanted):
+            for where in id_filters(conn, feedback.c.subscriber_id, wanted):
                 q = (
                     select(feedback.c.subscriber_id, feedback.c.vote, entries)
                     .join(entries, entries.c.id == feedback.c.entry_id)
-                    .where(feedback.c.subscriber_id.in_(batch))
+                    .where(where)
                     .order_by(feedback.c.created_at)
                 )
                 for r in conn.execute(q):
