@@ -193,6 +193,16 @@ def test_links_of_another_kind_or_forged_do_not_open_a_digest_or_feed(site: Site
     assert requests.get(f"{site.url}/digest/{other}").status_code == 404
 
 
+def test_a_feed_link_of_an_old_address_reads_nothing_of_the_new_person(site: Site) -> None:
+    """As manage and unsubscribe links (issue 17.12): once the file names another address, the
+    feed link mailed to the old one is refused; the current address's link still reads."""
+    old = tokens.sign(site.settings, "feed", "trend", address="someone.before@example.org")
+    r = requests.get(f"{site.url}/feed/{old}.xml")
+    assert r.status_code == 403 and "no longer valid" in r.text
+    now = tokens.sign(site.settings, "feed", "trend", address="trend@example.org")
+    assert requests.get(f"{site.url}/feed/{now}.xml").status_code == 200
+
+
 def test_subscribing_to_trending_alone_is_enough(site: Site) -> None:
     s = requests.Session()
     csrf = csrf_of(s.get(site.url + "/").text)

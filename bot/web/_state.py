@@ -18,6 +18,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from .. import tokens
 from ..config import Settings
 from ..errors import BotError
+from ..models import Subscriber
+from ..roster import file_subscribers
 from ..store import Store, WebSubscriberRow
 from ..text import printable
 from ..tokens import TokenError
@@ -90,6 +92,19 @@ class Web:
     def form_context(self, prefs: Preferences, errors: dict[str, str]) -> dict[str, Any]:
         """What the subscribe and manage forms need to show `prefs`."""
         return {"prefs": prefs, "errors": errors, "topics": self.topics, "timezones": timezones()}
+
+    def file_subscriber(self, sid: str) -> Subscriber | None:
+        """The subscriber of `subscriptions/<sid>.toml` as the files say now, or None."""
+        subs, _ = file_subscribers(self.settings)
+        return next((s for s in subs if s.id == sid), None)
+
+    def link_controls(self, sid: str, address: str) -> bool:
+        """Whether a link mailed to `address` may act for file subscriber `sid`: the file still
+        names that address (a link without one, from before links carried it, still may)."""
+        if not address:
+            return True
+        sub = self.file_subscriber(sid)
+        return sub is not None and sub.email.strip().lower() == address.strip().lower()
 
     # --- mail sent from background tasks: failures are logged, never shown (they would tell) ----
     def send_confirmation(self, row: WebSubscriberRow, prefs: Preferences) -> None:

@@ -100,6 +100,12 @@ def atom(web: Web, subscriber_id: str, self_url: str) -> bytes:
     return data
 
 
+def _may_read(web: Web, sid: str, address: str) -> bool:
+    """A web subscriber's feed link, or a file subscriber's made for the address the file still
+    names: a link of an address the file no longer names reads nothing of the new person's."""
+    return web.store.web_subscriber(sid) is not None or web.link_controls(sid, address)
+
+
 async def feed(request: Request) -> Response:
     """The Atom feed a `feed` token names; a bad or forged token is a plain 400 page."""
     web = web_of(request)
@@ -108,6 +114,15 @@ async def feed(request: Request) -> Response:
         body: dict[str, Any] = tokens.verify(web.settings, token, "feed")
     except TokenError as e:
         return bad_link(request, e)
+    sid, address = body["subscriber_id"], str(body.get("address") or "")
+    if not await run_in_threadpool(_may_read, web, sid, address):
+        return web.message(
+            request,
+            403,
+            "This feed link is no longer valid",
+            "It was made for an address this subscription no longer uses; "
+            "the manage link in a recent digest has the current one.",
+        )
     self_url = f"{web.base}/feed/{token}.xml"
-    data = await run_in_threadpool(atom, web, body["subscriber_id"], self_url)
+    data = await run_in_threadpool(atom, web, sid, self_url)
     return Response(data, media_type="application/atom+xml; charset=utf-8")

@@ -13,8 +13,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from .. import tokens
 from ..errors import StoreError
-from ..models import Interests, Subscriber
-from ..roster import file_subscribers
+from ..models import Interests
 from ..tokens import TokenError
 from ._state import (
     MANAGE_MAX_AGE,
@@ -49,28 +48,14 @@ _OLD_ADDRESS = (
 )
 
 
-def _file_subscriber(web: Web, sid: str) -> Subscriber | None:
-    subs, _ = file_subscribers(web.settings)
-    return next((s for s in subs if s.id == sid), None)
-
-
 def _unsubscribe(web: Web, sid: str, address: str = "") -> None:
     """Unsubscribe whoever `sid` is: a web subscriber's row, else a status that wins over the file
     for the address the link was mailed to (a link mailed to an address the file no longer names
     changes nothing for the new person)."""
     if web.store.web_subscriber(sid) is not None:
         web.store.set_web_status(sid, "unsubscribed")
-    elif _controls(web, sid, address):
+    elif web.link_controls(sid, address):
         web.store.set_subscriber_status(sid, "unsubscribed", address=address or None)
-
-
-def _controls(web: Web, sid: str, address: str) -> bool:
-    """Whether a link mailed to `address` may change file subscriber `sid`: the file still names
-    that address (a link without one, from before links carried it, still may)."""
-    if not address:
-        return True
-    sub = _file_subscriber(web, sid)
-    return sub is not None and sub.email.strip().lower() == address.strip().lower()
 
 
 # --- manage ------------------------------------------------------------------------------------
@@ -109,7 +94,7 @@ async def _manage_view(
             )
         ctx.update(address=row.email, state=row.status, editable=True, custom=frequency == "custom")
     else:
-        sub = await run_in_threadpool(_file_subscriber, web, sid)
+        sub = await run_in_threadpool(web.file_subscriber, sid)
         if sub is None:
             return web.message(
                 request, 404, "Nothing to manage", "This subscription no longer exists."
@@ -155,7 +140,7 @@ async def manage(request: Request) -> Response:
     action = form.get("action", "")
     store = web.store
     row = await run_in_threadpool(store.web_subscriber, sid)
-    if row is None and await run_in_threadpool(_file_subscriber, web, sid) is None:
+    if row is None and await run_in_threadpool(web.file_subscriber, sid) is None:
         return web.message(request, 404, "Nothing to manage", "This subscription no longer exists.")
     if action == "save" and row is not None:
         chosen = [t for t in form.getlist("topics") if isinstance(t, str)]
@@ -186,7 +171,7 @@ async def manage(request: Request) -> Response:
                 "unsubscribe": ("active", "paused", "unconfirmed"),
             }[action]
             await run_in_threadpool(lambda: store.set_web_status(sid, status, only_from=allowed))
-        elif await run_in_threadpool(_controls, web, sid, address):
+        elif await run_in_threadpool(web.link_controls, sid, address):
             await run_in_threadpool(
                 lambda: store.set_subscriber_status(sid, status, address=address or None)
             )
