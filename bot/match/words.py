@@ -262,3 +262,23 @@ class _Words:
 
 
 _WORD_TABLE = _Words()
+
+
+def _first_of_each(keys: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each distinct value of `keys` (in sorted order)."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    keep = np.ones(len(k), bool)
+    keep[1:] = k[1:] != k[:-1]
+    return order[keep]
+
+
+def _unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_inverse=True)` by one sort."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    new = np.ones(len(k), bool)
+    new[1:] = k[1:] != k[:-1]
+    inverse = np.empty(len(k), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return k[new], inverse
