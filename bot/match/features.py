@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, overload
@@ -113,13 +112,7 @@ class TextSpace:
         equals), to name it; counted on first use."""
         surface = self._surface
         if surface is None:
-            counts = Counter(words(" ".join(self._named)))
-            best: dict[str, tuple[str, int]] = {}
-            for w, n in counts.items():
-                s = stem(w)
-                if n > best.get(s, ("", 0))[1]:
-                    best[s] = (w, n)
-            surface = self._surface = {s: w for s, (w, _) in best.items()}
+            surface = self._surface = _WORD_TABLE.surface(self._named)
         return surface
 
     def column(self, term: str) -> int | None:

@@ -149,6 +149,10 @@ def words(text: str) -> list[str]:
     return [p for w in _RAW.findall(text) for p in (get(w) or _parts(w))]
 
 
+def _split(raw: str) -> tuple[str, ...]:
+    return _WORDS.get(raw) or _parts(raw)
+
+
 def tokens(text: str) -> list[str]:
     """Stemmed lowercase word tokens; hyphens, punctuation and CamelCase split words.
 
@@ -215,6 +219,10 @@ class _Words:
         self.names: list[str] = []  # stem id → stem
         self.content = _Stems()  # without stop words and bare numbers (the tf-idf's words)
         self.every = _Stems()  # all of them (what phrases are matched on)
+        self.forms = _Stems()  # the lowercase words before stemming (`words`), as form ids
+        self.form_ids: dict[str, int] = {}
+        self.form_names: list[str] = []  # form id → word
+        self.form_stem: list[int] = []  # form id → the id of its stem
         self._add(_SEP_BYTES)
 
     @property
@@ -232,10 +240,38 @@ class _Words:
     def _add(self, raw: bytes) -> None:
         # `raw` may hold non-ASCII characters, which split words like everywhere else
         text = raw.decode("utf-8", "surrogatepass")
-        stems = [] if text == _SEP else [s for w in _RAW.findall(text) for s in _stems(w)]
+        parts = [] if text == _SEP else [p for w in _RAW.findall(text) for p in _split(w)]
+        stems = [stem(p) for p in parts]  # as `tokens`: `_stems` of each word
         self.word_ids[raw] = len(self.word_ids)
         self.content.add([self.stem_id(t) for t in content_words(stems)])
         self.every.add([self.stem_id(t) for t in stems])
+        self.forms.add([self._form_id(p, t) for p, t in zip(parts, stems, strict=True)])
+
+    def _form_id(self, word: str, stemmed: str) -> int:
+        i = self.form_ids.setdefault(word, len(self.form_ids))
+        if i == len(self.form_names):
+            self.form_names.append(word)
+            self.form_stem.append(self.stem_id(stemmed))
+        return i
+
+    def surface(self, texts: Sequence[str]) -> dict[str, str]:
+        """Each stem of `texts` → its most common word in them (the first seen among equals):
+        what counting `words(" ".join(texts))` word by word gives, in array passes."""
+        _, forms = self._ids(texts, self.forms)
+        counts = np.bincount(forms, minlength=len(self.form_names))
+        first = np.zeros(len(counts), np.int64)
+        at = _first_of_each(forms)  # the first position of each form (a stable sort)
+        first[forms[at]] = at
+        seen = np.flatnonzero(counts)
+        stems = np.asarray(self.form_stem, np.int64)[seen]
+        order = np.lexsort((first[seen], -counts[seen], stems))
+        keep = np.ones(len(order), bool)
+        keep[1:] = stems[order][1:] != stems[order][:-1]
+        names, words = self.names, self.form_names
+        return {
+            names[s]: words[w]
+            for s, w in zip(stems[order][keep].tolist(), seen[order][keep].tolist(), strict=True)
+        }
 
     def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(document index, stem id) of every content word of `texts`, in order."""
