@@ -4,7 +4,7 @@ that analyzes each distinct raw word once (`_WORD_TABLE`: stems as ids, for `fea
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -223,7 +223,7 @@ class _Words:
         self.form_ids: dict[str, int] = {}
         self.form_names: list[str] = []  # form id → word
         self.form_stem: list[int] = []  # form id → the id of its stem
-        self._add(_SEP_BYTES)
+        self._add([_SEP_BYTES])
 
     @property
     def n_stems(self) -> int:
@@ -237,22 +237,38 @@ class _Words:
             self.names.append(s)
         return i
 
-    def _add(self, raw: bytes) -> None:
-        # `raw` may hold non-ASCII characters, which split words like everywhere else
-        text = raw.decode("utf-8", "surrogatepass")
-        parts = [] if text == _SEP else [p for w in _RAW.findall(text) for p in _split(w)]
-        stems = [stem(p) for p in parts]  # as `tokens`: `_stems` of each word
-        self.word_ids[raw] = len(self.word_ids)
-        self.content.add([self.stem_id(t) for t in content_words(stems)])
-        self.every.add([self.stem_id(t) for t in stems])
-        self.forms.add([self._form_id(p, t) for p, t in zip(parts, stems, strict=True)])
-
-    def _form_id(self, word: str, stemmed: str) -> int:
-        i = self.form_ids.setdefault(word, len(self.form_ids))
-        if i == len(self.form_names):
-            self.form_names.append(word)
-            self.form_stem.append(self.stem_id(stemmed))
-        return i
+    def _add(self, raws: Iterable[bytes]) -> None:
+        """Analyze new raw words: each one's stems, content stems and lowercase words as ids."""
+        word_ids, stem_ids, names = self.word_ids, self.stem_ids, self.names
+        form_ids, form_names, form_stem = self.form_ids, self.form_names, self.form_stem
+        for raw in raws:
+            if raw.isalpha() and raw.islower():  # ASCII lowercase letters: one word, itself
+                parts: Sequence[str] = (raw.decode("ascii"),)
+            else:  # `raw` may hold non-ASCII characters, which split words like everywhere else
+                text = raw.decode("utf-8", "surrogatepass")
+                parts = [] if text == _SEP else [p for w in _RAW.findall(text) for p in _split(w)]
+            word_ids[raw] = len(word_ids)
+            every: list[int] = []
+            content: list[int] = []
+            forms: list[int] = []
+            for p in parts:
+                t = stem(p)  # as `tokens`: `_stems` of each word
+                i = stem_ids.get(t)
+                if i is None:
+                    i = stem_ids[t] = len(names)
+                    names.append(t)
+                f = form_ids.get(p)
+                if f is None:
+                    f = form_ids[p] = len(form_names)
+                    form_names.append(p)
+                    form_stem.append(i)
+                every.append(i)
+                forms.append(f)
+                if t not in _STEMMED_STOP and not t.isdigit():  # as `content_words`
+                    content.append(i)
+            self.content.add(content)
+            self.every.add(every)
+            self.forms.add(forms)
 
     def surface(self, texts: Sequence[str]) -> dict[str, str]:
         """Each stem of `texts` → its most common word in them (the first seen among equals):
@@ -286,8 +302,7 @@ class _Words:
         # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
         # runs are the same either way); each separator is a word of its own.
         raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
-        for w in set(raw).difference(self.word_ids):
-            self._add(w)
+        self._add(set(raw).difference(self.word_ids))
         starts, lengths, flat = which.arrays()
         wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
         doc_of_word = np.cumsum(wid == self.word_ids[_SEP_BYTES])  # the separator has no stems
