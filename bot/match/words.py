@@ -193,12 +193,6 @@ class _Stems:
         self.flat: list[int] = []
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def add(self, ids: list[int]) -> None:
-        self.starts.append(len(self.flat))
-        self.lengths.append(len(ids))
-        self.flat += ids
-        self._arrays = None
-
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._arrays is None:
             self._arrays = (
@@ -223,6 +217,7 @@ class _Words:
         self.form_ids: dict[str, int] = {}
         self.form_names: list[str] = []  # form id → word
         self.form_stem: list[int] = []  # form id → the id of its stem
+        self._recent: dict[str, np.ndarray] = {}  # the last texts read (joined) → word ids
         self._add([_SEP_BYTES])
 
     @property
@@ -241,6 +236,7 @@ class _Words:
         """Analyze new raw words: each one's stems, content stems and lowercase words as ids."""
         word_ids, stem_ids, names = self.word_ids, self.stem_ids, self.names
         form_ids, form_names, form_stem = self.form_ids, self.form_names, self.form_stem
+        c, e, f_ = self.content, self.every, self.forms
         for raw in raws:
             if raw.isalpha() and raw.islower():  # ASCII lowercase letters: one word, itself
                 parts: Sequence[str] = (raw.decode("ascii"),)
@@ -266,9 +262,16 @@ class _Words:
                 forms.append(f)
                 if t not in _STEMMED_STOP and not t.isdigit():  # as `content_words`
                     content.append(i)
-            self.content.add(content)
-            self.every.add(every)
-            self.forms.add(forms)
+            c.starts.append(len(c.flat))  # `_Stems`: where each word's ids start, how many
+            c.lengths.append(len(content))
+            c.flat += content
+            e.starts.append(len(e.flat))
+            e.lengths.append(len(every))
+            e.flat += every
+            f_.starts.append(len(f_.flat))
+            f_.lengths.append(len(forms))
+            f_.flat += forms
+        c._arrays = e._arrays = f_._arrays = None
 
     def surface(self, texts: Sequence[str]) -> dict[str, str]:
         """Each stem of `texts` → its most common word in them (the first seen among equals):
@@ -299,12 +302,17 @@ class _Words:
 
     def _ids(self, texts: Sequence[str], which: _Stems) -> tuple[np.ndarray, np.ndarray]:
         joined = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
-        # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
-        # runs are the same either way); each separator is a word of its own.
-        raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
-        self._add(set(raw).difference(self.word_ids))
+        wid = self._recent.get(joined)  # one pass reads the same texts several times
+        if wid is None:
+            # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
+            # runs are the same either way); each separator is a word of its own.
+            raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
+            self._add(set(raw).difference(self.word_ids))
+            wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
+            if len(self._recent) >= 4:  # word ids never change: only the oldest is dropped
+                del self._recent[next(iter(self._recent))]
+            self._recent[joined] = wid
         starts, lengths, flat = which.arrays()
-        wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
         doc_of_word = np.cumsum(wid == self.word_ids[_SEP_BYTES])  # the separator has no stems
         n = lengths[wid]
         total = int(n.sum())
