@@ -243,25 +243,74 @@ def test_match_ranks_and_selects_as_a_plain_sort_of_the_scores() -> None:
 def test_the_counted_fit_is_scikit_learns_fit() -> None:
     """The tf-idf space fitted by counting (numpy over the word table) has the vocabulary,
     columns, idf and vectors of `TfidfVectorizer.fit` with the same analyzer."""
-    import numpy as np
 
-    from bot.match.features import TextSpace, entry_text
+    from bot.match.features import entry_text
 
     entries, _ = _varied()
     texts = [entry_text(e) for e in entries] + [
         "Ünïcode naïve façade — LoRA-based MixLoRA, 4-bit\u00a0weights",
         "nul\x00inside, CamelCaseWords and ViT-B/16; the of and",
     ]
+    _counted_as_fitted(texts)
+
+
+def _counted_as_fitted(texts: list[str]) -> None:
+    """The counted fit of `texts` against `TfidfVectorizer.fit`: vocabulary, columns, idf,
+    vectors, surface forms, each term's column looked up, and the columns in text order."""
+    from collections import Counter
+
+    import numpy as np
+
+    from bot.match.features import TextSpace, stem, words
+
     counted = TextSpace().fit(texts)
     fitted = TextSpace()
     fitted._fit_counts = lambda texts: False  # type: ignore[method-assign]
     fitted.fit(texts)
+    assert counted._counted and not fitted._counted
+    terms = list(counted.terms)
+    assert terms == sorted(terms) == list(fitted.terms) and len(set(terms)) == len(terms)
+    assert [counted.column(t) for t in terms] == list(range(len(terms)))
+    assert counted.column("no such term") is None and counted.column("") is None
+    assert counted.vocabulary == fitted.vectorizer.vocabulary_
     assert counted.vectorizer.vocabulary_ == fitted.vectorizer.vocabulary_
-    assert list(counted.terms) == list(fitted.terms)
     assert counted.idf.dtype == np.float32 and np.array_equal(counted.idf, fitted.idf)
-    assert counted.surface == fitted.surface
+    # the surface forms: each stem's most common word, the first seen among equals
+    best: dict[str, tuple[str, int]] = {}
+    for w, n in Counter(words(" ".join(texts[:5000]))).items():
+        if n > best.get(stem(w), ("", 0))[1]:
+            best[stem(w)] = (w, n)
+    assert counted.surface == fitted.surface == {s: w for s, (w, _) in best.items()}
     mine, theirs = counted.transform(texts).toarray(), fitted.vectorizer.transform(texts).toarray()
     assert np.allclose(mine, theirs, atol=1e-6) and np.array_equal(mine > 0, theirs > 0)
+
+
+def test_the_counted_columns_are_in_text_order_for_stems_that_prefix_each_other() -> None:
+    """Columns are ordered by stem ranks, not by sorting the terms' text: the same order when
+    stems are prefixes of each other ("ab", "abc", "ab c", "ab0") or digits come in."""
+    import random
+
+    rng = random.Random(14)
+    alphabet = ["ab", "abc", "abcd", "ab0", "ab1", "b", "bc", "c", "c0", "zz", "z9", "9z", "q"]
+    texts = [" ".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(60)]
+    _counted_as_fitted(texts + ["ab abc ab abcd", "abc ab", "ab c ab0 ab ab1"])
+
+
+def test_the_counted_fit_on_the_real_archive() -> None:
+    """The 1,504 real papers (with the taxonomy's texts, as `Matcher.fit` fits them)."""
+    import json
+
+    from conftest import SHARED_FIXTURES
+
+    from bot.match.features import entry_text
+    from bot.match.topics import load_topics
+
+    archive = SHARED_FIXTURES / "hf" / "hf_daily_papers_archive_2025-12_2026-08_1504papers.json"
+    if not archive.exists():
+        pytest.skip(f"{archive} is absent (the shared fixtures are not checked out)")
+    papers = [p["paper"] for p in json.loads(archive.read_text())]
+    entries = [Entry(id=p["id"], title=p["title"], summary=p["summary"]) for p in papers]
+    _counted_as_fitted([entry_text(e) for e in entries] + [t.text for t in load_topics(None)])
 
 
 def test_gc_is_paused_inside_and_back_after_even_on_error() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,6 +14,8 @@ from .words import (
     _KEY,
     _WORD_TABLE,
     STOP_WORDS,
+    _first_of_each,
+    _unique_inverse,
     content_words,
     phrase_key,
     stem,
@@ -66,10 +67,13 @@ class TextSpace:
     def __init__(self, min_df: int = 1, max_df: float = 1.0) -> None:
         self.min_df, self.max_df = min_df, max_df
         self._vectorizer: TfidfVectorizer | None = None
-        self.vocabulary: dict[str, int] = {}  # term → column
-        self.surface: dict[str, str] = {}
+        self._vocabulary: dict[str, int] | None = {}  # term → column (None: made on first use)
+        self._surface: dict[str, str] | None = {}
+        self._named: list[str] = []  # the texts the surface forms are counted in
         self.idf = np.zeros(0, np.float32)
-        self._terms: np.ndarray | None = None
+        self._terms: Sequence[str] | None = None
+        self._col_stems = np.zeros((0, 2), np.int64)  # column → (stem id, stem id or -1)
+        self._counted = False  # fitted by counting (`_fit_counts`), not by the vectorizer
         self._uni = np.zeros(0, np.int64)
         self._bi_keys = self._bi_cols = np.zeros(0, np.int64)
 
@@ -83,22 +87,47 @@ class TextSpace:
         texts = list(texts)
         self._terms = None
         self._vectorizer = None
+        self._counted = False
         if not self._fit_counts(texts):
             if len(texts) < 2:
                 self.vectorizer.set_params(max_df=1.0)
             self.vectorizer.fit(texts or ["empty"])
-            self.vocabulary = dict(self.vectorizer.vocabulary_)
+            self._vocabulary = dict(self.vectorizer.vocabulary_)
             self.idf = self.vectorizer.idf_.astype(np.float32)
             self._index_vocabulary()
-        # Each stem's most common surface form (the first seen among equals), to name it.
-        counts = Counter(words(" ".join(texts[:5000])))  # enough to name the stems
-        best: dict[str, tuple[str, int]] = {}
-        for w, n in counts.items():
-            s = stem(w)
-            if n > best.get(s, ("", 0))[1]:
-                best[s] = (w, n)
-        self.surface = {s: w for s, (w, _) in best.items()}
+        self._named, self._surface = texts[:5000], None  # enough to name the stems
         return self
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """Term → column (after a counted fit, made on first use: no plan needs it)."""
+        vocabulary = self._vocabulary
+        if vocabulary is None:
+            vocabulary = self._vocabulary = {t: c for c, t in enumerate(self.terms)}
+        return vocabulary
+
+    @property
+    def surface(self) -> dict[str, str]:
+        """Each stem's most common surface form in the fitted texts (the first seen among
+        equals), to name it; counted on first use."""
+        surface = self._surface
+        if surface is None:
+            surface = self._surface = _WORD_TABLE.surface(self._named)
+        return surface
+
+    def column(self, term: str) -> int | None:
+        """The column of a term ("stem" or "stem stem"), None if it is not a feature."""
+        if self._vocabulary is not None:
+            return self._vocabulary.get(term)
+        ids = [_WORD_TABLE.stem_ids.get(p, -1) for p in term.split(" ")]
+        if len(ids) == 1 and 0 <= ids[0] < len(self._uni) and self._uni[ids[0]] >= 0:
+            return int(self._uni[ids[0]])
+        if len(ids) == 2 and min(ids) >= 0 and len(self._bi_keys):
+            key = ids[0] * _KEY + ids[1]
+            at = min(int(np.searchsorted(self._bi_keys, key)), len(self._bi_keys) - 1)
+            if self._bi_keys[at] == key:
+                return int(self._bi_cols[at])
+        return None
 
     def _fit_counts(self, texts: list[str]) -> bool:
         """Fit the vectorizer's vocabulary and idf by counting (False: left to the vectorizer).
@@ -112,28 +141,44 @@ class TextSpace:
             return False
         docs, stems = _WORD_TABLE.content_stems(texts)
         n_stems = _WORD_TABLE.n_stems + 1
-        uni, uni_df = np.unique(np.unique(docs * n_stems + stems) % n_stems, return_counts=True)
+        uni_df = np.bincount(stems[_first_of_each(docs * n_stems + stems)], minlength=n_stems)
+        uni = np.flatnonzero(uni_df)
         same = docs[1:] == docs[:-1]
-        pairs, which = np.unique(stems[:-1][same] * _KEY + stems[1:][same], return_inverse=True)
-        per_doc = np.unique(docs[:-1][same] * max(len(pairs), 1) + which)
-        bi_df = np.bincount(per_doc % max(len(pairs), 1), minlength=len(pairs))
+        pairs, which = _unique_inverse(stems[:-1][same] * _KEY + stems[1:][same])
+        per_doc = docs[:-1][same] * max(len(pairs), 1) + which
+        bi_df = np.bincount(which[_first_of_each(per_doc)], minlength=len(pairs))
         if not len(uni) and not len(pairs):
             return False
+        # Columns in the order of the terms' text, without making the text: stems are runs
+        # of [a-z0-9], all above the space, so "a" < "a …" < "ab …" whenever "a" < "ab", and
+        # comparing "a", "a b", "c", "c d" as strings is comparing (a, -1), (a, b), (c, -1),
+        # (c, d) with each stem by its rank among the stems in use (every stem of a pair is a
+        # unigram too). Proof: two terms with different first stems a < c differ first inside
+        # both stems (the order of a and c), or a is a prefix of c, and then the first term
+        # ends or has its space where the second has a letter or digit; with the same first
+        # stem, a unigram is a prefix of the bigram, and two bigrams compare as their second
+        # stems do, as above. Tested against sorting the text (tests/test_one_pass.py).
         names = _WORD_TABLE.names
-        terms = [names[i] for i in uni.tolist()]
-        terms += [f"{names[k // _KEY]} {names[k % _KEY]}" for k in pairs.tolist()]
-        order = sorted(range(len(terms)), key=terms.__getitem__)
-        column = np.empty(len(terms), np.int64)
-        column[order] = np.arange(len(terms))
-        df = np.concatenate([uni_df, bi_df]).astype(np.float32)[order]
+        rank = np.zeros(n_stems, np.int64)
+        rank[uni[sorted(range(len(uni)), key=[names[i] for i in uni.tolist()].__getitem__)]] = (
+            np.arange(len(uni))
+        )
+        first = np.concatenate([uni, pairs // _KEY])
+        second = np.concatenate([np.full(len(uni), -1, np.int64), pairs % _KEY])
+        order = np.argsort(
+            rank[first] * (len(uni) + 1) + np.where(second >= 0, rank[second] + 1, 0)
+        )
+        column = np.empty(len(order), np.int64)
+        column[order] = np.arange(len(order))
+        df = np.concatenate([uni_df[uni], bi_df]).astype(np.float32)[order]
         df += 1.0
         idf = np.full_like(df, len(texts) + 1, dtype=np.float32)
         idf /= df
         np.log(idf, out=idf)
         idf += 1.0
-        self.vocabulary = {terms[i]: c for c, i in enumerate(order)}
+        self._vocabulary, self._counted = None, True
         self.idf = idf
-        self._terms = np.asarray([terms[i] for i in order], dtype=object)
+        self._col_stems = np.stack([first[order], second[order]], axis=1)
         self._uni = np.full(n_stems, -1, np.int64)
         self._uni[uni] = column[: len(uni)]
         self._bi_keys, self._bi_cols = pairs, column[len(uni) :]
@@ -154,7 +199,7 @@ class TextSpace:
                 max_df=self.max_df,
                 dtype=np.float32,
             )
-            if self._terms is not None:  # fitted by counting
+            if self._counted:
                 v.vocabulary_, v.idf_ = dict(self.vocabulary), self.idf
             self._vectorizer = v
         return self._vectorizer
@@ -209,12 +254,36 @@ class TextSpace:
         self._bi_cols = np.array([bi[k] for k in order], np.int64)
 
     @property
-    def terms(self) -> np.ndarray:
-        """The feature names, by column."""
+    def terms(self) -> Sequence[str]:
+        """The feature names, by column (after a counted fit, each made when it is read)."""
         terms = self._terms
         if terms is None:
-            terms = self._terms = np.asarray(self.vectorizer.get_feature_names_out())
+            if self._counted:
+                terms = _Terms(self._col_stems)
+            else:
+                terms = list(self.vectorizer.get_feature_names_out())
+            self._terms = terms
         return terms
+
+
+class _Terms(Sequence[str]):
+    """The counted fit's feature names by column, from their stem ids, made one at a time."""
+
+    def __init__(self, col_stems: np.ndarray) -> None:
+        self._first, self._second = col_stems[:, 0].tolist(), col_stems[:, 1].tolist()
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        names, b = _WORD_TABLE.names, self._second[i]
+        return names[self._first[i]] if b < 0 else f"{names[self._first[i]]} {names[b]}"
 
 
 def l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:

@@ -125,17 +125,16 @@ class TopicIndex:
         )
         self.gram = (self.vectors @ self.vectors.T).toarray()  # topic · topic
         # Phrases that are features of the space (one or two content words), as term → topics.
-        column = space.vocabulary
         trows, tcols, tvals = [], [], []
         for p, tis in owners.items():
-            c = column.get(_as_term(p))
+            c = space.column(_as_term(p))
             if c is not None:
                 for ti in tis:
                     trows.append(c)
                     tcols.append(ti)
                     tvals.append(1.0 / len(tis))
         self.term_topics = sp.csr_matrix(
-            (np.array(tvals, np.float32), (trows, tcols)), shape=(len(space.terms), len(topics))
+            (np.array(tvals, np.float32), (trows, tcols)), shape=(len(space.idf), len(topics))
         )
 
     def dense_vectors(self) -> np.ndarray:

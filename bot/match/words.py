@@ -4,7 +4,7 @@ that analyzes each distinct raw word once (`_WORD_TABLE`: stems as ids, for `fea
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -149,6 +149,10 @@ def words(text: str) -> list[str]:
     return [p for w in _RAW.findall(text) for p in (get(w) or _parts(w))]
 
 
+def _split(raw: str) -> tuple[str, ...]:
+    return _WORDS.get(raw) or _parts(raw)
+
+
 def tokens(text: str) -> list[str]:
     """Stemmed lowercase word tokens; hyphens, punctuation and CamelCase split words.
 
@@ -189,12 +193,6 @@ class _Stems:
         self.flat: list[int] = []
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def add(self, ids: list[int]) -> None:
-        self.starts.append(len(self.flat))
-        self.lengths.append(len(ids))
-        self.flat += ids
-        self._arrays = None
-
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._arrays is None:
             self._arrays = (
@@ -215,7 +213,12 @@ class _Words:
         self.names: list[str] = []  # stem id → stem
         self.content = _Stems()  # without stop words and bare numbers (the tf-idf's words)
         self.every = _Stems()  # all of them (what phrases are matched on)
-        self._add(_SEP_BYTES)
+        self.forms = _Stems()  # the lowercase words before stemming (`words`), as form ids
+        self.form_ids: dict[str, int] = {}
+        self.form_names: list[str] = []  # form id → word
+        self.form_stem: list[int] = []  # form id → the id of its stem
+        self._recent: dict[str, np.ndarray] = {}  # the last texts read (joined) → word ids
+        self._add([_SEP_BYTES])
 
     @property
     def n_stems(self) -> int:
@@ -229,13 +232,65 @@ class _Words:
             self.names.append(s)
         return i
 
-    def _add(self, raw: bytes) -> None:
-        # `raw` may hold non-ASCII characters, which split words like everywhere else
-        text = raw.decode("utf-8", "surrogatepass")
-        stems = [] if text == _SEP else [s for w in _RAW.findall(text) for s in _stems(w)]
-        self.word_ids[raw] = len(self.word_ids)
-        self.content.add([self.stem_id(t) for t in content_words(stems)])
-        self.every.add([self.stem_id(t) for t in stems])
+    def _add(self, raws: Iterable[bytes]) -> None:
+        """Analyze new raw words: each one's stems, content stems and lowercase words as ids."""
+        word_ids, stem_ids, names = self.word_ids, self.stem_ids, self.names
+        form_ids, form_names, form_stem = self.form_ids, self.form_names, self.form_stem
+        c, e, f_ = self.content, self.every, self.forms
+        for raw in raws:
+            if raw.isalpha() and raw.islower():  # ASCII lowercase letters: one word, itself
+                parts: Sequence[str] = (raw.decode("ascii"),)
+            else:  # `raw` may hold non-ASCII characters, which split words like everywhere else
+                text = raw.decode("utf-8", "surrogatepass")
+                parts = [] if text == _SEP else [p for w in _RAW.findall(text) for p in _split(w)]
+            word_ids[raw] = len(word_ids)
+            every: list[int] = []
+            content: list[int] = []
+            forms: list[int] = []
+            for p in parts:
+                t = stem(p)  # as `tokens`: `_stems` of each word
+                i = stem_ids.get(t)
+                if i is None:
+                    i = stem_ids[t] = len(names)
+                    names.append(t)
+                f = form_ids.get(p)
+                if f is None:
+                    f = form_ids[p] = len(form_names)
+                    form_names.append(p)
+                    form_stem.append(i)
+                every.append(i)
+                forms.append(f)
+                if t not in _STEMMED_STOP and not t.isdigit():  # as `content_words`
+                    content.append(i)
+            c.starts.append(len(c.flat))  # `_Stems`: where each word's ids start, how many
+            c.lengths.append(len(content))
+            c.flat += content
+            e.starts.append(len(e.flat))
+            e.lengths.append(len(every))
+            e.flat += every
+            f_.starts.append(len(f_.flat))
+            f_.lengths.append(len(forms))
+            f_.flat += forms
+        c._arrays = e._arrays = f_._arrays = None
+
+    def surface(self, texts: Sequence[str]) -> dict[str, str]:
+        """Each stem of `texts` → its most common word in them (the first seen among equals):
+        what counting `words(" ".join(texts))` word by word gives, in array passes."""
+        _, forms = self._ids(texts, self.forms)
+        counts = np.bincount(forms, minlength=len(self.form_names))
+        first = np.zeros(len(counts), np.int64)
+        at = _first_of_each(forms)  # the first position of each form (a stable sort)
+        first[forms[at]] = at
+        seen = np.flatnonzero(counts)
+        stems = np.asarray(self.form_stem, np.int64)[seen]
+        order = np.lexsort((first[seen], -counts[seen], stems))
+        keep = np.ones(len(order), bool)
+        keep[1:] = stems[order][1:] != stems[order][:-1]
+        names, words = self.names, self.form_names
+        return {
+            names[s]: words[w]
+            for s, w in zip(stems[order][keep].tolist(), seen[order][keep].tolist(), strict=True)
+        }
 
     def content_stems(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(document index, stem id) of every content word of `texts`, in order."""
@@ -247,13 +302,17 @@ class _Words:
 
     def _ids(self, texts: Sequence[str], which: _Stems) -> tuple[np.ndarray, np.ndarray]:
         joined = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
-        # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
-        # runs are the same either way); each separator is a word of its own.
-        raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
-        for w in set(raw).difference(self.word_ids):
-            self._add(w)
+        wid = self._recent.get(joined)  # one pass reads the same texts several times
+        if wid is None:
+            # Words between ASCII punctuation and spaces, as bytes (a fast split; a word's _RAW
+            # runs are the same either way); each separator is a word of its own.
+            raw = joined.encode("utf-8", "surrogatepass").translate(_PUNCT_TO_SPACE).split()
+            self._add(set(raw).difference(self.word_ids))
+            wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
+            if len(self._recent) >= 4:  # word ids never change: only the oldest is dropped
+                del self._recent[next(iter(self._recent))]
+            self._recent[joined] = wid
         starts, lengths, flat = which.arrays()
-        wid = np.fromiter(map(self.word_ids.__getitem__, raw), np.int64, len(raw))
         doc_of_word = np.cumsum(wid == self.word_ids[_SEP_BYTES])  # the separator has no stems
         n = lengths[wid]
         total = int(n.sum())
@@ -262,3 +321,23 @@ class _Words:
 
 
 _WORD_TABLE = _Words()
+
+
+def _first_of_each(keys: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each distinct value of `keys` (in sorted order)."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    keep = np.ones(len(k), bool)
+    keep[1:] = k[1:] != k[:-1]
+    return order[keep]
+
+
+def _unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_inverse=True)` by one sort."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    new = np.ones(len(k), bool)
+    new[1:] = k[1:] != k[:-1]
+    inverse = np.empty(len(k), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return k[new], inverse
