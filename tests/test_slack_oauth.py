@@ -250,3 +250,23 @@ def test_the_installation_tables_are_exactly_slack_sdks(dialect: str) -> None:
         assert ddl(ours) == ddl(table), name
         defaults = {c.name: (c.default is not None) for c in table.columns}
         assert {c.name: (c.default is not None) for c in ours.columns} == defaults
+
+
+def test_a_workspace_inside_an_enterprise_grid_is_served_and_uninstalled(app: SlackApp) -> None:
+    """Its installation keeps the grid's id: lookups by team still find it (slack-sdk would look
+    for `enterprise_id IS NULL`), and uninstall deletes its tokens."""
+    app.peer.enterprises[LAB_A] = "E0GRID"
+    assert install(app, "code-a").status_code == 200
+    assert installs.team_token(app.settings, app.store, LAB_A) == "xoxb-lab-a-token"
+    r = app.command("subscribe quantization", user="U0ANN", team=LAB_A, enterprise_id="E0GRID")
+    assert r.status_code == 200, r.text
+    gone = {
+        "type": "event_callback",
+        "team_id": LAB_A,
+        "enterprise_id": "E0GRID",
+        "event": {"type": "app_uninstalled"},
+    }
+    assert app.event(gone).status_code == 200
+    assert installs.installed_token(app.settings, app.store, LAB_A) == ""
+    assert app.store.slack_member(LAB_A, "U0ANN").status == "uninstalled"  # type: ignore[union-attr]
+    assert app.command("show", user="U0ANN", team=LAB_A).status_code == 403

@@ -68,10 +68,32 @@ def state_store(store: Store) -> SQLAlchemyOAuthStateStore:
     return SQLAlchemyOAuthStateStore(expiration_seconds=STATE_SECONDS, engine=store.engine)
 
 
+def enterprises(istore: SQLAlchemyInstallationStore, team_id: str) -> list[str | None]:
+    """The enterprise ids stored with this team's installations, newest first (None for a
+    workspace outside an Enterprise Grid): slack-sdk looks up by (enterprise, team) and turns
+    enterprise None into `IS NULL`, while requests and the DM sender know the team only."""
+    from sqlalchemy import select
+
+    found: list[tuple[Any, str | None]] = []
+    with istore.engine.connect() as conn:
+        for table in (istore.bots, istore.installations):
+            c = table.c
+            query = select(c.installed_at, c.enterprise_id).where(
+                c.client_id == istore.client_id, c.team_id == team_id
+            )
+            found += [(row[0], row[1]) for row in conn.execute(query)]
+    found.sort(key=lambda r: r[0], reverse=True)
+    return list(dict.fromkeys(enterprise for _, enterprise in found))
+
+
 def installed_token(settings: Settings, store: Store, team_id: str) -> str:
-    """The bot token an installation left for this team, or ""."""
-    bot = installation_store(settings, store).find_bot(enterprise_id=None, team_id=team_id)
-    return str(bot.bot_token or "") if bot is not None else ""
+    """The bot token an installation left for this team (inside an Enterprise Grid or not), or ""."""
+    istore = installation_store(settings, store)
+    for enterprise in enterprises(istore, team_id):
+        bot = istore.find_bot(enterprise_id=enterprise, team_id=team_id)
+        if bot is not None and bot.bot_token:
+            return str(bot.bot_token)
+    return ""
 
 
 def single_team(settings: Settings) -> str:
@@ -150,8 +172,9 @@ def save_installation(settings: Settings, store: Store, answer: dict[str, Any]) 
 def uninstall(settings: Settings, store: Store, team_id: str) -> int:
     """Delete the team's tokens and stop its members' digests; how many members were stopped."""
     istore = installation_store(settings, store)
-    istore.delete_installation(enterprise_id=None, team_id=team_id)
-    istore.delete_bot(enterprise_id=None, team_id=team_id)
+    for enterprise in enterprises(istore, team_id) or [None]:
+        istore.delete_installation(enterprise_id=enterprise, team_id=team_id)
+        istore.delete_bot(enterprise_id=enterprise, team_id=team_id)
     stopped = store.set_slack_team_status(team_id, "active", "uninstalled")
     log.info("Slack workspace %s uninstalled: tokens deleted, %d members stopped", team_id, stopped)
     return stopped

@@ -100,6 +100,9 @@ class SlackPeer:
         self.tokens: dict[str, str] = {}
         self.zones: dict[str, str] = {}
         self.codes: dict[str, tuple[str, str, str]] = {}
+        self.enterprises: dict[
+            str, str
+        ] = {}  # team id → its Enterprise Grid's id (oauth.v2.access)
         self.dm_errors: dict[str, str] = {}  # user → the error conversations.open answers
         self.client = ("", "")  # (client id, client secret) oauth.v2.access expects
         self.views: list[dict[str, Any]] = []  # views.publish / views.open bodies, with "method"
@@ -289,7 +292,11 @@ class SlackPeer:
                 bot_user_id="U0KRQLJ9H",
                 app_id="A0KRD7HC3",
                 team={"name": team_name, "id": team_id},
-                enterprise=None,
+                enterprise=(
+                    {"id": self.enterprises[team_id], "name": "Grid"}
+                    if team_id in self.enterprises
+                    else None
+                ),
                 authed_user={"id": "U0INSTALL", "scope": "", "token_type": "user"},
                 is_enterprise_install=False,
             )
