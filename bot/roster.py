@@ -14,7 +14,7 @@ from .gcpause import gc_paused
 from .models import Interests, Subscriber
 from .slack.members import slack_subscriber
 from .store import Store, SubscriberMark, WebSubscriberRow
-from .subscriptions import load_subscriptions
+from .subscriptions import load_subscription_file, load_subscriptions
 from .text import clip
 
 
@@ -30,6 +30,18 @@ def web_subscriber(row: WebSubscriberRow) -> Subscriber:
         interests=Interests.from_dict(row.interests),
         origin="web",
     )
+
+
+def file_subscriber(settings: Settings, sid: str) -> Subscriber | None:
+    """The subscriber of `subscriptions/<sid>.toml` as it says now, reading that file only (a web
+    request about one subscriber, such as a feed reader's poll, must not parse 10,000 files)."""
+    from .match import known_topics
+
+    folder = settings.resolve(settings.subscriptions_dir)
+    path = folder / f"{sid}.toml"
+    if path.parent != folder or sid.startswith("."):  # a name, never a path
+        return None
+    return load_subscription_file(path, known_topics(settings.topics_file))
 
 
 def file_subscribers(

@@ -306,6 +306,16 @@ def load_subscriptions(
         return _load_files(sorted(folder.glob("*.toml")), known_topics)
 
 
+def load_subscription_file(
+    path: Path, known_topics: Collection[str] | None = None
+) -> Subscriber | None:
+    """The subscriber of one file, or None when it is missing or bad (`check` names why)."""
+    if not path.is_file():
+        return None
+    subs, _ = _load_files([path], known_topics)
+    return subs[0] if subs else None
+
+
 def _load_files(
     paths: list[Path], known_topics: Collection[str] | None
 ) -> tuple[list[Subscriber], list[Problem]]:

@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import Settings
 from bot.models import Interests, Subscriber
-from bot.roster import census, load_roster, roster_members
+from bot.roster import census, file_subscriber, load_roster, roster_members
 from bot.store import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -248,3 +248,18 @@ def test_a_mark_is_for_the_address_that_made_it(setup: tuple[Settings, Store]) -
     # a mark recorded with the address it is for applies only to it
     store.set_subscriber_status("bob", "paused", T0, address="someone@example.org")
     assert ids(settings, store) == ["alice", "bob"]
+
+
+def test_one_file_subscriber_is_read_from_its_own_file_only(tmp_path: Path) -> None:
+    subs = tmp_path / "subscriptions"
+    subs.mkdir()
+    (subs / "ann.toml").write_text('email = "ann@example.org"\n[interests]\nkeywords = ["x"]\n')
+    (subs / "broken.toml").write_text("this is [not toml")
+    (tmp_path / "outside.toml").write_text(
+        'email = "o@example.org"\n[interests]\nkeywords = ["x"]\n'
+    )
+    settings = Settings(subscriptions_dir=subs)
+    ann = file_subscriber(settings, "ann")
+    assert ann is not None and ann.email == "ann@example.org"
+    for sid in ("broken", "nobody", "../outside", ".hidden"):
+        assert file_subscriber(settings, sid) is None, sid

@@ -658,10 +658,11 @@ def test_a_link_mailed_to_an_old_address_does_not_control_the_new_one(site: Site
         assert r.status_code == 200
         assert "frank" in [x.id for x in load_roster(site.settings, site.store)[0]]
         s = requests.Session()
-        page = s.get(f"{site.url}/manage/{old_manage}")
+        page = s.get(f"{site.url}/manage/{old_manage}")  # the new person's settings: not shown
+        assert page.status_code == 403 and "grace@example.org" not in page.text
         paused = s.post(
             f"{site.url}/manage/{old_manage}",
-            data={"csrf": csrf_of(page.text), "action": "pause"},
+            data={"csrf": csrf_of(s.get(site.url + "/").text), "action": "pause"},
             allow_redirects=False,
         )
         assert paused.status_code == 403
@@ -670,5 +671,13 @@ def test_a_link_mailed_to_an_old_address_does_not_control_the_new_one(site: Site
         r = requests.post(f"{site.url}/unsubscribe/{new}", data={"List-Unsubscribe": "One-Click"})
         assert r.status_code == 200
         assert "frank" not in [x.id for x in load_roster(site.settings, site.store)[0]]
+        # the new address's manage page links a feed bound to that address
+        current = tokens.sign(site.settings, "manage", "frank", address="grace@example.org")
+        href = re.search(
+            r'href="[^"]+/feed/([^"]+)\.xml"', s.get(f"{site.url}/manage/{current}").text
+        )
+        assert href and tokens.verify(site.settings, href.group(1), "feed")["address"] == (
+            "grace@example.org"
+        )
     finally:
         (subs / "frank.toml").unlink()

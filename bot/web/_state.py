@@ -19,7 +19,7 @@ from .. import tokens
 from ..config import Settings
 from ..errors import BotError
 from ..models import Subscriber
-from ..roster import file_subscribers
+from ..roster import file_subscriber
 from ..store import Store, WebSubscriberRow
 from ..text import printable
 from ..tokens import TokenError
@@ -94,9 +94,8 @@ class Web:
         return {"prefs": prefs, "errors": errors, "topics": self.topics, "timezones": timezones()}
 
     def file_subscriber(self, sid: str) -> Subscriber | None:
-        """The subscriber of `subscriptions/<sid>.toml` as the files say now, or None."""
-        subs, _ = file_subscribers(self.settings)
-        return next((s for s in subs if s.id == sid), None)
+        """The subscriber of `subscriptions/<sid>.toml` as the file says now, or None."""
+        return file_subscriber(self.settings, sid)
 
     def link_controls(self, sid: str, address: str) -> bool:
         """Whether a link mailed to `address` may act for file subscriber `sid`: the file still
@@ -105,6 +104,11 @@ class Web:
             return True
         sub = self.file_subscriber(sid)
         return sub is not None and sub.email.strip().lower() == address.strip().lower()
+
+    def link_reads(self, sid: str, address: str) -> bool:
+        """Whether a link mailed to `address` may show `sid`'s subscription or feed: a web
+        subscriber's (its row is its address's), or a file subscriber's that still names it."""
+        return self.store.web_subscriber(sid) is not None or self.link_controls(sid, address)
 
     # --- mail sent from background tasks: failures are logged, never shown (they would tell) ----
     def send_confirmation(self, row: WebSubscriberRow, prefs: Preferences) -> None:

@@ -100,12 +100,6 @@ def atom(web: Web, subscriber_id: str, self_url: str) -> bytes:
     return data
 
 
-def _may_read(web: Web, sid: str, address: str) -> bool:
-    """A web subscriber's feed link, or a file subscriber's made for the address the file still
-    names: a link of an address the file no longer names reads nothing of the new person's."""
-    return web.store.web_subscriber(sid) is not None or web.link_controls(sid, address)
-
-
 async def feed(request: Request) -> Response:
     """The Atom feed a `feed` token names; a bad or forged token is a plain 400 page."""
     web = web_of(request)
@@ -115,7 +109,7 @@ async def feed(request: Request) -> Response:
     except TokenError as e:
         return bad_link(request, e)
     sid, address = body["subscriber_id"], str(body.get("address") or "")
-    if not await run_in_threadpool(_may_read, web, sid, address):
+    if not await run_in_threadpool(web.link_reads, sid, address):
         return web.message(
             request,
             403,

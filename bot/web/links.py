@@ -68,17 +68,27 @@ async def manage_page(request: Request) -> Response:
         )
     except TokenError as e:
         return bad_link(request, e)
-    return await _manage_view(request, web, body["subscriber_id"], {}, None)
+    sid, address = body["subscriber_id"], str(body.get("address") or "")
+    if not await run_in_threadpool(web.link_reads, sid, address):
+        # mailed to an address the file no longer names: the new person's settings are not shown
+        return web.message(request, 403, "Not your subscription any more", _OLD_ADDRESS)
+    return await _manage_view(request, web, sid, {}, None, address)
 
 
 async def _manage_view(
-    request: Request, web: Web, sid: str, errors: dict[str, str], prefs: Preferences | None
+    request: Request,
+    web: Web,
+    sid: str,
+    errors: dict[str, str],
+    prefs: Preferences | None,
+    address: str,
 ) -> Response:
     row = await run_in_threadpool(web.store.web_subscriber, sid)
     ctx: dict[str, Any] = {
         "action": request.url.path,
         "done": _DONE.get(request.query_params.get("done", ""), ""),
-        "feed_url": feed_url(web, sid),  # the subscriber's Atom feed (README "Trending")
+        # the subscriber's Atom feed (README "Trending"), bound like this link to its address
+        "feed_url": feed_url(web, sid, address),
     }
     if row is not None:
         frequency, hour = frequency_of(row.schedule)
@@ -147,7 +157,7 @@ async def manage(request: Request) -> Response:
         prefs, errors = parse_preferences(fields(form), web.topic_slugs, chosen, need_email=False)
         if errors:
             prefs.email = row.email
-            return await _manage_view(request, web, sid, errors, prefs)
+            return await _manage_view(request, web, sid, errors, prefs, address)
         await run_in_threadpool(
             lambda: store.update_web_subscriber(
                 sid,
