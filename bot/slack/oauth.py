@@ -5,6 +5,7 @@ bound to the browser by a cookie, then Slack's authorize page) and `/slack/oauth
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth import AuthorizeUrlGenerator, OAuthStateUtils
@@ -13,11 +14,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..web._state import Web, web_of
+from ..web.limits import client_of
+from ..web.security import rate_key
 from . import installs
 
 log = logging.getLogger(__name__)
 AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
 COOKIE = OAuthStateUtils.default_cookie_name
+INSTALLS_PER_CLIENT_PER_HOUR = 20  # each writes a state row: a stranger cannot fill the table
+HOUR = timedelta(hours=1)
 
 
 def _redirect_uri(web: Web) -> str:
@@ -40,6 +45,12 @@ async def install(request: Request) -> Response:
     cid = installs.client_id(web.settings)
     if not cid or not web.settings.environ.get("SLACK_CLIENT_SECRET"):
         return _not_set_up(request)
+    key = rate_key(web.settings, "slack-install", client_of(request))
+    if not await run_in_threadpool(web.store.hit_rate, key, HOUR, INSTALLS_PER_CLIENT_PER_HOUR):
+        return web.message(
+            request, 429, "Too many requests", "Too many installs started here; try again later."
+        )
+    await run_in_threadpool(web.store.forget_expired_slack_states)
     state = await run_in_threadpool(installs.state_store(web.store).issue)
     url = AuthorizeUrlGenerator(
         client_id=cid,

@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ._base import StoreBase, _again_on_conflict, _now
-from ._schema import slack_members, used_tokens
+from ._schema import slack_members, slack_oauth_states, used_tokens
 
 SEEN_FOR = timedelta(minutes=10)  # a Slack request older than five minutes is refused anyway
 MEMBER_STATES = ("active", "paused", "unsubscribed", "uninstalled")
@@ -148,3 +148,13 @@ class SlackRecords(StoreBase):
         except IntegrityError:
             return False
         return True
+
+    def forget_expired_slack_states(self, now: datetime | None = None) -> int:
+        """Delete install states past their expiry (slack-sdk deletes a state only when it is
+        used, so abandoned installs would pile up); how many went."""
+        naive_utc = (now or _now()).replace(tzinfo=None)  # slack-sdk stores naive UTC times
+        with self.begin() as conn:
+            done = conn.execute(
+                delete(slack_oauth_states).where(slack_oauth_states.c.expire_at < naive_utc)
+            )
+        return int(done.rowcount or 0)
