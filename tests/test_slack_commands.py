@@ -173,3 +173,21 @@ def test_seen_signatures_are_forgotten_once_their_timestamps_are_refused(store: 
     assert store.use_token("confirm-link", "confirm", t0)  # other kinds are kept
     assert store.first_slack_request("slack:c", t0 + timedelta(days=1))
     assert not store.use_token("confirm-link", "confirm")
+
+
+def test_a_slack_time_zone_this_host_does_not_know_is_not_saved(
+    app: SlackApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """users.info's `tz` becomes the member's zone only when tzdata knows it (else every plan
+    would fail on `ZoneInfo`): the previous one is kept, with a warning."""
+    app.peer.zones["U0ALICE"] = "Europe/Berlin"
+    app.command("subscribe pruning")
+    wait_until(lambda: app.peer.responses)
+    app.peer.zones["U0ALICE"] = "Mars/Olympus_Mons"
+    with caplog.at_level("WARNING", logger="bot.slack.routes"):
+        app.command("keywords sparsity")
+        wait_until(lambda: len(app.peer.calls("users.info")) == 2)
+        wait_until(lambda: len(app.peer.calls("views.publish")) == 2)
+    row = app.store.slack_member(SINGLE, "U0ALICE")
+    assert row is not None and row.slack_timezone == "Europe/Berlin"
+    assert "unknown time zone 'Mars/Olympus_Mons'" in caplog.text

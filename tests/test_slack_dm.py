@@ -290,3 +290,19 @@ def test_a_dm_posted_before_a_crash_is_found_and_not_posted_again(
     assert [c["body"]["channel"] for c in peer.calls("conversations.history")] == ["D0SIN0ALICE"]
     with Store(backend_url) as store:
         assert [(r.id, r.status) for r in store.history(sub.id)] == [(claimed.digest_id, "sent")]
+
+
+def test_a_stored_zone_this_host_does_not_know_falls_back_to_utc(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One member's unknown zone (saved before it was checked, or tzdata older than Slack's)
+    plans them in UTC with a warning; the others keep theirs."""
+    store.save_slack_member(SINGLE, "U0BAD", interests={"keywords": ["x"]}, slack_timezone="Mars/X")
+    store.save_slack_member(
+        SINGLE, "U0OK", interests={"keywords": ["x"]}, slack_timezone="Asia/Tokyo"
+    )
+    with caplog.at_level("WARNING", logger="bot.slack.members"):
+        subs, _ = load_roster(Settings(subscriptions_dir=Path("/nonexistent")), store)
+    got = {s.id: s.timezone for s in subs}
+    assert got == {f"slack-{SINGLE}-U0BAD": "UTC", f"slack-{SINGLE}-U0OK": "Asia/Tokyo"}
+    assert "unknown time zone 'Mars/X'" in caplog.text and "using UTC" in caplog.text

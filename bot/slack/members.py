@@ -3,6 +3,7 @@ and the one-line description the slash command and App Home show."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..models import Interests, Subscriber
 from ..store import SlackMemberRow
 
+log = logging.getLogger(__name__)
 ORIGIN = "slack"
 USER_FIELD = "slack_user"  # the subscriber field of the Slack channel: "<team id>:<user id>"
 _ID = re.compile(r"^[A-Z0-9]{2,32}$")
@@ -44,13 +46,33 @@ def subscriber_id(team_id: str, user_id: str) -> str:
     return f"slack-{team_id}-{user_id}"
 
 
+def zone_known(zone: str) -> bool:
+    """Whether this host's tzdata knows the IANA zone `zone` (`ZoneInfo(zone)` works)."""
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def slack_subscriber(row: SlackMemberRow) -> Subscriber:
-    """The `Subscriber` a member row stands for (origin "slack"; the DM is found when sending)."""
+    """The `Subscriber` a member row stands for (origin "slack"; the DM is found when sending).
+    A stored zone this host does not know becomes UTC, with a warning: it never stops planning."""
+    sid = subscriber_id(row.team_id, row.user_id)
+    zone = row.zone
+    if not zone_known(zone):
+        log.warning(
+            "Slack member %s: unknown time zone %r (not in this host's tzdata); using UTC "
+            "(update the tzdata package, or have them run `/papers schedule daily 08:00 <zone>`)",
+            sid,
+            zone[:60],
+        )
+        zone = "UTC"
     return Subscriber(
-        id=subscriber_id(row.team_id, row.user_id),
+        id=sid,
         name=f"<@{row.user_id}>",
         schedule=row.schedule,
-        timezone=row.zone,
+        timezone=zone,
         max_items=row.max_items,
         interests=Interests.from_dict(row.interests),
         origin=ORIGIN,
@@ -69,11 +91,8 @@ def parse_when(text: str) -> tuple[str, str] | str:
     if hour > 23 or minute > 59:
         return f"{m.group(3)}:{m.group(4)} is not a time of day; {fix}"
     zone = m.group(5) or ""
-    if zone:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            return f"unknown time zone {zone!r}; give an IANA name such as Europe/Berlin, or none for your Slack time zone"
+    if zone and not zone_known(zone):
+        return f"unknown time zone {zone!r}; give an IANA name such as Europe/Berlin, or none for your Slack time zone"
     day = (m.group(2) or "").lower()
     return f"{minute} {hour} * * {day or '*'}", zone
 

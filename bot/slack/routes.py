@@ -23,7 +23,7 @@ from ..web._state import Web, web_of
 from ..web.security import slack_headers_ok, slack_signature_ok
 from . import home, installs
 from .commands import answer, plain
-from .members import describe_schedule, slack_id_ok
+from .members import describe_schedule, slack_id_ok, zone_known
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -112,6 +112,13 @@ def after_change(web: Web, team: str, user: str, response_url: str = "") -> None
     try:
         info = api.users_info(user=user)
         zone = str((info.get("user") or {}).get("tz") or "")
+        if zone and not zone_known(zone):
+            log.warning(
+                "users.info gave an unknown time zone %r (not in this host's tzdata); kept the "
+                "member's previous one (update the tzdata package)",
+                zone[:60],
+            )
+            zone = ""
         row = web.store.slack_member(team, user)
         if zone and row is not None and zone != row.slack_timezone:
             web.store.save_slack_member(team, user, slack_timezone=zone)
