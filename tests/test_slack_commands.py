@@ -191,3 +191,9 @@ def test_a_slack_time_zone_this_host_does_not_know_is_not_saved(
     row = app.store.slack_member(SINGLE, "U0ALICE")
     assert row is not None and row.slack_timezone == "Europe/Berlin"
     assert "unknown time zone 'Mars/Olympus_Mons'" in caplog.text
+
+
+def test_help_says_what_trending_does_with_and_without_interests(store: Store) -> None:
+    line = next(x for x in said(store, "help").splitlines() if "trending on|off" in x)
+    assert "alone: the most upvoted papers" in line
+    assert "with other interests: your matches, ordered by relevance blended with upvotes" in line

@@ -19,7 +19,8 @@ HELP = """*`/papers`* — your own paper digest, sent to you as a direct message
 • `/papers subscribe <what you care about, in words>` — start (daily at 08:00, your Slack time zone)
 • `/papers keywords a, b` · `/papers exclude c` · `/papers authors Name, Name` (nothing after clears)
 • `/papers topics slug, slug` — `/papers topics` lists them
-• `/papers trending on|off` — the most upvoted papers since your last digest
+• `/papers trending on|off` — alone: the most upvoted papers since your last digest; \
+with other interests: your matches, ordered by relevance blended with upvotes
 • `/papers schedule daily 08:00` or `weekly mon 08:00` (optionally a time zone after)
 • `/papers pause` · `resume` · `unsubscribe` · `show` · `help`"""
 _LISTS = ("keywords", "exclude", "authors")
