@@ -197,3 +197,17 @@ def test_help_says_what_trending_does_with_and_without_interests(store: Store) -
     line = next(x for x in said(store, "help").splitlines() if "trending on|off" in x)
     assert "alone: the most upvoted papers" in line
     assert "with other interests: your matches, ordered by relevance blended with upvotes" in line
+
+
+def test_a_first_command_with_nothing_to_match_is_refused_with_the_fix(store: Store) -> None:
+    """Exclusions, trending off or a schedule alone select nothing: no member is made (files and
+    the web form refuse "nothing to match on" too); trending on alone is a subscription."""
+    for text in ("exclude surveys", "trending off", "schedule daily 09:00", "keywords"):
+        assert said(store, text, user="U0NEW") == (
+            "tell me what you care about first: `/papers subscribe <words>`"
+        ), text
+    assert store.slack_member(SINGLE, "U0NEW") is None
+    assert said(store, "trending on", user="U0NEW").startswith("Done.")
+    row = store.slack_member(SINGLE, "U0NEW")
+    assert row is not None and row.status == "active"
+    assert said(store, "exclude surveys", user="U0NEW").startswith("Done.")  # a member now

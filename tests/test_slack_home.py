@@ -194,3 +194,10 @@ def test_events_from_strangers_or_replayed_publish_nothing(app: SlackApp) -> Non
     assert len(app.peer.views) == 1
     huge = app.signed("/slack/events", b'{"type": "x", "pad": "' + b"x" * 100_000 + b'"}')
     assert huge.status_code == 413
+
+
+def test_an_empty_edit_modal_makes_no_member_and_says_why(app: SlackApp) -> None:
+    r = _submit(app, description="", keywords="", exclude="surveys", schedule="daily 08:00")
+    assert r.status_code == 200 and r.json()["response_action"] == "errors"
+    assert "nothing to match on" in r.json()["errors"]["description"]
+    assert app.store.slack_member(SINGLE, USER) is None

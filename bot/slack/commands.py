@@ -24,6 +24,7 @@ with other interests: your matches, ordered by relevance blended with upvotes
 • `/papers schedule daily 08:00` or `weekly mon 08:00` (optionally a time zone after)
 • `/papers pause` · `resume` · `unsubscribe` · `show` · `help`"""
 _LISTS = ("keywords", "exclude", "authors")
+FIRST = "tell me what you care about first: `/papers subscribe <words>`"
 # The web forms' limits (bot.web.forms; not imported: bot.web imports this package's routes).
 MAX_PHRASES, MAX_PHRASE, MAX_DESCRIPTION = 20, 80, 1000
 COMMANDS = (
@@ -70,6 +71,14 @@ def topic_problem(given: tuple[str, ...], topics: Mapping[str, str]) -> str:
             hint = f" — did you mean '{near[0]}'?" if near else ""
             return f"unknown topic '{slack_escape(slug)}'{hint} `/papers topics` lists them"
     return ""
+
+
+def something_to_match(interests: Interests) -> bool:
+    """Whether a subscription has anything to select papers by (`trending` alone is one: the most
+    upvoted); exclusions, a schedule or trending off alone select nothing, as files and the web
+    form refuse them."""
+    i = interests
+    return bool(i.description or i.keywords or i.topics or i.authors or i.trending)
 
 
 def show(row: SlackMemberRow | None) -> str:
@@ -135,6 +144,8 @@ def answer(
             return Answer(slack_escape(when) if "`" not in when else when)
         changes["schedule"], changes["timezone"] = when
     if row is None:
+        if not something_to_match(Interests.from_dict(changes.get("interests") or {})):
+            return Answer(FIRST)
         changes.setdefault("status", "active")
         subscribed = True
     saved = store.save_slack_member(team_id, user_id, **changes)

@@ -9,7 +9,7 @@ from typing import Any
 from ..models import Interests
 from ..render import slack_escape
 from ..store import SlackMemberRow, Store
-from .commands import phrases, show, topic_problem
+from .commands import phrases, show, something_to_match, topic_problem
 from .members import parse_when, schedule_words, subscriber_id, when_text
 
 ACTIONS = {  # action_id → the status it sets
@@ -128,6 +128,10 @@ def save_modal(
                 errors[key] = problem.replace("`/papers topics` lists them", "")
                 continue
         interests[key] = list(got)
+    if not errors and not something_to_match(Interests.from_dict(interests)):
+        errors["description"] = (
+            "nothing to match on: say what you care about, or give keywords, topics or authors"
+        )
     when = parse_when(text("schedule"))
     if isinstance(when, str):
         errors["schedule"] = when.replace("`/papers schedule ", "`")
