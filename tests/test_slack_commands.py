@@ -211,3 +211,15 @@ def test_a_first_command_with_nothing_to_match_is_refused_with_the_fix(store: St
     row = store.slack_member(SINGLE, "U0NEW")
     assert row is not None and row.status == "active"
     assert said(store, "exclude surveys", user="U0NEW").startswith("Done.")  # a member now
+
+
+def test_a_schedule_that_cannot_be_read_is_echoed_escaped(store: Store) -> None:
+    """The member's text comes back inside the fix: `<!here>` or a `<url|label>` stay text."""
+    said(store, "subscribe quantization")
+    reply = said(store, "schedule <!here> at <https://x.example|y> & co")
+    assert (
+        "cannot read the schedule '&lt;!here&gt; at &lt;https://x.example|y&gt; &amp; co'" in reply
+    )
+    assert "<" not in reply.replace("`", "")
+    zone = said(store, "schedule daily 08:00 <!here>")
+    assert "unknown time zone '&lt;!here&gt;'" in zone and "<!" not in zone

@@ -141,7 +141,7 @@ def answer(
     else:  # schedule
         when = parse_when(rest)
         if isinstance(when, str):
-            return Answer(slack_escape(when) if "`" not in when else when)
+            return Answer(when)  # the member's text in it is escaped already
         changes["schedule"], changes["timezone"] = when
     if row is None:
         if not something_to_match(Interests.from_dict(changes.get("interests") or {})):

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..models import Interests
-from ..render import slack_escape
 from ..store import SlackMemberRow, Store
 from .commands import phrases, show, something_to_match, topic_problem
 from .members import parse_when, schedule_words, subscriber_id, when_text
@@ -136,7 +135,7 @@ def save_modal(
     if isinstance(when, str):
         errors["schedule"] = when.replace("`/papers schedule ", "`")
     if errors:
-        return {k: slack_escape(v)[:150] for k, v in errors.items()}
+        return {k: v[:150] for k, v in errors.items()}  # the member's text in them is escaped
     assert not isinstance(when, str)
     store.save_slack_member(
         team_id,

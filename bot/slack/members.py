@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..models import Interests, Subscriber
+from ..render import slack_escape
 from ..store import SlackMemberRow
 
 log = logging.getLogger(__name__)
@@ -82,17 +83,17 @@ def slack_subscriber(row: SlackMemberRow) -> Subscriber:
 
 def parse_when(text: str) -> tuple[str, str] | str:
     """`daily 08:00` / `weekly mon 08:00` (and an optional IANA zone after) → (cron, zone or "");
-    a string with the fix when it is not one."""
+    a string with the fix when it is not one (mrkdwn: the member's text in it escaped)."""
     m = _WHEN.match(text.strip())
     fix = "write `/papers schedule daily 08:00` or `/papers schedule weekly mon 08:00`"
     if not m:
-        return f"cannot read the schedule {text.strip()!r}; {fix}"
+        return f"cannot read the schedule '{slack_escape(text.strip()[:60])}'; {fix}"
     hour, minute = int(m.group(3)), int(m.group(4))
     if hour > 23 or minute > 59:
         return f"{m.group(3)}:{m.group(4)} is not a time of day; {fix}"
     zone = m.group(5) or ""
     if zone and not zone_known(zone):
-        return f"unknown time zone {zone!r}; give an IANA name such as Europe/Berlin, or none for your Slack time zone"
+        return f"unknown time zone '{slack_escape(zone[:60])}'; give an IANA name such as Europe/Berlin, or none for your Slack time zone"
     day = (m.group(2) or "").lower()
     return f"{minute} {hour} * * {day or '*'}", zone
 
