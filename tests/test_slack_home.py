@@ -201,3 +201,26 @@ def test_an_empty_edit_modal_makes_no_member_and_says_why(app: SlackApp) -> None
     assert r.status_code == 200 and r.json()["response_action"] == "errors"
     assert "nothing to match on" in r.json()["errors"]["description"]
     assert app.store.slack_member(SINGLE, USER) is None
+
+
+def test_resume_resumes_only_a_paused_member_in_app_home_and_the_command(app: SlackApp) -> None:
+    """Who unsubscribed is offered no Resume and told to subscribe again, in both places; a stale
+    Resume button changes nothing."""
+    app.command("subscribe quantization")
+    app.command("unsubscribe")
+    wait_until(lambda: len(app.peer.calls("views.publish")) == 2)
+    view = opened(app)
+    assert buttons(view) == ["digestbot_home_edit"]
+    assert "`/papers subscribe <what you care about>` starts again" in texts(view)
+    click(app, "digestbot_home_resume")
+    assert app.store.slack_member(SINGLE, USER).status == "unsubscribed"  # type: ignore[union-attr]
+    r = app.command("resume")
+    assert r.json()["text"] == (
+        "You unsubscribed: `/papers subscribe <what you care about>` starts again."
+    )
+    assert app.store.slack_member(SINGLE, USER).status == "unsubscribed"  # type: ignore[union-attr]
+    assert app.command("subscribe quantization again").status_code == 200
+    assert app.command("pause").status_code == 200
+    again = app.command("resume", trigger_id="another")  # not the same signed body as above
+    assert again.json()["text"].startswith("Resumed")
+    assert app.store.slack_member(SINGLE, USER).status == "active"  # type: ignore[union-attr]

@@ -24,6 +24,7 @@ with other interests: your matches, ordered by relevance blended with upvotes
 • `/papers schedule daily 08:00` or `weekly mon 08:00` (optionally a time zone after)
 • `/papers pause` · `resume` · `unsubscribe` · `show` · `help`"""
 _LISTS = ("keywords", "exclude", "authors")
+AGAIN = "You unsubscribed: `/papers subscribe <what you care about>` starts again."
 FIRST = "tell me what you care about first: `/papers subscribe <words>`"
 # The web forms' limits (bot.web.forms; not imported: bot.web imports this package's routes).
 MAX_PHRASES, MAX_PHRASE, MAX_DESCRIPTION = 20, 80, 1000
@@ -88,6 +89,8 @@ def show(row: SlackMemberRow | None) -> str:
     interests = Interests.from_dict(row.interests)
     lines = [f"*Your digest* ({row.status}), {describe_schedule(row.schedule, row.zone)}:"]
     lines += [f"• {slack_escape(line)}" for line in describe_interests(interests)]
+    if row.status == "unsubscribed":
+        lines.append(AGAIN)
     return "\n".join(lines)
 
 
@@ -152,14 +155,31 @@ def answer(
     return Answer("Done. " + show(saved), changed=True, subscribed=subscribed)
 
 
+def next_status(current: str, verb: str) -> str | None:
+    """The status `pause`, `resume` or `unsubscribe` (the command or App Home's button) moves a
+    member to, or None when it does not apply: resume only resumes a paused member (one who
+    unsubscribed subscribes again), pause only an active one."""
+    if verb == "pause" and current in ("active", "paused"):
+        return "paused"
+    if verb == "resume" and current == "paused":
+        return "active"
+    if verb == "unsubscribe" and current in ("active", "paused", "unsubscribed"):
+        return "unsubscribed"
+    return None
+
+
 def _status(
     store: Store, team_id: str, user_id: str, row: SlackMemberRow | None, verb: str
 ) -> Answer:
-    if row is None or row.status == "unsubscribed" and verb != "unsubscribe":
+    if row is None:
         return Answer(
             "You have no subscription: `/papers subscribe <what you care about>` starts one."
         )
-    new = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[verb]
+    new = next_status(row.status, verb)
+    if new is None:
+        if row.status == "unsubscribed":
+            return Answer(AGAIN)
+        return Answer(f"Your digest is {row.status}: nothing to {verb}.")
     store.save_slack_member(team_id, user_id, status=new)
     said = {
         "paused": "Paused: no digests until `/papers resume`.",

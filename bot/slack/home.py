@@ -8,13 +8,13 @@ from typing import Any
 
 from ..models import Interests
 from ..store import SlackMemberRow, Store
-from .commands import phrases, show, something_to_match, topic_problem
+from .commands import next_status, phrases, show, something_to_match, topic_problem
 from .members import parse_when, schedule_words, subscriber_id, when_text
 
-ACTIONS = {  # action_id → the status it sets
-    "digestbot_home_pause": "paused",
-    "digestbot_home_resume": "active",
-    "digestbot_home_unsubscribe": "unsubscribed",
+ACTIONS = {  # action_id → the /papers command it stands for (`commands.next_status`)
+    "digestbot_home_pause": "pause",
+    "digestbot_home_resume": "resume",
+    "digestbot_home_unsubscribe": "unsubscribe",
 }
 EDIT = "digestbot_home_edit"
 MODAL = "digestbot_edit"  # the edit modal's callback_id
@@ -50,12 +50,23 @@ def home_view(row: SlackMemberRow | None, store: Store) -> dict[str, Any]:
         buttons = [_button("Edit", EDIT, "primary")]
         if row.status == "active":
             buttons.append(_button("Pause", "digestbot_home_pause"))
-        elif row.status in ("paused", "unsubscribed"):
+        elif row.status == "paused":
             buttons.append(_button("Resume", "digestbot_home_resume"))
         if row.status != "unsubscribed":
             buttons.append(_button("Unsubscribe", "digestbot_home_unsubscribe", "danger"))
         blocks.append({"type": "actions", "elements": buttons})
     return {"type": "home", "blocks": blocks}
+
+
+def click(store: Store, team_id: str, user_id: str, verb: str) -> None:
+    """A Pause, Resume or Unsubscribe button: the status `/papers <verb>` would set, when it
+    applies (a stale Resume shown to a member who has since unsubscribed changes nothing)."""
+    row = store.slack_member(team_id, user_id)
+    if row is None:
+        return
+    new = next_status(row.status, verb)
+    if new is not None and new != row.status:
+        store.save_slack_member(team_id, user_id, status=new)
 
 
 def _input(key: str, label: str, value: str, hint: str) -> dict[str, Any]:

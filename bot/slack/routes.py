@@ -233,9 +233,7 @@ def interactivity(votes: Handler) -> Handler:
             return Response(
                 status_code=200, background=BackgroundTask(open_editor, web, team, user, trigger)
             )
-        status = home.ACTIONS[action]
-        if await run_in_threadpool(web.store.slack_member, team, user) is not None:
-            await run_in_threadpool(lambda: web.store.save_slack_member(team, user, status=status))
+        await run_in_threadpool(home.click, web.store, team, user, home.ACTIONS[action])
         return Response(status_code=200, background=BackgroundTask(publish_home, web, team, user))
 
     return handle
