@@ -223,3 +223,22 @@ def test_a_schedule_that_cannot_be_read_is_echoed_escaped(store: Store) -> None:
     assert "<" not in reply.replace("`", "")
     zone = said(store, "schedule daily 08:00 <!here>")
     assert "unknown time zone '&lt;!here&gt;'" in zone and "<!" not in zone
+
+
+def test_phrases_are_cleaned_and_limited_as_the_web_forms_do(store: Store) -> None:
+    from bot.web import forms
+
+    said(store, "subscribe pruning")
+    said(store, "keywords KV cache, kv   cache, Flash Attention")
+    row = store.slack_member(SINGLE, "U0ALICE")
+    assert row is not None
+    assert (
+        Interests.from_dict(row.interests).keywords
+        == forms.phrases("KV cache, kv   cache, Flash Attention")
+        == ("KV cache", "Flash Attention")
+    )
+    too_many = ", ".join(f"k{n}" for n in range(forms.MAX_PHRASES + 1))
+    assert f"at most {forms.MAX_PHRASES} phrases" in said(store, "keywords " + too_many)
+    assert "longer than" in said(store, "authors " + "x" * (forms.MAX_PHRASE + 1))
+    long = "y" * (forms.MAX_DESCRIPTION + 1)
+    assert said(store, "subscribe " + long) == f"keep it under {forms.MAX_DESCRIPTION} characters"

@@ -224,3 +224,15 @@ def test_resume_resumes_only_a_paused_member_in_app_home_and_the_command(app: Sl
     again = app.command("resume", trigger_id="another")  # not the same signed body as above
     assert again.json()["text"].startswith("Resumed")
     assert app.store.slack_member(SINGLE, USER).status == "active"  # type: ignore[union-attr]
+
+
+def test_a_too_long_description_in_the_modal_is_a_field_error_not_cut(app: SlackApp) -> None:
+    from bot.web.forms import MAX_DESCRIPTION
+
+    app.command("subscribe quantization")
+    wait_until(lambda: app.peer.responses)  # the command's after-work is done
+    before = app.store.slack_member(SINGLE, USER)
+    r = _submit(app, description="z" * (MAX_DESCRIPTION + 1), schedule="daily 08:00")
+    assert r.json()["response_action"] == "errors"
+    assert r.json()["errors"] == {"description": f"keep it under {MAX_DESCRIPTION} characters"}
+    assert app.store.slack_member(SINGLE, USER) == before  # nothing saved, nothing cut

@@ -26,8 +26,6 @@ with other interests: your matches, ordered by relevance blended with upvotes
 _LISTS = ("keywords", "exclude", "authors")
 AGAIN = "You unsubscribed: `/papers subscribe <what you care about>` starts again."
 FIRST = "tell me what you care about first: `/papers subscribe <words>`"
-# The web forms' limits (bot.web.forms; not imported: bot.web imports this package's routes).
-MAX_PHRASES, MAX_PHRASE, MAX_DESCRIPTION = 20, 80, 1000
 COMMANDS = (
     "subscribe",
     "keywords",
@@ -54,8 +52,13 @@ class Answer:
 
 
 def phrases(text: str) -> tuple[str, ...] | str:
-    """Comma-separated phrases, cleaned; a string with the fix when too many or too long."""
-    items = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    """Comma-separated phrases, cleaned as the web forms clean them; a string with the fix when
+    too many or too long (the forms' limits)."""
+    # Imported here: importing bot.web runs its app, which imports this package's routes.
+    from ..web.forms import MAX_PHRASE, MAX_PHRASES
+    from ..web.forms import phrases as split_phrases
+
+    items = split_phrases(text)
     if len(items) > MAX_PHRASES:
         return f"at most {MAX_PHRASES} phrases; keep the ones that matter most"
     long = next((p for p in items if len(p) > MAX_PHRASE), None)
@@ -98,6 +101,8 @@ def answer(
     store: Store, team_id: str, user_id: str, text: str, topics: Mapping[str, str]
 ) -> Answer:
     """Run one `/papers` command for (team, user) and return the reply."""
+    from ..web.forms import MAX_DESCRIPTION  # here: see `phrases`
+
     verb, _, rest = text.strip().partition(" ")
     verb, rest = verb.lower(), rest.strip()
     row = store.slack_member(team_id, user_id)

@@ -117,6 +117,7 @@ def save_modal(
     store: Store, team_id: str, user_id: str, values: Mapping[str, Any], topics: Mapping[str, str]
 ) -> dict[str, str]:
     """Save the modal's fields; {block id: the fix} for each bad field (nothing saved then)."""
+    from ..web.forms import MAX_DESCRIPTION  # here: importing bot.web imports this package
 
     def text(key: str) -> str:
         value = ((values.get(key) or {}).get(key) or {}).get("value")
@@ -125,7 +126,9 @@ def save_modal(
     row = store.slack_member(team_id, user_id)
     interests = Interests.from_dict(row.interests if row else {}).to_dict()
     errors: dict[str, str] = {}
-    interests["description"] = text("description")[:1000]
+    interests["description"] = text("description")
+    if len(interests["description"]) > MAX_DESCRIPTION:
+        errors["description"] = f"keep it under {MAX_DESCRIPTION} characters"
     for key in ("keywords", "exclude", "topics", "authors"):
         got = phrases(text(key))
         if isinstance(got, str):

@@ -115,13 +115,17 @@ def describe(prefs: Preferences, *, words: bool = True) -> str:
     )
 
 
-def _phrases(text: str) -> tuple[str, ...]:
+def phrases(text: str) -> tuple[str, ...]:
+    """Phrases separated by commas or newlines, spaces collapsed, each once (case aside)."""
     seen: dict[str, None] = {}
     for part in re.split(r"[,\n]", text):
         p = " ".join(part.split())
         if p and p.lower() not in (s.lower() for s in seen):
             seen[p] = None
     return tuple(seen)
+
+
+_phrases = phrases  # its earlier name
 
 
 def _trending(form: Mapping[str, str], errors: dict[str, str]) -> tuple[bool, int | None]:
