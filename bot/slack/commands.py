@@ -120,7 +120,6 @@ def answer(
         return _status(store, team_id, user_id, row, verb)
     interests = Interests.from_dict(row.interests if row else {})
     changes: dict[str, Any] = {}
-    subscribed = False
     if verb == "subscribe":
         if not rest:
             return Answer("say what you care about: `/papers subscribe quantization of LLMs`")
@@ -128,7 +127,6 @@ def answer(
             return Answer(f"keep it under {MAX_DESCRIPTION} characters")
         changes["interests"] = {**interests.to_dict(), "description": rest}
         changes["status"] = "active"
-        subscribed = True
     elif verb in _LISTS or verb == "topics":
         if verb == "topics" and not rest:
             listed = ", ".join(f"`{slug}`" for slug in sorted(topics)) or "(none configured)"
@@ -155,9 +153,9 @@ def answer(
         if not something_to_match(Interests.from_dict(changes.get("interests") or {})):
             return Answer(FIRST)
         changes.setdefault("status", "active")
-        subscribed = True
     saved = store.save_slack_member(team_id, user_id, **changes)
-    return Answer("Done. " + show(saved), changed=True, subscribed=subscribed)
+    new = verb == "subscribe" or row is None  # a new or renewed subscription
+    return Answer("Done. " + show(saved), changed=True, subscribed=new)
 
 
 def next_status(current: str, verb: str) -> str | None:
