@@ -146,17 +146,27 @@ def entry_links(entry: Entry, main: str = "") -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def author_line(e: Entry) -> str:
+    """The entry's authors on one line: the first `AUTHORS_SHOWN`, "et al." for more."""
+    names = [n for n in map(clean, e.authors) if n]
+    line = ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if len(names) > AUTHORS_SHOWN else "")
+    return shorten(line, 300)
+
+
+def tldr_of(e: Entry) -> str:
+    """Hugging Face's one-line `ai_summary`, when the entry has one."""
+    tldr = e.extra.get("ai_summary")
+    return shorten(tldr, TLDR_CHARS) if isinstance(tldr, str) else ""
+
+
 def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> ItemView:
     """The template's view of one item."""
     e = item.entry
-    names = [n for n in map(clean, e.authors) if n]
     feedback = link(
         settings, "feedback", digest, e.id
     )  # one token; the vote is the last path segment
-    authors = ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if len(names) > AUTHORS_SHOWN else "")
     url = safe_url(e.url)
     known = counts(e.extra)
-    tldr = e.extra.get("ai_summary")
     return ItemView(
         entry=e,
         score=item.score,
@@ -164,7 +174,7 @@ def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> I
         n=n,
         title=shorten(e.title, 300) or e.id,
         url=url,
-        authors=shorten(authors, 300),
+        authors=author_line(e),
         source=shorten(e.source, 80),
         topic=humanize(item.topic),
         abstract=shorten(e.summary, ABSTRACT_CHARS),
@@ -176,6 +186,6 @@ def item_view(n: int, item: DigestItem, digest: Digest, settings: Settings) -> I
         comments=known.get("comments"),
         stars=known.get("github_stars"),
         counts=count_text(e),
-        tldr=shorten(tldr, TLDR_CHARS) if isinstance(tldr, str) else "",
+        tldr=tldr_of(e),
         links=entry_links(e, url),
     )

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import tokens
-from ..items import ItemView, count_text, entry_links, item_view, safe_url
+from ..items import ItemView, author_line, count_text, entry_links, item_view, safe_url, tldr_of
 from ..models import Digest, Entry, Subscriber
 from ..text import shorten
 from ..tokens import TokenError
@@ -43,16 +43,14 @@ class Paper:
 
 def paper(n: int, e: Entry) -> Paper:
     """A stored entry as a page shows it."""
-    names = ", ".join(a for a in e.authors[:6] if a) + (" et al." if len(e.authors) > 6 else "")
     url = safe_url(e.url)
-    tldr = e.extra.get("ai_summary")
     return Paper(
         n=n,
         title=shorten(e.title, 300) or e.id,
         url=url,
-        authors=shorten(names, 300),
+        authors=author_line(e),
         counts=count_text(e),
-        tldr=shorten(tldr, 300) if isinstance(tldr, str) else "",
+        tldr=tldr_of(e),
         abstract=shorten(e.summary, 400),
         links=entry_links(e, url),
     )
