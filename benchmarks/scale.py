@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from tempfile import TemporaryDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _smtp import smtp_sink
 
 from bot.config import Settings
 from bot.delivery import Deliverer, plan_digests
@@ -98,39 +99,6 @@ def schema() -> Iterator[str]:
             yield f"{PG}?options=-csearch_path%3D{name}"
         finally:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
-
-
-@contextmanager
-def smtp_sink() -> Iterator[str]:
-    """aiosmtpd's Sink handler in its own process; its SMTP URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"127.0.0.1:{port}",
-            "-c",
-            "aiosmtpd.handlers.Sink",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
-        yield f"smtp://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def count_sent(store: Store) -> int:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import smtplib
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from _smtp import start_sink
 
 from bot.channels import email as email_channel
 from bot.channels.email import wire_message
@@ -38,35 +37,6 @@ TOPICS = [
     "code generation",
     "vision transformers",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sink(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"127.0.0.1:{port}",
-            "-c",
-            "aiosmtpd.handlers.Sink",
-        ]
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the aiosmtpd sink did not start")
 
 
 class Stopwatch:
@@ -149,8 +119,7 @@ def main() -> None:
         help="the ledger's database_sqlite_synchronous: NORMAL (the default) or FULL (an fsync per commit)",
     )
     args = ap.parse_args()
-    port = free_port()
-    sink = start_sink(port)
+    sink, port = start_sink()
     tmp = Path(tempfile.mkdtemp(prefix="digestbot-bench-"))
     db = args.database or f"sqlite:///{tmp / 'ledger.db'}"
     settings = Settings(

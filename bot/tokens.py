@@ -60,7 +60,9 @@ _PART = re.compile(r"[A-Za-z0-9_-]+")
 _warned = False
 
 
-def _keys(settings: Settings) -> tuple[str, ...]:
+def signing_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys links are checked with, the one new links are signed with first (the
+    development key when DIGESTBOT_SECRET_KEY is unset, with its warning)."""
     global _warned
     if settings.secret_keys:
         return settings.secret_keys
@@ -70,12 +72,6 @@ def _keys(settings: Settings) -> tuple[str, ...]:
         )
         _warned = True
     return (DEV_KEY,)
-
-
-def signing_keys(settings: Settings) -> tuple[str, ...]:
-    """The keys links are checked with, the one new links are signed with first (the
-    development key when DIGESTBOT_SECRET_KEY is unset, with its warning)."""
-    return _keys(settings)
 
 
 def _signer(keys: tuple[str, ...], kind: str) -> Signer:
@@ -129,7 +125,7 @@ def sign(
     if address:  # the address the link was mailed to: it controls that address's subscription only
         payload["a"] = address
     body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
-    return _signer(_keys(settings), kind).sign(body).decode()
+    return _signer(signing_keys(settings), kind).sign(body).decode()
 
 
 def verify(
@@ -152,7 +148,7 @@ def verify(
         _unb64(sig)
     except (ValueError, UnicodeDecodeError) as e:
         raise TokenError("this link is damaged; copy the whole link from the digest") from e
-    keys = _keys(settings)
+    keys = signing_keys(settings)
     if not isinstance(raw, dict):
         raise TokenError(
             "this link was not made by this digestbot; use a link from a recent digest"

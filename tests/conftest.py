@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -101,6 +102,16 @@ def slack_server(slack_fixtures: Path) -> Iterator[SlackPeer]:
     ok = json.loads((slack_fixtures / "chat.postMessage__ok__slack_docs_example.json").read_bytes())
     with SlackPeer(ok_body=ok) as server:
         yield server
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working folder and no digestbot variables in the environment."""
+    for var in list(os.environ):
+        if var.startswith(("DIGESTBOT_", "SLACK_")):
+            monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture

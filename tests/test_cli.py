@@ -37,16 +37,6 @@ NO_CONFIG = (
 )
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working folder and no digestbot variables in the environment."""
-    for var in list(os.environ):
-        if var.startswith(("DIGESTBOT_", "SLACK_")):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     """Run `digestbot ARGS` as the console script would (the group catches errors itself)."""
     return CliRunner().invoke(cli, list(args), env=env, prog_name="digestbot")

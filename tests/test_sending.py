@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -33,16 +32,6 @@ from bot.store import Store
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # the example subscriber's slot: 08:00 UTC that day
 SLOT = "20261128T0800Z"
 HOW = 'set it, or write outbox_dir = "outbox" in digestbot.toml'
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working folder and no digestbot variables in the environment."""
-    for var in list(os.environ):
-        if var.startswith(("DIGESTBOT_", "SLACK_")):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 _RUNS = itertools.count()

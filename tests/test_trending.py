@@ -37,15 +37,6 @@ def top(data: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return sorted((d["paper"] for d in data), key=lambda p: -int(p.get("upvotes") or 0))[:n]
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("DIGESTBOT_", "SLACK_")):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), prog_name="digestbot")
 
