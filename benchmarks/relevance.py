@@ -14,8 +14,9 @@ Printed, for full profiles (description + keywords) and keywords alone:
   subscriber scored with them; the shipped defaults are what the whole grid picks;
 - the feedback experiment (hf-weeks): the first four weeks' labelled papers go in as 👍/👎 through
   `Store.record_feedback` (what the web page and Slack call), then the last four weeks are ranked;
-- selection stability (hf-weeks): each day's papers matched with the store holding that day only or
-  also the thirty days before it from the HF archive fixture; and whether quiet days send nothing.
+- selection stability (hf-weeks, full profiles and keywords only): each day's papers matched with
+  the store holding that day only or also the thirty days before it from the HF archive fixture;
+  and whether quiet days send nothing.
 
 `--quick` skips the leave-one-out grid (the slow part, about a minute).
 """
@@ -407,14 +408,14 @@ def print_feedback(s: EvalSet, loso: bool = True) -> None:
 
 
 def stability(
-    s: EvalSet, archive: Sequence[Entry], min_entries: int = 5
+    s: EvalSet, archive: Sequence[Entry], keywords_only: bool = False, min_entries: int = 5
 ) -> tuple[int, int, int, int]:
     """Days matched with a one-day store and with thirty more days: (within ±1, cases, quiet days silent, quiet days)."""
     days: dict[Any, list[Entry]] = defaultdict(list)
     for e in s.entries:
         if e.published:
             days[e.published.date()].append(e)
-    subs = s.subscribers[False]
+    subs = s.subscribers[keywords_only]
     ok = total = quiet_ok = quiet = 0
     for day, todays in sorted(days.items()):
         if len(todays) < min_entries:
@@ -473,12 +474,14 @@ def main() -> None:
         print_feedback(weeks, loso=not args.quick)
         if ARCHIVE.is_file():
             archive, _ = read_entries(ARCHIVE)
-            ok, total, quiet_ok, quiet = stability(weeks, archive)
-            print(
-                f"\nStability ({weeks.name}, days with ≥5 papers): the same papers ±1 with a one-day store "
-                f"and with 30 more days: {ok}/{total} subscriber-days; quiet days with nothing sent either "
-                f"way: {quiet_ok}/{quiet}"
-            )
+            for kw in (False, True):
+                ok, total, quiet_ok, quiet = stability(weeks, archive, kw)
+                print(
+                    f"\nStability ({weeks.name}, {'keywords only' if kw else 'full profiles'}, days "
+                    f"with ≥5 papers): the same papers ±1 with a one-day store and with 30 more days: "
+                    f"{ok}/{total} subscriber-days; quiet days with nothing sent either way: "
+                    f"{quiet_ok}/{quiet}"
+                )
 
 
 if __name__ == "__main__":
