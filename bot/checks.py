@@ -1,15 +1,19 @@
 """What `digestbot check` checks beyond reading the files: that mail may go out to the configured
-server, and that the templates (bundled, or overridden in templates_dir) render a digest."""
+server, that the templates (bundled, or overridden in templates_dir) render a digest, and that
+each subscriber's channel can send (else `run` would leave their digests waiting)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from ._console import plural
 from .config import Settings
 from .errors import Problem
 from .models import Digest, DigestItem, Entry, Interests, Subscriber
 
 _FIX = "fix the template (templates/README lists what a template can use)"
+_NAMED = 3  # subscriber ids a grouped channel problem names
 
 
 def sample_digest() -> Digest:
@@ -68,3 +72,54 @@ def sending_problems(settings: Settings) -> list[Problem]:
         return []
     where = "environment" if refused.key.startswith("DIGESTBOT_") else str(settings.config_path)
     return [Problem(where, refused.key, str(refused).removeprefix(f"{refused.key}: "))]
+
+
+def channel_problems(settings: Settings, subscribers: Iterable[Subscriber]) -> list[Problem]:
+    """Why the channel that serves a subscriber (`channel_for`) cannot send to them now (its
+    `missing`), with the fix `not_ready` gives at run time, where such digests wait.
+
+    One problem per reason: 1,000 Slack members without a token are one line, not 1,000. It
+    names the file of a lone file subscriber, else how many and a few ids; the key is the file
+    key of the destination when every subscriber in the group is from a file and gives the same.
+    """
+    from .channels import CHANNELS, channel_for, unready_fix
+
+    groups: dict[str, list[Subscriber]] = {}
+    for sub in subscribers:
+        why = CHANNELS[channel_for(sub, settings)].missing(sub, settings)
+        if why:
+            groups.setdefault(why, []).append(sub)
+    problems = []
+    for why, subs in groups.items():
+        keys = {_file_key(s) for s in subs}
+        key = keys.pop() if len(keys) == 1 else ""
+        problems.append(Problem(_who(subs), key, f"{why}; {unready_fix(settings)}"))
+    return problems
+
+
+def _from_file(sub: Subscriber) -> bool:
+    return sub.origin not in ("", "web", "slack")
+
+
+def _file_key(sub: Subscriber) -> str:
+    """The subscription file key that gives a file subscriber's destination; "" for the others."""
+    from .channels import channel_of, field_value
+
+    cls = channel_of(sub)
+    if cls is None or not _from_file(sub):
+        return ""
+    return next((f.name for f in cls.fields if field_value(sub, f.name)), "")
+
+
+def _who(subs: list[Subscriber]) -> str:
+    """The file of a lone file subscriber, else e.g. "12 Slack members (slack-T1-U1, …)"."""
+    if len(subs) == 1 and _from_file(subs[0]):
+        return subs[0].origin
+    origins = {s.origin for s in subs}
+    noun = "subscriber"
+    if origins == {"slack"}:
+        noun = "Slack member"
+    elif origins == {"web"}:
+        noun = "web subscriber"
+    named = ", ".join(s.id for s in subs[:_NAMED]) + ("…" if len(subs) > _NAMED else "")
+    return f"{plural(len(subs), noun)} ({named})"

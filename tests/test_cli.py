@@ -35,6 +35,13 @@ NO_CONFIG = (
     "Error: digestbot.toml: not found in {cwd}, and neither --config nor DIGESTBOT_CONFIG is set; "
     "run 'digestbot init' to write one here, or pass --config PATH\n"
 )
+# What `check` says of the subscriber `digestbot init` writes while no SMTP server is set and the
+# outbox is not chosen (init without --outbox): its digests would wait.
+NO_SMTP = (
+    "subscriptions/example.toml: email: email needs DIGESTBOT_SMTP_URL, which is not set; set it, "
+    'or write outbox_dir = "outbox" in digestbot.toml to have such digests written to files '
+    "instead\n"
+)
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -607,7 +614,7 @@ vocabulary = ["robot arm"]
 
 def test_check_from_another_folder_reads_the_topics_beside_the_config(here: Path) -> None:
     lab = here / "lab"
-    invoke("init", str(lab))
+    invoke("init", "--outbox", str(lab))
     (lab / "topics.toml").write_text(TOPIC)
     example = lab / "subscriptions" / "example.toml"
     example.write_text(example.read_text().replace("# topics = [", "topics = ['lab-robots', "))
@@ -693,7 +700,7 @@ def test_check_names_the_template_line_of_a_syntax_error(here: Path, fresh_templ
         "templates/email.txt.j2: line 3: Unexpected end of template. Jinja was looking for the "
         "following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be "
         "closed is 'if'.; fix the template (templates/README lists what a template can use)\n"
-        "1 problem found; 1 subscriber fine.\n"
+        f"{NO_SMTP}2 problems found; 1 subscriber fine.\n"
     )
 
 
@@ -710,7 +717,7 @@ def test_check_names_the_template_line_of_an_undefined_name(
     assert result.output == (
         "templates/email.html.j2: line 3: 'bot.models.Subscriber object' has no attribute "
         "'nmae'; fix the template (templates/README lists what a template can use)\n"
-        "1 problem found; 1 subscriber fine.\n"
+        f"{NO_SMTP}2 problems found; 1 subscriber fine.\n"
     )
 
 
@@ -969,8 +976,90 @@ def test_check_counts_a_damaged_database_as_a_problem(here: Path) -> None:
     result = invoke("check")
     assert (result.exit_code, result.output) == (
         1,
-        f"{DAMAGED}\n1 problem found; 1 subscriber fine.\n",
+        f"{DAMAGED}\n{NO_SMTP}2 problems found; 1 subscriber fine.\n",
     )
+
+
+# --- check names a channel that cannot send: run would leave those digests waiting -------------
+
+WAITS = (
+    'set it, or write outbox_dir = "outbox" in digestbot.toml to have such digests written to '
+    "files instead\n"
+)
+
+
+def subscriber_file(here: Path, sid: str, destination: str) -> None:
+    (here / "subscriptions" / f"{sid}.toml").write_text(
+        f'{destination}\nschedule = "0 8 * * *"\n[interests]\nkeywords = ["quantization"]\n'
+    )
+
+
+def test_a_fresh_init_without_the_outbox_is_told_to_set_the_smtp_url_as_init_says(
+    here: Path,
+) -> None:
+    init = invoke("init")
+    assert "(set DIGESTBOT_SMTP_URL first, or uncomment outbox_dir for files)" in init.output
+    check = invoke("check")
+    assert (check.exit_code, check.output) == (1, f"{NO_SMTP}1 problem found; 1 subscriber fine.\n")
+    sent = invoke("check", env={"DIGESTBOT_SMTP_URL": "smtp://127.0.0.1:2525"})
+    assert (sent.exit_code, sent.output) == (0, "No problems: 1 source, 1 subscriber.\n")
+
+
+@pytest.mark.parametrize(
+    ("destination", "line", "fix"),
+    [
+        (
+            'slack_channel = "#papers"',
+            "slack_channel: Slack needs SLACK_BOT_TOKEN, which is not set",
+            {"SLACK_BOT_TOKEN": "xoxb-1"},
+        ),
+        (
+            'slack_webhook_env = "SLACK_WEBHOOK_LAB"',
+            (
+                "slack_webhook_env: Slack needs the variable SLACK_WEBHOOK_LAB "
+                "(slack_webhook_env), which is not set"
+            ),
+            {"SLACK_WEBHOOK_LAB": "https://hooks.slack.com/services/T/B/x"},
+        ),
+    ],
+)
+def test_check_names_a_slack_file_subscriber_its_channel_cannot_reach(
+    here: Path, destination: str, line: str, fix: dict[str, str]
+) -> None:
+    invoke("init")
+    (here / "subscriptions" / "example.toml").unlink()
+    subscriber_file(here, "lab", destination)
+    check = invoke("check")
+    assert (check.exit_code, check.output) == (
+        1,
+        f"subscriptions/lab.toml: {line}; {WAITS}1 problem found; 1 subscriber fine.\n",
+    )
+    fixed = invoke("check", env=fix)
+    assert (fixed.exit_code, fixed.output) == (0, "No problems: 1 source, 1 subscriber.\n")
+    config = here / "digestbot.toml"  # the outbox chosen: such digests go to files, none waits
+    config.write_text(
+        config.read_text().replace('# outbox_dir = "outbox"', 'outbox_dir = "outbox"')
+    )
+    outbox = invoke("check")
+    assert (outbox.exit_code, outbox.output) == (0, "No problems: 1 source, 1 subscriber.\n")
+
+
+def test_check_names_email_subscribers_without_smtp_in_one_line(here: Path) -> None:
+    invoke("init")
+    for sid in ("alice", "bob", "carol", "dave"):
+        subscriber_file(here, sid, f'email = "{sid}@example.org"')
+    subscriber_file(here, "lab", 'slack_channel = "#papers"')
+    check = invoke("check")
+    assert check.exit_code == 1
+    assert check.output == (
+        "5 subscribers (alice, bob, carol…): email: email needs DIGESTBOT_SMTP_URL, which is not "
+        f"set; {WAITS}"
+        f"subscriptions/lab.toml: slack_channel: Slack needs SLACK_BOT_TOKEN, which is not set; {WAITS}"
+        "2 problems found; 6 subscribers fine.\n"
+    )
+    env = {"DIGESTBOT_SMTP_URL": "smtp://127.0.0.1:2525", "SLACK_BOT_TOKEN": "xoxb-1"}
+    fine = invoke("check", env=env)
+    assert (fine.exit_code, fine.output) == (0, "No problems: 1 source, 6 subscribers.\n")
 
 
 def test_a_database_damaged_after_it_was_opened(here: Path) -> None:

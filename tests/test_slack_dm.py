@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from peers import SlackPeer
 from slack_support import SINGLE, slack_app, wait_until
 
-from bot.channels import CHANNELS, channel_for
+from bot.channels import CHANNELS, channel_for, not_ready
 from bot.cli import cli
 from bot.config import Settings
 from bot.errors import PermanentSendError
@@ -306,3 +306,41 @@ def test_a_stored_zone_this_host_does_not_know_falls_back_to_utc(
     got = {s.id: s.timezone for s in subs}
     assert got == {f"slack-{SINGLE}-U0BAD": "UTC", f"slack-{SINGLE}-U0OK": "Asia/Tokyo"}
     assert "unknown time zone 'Mars/X'" in caplog.text and "using UTC" in caplog.text
+
+
+def test_check_counts_slack_members_no_token_reaches_in_one_line(
+    tmp_path: Path, backend_url: str, peer: SlackPeer
+) -> None:
+    """Members (origin "slack") with neither SLACK_BOT_TOKEN nor SLACK_CLIENT_ID: `run` would
+    leave every digest of theirs waiting; `check` says so once, counting them, with the same
+    reason and fix `not_ready` gives at run time."""
+    config = project(tmp_path, backend_url, peer)
+    with Store(backend_url) as store:
+        for user in ("U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"):
+            store.save_slack_member(SINGLE, user, interests={"keywords": ["quantization"]})
+        store.save_slack_member(SINGLE, "U0PAUSED", status="paused")  # receives nothing
+        member = slack_subscriber(store.slack_members()[0])
+    unset: dict[str, str | None] = {"SLACK_BOT_TOKEN": None, "SLACK_CLIENT_ID": None}
+    env = {**unset, "DIGESTBOT_SECRET_KEY": "k"}
+    check = CliRunner().invoke(cli, ["--config", str(config), "check"], env=env)
+    assert check.exit_code == 1
+    why = (
+        "Slack direct messages need SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and the app installed; "
+        f'set it, or write outbox_dir = "outbox" in {config} to have such digests written to '
+        "files instead"
+    )
+    ids = ", ".join(f"slack-{SINGLE}-{u}" for u in ("U0ALICE", "U0BOB", "U0CAROL"))
+    assert check.output.splitlines() == [
+        f"4 Slack members ({ids}…): {why}",
+        (
+            "1 problem found; 4 subscribers (0 from files, 0 from the web, 4 from Slack; "
+            "not receiving: 1 paused) fine."
+        ),
+    ]
+    settings = Settings(config_path=config, environ={})
+    assert not_ready(channel_for(member, settings), member, settings) == (
+        f"not sent: {why}; the digest waits for the next run"
+    )
+    for fix in ({"SLACK_BOT_TOKEN": "xoxb-single"}, {"SLACK_CLIENT_ID": "1.2"}):
+        ok = CliRunner().invoke(cli, ["--config", str(config), "check"], env={**env, **fix})
+        assert (ok.exit_code, "No problems" in ok.output) == (0, True), ok.output

@@ -31,6 +31,7 @@ __all__ = [
     "register",
     "settings_tables",
     "subscriber_fields",
+    "unready_fix",
 ]
 
 
@@ -53,10 +54,16 @@ def not_ready(name: str, subscriber: Subscriber, settings: Settings) -> str:
     missing = CHANNELS[name].missing(subscriber, settings)
     if not missing:
         return ""
+    return f"not sent: {missing}; {unready_fix(settings)}; the digest waits for the next run"
+
+
+def unready_fix(settings: Settings) -> str:
+    """The fix that follows a channel's `missing`: set it, or choose the outbox. `not_ready` at
+    run time and `digestbot check` beforehand (`checks.channel_problems`) say the same."""
     config = settings.config_path or "digestbot.toml"
     return (
-        f'not sent: {missing}; set it, or write outbox_dir = "outbox" in {config} to have '
-        "such digests written to files instead; the digest waits for the next run"
+        f'set it, or write outbox_dir = "outbox" in {config} to have such digests written to '
+        "files instead"
     )
 
 

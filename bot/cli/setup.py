@@ -53,13 +53,17 @@ def init(obj: Context, directory: Path, outbox: bool) -> None:
 @subscriptions_option
 @click.pass_obj
 def check(obj: Context, subscriptions: str | None) -> None:
-    """List every problem in the configuration and the subscription files; exit 1 if any.
+    """List every problem in the configuration and the subscription files, and every channel
+    that cannot send to its subscribers (their digests would wait); exit 1 if any.
 
     \b
     Example:
       digestbot check --subscriptions subscriptions/
     """
+    from ..checks import channel_problems, sending_problems, template_problems
+
     problems: list[BotError] = []
+    read = False  # the config was read: its channels can be judged
     try:
         settings = obj.settings(subscriptions, need_file=True)
     except ProblemsFound as e:
@@ -69,8 +73,7 @@ def check(obj: Context, subscriptions: str | None) -> None:
         problems.append(e)
         settings = with_subscriptions(Settings(), subscriptions)
     else:
-        from ..checks import sending_problems, template_problems
-
+        read = True
         problems.extend(sending_problems(settings))
         problems.extend(template_problems(settings))
     subs: list[Subscriber] = []
@@ -80,6 +83,9 @@ def check(obj: Context, subscriptions: str | None) -> None:
     except ConfigError as e:
         problems.append(e)
     members = _members(settings, subs, problems)  # web subscribers and marks: the store's
+    if read:  # whose digests would wait at run time: a channel not set up, and no outbox chosen
+        receiving = subs if members is None else [m.subscriber for m in members if m.receives]
+        problems.extend(channel_problems(settings, receiving))
     for p in problems:
         click.echo(str(p))
     if problems:
