@@ -16,7 +16,9 @@ Printed, for full profiles (description + keywords) and keywords alone:
   `Store.record_feedback` (what the web page and Slack call), then the last four weeks are ranked;
 - selection stability (hf-weeks, full profiles and keywords only): each day's papers matched with
   the store holding that day only or also the thirty days before it from the HF archive fixture;
-  and whether quiet days send nothing.
+  whether quiet days send nothing; and the path users run, day by day (a daily digest) and week
+  by week (a weekly one): each period's ranking (nDCG@10, MAP) and its selections together (F1),
+  with the period alone in the store or the month before it too.
 
 `--quick` skips the leave-one-out grid (the slow part, about a minute).
 """
@@ -407,38 +409,110 @@ def print_feedback(s: EvalSet, loso: bool = True) -> None:
 # --- stability ------------------------------------------------------------------------------
 
 
-def stability(
-    s: EvalSet, archive: Sequence[Entry], keywords_only: bool = False, min_entries: int = 5
-) -> tuple[int, int, int, int]:
-    """Days matched with a one-day store and with thirty more days: (within ±1, cases, quiet days silent, quiet days)."""
-    days: dict[Any, list[Entry]] = defaultdict(list)
+@dataclasses.dataclass(frozen=True)
+class Periods:
+    """Each day (or week) of hf-weeks matched as a run matches it (`by_period`)."""
+
+    ok: int  # subscriber-periods selecting the same papers ±1 with the short and the month store
+    total: int
+    quiet_ok: int  # quiet subscriber-periods (no relevant paper) sending nothing with either store
+    quiet: int
+    # Per store (the period alone, with the 30 days before it too): nDCG@10 and MAP of each
+    # period's ranking, per subscriber the mean over its periods with a relevant paper, then
+    # over subscribers; and the F1 of each subscriber's selections of all periods together
+    # against its relevant papers of those periods.
+    ndcg: tuple[float, float]
+    ap: tuple[float, float]
+    f1: tuple[float, float]
+
+
+def by_period(
+    s: EvalSet,
+    archive: Sequence[Entry],
+    keywords_only: bool = False,
+    weekly: bool = False,
+    min_entries: int = 5,
+    factory: Factory = Matcher,
+) -> Periods:
+    """Each day (`weekly`: each ISO week) with `min_entries` papers or more matched with the store
+    holding that period only, and with the thirty days before it from the archive too
+    (`Matcher().fit(store)`, as a run fits on the store's recent entries): whether the
+    selections agree, whether quiet periods stay quiet, and how well each period's papers are
+    ranked and selected with either store. Days are what a daily digest sees, weeks a weekly one."""
+    periods: dict[Any, list[Entry]] = defaultdict(list)
     for e in s.entries:
         if e.published:
-            days[e.published.date()].append(e)
+            day = e.published.date()
+            periods[day - timedelta(days=day.weekday()) if weekly else day].append(e)
     subs = s.subscribers[keywords_only]
     ok = total = quiet_ok = quiet = 0
-    for day, todays in sorted(days.items()):
-        if len(todays) < min_entries:
+    per: dict[str, list[list[tuple[float, float]]]] = {u.id: [[], []] for u in subs}
+    sent: dict[str, list[set[str]]] = {u.id: [set(), set()] for u in subs}
+    wanted: dict[str, set[str]] = {u.id: set() for u in subs}
+    for first, papers in sorted(periods.items()):
+        if len(papers) < min_entries:
             continue
-        ids = {e.id for e in todays}
+        ids = {e.id for e in papers}
         month = [
             e
             for e in archive
             if e.id not in ids
             and e.published
-            and day - timedelta(days=30) <= e.published.date() < day
+            and first - timedelta(days=30) <= e.published.date() < first
         ]
-        alone = Matcher().fit(todays).match(todays, subs, unselected=False)
-        busy = Matcher().fit(todays + month).match(todays, subs, unselected=False)
+        runs = [factory().fit(store).match(papers, subs) for store in (papers, papers + month)]
         for sub in subs:
-            a = {m.entry_id for m in alone[sub.id]}
-            b = {m.entry_id for m in busy[sub.id]}
+            gains = {e: g for e in ids if (g := s.gold[sub.id].get(e, 0))}
+            relevant = {e for e, g in gains.items() if g >= 1}
+            wanted[sub.id] |= relevant
+            chosen = []
+            for i, run in enumerate(runs):
+                ranked = [m.entry_id for m in run[sub.id]]
+                chosen.append({m.entry_id for m in run[sub.id] if m.selected})
+                sent[sub.id][i] |= chosen[i]
+                if relevant:
+                    per[sub.id][i].append(
+                        (ndcg(ranked, gains), average_precision(ranked, relevant))
+                    )
             total += 1
-            ok += len(a ^ b) <= 1
-            if not any(s.gold[sub.id].get(e, 0) >= 1 for e in ids):
+            ok += len(chosen[0] ^ chosen[1]) <= 1
+            if not relevant:
                 quiet += 1
-                quiet_ok += not a and not b
-    return ok, total, quiet_ok, quiet
+                quiet_ok += not chosen[0] and not chosen[1]
+    figures: list[tuple[float, float]] = []
+    for what in range(3):
+        pair = []
+        for i in (0, 1):
+            if what < 2:
+                vals = [np.mean([x[what] for x in per[u.id][i]]) for u in subs if per[u.id][i]]
+            else:
+                vals = [_f1(sent[u.id][i], wanted[u.id]) for u in subs]
+            pair.append(float(np.mean(vals)))
+        figures.append((pair[0], pair[1]))
+    return Periods(ok, total, quiet_ok, quiet, *figures)
+
+
+def _f1(selected: set[str], relevant: set[str]) -> float:
+    tp = len(selected & relevant)
+    return 2 * tp / (len(selected) + len(relevant)) if selected or relevant else 0.0
+
+
+def print_periods(weeks: EvalSet, archive: Sequence[Entry]) -> None:
+    """Stability and quiet days day by day; ranking and selection day by day and week by week."""
+    for kw in (False, True):
+        mode = "keywords only" if kw else "full profiles"
+        d = by_period(weeks, archive, kw)
+        print(
+            f"\nStability ({weeks.name}, {mode}, days with ≥5 papers): the same papers ±1 with a "
+            f"one-day store and with 30 more days: {d.ok}/{d.total} subscriber-days; quiet days "
+            f"with nothing sent either way: {d.quiet_ok}/{d.quiet}"
+        )
+        w = by_period(weeks, archive, kw, weekly=True)
+        for label, p in (("day by day (a daily digest)", d), ("week by week (a weekly one)", w)):
+            print(
+                f"  {label:27s}, the period alone | with the month before: nDCG@10 {p.ndcg[0]:.3f} | {p.ndcg[1]:.3f}, MAP {p.ap[0]:.3f} | "
+                f"{p.ap[1]:.3f}, F1 of the selections together {p.f1[0]:.3f} | {p.f1[1]:.3f}"
+            )
 
 
 def main() -> None:
@@ -474,14 +548,7 @@ def main() -> None:
         print_feedback(weeks, loso=not args.quick)
         if ARCHIVE.is_file():
             archive, _ = read_entries(ARCHIVE)
-            for kw in (False, True):
-                ok, total, quiet_ok, quiet = stability(weeks, archive, kw)
-                print(
-                    f"\nStability ({weeks.name}, {'keywords only' if kw else 'full profiles'}, days "
-                    f"with ≥5 papers): the same papers ±1 with a one-day store and with 30 more days: "
-                    f"{ok}/{total} subscriber-days; quiet days with nothing sent either way: "
-                    f"{quiet_ok}/{quiet}"
-                )
+            print_periods(weeks, archive)
 
 
 if __name__ == "__main__":
