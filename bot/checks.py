@@ -74,9 +74,12 @@ def sending_problems(settings: Settings) -> list[Problem]:
     return [Problem(where, refused.key, str(refused).removeprefix(f"{refused.key}: "))]
 
 
-def channel_problems(settings: Settings, subscribers: Iterable[Subscriber]) -> list[Problem]:
+def channel_problems(
+    settings: Settings, subscribers: Iterable[Subscriber]
+) -> tuple[list[Problem], int]:
     """Why the channel that serves a subscriber (`channel_for`) cannot send to them now (its
-    `missing`), with the fix `not_ready` gives at run time, where such digests wait.
+    `missing`), with the fix `not_ready` gives at run time, where such digests wait; and how
+    many subscribers that holds up.
 
     One problem per reason: 1,000 Slack members without a token are one line, not 1,000. It
     names the file of a lone file subscriber, else how many and a few ids; the key is the file
@@ -94,7 +97,7 @@ def channel_problems(settings: Settings, subscribers: Iterable[Subscriber]) -> l
         keys = {_file_key(s) for s in subs}
         key = keys.pop() if len(keys) == 1 else ""
         problems.append(Problem(_who(subs), key, f"{why}; {unready_fix(settings)}"))
-    return problems
+    return problems, sum(map(len, groups.values()))
 
 
 def _from_file(sub: Subscriber) -> bool:

@@ -700,7 +700,7 @@ def test_check_names_the_template_line_of_a_syntax_error(here: Path, fresh_templ
         "templates/email.txt.j2: line 3: Unexpected end of template. Jinja was looking for the "
         "following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be "
         "closed is 'if'.; fix the template (templates/README lists what a template can use)\n"
-        f"{NO_SMTP}2 problems found; 1 subscriber fine.\n"
+        f"{NO_SMTP}2 problems found; 1 subscriber: 1 would wait on a channel.\n"
     )
 
 
@@ -717,7 +717,7 @@ def test_check_names_the_template_line_of_an_undefined_name(
     assert result.output == (
         "templates/email.html.j2: line 3: 'bot.models.Subscriber object' has no attribute "
         "'nmae'; fix the template (templates/README lists what a template can use)\n"
-        f"{NO_SMTP}2 problems found; 1 subscriber fine.\n"
+        f"{NO_SMTP}2 problems found; 1 subscriber: 1 would wait on a channel.\n"
     )
 
 
@@ -976,7 +976,7 @@ def test_check_counts_a_damaged_database_as_a_problem(here: Path) -> None:
     result = invoke("check")
     assert (result.exit_code, result.output) == (
         1,
-        f"{DAMAGED}\n{NO_SMTP}2 problems found; 1 subscriber fine.\n",
+        f"{DAMAGED}\n{NO_SMTP}2 problems found; 1 subscriber: 1 would wait on a channel.\n",
     )
 
 
@@ -1000,7 +1000,10 @@ def test_a_fresh_init_without_the_outbox_is_told_to_set_the_smtp_url_as_init_say
     init = invoke("init")
     assert "(set DIGESTBOT_SMTP_URL first, or uncomment outbox_dir for files)" in init.output
     check = invoke("check")
-    assert (check.exit_code, check.output) == (1, f"{NO_SMTP}1 problem found; 1 subscriber fine.\n")
+    assert (check.exit_code, check.output) == (
+        1,
+        f"{NO_SMTP}1 problem found; 1 subscriber: 1 would wait on a channel.\n",
+    )
     sent = invoke("check", env={"DIGESTBOT_SMTP_URL": "smtp://127.0.0.1:2525"})
     assert (sent.exit_code, sent.output) == (0, "No problems: 1 source, 1 subscriber.\n")
 
@@ -1032,7 +1035,7 @@ def test_check_names_a_slack_file_subscriber_its_channel_cannot_reach(
     check = invoke("check")
     assert (check.exit_code, check.output) == (
         1,
-        f"subscriptions/lab.toml: {line}; {WAITS}1 problem found; 1 subscriber fine.\n",
+        f"subscriptions/lab.toml: {line}; {WAITS}1 problem found; 1 subscriber: 1 would wait on a channel.\n",
     )
     fixed = invoke("check", env=fix)
     assert (fixed.exit_code, fixed.output) == (0, "No problems: 1 source, 1 subscriber.\n")
@@ -1055,7 +1058,7 @@ def test_check_names_email_subscribers_without_smtp_in_one_line(here: Path) -> N
         "5 subscribers (alice, bob, carol…): email: email needs DIGESTBOT_SMTP_URL, which is not "
         f"set; {WAITS}"
         f"subscriptions/lab.toml: slack_channel: Slack needs SLACK_BOT_TOKEN, which is not set; {WAITS}"
-        "2 problems found; 6 subscribers fine.\n"
+        "2 problems found; 6 subscribers: 6 would wait on a channel.\n"
     )
     env = {"DIGESTBOT_SMTP_URL": "smtp://127.0.0.1:2525", "SLACK_BOT_TOKEN": "xoxb-1"}
     fine = invoke("check", env=env)

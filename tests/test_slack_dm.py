@@ -334,7 +334,7 @@ def test_check_counts_slack_members_no_token_reaches_in_one_line(
         f"4 Slack members ({ids}…): {why}",
         (
             "1 problem found; 4 subscribers (0 from files, 0 from the web, 4 from Slack; "
-            "not receiving: 1 paused) fine."
+            "not receiving: 1 paused): 4 would wait on a channel."
         ),
     ]
     settings = Settings(config_path=config, environ={})

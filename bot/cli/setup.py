@@ -83,13 +83,19 @@ def check(obj: Context, subscriptions: str | None) -> None:
     except ConfigError as e:
         problems.append(e)
     members = _members(settings, subs, problems)  # web subscribers and marks: the store's
+    waiting = 0
     if read:  # whose digests would wait at run time: a channel not set up, and no outbox chosen
         receiving = subs if members is None else [m.subscriber for m in members if m.receives]
-        problems.extend(channel_problems(settings, receiving))
+        found, waiting = channel_problems(settings, receiving)
+        problems.extend(found)
     for p in problems:
         click.echo(str(p))
     if problems:
-        click.echo(f"{plural(len(problems), 'problem')} found; {_counted(subs, members)} fine.")
+        counted = _counted(subs, members)
+        state = (
+            f"{counted} fine" if not waiting else f"{counted}: {waiting} would wait on a channel"
+        )
+        click.echo(f"{plural(len(problems), 'problem')} found; {state}.")
         sys.exit(1)
     for line in _mark_lines(members):
         obj.console.say(line)
