@@ -226,7 +226,7 @@ def test_a_schedule_that_cannot_be_read_is_echoed_escaped(store: Store) -> None:
 
 
 def test_phrases_are_cleaned_and_limited_as_the_web_forms_do(store: Store) -> None:
-    from bot.web import forms
+    from bot import interest_input as forms  # what the web forms use too
 
     said(store, "subscribe pruning")
     said(store, "keywords KV cache, kv   cache, Flash Attention")

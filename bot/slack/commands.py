@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..interest_input import MAX_DESCRIPTION, MAX_PHRASE, MAX_PHRASES
+from ..interest_input import phrases as split_phrases
 from ..models import Interests
 from ..render import slack_escape
 from ..store import SlackMemberRow, Store
@@ -54,10 +56,6 @@ class Answer:
 def phrases(text: str) -> tuple[str, ...] | str:
     """Comma-separated phrases, cleaned as the web forms clean them; a string with the fix when
     too many or too long (the forms' limits)."""
-    # Imported here: importing bot.web runs its app, which imports this package's routes.
-    from ..web.forms import MAX_PHRASE, MAX_PHRASES
-    from ..web.forms import phrases as split_phrases
-
     items = split_phrases(text)
     if len(items) > MAX_PHRASES:
         return f"at most {MAX_PHRASES} phrases; keep the ones that matter most"
@@ -101,8 +99,6 @@ def answer(
     store: Store, team_id: str, user_id: str, text: str, topics: Mapping[str, str]
 ) -> Answer:
     """Run one `/papers` command for (team, user) and return the reply."""
-    from ..web.forms import MAX_DESCRIPTION  # here: see `phrases`
-
     verb, _, rest = text.strip().partition(" ")
     verb, rest = verb.lower(), rest.strip()
     row = store.slack_member(team_id, user_id)

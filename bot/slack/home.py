@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..interest_input import MAX_DESCRIPTION
 from ..models import Interests
 from ..store import SlackMemberRow, Store
 from .commands import next_status, phrases, show, something_to_match, topic_problem
@@ -117,7 +118,6 @@ def save_modal(
     store: Store, team_id: str, user_id: str, values: Mapping[str, Any], topics: Mapping[str, str]
 ) -> dict[str, str]:
     """Save the modal's fields; {block id: the fix} for each bad field (nothing saved then)."""
-    from ..web.forms import MAX_DESCRIPTION  # here: importing bot.web imports this package
 
     def text(key: str) -> str:
         value = ((values.get(key) or {}).get(key) or {}).get("value")

@@ -10,13 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ..addresses import normalize
+from ..interest_input import MAX_DESCRIPTION, MAX_PHRASE, MAX_PHRASES, phrases
 from ..models import Interests
 
 _DAILY = re.compile(r"^0 (\d{1,2}) \* \* \*$")
 _WEEKLY = re.compile(r"^0 (\d{1,2}) \* \* 1$")
-MAX_PHRASES = 20
-MAX_PHRASE = 80
-MAX_DESCRIPTION = 1000
 
 
 @dataclass(slots=True)
@@ -115,19 +113,6 @@ def describe(prefs: Preferences, *, words: bool = True) -> str:
     )
 
 
-def phrases(text: str) -> tuple[str, ...]:
-    """Phrases separated by commas or newlines, spaces collapsed, each once (case aside)."""
-    seen: dict[str, None] = {}
-    for part in re.split(r"[,\n]", text):
-        p = " ".join(part.split())
-        if p and p.lower() not in (s.lower() for s in seen):
-            seen[p] = None
-    return tuple(seen)
-
-
-_phrases = phrases  # its earlier name
-
-
 def _trending(form: Mapping[str, str], errors: dict[str, str]) -> tuple[bool, int | None]:
     """The trending checkbox and the optional upvote floor (README "Trending")."""
     trending = form.get("trending", "") in ("on", "1", "true")
@@ -157,7 +142,7 @@ def parse_preferences(
     description = form.get("description", "").strip()
     if len(description) > MAX_DESCRIPTION:
         errors["description"] = f"Keep the description under {MAX_DESCRIPTION} characters."
-    keywords, exclude = _phrases(form.get("keywords", "")), _phrases(form.get("exclude", ""))
+    keywords, exclude = phrases(form.get("keywords", "")), phrases(form.get("exclude", ""))
     for key, values in (("keywords", keywords), ("exclude", exclude)):
         if len(values) > MAX_PHRASES or any(len(v) > MAX_PHRASE for v in values):
             errors[key] = (
