@@ -119,7 +119,7 @@ def test_an_email_digest_goes_out_with_its_subscribers_return_path(tmp_path: Pat
 # --- classifying what comes back -------------------------------------------------------------------
 EXPECTED = {
     "postfix-user-unknown.eml": (Kind.HARD, "alice", "550 5.1.1", "alice.20261201T0700Z"),
-    "exim-mailbox-disabled.eml": (Kind.HARD, "bob", "550 5.2.1", ""),
+    "exim-mailbox-disabled.eml": (Kind.HARD, "bob", "550 5.2.1", "bob.20261201T0700Z"),
     "gmail-address-not-found.eml": (Kind.HARD, "carol", "550 5.1.1", "carol.20261201T0700Z"),
     "generic-delayed.eml": (Kind.SOFT, "dave", "452 4.2.2", "dave.20261201T0700Z"),
     "arf-abuse.eml": (Kind.COMPLAINT, "erin", "abuse", "erin.20261201T0700Z"),
@@ -138,6 +138,21 @@ def test_each_message_is_classified_and_attributed(name: str, store: Store) -> N
         assert extra in got.reason
     else:
         assert got.digest_id == extra and got.message_id.startswith("<")
+
+
+def test_a_text_bounce_names_the_digest_its_quoted_copy_carries(store: Store) -> None:
+    """Exim and qmail quote the original in the text after a marker line, not as a part: its
+    headers still name the digest; a copy of the body alone (no headers) names none."""
+    exim = fixture("exim-mailbox-disabled.eml", verp_settings())
+    marker = b"------ This is a copy of the message, including all the headers. ------"
+    assert marker in exim
+    qmail = exim.replace(marker, b"--- Below this line is a copy of the message.")
+    body_only = exim.replace(
+        marker, b"------ This is a copy of the body of the message, without the headers. ------"
+    )
+    got = [classify(verp_settings(), store, raw) for raw in (exim, qmail, body_only)]
+    assert [(v.kind, v.subscriber_id) for v in got] == [(Kind.HARD, "bob")] * 3
+    assert [v.digest_id for v in got] == ["bob.20261201T0700Z", "bob.20261201T0700Z", ""]
 
 
 def test_a_complaint_without_a_return_path_is_attributed_by_the_digests_signed_link(

@@ -40,6 +40,12 @@ _STATUS = re.compile(r"\b([45]\.\d{1,3}\.\d{1,3})\b")
 _FORGED = "a token this digestbot did not sign (forged, or another installation's)"
 _DIGEST_MID = re.compile(r"<([^@<>\s]+)@[^<>\s]+>")
 _UNSUBSCRIBE = re.compile(r"/unsubscribe/([A-Za-z0-9_.-]+)>?")
+# The line after which a text-only bounce quotes the original with its headers: Exim's, qmail's.
+_COPY_FOLLOWS = re.compile(
+    r"^-{2,} *(?:This is a copy of the message, including all the headers\.|"
+    r"Below this line is a copy of the message\.) *-* *\r?$",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +170,22 @@ def _original(msg: Message) -> Message | None:
     return None
 
 
+def _quoted_in_text(msg: Message) -> Message | None:
+    """The original's headers as a text-only bounce quotes them after its marker line (Exim's
+    "------ This is a copy of the message, including all the headers. ------", qmail's)."""
+    for part in _parts(msg, "text/plain"):
+        body = part.get_payload(decode=True)
+        text = body.decode(errors="replace") if isinstance(body, bytes) else ""
+        marker = _COPY_FOLLOWS.search(text)
+        if marker is not None:
+            return HeaderParser().parsestr(text[marker.end() :].lstrip("\r\n"))
+    return None
+
+
 def _original_digest(msg: Message) -> str:
-    """The digest id the quoted original names (X-Digestbot-Digest, else its Message-ID)."""
-    original = _original(msg)
+    """The digest id the quoted original names (X-Digestbot-Digest, else its Message-ID), whether
+    quoted as a part of the bounce or (Exim, qmail) in its text."""
+    original = _original(msg) or _quoted_in_text(msg)
     if original is None:
         return ""
     if original.get("X-Digestbot-Digest"):
