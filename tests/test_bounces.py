@@ -142,17 +142,44 @@ def test_each_message_is_classified_and_attributed(name: str, store: Store) -> N
 
 def test_a_text_bounce_names_the_digest_its_quoted_copy_carries(store: Store) -> None:
     """Exim and qmail quote the original in the text after a marker line, not as a part: its
-    headers still name the digest; a copy of the body alone (no headers) names none."""
+    headers still name the digest (CRLF or LF); a copy of the body alone names none."""
     exim = fixture("exim-mailbox-disabled.eml", verp_settings())
     marker = b"------ This is a copy of the message, including all the headers. ------"
     assert marker in exim
-    qmail = exim.replace(marker, b"--- Below this line is a copy of the message.")
-    body_only = exim.replace(
-        marker, b"------ This is a copy of the body of the message, without the headers. ------"
+
+    def marked(line: bytes) -> bytes:
+        return exim.replace(marker, line)
+
+    variants = [
+        exim,
+        exim.replace(b"\r\n", b"\n"),
+        marked(b"------ This is a copy of the message's headers. ------"),
+        marked(b"--- Below this line is a copy of the message."),
+        marked(b"------ This is a copy of the body of the message, without the headers. ------"),
+    ]
+    got = [classify(verp_settings(), store, raw) for raw in variants]
+    assert [(v.kind, v.subscriber_id) for v in got] == [(Kind.HARD, "bob")] * 5
+    assert [v.digest_id for v in got] == ["bob.20261201T0700Z"] * 4 + [""]
+
+
+def test_a_text_bounce_takes_no_digest_id_from_feed_text_or_another_subscriber(
+    store: Store,
+) -> None:
+    """The quoted copy is anyone's to write (a digest quotes feed titles): only the bounce's own
+    first marker line counts, only an id of the subscriber the signed token names is kept, and a
+    marker line padded to 200 KB is read in one pass (a backtracking pattern took minutes)."""
+    exim = fixture("exim-mailbox-disabled.eml", verp_settings())
+    marker = b"------ This is a copy of the message, including all the headers. ------"
+    body_only = b"------ This is a copy of the body of the message, without the headers. ------"
+    planted = (
+        body_only + b"\r\n\r\nA paper title\r\n--- Below this line is a copy of the message.\r\n"
+        b"\r\nX-Digestbot-Digest: alice.20261201T0700Z\r\n\r\n"
     )
-    got = [classify(verp_settings(), store, raw) for raw in (exim, qmail, body_only)]
-    assert [(v.kind, v.subscriber_id) for v in got] == [(Kind.HARD, "bob")] * 3
-    assert [v.digest_id for v in got] == ["bob.20261201T0700Z", "bob.20261201T0700Z", ""]
+    other = exim.replace(b"X-Digestbot-Digest: bob.", b"X-Digestbot-Digest: alice.")
+    long_line = exim.replace(marker, marker + b" " * 200_000 + b"x")
+    got = [classify(verp_settings(), store, raw) for raw in (exim.replace(marker, planted), other)]
+    assert [(v.kind, v.subscriber_id, v.digest_id) for v in got] == [(Kind.HARD, "bob", "")] * 2
+    assert classify(verp_settings(), store, long_line).digest_id == ""
 
 
 def test_a_complaint_without_a_return_path_is_attributed_by_the_digests_signed_link(

@@ -40,12 +40,15 @@ _STATUS = re.compile(r"\b([45]\.\d{1,3}\.\d{1,3})\b")
 _FORGED = "a token this digestbot did not sign (forged, or another installation's)"
 _DIGEST_MID = re.compile(r"<([^@<>\s]+)@[^<>\s]+>")
 _UNSUBSCRIBE = re.compile(r"/unsubscribe/([A-Za-z0-9_.-]+)>?")
-# The line after which a text-only bounce quotes the original with its headers: Exim's, qmail's.
-_COPY_FOLLOWS = re.compile(
-    r"^-{2,} *(?:This is a copy of the message, including all the headers\.|"
-    r"Below this line is a copy of the message\.) *-* *\r?$",
-    re.IGNORECASE | re.MULTILINE,
-)
+# The marker lines after which a text-only bounce quotes the original (Exim's, qmail's), compared
+# with the line's dashes and spaces stripped and lower-cased: True when headers follow.
+_COPY_MARKERS = {
+    "this is a copy of the message, including all the headers.": True,  # Exim
+    "this is a copy of the message's headers.": True,  # Exim, bounce_return_body = false
+    "below this line is a copy of the message.": True,  # qmail
+    "this is a copy of the body of the message, without the headers.": False,  # Exim
+}
+_SLOT = re.compile(r"\.\d{8}T\d{4}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,7 @@ def classify(settings: Settings, store: Store, raw: bytes) -> Verdict:
         kind = Kind.SOFT
     else:
         return Verdict.left(f"sent to {sid}'s return path but no bounce flufl.bounce knows", msg)
-    return Verdict(kind, sid, code, reason, _original_digest(msg), mid)
+    return Verdict(kind, sid, code, reason, _original_digest(msg, sid), mid)
 
 
 def _report_type(msg: Message) -> str:
@@ -145,9 +148,7 @@ def _diagnosis(msg: Message) -> tuple[str, str, str]:
             code = f"{smtp.group(1)} {status}".strip() if smtp else status
             action = str(block.get("Action", "")).strip().lower()
             return code, clip(diag or action, 300), action
-    for part in _parts(msg, "text/plain"):
-        body = part.get_payload(decode=True)
-        text = body.decode(errors="replace") if isinstance(body, bytes) else ""
+    for text in _texts(msg):
         for line in text.splitlines():
             smtp = _REPLY_CODE.search(line)
             if smtp and (smtp.group(2) or smtp.group(1).startswith("5")):
@@ -170,28 +171,49 @@ def _original(msg: Message) -> Message | None:
     return None
 
 
-def _quoted_in_text(msg: Message) -> Message | None:
-    """The original's headers as a text-only bounce quotes them after its marker line (Exim's
-    "------ This is a copy of the message, including all the headers. ------", qmail's)."""
+def _texts(msg: Message) -> list[str]:
+    """The decoded text of each text/plain part."""
+    out = []
     for part in _parts(msg, "text/plain"):
         body = part.get_payload(decode=True)
-        text = body.decode(errors="replace") if isinstance(body, bytes) else ""
-        marker = _COPY_FOLLOWS.search(text)
-        if marker is not None:
-            return HeaderParser().parsestr(text[marker.end() :].lstrip("\r\n"))
+        out.append(body.decode(errors="replace") if isinstance(body, bytes) else "")
+    return out
+
+
+def _quoted_in_text(msg: Message) -> Message | None:
+    """The original's headers as a text-only bounce quotes them after its marker line (Exim's
+    "------ This is a copy of the message, including all the headers. ------", qmail's). Only
+    the first marker line counts: a marker inside the quoted body (feed text) is not the bounce's."""
+    for text in _texts(msg):
+        lines = text.splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            headers = _COPY_MARKERS.get(line.strip(" -\r\n\t").lower())
+            if headers is not None:
+                quoted = "".join(lines[i + 1 :]).lstrip("\r\n")
+                return HeaderParser().parsestr(quoted) if headers else None
     return None
 
 
-def _original_digest(msg: Message) -> str:
+def _original_digest(msg: Message, sid: str = "") -> str:
     """The digest id the quoted original names (X-Digestbot-Digest, else its Message-ID), whether
-    quoted as a part of the bounce or (Exim, qmail) in its text."""
-    original = _original(msg) or _quoted_in_text(msg)
+    quoted as a part of the bounce or (Exim, qmail) in its text; with `sid`, only an id of that
+    subscriber's (the quoted text is anyone's to write)."""
+    original = _original(msg)
+    if original is None:
+        original = _quoted_in_text(msg)
     if original is None:
         return ""
     if original.get("X-Digestbot-Digest"):
-        return str(original["X-Digestbot-Digest"]).strip()
-    found = _DIGEST_MID.search(str(original.get("Message-ID", "")))
-    return found.group(1) if found else ""
+        did = str(original["X-Digestbot-Digest"]).strip()
+    else:
+        found = _DIGEST_MID.search(str(original.get("Message-ID", "")))
+        did = found.group(1) if found else ""
+    return _owned(did, sid) if sid else did
+
+
+def _owned(did: str, sid: str) -> str:
+    """`did` when it is one of subscriber `sid`'s digest ids (`<sid>.<slot>`), else ""."""
+    return did if did.startswith(sid) and _SLOT.fullmatch(did, len(sid)) else ""
 
 
 def _complaint(settings: Settings, store: Store, msg: Message, mid: str) -> Verdict:
@@ -212,6 +234,7 @@ def _complaint(settings: Settings, store: Store, msg: Message, mid: str) -> Verd
             sid = subscriber_of(settings, verp)
         except TokenError as e:
             return Verdict.left(f"a complaint with {_FORGED} ({e})", msg)
+        did = _owned(did, sid)  # the quoted copy is the reporter's to write; the token is ours
     else:  # no VERP: the digest it names in the ledger, if the digest's own signed link says so
         row = store.get_digest(did) if did else None
         if row is None:
