@@ -1006,6 +1006,10 @@ def test_a_fresh_init_without_the_outbox_is_told_to_set_the_smtp_url_as_init_say
     )
     sent = invoke("check", env={"DIGESTBOT_SMTP_URL": "smtp://127.0.0.1:2525"})
     assert (sent.exit_code, sent.output) == (0, "No problems: 1 source, 1 subscriber.\n")
+    with closing(Store("sqlite:///digestbot.db")) as store:  # bounced: `run` skips them
+        store.suspend("example", "hard bounce")
+    suspended = invoke("check")
+    assert (suspended.exit_code, suspended.output) == (0, "No problems: 1 source, 1 subscriber.\n")
 
 
 @pytest.mark.parametrize(

@@ -82,10 +82,11 @@ def check(obj: Context, subscriptions: str | None) -> None:
         problems.extend(found)
     except ConfigError as e:
         problems.append(e)
-    members = _members(settings, subs, problems)  # web subscribers and marks: the store's
+    members, suspended = _members(settings, subs, problems)  # the store's subscribers and marks
     waiting = 0
     if read:  # whose digests would wait at run time: a channel not set up, and no outbox chosen
-        receiving = subs if members is None else [m.subscriber for m in members if m.receives]
+        everyone = [m.subscriber for m in members if m.receives] if members is not None else subs
+        receiving = [s for s in everyone if s.id not in suspended]  # as `load_roster` keeps them
         found, waiting = channel_problems(settings, receiving)
         problems.extend(found)
     for p in problems:
@@ -106,22 +107,23 @@ def check(obj: Context, subscriptions: str | None) -> None:
 
 def _members(
     settings: Settings, subs: list[Subscriber], problems: list[BotError]
-) -> list[Member] | None:
-    """Everyone `run` would see (bot.roster), when the config was read and the database exists;
-    a database that cannot be opened is one more problem."""
+) -> tuple[list[Member] | None, set[str]]:
+    """Everyone `run` would see (bot.roster) and who is suspended by bounces, when the config was
+    read and the database exists; a database that cannot be opened is one more problem."""
     if settings.config_path is None:
-        return None
+        return None, set()
     file = sqlite_path(settings.database_url)
     if file is not None and not file.exists():
-        return None  # no database yet: no web subscriber, no mark (and nothing is created)
+        return None, set()  # no database yet: no web subscriber, no mark (and nothing is created)
     try:
         with open_store(settings) as store:
             members, found = roster_members(settings, store, (subs, []))
+            suspended = store.suspensions()
     except BotError as e:
         problems.append(e)
-        return None
+        return None, set()
     problems.extend(found)
-    return members
+    return members, set(suspended)
 
 
 def _counted(subs: list[Subscriber], members: list[Member] | None) -> str:
