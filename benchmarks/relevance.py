@@ -20,7 +20,7 @@ Printed, for full profiles (description + keywords) and keywords alone:
   by week (a weekly one): each period's ranking (nDCG@10, MAP) and its selections together (F1),
   with the period alone in the store or the month before it too.
 
-`--quick` skips the leave-one-out grid (the slow part, about a minute).
+`--quick` skips the leave-one-out grid (the slow part: about four of the run's five minutes).
 """
 
 from __future__ import annotations
@@ -424,6 +424,8 @@ class Periods:
     ndcg: tuple[float, float]
     ap: tuple[float, float]
     f1: tuple[float, float]
+    precision: tuple[float, float]  # of every subscriber's selections together (micro)
+    recall: tuple[float, float]
 
 
 def by_period(
@@ -436,7 +438,7 @@ def by_period(
 ) -> Periods:
     """Each day (`weekly`: each ISO week) with `min_entries` papers or more matched with the store
     holding that period only, and with the thirty days before it from the archive too
-    (`Matcher().fit(store)`, as a run fits on the store's recent entries): whether the
+    (the matcher fitted on the store, as a run fits on its recent entries): whether the
     selections agree, whether quiet periods stay quiet, and how well each period's papers are
     ranked and selected with either store. Days are what a daily digest sees, weeks a weekly one."""
     periods: dict[Any, list[Entry]] = defaultdict(list)
@@ -489,7 +491,12 @@ def by_period(
                 vals = [_f1(sent[u.id][i], wanted[u.id]) for u in subs]
             pair.append(float(np.mean(vals)))
         figures.append((pair[0], pair[1]))
-    return Periods(ok, total, quiet_ok, quiet, *figures)
+    hits = [sum(len(sent[u.id][i] & wanted[u.id]) for u in subs) for i in (0, 1)]
+    chosen_all = [sum(len(sent[u.id][i]) for u in subs) for i in (0, 1)]
+    wanted_all = sum(len(w) for w in wanted.values())
+    precision = (hits[0] / max(chosen_all[0], 1), hits[1] / max(chosen_all[1], 1))
+    recall = (hits[0] / max(wanted_all, 1), hits[1] / max(wanted_all, 1))
+    return Periods(ok, total, quiet_ok, quiet, *figures, precision, recall)
 
 
 def _f1(selected: set[str], relevant: set[str]) -> float:
@@ -511,7 +518,9 @@ def print_periods(weeks: EvalSet, archive: Sequence[Entry]) -> None:
         for label, p in (("day by day (a daily digest)", d), ("week by week (a weekly one)", w)):
             print(
                 f"  {label:27s}, the period alone | with the month before: nDCG@10 {p.ndcg[0]:.3f} | {p.ndcg[1]:.3f}, MAP {p.ap[0]:.3f} | "
-                f"{p.ap[1]:.3f}, F1 of the selections together {p.f1[0]:.3f} | {p.f1[1]:.3f}"
+                f"{p.ap[1]:.3f}, F1 of the selections together {p.f1[0]:.3f} | {p.f1[1]:.3f} "
+                f"(precision {p.precision[0]:.2f} | {p.precision[1]:.2f}, recall "
+                f"{p.recall[0]:.2f} | {p.recall[1]:.2f})"
             )
 
 

@@ -226,7 +226,7 @@ def test_a_schedule_that_cannot_be_read_is_echoed_escaped(store: Store) -> None:
 
 
 def test_phrases_are_cleaned_and_limited_as_the_web_forms_do(store: Store) -> None:
-    from bot import interest_input as forms  # what the web forms use too
+    from bot import interest_input  # the web form reads interests with the same rules
 
     said(store, "subscribe pruning")
     said(store, "keywords KV cache, kv   cache, Flash Attention")
@@ -234,11 +234,14 @@ def test_phrases_are_cleaned_and_limited_as_the_web_forms_do(store: Store) -> No
     assert row is not None
     assert (
         Interests.from_dict(row.interests).keywords
-        == forms.phrases("KV cache, kv   cache, Flash Attention")
+        == interest_input.phrases("KV cache, kv   cache, Flash Attention")
         == ("KV cache", "Flash Attention")
     )
-    too_many = ", ".join(f"k{n}" for n in range(forms.MAX_PHRASES + 1))
-    assert f"at most {forms.MAX_PHRASES} phrases" in said(store, "keywords " + too_many)
-    assert "longer than" in said(store, "authors " + "x" * (forms.MAX_PHRASE + 1))
-    long = "y" * (forms.MAX_DESCRIPTION + 1)
-    assert said(store, "subscribe " + long) == f"keep it under {forms.MAX_DESCRIPTION} characters"
+    too_many = ", ".join(f"k{n}" for n in range(interest_input.MAX_PHRASES + 1))
+    assert f"at most {interest_input.MAX_PHRASES} phrases" in said(store, "keywords " + too_many)
+    assert "longer than" in said(store, "authors " + "x" * (interest_input.MAX_PHRASE + 1))
+    long = "y" * (interest_input.MAX_DESCRIPTION + 1)
+    assert (
+        said(store, "subscribe " + long)
+        == f"keep it under {interest_input.MAX_DESCRIPTION} characters"
+    )

@@ -34,7 +34,7 @@ title-only match (0.933 / 0.870); each lowered keywords-only. Entries read with 
 words weighed up where a described profile meets them (√tf × idf^1.25) rank the two sets'
 whole lists better (0.937 / 0.882; leave-one-out 0.932 / 0.881) but not a day's or a week's
 (day by day nDCG@10 0.935 against 0.936, week by week 0.877 against 0.880), and selecting in
-that reading sends on more quiet days (140 against 143 of 145): not kept.
+that reading stays silent on fewer quiet days (140 against 143 of 145): not kept.
 """
 
 from __future__ import annotations
