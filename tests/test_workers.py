@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 import time
@@ -381,6 +382,39 @@ def test_run_once_workers_celery_claims_and_queues_the_due_digests(
     assert "dispatched to the pool: 2 digests queued, 0 stalled ones queued again" in result.output
     assert {r.owner for r in store.digests_with_status("pending")} == {QUEUED}
     assert queue_length(make_app(load_settings(None, env)), queue) == 2
+    assert "outbox" not in result.output  # email without SMTP and no outbox: they wait
+
+
+def test_run_once_workers_celery_says_what_it_queued_for_the_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, pg_url: str, queue: str
+) -> None:
+    """As `run --once` says how many digests went to the outbox instead of anyone, the pool's
+    dispatcher says how many it queued for it (the workers write them)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "subscriptions").mkdir()
+    for sub in subscribers(3):
+        (tmp_path / "subscriptions" / f"{sub.id}.toml").write_text(
+            f'email = "{sub.email}"\nschedule = "* * * * *"\n[interests]\nkeywords = ["quantization"]\n'
+        )
+    (tmp_path / "digestbot.toml").write_text(
+        'subscriptions_dir = "subscriptions"\noutbox_dir = "outbox"\n'
+    )
+    now = datetime.now(UTC)
+    store.upsert_entries(entries(3, now), now)
+    env = {
+        "DIGESTBOT_BROKER_URL": REDIS_URL,
+        "DIGESTBOT_DATABASE_URL": pg_url,
+        "DIGESTBOT_QUEUE": queue,
+    }
+    result = CliRunner().invoke(cli, ["-q", "run", "--once", "--workers", "celery"], env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"^3 digests are queued for the outbox \(.*outbox\), not to anyone: outbox_dir in "
+        r".*digestbot.toml chooses it while email or Slack is not configured",
+        result.output,
+        re.MULTILINE,
+    ), result.output
+    assert queue_length(make_app(load_settings(None, env)), queue) == 3
 
 
 class _Clocked(Channel):

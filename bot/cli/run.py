@@ -140,6 +140,7 @@ def _print_outcomes(console: Console, recovered: Sequence[Any], outcomes: Sequen
 
 def _run_pool(obj: Context, settings: Settings, once: bool) -> None:
     """`run --workers celery`: this process fetches and dispatches; the workers send."""
+    from ..delivery import outbox_line
     from ..ingest import fetch_all
     from ..pool import dispatch_tick, require_pool, run_dispatcher
 
@@ -160,6 +161,8 @@ def _run_pool(obj: Context, settings: Settings, once: bool) -> None:
         f"{r.requeued} stalled ones queued again, "
         f"{r.empty} with no new entries, {r.skipped} claimed elsewhere, {r.idle} not due"
     )
+    if note := outbox_line(settings, r.outbox, "are queued for"):
+        click.echo(note)  # even under -q, as `run --once` says it
     if problems or any(x.error for x in reports):
         sys.exit(1)
 

@@ -21,7 +21,7 @@ from .fitted import FittedModel
 from .lease import LEASE, STALE, owner_alive, owner_token
 from .plan import DuePlans, Plan, coming_slot, due_slots, plan_digests, select_entries
 from .preview import next_digest, write_preview
-from .run import Deliverer, RunReport, run_once
+from .run import Deliverer, RunReport, outbox_line, run_once
 from .send import ChannelFactory, Held, RetryPolicy, Sender, open_channel
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "due_slots",
     "next_digest",
     "open_channel",
+    "outbox_line",
     "owner_alive",
     "owner_token",
     "plan_digests",

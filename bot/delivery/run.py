@@ -52,14 +52,20 @@ class RunReport:
             o.status == OutcomeStatus.SENT and o.channel == "outbox"
             for o in self.recovered + self.outcomes
         )
-        if not n:
-            return ""
-        return (
-            f"{n} digest{'s' if n != 1 else ''} went to the outbox "
-            f"({settings.resolve(settings.outbox_dir)}), not to anyone: outbox_dir in "
-            f"{settings.config_path or 'the config'} chooses it while email or Slack is not "
-            "configured, and they will not be sent later"
-        )
+        return outbox_line(settings, n)
+
+
+def outbox_line(settings: Settings, n: int, went: str = "went to") -> str:
+    """ "N digests went to (`went`) the outbox (<dir>), not to anyone: …", or "" when n is 0: what
+    `run --once` says after sending, and `run --workers celery` of what it queued."""
+    if not n:
+        return ""
+    return (
+        f"{n} digest{'s' if n != 1 else ''} {went} the outbox "
+        f"({settings.resolve(settings.outbox_dir)}), not to anyone: outbox_dir in "
+        f"{settings.config_path or 'the config'} chooses it while email or Slack is not "
+        "configured, and they will not be sent later"
+    )
 
 
 def run_once(

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..channels import channel_for
 from ..config import Settings, mask_url
-from ..delivery import LEASE, FittedModel, Plan, owner_alive, plan_digests
+from ..delivery import LEASE, FittedModel, Plan, outbox_line, owner_alive, plan_digests
 from ..errors import BotError
 from ..models import Claim, Claimed, DigestStatus, Subscriber
 from ..store import DigestRow, Store, open_store
@@ -35,6 +35,7 @@ class DispatchReport:
     skipped: int = 0
     requeued: int = 0
     idle: int = 0
+    outbox: int = 0  # of those enqueued, digests the workers will write to the outbox, not send
 
 
 def enqueue(app: Any, settings: Settings, items: Sequence[QueuedDigest]) -> None:
@@ -90,6 +91,7 @@ def dispatch_due(
                     report.empty += 1
                 else:
                     batch.append(QueuedDigest(claimed.digest_id, plan.subscriber))
+                    report.outbox += channel_for(plan.subscriber, settings) == "outbox"
             enqueue(app, settings, batch)
             report.enqueued += len(batch)
     return report.enqueued
@@ -181,6 +183,8 @@ def run_dispatcher(
             log.info(
                 "dispatched %d digests (%d re-enqueued, %d empty)", r.enqueued, r.requeued, r.empty
             )
+            if r.outbox:
+                log.warning("%s", outbox_line(settings, r.outbox, "are queued for"))
         except BotError as e:
             log.error("dispatch failed: %s", e)
 
