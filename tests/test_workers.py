@@ -360,23 +360,30 @@ def test_run_workers_celery_refuses_sqlite_and_says_the_fix(
     )
 
 
-def test_run_once_workers_celery_claims_and_queues_the_due_digests(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, pg_url: str, queue: str
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "subscriptions").mkdir()
-    for sub in subscribers(2):
-        (tmp_path / "subscriptions" / f"{sub.id}.toml").write_text(
+def _pool_project(
+    folder: Path, store: Store, pg_url: str, queue: str, n: int, config: str = ""
+) -> dict[str, str]:
+    """`n` email subscribers due every minute, three entries in the store; the pool's environment."""
+    (folder / "subscriptions").mkdir()
+    for sub in subscribers(n):
+        (folder / "subscriptions" / f"{sub.id}.toml").write_text(
             f'email = "{sub.email}"\nschedule = "* * * * *"\n[interests]\nkeywords = ["quantization"]\n'
         )
-    (tmp_path / "digestbot.toml").write_text('subscriptions_dir = "subscriptions"\n')
+    (folder / "digestbot.toml").write_text(f'subscriptions_dir = "subscriptions"\n{config}')
     now = datetime.now(UTC)
     store.upsert_entries(entries(3, now), now)
-    env = {
+    return {
         "DIGESTBOT_BROKER_URL": REDIS_URL,
         "DIGESTBOT_DATABASE_URL": pg_url,
         "DIGESTBOT_QUEUE": queue,
     }
+
+
+def test_run_once_workers_celery_claims_and_queues_the_due_digests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store, pg_url: str, queue: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = _pool_project(tmp_path, store, pg_url, queue, 2)
     result = CliRunner().invoke(cli, ["run", "--once", "--workers", "celery"], env=env)
     assert result.exit_code == 0, result.output
     assert "dispatched to the pool: 2 digests queued, 0 stalled ones queued again" in result.output
@@ -391,21 +398,7 @@ def test_run_once_workers_celery_says_what_it_queued_for_the_outbox(
     """As `run --once` says how many digests went to the outbox instead of anyone, the pool's
     dispatcher says how many it queued for it (the workers write them)."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "subscriptions").mkdir()
-    for sub in subscribers(3):
-        (tmp_path / "subscriptions" / f"{sub.id}.toml").write_text(
-            f'email = "{sub.email}"\nschedule = "* * * * *"\n[interests]\nkeywords = ["quantization"]\n'
-        )
-    (tmp_path / "digestbot.toml").write_text(
-        'subscriptions_dir = "subscriptions"\noutbox_dir = "outbox"\n'
-    )
-    now = datetime.now(UTC)
-    store.upsert_entries(entries(3, now), now)
-    env = {
-        "DIGESTBOT_BROKER_URL": REDIS_URL,
-        "DIGESTBOT_DATABASE_URL": pg_url,
-        "DIGESTBOT_QUEUE": queue,
-    }
+    env = _pool_project(tmp_path, store, pg_url, queue, 3, config='outbox_dir = "outbox"\n')
     result = CliRunner().invoke(cli, ["-q", "run", "--once", "--workers", "celery"], env=env)
     assert result.exit_code == 0, result.output
     assert re.search(
