@@ -230,3 +230,16 @@ def bad_link(request: Request, error: TokenError) -> HTMLResponse:
     return web_of(request).message(
         request, 400, "This link does not work", str(error).capitalize() + "."
     )
+
+
+def link_body(
+    request: Request, kind: str, max_age: float | None = None
+) -> dict[str, Any] | HTMLResponse:
+    """The payload of the path's `{token}`, a link of `kind` no older than `max_age` seconds, or
+    the page saying why the link does not work (`bad_link`)."""
+    try:
+        return tokens.verify(
+            web_of(request).settings, request.path_params["token"], kind, max_age=max_age
+        )
+    except TokenError as e:
+        return bad_link(request, e)

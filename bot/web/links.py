@@ -18,10 +18,10 @@ from ..tokens import TokenError
 from ._state import (
     MANAGE_MAX_AGE,
     Web,
-    bad_link,
     csrf_passed,
     fields,
     forged,
+    link_body,
     posted_form,
     read_form,
     web_of,
@@ -62,12 +62,9 @@ def _unsubscribe(web: Web, sid: str, address: str = "") -> None:
 async def manage_page(request: Request) -> Response:
     """Edit interests and schedule, pause, resume or unsubscribe: for the token's subscriber only."""
     web = web_of(request)
-    try:
-        body = tokens.verify(
-            web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE
-        )
-    except TokenError as e:
-        return bad_link(request, e)
+    body = link_body(request, "manage", MANAGE_MAX_AGE)
+    if isinstance(body, Response):
+        return body
     sid, address = body["subscriber_id"], str(body.get("address") or "")
     if not await run_in_threadpool(web.link_reads, sid, address):
         # mailed to an address the file no longer names: the new person's settings are not shown
@@ -140,12 +137,9 @@ async def manage(request: Request) -> Response:
     form = await posted_form(request)
     if isinstance(form, Response):
         return form
-    try:
-        body = tokens.verify(
-            web.settings, request.path_params["token"], "manage", max_age=MANAGE_MAX_AGE
-        )
-    except TokenError as e:
-        return bad_link(request, e)
+    body = link_body(request, "manage", MANAGE_MAX_AGE)
+    if isinstance(body, Response):
+        return body
     sid, address = body["subscriber_id"], body.get("address", "")
     action = form.get("action", "")
     store = web.store
@@ -196,10 +190,9 @@ async def manage(request: Request) -> Response:
 async def unsubscribe_page(request: Request) -> Response:
     """A page with a button; changes nothing (mail scanners follow links)."""
     web = web_of(request)
-    try:
-        tokens.verify(web.settings, request.path_params["token"], "unsubscribe")
-    except TokenError as e:
-        return bad_link(request, e)
+    body = link_body(request, "unsubscribe")
+    if isinstance(body, Response):
+        return body
     return web.page(request, "unsubscribe.html", action=request.url.path)
 
 
@@ -209,10 +202,9 @@ async def unsubscribe(request: Request) -> Response:
     form = await read_form(request)
     if isinstance(form, Response):
         return form
-    try:
-        body = tokens.verify(web.settings, request.path_params["token"], "unsubscribe")
-    except TokenError as e:
-        return bad_link(request, e)
+    body = link_body(request, "unsubscribe")
+    if isinstance(body, Response):
+        return body
     sid, address = body["subscriber_id"], body.get("address", "")
     one_click = form.get("List-Unsubscribe") == "One-Click"
     if not one_click and not csrf_passed(request, form):
@@ -240,12 +232,9 @@ async def feedback_page(request: Request) -> Response:
     vote = _vote(request)
     if vote is None:
         return web.message(request, 404, "Not found", "A feedback link ends in /up or /down.")
-    try:
-        body = tokens.verify(
-            web.settings, request.path_params["token"], "feedback", max_age=FEEDBACK_MAX_AGE
-        )
-    except TokenError as e:
-        return bad_link(request, e)
+    body = link_body(request, "feedback", FEEDBACK_MAX_AGE)
+    if isinstance(body, Response):
+        return body
     found = await run_in_threadpool(web.store.get_entries, [body["entry_id"]])
     entry = found.get(body["entry_id"])
     if entry is None:
@@ -264,12 +253,9 @@ async def feedback(request: Request) -> Response:
         return form
     if not csrf_passed(request, form):
         return forged(request)
-    try:
-        body = tokens.verify(
-            web.settings, request.path_params["token"], "feedback", max_age=FEEDBACK_MAX_AGE
-        )
-    except TokenError as e:
-        return bad_link(request, e)
+    body = link_body(request, "feedback", FEEDBACK_MAX_AGE)
+    if isinstance(body, Response):
+        return body
     try:
         await run_in_threadpool(
             web.store.record_feedback, body["subscriber_id"], body["entry_id"], vote

@@ -16,9 +16,8 @@ from .. import tokens
 from ..items import ItemView, author_line, count_text, entry_links, item_view, safe_url, tldr_of
 from ..models import Digest, Entry, Subscriber
 from ..text import shorten
-from ..tokens import TokenError
 from ..trending import by_popularity
-from ._state import MANAGE_MAX_AGE, Web, bad_link, web_of
+from ._state import MANAGE_MAX_AGE, Web, link_body, web_of
 from .forms import Preferences, timezones
 
 DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
@@ -171,12 +170,9 @@ def _digest_views(web: Web, body: dict[str, Any]) -> tuple[Digest, list[ItemView
 async def digest_page(request: Request) -> Response:
     """`/digest/<token>`: one whole digest as it was sent, the target of "view in browser"."""
     web = web_of(request)
-    try:
-        body = tokens.verify(
-            web.settings, request.path_params["token"], "view", max_age=VIEW_MAX_AGE
-        )
-    except TokenError as e:
-        return bad_link(request, e)
+    body = link_body(request, "view", VIEW_MAX_AGE)
+    if isinstance(body, Response):
+        return body
     found = await run_in_threadpool(_digest_views, web, body)
     if found is None:
         return web.message(request, 404, "No such digest", "This digest is no longer kept.")
