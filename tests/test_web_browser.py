@@ -56,6 +56,20 @@ def browser() -> Iterator[object]:
             b.close()
 
 
+def site_env(folder: Path, inbox: SmtpPeer, port: int) -> dict[str, str]:
+    """The environment of a digestbot whose config and SQLite database are in `folder`, mailing
+    through `inbox`, served on `port` of loopback."""
+    return {
+        **os.environ,
+        "DIGESTBOT_CONFIG": str(folder / "digestbot.toml"),
+        "DIGESTBOT_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite'}",
+        "DIGESTBOT_SMTP_URL": inbox.url,
+        "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
+        "DIGESTBOT_SECRET_KEY": "browser-test-secret",
+        "DIGESTBOT_FROM": "digestbot <digest@example.org>",
+    }
+
+
 def run_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`digestbot run --once` as its own process."""
     return subprocess.run(
@@ -77,15 +91,7 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
     )
     port = free_port()
     with SmtpPeer() as inbox:
-        env = {
-            **os.environ,
-            "DIGESTBOT_CONFIG": str(tmp_path / "digestbot.toml"),
-            "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-            "DIGESTBOT_SMTP_URL": inbox.url,
-            "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
-            "DIGESTBOT_SECRET_KEY": "browser-test-secret",
-            "DIGESTBOT_FROM": "digestbot <digest@example.org>",
-        }
+        env = site_env(tmp_path, inbox, port)
         settings = load_settings(environ=env)
         store = Store(settings.database_url)
         with running(create_app(settings, store), port) as url:
@@ -180,15 +186,7 @@ def test_the_day_page_subscribe_to_trending_and_view_the_digest_in_the_browser(
     )
     port = free_port()
     with SmtpPeer() as inbox:
-        env = {
-            **os.environ,
-            "DIGESTBOT_CONFIG": str(tmp_path / "digestbot.toml"),
-            "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-            "DIGESTBOT_SMTP_URL": inbox.url,
-            "DIGESTBOT_BASE_URL": f"http://127.0.0.1:{port}",
-            "DIGESTBOT_SECRET_KEY": "browser-test-secret",
-            "DIGESTBOT_FROM": "digestbot <digest@example.org>",
-        }
+        env = site_env(tmp_path, inbox, port)
         fetched = subprocess.run(
             [sys.executable, "-m", "bot", "fetch"],
             env=env,

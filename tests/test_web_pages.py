@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import feedparser
 import pytest
 import requests
 from peers import SmtpPeer, free_port
-from web_support import csrf_of, link_in, running
+from web_support import Site, csrf_of, link_in, running
 
 from bot import tokens
 from bot.config import Settings
@@ -54,14 +53,6 @@ POST = Entry(
     source="blog",
 )
 ORDER = ["Paper number 2", HOSTILE, "Paper number 1", "Paper number 4"]  # by upvotes
-
-
-@dataclass
-class Site:
-    url: str
-    settings: Settings
-    store: Store
-    inbox: SmtpPeer
 
 
 @pytest.fixture(scope="module")

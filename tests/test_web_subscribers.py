@@ -7,14 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from peers import SmtpPeer, free_port
-from web_support import csrf_of, link_in, running
+from web_support import Site, csrf_of, link_in, running
 
 from bot import tokens
 from bot.addresses import is_address, mailbox_key, normalize
@@ -22,14 +21,6 @@ from bot.config import Settings
 from bot.store import Store
 from bot.web import app as web_app
 from bot.web import create_app
-
-
-@dataclass
-class Site:
-    url: str
-    settings: Settings
-    store: Store
-    inbox: SmtpPeer
 
 
 @pytest.fixture

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import requests
 import uvicorn
-from peers import Mail
+from peers import Mail, SmtpPeer
 from starlette.applications import Starlette
+
+from bot.config import Settings
+from bot.store import Store
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -62,6 +65,16 @@ def link_in(mail: Mail, path: str) -> str:
     m = re.search(r"https?://\S+" + re.escape(path) + r"\S+", body.get_content())
     assert m, f"no {path} link in the message"
     return m.group(0)
+
+
+@dataclass
+class Site:
+    """A digestbot web app served on loopback, its settings, store and the SMTP server it mails."""
+
+    url: str
+    settings: Settings
+    store: Store
+    inbox: SmtpPeer
 
 
 @dataclass
