@@ -102,22 +102,6 @@ def _quantiles_without(
     return out[0], out[1]
 
 
-def thresholds(
-    ref: np.ndarray,
-    cal: Calibration = Calibration(),
-    baseline: int = 0,
-    offered: int | None = None,
-    own: np.ndarray | None = None,
-) -> np.ndarray:
-    """One score threshold per row (subscriber) of the reference scores `ref` (subscribers × entries).
-
-    The last `baseline` columns are the topic texts, the background; without them (baseline 0)
-    the entries themselves are the background. The first `offered` columns (default: all but
-    the background) are the entries at hand, whose best `top_k` the lift is measured to.
-    """
-    return bars(ref, cal, baseline, offered, own)[0]
-
-
 def bars(
     ref: np.ndarray,
     cal: Calibration = Calibration(),
@@ -125,7 +109,13 @@ def bars(
     offered: int | None = None,
     own: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the threshold (`thresholds`), and the one for entries matching the row's keywords."""
+    """Per row: the score threshold, and the one for entries whose title matches the row's keywords.
+
+    The last `baseline` columns of the reference scores `ref` (subscribers × entries) are the
+    topic texts, the background; without them (baseline 0) the entries themselves are. The first
+    `offered` columns (default: all but the background) are the entries at hand, whose best
+    `top_k` the lift is measured to.
+    """
     n = ref.shape[1] - baseline if offered is None else offered
     if n <= 0:
         none = np.full(ref.shape[0], np.inf, np.float32)

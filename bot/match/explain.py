@@ -177,21 +177,6 @@ class Explainer:
         return out
 
 
-def reasons_for(
-    batch: EntryBatch,
-    prof: Profiles,
-    index: TopicIndex,
-    fb: FeedbackModel,
-    space: TextSpace,
-    rows: np.ndarray,
-    ents: np.ndarray,
-    forced: np.ndarray,
-    n_terms: int = 3,
-) -> list[tuple[str, ...]]:
-    """`reasons` for every pair (subscriber row `rows[i]`, entry row `ents[i]`, `forced[i]`)."""
-    return Explainer(batch, prof, index, fb, space, n_terms)(rows, ents, forced)
-
-
 def _liked(batch: EntryBatch, fb: FeedbackModel, r: int, e: int) -> list[str]:
     """ "like “title”": the paper subscriber row `r` liked that is nearest entry row `e`, if near."""
     liked = fb.liked[r]
