@@ -176,6 +176,7 @@ class Slack(Channel):
         self._ids: dict[str, str] = {}  # channel name → id
         self._store: Store | None = None  # opened for the first member's DM (their team's token)
         self._clients: dict[str, WebClient] = {}  # a workspace's token → its client
+        self._tokens: dict[str, str] = {}  # team id → its bot token (until `close`)
         self._progress: dict[
             str, tuple[str, str, int]
         ] = {}  # digest id → (channel id, first ts, parts sent)
@@ -223,7 +224,11 @@ class Slack(Channel):
             self._store = open_store(self.settings)
         base = self.settings.base_url.rstrip("/")
         fixes = {**FIXES, **{k: v.format(base=base) for k, v in DM_FIXES.items()}}
-        token = installs.team_token(self.settings, self._store, member[0])
+        token = self._tokens.get(member[0]) or installs.team_token(
+            self.settings, self._store, member[0]
+        )  # looked up once per workspace while the channel is open, not once per member
+        if token:
+            self._tokens[member[0]] = token
         if not token:
             raise PermanentSendError(
                 f"no Slack bot token for the workspace {member[0]}: {fixes['not_authed']}"
@@ -395,6 +400,7 @@ class Slack(Channel):
         """Forget half-sent threads; close the store opened for members' tokens."""
         self._progress.clear()
         self._clients.clear()
+        self._tokens.clear()
         if self._store is not None:
             self._store.close()
             self._store = None
