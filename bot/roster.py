@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -32,16 +32,21 @@ def web_subscriber(row: WebSubscriberRow) -> Subscriber:
     )
 
 
-def file_subscriber(settings: Settings, sid: str) -> Subscriber | None:
+def file_subscriber(
+    settings: Settings, sid: str, known: Collection[str] | None = None
+) -> Subscriber | None:
     """The subscriber of `subscriptions/<sid>.toml` as it says now, reading that file only (a web
-    request about one subscriber, such as a feed reader's poll, must not parse 10,000 files)."""
+    request about one subscriber, such as a feed reader's poll, must not parse 10,000 files).
+    `known`: the topic slugs, when the caller holds them (else the taxonomy is read)."""
     from .match import known_topics
 
     folder = settings.resolve(settings.subscriptions_dir)
     path = folder / f"{sid}.toml"
     if path.parent != folder or sid.startswith("."):  # a name, never a path
         return None
-    return load_subscription_file(path, known_topics(settings.topics_file))
+    return load_subscription_file(
+        path, known_topics(settings.topics_file) if known is None else known
+    )
 
 
 def file_subscribers(

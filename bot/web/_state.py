@@ -95,7 +95,8 @@ class Web:
 
     def file_subscriber(self, sid: str) -> Subscriber | None:
         """The subscriber of `subscriptions/<sid>.toml` as the file says now, or None."""
-        return file_subscriber(self.settings, sid)
+        # The taxonomy as read at start (none read: read it now, as `check` and `run` do).
+        return file_subscriber(self.settings, sid, self.topic_slugs or None)
 
     def link_controls(self, sid: str, address: str) -> bool:
         """Whether a link mailed to `address` may act for file subscriber `sid`: the file still
