@@ -84,9 +84,16 @@ class Web:
         """A page that says one thing (errors, confirmations)."""
         return self.page(request, "message.html", status, title=title, text=text, link=link)
 
-    def link(self, kind: str, subscriber_id: str, chosen: dict[str, Any] | None = None) -> str:
-        """An absolute signed link: /manage/…, /unsubscribe/… or /confirm/… (with `chosen`)."""
-        token = tokens.sign(self.settings, kind, subscriber_id, chosen=chosen)
+    def link(
+        self,
+        kind: str,
+        subscriber_id: str,
+        chosen: dict[str, Any] | None = None,
+        address: str = "",
+    ) -> str:
+        """An absolute signed link: /manage/…, /unsubscribe/…, /feed/… or /confirm/… (with
+        `chosen`); `address` binds it to the address it was made for."""
+        token = tokens.sign(self.settings, kind, subscriber_id, chosen=chosen, address=address)
         return f"{self.base}/{kind}/{token}"
 
     def form_context(self, prefs: Preferences, errors: dict[str, str]) -> dict[str, Any]:

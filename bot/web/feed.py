@@ -27,8 +27,7 @@ DIGESTS = 20  # the feed holds the items of this many latest digests sent
 
 def feed_url(web: Web, subscriber_id: str, address: str = "") -> str:
     """The absolute URL of a subscriber's feed (what the manage page links)."""
-    token = tokens.sign(web.settings, "feed", subscriber_id, address=address)
-    return f"{web.base}/feed/{token}.xml"
+    return web.link("feed", subscriber_id, address=address) + ".xml"
 
 
 def _text(text: str, limit: int = 2000) -> str:

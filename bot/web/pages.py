@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import tokens
 from ..items import ItemView, author_line, count_text, entry_links, item_view, safe_url, tldr_of
 from ..models import Digest, Entry, Subscriber
 from ..text import shorten
@@ -183,5 +182,5 @@ async def digest_page(request: Request) -> Response:
         heading=f"Your digest of {digest.slot:%A %d %B %Y}",
         items=views,
         more=digest.more,
-        manage_url=f"{web.base}/manage/{tokens.sign(web.settings, 'manage', digest.subscriber.id, address=digest.subscriber.email)}",
+        manage_url=web.link("manage", digest.subscriber.id, address=digest.subscriber.email),
     )
