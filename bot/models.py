@@ -38,6 +38,12 @@ class Interests:
     trending: bool = False  # the most upvoted papers since the last digest (issue 13)
     min_upvotes: int | None = None  # a trending digest's floor
 
+    @property
+    def has_subject(self) -> bool:
+        """Whether these interests name something to match papers on (a description, keywords,
+        topics or authors); `trending` alone selects by popularity instead."""
+        return bool(self.description or self.keywords or self.topics or self.authors)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe data: the object the store keeps for a web subscriber, and a task message's."""
         return {

@@ -156,13 +156,7 @@ def parse_subscriber(
         max_items = 10
     interests = _interests(raw.get("interests", {}), bad, known_topics)
     interest_problems = any(p.key.startswith("interests") for p in problems)
-    if not interest_problems and not (
-        interests.description
-        or interests.keywords
-        or interests.topics
-        or interests.authors
-        or interests.trending
-    ):
+    if not interest_problems and not (interests.has_subject or interests.trending):
         bad(
             "interests",
             "says nothing to match on; give a description, keywords, topics or authors, "

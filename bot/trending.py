@@ -57,9 +57,7 @@ def popularity(entry: Entry) -> float | None:
 
 def trending_only(interests: Interests) -> bool:
     """`trending = true` with nothing else to match on: the digest is the most popular entries."""
-    return interests.trending and not (
-        interests.description or interests.keywords or interests.topics or interests.authors
-    )
+    return interests.trending and not interests.has_subject
 
 
 def by_popularity(entries: Sequence[Entry]) -> list[Entry]:

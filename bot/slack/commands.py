@@ -79,8 +79,7 @@ def something_to_match(interests: Interests) -> bool:
     """Whether a subscription has anything to select papers by (`trending` alone is one: the most
     upvoted); exclusions, a schedule or trending off alone select nothing, as files and the web
     form refuse them."""
-    i = interests
-    return bool(i.description or i.keywords or i.topics or i.authors or i.trending)
+    return interests.has_subject or interests.trending
 
 
 def show(row: SlackMemberRow | None) -> str:
