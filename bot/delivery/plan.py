@@ -17,7 +17,7 @@ from ..match import Matcher
 from ..models import DigestItem, Entry, Subscriber
 from ..slots import latest_slot, next_slot
 from ..store import Store
-from ..trending import Featured, arrange
+from ..trending import Featured, arrange, trending_only
 from .fitted import FittedModel
 
 
@@ -61,15 +61,16 @@ def select_entries(
     delivered = store.delivered(s.id for s in subs)
     feedback = store.feedback_for(s.id for s in subs)
     since = now - timedelta(days=settings.corpus_days)
+    matched = [s for s in subs if not trending_only(s.interests)]  # the others need no scores
     if matcher is not None:
         matcher.fit(store.entries_since(since) or offered)
         results = matcher.match(
-            offered, subs, delivered=delivered, feedback=feedback, unselected=False
+            offered, matched, delivered=delivered, feedback=feedback, unselected=False
         )
     else:
         with (model or FittedModel.for_settings(settings)).matcher(store, since, offered) as fitted:
             results = fitted.match(
-                offered, subs, delivered=delivered, feedback=feedback, unselected=False
+                offered, matched, delivered=delivered, feedback=feedback, unselected=False
             )
     by_id: dict[str, Entry] = {e.id: e for e in offered}
     # trending subscribers: most popular since their last digest, or the selection re-ordered
