@@ -7,7 +7,7 @@ subscriber in one pass (`select_entries`), with a `FittedModel` when the caller 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,6 +46,7 @@ def select_entries(
     now: datetime,
     matcher: Matcher | None = None,
     model: FittedModel | None = None,
+    last: Mapping[str, datetime] | None = None,
 ) -> list[Plan]:
     """Match the lookback window's entries for each (subscriber, slot) in one pass; a plan each.
 
@@ -74,7 +75,8 @@ def select_entries(
             )
     by_id: dict[str, Entry] = {e.id: e for e in offered}
     # trending subscribers: most popular since their last digest, or the selection re-ordered
-    last = store.last_slots() if any(s.interests.trending for s in subs) else {}
+    if last is None:  # the ledger's last slot per subscriber (`plan_digests` has read it)
+        last = store.last_slots() if any(s.interests.trending for s in subs) else {}
     featured = Featured(store.entries_published_since, now - timedelta(settings.lookback_days + 1))
     plans = []
     for sub, slot in due:
@@ -99,15 +101,19 @@ def slot_is_due(slot: datetime, last: datetime | None) -> bool:
 
 
 def due_slots(
-    store: Store, subscribers: Sequence[Subscriber], now: datetime
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    now: datetime,
+    last: Mapping[str, datetime] | None = None,
 ) -> tuple[list[tuple[Subscriber, datetime]], list[Subscriber]]:
     """(subscriber, slot) for each one due now, and those not due: the one rule of what is due.
 
     Due: the latest slot at or before `now`, when the ledger holds no digest for it or a later one
     (`slots.due_slot`). The latest slot is worked out once per (schedule, time zone): 100,000
-    subscribers share a handful of schedules, and each costs up to 60 cron steps.
+    subscribers share a handful of schedules, and each costs up to 60 cron steps. `last`: the
+    ledger's last slot per subscriber, when the caller has read it (`store.last_slots`).
     """
-    last = store.last_slots()
+    last = store.last_slots() if last is None else last
     latest: dict[tuple[str, str], datetime | None] = {}
     due: list[tuple[Subscriber, datetime]] = []
     idle: list[Subscriber] = []
@@ -142,5 +148,6 @@ def plan_digests(
 ) -> DuePlans:
     """Match every due subscriber in one pass; the plans and the subscribers not due."""
     with gc_paused():  # see bot.gcpause
-        due, idle = due_slots(store, subscribers, now)
-        return DuePlans(select_entries(settings, store, due, now, matcher, model), idle)
+        last = store.last_slots()  # read once: what is due, and trending's "since the last digest"
+        due, idle = due_slots(store, subscribers, now, last)
+        return DuePlans(select_entries(settings, store, due, now, matcher, model, last), idle)
