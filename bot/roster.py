@@ -159,10 +159,13 @@ def load_roster(
     unsubscribed (a mark for an address the file no longer names is ignored)."""
     with gc_paused():  # 100,000 web subscribers: see bot.gcpause
         members, problems = roster_members(settings, store, files)
-    suspended = store.suspensions()  # by bounces (bot.bounces): until `digestbot resume`
-    return [
-        m.subscriber for m in members if m.receives and m.subscriber.id not in suspended
-    ], problems
+    return receiving(members, store.suspensions()), problems
+
+
+def receiving(members: Sequence[Member], suspended: Collection[str]) -> list[Subscriber]:
+    """Who `run` sends digests to: the members who receive them, less those suspended by bounces
+    (bot.bounces: until `digestbot resume`)."""
+    return [m.subscriber for m in members if m.receives and m.subscriber.id not in suspended]
 
 
 def census(members: Sequence[Member]) -> str:

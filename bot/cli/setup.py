@@ -12,7 +12,7 @@ from .._console import plural
 from ..config import Settings, with_subscriptions
 from ..errors import BotError, ConfigError, ProblemsFound
 from ..models import Subscriber
-from ..roster import Member, census, mark_text, roster_members
+from ..roster import Member, census, mark_text, receiving, roster_members
 from ..store import open_store, sqlite_path
 from ._context import Context, subscribers, subscriptions_option
 
@@ -85,9 +85,10 @@ def check(obj: Context, subscriptions: str | None) -> None:
     members, suspended = _members(settings, subs, problems)  # the store's subscribers and marks
     waiting = 0
     if read:  # whose digests would wait at run time: a channel not set up, and no outbox chosen
-        everyone = [m.subscriber for m in members if m.receives] if members is not None else subs
-        receiving = [s for s in everyone if s.id not in suspended]  # as `load_roster` keeps them
-        found, waiting = channel_problems(settings, receiving)
+        sent_to = (
+            receiving(members, suspended) if members is not None else subs
+        )  # as `run` sees them
+        found, waiting = channel_problems(settings, sent_to)
         problems.extend(found)
     for p in problems:
         click.echo(str(p))
