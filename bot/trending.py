@@ -85,9 +85,16 @@ def _below(entry: Entry, floor: int | None) -> bool:
     return floor is not None and ups is not None and ups < floor
 
 
-def _excluded(entry: Entry, phrases: Sequence[str]) -> bool:
-    text = f"{entry.title} {entry.summary}".lower()
-    return any(p.lower() in text for p in phrases if p)
+def _excluded(entries: Sequence[Entry], phrases: Sequence[str]) -> set[str]:
+    """The ids of the entries an `exclude` phrase matches, matched as the matcher matches it
+    (on word boundaries, lightly stemmed, in the text it judges: `exclude = ["RL"]` keeps out
+    "RL fine-tuning", not "world models")."""
+    if not entries or not phrases:
+        return set()
+    from .match.features import entry_text, phrase_incidence, phrase_key  # numpy and scipy
+
+    hits = phrase_incidence([entry_text(e) for e in entries], [phrase_key(p) for p in phrases])
+    return {entries[i].id for i in hits.nonzero()[0].tolist()}
 
 
 def _day(when: datetime) -> datetime:
@@ -138,9 +145,9 @@ def trending_pool(
         and popularity(e) is not None
         and (start is None or e.published is None or e.published >= start)
         and not _below(e, interests.min_upvotes)
-        and not _excluded(e, interests.exclude)
     ]
-    return by_popularity(pool)
+    excluded = _excluded(pool, interests.exclude)
+    return by_popularity([e for e in pool if e.id not in excluded])
 
 
 TOP = "trending: among the most upvoted since your last digest"

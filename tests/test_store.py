@@ -117,6 +117,35 @@ def test_an_entry_is_claimed_once_per_subscriber(store: Store) -> None:
     assert other is not None and len(other.items) == 1
 
 
+def test_history_of_one_state_and_the_items_of_many_digests_in_one_read(store: Store) -> None:
+    """What the feed reads: the latest digests *sent* (not the latest of any state), and each
+    one's items in their order, for any number of digests at once."""
+    store.upsert_entries([entry(n) for n in range(1, 8)], NOW)
+    sent = store.claim("alice", SLOT, items(3, 1, 2), "outbox", now=NOW)
+    assert sent is not None
+    store.mark_sent(sent.digest_id, "250 ok", NOW)
+    failed = []
+    for day in range(1, 4):  # three newer digests that failed
+        c = store.claim("alice", SLOT + timedelta(days=day), items(3 + day), "outbox", now=NOW)
+        assert c is not None
+        store.mark_failed(c.digest_id, "550 no such user")
+        failed.append(c.digest_id)
+    pending = store.claim("bob", SLOT, items(7, 6), "outbox", now=NOW)
+    assert pending is not None
+    assert [r.id for r in store.history("alice", 3)] == failed[::-1]
+    assert [r.id for r in store.history("alice", 3, statuses=["sent"])] == [sent.digest_id]
+    assert store.history("alice", 3, statuses=["empty"]) == []
+    got = store.digest_items_of([sent.digest_id, pending.digest_id, "nobody.20261128T0700Z"])
+    assert [i.entry.id for i in got[sent.digest_id]] == [
+        "arxiv:2611.00003",
+        "arxiv:2611.00001",
+        "arxiv:2611.00002",
+    ]
+    assert [i.entry.id for i in got[pending.digest_id]] == ["arxiv:2611.00007", "arxiv:2611.00006"]
+    assert got["nobody.20261128T0700Z"] == [] and store.digest_items_of([]) == {}
+    assert store.digest_items(sent.digest_id) == got[sent.digest_id]
+
+
 def test_empty_claim_consumes_the_slot(store: Store) -> None:
     claimed = store.claim("alice", SLOT, [], "outbox", now=NOW)
     assert claimed is not None and claimed.items == ()

@@ -25,7 +25,7 @@ from bot.sources import FetchState
 from bot.sources.feeds import parse_feed
 from bot.sources.hf_daily import API_URL, HfDaily, parse_daily_papers
 from bot.store import Store, merge_entry
-from bot.trending import blend, by_popularity, popularity
+from bot.trending import blend, by_popularity, popularity, trending_pool
 
 Fixture = Callable[[str], Path]
 DAY = "hf/hf_daily_papers_2026-06-12.json"
@@ -315,6 +315,28 @@ def test_a_trending_digest_never_repeats_and_takes_what_came_since_its_last_day(
         ]
     )  # featured before the last digest's day: not "since the last digest"
     assert "arxiv:2606.00009" not in _plan(store, sub, day1 + timedelta(days=1, hours=9))
+
+
+def test_exclude_keeps_papers_out_of_a_trending_digest_as_the_matcher_reads_it() -> None:
+    """On word boundaries with light stemming, as in a relevance digest: "RL" is not "world",
+    "quantization" keeps out "quantized", and HF's ai_keywords count as part of the text."""
+    papers = [
+        Entry("a", "World models for video", extra={"upvotes": 50}),
+        Entry("b", "RL fine-tuning at scale", extra={"upvotes": 40}),
+        Entry("c", "Quantized attention kernels", extra={"upvotes": 30}),
+        Entry("d", "A benchmark", extra={"upvotes": 20, "ai_keywords": ["RL"]}),
+        Entry("e", "Curling robots", extra={"upvotes": 10}),
+    ]
+    pool = trending_pool(
+        Interests(trending=True, exclude=("RL", "quantization")), papers, set(), None
+    )
+    assert [e.id for e in pool] == ["a", "e"]
+    assert [e.id for e in trending_pool(Interests(trending=True), papers, {"a"}, None)] == [
+        "b",
+        "c",
+        "d",
+        "e",
+    ]
 
 
 # --- Slack ------------------------------------------------------------------------------------

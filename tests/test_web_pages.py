@@ -127,6 +127,22 @@ def test_day_and_week_pages_and_404_for_impossible_ones(site: Site) -> None:
         assert r.headers["content-type"].startswith("text/html")
 
 
+@pytest.mark.parametrize("path", ["/", "/subscribe"])
+def test_a_sign_up_link_may_choose_the_time_zone_and_the_page_keeps_it(
+    site: Site, path: str
+) -> None:
+    """`?tz=Asia/Tokyo` preselects that zone and tells the page's script to keep it over the
+    browser's; a zone digestbot does not know is UTC, which the script may replace."""
+    selected = re.compile(r'<option value="([^"/]+/[^"]+|UTC)" selected>')
+    given = requests.get(site.url + path, params={"tz": "Asia/Tokyo"})
+    assert given.status_code == 200 and selected.findall(given.text) == ["Asia/Tokyo"]
+    assert 'id="timezone" name="timezone" data-keep="1"' in given.text
+    for tz in ("Mars/Olympus", "<b>"):
+        unknown = requests.get(site.url + path, params={"tz": tz})
+        assert unknown.status_code == 200 and selected.findall(unknown.text) == ["UTC"]
+        assert "data-keep" not in unknown.text and "<b>" not in unknown.text
+
+
 def test_a_trending_digest_links_its_browser_view_and_the_feed_holds_its_items(
     site: Site,
 ) -> None:
@@ -239,3 +255,29 @@ def test_the_feed_of_the_real_fixture_day_is_valid(tmp_path: Path, shared_fixtur
     parsed = feedparser.parse(atom(Web(settings, store), "t", "http://127.0.0.1/feed/x.xml"))
     assert not parsed.bozo and len(parsed.entries) == 30
     store.close()
+
+
+def test_the_feed_holds_the_last_digests_sent_however_many_failed_since(tmp_path: Path) -> None:
+    """README: the feed holds the items of the last 20 digests *sent*; a run of failed digests
+    after them (a mailbox that bounced for a month) does not empty it."""
+    from datetime import timedelta
+
+    from bot.models import DigestItem
+    from bot.web._state import Web
+    from bot.web.feed import DIGESTS, atom
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", secret_key="k")
+    store = Store(settings.database_url)
+    store.upsert_entries([*PAPERS, POST])
+    slot = datetime(2026, 6, 1, 8, tzinfo=UTC)
+    sent = store.claim("t", slot, [DigestItem(PAPERS[1], 0.9), DigestItem(POST, 0.5)], "email")
+    assert sent is not None
+    store.mark_sent(sent.digest_id, "250 ok")
+    for day in range(1, DIGESTS + 2):
+        later = store.claim("t", slot + timedelta(days=day), [], "email")
+        assert later is not None
+        store.mark_failed(later.digest_id, "550 mailbox unavailable")
+    parsed = feedparser.parse(atom(Web(settings, store), "t", "http://127.0.0.1/feed/x.xml"))
+    assert not parsed.bozo
+    assert [e.title for e in parsed.entries] == ["Paper number 2", "A blog post with no upvotes"]
+    assert "TL;DR: Paper 2 in one line." in parsed.entries[0].summary

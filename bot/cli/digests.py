@@ -41,7 +41,7 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
     settings = obj.settings()
     with open_store(settings) as store:
         rows = store.history(subscriber, limit=limit)
-        items = {r.id: store.digest_items(r.id) for r in rows}
+        items = store.digest_items_of(r.id for r in rows)
         on_the_web = not rows and store.web_subscriber(subscriber) is not None
         member = key_of_id(subscriber)  # a Slack member's id (/papers)
         on_the_web = on_the_web or (member is not None and store.slack_member(*member) is not None)

@@ -83,14 +83,24 @@ class DigestReads(StoreBase):
 
     def digest_items(self, did: str) -> list[DigestItem]:
         """The items of a claimed digest, in their order."""
+        return self.digest_items_of([did])[did]
+
+    def digest_items_of(self, digest_ids: Iterable[str]) -> dict[str, list[DigestItem]]:
+        """The items of several digests in one read (a query per batch of ids), each in order."""
+        wanted = list(digest_ids)
+        out: dict[str, list[DigestItem]] = {did: [] for did in wanted}
         with self.begin() as conn:
-            rows = conn.execute(
-                select(deliveries, entries)
-                .join(entries, entries.c.id == deliveries.c.entry_id)
-                .where(deliveries.c.digest_id == did)
-                .order_by(deliveries.c.position)
-            ).all()
-        return [DigestItem(_entry(r), r.score, tuple(json.loads(r.why)), r.topic) for r in rows]
+            for where in id_filters(conn, deliveries.c.digest_id, wanted):
+                rows = conn.execute(
+                    select(deliveries, entries)
+                    .join(entries, entries.c.id == deliveries.c.entry_id)
+                    .where(where)
+                    .order_by(deliveries.c.digest_id, deliveries.c.position)
+                )
+                for r in rows:
+                    item = DigestItem(_entry(r), r.score, tuple(json.loads(r.why)), r.topic)
+                    out[r.digest_id].append(item)
+        return out
 
     @retrying
     def get_digest(self, did: str) -> DigestRow | None:
@@ -111,15 +121,15 @@ class DigestReads(StoreBase):
             return [_row(r) for r in conn.execute(q.order_by(digests.c.slot, digests.c.id))]
 
     @retrying
-    def history(self, subscriber_id: str, limit: int = 20) -> list[DigestRow]:
-        """A subscriber's latest digests, newest first."""
+    def history(
+        self, subscriber_id: str, limit: int = 20, statuses: Iterable[str] = ()
+    ) -> list[DigestRow]:
+        """A subscriber's latest digests, newest first: all of them, or those in `statuses`."""
         with self.begin() as conn:
-            q = (
-                select(digests)
-                .where(digests.c.subscriber_id == subscriber_id)
-                .order_by(digests.c.slot.desc())
-                .limit(limit)
-            )
+            q = select(digests).where(digests.c.subscriber_id == subscriber_id)
+            if wanted := list(statuses):
+                q = q.where(digests.c.status.in_(wanted))
+            q = q.order_by(digests.c.slot.desc()).limit(limit)
             return [_row(r) for r in conn.execute(q)]
 
     def deliveries_of(self, did: str) -> Delivery | None:

@@ -98,7 +98,22 @@ class Web:
 
     def form_context(self, prefs: Preferences, errors: dict[str, str]) -> dict[str, Any]:
         """What the subscribe and manage forms need to show `prefs`."""
-        return {"prefs": prefs, "errors": errors, "topics": self.topics, "timezones": timezones()}
+        return {
+            "prefs": prefs,
+            "errors": errors,
+            "topics": self.topics,
+            "timezones": timezones(),
+            "zone_given": False,  # a time zone the page must keep (`blank_form`)
+        }
+
+    def blank_form(self, request: Request) -> dict[str, Any]:
+        """The empty subscribe form: its time zone from `?tz=` when that names a known zone (a
+        sign-up link for one place), kept over the browser's; else UTC, which the page's script
+        replaces with the browser's zone."""
+        tz = request.query_params.get("tz", "")
+        given = tz in timezones()
+        prefs = Preferences(timezone=tz if given else "UTC")
+        return {**self.form_context(prefs, {}), "zone_given": given}
 
     def file_subscriber(self, sid: str) -> Subscriber | None:
         """The subscriber of `subscriptions/<sid>.toml` as the file says now, or None."""

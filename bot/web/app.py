@@ -29,7 +29,7 @@ from ..store import Store, open_store
 from ..tokens import TokenError
 from ._state import HERE, Web, bad_link, fields, posted_form, web_of
 from .feed import feed
-from .forms import Preferences, describe, from_chosen, parse_preferences, timezones
+from .forms import describe, from_chosen, parse_preferences
 from .limits import BodyCap, client_of, refuse_development_key, trusted_proxies
 from .links import (
     feedback,
@@ -90,9 +90,7 @@ class SafetyHeaders:
 async def home(request: Request) -> Response:
     """The subscribe form."""
     web = web_of(request)
-    tz = request.query_params.get("tz", "")
-    prefs = Preferences(timezone=tz if tz in timezones() else "UTC")
-    return web.page(request, "subscribe.html", **web.form_context(prefs, {}))
+    return web.page(request, "subscribe.html", **web.blank_form(request))
 
 
 async def subscribe(request: Request) -> Response:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import tokens
-from ..items import count_text, entry_links, safe_url
+from ..items import count_text, entry_links, safe_url, tldr_of
 from ..models import DigestStatus
 from ..text import printable, shorten
 from ..tokens import TokenError
@@ -56,12 +56,12 @@ def atom(web: Web, subscriber_id: str, self_url: str) -> bytes:
     _add(root, "link", rel="alternate", href=f"{web.base}/", type="text/html")
     entries: list[ET.Element] = []
     updated = datetime(1970, 1, 1, tzinfo=UTC)
-    for row in web.store.history(subscriber_id, limit=DIGESTS):
-        if row.status != DigestStatus.SENT:
-            continue
+    sent = web.store.history(subscriber_id, limit=DIGESTS, statuses=[DigestStatus.SENT])
+    items = web.store.digest_items_of(row.id for row in sent)
+    for row in sent:
         at = row.sent_at or row.slot
         updated = max(updated, at)
-        for item in web.store.digest_items(row.id):
+        for item in items[row.id]:
             e = item.entry
             entry = ET.Element(f"{{{ATOM}}}entry")
             _add(entry, "id", f"urn:digestbot:{subscriber_id}:{_text(e.id, 300)}")
@@ -78,15 +78,9 @@ def atom(web: Web, subscriber_id: str, self_url: str) -> bytes:
                 if _text(name, 200):
                     author = _add(entry, "author")
                     _add(author, "name", _text(name, 200))
-            tldr = e.extra.get("ai_summary")
+            tldr = tldr_of(e)
             summary = " — ".join(
-                p
-                for p in (
-                    count_text(e),
-                    f"TL;DR: {tldr}" if isinstance(tldr, str) and tldr else "",
-                    e.summary,
-                )
-                if p
+                p for p in (count_text(e), f"TL;DR: {tldr}" if tldr else "", e.summary) if p
             )
             if summary:
                 _add(entry, "summary", _text(summary), type="text")

@@ -17,7 +17,6 @@ from ..models import Digest, Entry, Subscriber
 from ..text import shorten
 from ..trending import by_popularity
 from ._state import MANAGE_MAX_AGE, Web, link_body, web_of
-from .forms import Preferences, timezones
 
 DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 WEEK = re.compile(r"(\d{4})-W(\d{2})")
@@ -113,9 +112,7 @@ async def _day_page(request: Request, day: date, front: bool) -> Response:
         "front": front,
     }
     if front:
-        tz = request.query_params.get("tz", "")
-        prefs = Preferences(timezone=tz if tz in timezones() else "UTC")
-        ctx.update(web.form_context(prefs, {}))
+        ctx.update(web.blank_form(request))
     return web.page(request, "papers.html", **ctx)
 
 
