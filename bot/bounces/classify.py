@@ -24,7 +24,7 @@ from flufl.bounce import all_failures
 
 from ..config import Settings
 from ..errors import TokenError
-from ..store import Store
+from ..store import Store, is_digest_of
 from ..text import clip
 from ..tokens import verify
 from .policy import Kind
@@ -48,7 +48,6 @@ _COPY_MARKERS = {
     "below this line is a copy of the message.": True,  # qmail
     "this is a copy of the body of the message, without the headers.": False,  # Exim
 }
-_SLOT = re.compile(r"\.\d{8}T\d{4}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +212,7 @@ def _original_digest(msg: Message, sid: str = "") -> str:
 
 def _owned(did: str, sid: str) -> str:
     """`did` when it is one of subscriber `sid`'s digest ids (`<sid>.<slot>`), else ""."""
-    return did if did.startswith(sid) and _SLOT.fullmatch(did, len(sid)) else ""
+    return did if is_digest_of(did, sid) else ""
 
 
 def _complaint(settings: Settings, store: Store, msg: Message, mid: str) -> Verdict:

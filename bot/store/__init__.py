@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..config import Settings
 from ._base import RETRY_DELAYS, damaged, migrate, retrying, sqlite_path
 from ._bounces import BounceRecords, BounceRow, Suspension
+from ._digest_rows import is_digest_of
 from ._entries import EntryStore, SourceStatus, merge_entry
 from ._ledger import DigestRow, Ledger, digest_id
 from ._schema import (
@@ -54,6 +55,7 @@ __all__ = [
     "digests",
     "entries",
     "feedback",
+    "is_digest_of",
     "merge_entry",
     "metadata",
     "migrate",

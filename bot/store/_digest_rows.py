@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,10 +17,17 @@ from ._base import StoreBase, _batches, retrying
 from ._entries import _entry
 from ._schema import deliveries, digests, entries
 
+_SLOT = re.compile(r"\.\d{8}T\d{4}Z")  # what `digest_id` puts after the subscriber id
+
 
 def digest_id(subscriber_id: str, slot: datetime) -> str:
     """The deterministic id of the digest for (subscriber, slot): the basis of its Message-ID."""
     return f"{subscriber_id}.{slot.astimezone(UTC):%Y%m%dT%H%MZ}"
+
+
+def is_digest_of(did: str, subscriber_id: str) -> bool:
+    """Whether `did` has the shape of one of `subscriber_id`'s digest ids (`digest_id`)."""
+    return did.startswith(subscriber_id) and _SLOT.fullmatch(did, len(subscriber_id)) is not None
 
 
 @dataclass(frozen=True, slots=True)
