@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import tomllib
 import zipfile
@@ -1098,6 +1099,10 @@ def test_wheel_ships_templates_and_example_feed(wheel: Path) -> None:
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), (
         "the wheel ships no LICENSE"
     )
+    root = Path(__file__).resolve().parent.parent
+    modules = {p.relative_to(root).as_posix() for p in (root / "bot").rglob("*.py")}
+    missing = sorted(m for m in modules if m not in names and "__pycache__" not in m)
+    assert not missing, f"not in the wheel (list their packages in pyproject.toml): {missing}"
 
 
 @pytest.mark.slow
@@ -1123,11 +1128,18 @@ def test_init_from_the_installed_wheel_works(wheel: Path, tmp_path: Path) -> Non
     )
     work = tmp_path / "work"
     work.mkdir()
-    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    # -S: no site hooks, so the checkout's editable install cannot lend a module the wheel lacks;
+    # the dependencies come from this environment's site-packages on the path, after the wheel.
+    deps = sysconfig.get_paths()["purelib"]
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(target), deps]),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     code = "import sys, bot; assert bot.__file__.startswith(sys.argv[1]), bot.__file__; from bot.cli import main; main(sys.argv[2:])"
-    for args in (["init", "--outbox"], ["check"]):
+    for args in (["init", "--outbox"], ["check"], ["run", "--once"]):
         done = subprocess.run(
-            [sys.executable, "-c", code, str(target), *args],
+            [sys.executable, "-S", "-c", code, str(target), *args],
             cwd=work,
             env=env,
             check=False,
@@ -1136,7 +1148,9 @@ def test_init_from_the_installed_wheel_works(wheel: Path, tmp_path: Path) -> Non
             timeout=120,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout == "No problems: 1 source, 1 subscriber.\n"
+        if args == ["check"]:
+            assert done.stdout == "No problems: 1 source, 1 subscriber.\n"
+    assert list((work / "outbox").rglob("*.eml")), "run --once from the wheel wrote no digest"
 
 
 # --- the Slack app manifest (issue 18) -------------------------------------------------------------
