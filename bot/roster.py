@@ -16,16 +16,20 @@ from .slack.members import slack_subscriber
 from .store import Store, SubscriberMark, WebSubscriberRow
 from .subscriptions import load_subscription_file, load_subscriptions
 from .text import clip
+from .zones import zone_or_utc
 
 
 def web_subscriber(row: WebSubscriberRow) -> Subscriber:
-    """The `Subscriber` a web row stands for (origin "web")."""
+    """The `Subscriber` a web row stands for (origin "web"). A stored zone this host does not
+    know becomes UTC, with a warning: it never stops planning for the others."""
     return Subscriber(
         id=row.id,
         name=row.name or row.email,
         email=row.email,
         schedule=row.schedule,
-        timezone=row.timezone,
+        timezone=zone_or_utc(
+            row.timezone, f"web subscriber {row.id}", "have them choose a zone on their manage page"
+        ),
         max_items=row.max_items,
         interests=Interests.from_dict(row.interests),
         origin="web",

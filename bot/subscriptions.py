@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
@@ -19,6 +19,7 @@ from .channels import destination, destination_problems, subscriber_fields
 from .errors import Problem, ScheduleError
 from .gcpause import gc_paused
 from .models import Interests, Subscriber
+from .zones import zone_known
 
 # Besides these, the destination keys the registered channels declare (email, slack_channel, …).
 _OWN = {"name", "schedule", "timezone", "max_items", "interests"}
@@ -202,9 +203,7 @@ def _schedule(raw: dict[str, Any], bad: _Bad) -> tuple[str, str]:
     """The cron line and its time zone, each checked."""
     schedule = _text(raw, "schedule", "", bad) or "0 8 * * *"
     timezone = _text(raw, "timezone", "", bad) or "UTC"
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not zone_known(timezone):
         bad(
             "timezone",
             f'{timezone!r} is not a known time zone; use an IANA name such as "Europe/Berlin" or "UTC"',

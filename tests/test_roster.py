@@ -12,6 +12,7 @@ import pytest
 from bot.config import Settings
 from bot.models import Interests, Subscriber
 from bot.roster import census, file_subscriber, load_roster, roster_members
+from bot.slots import latest_slot
 from bot.store import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -36,14 +37,16 @@ def setup(backend_url: str, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
         store.close()
 
 
-def _web(store: Store, sid: str, email: str, now: datetime = T0) -> None:
+def _web(
+    store: Store, sid: str, email: str, now: datetime = T0, zone: str = "Europe/Berlin"
+) -> None:
     store.request_web_subscription(
         sid,
         email,
         "",
         {"keywords": ["pruning"], "topics": []},
         "0 8 * * *",
-        "Europe/Berlin",
+        zone,
         5,
         now,
     )
@@ -80,6 +83,24 @@ def test_files_plus_active_web_subscribers_minus_those_who_left(
     assert ids(settings, store) == ["alice"]
     store.set_subscriber_status("bob", "active")
     assert ids(settings, store) == ["alice", "bob"]
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe"])
+def test_a_stored_web_zone_this_host_does_not_know_is_utc_for_that_one_only(
+    setup: tuple[Settings, Store], zone: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A zone saved by a web front whose tzdata is newer than the scheduler's (or a folder of
+    the tzdata such as "Europe") plans that subscriber in UTC with a warning; it used to stop
+    `run` for everyone (ZoneInfo raised while finding the slots)."""
+    settings, store = setup
+    _web(store, "web-z", "zed@example.org", zone=zone)
+    store.set_web_status("web-z", "active", only_from=("unconfirmed",))
+    with caplog.at_level("WARNING", logger="bot.zones"):
+        subs, _ = load_roster(settings, store)
+    assert {s.id: s.timezone for s in subs} == {"alice": "UTC", "bob": "UTC", "web-z": "UTC"}
+    assert "web subscriber web-z: unknown time zone" in caplog.text and "using UTC" in caplog.text
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert [latest_slot(s, now) for s in subs] == [now.replace(hour=8)] * 3
 
 
 def test_a_web_id_that_a_file_uses_is_skipped_with_a_problem(setup: tuple[Settings, Store]) -> None:

@@ -119,6 +119,9 @@ def test_mistakes_get_one_line_with_the_fix(store: Store) -> None:
     assert "`/papers schedule daily 08:00`" in said(store, "schedule at noon")
     assert "not a time of day" in said(store, "schedule daily 25:00")
     assert "unknown time zone 'Mars/Base'" in said(store, "schedule daily 08:00 Mars/Base")
+    # a folder of the tzdata, a name too long for the file system: refused the same way
+    assert "unknown time zone 'Europe'" in said(store, "schedule daily 08:00 Europe")
+    assert "unknown time zone" in said(store, "schedule daily 08:00 " + "Z" * 300)
     assert said(store, "trending maybe") == "write `/papers trending on` or `/papers trending off`"
     assert said(store, "subscrbe x") == (
         "unknown command 'subscrbe' — did you mean `subscribe`? `/papers help` lists them"

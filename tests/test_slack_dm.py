@@ -301,7 +301,7 @@ def test_a_stored_zone_this_host_does_not_know_falls_back_to_utc(
     store.save_slack_member(
         SINGLE, "U0OK", interests={"keywords": ["x"]}, slack_timezone="Asia/Tokyo"
     )
-    with caplog.at_level("WARNING", logger="bot.slack.members"):
+    with caplog.at_level("WARNING", logger="bot.zones"):
         subs, _ = load_roster(Settings(subscriptions_dir=Path("/nonexistent")), store)
     got = {s.id: s.timezone for s in subs}
     assert got == {f"slack-{SINGLE}-U0BAD": "UTC", f"slack-{SINGLE}-U0OK": "Asia/Tokyo"}

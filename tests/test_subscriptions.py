@@ -67,6 +67,11 @@ def test_a_good_file(tmp_path: Path) -> None:
             "timezone",
             'use an IANA name such as "Europe/Berlin"',
         ),
+        (  # a folder of the tzdata: was "Is a directory" for the whole run
+            'email = "a@example.org"\ntimezone = "Europe"\n[interests]\nkeywords = ["x"]',
+            "timezone",
+            'use an IANA name such as "Europe/Berlin"',
+        ),
         (
             'name = "Nobody"\n[interests]\nkeywords = ["x"]',
             "email",

@@ -161,6 +161,16 @@ def test_a_form_without_the_csrf_token_is_refused(site: Site) -> None:
     assert site.store.web_subscriber_by_email("nocsrf@example.org") is None
 
 
+@pytest.mark.parametrize("zone", ["Europe", "America", "a" * 300])
+def test_a_zone_name_that_is_a_tzdata_folder_or_too_long_is_a_field_error(
+    site: Site, zone: str
+) -> None:
+    """ZoneInfo raises IsADirectoryError or OSError for these, not ZoneInfoNotFoundError: the
+    form still answers 400 naming the field (it was a 500)."""
+    r = subscribe(site, requests.Session(), "zoned@example.org", timezone=zone)
+    assert r.status_code == 400 and "Choose a time zone from the list." in r.text
+
+
 def test_bad_input_is_shown_back_escaped_with_the_reason(site: Site) -> None:
     s = requests.Session()
     r = subscribe(

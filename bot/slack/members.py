@@ -3,16 +3,14 @@ and the one-line description the slash command and App Home show."""
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..models import Interests, Subscriber
 from ..render import slack_escape
 from ..store import SlackMemberRow
+from ..zones import zone_known, zone_or_utc
 
-log = logging.getLogger(__name__)
 ORIGIN = "slack"
 USER_FIELD = "slack_user"  # the subscriber field of the Slack channel: "<team id>:<user id>"
 _ID = re.compile(r"^[A-Z0-9]{2,32}$")
@@ -47,28 +45,13 @@ def subscriber_id(team_id: str, user_id: str) -> str:
     return f"slack-{team_id}-{user_id}"
 
 
-def zone_known(zone: str) -> bool:
-    """Whether this host's tzdata knows the IANA zone `zone` (`ZoneInfo(zone)` works)."""
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def slack_subscriber(row: SlackMemberRow) -> Subscriber:
     """The `Subscriber` a member row stands for (origin "slack"; the DM is found when sending).
     A stored zone this host does not know becomes UTC, with a warning: it never stops planning."""
     sid = subscriber_id(row.team_id, row.user_id)
-    zone = row.zone
-    if not zone_known(zone):
-        log.warning(
-            "Slack member %s: unknown time zone %r (not in this host's tzdata); using UTC "
-            "(update the tzdata package, or have them run `/papers schedule daily 08:00 <zone>`)",
-            sid,
-            zone[:60],
-        )
-        zone = "UTC"
+    zone = zone_or_utc(
+        row.zone, f"Slack member {sid}", "have them run `/papers schedule daily 08:00 <zone>`"
+    )
     return Subscriber(
         id=sid,
         name=f"<@{row.user_id}>",

@@ -21,9 +21,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..web._state import Web, web_of
 from ..web.security import slack_headers_ok, slack_signature_ok
+from ..zones import zone_known
 from . import home, installs
 from .commands import answer, plain
-from .members import describe_schedule, slack_id_ok, zone_known
+from .members import describe_schedule, slack_id_ok
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]

@@ -7,11 +7,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import available_timezones
 
 from ..addresses import normalize
 from ..interest_input import MAX_DESCRIPTION, MAX_PHRASE, MAX_PHRASES, phrases
 from ..models import Interests
+from ..zones import zone_known
 
 _DAILY = re.compile(r"^0 (\d{1,2}) \* \* \*$")
 _WEEKLY = re.compile(r"^0 (\d{1,2}) \* \* 1$")
@@ -180,9 +181,7 @@ def parse_preferences(
     else:
         prefs.hour = int(hour)
     prefs.timezone = form.get("timezone", "UTC").strip() or "UTC"
-    try:
-        ZoneInfo(prefs.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not zone_known(prefs.timezone):
         errors["timezone"] = "Choose a time zone from the list."
         prefs.timezone = "UTC"
     items = form.get("max_items", "10").strip()
