@@ -17,10 +17,12 @@ from .models import Entry, FetchState
 from .sources import SOURCES
 from .sources.files import read_entries
 from .store import Store, merge_entry
+from .text import clip
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"digestbot/{__version__} (+https://pypi.org/project/digestbot/)"
 MAX_REDIRECTS = 5
+MAX_ERROR = 2000  # characters of a source's error kept (logged, stored, shown by status)
 # Set on the log record of a source's failure: a command that prints the failure itself
 # (`run --once`) filters these records out, so the failure is shown once.
 SOURCE_FAILED = "digestbot_source_failed"
@@ -66,20 +68,13 @@ def fetch_source(
                 spec.name, f"unknown type {spec.type!r}; use one of {', '.join(sorted(SOURCES))}"
             )
         result = SOURCES[spec.type](spec.name, options, http).fetch(state)
-    except Exception as e:
-        report.error = (
+    except Exception as e:  # noqa: BLE001  reported, not raised; logged with its traceback in _failed
+        message = (
             str(e)
             if isinstance(e, BotError)
             else f"source {spec.name!r}: unexpected {type(e).__name__}: {e}; please report this"
         )
-        log.warning(
-            "%s",
-            report.error,
-            exc_info=not isinstance(e, BotError),
-            extra={SOURCE_FAILED: True},
-        )
-        store.save_fetch(spec.name, None, error=report.error, now=now)
-        return report
+        return _failed(store, report, message, now, exc_info=not isinstance(e, BotError))
     report.warnings = result.warnings
     for w in result.warnings:
         log.warning("source %r: %s", spec.name, w)
@@ -87,16 +82,26 @@ def fetch_source(
     try:
         report.new, report.updated, report.unchanged = store.upsert_entries(result.entries, now=now)
     except Exception as e:  # noqa: BLE001  a batch the database refuses fails this source only
-        report.error = f"source {spec.name!r}: could not store its {len(result.entries)} entries ({type(e).__name__}: {e}); check the database"
-        log.warning("%s", report.error, extra={SOURCE_FAILED: True})
-        store.save_fetch(spec.name, None, error=report.error, now=now)
-        return report
+        message = f"source {spec.name!r}: could not store its {len(result.entries)} entries ({type(e).__name__}: {e}); check the database"
+        return _failed(store, report, message, now)
     store.save_fetch(
         spec.name,
         result.state,
         counts={"new": report.new, "updated": report.updated, "unchanged": report.unchanged},
         now=now,
     )
+    return report
+
+
+def _failed(
+    store: Store, report: FetchReport, message: str, now: datetime | None, exc_info: bool = False
+) -> FetchReport:
+    """Record a failed fetch. The message may quote what a server sent (an API's `error` text):
+    it is made printable and capped before it is logged and stored (PostgreSQL refuses NUL,
+    and a NUL in one source's error stopped every source's fetch)."""
+    report.error = clip(message, MAX_ERROR)
+    log.warning("%s", report.error, exc_info=exc_info, extra={SOURCE_FAILED: True})
+    store.save_fetch(report.source, None, error=report.error, now=now)
     return report
 
 

@@ -149,6 +149,36 @@ path = "{DATA / "paper_arxiv_rss.xml"}"
     assert store.get_state("blog").etag == '"e1"'  # the last good state is kept
 
 
+def test_an_error_text_from_a_server_is_stored_printable_and_capped(
+    tmp_path: Path, backend_url: str
+) -> None:
+    """An API's `error` text is quoted in the source's error: a NUL in it (PostgreSQL refuses
+    NUL) stopped every source's fetch, and its length was unbounded."""
+    answer = tmp_path / "hf-error.json"
+    answer.write_text(json.dumps({"error": "rate limited\u0000 try later " + "x" * 10_000}))
+    settings = write_config(
+        tmp_path,
+        f"""
+[[sources]]
+name = "hf"
+type = "file"
+path = "{answer}"
+
+[[sources]]
+name = "local"
+type = "file"
+path = "{DATA / "paper_arxiv_rss.xml"}"
+""",
+    )
+    with Store(backend_url) as store:
+        reports = {r.source: r for r in fetch_all(settings, store, now=T0)}
+        statuses = store.source_statuses()
+    assert reports["local"].new == 2 and not reports["local"].error
+    stored = next(s for s in statuses if s.name == "hf").last_error
+    assert stored == reports["hf"].error and "rate limited  try later" in stored
+    assert "\x00" not in stored and len(stored) <= 2000
+
+
 def test_the_same_paper_from_three_sources_is_one_entry_enriched(store: Store) -> None:
     from bot.sources.files import read_entries
 
