@@ -1,5 +1,9 @@
 """Secrets out of text: webhook URLs, tokens, API keys and passwords in URLs, masked with ***.
 
+The signed links of the web front (`/manage/…`, `/unsubscribe/…`, `/confirm/…`, `/digest/…`,
+`/feed/…`, `/feedback/…`) act for a subscriber, and Slack's OAuth redirect carries a one-time
+`code`: they are masked too, so `digestbot serve`'s access log does not hand them out.
+
 `SecretFilter` applies it to every log record (installed by `bot._console.setup_logging` on
 digestbot's handler, so slack-sdk's and urllib3's records at -v/-vv pass through it too);
 messages that quote a peer's error use `mask_secrets` directly.
@@ -27,14 +31,19 @@ _PATTERNS = (
     # Secrets in query strings: ?token=…, &api_key=…, ?password=…
     (
         re.compile(
-            r"([?&;](?:token|access_token|api_key|apikey|key|password|passwd|pass|secret|client_secret)=)"
+            r"([?&;](?:token|access_token|api_key|apikey|key|password|passwd|pass|secret|client_secret|code)=)"
             r"[^&;\s'\"#]+",
             re.IGNORECASE,
         ),
         r"\1***",
     ),
-    # user:password@ in URLs (database, broker, SMTP).
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+@"), r"\1***@"),
+    # user:password@ in URLs (database, broker, SMTP); a password may hold "/" (base64).
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@'\"]+@"), r"\1***@"),
+    # The web front's signed links: the path segment after the route is the bearer token.
+    (
+        re.compile(r"(/(?:manage|unsubscribe|confirm|digest|feed|feedback)/)[A-Za-z0-9_.=-]{16,}"),
+        r"\1***",
+    ),
 )
 
 
@@ -55,9 +64,25 @@ class SecretFilter(logging.Filter):
             return True
         masked = mask_secrets(message)
         if masked != message:
-            record.msg, record.args = masked, None
+            record.msg, record.args = _masked_record(record, masked)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = mask_secrets(record.exc_text)
         return True
+
+
+def _masked_record(
+    record: logging.LogRecord, masked: str
+) -> tuple[object, tuple[object, ...] | None]:
+    """(msg, args) that format to `masked`: the arguments masked one by one when that is
+    enough, so a formatter that reads `args` itself (uvicorn's access log) still finds them;
+    else the masked message with no arguments."""
+    if isinstance(record.args, tuple) and record.args:
+        args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in record.args)
+        try:
+            if str(record.msg) % args == masked:
+                return record.msg, args
+        except (TypeError, ValueError):
+            pass
+    return masked, None

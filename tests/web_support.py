@@ -79,10 +79,11 @@ class Site:
 
 @dataclass
 class Served:
-    """A `digestbot serve` process; `err` holds what it wrote to stderr once it has stopped."""
+    """A `digestbot serve` process; `out` and `err` hold what it wrote once it has stopped."""
 
     proc: subprocess.Popen[str]
     err: str = ""
+    out: str = ""
 
 
 @contextmanager
@@ -114,4 +115,4 @@ def digestbot_serve(
         yield served
     finally:
         proc.terminate()
-        _, served.err = proc.communicate(timeout=20)
+        served.out, served.err = proc.communicate(timeout=20)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -56,7 +58,21 @@ def serve(obj: Context, host: str, port: int) -> None:
     where = mail_destination(settings)
     click.echo(f"Confirmation mail goes to {where}" if where else f"Warning: {NOWHERE}", err=True)
     # X-Forwarded-For is read by the app itself, only from DIGESTBOT_TRUSTED_PROXIES.
-    uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
+    uvicorn.run(
+        app, host=host, port=port, proxy_headers=False, log_level="info", log_config=log_config()
+    )
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's own logging, each handler behind `SecretFilter`: its access log would print the
+    signed links people open (a manage link acts for its subscriber) and Slack's OAuth code."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"secrets": {"()": "bot.masking.SecretFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["secrets"]
+    return config
 
 
 def serving_settings(settings: Settings, host: str, port: int) -> Settings:
