@@ -288,6 +288,20 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
         store.close()
 
 
+def test_the_warning_about_forwarded_for_is_bounded(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clients send X-Forwarded-For too: a line per peer for the first few, then one more, and
+    no address kept after that (a public server would otherwise log, and keep, every client)."""
+    monkeypatch.setattr(limits, "_told", set())
+    with caplog.at_level(logging.WARNING, logger="bot.web.limits"):
+        for n in range(limits.TELL_PEERS + 20):
+            _subscribe(app, 100 + n, f"192.0.2.{n + 1}", "203.0.113.1")
+    said = [r.getMessage() for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+    assert len(said) == limits.TELL_PEERS + 1 and "not told again" in said[-1]
+    assert len(limits._told) == limits.TELL_PEERS + 1
+
+
 def test_ipv6_clients_count_per_64(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web_app, "PER_CLIENT_PER_HOUR", 1)
     assert _subscribe(app, 1, "2001:db8:1:2::1") == 200

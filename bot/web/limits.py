@@ -97,15 +97,24 @@ def client_of(request: Request) -> str:
 
 
 _told: set[str] = set()
+TELL_PEERS = 10  # peers told of by name; past them one last line (clients may send the header)
 
 
 def _untrusted_proxy(request: Request, host: str) -> None:
     """Say once per peer that its X-Forwarded-For is ignored, when no proxy is trusted at all
-    (with some trusted, the header stays after the client was taken from it)."""
+    (with some trusted, the header stays after the client was taken from it). Any client may
+    send the header: after `TELL_PEERS` peers one line says so, and nothing more is kept."""
     settings = request.app.state.web.settings
-    if host in _told or settings.trusted_proxies.strip():
+    if host in _told or len(_told) > TELL_PEERS or settings.trusted_proxies.strip():
         return
     _told.add(host)
+    if len(_told) > TELL_PEERS:
+        log.warning(
+            "X-Forwarded-For ignored from more than %d addresses (clients send it, not only "
+            "proxies); not told again until restart",
+            TELL_PEERS,
+        )
+        return
     log.warning(
         "X-Forwarded-For from %s ignored: rate limits count that address; if it is your reverse "
         "proxy, add it to DIGESTBOT_TRUSTED_PROXIES",
