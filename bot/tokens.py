@@ -7,7 +7,8 @@ key rotation: DIGESTBOT_SECRET_KEY lists keys newest first (separated by commas 
 new tokens are signed with the first, tokens signed with any listed key still verify.
 
 Tokens are canonical: one spelling per token (strict base64url, no padding, nothing after the
-signature), so the hash of a token is a sound single-use record.
+signature), so the hash of a token is a sound single-use record. The signature is checked before
+the payload is parsed: a stranger's JSON is never read.
 
 Links made before itsdangerous (one HMAC-SHA256 over the payload, with the kind inside it) are
 still honoured for manage, unsubscribe and feedback (links in mail already sent); not for confirm
@@ -144,21 +145,29 @@ def verify(
     if not dot or not body or not sig:
         raise TokenError("this link is incomplete; copy the whole link from the digest")
     try:
-        raw = json.loads(_unb64(body))
+        data = _unb64(body)
         _unb64(sig)
-    except (ValueError, UnicodeDecodeError) as e:
+    except ValueError as e:
         raise TokenError("this link is damaged; copy the whole link from the digest") from e
     keys = signing_keys(settings)
-    if not isinstance(raw, dict):
-        raise TokenError(
-            "this link was not made by this digestbot; use a link from a recent digest"
-        )
-    if not _signed(keys, kind, body, sig) and not _legacy(keys, kind, body, sig, raw):
+    # The signature first: the payload is parsed only once this digestbot is known to have made
+    # it (a stranger's payload, such as JSON nested thousands deep, is never parsed).
+    legacy = not _signed(keys, kind, body, sig)
+    if legacy and not _legacy(keys, kind, body, sig):
         other = next((k for k in KINDS if k != kind and _signed(keys, k, body, sig)), None)
         if other is not None:
             raise TokenError(
                 f"this link is for {other!r}, not {kind!r}; use the matching link from the digest"
             )
+        raise TokenError(
+            "this link was not made by this digestbot; use a link from a recent digest"
+        )
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise TokenError("this link is damaged; copy the whole link from the digest") from e
+    if not isinstance(raw, dict) or (legacy and raw.get("k") != kind):
+        # legacy: the old HMAC did not cover the kind, the payload named it
         raise TokenError(
             "this link was not made by this digestbot; use a link from a recent digest"
         )
@@ -187,9 +196,10 @@ def _signed(keys: tuple[str, ...], kind: str, body: str, sig: str) -> bool:
     return True
 
 
-def _legacy(keys: tuple[str, ...], kind: str, body: str, sig: str, raw: dict[str, Any]) -> bool:
-    """A link in mail sent before itsdangerous: HMAC-SHA256(key, payload), the kind inside it."""
-    if kind not in LEGACY_KINDS or raw.get("k") != kind:
+def _legacy(keys: tuple[str, ...], kind: str, body: str, sig: str) -> bool:
+    """A link in mail sent before itsdangerous: HMAC-SHA256(key, payload), the kind inside the
+    payload (which the caller checks once the MAC holds)."""
+    if kind not in LEGACY_KINDS:
         return False
     try:
         given = _unb64(sig)

@@ -4,6 +4,7 @@ server, `status`/`history`/`resume`, the settings and the migration."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,17 @@ DATA = Path(__file__).resolve().parent / "data" / "bounces"
 KEY, OTHER_KEY = "test-secret-key", "someone-elses-key"
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 FAST = RetryPolicy(attempts=2, base=0.01, cap=0.02)
+DEEP = base64.urlsafe_b64encode(b"[" * 2000).rstrip(b"=").decode()  # an unsigned long token
+
+
+def hostile(token: str = f"{DEEP}.AAAA") -> bytes:
+    """A stranger's mail to a return path holding `token` (by default one whose payload, were it
+    parsed before its signature is checked, would raise RecursionError)."""
+    return (
+        "From: someone@attacker.example\r\n"
+        f"To: bounces+{token}@lab.example\r\n"
+        "Subject: Deeply nested\r\nMessage-ID: <deep@attacker.example>\r\n\r\nhi\r\n"
+    ).encode()
 
 
 def verp_settings(**kw: object) -> Settings:
@@ -95,8 +107,9 @@ def test_a_return_path_signed_with_a_retired_key_still_counts_while_listed() -> 
         lambda s: return_path(s, "alice").replace("+mfwgsy3f", "+mjxwe", 1),  # alice -> bob
         lambda s: "bounces+" + sign(s, "unsubscribe", "bob") + "@lab.example",
         lambda s: "bounces@lab.example",
+        lambda s: f"bounces+{DEEP}.AAAA@lab.example",  # JSON nested past the parser's recursion
     ],
-    ids=["other key", "tampered", "another subscriber", "another kind", "no token"],
+    ids=["other key", "tampered", "another subscriber", "another kind", "no token", "deep"],
 )
 def test_a_forged_return_path_names_no_one(forge: object) -> None:
     s = verp_settings()
@@ -138,6 +151,11 @@ def test_each_message_is_classified_and_attributed(name: str, store: Store) -> N
         assert extra in got.reason
     else:
         assert got.digest_id == extra and got.message_id.startswith("<")
+
+
+def test_mail_to_a_return_path_with_a_hostile_token_is_left_as_forged(store: Store) -> None:
+    got = classify(verp_settings(), store, hostile())
+    assert got.kind is None and "did not sign" in got.reason
 
 
 def test_a_text_bounce_names_the_digest_its_quoted_copy_carries(store: Store) -> None:

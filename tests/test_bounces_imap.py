@@ -21,12 +21,14 @@ import pytest
 from click.testing import CliRunner
 from imapclient import IMAPClient
 from peers import free_port, wait_for
-from test_bounces import EXPECTED, KEY, fixture, verp_settings
+from test_bounces import EXPECTED, KEY, fixture, hostile, verp_settings
 
+from bot.bounces import mailbox
 from bot.bounces.mailbox import MailboxError, check_mailbox
 from bot.bounces.policy import Kind
 from bot.cli import cli
 from bot.config import Settings
+from bot.errors import StoreError
 from bot.store import BounceRow, Store
 
 DOVECOT = Path("/usr/sbin/dovecot")
@@ -256,3 +258,62 @@ def test_the_bounces_command_reports_and_a_wrong_password_is_told_without_it(
     closed = Settings(bounce_imap_url=f"imap://u@127.0.0.1:{free_port()}/")
     with Store(settings.database_url) as store, pytest.raises(MailboxError, match="cannot connect"):
         check_mailbox(closed, store)
+
+
+def test_a_message_that_cannot_be_classified_is_left_and_the_others_recorded_once(
+    dovecot: Imap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = mailbox_settings(dovecot, tmp_path)
+    c = dovecot.client()
+    try:
+        c.append("INBOX", fixture("postfix-user-unknown.eml", settings))
+        c.append("INBOX", hostile())  # a return path holding JSON nested 2000 deep
+        c.append("INBOX", b"Subject: breaks a parser\r\n\r\nboom\r\n")
+        c.append("INBOX", fixture("generic-delayed.eml", settings))
+    finally:
+        c.logout()
+    real = mailbox.classify
+
+    def fragile(s: Settings, store: Store, raw: bytes) -> object:
+        if b"breaks a parser" in raw:  # a message some parser or detector chokes on
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(s, store, raw)
+
+    monkeypatch.setattr(mailbox, "classify", fragile)
+    with Store(settings.database_url) as store:
+        for _look in range(3):  # the job looks again every few minutes
+            report = check_mailbox(settings, store)
+        assert [(b.kind, b.code) for b in store.bounces_of("alice")] == [("hard", "550 5.1.1")]
+        assert [(b.kind, b.code) for b in store.bounces_of("dave")] == [("soft", "452 4.2.2")]
+    assert report.recorded == []  # nothing again at the second and third look
+    reasons = sorted(h.verdict.reason for h in report.left)
+    assert len(reasons) == 2 and "did not sign" in reasons[0]
+    assert reasons[1] == "could not be classified (RecursionError); see the log"
+    assert dovecot.subjects("INBOX") == ["Deeply nested", "breaks a parser"]
+    assert len(dovecot.subjects(settings.bounce_processed_folder)) == 2
+
+
+def test_a_failure_mid_batch_never_records_a_bounce_twice(
+    dovecot: Imap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = mailbox_settings(dovecot, tmp_path)
+    deliver(dovecot, settings, ["exim-mailbox-disabled.eml", "generic-delayed.eml"])
+    real = mailbox.record
+
+    def database_down(store: Store, s: Settings, row: BounceRow) -> object:
+        if row.subscriber_id == "dave":
+            raise StoreError("the database went away")
+        return real(store, s, row)
+
+    monkeypatch.setattr(mailbox, "record", database_down)
+    with Store(settings.database_url) as store:
+        with pytest.raises(StoreError):
+            check_mailbox(settings, store)
+        assert len(store.bounces_of("bob")) == 1  # recorded, and moved at once
+        assert dovecot.subjects("INBOX") == ["Delivery delayed: Your research digest"]
+        monkeypatch.setattr(mailbox, "record", real)
+        again = check_mailbox(settings, store)
+        assert [h.verdict.subscriber_id for h in again.recorded] == ["dave"]
+        assert len(store.bounces_of("bob")) == 1  # not twice
+        assert len(store.bounces_of("dave")) == 1
+    assert dovecot.subjects("INBOX") == []

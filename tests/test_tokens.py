@@ -198,3 +198,43 @@ def test_links_in_mail_already_sent_keep_working_for_manage_unsubscribe_and_feed
             verify(S, old, kind)
     with pytest.raises(TokenError):
         verify(S, _old_format("another key", {"k": "manage", "s": "alice", "t": 1}), "manage")
+
+
+def _hostile(payload: bytes, sig: str = "AAAA") -> str:
+    return f"{tokens._b64(payload)}.{sig}"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" * 3000,  # nested deeper than the JSON parser's recursion: RecursionError once
+        b'{"s":' * 3000,
+        b"\xff\xfe not UTF-8",
+        b"not json",
+    ],
+)
+def test_a_strangers_payload_is_refused_before_it_is_parsed(payload: bytes) -> None:
+    """The signature is checked before the payload is decoded: every kind, the legacy ones too."""
+    for kind in tokens.KINDS:
+        with pytest.raises(TokenError, match="not made by this digestbot"):
+            verify(S, _hostile(payload), kind)
+    legacy_mac = tokens._b64(
+        hmac.new(b"another key", tokens._b64(payload).encode(), sha256).digest()
+    )
+    with pytest.raises(TokenError, match="not made by this digestbot"):
+        verify(S, _hostile(payload, legacy_mac), "manage")
+
+
+def test_a_signed_payload_that_is_not_an_object_is_refused_as_damaged() -> None:
+    signer = tokens._signer(S.secret_keys, "manage")
+    for payload in (b"[" * 3000, b"\xff", b"[]"):
+        token = signer.sign(tokens._b64(payload)).decode()
+        with pytest.raises(TokenError):
+            verify(S, token, "manage")
+    old = _old_format(S.secret_key, {"k": "manage", "s": "alice", "t": 1})
+    body, sig = old.split(".")
+    deep = tokens._b64(b"[" * 3000)
+    mac = tokens._b64(hmac.new(S.secret_key.encode(), deep.encode(), sha256).digest())
+    with pytest.raises(TokenError, match="damaged"):
+        verify(S, f"{deep}.{mac}", "manage")  # the old format: MAC first, then the payload
+    assert verify(S, f"{body}.{sig}", "manage")["subscriber_id"] == "alice"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -353,6 +354,34 @@ def test_bad_unsubscribe_tokens_get_4xx(site: Site, token: str) -> None:
     )
 
 
+DEEP = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode() + ".AAAA"
+
+
+def test_a_token_whose_payload_would_overflow_the_parser_is_a_bad_link_everywhere(
+    site: Site,
+) -> None:
+    """A forged token is refused before its payload is read: JSON nested 3000 deep is the "This
+    link does not work" page on every route that takes a token, never a 500."""
+    s = requests.Session()
+    token = csrf_of(s.get(site.url + "/").text)
+    for path in (
+        "/manage/",
+        "/unsubscribe/",
+        "/confirm/",
+        "/digest/",
+        "/feedback/{}/up",
+        "/feed/{}.xml",
+    ):
+        url = site.url + (path.format(DEEP) if "{}" in path else path + DEEP)
+        r = s.get(url)
+        assert r.status_code == 400 and "This link does not work" in r.text, path
+        if path.startswith(("/digest/", "/feed/")):
+            continue  # GET only
+        data = {"csrf": token, "action": "resume", "List-Unsubscribe": "One-Click"}
+        r = s.post(url, data=data, allow_redirects=False)
+        assert r.status_code == 400 and "does not work" in r.text, path
+
+
 def test_forged_and_wrong_kind_unsubscribe_tokens_change_nothing(site: Site) -> None:
     sid = confirmed(site, "forged@example.org")
     forged = tokens.sign(Settings(secret_key="attacker"), "unsubscribe", sid)
@@ -691,3 +720,65 @@ def test_a_link_mailed_to_an_old_address_does_not_control_the_new_one(site: Site
         )
     finally:
         (subs / "frank.toml").unlink()
+
+
+def test_the_old_addresss_unsubscribe_page_offers_no_way_into_the_new_persons_subscription(
+    site: Site,
+) -> None:
+    """After unsubscribing, the page offers a manage link bound to the same address, and only
+    when the unsubscribe applied: an old address's link offers none (it would have been an
+    address-less link, which passes for any address)."""
+    subs = site.settings.subscriptions_dir
+    body = '[interests]\nkeywords = ["secret project"]\n'
+    (subs / "hank.toml").write_text('email = "new-person@example.org"\n' + body)
+    try:
+        s = requests.Session()
+        old = f"{site.url}/unsubscribe/" + tokens.sign(
+            site.settings, "unsubscribe", "hank", address="old@example.org"
+        )
+        r = s.post(old, data={"csrf": csrf_of(s.get(old).text)})
+        assert r.status_code == 200 and "/manage/" not in r.text
+        assert "hank" not in site.store.subscriber_statuses()
+        now = f"{site.url}/unsubscribe/" + tokens.sign(
+            site.settings, "unsubscribe", "hank", address="new-person@example.org"
+        )
+        r = s.post(now, data={"csrf": csrf_of(s.get(now).text)})
+        assert r.status_code == 200 and site.store.subscriber_statuses()["hank"] == "unsubscribed"
+        found = re.search(r'href="[^"]*/manage/([^"]+)"', r.text)
+        assert found, r.text
+        offered = tokens.verify(site.settings, found.group(1), "manage")
+        assert offered["address"] == "new-person@example.org"
+        (subs / "hank.toml").write_text('email = "third@example.org"\n' + body)
+        page = s.get(f"{site.url}/manage/{found.group(1)}")  # the offered link is bound too
+        assert page.status_code == 403 and "secret project" not in page.text
+    finally:
+        (subs / "hank.toml").unlink()
+        site.store.set_subscriber_status("hank", "active")
+
+
+def test_an_old_addresss_manage_link_does_not_lift_the_new_persons_suspension(
+    site: Site,
+) -> None:
+    subs = site.settings.subscriptions_dir
+    (subs / "ivan.toml").write_text('email = "new@example.org"\n[interests]\nkeywords = ["x"]\n')
+    try:
+        site.store.suspend("ivan", "hard bounce: 550 5.1.1 new@example.org user unknown")
+        s = requests.Session()
+        old = f"{site.url}/manage/" + tokens.sign(
+            site.settings, "manage", "ivan", address="old@example.org"
+        )
+        r = s.post(
+            old,
+            data={"csrf": csrf_of(s.get(site.url + "/").text), "action": "resume"},
+            allow_redirects=False,
+        )
+        assert r.status_code == 403 and "Not your subscription" in r.text
+        assert "ivan" in site.store.suspensions()  # still suspended
+        now = f"{site.url}/manage/" + tokens.sign(
+            site.settings, "manage", "ivan", address="new@example.org"
+        )
+        r = s.post(now, data={"csrf": csrf_of(s.get(now).text), "action": "resume"})
+        assert r.status_code == 200 and "ivan" not in site.store.suspensions()
+    finally:
+        (subs / "ivan.toml").unlink()
+        site.store.resume("ivan")

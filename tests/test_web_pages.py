@@ -120,11 +120,20 @@ def test_day_and_week_pages_and_404_for_impossible_ones(site: Site) -> None:
         "/day/yesterday",
         "/week/2026-W54",
         "/week/2026-W00",
+        # the calendar's edges: the page would link a day or week the calendar does not have
+        "/day/0001-01-01",
+        "/day/9999-12-31",
+        "/week/0001-W01",
+        "/week/9999-W52",
+        "/day/10000-01-01",
     ):
         r = requests.get(site.url + path)
         assert r.status_code == 404, path
         assert "No such page" in r.text and "Traceback" not in r.text
         assert r.headers["content-type"].startswith("text/html")
+    for path in ("/day/0001-01-02", "/day/9999-12-30", "/week/0001-W02", "/week/9999-W51"):
+        r = requests.get(site.url + path)  # just inside the edges: their pages, empty
+        assert r.status_code == 200 and "No papers for this day yet." in r.text, path
 
 
 @pytest.mark.parametrize("path", ["/", "/subscribe"])

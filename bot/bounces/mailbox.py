@@ -3,7 +3,8 @@
 DIGESTBOT_BOUNCE_IMAP_URL names the mailbox (imaps://user@host/INBOX; imap:// uses STARTTLS,
 except on loopback), DIGESTBOT_BOUNCE_IMAP_PASSWORD the password (never in a log or a message).
 Each message is classified (`classify`); a bounce or complaint is recorded (`policy`) and moved
-to [bounces] processed_folder; anything else stays where it is, unread, and is reported.
+to [bounces] processed_folder as soon as it is recorded; anything else stays where it is, unread,
+and is reported (a message that cannot be classified at all too, with the error in the log).
 """
 
 from __future__ import annotations
@@ -122,15 +123,21 @@ def _connect(box: Mailbox, password: str) -> Iterator[IMAPClient]:
 
 def check_mailbox(settings: Settings, store: Store, now: datetime | None = None) -> MailboxReport:
     """Classify every message of the bounce mailbox, record bounces and complaints, move those to
-    the processed folder; leave (unread) and report the others."""
+    the processed folder; leave (unread) and report the others.
+
+    Each message is moved as soon as it is recorded, so a failure later in the batch (the
+    database, the connection) never has a bounce recorded twice at the next look; a message that
+    cannot be classified at all is left with the reason, the others still handled.
+    """
     if not settings.bounce_imap_url:
         raise ConfigError("no bounce mailbox is configured; set it to read bounces", key=KEY)
     box = Mailbox.from_url(settings.bounce_imap_url)
     report = MailboxReport()
+    folder = settings.bounce_processed_folder
     with _connect(box, settings.bounce_imap_password) as client:
         uids = sorted(client.search("ALL"))
         for uid, data in client.fetch(uids, ["BODY.PEEK[]"]).items() if uids else []:
-            verdict = classify(settings, store, bytes(data[b"BODY[]"]))
+            verdict = _classify(settings, store, uid, bytes(data[b"BODY[]"]))
             if verdict.kind is None:
                 report.left.append(Handled(uid, verdict))
                 log.info("bounce mailbox: message %s left: %s", uid, verdict.reason)
@@ -144,17 +151,28 @@ def check_mailbox(settings: Settings, store: Store, now: datetime | None = None)
                 verdict.digest_id,
                 verdict.message_id,
             )
-            report.recorded.append(Handled(uid, verdict, record(store, settings, row)))
-        _move(client, [h.uid for h in report.recorded], settings.bounce_processed_folder)
+            action = record(store, settings, row)
+            if not report.recorded and not client.folder_exists(folder):
+                client.create_folder(folder)
+            _move(client, [uid], folder)
+            report.recorded.append(Handled(uid, verdict, action))
     return report
 
 
+def _classify(settings: Settings, store: Store, uid: int, raw: bytes) -> Verdict:
+    """`classify`, or a verdict leaving the message when classifying it failed: a message no
+    parser or detector copes with (anyone can send one) must not stop the rest of the mailbox."""
+    try:
+        return classify(settings, store, raw)
+    except BotError:
+        raise  # the store or the settings: every message would fail alike
+    except Exception as e:  # untrusted input through third-party parsers (email, flufl.bounce)
+        log.exception("bounce mailbox: message %s could not be classified", uid)
+        return Verdict(None, reason=f"could not be classified ({type(e).__name__}); see the log")
+
+
 def _move(client: IMAPClient, uids: list[int], folder: str) -> None:
-    """Move the recorded messages to `folder` (made if missing): MOVE, else COPY + delete."""
-    if not uids:
-        return
-    if not client.folder_exists(folder):
-        client.create_folder(folder)
+    """Move recorded messages to `folder` (which exists): MOVE, else COPY + delete."""
     if client.has_capability("MOVE"):
         client.move(uids, folder)
     else:

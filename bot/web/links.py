@@ -48,14 +48,17 @@ _OLD_ADDRESS = (
 )
 
 
-def _unsubscribe(web: Web, sid: str, address: str = "") -> None:
+def _unsubscribe(web: Web, sid: str, address: str = "") -> bool:
     """Unsubscribe whoever `sid` is: a web subscriber's row, else a status that wins over the file
     for the address the link was mailed to (a link mailed to an address the file no longer names
-    changes nothing for the new person)."""
+    changes nothing for the new person: False)."""
     if web.store.web_subscriber(sid) is not None:
         web.store.set_web_status(sid, "unsubscribed")
     elif web.link_controls(sid, address):
         web.store.set_subscriber_status(sid, "unsubscribed", address=address or None)
+    else:
+        return False
+    return True
 
 
 # --- manage ------------------------------------------------------------------------------------
@@ -164,6 +167,10 @@ async def manage(request: Request) -> Response:
         )
     elif action in ("pause", "resume", "unsubscribe"):
         status = {"pause": "paused", "resume": "active", "unsubscribe": "unsubscribed"}[action]
+        if row is None and not await run_in_threadpool(web.link_controls, sid, address):
+            # mailed to an address the file no longer names: not this person's to change (nor
+            # its suspension by bounces to lift)
+            return web.message(request, 403, "Not your subscription any more", _OLD_ADDRESS)
         if action == "resume":  # lifts a suspension by bounces too (bot.bounces)
             await run_in_threadpool(store.resume, sid)
         if row is not None:
@@ -175,12 +182,10 @@ async def manage(request: Request) -> Response:
                 "unsubscribe": ("active", "paused", "unconfirmed"),
             }[action]
             await run_in_threadpool(lambda: store.set_web_status(sid, status, only_from=allowed))
-        elif await run_in_threadpool(web.link_controls, sid, address):
+        else:
             await run_in_threadpool(
                 lambda: store.set_subscriber_status(sid, status, address=address or None)
             )
-        else:  # mailed to an address the file no longer names: not this person's to change
-            return web.message(request, 403, "Not your subscription any more", _OLD_ADDRESS)
     else:
         return web.message(request, 400, "Unknown action", "Use the buttons on the manage page.")
     return RedirectResponse(f"{request.url.path}?done={action}", 303)
@@ -209,15 +214,17 @@ async def unsubscribe(request: Request) -> Response:
     one_click = form.get("List-Unsubscribe") == "One-Click"
     if not one_click and not csrf_passed(request, form):
         return forged(request)
-    await run_in_threadpool(_unsubscribe, web, sid, address)
+    applied = await run_in_threadpool(_unsubscribe, web, sid, address)
     if one_click:
         return PlainTextResponse("Unsubscribed.\n")
+    # The manage link offered is bound, like this one, to the address it was mailed to; none when
+    # that address is no longer the subscription's (the new person's settings are not its to see).
+    again = (
+        "Changed your mind? Manage your subscription",
+        web.link("manage", sid, address=address),
+    )
     return web.message(
-        request,
-        200,
-        "You are unsubscribed",
-        _DONE["unsubscribe"],
-        ("Changed your mind? Manage your subscription", web.link("manage", sid)),
+        request, 200, "You are unsubscribed", _DONE["unsubscribe"], again if applied else None
     )
 
 

@@ -54,25 +54,30 @@ def paper(n: int, e: Entry) -> Paper:
 
 
 def parse_day(text: str) -> date | None:
-    """`YYYY-MM-DD` as a date; None for anything else, an impossible date included."""
+    """`YYYY-MM-DD` as a date; None for anything else, an impossible date included, and the
+    calendar's first and last days (0001-01-01, 9999-12-31: a page links the day before and after)."""
     m = DAY.fullmatch(text)
     if not m:
         return None
     try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
+        day = date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
         return None
+    return day if date.min < day < date.max else None
 
 
 def parse_week(text: str) -> date | None:
-    """`YYYY-Www` (ISO week) as its Monday; None for anything else (week 54, week 0, …)."""
+    """`YYYY-Www` (ISO week) as its Monday; None for anything else (week 54, week 0, …), and the
+    calendar's first and last weeks (0001-W01, 9999-W52: a page links the week before and after)."""
     m = WEEK.fullmatch(text)
     if not m:
         return None
     try:
-        return date.fromisocalendar(int(m[1]), int(m[2]), 1)
+        monday = date.fromisocalendar(int(m[1]), int(m[2]), 1)
     except ValueError:
         return None
+    week = timedelta(days=7)
+    return monday if date.min + week <= monday <= date.max - week else None
 
 
 def _start(day: date) -> datetime:
