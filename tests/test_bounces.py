@@ -274,6 +274,18 @@ def test_three_hard_bounces_within_thirty_days_suspend_and_older_ones_do_not_cou
     assert record(store, tight, bounce("cat", Kind.HARD, *full)) == Action.SUSPENDED
 
 
+def test_the_same_bounce_read_twice_counts_once(store: Store) -> None:
+    """A bounce read again (the mailbox move failed after it was recorded; a provider's webhook
+    sent twice) is the same Message-ID: it does not count towards the limit a second time."""
+    s = Settings(bounce_hard_limit=2)
+    again = BounceRow("eve", Kind.HARD, "550 5.2.1", "disabled", NOW, message_id="<b1@mx>")
+    assert record(store, s, again) == ""
+    assert record(store, s, again) == ""
+    assert "eve" not in store.suspensions() and len(store.bounces_of("eve")) == 1
+    other = BounceRow("eve", Kind.HARD, "550 5.2.1", "disabled", NOW, message_id="<b2@mx>")
+    assert record(store, s, other) == Action.SUSPENDED  # a second bounce does count
+
+
 def test_soft_bounces_never_suspend(store: Store) -> None:
     for _ in range(10):
         assert record(store, Settings(), bounce("dave", Kind.SOFT, "452 4.2.2", "full")) == ""

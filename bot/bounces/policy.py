@@ -59,8 +59,11 @@ def unsubscribe(store: Store, sid: str) -> None:
 
 
 def record(store: Store, settings: Settings, bounce: BounceRow) -> Action:
-    """Record a bounce or complaint and apply the policy; what it did to the subscriber."""
-    store.add_bounce(bounce)
+    """Record a bounce or complaint and apply the policy; what it did to the subscriber. One
+    read again (the same Message-ID) is not counted again; the policy still applies, so a run
+    that stopped between recording and suspending finishes the job."""
+    if not store.add_bounce(bounce):
+        log.info("%s: bounce %s recorded already", bounce.subscriber_id, bounce.message_id[:80])
     sid, what = bounce.subscriber_id, f"{bounce.code} {clip(bounce.reason, 200)}".strip()
     if bounce.kind == Kind.COMPLAINT:
         unsubscribe(store, sid)

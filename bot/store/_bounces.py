@@ -36,9 +36,18 @@ class Suspension:
 class BounceRecords(StoreBase):
     """The `bounces` and `suspensions` tables."""
 
-    def add_bounce(self, row: BounceRow) -> None:
-        """Record one bounce or complaint."""
+    def add_bounce(self, row: BounceRow) -> bool:
+        """Record one bounce or complaint; False when this message (its Message-ID, for this
+        subscriber) is recorded already: read twice (a mailbox move that failed after recording,
+        a provider's webhook sent again), it counts once."""
         with self.begin() as conn:
+            if row.message_id and conn.execute(
+                select(bounces.c.id)
+                .where(bounces.c.subscriber_id == row.subscriber_id)
+                .where(bounces.c.message_id == row.message_id[:300])
+                .limit(1)
+            ).first():
+                return False
             conn.execute(
                 insert(bounces).values(
                     subscriber_id=row.subscriber_id,
@@ -50,6 +59,7 @@ class BounceRecords(StoreBase):
                     message_id=row.message_id[:300],
                 )
             )
+        return True
 
     def bounces_of(self, sid: str, limit: int = 20) -> list[BounceRow]:
         """A subscriber's latest bounces and complaints, newest first."""
