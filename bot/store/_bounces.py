@@ -41,12 +41,15 @@ class BounceRecords(StoreBase):
         subscriber) is recorded already: read twice (a mailbox move that failed after recording,
         a provider's webhook sent again), it counts once."""
         with self.begin() as conn:
-            if row.message_id and conn.execute(
-                select(bounces.c.id)
-                .where(bounces.c.subscriber_id == row.subscriber_id)
-                .where(bounces.c.message_id == row.message_id[:300])
-                .limit(1)
-            ).first():
+            if (
+                row.message_id
+                and conn.execute(
+                    select(bounces.c.id)
+                    .where(bounces.c.subscriber_id == row.subscriber_id)
+                    .where(bounces.c.message_id == row.message_id[:300])
+                    .limit(1)
+                ).first()
+            ):
                 return False
             conn.execute(
                 insert(bounces).values(
