@@ -11,6 +11,13 @@ mark and run a moment later (`GATHER`), plans every subscriber marked meanwhile 
 `run_once`, as `run --once` does, with the process's `FittedModel` (the corpus is fitted once
 and reused until a fetch stores something new). Marks that come while a pass runs are served
 by the same job right after it.
+
+What a pass could not finish is tried again: a digest left pending (its server down, its
+template broken, its channel not set up) and the marks of a pass the store failed (they are
+kept). A retry job looks every minute whether a retry is due; the retry pass resolves every
+subscriber's pending digests and serves the kept marks. The first retry comes `RETRY_FIRST`
+after the pass; each retry that sends nothing doubles the wait, up to `RETRY_CAP`. Each pass
+that leaves digests waiting logs one line: which, why, and when they are tried again.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import itertools
 import logging
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .bounces.job import add_bounce_job
 from .config import Settings, SourceSpec
-from .delivery import Deliverer, FittedModel, Outcome, run_once
+from .delivery import Deliverer, FittedModel, Outcome, RetryPolicy, RunReport, run_once
 from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
 from .models import OutcomeStatus, Subscriber
@@ -51,6 +59,13 @@ WORKERS = 4  # jobs run at once (the digest pass, fetches, marks)
 # How long the first subscriber marked due waits for the others of the same minute before the
 # pass starts: APScheduler runs the jobs due at one instant within milliseconds of each other.
 GATHER = timedelta(seconds=1)
+# A digest left pending, or a pass the store failed, is tried again this long after; each retry
+# that sends nothing doubles the wait, up to RETRY_CAP (the cadence of `run --once` from cron),
+# so a server that stays down is tried a few times an hour and the log gets a line each time.
+RETRY_FIRST = timedelta(minutes=2)
+RETRY_CAP = timedelta(minutes=15)
+RETRY_TICK = timedelta(minutes=1)  # how often the retry job looks whether a retry is due
+SHOWN = 5  # digest ids named in the line that says what waits
 JOB_DEFAULTS: dict[str, Any] = {
     "coalesce": True,
     "max_instances": 1,
@@ -68,8 +83,9 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def _log(outcomes: Sequence[Outcome]) -> None:
+    """A line per digest sent or failed (digests left pending are told by `_waiting_line`)."""
     for o in outcomes:
-        if o.status in (OutcomeStatus.FAILED, OutcomeStatus.PENDING):
+        if o.status == OutcomeStatus.FAILED:
             log.warning("digest %s for %s: %s: %s", o.digest_id, o.subscriber, o.status, o.reason)
         elif o.status == OutcomeStatus.SENT:
             log.info(
@@ -79,6 +95,22 @@ def _log(outcomes: Sequence[Outcome]) -> None:
                 o.entries,
                 o.destination,
             )
+
+
+def _waiting_line(waiting: Sequence[Outcome], at: datetime) -> str:
+    """One line for the digests a pass left pending: which, why (most common first), and when
+    they are tried again."""
+    ids = [o.digest_id or o.subscriber for o in waiting]
+    named = ", ".join(ids[:SHOWN]) + (f" and {len(ids) - SHOWN} more" if len(ids) > SHOWN else "")
+    reasons = Counter(o.reason for o in waiting).most_common()
+    why = "; ".join(f"{n} × {r}" if len(reasons) > 1 else r for r, n in reasons[:3])
+    if len(reasons) > 3:
+        why += f"; {len(reasons) - 3} other reasons"
+    n = len(waiting)
+    return (
+        f"{n} digest{'s' if n != 1 else ''} wait{'s' if n == 1 else ''} ({named}): {why}; "
+        f"tried again at {at:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 class Runner:
@@ -106,6 +138,10 @@ class Runner:
         self._due_lock = threading.Lock()
         self._pass_planned = False
         self._pass_ids = itertools.count(1)
+        self._retry_all = False  # the next pass also resolves every subscriber's pending digests
+        self._retry_at: datetime | None = None  # when a retry pass is due; None: nothing waits
+        self._retry_wait = RETRY_FIRST  # the wait after the next pass that leaves something
+        self.send_retry = RetryPolicy()  # the tries of one digest within a pass
 
     @property
     def folder(self) -> Path:
@@ -132,8 +168,26 @@ class Runner:
             return
         with self._due_lock:
             self._due.add(subscriber_id)
+        self._plan_pass()
+
+    def retry_job(self) -> None:
+        """When a retry is due, plan a pass that resolves every pending digest and serves the
+        marks a failed pass kept (every `RETRY_TICK`; nothing to do costs no query)."""
+        if self.stopping.is_set():
+            return
+        with self._due_lock:
+            if self._retry_at is None or datetime.now(UTC) < self._retry_at:
+                return
+            self._retry_at = None
+            self._retry_all = True
+        self._plan_pass()
+
+    def _plan_pass(self) -> None:
+        """Start the pass job a moment from now, unless one is planned or running (it serves
+        the marks and the retry too)."""
+        with self._due_lock:
             if self._pass_planned:
-                return  # the pass planned (or running) serves it
+                return
             self._pass_planned = True
         self.scheduler.add_job(
             self.digest_pass,
@@ -146,31 +200,88 @@ class Runner:
     def digest_pass(self) -> None:
         """Send the digests of every subscriber marked due, in one plan pass, until none is left.
 
-        Each pass resolves the pending digests of those subscribers first, then plans them all
-        at once (`run_once`), with the fitted model kept by this process.
+        Each pass resolves the pending digests of those subscribers first (of every subscriber,
+        when a retry is due), then plans them all at once (`run_once`), with the fitted model
+        kept by this process. A pass the store fails keeps its marks for the retry.
         """
         while True:
             with self._due_lock:
                 ids, self._due = self._due, set()
-                if not ids or self.stopping.is_set():
+                retry, self._retry_all = self._retry_all, False
+                if (not ids and not retry) or self.stopping.is_set():
+                    self._due |= ids
                     self._pass_planned = False
                     return
-            subs = [self.subscribers[i] for i in sorted(ids) if i in self.subscribers]
-            if not subs:
-                continue
-            try:
+            if not self._serve(ids, retry):
+                with self._due_lock:
+                    self._due |= ids  # their marks still count: the retry serves them
+                    self._pass_planned = False
+                return
+
+    def _serve(self, ids: set[str], retry: bool) -> bool:
+        """One pass: the marked subscribers' digests (and every pending one, on a retry).
+        False if the store (or a bug) stopped it; then a retry is planned."""
+        subs = [self.subscribers[i] for i in sorted(ids) if i in self.subscribers]
+        others = [s for s in self.subscribers.values() if s.id not in ids] if retry else []
+        deliverer = Deliverer(self.settings, self.store, retry=self.send_retry)
+        try:
+            recovered = deliverer.recover(others, self.stopping.is_set) if others else []
+            report = RunReport()
+            if subs:
                 report = run_once(
-                    self.settings, self.store, subs, stop=self.stopping.is_set, model=self.model
+                    self.settings,
+                    self.store,
+                    subs,
+                    deliverer=deliverer,
+                    stop=self.stopping.is_set,
+                    model=self.model,
                 )
-            except BotError as e:
-                log.error("digests for %d subscribers: %s", len(subs), e)
-                continue
-            except Exception:  # a bug must not stop the passes to come; their marks still count
-                log.exception("digests for %d subscribers: unexpected error", len(subs))
-                continue
+        except Exception as e:  # the store (BotError), or a bug: the passes to come still run
+            at = f"{self._settle([], retried=retry, failed=True):%Y-%m-%d %H:%M}"
+            what = f"digest pass ({len(subs)} due{', retry of pending digests' if retry else ''})"
+            if isinstance(e, BotError):
+                log.error("%s: %s; tried again at %s UTC", what, e, at)
+            else:
+                log.exception("%s: unexpected error; tried again at %s UTC", what, at)
+            return False
+        finally:
+            deliverer.close()
+        if subs:
             self.passes.append(len(subs))
             log.info("digest pass: %d subscribers due (%d fits so far)", len(subs), self.model.fits)
-            _log(report.recovered + report.outcomes)
+        outcomes = recovered + report.recovered + report.outcomes
+        _log(outcomes)
+        self._settle(outcomes, retried=retry)
+        return True
+
+    def _settle(self, outcomes: Sequence[Outcome], retried: bool, failed: bool = False) -> datetime:
+        """After a pass: when to retry what it left (logged in one line), and with what wait.
+
+        A pass that leaves nothing plans no retry, or, if it was the retry, ends the retries. One
+        that leaves something plans one (keeping any planned already); a retry that left
+        something plans the next, after the same first wait if it sent something, else twice
+        the last wait (up to `RETRY_CAP`). Returns when the next retry is due.
+        """
+        last = {o.digest_id or o.subscriber: o for o in outcomes}  # a digest's last outcome
+        outcomes = list(last.values())
+        waiting = [o for o in outcomes if o.status == OutcomeStatus.PENDING]
+        now = datetime.now(UTC)
+        with self._due_lock:
+            if retried:
+                if not waiting and not failed:
+                    self._retry_wait, self._retry_at = RETRY_FIRST, None
+                    return now
+                moved = any(
+                    o.status in (OutcomeStatus.SENT, OutcomeStatus.FAILED) for o in outcomes
+                )
+                self._retry_wait = RETRY_FIRST if moved else min(2 * self._retry_wait, RETRY_CAP)
+                self._retry_at = now + self._retry_wait
+            elif (waiting or failed) and self._retry_at is None:
+                self._retry_at = now + self._retry_wait
+            at = self._retry_at or now
+        if waiting:
+            log.warning("%s", _waiting_line(waiting, at))
+        return at
 
     def watch_job(self) -> None:
         """Re-read the subscribers if a file, a web subscriber or a status changed since the last look."""
@@ -257,32 +368,33 @@ class Runner:
     def catch_up(self) -> None:
         """What a start does before the jobs: resolve pending digests, fetch, send what is due.
 
-        After hours of downtime each subscriber gets one digest, for its latest slot.
+        After hours of downtime each subscriber gets one digest, for its latest slot. What is
+        left pending is tried again by the retry job.
         """
         subs = list(self.subscribers.values())
-        deliverer = Deliverer(self.settings, self.store)
+        deliverer = Deliverer(self.settings, self.store, retry=self.send_retry)
         try:
-            _log(
-                deliverer.recover(subs, self.stopping.is_set)
-            )  # crash leftovers first, before any fetch
+            outcomes = deliverer.recover(subs, self.stopping.is_set)  # crash leftovers first
+            _log(outcomes)
             if self.stopping.is_set():
                 return
             for r in fetch_all(self.settings, self.store):
                 if r.error:
                     log.warning("fetch %s failed: %s", r.source, r.error)
-            if not self.stopping.is_set():
-                _log(
-                    run_once(
-                        self.settings,
-                        self.store,
-                        subs,
-                        deliverer=deliverer,
-                        stop=self.stopping.is_set,
-                        model=self.model,
-                    ).outcomes
-                )
+            if self.stopping.is_set():
+                return
+            report = run_once(
+                self.settings,
+                self.store,
+                subs,
+                deliverer=deliverer,
+                stop=self.stopping.is_set,
+                model=self.model,
+            )
         finally:
             deliverer.close()
+        _log(report.recovered + report.outcomes)
+        self._settle(outcomes + report.recovered + report.outcomes, retried=False)
 
     def start(self) -> None:
         """Load the subscribers, catch up, then start the jobs."""
@@ -294,6 +406,16 @@ class Runner:
             IntervalTrigger(seconds=int(WATCH_EVERY.total_seconds())),
             id="watch",
             name="watch subscriptions",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=60,
+        )
+        self.scheduler.add_job(
+            self.retry_job,
+            IntervalTrigger(seconds=int(RETRY_TICK.total_seconds())),
+            id="retry",
+            name="retry waiting digests",
             replace_existing=True,
             coalesce=True,
             max_instances=1,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +16,12 @@ import pytest
 import time_machine
 from _project import REPO, write_project
 from apscheduler.triggers.interval import IntervalTrigger
-from peers import SmtpPeer, SmtpScript
+from peers import SmtpPeer, SmtpScript, free_port
 
 from bot.config import load_settings
-from bot.scheduler import DIGEST_GRACE, Runner
+from bot.delivery import RetryPolicy
+from bot.errors import StoreError
+from bot.scheduler import DIGEST_GRACE, RETRY_TICK, Runner
 from bot.slots import SlotTrigger
 from bot.store import Store
 
@@ -279,3 +283,133 @@ def test_the_scheduler_serves_web_subscribers_and_honours_unsubscribes(tmp_path:
         assert r.scheduler.get_job("digest:s0001") is None
     finally:
         r.store.close()
+
+
+def _run_planned_passes(r: Runner) -> int:
+    """Run the digest passes the (paused) scheduler has planned, as its worker would; how many."""
+    ran = 0
+    for job in r.scheduler.get_jobs():
+        if job.name == "digest pass":
+            job.remove()
+            job.func()
+            ran += 1
+    return ran
+
+
+def _scheduler_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        rec.getMessage()
+        for rec in caplog.records
+        if rec.name == "bot.scheduler" and rec.levelno >= logging.WARNING
+    ]
+
+
+def test_the_scheduler_runs_the_retry_job_every_minute(tmp_path: Path) -> None:
+    r = Runner(load_settings(str(write_project(tmp_path, 1)), environ={}))
+    try:
+        r.start()
+        job = r.scheduler.get_job("retry")
+        assert job is not None and job.coalesce is True and job.max_instances == 1
+        assert isinstance(job.trigger, IntervalTrigger) and job.trigger.interval == RETRY_TICK
+    finally:
+        r.stop()
+
+
+@pytest.mark.parametrize(
+    ("down_for", "retries"),
+    [(1, [2]), (60, [2, 6, 14, 29, 44, 59, 74])],  # back after a minute; after an hour
+)
+def test_a_digest_left_pending_by_a_server_down_at_its_slot_goes_out_at_the_next_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, down_for: int, retries: list[int]
+) -> None:
+    """SMTP down at 08:00: the digests wait minutes, not a day; a server that stays down is tried
+    after 2, 4, 8, then every 15 minutes, one line each time; nothing is sent twice."""
+    config = write_project(tmp_path, 2, schedule="0 8 * * *")
+    port = free_port()
+    env = {"DIGESTBOT_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+    r = Runner(load_settings(str(config), environ=env))
+    r.send_retry = RetryPolicy(attempts=2, base=0.0, cap=0.0)  # a pass's own tries, no pauses
+    slot = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    today = {"s0000.20261125T0800Z", "s0001.20261125T0800Z"}
+    with time_machine.travel(slot - timedelta(hours=1), tick=False) as clock, ExitStack() as up:
+        r.scheduler.start(paused=True)
+        try:
+            r.reload()
+            with SmtpPeer(port=port) as smtp:
+                r.catch_up()  # 07:00: yesterday's digests
+            assert len(smtp.mails) == 2
+            caplog.set_level(logging.INFO, logger="bot.scheduler")
+            clock.move_to(slot + timedelta(seconds=1))  # 08:00: the server is down
+            r.digest_job("s0000")
+            r.digest_job("s0001")
+            assert _run_planned_passes(r) == 1
+            (line,) = _scheduler_lines(caplog)
+            assert line.startswith(
+                "2 digests wait (s0000.20261125T0800Z, s0001.20261125T0800Z): cannot connect to SMTP"
+            ) and line.endswith("; tried again at 2026-11-25 08:02 UTC"), line
+            ran, sent_at, back = [], {}, None
+            for minute in range(1, 120):
+                clock.move_to(slot + timedelta(minutes=minute, seconds=1))
+                if minute == down_for:
+                    back = up.enter_context(SmtpPeer(port=port))  # the server is back
+                r.retry_job()
+                if _run_planned_passes(r):
+                    ran.append(minute)
+                for m in back.mails if back else []:
+                    sent_at.setdefault(m.digest, minute)
+            assert ran == retries
+            assert sent_at == dict.fromkeys(today, retries[-1])
+            assert back is not None and len(back.mails) == 2, "nothing is sent twice"
+            assert len(_scheduler_lines(caplog)) == len(retries), "one line per pass that left some"
+            rows = r.store.digests_with_status("sent", "pending", "failed", "empty")
+            assert {d.id for d in rows if d.slot == slot and d.status == "sent"} == today
+            assert len(rows) == 4
+        finally:
+            r.scheduler.shutdown(wait=False)
+            r.store.close()
+
+
+def test_a_pass_the_store_fails_at_the_slot_keeps_its_marks_and_sends_once_it_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A weekly digest whose 08:00 pass meets a database blip goes out minutes later, once."""
+    config = write_project(tmp_path, 1, schedule="0 8 * * 1")  # Mondays 08:00 UTC
+    r = Runner(load_settings(str(config), environ={}))
+    slot = datetime(2026, 11, 30, 8, tzinfo=UTC)  # a Monday
+    with time_machine.travel(slot - timedelta(hours=1), tick=False) as clock:
+        r.scheduler.start(paused=True)
+        try:
+            r.reload()
+            for spec in r.settings.sources:
+                r.fetch_job(spec)
+            real = r.store.last_slots
+            down = "cannot reach the database (server closed the connection)"
+
+            def blip() -> dict[str, datetime]:  # the database is unreachable until 08:05
+                if datetime.now(UTC) < slot + timedelta(minutes=5):
+                    raise StoreError(down)
+                return real()
+
+            monkeypatch.setattr(r.store, "last_slots", blip)
+            caplog.set_level(logging.INFO, logger="bot.scheduler")
+            clock.move_to(slot + timedelta(seconds=1))
+            r.digest_job("s0000")
+            assert _run_planned_passes(r) == 1
+            assert r.store.digests_with_status("sent", "pending", "failed", "empty") == []
+            ran = []
+            for minute in range(1, 60):
+                clock.move_to(slot + timedelta(minutes=minute, seconds=1))
+                r.retry_job()
+                if _run_planned_passes(r):
+                    ran.append(minute)
+            assert ran == [2, 6]
+            assert _scheduler_lines(caplog) == [
+                f"digest pass (1 due): {down}; tried again at 2026-11-30 08:02 UTC",
+                f"digest pass (1 due, retry of pending digests): {down}; tried again at 2026-11-30 08:06 UTC",
+            ]
+            rows = r.store.digests_with_status("sent", "pending", "failed", "empty")
+            assert [(d.id, d.status) for d in rows] == [("s0000.20261130T0800Z", "sent")]
+            assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 1
+        finally:
+            r.scheduler.shutdown(wait=False)
+            r.store.close()
