@@ -370,6 +370,18 @@ class SlackPeer:
         view = json.loads(view) if isinstance(view, str) else view
         if method == "views.open" and not body.get("trigger_id"):
             return _error("invalid_arguments")
+        problems = _view_problems(view or {})
+        if problems:  # Slack publishes nothing of a view that breaks a limit
+            return Reply(
+                200,
+                json.dumps(
+                    {
+                        "ok": False,
+                        "error": "invalid_arguments",
+                        "response_metadata": {"messages": problems},
+                    }
+                ).encode(),
+            )
         self.views.append({"method": method, "team": team, **body, "view": view})
         return _ok(
             view={
@@ -408,6 +420,24 @@ _APP_METHODS = {
     "views.publish",
     "views.open",
 }
+
+
+def _view_problems(view: dict[str, Any]) -> list[str]:
+    """Slack's block limits a view breaks, in the words of its answer: at most 100 blocks, a
+    section's text at most 3,000 characters, a header's 150."""
+    blocks = view.get("blocks") or []
+    problems = []
+    if len(blocks) > 100:
+        problems.append("[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]")
+    for n, block in enumerate(blocks):
+        most = {"section": 3000, "header": 150}.get(block.get("type"), 0)
+        text = (block.get("text") or {}).get("text", "")
+        if most and not 0 < len(text) <= most:
+            problems.append(
+                f"[ERROR] must be less than {most + 1} characters "
+                f"[json-pointer:/view/blocks/{n}/text/text]"
+            )
+    return problems
 
 
 def _ok(**fields: Any) -> Reply:
