@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from _digests import NASTY, digest, subscriber
 from peers import Reply, SlackPeer
+from slack_sdk import WebClient
 from test_render import check_slack_limits
 
 from bot.channels import CHANNELS, channel_for
@@ -225,6 +226,35 @@ def test_already_delivered_finds_the_digest_id_in_channel_history(
         "True",
     )
     assert len(slack_server.calls("conversations.list")) == 1  # the name is looked up once
+
+
+def test_a_thread_cut_short_is_not_delivered_and_send_posts_only_the_missing_parts(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    """Part 3 of 3 failed, a member replied in the thread, the process restarted: the thread is
+    read (every page of conversations.replies) and only part 3 is posted, in that thread."""
+    d = digest(40, sub=SLACK_SUB)
+    bad = Reply(502, b"bad gateway", {"content-type": "text/plain"})
+    slack_server.script["chat.postMessage"] = [None, None, bad, bad, bad]
+    with pytest.raises(TransientSendError):
+        Slack(settings_for(slack_server)).send(d)
+    top = slack_server.posted[0]["ts"]
+    WebClient(token="xoxp-member", base_url=slack_server.url).chat_postMessage(
+        channel="C0PAPERS01", thread_ts=top, text="thanks!"
+    )  # a person's reply: not a part
+    slack_server.replies_max = 1  # one message a page: the cursor is followed
+    ch = Slack(settings_for(slack_server))  # after a restart: nothing in memory
+    assert ch.already_delivered(d) is False
+    assert len(slack_server.calls("conversations.replies")) == 3  # parts 1, 2 and the reply
+    receipt = ch.send(d)
+    ours = [p for p in slack_server.posted if p["metadata"]]
+    assert [p["metadata"]["event_payload"]["part"] for p in ours] == [1, 2, 3]
+    assert [p["thread_ts"] for p in ours] == [None, top, top] and receipt.detail == top
+    assert Slack(settings_for(slack_server)).already_delivered(d) is True
+    assert (
+        Slack(settings_for(slack_server)).already_delivered(digest(40, sub=SLACK_SUB, did="x"))
+        is False
+    )
 
 
 def test_already_delivered_with_a_bad_token_says_the_fix(

@@ -23,6 +23,7 @@ from bot.delivery import (
     plan_digests,
     run_once,
 )
+from bot.errors import TransientSendError
 from bot.models import Digest, Entry, Interests, Receipt, Subscriber
 from bot.store import Store
 
@@ -250,6 +251,52 @@ def test_slack_recovery_finds_the_post_in_history_and_does_not_post_again(tmp_pa
         report = run(settings, store, [sub])
     assert [(o.status, o.reason) for o in report.recovered] == [("sent", "recovered")]
     assert len(slack.posted) == 1 and len(slack.calls("conversations.history")) == 1
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["5xx-through-the-run", "crash"])
+def test_a_slack_thread_cut_short_is_finished_in_its_thread_by_the_next_run(
+    tmp_path: Path, crash: bool
+) -> None:
+    """40 papers are three Slack messages; part 2 fails through all of run 1's retries (Slack
+    5xx), or run 1 dies after part 1. Run 2 finds part 1, reads its thread and posts parts 2 and
+    3 there, once each; only then is the digest sent."""
+    from _digests import digest, subscriber
+
+    sub = subscriber(email="", slack_channel="#papers")
+    with SlackPeer() as slack:
+        settings, store = world(tmp_path, slack_token="xoxb-test", slack_api_url=slack.url)
+        d = digest(40, sub=sub)
+        store.upsert_entries([i.entry for i in d.items])
+        owner = f"{socket.gethostname()}:{2**22 + 17}" if crash else "run1"  # a dead process
+        claimed = store.claim(sub.id, d.slot, d.items, "slack", owner=owner)
+        assert claimed is not None
+        d = Digest(claimed.digest_id, sub, d.slot, claimed.items)
+        # Part 1 is posted (None: the usual answer); then Slack answers 502 to every try.
+        bad = Reply(502, b"bad gateway", {"content-type": "text/plain"})
+        slack.script["chat.postMessage"] = [None, *[bad] * 20]
+        first = Deliverer(settings, store, retry=RetryPolicy(attempts=2, base=0.01, cap=0.01))
+        first.owner = owner
+        if crash:
+            with pytest.raises(TransientSendError):
+                first.channel("slack").send(d)  # part 1 posted, then "killed"
+        else:
+            assert first.send(d, "slack").status == "pending"
+        first.close()
+        assert [p["metadata"]["event_payload"]["part"] for p in slack.posted] == [1]
+        slack.script["chat.postMessage"] = []  # Slack is fine again
+        second = Deliverer(settings, store, retry=FAST)
+        out = second.recover([sub])
+        second.close()
+        (row,) = store.digests_with_status("sent", "pending")
+        store.close()
+    parts = [p["metadata"]["event_payload"] for p in slack.posted]
+    assert [(p["part"], p["parts"]) for p in parts] == [(1, 3), (2, 3), (3, 3)]
+    top = slack.posted[0]["ts"]
+    assert [p["thread_ts"] for p in slack.posted] == [None, top, top]
+    assert [o.status for o in out] == ["sent"] and row.status == "sent"
+    assert row.receipt != "found delivered after a restart"
+    (replies,) = slack.calls("conversations.replies")
+    assert replies["body"]["ts"] == top
 
 
 @pytest.mark.postgres

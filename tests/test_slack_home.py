@@ -14,6 +14,7 @@ from peers import SlackPeer
 from slack_support import SINGLE, SlackApp, slack_app, wait_until
 
 from bot.models import Interests
+from bot.slack.home import _sections
 
 USER = "U0ALICE"
 
@@ -103,6 +104,43 @@ def test_app_home_shows_the_members_settings_and_its_buttons_work(app: SlackApp)
     assert app.store.slack_member(SINGLE, USER).status == "active"  # type: ignore[union-attr]
     click(app, "digestbot_home_unsubscribe")
     assert app.store.slack_member(SINGLE, USER).status == "unsubscribed"  # type: ignore[union-attr]
+
+
+def test_long_interests_fit_slacks_limits_and_app_home_still_updates(app: SlackApp) -> None:
+    """Interests /papers accepts, escaped (`&` is `&amp;`), ran to 28,221 characters in one
+    section; Slack refuses such a view whole. Now: a section per line, each within 3,000."""
+    kw = ", ".join(f"k{i:02d}" + "&" * 76 for i in range(20))
+    for text in (
+        "subscribe " + "&" * 1000,
+        "keywords " + kw,
+        "exclude " + kw.replace("k", "x"),
+        "authors " + kw.replace("k", "a"),
+    ):
+        assert app.command(text).status_code == 200
+    wait_until(lambda: len(app.peer.calls("views.publish")) == 4)  # the commands' after-work
+    view = opened(app)  # the peer refuses (and does not record) a view past Slack's limits
+    sections = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
+    assert len(view["blocks"]) <= 100 and all(0 < len(t) <= 3000 for t in sections)
+    assert [t.split(":")[0] for t in sections[1:]] == [
+        "• in words",
+        "• keywords",
+        "• exclude",
+        "• authors",
+        "• trending",
+    ]
+    assert sections[2].startswith("• keywords: k00&amp;&amp;") and sections[2].endswith("&amp;…")
+    assert buttons(view) == [
+        "digestbot_home_edit",
+        "digestbot_home_pause",
+        "digestbot_home_unsubscribe",
+    ]
+    assert all(v["method"] == "views.publish" for v in app.peer.views)
+
+
+def test_more_lines_than_blocks_share_the_last_section() -> None:
+    got = _sections([f"line {n} " + "&amp;" * 700 for n in range(150)], 97)
+    assert len(got) == 97 and got[-1]["text"]["text"].startswith("line 96 ")
+    assert all(len(b["text"]["text"]) <= 3000 for b in got)
 
 
 def _submit(app: SlackApp, **fields: str) -> Any:

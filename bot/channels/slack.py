@@ -177,9 +177,9 @@ class Slack(Channel):
         self._store: Store | None = None  # opened for the first member's DM (their team's token)
         self._clients: dict[str, WebClient] = {}  # a workspace's token → its client
         self._tokens: dict[str, str] = {}  # team id → its bot token (until `close`)
-        self._progress: dict[
-            str, tuple[str, str, int]
-        ] = {}  # digest id → (channel id, first ts, parts sent)
+        # digest id → (channel, first message's ts, the parts posted): where a retry goes on,
+        # in this run, or after a restart once `already_delivered` found a thread cut short.
+        self._progress: dict[str, tuple[str, str, frozenset[int]]] = {}
 
     def _webhook(self, digest: Digest) -> str:
         env = digest.subscriber.slack_webhook_env
@@ -193,16 +193,19 @@ class Slack(Channel):
         sub = digest.subscriber
         api, fixes = self._api(digest)
         if digest.id in self._progress:
-            channel, first_ts, done = self._progress[digest.id]
+            channel, first_ts, posted = self._progress[digest.id]
         else:
-            channel, first_ts, done = self._destination(digest, api), "", 0
-        for i, message in enumerate(messages[done:], done):
+            channel, first_ts, posted = self._destination(digest, api), "", frozenset()
+        for part, message in enumerate(messages, 1):
+            if part in posted:
+                continue
             self.wait_turn(digest)
-            meta = metadata(digest, i + 1, len(messages))
+            meta = metadata(digest, part, len(messages))
             resp = self._post(channel, message, meta, first_ts, api, fixes)
-            if i == 0:
+            if part == 1:
                 channel, first_ts = str(resp.get("channel") or channel), str(resp.get("ts", ""))
-            self._progress[digest.id] = (channel, first_ts, i + 1)  # a retry goes on from here
+            posted |= {part}
+            self._progress[digest.id] = (channel, first_ts, posted)  # a retry goes on from here
         self._progress.pop(digest.id, None)
         return Receipt("slack", sub.slack_channel or sub.address, first_ts)
 
@@ -309,8 +312,10 @@ class Slack(Channel):
                 "(https://hooks.slack.com/services/…, Slack app → Incoming Webhooks)"
             )
         hook = WebhookClient(url, timeout=TIMEOUT, retry_handlers=retry_handlers())
-        done = self._progress.get(digest.id, ("", "", 0))[2]
-        for i, message in enumerate(messages[done:], done):
+        posted = self._progress.get(digest.id, ("", "", frozenset[int]()))[2]
+        for i, message in enumerate(messages):
+            if i + 1 in posted:
+                continue
             self.wait_turn(digest)
             try:
                 resp = hook.send(
@@ -334,7 +339,8 @@ class Slack(Channel):
                     f"the Slack webhook in ${env} answered {resp.status_code} {body}; "
                     f"check the webhook URL in ${env} (Slack app → Incoming Webhooks)"
                 )
-            self._progress[digest.id] = ("", "", i + 1)
+            posted |= {i + 1}
+            self._progress[digest.id] = ("", "", posted)
         self._progress.pop(digest.id, None)
         return Receipt("slack", f"${env}", "ok")
 
@@ -365,7 +371,11 @@ class Slack(Channel):
         return self._ids[name]
 
     def already_delivered(self, digest: Digest) -> bool:
-        """Whether the channel's recent history holds a message carrying this digest's id."""
+        """Whether every part of this digest is in Slack: its first message in the channel's
+        recent history (the digest id in its metadata), the others in that message's thread.
+
+        A thread cut short (a crash or failure between parts) is not delivered: `send` then
+        posts only its missing parts, in that thread."""
         if self._webhook(digest):
             return False  # a webhook cannot read the channel back
         channel = digest.subscriber.slack_channel
@@ -374,30 +384,78 @@ class Slack(Channel):
             cid = (
                 self._destination(digest, api) if self._member(digest) else self.channel_id(channel)
             )
-            cursor = None
-            oldest = f"{digest.slot.timestamp() - 3600:.6f}"  # a digest is posted after its slot
-            while True:
-                resp = api.conversations_history(
-                    channel=cid, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor
-                )
-                messages: list[dict[str, Any]] = resp.get("messages", [])
-                for m in messages:
-                    meta = m.get("metadata") or {}
-                    if (
-                        meta.get("event_type") == EVENT_TYPE
-                        and (meta.get("event_payload") or {}).get("digest_id") == digest.id
-                    ):
-                        return True
-                cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    return False
+            best: tuple[str, frozenset[int]] | None = None
+            for ts, parts in self._first_parts(api, cid, digest):
+                posted = frozenset({1})
+                if parts > 1:
+                    posted |= self._thread_parts(api, cid, ts, digest)
+                if posted >= set(range(1, parts + 1)):
+                    return True
+                if best is None or len(posted) > len(best[1]):
+                    best = (ts, posted)
         except SlackApiError as e:
             raise _classify(e, channel or digest.subscriber.address, fixes) from e
         except OSError as e:
             raise TransientSendError(f"Slack unreachable ({e}); will retry") from e
+        if best is not None:
+            log.info(
+                "digest %s: parts %s are in Slack (thread %s); posting the others in that thread",
+                digest.id,
+                ", ".join(map(str, sorted(best[1]))),
+                best[0],
+            )
+            self._progress[digest.id] = (cid, best[0], best[1])
+        return False
+
+    @staticmethod
+    def _ours(message: dict[str, Any], digest: Digest) -> int:
+        """The part number of a message carrying this digest's id (0: not one of ours)."""
+        meta = message.get("metadata") or {}
+        payload = meta.get("event_payload") or {}
+        if meta.get("event_type") != EVENT_TYPE or payload.get("digest_id") != digest.id:
+            return 0
+        part = payload.get("part", 1)
+        return part if isinstance(part, int) and part > 0 else 0
+
+    def _first_parts(self, api: WebClient, cid: str, digest: Digest) -> list[tuple[str, int]]:
+        """(ts, parts in all) of each top-level message of the channel's recent history that
+        carries this digest's id (its part 1; more than one if a post was repeated)."""
+        found = []
+        cursor = None
+        oldest = f"{digest.slot.timestamp() - 3600:.6f}"  # a digest is posted after its slot
+        while True:
+            resp = api.conversations_history(
+                channel=cid, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor
+            )
+            messages: list[dict[str, Any]] = resp.get("messages", [])
+            for m in messages:
+                if self._ours(m, digest) == 1:
+                    parts = (m["metadata"].get("event_payload") or {}).get("parts", 1)
+                    found.append((str(m.get("ts", "")), parts if isinstance(parts, int) else 1))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return found
+
+    def _thread_parts(self, api: WebClient, cid: str, ts: str, digest: Digest) -> frozenset[int]:
+        """The part numbers of this digest among the replies in the thread under `ts`
+        (conversations.replies, every page; people's own replies there are not counted)."""
+        parts: set[int] = set()
+        cursor = None
+        while True:
+            resp = api.conversations_replies(
+                channel=cid, ts=ts, limit=200, include_all_metadata=True, cursor=cursor
+            )
+            messages: list[dict[str, Any]] = resp.get("messages", [])
+            for m in messages:
+                if m.get("ts") != ts:  # the first message comes back too, on the first page
+                    parts.add(self._ours(m, digest))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return frozenset(parts - {0})
 
     def close(self) -> None:
-        """Forget half-sent threads; close the store opened for members' tokens."""
+        """Forget half-sent threads (the next run finds them in Slack again); close the store
+        opened for members' tokens."""
         self._progress.clear()
         self._clients.clear()
         self._tokens.clear()

@@ -83,15 +83,22 @@ def something_to_match(interests: Interests) -> bool:
 
 
 def show(row: SlackMemberRow | None) -> str:
-    """The member's subscription as /papers show and App Home state it."""
+    """The member's subscription as /papers show states it."""
+    return "\n".join(show_lines(row))
+
+
+def show_lines(row: SlackMemberRow | None) -> list[str]:
+    """`show`, line by line (mrkdwn, the member's text escaped): App Home gives each its section."""
     if row is None:
-        return "You have no subscription yet: `/papers subscribe <what you care about>` starts one."
+        return [
+            "You have no subscription yet: `/papers subscribe <what you care about>` starts one."
+        ]
     interests = Interests.from_dict(row.interests)
     lines = [f"*Your digest* ({row.status}), {describe_schedule(row.schedule, row.zone)}:"]
     lines += [f"• {slack_escape(line)}" for line in describe_interests(interests)]
     if row.status == "unsubscribed":
         lines.append(AGAIN)
-    return "\n".join(lines)
+    return lines
 
 
 def answer(

@@ -8,8 +8,9 @@ from typing import Any
 
 from ..interest_input import MAX_DESCRIPTION
 from ..models import Interests
+from ..render import SLACK_SECTION_CHARS, _cap
 from ..store import SlackMemberRow, Store
-from .commands import next_status, phrases, show, something_to_match, topic_problem
+from .commands import next_status, phrases, show_lines, something_to_match, topic_problem
 from .members import parse_when, schedule_words, subscriber_id, when_text
 
 ACTIONS = {  # action_id → the /papers command it stands for (`commands.next_status`)
@@ -20,6 +21,7 @@ ACTIONS = {  # action_id → the /papers command it stands for (`commands.next_s
 EDIT = "digestbot_home_edit"
 MODAL = "digestbot_edit"  # the edit modal's callback_id
 _FIELDS = ("description", "keywords", "exclude", "topics", "authors", "schedule")
+MAX_BLOCKS = 100  # Slack's limit for a view; views.publish refuses the whole view past it
 
 
 def _button(text: str, action_id: str, style: str = "") -> dict[str, Any]:
@@ -37,7 +39,7 @@ def home_view(row: SlackMemberRow | None, store: Store) -> dict[str, Any]:
     """The Home tab for a member (or how to start when they have no subscription)."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your paper digest"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": show(row)}},
+        *_sections(show_lines(row), MAX_BLOCKS - 3),  # the header, last digest and buttons
     ]
     if row is not None:
         recent = store.history(subscriber_id(row.team_id, row.user_id), 10)
@@ -57,6 +59,19 @@ def home_view(row: SlackMemberRow | None, store: Store) -> dict[str, Any]:
             buttons.append(_button("Unsubscribe", "digestbot_home_unsubscribe", "danger"))
         blocks.append({"type": "actions", "elements": buttons})
     return {"type": "home", "blocks": blocks}
+
+
+def _sections(lines: list[str], most: int) -> list[dict[str, Any]]:
+    """A section per line (the last takes what is past `most`), each within Slack's 3,000
+    characters (cut with "…", never inside an `&amp;`): Slack refuses a whole view for one
+    section too long, and a member's interests may be longer."""
+    lines = [line for line in lines if line.strip()]
+    if len(lines) > most:
+        lines[most - 1 :] = ["\n".join(lines[most - 1 :])]
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cap(line, SLACK_SECTION_CHARS)}}
+        for line in lines
+    ]
 
 
 def click(store: Store, team_id: str, user_id: str, verb: str) -> None:

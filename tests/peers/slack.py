@@ -1,7 +1,8 @@
 """The Slack peer: a loopback HTTP server that speaks enough of Slack's Web API (and a webhook).
 
 chat.postMessage, conversations.history (with the digest metadata when asked for it, top-level
-messages only, as Slack does), conversations.list, auth.test and an incoming webhook; for the
+messages only, as Slack does), conversations.replies (a thread: its first message, then the
+replies, oldest first, a page of at most `replies_max`, then a cursor), conversations.list, auth.test and an incoming webhook; for the
 Slack app (issue 18): conversations.open (a member's DM), users.info (their time zone),
 views.publish, views.open, oauth.v2.access (an install's code → its workspace and bot token) and
 a `response_url` (`/response/…`), in the shapes of Slack's documented answers. A test
@@ -80,14 +81,13 @@ class SlackPeer:
 
     def __init__(
         self,
-        script: dict[str, list[Reply]] | None = None,
+        script: dict[str, list[Reply | None]] | None = None,
         *,
         post_delay: float = 0.0,
         ok_body: dict[str, Any] | None = None,
     ) -> None:
-        self.script: dict[str, list[Reply]] = (
-            script or {}
-        )  # method (or "webhook") → its next answers
+        # method (or "webhook") → its next answers (None: the usual answer, for that request)
+        self.script: dict[str, list[Reply | None]] = script or {}
         self.requests: list[dict[str, Any]] = []
         self.posted: list[dict[str, Any]] = []
         self.channels = {
@@ -108,6 +108,8 @@ class SlackPeer:
         self.views: list[dict[str, Any]] = []  # views.publish / views.open bodies, with "method"
         self.responses: list[dict[str, Any]] = []  # what response_url received
         self.ok_body = ok_body or OK_BODY
+        # conversations.replies' largest page (Slack caps `limit` at 15 for some apps since 2025)
+        self.replies_max = 1000
         self.lock = threading.Lock()
         self._ts = 1503435956.000247
         peer = self
@@ -227,12 +229,7 @@ class SlackPeer:
         if method == "conversations.history":
             with_meta = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
             msgs = [
-                {
-                    "type": "message",
-                    "ts": p["ts"],
-                    "text": p["text"],
-                    **({"metadata": p["metadata"]} if with_meta else {}),
-                }
+                self._message(p, with_meta)
                 for p in reversed(self.posted)
                 if p["channel"] == body.get("channel") and not p["thread_ts"]
             ]
@@ -240,6 +237,8 @@ class SlackPeer:
             return Reply(
                 200, json.dumps({"ok": True, "messages": msgs[:limit], "has_more": False}).encode()
             )
+        if method == "conversations.replies":
+            return self._replies(body)
         if method == "conversations.list":
             chans = [{"id": i, "name": n} for n, i in self.channels.items()]
             return Reply(
@@ -266,6 +265,48 @@ class SlackPeer:
             self._post("", "webhook", body)
             return Reply(200, b"ok", {"content-type": "text/html"})
         return Reply(200, json.dumps({"ok": False, "error": "unknown_method"}).encode())
+
+    def _message(self, p: dict[str, Any], with_meta: bool) -> dict[str, Any]:
+        """A posted message as Slack's history shows it (a thread's first message with its
+        `thread_ts` and `reply_count`, a reply with its `thread_ts`)."""
+        m: dict[str, Any] = {"type": "message", "ts": p["ts"], "text": p["text"]}
+        replies = sum(1 for q in self.posted if q["thread_ts"] == p["ts"])
+        if p["thread_ts"]:
+            m.update(thread_ts=p["thread_ts"], parent_user_id="UBOT")
+        elif replies:
+            m.update(thread_ts=p["ts"], reply_count=replies)
+        if with_meta and p["metadata"]:
+            m["metadata"] = p["metadata"]
+        return m
+
+    def _replies(self, body: dict[str, Any]) -> Reply:
+        """conversations.replies: the message `ts` in `channel` and its thread, oldest first;
+        pages of `limit` (at most `replies_max`), then `response_metadata.next_cursor`."""
+        channel, ts = body.get("channel"), body.get("ts")
+        if not channel or not ts:
+            return _error("invalid_arguments")
+        here = [p for p in self.posted if p["channel"] == channel]
+        parent = next((p for p in here if p["ts"] == ts), None)
+        if parent is None:
+            return _error("thread_not_found")
+        if parent["thread_ts"]:  # a reply's ts gives its whole thread, as Slack does
+            ts = parent["thread_ts"]
+            parent = next(p for p in here if p["ts"] == ts)
+        with_meta = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        thread = [parent] + [p for p in here if p["thread_ts"] == ts]
+        try:
+            start = int(base64.b64decode(str(body.get("cursor") or "")).decode() or 0)
+        except ValueError:
+            return _error("invalid_cursor")
+        size = max(1, min(int(body.get("limit") or 1000), self.replies_max))
+        page = thread[start : start + size]
+        more = start + size < len(thread)
+        cursor = base64.b64encode(str(start + size).encode()).decode() if more else ""
+        return _ok(
+            messages=[self._message(p, with_meta) for p in page],
+            has_more=more,
+            response_metadata={"next_cursor": cursor},
+        )
 
     def _team(self, token: str) -> str | None:
         """The team of the request's bot token (None: a token this peer does not know)."""
@@ -329,6 +370,18 @@ class SlackPeer:
         view = json.loads(view) if isinstance(view, str) else view
         if method == "views.open" and not body.get("trigger_id"):
             return _error("invalid_arguments")
+        problems = _view_problems(view or {})
+        if problems:  # Slack publishes nothing of a view that breaks a limit
+            return Reply(
+                200,
+                json.dumps(
+                    {
+                        "ok": False,
+                        "error": "invalid_arguments",
+                        "response_metadata": {"messages": problems},
+                    }
+                ).encode(),
+            )
         self.views.append({"method": method, "team": team, **body, "view": view})
         return _ok(
             view={
@@ -367,6 +420,24 @@ _APP_METHODS = {
     "views.publish",
     "views.open",
 }
+
+
+def _view_problems(view: dict[str, Any]) -> list[str]:
+    """Slack's block limits a view breaks, in the words of its answer: at most 100 blocks, a
+    section's text at most 3,000 characters, a header's 150."""
+    blocks = view.get("blocks") or []
+    problems = []
+    if len(blocks) > 100:
+        problems.append("[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]")
+    for n, block in enumerate(blocks):
+        most = {"section": 3000, "header": 150}.get(block.get("type"), 0)
+        text = (block.get("text") or {}).get("text", "")
+        if most and not 0 < len(text) <= most:
+            problems.append(
+                f"[ERROR] must be less than {most + 1} characters "
+                f"[json-pointer:/view/blocks/{n}/text/text]"
+            )
+    return problems
 
 
 def _ok(**fields: Any) -> Reply:
