@@ -46,6 +46,7 @@ from .ingest import fetch_all, fetch_source, http_session
 from .models import OutcomeStatus, Subscriber
 from .roster import file_subscribers, load_roster
 from .slots import SlotTrigger
+from .sources import interrupt_waits
 from .store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -398,6 +399,7 @@ class Runner:
 
     def start(self) -> None:
         """Load the subscribers, catch up, then start the jobs."""
+        interrupt_waits(False)  # a Runner stopped before in this process ended them
         self.scheduler.start(paused=True)  # jobs can be added; none runs before catch-up is done
         self.reload()
         self.add_fetch_jobs(self.settings.sources)
@@ -429,6 +431,7 @@ class Runner:
     def stop(self) -> None:
         """Start nothing new, wait for the jobs running now to finish, release the store."""
         self.stopping.set()
+        interrupt_waits()  # a fetch waiting out a Retry-After gives up now
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.store.close()
@@ -446,6 +449,7 @@ def run_scheduler(settings: Settings, ready: Callable[[Runner], None] | None = N
             signal.Signals(signum).name,
         )
         runner.stopping.set()
+        interrupt_waits()  # a fetch waiting out a Retry-After gives up now
         wake.set()
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:

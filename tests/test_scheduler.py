@@ -145,6 +145,59 @@ def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(
     assert [(r.subscriber_id, r.status) for r in rows] == [("s0000", "sent")]
 
 
+@pytest.mark.slow
+def test_sigterm_ends_a_fetch_that_waits_out_a_retry_after(tmp_path: Path) -> None:
+    """A feed host answers 503 with Retry-After: 300 (up to three times): SIGTERM during that
+    wait still exits 0 at once, not after SIGKILL (120 s after SIGTERM in every deploy recipe)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    asked = threading.Event()
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.set()
+            self.send_response(503)
+            self.send_header("Retry-After", "300")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = write_project(tmp_path, 1)
+    with config.open("a", encoding="utf-8") as f:
+        f.write(
+            f'\n[[sources]]\nname = "busy"\ntype = "rss"\n'
+            f'url = "http://127.0.0.1:{server.server_address[1]}/feed.xml"\n'
+        )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DIGESTBOT_SMTP_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert asked.wait(60), "the busy feed was never asked"
+        time.sleep(0.5)  # now waiting out the 300 s
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "shutting down" in err.decode()  # the busy source's line says why it stopped
+
+
 def test_status_shows_next_and_last_digests_pending_failed_and_sources(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

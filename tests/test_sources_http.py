@@ -251,3 +251,67 @@ def test_source_exceptions_are_bot_errors() -> None:
 
     assert issubclass(FetchError, BotError) and issubclass(ArxivApiError, BotError)
     assert issubclass(ArxivApiError, ValueError)  # read_feed's "not a feed to read" family
+
+
+class _Busy(BaseHTTPRequestHandler):
+    """503 with Retry-After: 300, as a feed host under load answers."""
+
+    asked = threading.Event()
+
+    def do_GET(self) -> None:
+        _Busy.asked.set()
+        self.send_response(503)
+        self.send_header("Retry-After", "300")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_fetch_waiting_out_a_retry_after_gives_up_when_digestbot_stops() -> None:
+    """The real clock: a 300 s Retry-After is being waited out when the scheduler stops; the
+    fetch fails at once with the reason (SIGKILL comes 120 s after SIGTERM), and once waits
+    are allowed again a fetch waits as before."""
+    from bot.sources._http import FetchError, get, interrupt_waits
+
+    server = HTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+    failed: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            get(http_session(), url, timeout=5)
+        except FetchError as e:
+            failed.append(e)
+
+    try:
+        worker = threading.Thread(target=fetch)
+        worker.start()
+        assert _Busy.asked.wait(10), "the server was never asked"
+        time.sleep(0.2)
+        assert worker.is_alive()  # waiting out the 300 s
+        interrupt_waits()
+        worker.join(10)
+        assert not worker.is_alive() and "shutting down" in str(failed[0])
+    finally:
+        interrupt_waits(False)
+        server.shutdown()
+        server.server_close()
+    later = threading.Thread(target=fetch)
+    _Busy.asked.clear()
+    server = HTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+    try:
+        later.start()
+        assert _Busy.asked.wait(10)
+        time.sleep(0.2)
+        assert later.is_alive(), "after interrupt_waits(False) a fetch waits again"
+    finally:
+        interrupt_waits()
+        later.join(10)
+        interrupt_waits(False)
+        server.shutdown()
+        server.server_close()

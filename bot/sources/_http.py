@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ RETRY_STATUSES = (429, 503)
 MAX_WAIT = 300.0  # never sleep longer than this for one Retry-After
 
 
+_STOPPING = threading.Event()  # set by `interrupt_waits`: no source waits any longer
+
+
 class Clock:
     """Time as the sources see it; tests replace `CLOCK` with a fake that does not sleep."""
 
@@ -25,8 +29,18 @@ class Clock:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        """Wait."""
-        time.sleep(seconds)
+        """Wait, unless digestbot is stopping (`interrupt_waits`): then the fetch fails at once."""
+        if _STOPPING.wait(seconds):
+            raise FetchError("stopped while waiting to ask again: digestbot is shutting down")
+
+
+def interrupt_waits(stopping: bool = True) -> None:
+    """End every source's wait now (a Retry-After of up to 5 minutes, three times over, would
+    outlast the 120 s between SIGTERM and SIGKILL) and refuse new ones; False allows them again."""
+    if stopping:
+        _STOPPING.set()
+    else:
+        _STOPPING.clear()
 
 
 CLOCK = Clock()
