@@ -92,6 +92,17 @@ class PermanentSendError(SendError):
         super().__init__(message, transient=False)
 
 
+class ChannelDownError(PermanentSendError):
+    """The channel cannot send anything as it is set up: its server refused the login, its TLS
+    certificate is not trusted, it offers no STARTTLS or AUTH where digestbot needs one.
+
+    No digest is to blame and no retry in this run mends it: the run leaves the channel's digests
+    pending, tries the channel no more (a wrong password is tried once per run, not once per
+    digest: no account lockout), and the first run after the fix sends them (`bot.delivery.send`).
+    Outside a run (the web's confirmation mail) it is a permanent failure like any other.
+    """
+
+
 class UnreachableError(TransientSendError):
     """The server could not be reached at all (connection refused, timed out, no such host).
 

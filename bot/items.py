@@ -61,12 +61,26 @@ def clean(text: str) -> str:
     return single_line(text)
 
 
+# The longest link an item shows, counted as it goes on the wire (a non-ASCII byte is %XX).
+# Real article and paper links are far shorter; 2,000 is what browsers, mail clients and
+# sitemaps (2,048) have long taken, and what a Slack section (3,000) holds beside its title.
+# A feed can carry a <link> of 100,000 characters: three of those made a 272 KB email, over the
+# 100 KB the HTML promises. A longer link is not shown; its item keeps its title.
+MAX_URL = 2000
+
+
 def safe_url(url: object) -> str:
-    """The URL if it is http(s), else empty."""
-    if not isinstance(url, str):
+    """The URL if it is http(s) and at most `MAX_URL` long, else empty."""
+    if not isinstance(url, str) or len(url) > MAX_URL:
         return ""
     url = clean(url)
-    return url if urlsplit(url).scheme in ("http", "https") and " " not in url else ""
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:  # "http://[abc/": no URL at all
+        return ""
+    if scheme not in ("http", "https") or " " in url:
+        return ""
+    return url if sum(1 if b < 0x80 else 3 for b in url.encode()) <= MAX_URL else ""
 
 
 def humanize(topic: str) -> str:
@@ -140,7 +154,7 @@ def entry_links(entry: Entry, main: str = "") -> tuple[tuple[str, str], ...]:
     seen = {main}
     out = []
     for label, url in found:
-        if url and url not in seen:
+        if url and len(url) <= MAX_URL and url not in seen:  # arXiv's are made from the id
             seen.add(url)
             out.append((label, url))
     return tuple(out)

@@ -7,7 +7,7 @@ Each channel names its renderer in its class (`Channel.render`); a new channel c
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -147,7 +147,8 @@ def render_email(digest: Digest, settings: Settings) -> RenderedEmail:
     """The text and HTML bodies of a digest email, from the same context, HTML under `MAX_HTML`.
 
     When every item in full would make the HTML too long, the last items are listed by title
-    only (both parts alike, so the two alternatives stay the same digest).
+    only (both parts alike, so the two alternatives stay the same digest); when even that list
+    is too long (links as long as `safe_url` lets through, many of them), without their links.
     """
     with template_errors():
         return _render_email(digest, settings)
@@ -162,19 +163,22 @@ def _render_email(digest: Digest, settings: Settings) -> RenderedEmail:
     def split(full: int) -> dict[str, Any]:
         return {**ctx, "items": views[:full], "brief": views[full:]}
 
-    full = len(views)
-    html = html_tpl.render(ctx)
+    parts = ctx
+    html = html_tpl.render(parts)
     if len(html.encode()) > MAX_HTML:
-        lo, hi = 0, full - 1  # the most items in full that still fit
+        lo, hi = 0, len(views) - 1  # the most items in full that still fit
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if len(html_tpl.render(split(mid)).encode()) <= MAX_HTML:
                 lo = mid
             else:
                 hi = mid - 1
-        full = lo
-        html = html_tpl.render(split(full))
-    return RenderedEmail(subject=ctx["subject"], text=text_tpl.render(split(full)), html=html)
+        parts = split(lo)
+        html = html_tpl.render(parts)
+        if lo == 0 and len(html.encode()) > MAX_HTML:
+            parts = {**parts, "brief": [replace(v, url="") for v in views]}  # titles only
+            html = html_tpl.render(parts)
+    return RenderedEmail(subject=ctx["subject"], text=text_tpl.render(parts), html=html)
 
 
 def digest_data(digest: Digest, settings: Settings) -> dict[str, Any]:

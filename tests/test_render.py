@@ -494,3 +494,65 @@ def test_links_to_this_machine_need_no_secret_key_warning(
     with caplog.at_level(logging.WARNING, logger="bot.tokens"):
         render_email(digest(1), Settings(base_url="https://digest.example.org"))
     assert len(caplog.records) == 1
+
+
+# --- a feed's very long links: not shown, and the email keeps its size ---------------------------
+
+
+def with_urls(urls: list[str]) -> Digest:
+    items = tuple(
+        DigestItem(replace(entry(i, f"Paper number {i}"), id=f"x:{i}", url=u), 1.0)
+        for i, u in enumerate(urls)
+    )
+    return Digest("alice.x", subscriber(), SLOT, items)
+
+
+def test_a_feeds_90000_character_links_are_not_shown_and_the_email_stays_under_100_kb() -> None:
+    """The reviewer's case: three <link>s of 90,000 characters made a 272 KB HTML part."""
+    from bot.sources._base import clean_entries
+    from bot.sources.feeds import parse_feed
+
+    long = "https://blog.example.org/post?ref=" + "a" * 90_000
+    xml = "".join(
+        f"<item><title>Post {c}</title><link>{long}{c}</link><guid>post-{c}</guid></item>"
+        for c in "abc"
+    )
+    feed = f'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>{xml}</channel></rss>'
+    entries, _ = parse_feed(feed.encode(), "https://blog.example.org/feed.xml")
+    (e, *_) = entries = clean_entries(entries)
+    assert len(e.url) > 90_000  # kept as the feed gave it: the cap is where it is shown
+    d = Digest("alice.x", subscriber(), SLOT, tuple(DigestItem(e, 1.0) for e in entries))
+    r = render_email(d, SETTINGS)
+    assert len(r.html.encode()) < 10_000 and len(r.text) < 10_000
+    t = html_of(parse(d))
+    assert [c for c in "abc" if f"Post {c}" in t.text] == ["a", "b", "c"]  # each keeps its title
+    assert not any("/post?ref=" in h for h, _ in t.links)
+    assert "/post?ref=" not in r.text
+    assert "/post?ref=" not in json.dumps(render_slack(d, SETTINGS))
+
+
+def test_a_link_of_2000_characters_is_shown_and_one_longer_is_not() -> None:
+    from bot.items import MAX_URL, safe_url
+
+    ok = "https://example.org/p?q=" + "a" * (MAX_URL - 24)
+    assert len(ok) == MAX_URL and safe_url(ok) == ok
+    assert safe_url(ok + "a") == ""
+    assert safe_url("https://example.org/ü" + "a" * (MAX_URL - 25)) == ""  # %C3%BC on the wire
+    assert safe_url("http://[abc/x") == ""  # no URL at all: empty, not an error
+    normal = "https://arxiv.org/abs/2603.00001"
+    t = html_of(parse(with_urls([ok, normal])))
+    assert (ok, "Paper number 0") in t.links and (normal, "Paper number 1") in t.links
+    assert ok in render_email(with_urls([ok]), SETTINGS).text
+    assert f"<{ok}|Paper number 0>" in json.dumps(render_slack(with_urls([ok]), SETTINGS))
+
+
+def test_when_even_titles_with_their_links_pass_100_kb_the_links_go() -> None:
+    """Links each within the cap, but 80 of them: the brief list alone would be 160 KB."""
+    urls = [f"https://example.org/{i}?q=" + "a" * 1_970 for i in range(80)]
+    r = render_email(with_urls(urls), SETTINGS)
+    assert len(r.html.encode()) <= MAX_HTML
+    assert "80 more in this digest:" in r.html and "80 more in this digest:" in r.text
+    assert all(f"Paper number {i}" in r.html and f"Paper number {i}" in r.text for i in range(80))
+    assert "example.org/0?q=" not in r.html and "example.org/0?q=" not in r.text
+    few = render_email(with_urls(urls[:10]), SETTINGS)  # fits: its links stay
+    assert all(u in few.html for u in urls[:10])

@@ -264,3 +264,66 @@ def test_with_smtp_down_25_digests_wait_in_seconds_and_the_next_run_sends_each_o
         up = run(settings, store, subs, RetryPolicy())
     assert [o.status for o in up.recovered] == ["sent"] * 25
     assert sorted(m.digest for m in smtp.mails) == sorted(r.id for r in rows)  # each once
+
+
+# --- a refused login or an untrusted certificate: the channel is down, no digest fails -----------
+
+
+def test_a_refused_login_leaves_every_digest_pending_after_one_auth_and_the_fix_sends_each_once(
+    here: Path,
+) -> None:
+    assert CliRunner().invoke(cli, ["init"]).exit_code == 0
+    example = (here / "subscriptions" / "example.toml").read_text()
+    for n in range(1, 5):
+        (here / "subscriptions" / f"r{n}.toml").write_text(
+            example.replace("you@example.org", f"r{n}@example.org")
+        )
+    with SmtpPeer(users={"digest": "new-password"}) as smtp:
+        env = {
+            "DIGESTBOT_SMTP_URL": f"smtp://digest@127.0.0.1:{smtp.port}",
+            "DIGESTBOT_SMTP_PASSWORD": "old-password",
+        }
+        wrong = invoke("run", "--once", env=env)
+        assert wrong.exit_code == 1
+        assert smtp.auth_attempts == ["digest"]  # once in the run, not once per digest
+        fix = (
+            f"the SMTP server 127.0.0.1:{smtp.port} refused the login for 'digest' (535); check "
+            "the user in DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD; email is not tried again "
+            "in this run, its digests wait for the next run"
+        )
+        assert f"5 digests PENDING (example, r1, r2, r3, r4): {fix}\n" in wrong.stdout
+        assert "old-password" not in wrong.output + wrong.stderr
+        rows = list(ledger(here))
+        assert [(status, reason) for _, status, reason in rows] == [("pending", fix)] * 5
+
+        env["DIGESTBOT_SMTP_PASSWORD"] = "new-password"  # the operator fixes the password
+        fixed = invoke("run", "--once", env=env)
+        assert fixed.exit_code == 0, fixed.output
+        assert sorted(m.digest for m in smtp.mails) == sorted(did for did, _, _ in rows)
+        assert {status for _, status, _ in ledger(here)} == {"sent"}
+        again = invoke("run", "--once", env=env)
+        assert again.exit_code == 0 and smtp.count() == 5  # nothing twice
+        assert smtp.logins == ["digest"]  # the third run had nothing due: no login
+        assert smtp.auth_attempts == ["digest"] * 2
+
+
+def test_an_untrusted_certificate_leaves_the_digests_pending_and_is_tried_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peers import make_certificate
+    from test_channels_email import tls_server_context
+
+    cert, key = make_certificate(tmp_path)  # not made trusted
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+    with SmtpPeer(tls=tls_server_context(cert, key), users={"bob": "s3cret"}) as smtp:
+        settings, store = world(
+            tmp_path, smtp_url=f"smtp://bob@127.0.0.1:{smtp.port}", smtp_password="s3cret"
+        )
+        down = run(settings, store, [reader(n) for n in range(4)])
+        assert [o.status for o in down.outcomes] == ["pending"] * 4
+        assert len({o.reason for o in down.outcomes}) == 1
+        assert "is not trusted" in down.outcomes[0].reason
+        assert "set SSL_CERT_FILE to its CA bundle" in down.outcomes[0].reason
+        assert smtp.auth_attempts == [] and smtp.mails == []
+        assert store.digests_with_status("failed") == []
+        assert sorted(r.attempts for r in store.digests_with_status("pending")) == [0, 0, 0, 1]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..config import Settings
 from ..config_values import LOOPBACK_HOSTS, parse_smtp_url
-from ..errors import ConfigError, PermanentSendError, TransientSendError
+from ..errors import ChannelDownError, ConfigError, TransientSendError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,12 @@ class SmtpServer:
         return ssl.create_default_context()
 
     def connect(self, password: str) -> smtplib.SMTP:
-        """An open connection, encrypted as the rules say, logged in; failures as `SendError`s."""
+        """An open connection, encrypted as the rules say, logged in; failures as `SendError`s.
+
+        What no retry mends before the setup is fixed (the login refused, the certificate not
+        trusted, no STARTTLS or AUTH where it is needed) is a `ChannelDownError`: the run stops
+        trying the server rather than failing each digest and logging in again for each.
+        """
         where = self.where
         try:
             conn: smtplib.SMTP
@@ -84,28 +89,34 @@ class SmtpServer:
             try:
                 self._secure(conn)
                 if self.user:
-                    conn.login(self.user, password)
+                    self._login(conn, password)
             except BaseException:
                 conn.close()
                 raise
         except smtplib.SMTPAuthenticationError as e:
+            said = reply_text(e.smtp_error)
             log.info(
                 "SMTP %s refused the login for %r: %s %s",
                 where,
                 self.user,
                 e.smtp_code,
-                reply_text(e.smtp_error),
+                said.replace(password, "***") if password else said,
             )
-            raise PermanentSendError(
-                f"the SMTP server refused the login for {self.user!r} ({e.smtp_code}); "
-                "check DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD"
+            if 400 <= e.smtp_code < 500:
+                raise ChannelDownError(
+                    f"the SMTP server {where} could not log in {self.user!r} for now "
+                    f"({e.smtp_code}); if it persists, check the server's log"
+                ) from e
+            raise ChannelDownError(
+                f"the SMTP server {where} refused the login for {self.user!r} ({e.smtp_code}); "
+                "check the user in DIGESTBOT_SMTP_URL and DIGESTBOT_SMTP_PASSWORD"
             ) from e
         except smtplib.SMTPNotSupportedError as e:
-            raise PermanentSendError(
+            raise ChannelDownError(
                 f"the SMTP server {where} does not support AUTH ({e}); remove the user from DIGESTBOT_SMTP_URL"
             ) from e
         except ssl.SSLCertVerificationError as e:
-            raise PermanentSendError(
+            raise ChannelDownError(
                 f"the TLS certificate of {where} is not trusted ({e.verify_message}); use the server's real "
                 "host name, or set SSL_CERT_FILE to its CA bundle"
             ) from e
@@ -116,6 +127,26 @@ class SmtpServer:
         except (OSError, smtplib.SMTPException) as e:
             raise TransientSendError(f"cannot connect to SMTP {where} ({e}); will retry") from e
         return conn
+
+    def _login(self, conn: smtplib.SMTP, password: str) -> None:
+        """One AUTH, with the first mechanism the server offers in smtplib's order of preference.
+
+        smtplib's `login` tries every offered mechanism in turn, so one wrong password counted as
+        two or three failed logins against the account (lockout counters count each AUTH).
+        """
+        if not conn.has_extn("auth"):
+            raise smtplib.SMTPNotSupportedError("the server offers no AUTH")
+        offered = conn.esmtp_features["auth"].upper().split()
+        for mechanism in ("CRAM-MD5", "PLAIN", "LOGIN"):
+            if mechanism in offered:
+                conn.user, conn.password = self.user, password
+                conn.auth(mechanism, getattr(conn, "auth_" + mechanism.lower().replace("-", "_")))
+                return
+        raise ChannelDownError(
+            f"the SMTP server {self.where} offers AUTH only as {' '.join(offered) or 'nothing'}, "
+            "and digestbot logs in with CRAM-MD5, PLAIN or LOGIN; use a server (or port) that "
+            "offers one of them"
+        )
 
     def _secure(self, conn: smtplib.SMTP) -> None:
         """EHLO, then STARTTLS when offered. A server off this machine that does not offer it is
@@ -129,13 +160,13 @@ class SmtpServer:
         elif self.loopback:
             return
         elif self.user:
-            raise PermanentSendError(
+            raise ChannelDownError(
                 f"the SMTP server {self.where} does not offer STARTTLS, and digestbot never sends "
                 f"the password of {self.user!r} unencrypted over the network; use smtps://host:465, "
                 "or a server that offers STARTTLS"
             )
         elif self.port != 25:
-            raise PermanentSendError(
+            raise ChannelDownError(
                 f"the SMTP server {self.where} does not offer STARTTLS, and digestbot sends only "
                 "encrypted over the network; use smtps://host:465, or a server that offers STARTTLS"
             )

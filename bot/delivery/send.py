@@ -17,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 from ..bounces.refusals import record_refusal
 from ..channels import CHANNELS, Channel, channel_for, not_ready
 from ..config import Settings
-from ..errors import BotError, SendError, TemplateError, TransientSendError, UnreachableError
+from ..errors import (
+    BotError,
+    ChannelDownError,
+    SendError,
+    TemplateError,
+    TransientSendError,
+    UnreachableError,
+)
 from ..models import Digest, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow, Store, digest_id
 from .lease import LEASE, may_take_over, owner_token
@@ -211,6 +218,20 @@ class Sender:
             name,
         )
 
+    def _channel_down(self, held: Held, e: ChannelDownError) -> Outcome:
+        """The channel cannot send as it is set up (its login refused, its certificate not
+        trusted): no digest is to blame, so none fails. This one waits, its try counted, and the
+        channel is down for the rest of this sender's run: the run's other digests for it wait
+        untried with the same reason (one line in `run --once`), a refused password is tried once
+        per run rather than once per digest, and the first run after the fix sends them all."""
+        name = held.channel
+        if name not in self._down:
+            self._down[name] = (
+                f"{e}; {name} is not tried again in this run, its digests wait for the next run"
+            )
+            log.error("%s is down: %s", name, self._down[name])
+        return self._pending(held, self._down[name])
+
     def _pending(self, held: Held, reason: str) -> Outcome:
         """A try that failed: counted, and the digest left pending for the next run, saying why."""
         self.store.note_attempt(held.digest.id, reason)
@@ -250,6 +271,8 @@ class Sender:
                 return self._pending(
                     held, f"{e}; the digest waits, and the next run after the fix sends it"
                 )
+            except ChannelDownError as e:
+                return self._channel_down(held, e)
             except SendError as e:
                 record_refusal(self.store, self.settings, digest, e)  # a bounce (bot.bounces)
                 if not e.transient:

@@ -150,6 +150,7 @@ class SmtpPeer:
         self.data_seen = 0  # DATA commands, answered or not
         self.rcpt_calls = 0
         self.logins: list[str] = []
+        self.auth_attempts: list[str] = []  # the user of every AUTH, refused or not
         self.tls_sessions: set[int] = set()  # sessions that sent DATA over TLS
         self.lock = threading.Lock()
         self._sessions: dict[int, int] = {}
@@ -212,6 +213,8 @@ class SmtpPeer:
     ) -> AuthResult:
         if isinstance(data, LoginPassword) and self.users is not None:
             user, password = data.login.decode(), data.password.decode()
+            with self.lock:
+                self.auth_attempts.append(user)
             if self.users.get(user) == password:
                 with self.lock:
                     self.logins.append(user)
