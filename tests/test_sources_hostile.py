@@ -303,3 +303,21 @@ def test_a_run_with_a_hostile_feed_still_sends_its_digests_in_bounded_time(
     assert "example: sent" in result.output
     assert list((tmp_path / "outbox" / "example").glob("*.eml"))
     assert took < 30, f"the run took {took:.1f} s"
+
+
+@pytest.mark.parametrize("url", ["", "https://blog.example.org/feed.xml"])
+def test_a_link_that_is_not_a_url_costs_its_item_the_link_not_the_feed(url: str) -> None:
+    """`http://[abc/` makes urlsplit raise ValueError: as an item's link (or the feed's own, used
+    to resolve relative links) it used to fail the whole feed; now that item has no link."""
+    xml = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<link>http://[abc/</link>
+<item><title>Bad</title><link>http://[abc/</link><guid>g1</guid></item>
+<item><title>Relative</title><link>/a[b</link><guid>g2</guid></item>
+<item><title>Good</title><link>https://blog.example.org/good</link><guid>g3</guid></item>
+</channel></rss>"""
+    feed = read_feed(xml, url, "blog")
+    assert [(e.title, e.url) for e in feed.entries] == [
+        ("Bad", ""),
+        ("Relative", "https://blog.example.org/a[b" if url else ""),
+        ("Good", "https://blog.example.org/good"),
+    ]

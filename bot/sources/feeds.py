@@ -66,26 +66,38 @@ def _time(parsed: Any) -> datetime | None:
         return None
 
 
+def _web_scheme(url: str) -> bool:
+    """Whether `url` is http(s); False too for what `urlsplit` refuses (`http://[abc/`)."""
+    try:
+        return urlsplit(url).scheme.lower() in ("http", "https")
+    except ValueError:
+        return False
+
+
 def _safe_link(link: str, base: str) -> str:
-    """An absolute http(s) link, resolved against `base` when relative; else ""."""
+    """An absolute http(s) link, resolved against `base` when relative; else "" (a link that
+    is not a URL at all costs its item the link, not the feed its other items)."""
     link = link.strip()
     if not link:
         return ""
     if not _SCHEME.match(link) and base:
-        link = urljoin(base, link)
-    return link if urlsplit(link).scheme.lower() in ("http", "https") else ""
+        try:
+            link = urljoin(base, link)
+        except ValueError:
+            return ""
+    return link if _web_scheme(link) else ""
 
 
 def _base_for(parsed: Any, url: str) -> str:
     """What relative links resolve against: the fetch URL, else the feed's self or home link."""
-    if urlsplit(url).scheme in ("http", "https"):
+    if _web_scheme(url):
         return url
     feed = parsed.get("feed") or {}
     for link in feed.get("links") or []:
         if link.get("rel") == "self" and _SCHEME.match(link.get("href", "")):
             return str(link["href"])
     home = feed.get("link", "")
-    return home if urlsplit(home).scheme in ("http", "https") else ""
+    return home if _web_scheme(home) else ""
 
 
 def read_feed(
