@@ -17,25 +17,47 @@ _NAMED = 3  # subscriber ids a grouped channel problem names
 
 
 def sample_digest() -> Digest:
-    """A digest with every field filled in, for rendering the templates once."""
+    """A digest with every field filled in, for rendering the templates: a Hugging Face paper
+    (counts, TL;DR, code and project links) and an arXiv one (none of them)."""
     sub = Subscriber(
         id="check",
         name="Sample Subscriber",
         email="sample@example.org",
         interests=Interests(description="post-training quantization", keywords=("quantization",)),
     )
-    entry = Entry(
+    hf = Entry(
         id="arxiv:2611.00001",
         title="A sample paper on quantization",
         summary="What a digest shows of an abstract, shortened to a line or two.",
         url="https://arxiv.org/abs/2611.00001",
         authors=("Ada Lovelace", "Alan Turing"),
         published=datetime(2026, 11, 27, tzinfo=UTC),
-        source="arxiv",
+        source="hf-daily",
         tags=("cs.LG",),
+        extra={
+            "upvotes": 42,
+            "comments": 3,
+            "github_repo": "https://github.com/example/quant",
+            "github_stars": 120,
+            "project_page": "https://example.org/quant",
+            "hf_url": "https://huggingface.co/papers/2611.00001",
+            "ai_summary": "A one-line summary of the paper.",
+        },
     )
-    item = DigestItem(entry, 1.0, ("keyword: quantization",), "quantization")
-    return Digest("check.20261128T0800Z", sub, datetime(2026, 11, 28, 8, tzinfo=UTC), (item,), 1)
+    arxiv = Entry(
+        id="arxiv:2611.00002",
+        title="Another sample paper",
+        summary="An abstract from an arXiv listing: no counts, no summary.",
+        url="https://arxiv.org/abs/2611.00002",
+        authors=("Grace Hopper",),
+        published=datetime(2026, 11, 27, tzinfo=UTC),
+        source="arxiv",
+    )
+    items = (
+        DigestItem(hf, 1.0, ("keyword: quantization",), "quantization"),
+        DigestItem(arxiv, 0.5, ("about: post-training quantization",), ""),
+    )
+    return Digest("check.20261128T0800Z", sub, datetime(2026, 11, 28, 8, tzinfo=UTC), items, 1)
 
 
 def template_problems(settings: Settings) -> list[Problem]:
@@ -44,9 +66,15 @@ def template_problems(settings: Settings) -> list[Problem]:
 
     digest = sample_digest()
     problems: list[Problem] = []
-    for render in (render_email, slack_messages):
+    renders = (
+        lambda: render_email(digest, settings),
+        lambda: render_email(digest, settings, full=1),  # the list of titles of a long digest
+        lambda: render_email(digest, settings, full=0),
+        lambda: slack_messages(digest, settings),
+    )
+    for render in renders:
         try:
-            render(digest, settings)
+            render()
         except Exception as e:  # noqa: BLE001  whatever a template raises: names, types, syntax
             problem = _where(e)
             if str(problem) not in {str(p) for p in problems}:

@@ -143,18 +143,19 @@ def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
     }
 
 
-def render_email(digest: Digest, settings: Settings) -> RenderedEmail:
+def render_email(digest: Digest, settings: Settings, full: int | None = None) -> RenderedEmail:
     """The text and HTML bodies of a digest email, from the same context, HTML under `MAX_HTML`.
 
     When every item in full would make the HTML too long, the last items are listed by title
     only (both parts alike, so the two alternatives stay the same digest); when even that list
     is too long (links as long as `safe_url` lets through, many of them), without their links.
+    `full` fixes how many items are shown in full instead (`check` renders that list too).
     """
     with template_errors():
-        return _render_email(digest, settings)
+        return _render_email(digest, settings, full)
 
 
-def _render_email(digest: Digest, settings: Settings) -> RenderedEmail:
+def _render_email(digest: Digest, settings: Settings, full: int | None) -> RenderedEmail:
     env = _env(settings)
     html_tpl, text_tpl = env.get_template("email.html.j2"), env.get_template("email.txt.j2")
     ctx = _context(digest, settings)
@@ -163,6 +164,9 @@ def _render_email(digest: Digest, settings: Settings) -> RenderedEmail:
     def split(full: int) -> dict[str, Any]:
         return {**ctx, "items": views[:full], "brief": views[full:]}
 
+    if full is not None:  # the first `full` items in full, the rest by title (`check`)
+        parts = split(full)
+        return RenderedEmail(ctx["subject"], text_tpl.render(parts), html_tpl.render(parts))
     parts = ctx
     html = html_tpl.render(parts)
     if len(html.encode()) > MAX_HTML:

@@ -720,6 +720,31 @@ def test_check_names_the_template_line_of_an_undefined_name(
     )
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ("   TL;DR: {{ item.tldr }}", "   TL;DR: {{ item.tlrd }}", 15),  # only HF papers have one
+        ("- {{ item.title }}", "- {{ item.titel }}", 33),  # only a digest too long for the mail
+    ],
+)
+def test_check_renders_every_branch_a_digest_can_take(
+    here: Path, fresh_templates: None, old: str, new: str, line: int
+) -> None:
+    """A mistake inside `{% if item.tldr %}` or `{% for item in brief %}` passed check (its
+    sample had no HF paper and fit the mail) and then held every Hugging Face digest."""
+    invoke("init")
+    text = here / "templates" / "email.txt.j2"
+    assert old in text.read_text()
+    text.write_text(text.read_text().replace(old, new))
+    result = invoke("check")
+    assert result.exit_code == 1
+    attribute = new.split("item.")[1].split(" ")[0]
+    assert result.output.startswith(
+        f"templates/email.txt.j2: line {line}: 'bot.items.ItemView object' has no attribute "
+        f"'{attribute}'; fix the template"
+    ), result.output
+
+
 def test_mail_to_another_host_without_a_key_is_refused_at_start_and_by_check(here: Path) -> None:
     invoke("init")
     env = {"DIGESTBOT_SMTP_URL": "smtp://digest@mail.example.org:587"}
