@@ -75,8 +75,8 @@ def fetch_source(
             else f"source {spec.name!r}: unexpected {type(e).__name__}: {e}; please report this"
         )
         return _failed(store, report, message, now, exc_info=not isinstance(e, BotError))
-    report.warnings = result.warnings
-    for w in result.warnings:
+    report.warnings = [clip(w, MAX_ERROR) for w in result.warnings]  # may quote the feed
+    for w in report.warnings:
         log.warning("source %r: %s", spec.name, w)
     report.not_modified = result.not_modified
     try:
@@ -136,7 +136,7 @@ def read_entry_files(
         found, warnings = read_entries(path)
         for w in warnings:
             if warn:
-                warn(path, w)
+                warn(path, clip(w, MAX_ERROR))  # a warning may quote the file's own text
         for e in found:
             merged[e.id] = merge_entry(merged[e.id], e) if e.id in merged else e
     return list(merged.values())

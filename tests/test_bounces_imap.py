@@ -260,6 +260,63 @@ def test_the_bounces_command_reports_and_a_wrong_password_is_told_without_it(
         check_mailbox(closed, store)
 
 
+ESCAPING_REPORT = b"""From: abuse@isp.example
+To: bounces@example.org
+Subject: complaint
+Message-ID: <r1@isp.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="B"
+
+--B
+Content-Type: text/plain
+
+spam
+--B
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: x
+Version: 1
+
+--B
+Content-Type: message/rfc822
+
+From: digest@example.org
+X-Digestbot-Digest: x\x1b]0;PWNED\x07\x1b[31mred
+Message-ID: <zz@example.org>
+Subject: hi
+
+body
+--B--
+""".replace(b"\n", b"\r\n")
+
+
+def test_the_bounces_command_prints_no_control_character_from_a_strangers_mail(
+    dovecot: Imap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A complaint quoting a header with terminal escapes (a window title, colours): what
+    `digestbot bounces` prints of it is plain text (anyone may mail the bounce address)."""
+    for var in list(os.environ):
+        if var.startswith(("DIGESTBOT_", "SLACK_")):
+            monkeypatch.delenv(var)
+    settings = mailbox_settings(dovecot, tmp_path)
+    c = dovecot.client()
+    try:
+        c.append("INBOX", ESCAPING_REPORT)
+    finally:
+        c.logout()
+    env = {
+        "DIGESTBOT_DATABASE_URL": settings.database_url,
+        "DIGESTBOT_SECRET_KEY": KEY,
+        "DIGESTBOT_BOUNCE_IMAP_URL": dovecot.url,
+        "DIGESTBOT_BOUNCE_IMAP_PASSWORD": PASSWORD,
+    }
+    done = CliRunner().invoke(cli, ["bounces"], env=env, color=True)
+    assert done.exit_code == 0, done.output
+    assert "left message " in done.output and "PWNED" in done.output
+    assert "\x1b" not in done.output and "\x07" not in done.output
+
+
 def test_a_message_that_cannot_be_classified_is_left_and_the_others_recorded_once(
     dovecot: Imap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

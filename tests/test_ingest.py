@@ -179,6 +179,30 @@ path = "{DATA / "paper_arxiv_rss.xml"}"
     assert "\x00" not in stored and len(stored) <= 2000
 
 
+def test_a_warning_quoting_the_feed_reaches_no_terminal_with_its_escapes(
+    tmp_path: Path, store: Store
+) -> None:
+    """feedparser's warning quotes the encoding a feed declares: a feed owner could write
+    terminal escapes into `fetch`'s output, the log and `match --entries`' warnings."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    feed = tmp_path / "evil.xml"
+    feed.write_bytes(
+        b'<?xml version="1.0" encoding="utf-8\x1b[2J\x1b]0;PWNED\x07"?>'
+        b'<rss version="2.0"><channel><title>t</title><item><title>A paper</title>'
+        b"<link>https://example.org/a</link></item></channel></rss>"
+    )
+    settings = write_config(
+        tmp_path, f'[[sources]]\nname = "evil"\ntype = "file"\npath = "{feed}"\n'
+    )
+    (report,) = fetch_all(settings, store, now=T0)
+    assert report.warnings and not any("\x1b" in w or "\x07" in w for w in report.warnings)
+    done = CliRunner().invoke(cli, ["match", "--entries", str(feed)], color=True)
+    assert "warning:" in done.output and "\x1b" not in done.output, done.output
+
+
 def test_the_same_paper_from_three_sources_is_one_entry_enriched(store: Store) -> None:
     from bot.sources.files import read_entries
 

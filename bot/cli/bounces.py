@@ -35,11 +35,12 @@ def bounces(obj: Context) -> None:
     for h in report.recorded:
         v = h.verdict
         done = f": {h.action}" if h.action else ""
-        click.echo(
-            f"  {v.kind} {v.subscriber_id} " + f"{v.code} {clip(v.reason, 100)}{done}".strip()
+        click.echo(  # all of it read from a stranger's mail: no control character gets through
+            f"  {v.kind} {clip(v.subscriber_id, 100)} "
+            + f"{clip(v.code, 20)} {clip(v.reason, 100)}{done}".strip()
         )
     for h in report.left:
-        click.echo(f"  left message {h.uid}: {h.verdict.reason}")
+        click.echo(f"  left message {clip(str(h.uid), 20)}: {clip(h.verdict.reason, 300)}")
 
 
 @click.command()
