@@ -68,6 +68,24 @@ def test_a_followed_author_always_gets_in_with_the_reason(entries: list[Entry]) 
     assert len(selected(result, "q")) <= 3
 
 
+def test_a_followed_author_is_found_however_the_feed_encodes_the_accents(
+    entries: list[Entry],
+) -> None:
+    """ "José García" written with combining accents (NFD, as some feeds do) and upper case
+    is the author a subscriber wrote in NFC: followed authors are always selected."""
+    import unicodedata
+
+    rng = random.Random(5)
+    nfd = unicodedata.normalize("NFD", "JOSÉ GARCÍA")
+    assert nfd != "JOSÉ GARCÍA"
+    off_topic = paper("graph", 78, rng, authors=(nfd,))
+    pool = entries + [off_topic]
+    sub = subscriber("q", keywords=["quantization"], authors=["José García"])
+    first = Matcher().fit(pool).match(pool, [sub])["q"][0]
+    assert first.entry_id == off_topic.id and first.selected
+    assert first.why[0] == "by an author you follow"
+
+
 def test_delivered_entries_are_never_selected_again(entries: list[Entry]) -> None:
     sub = subscriber("q", keywords=["quantization"])
     m = Matcher().fit(entries)

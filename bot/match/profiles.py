@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,7 +52,9 @@ def negated_phrases(description: str) -> list[str]:
 
 
 def _author_key(name: str) -> str:
-    return " ".join(name.lower().replace(".", " ").split())
+    """A name as followed authors are matched: Unicode-normalized (a feed may write "José" with
+    a combining accent, NFD), case-folded, dots and runs of spaces as one space."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().replace(".", " ").split())
 
 
 def _unit_rows(a: np.ndarray) -> np.ndarray:
