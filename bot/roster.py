@@ -53,6 +53,17 @@ def file_subscriber(
     )
 
 
+def address_of(settings: Settings, store: Store, sid: str) -> str | None:
+    """The address `sid`'s digests go to now: its subscription file's (a file wins over a web
+    row of the same id, as in `load_roster`), else its web row's; None when neither names one
+    (a Slack member, an id no one has)."""
+    sub = file_subscriber(settings, sid)
+    if sub is not None:
+        return sub.email or None
+    row = store.web_subscriber(sid)
+    return row.email if row is not None else None
+
+
 def file_subscribers(
     settings: Settings, *, require_folder: bool = False
 ) -> tuple[list[Subscriber], list[Problem]]:

@@ -48,6 +48,9 @@ def hostile(token: str = f"{DEEP}.AAAA") -> bytes:
 
 
 def verp_settings(**kw: object) -> Settings:
+    # No subscription files unless a test gives some (not the repository's, read from the
+    # working folder: a bounce is checked against the address its subscriber's file names).
+    kw.setdefault("subscriptions_dir", DATA / "no-subscriptions")
     return Settings(secret_key=KEY, bounce_address="bounces@lab.example", **kw)  # type: ignore[arg-type]
 
 
@@ -151,6 +154,27 @@ def test_each_message_is_classified_and_attributed(name: str, store: Store) -> N
         assert extra in got.reason
     else:
         assert got.digest_id == extra and got.message_id.startswith("<")
+
+
+def test_a_late_bounce_for_an_address_the_subscriber_no_longer_uses_counts_for_no_one(
+    store: Store, tmp_path: Path
+) -> None:
+    """alice's file named alice@uni.example when the digest went out and names another address
+    now: the bounce of the old one (its Final-Recipient) must not suspend the new one. Her web
+    row or her file naming that address again: it counts, as before."""
+    subs = tmp_path / "subscriptions"
+    subs.mkdir()
+    settings = verp_settings(subscriptions_dir=subs)
+    raw = fixture("postfix-user-unknown.eml", settings)  # Final-Recipient: alice@uni.example
+    (subs / "alice.toml").write_text('email = "alice@new.example"\n[interests]\nkeywords = ["x"]\n')
+    got = classify(settings, store, raw)
+    assert got.kind is None
+    assert got.reason == "a bounce for alice@uni.example, an address alice no longer uses"
+    (subs / "alice.toml").write_text('email = "Alice@Uni.example"\n[interests]\nkeywords = ["x"]\n')
+    assert classify(settings, store, raw).kind == Kind.HARD  # the same address, however cased
+    (subs / "alice.toml").unlink()
+    store.request_web_subscription("alice", "alice@uni.example", "", {}, "0 8 * * *", "UTC", 5)
+    assert classify(settings, store, raw).kind == Kind.HARD  # a web subscriber's row
 
 
 def test_mail_to_a_return_path_with_a_hostile_token_is_left_as_forged(store: Store) -> None:

@@ -231,6 +231,7 @@ def test_the_bounces_command_reports_and_a_wrong_password_is_told_without_it(
     for var in list(os.environ):
         if var.startswith(("DIGESTBOT_", "SLACK_")):
             monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)  # no digestbot.toml here: not the repository's example subscribers
     settings = mailbox_settings(dovecot, tmp_path)
     deliver(dovecot, settings, ["postfix-user-unknown.eml", "stranger.eml"])
     env = {

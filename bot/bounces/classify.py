@@ -93,7 +93,28 @@ def classify(settings: Settings, store: Store, raw: bytes) -> Verdict:
         kind = Kind.SOFT
     else:
         return Verdict.left(f"sent to {sid}'s return path but no bounce flufl.bounce knows", msg)
+    gone = _another_address(
+        settings, store, sid, [a.decode(errors="replace") for a in permanent | temporary]
+    )
+    if gone:
+        return Verdict.left(f"a bounce for {gone}, an address {sid} no longer uses", msg)
     return Verdict(kind, sid, code, reason, _original_digest(msg, sid), mid)
+
+
+def _another_address(settings: Settings, store: Store, sid: str, addresses: list[str]) -> str:
+    """The address a bounce is about, when the failed recipients it names (the MTA's own
+    Final-Recipient) are all addresses `sid`'s digests no longer go to (its file or web row
+    names another now: a late bounce for the old address must not suspend the new person);
+    else "". Nothing named, or nothing known of the subscriber's address (a Slack member): ""."""
+    named = [a.strip().strip("<>").strip() for a in addresses if a.strip()]
+    if not named:
+        return ""
+    from ..roster import address_of
+
+    current = address_of(settings, store, sid)
+    if current is None or any(a.lower() == current.strip().lower() for a in named):
+        return ""
+    return clip(named[0], 200)
 
 
 def _report_type(msg: Message) -> str:
@@ -245,6 +266,8 @@ def _complaint(settings: Settings, store: Store, msg: Message, mid: str) -> Verd
                 msg,
             )
         sid = row.subscriber_id
+    # No address check here, unlike a bounce: providers redact the complainer's address in the
+    # copy they quote, and a complaint left uncounted would keep mailing someone who said spam.
     return Verdict(Kind.COMPLAINT, sid, "abuse", "marked a digest as spam", did, mid)
 
 
