@@ -434,6 +434,7 @@ class Runner:
         interrupt_waits()  # a fetch waiting out a Retry-After gives up now
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        interrupt_waits(False)  # its jobs are done: later fetches in this process may wait again
         self.store.close()
 
 

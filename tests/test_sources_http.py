@@ -275,6 +275,8 @@ def test_a_fetch_waiting_out_a_retry_after_gives_up_when_digestbot_stops() -> No
     are allowed again a fetch waits as before."""
     from bot.sources._http import FetchError, get, interrupt_waits
 
+    interrupt_waits(False)
+    _Busy.asked.clear()
     server = HTTPServer(("127.0.0.1", 0), _Busy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
