@@ -50,6 +50,8 @@ class Settings:
     # configured (DIGESTBOT_OUTBOX only moves the folder); see `bot.channels.outbox.chosen`
     outbox_chosen: bool = False
     templates_dir: Path | None = None  # a folder whose templates override the bundled ones
+    # `match --topics PATH`: the user's topics, instead of a topics.toml beside the config
+    topics_path: Path | None = None
     sources: tuple[SourceSpec, ...] = ()
     smtp_url: str = ""  # DIGESTBOT_SMTP_URL; empty: email goes to the outbox
     smtp_password: str = field(default="", repr=False)  # DIGESTBOT_SMTP_PASSWORD (secret)
@@ -98,7 +100,10 @@ class Settings:
 
     @property
     def topics_file(self) -> Path | None:
-        """The user's own `topics.toml` next to the config file, when there is one."""
+        """The user's own topics: `topics_path` if given, else `topics.toml` next to the config
+        file when there is one."""
+        if self.topics_path is not None:
+            return self.topics_path
         path = self.base_dir / "topics.toml"
         return path if path.is_file() else None
 

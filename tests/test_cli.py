@@ -471,6 +471,47 @@ def test_history_of_an_unknown_subscriber(here: Path) -> None:
     )
 
 
+def test_history_json_of_an_unknown_subscriber_is_an_error_naming_the_resolved_file(
+    here: Path,
+) -> None:
+    """--json printed [] and exited 0; the message named subscriptions/x.toml wherever it was."""
+    lab = here / "lab"
+    invoke("init", "--outbox", str(lab))
+    os.chdir(lab / "subscriptions")  # the folder named is the config's, not one made of the cwd
+    error = (
+        f"Error: no subscriber 'nobody': nothing in the ledger and no file "
+        f"{lab / 'subscriptions' / 'nobody.toml'}; check the name (the subscriber id is the file "
+        "name without .toml)\n"
+    )
+    for args in (["history", "nobody", "--json"], ["history", "nobody"]):
+        result = invoke("--config", str(lab / "digestbot.toml"), *args)
+        assert (result.exit_code, result.output) == (1, error)
+    known = invoke("--config", str(lab / "digestbot.toml"), "history", "example", "--json")
+    assert (known.exit_code, known.output) == (0, "[]\n")
+
+
+def test_preview_without_a_database_or_of_an_unknown_subscriber_exits_1(here: Path) -> None:
+    """Both exited 2, a usage error, where history and feedback exit 1 (README's exit codes)."""
+    invoke("init", "--outbox")
+    result = invoke("preview", "example")
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            "Error: no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first to "
+            "fetch entries\n"
+        ),
+    )
+    assert invoke("migrate").exit_code == 0
+    result = invoke("preview", "nobody")
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            "Error: no subscriber 'nobody'; the subscribers are: example (a file subscriber's id is "
+            "its file name without .toml; 'digestbot status' lists them all)\n"
+        ),
+    )
+
+
 # --- match and feedback -------------------------------------------------------------------------
 
 
