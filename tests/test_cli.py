@@ -667,6 +667,29 @@ def test_check_from_another_folder_reads_the_topics_beside_the_config(here: Path
     assert "'lab-robots' is not a known topic" in result.output
 
 
+def test_check_with_a_bad_config_still_reads_the_subscriptions_beside_it(here: Path) -> None:
+    lab = here / "lab"
+    invoke("init", "--outbox", str(lab))
+    config = lab / "digestbot.toml"
+    config.write_text("bogus_key = 1\n" + config.read_text())
+    example = lab / "subscriptions" / "example.toml"
+    example.write_text(example.read_text() + "colour = 'blue'\n")
+    elsewhere = here / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)  # no subscriptions/ here: the config's folder is the one read
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{config}: bogus_key: unknown key; the keys are ")
+    assert lines[1].startswith(f"{example}: interests.colour: unknown key")
+    assert lines[2:] == ["2 problems found; 0 subscribers fine."]
+    # a file that is not TOML at all: its folder is still the one read
+    config.write_text("bogus = \n")
+    lines = invoke("--config", str(config), "check").output.splitlines()
+    assert lines[0].startswith(f"{config}: not valid TOML")
+    assert lines[1].startswith(f"{example}: interests.colour: unknown key")
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -705,7 +728,7 @@ def test_check_names_bad_values_and_a_schedule_that_never_fires(here: Path) -> N
     result = invoke("check", env={"DIGESTBOT_SMTP_URL": "mail.example.org:587"})
     assert result.exit_code == 1
     assert result.output == (
-        "digestbot.toml: sources[lab]: timeout = '30' is not a number ≥ 0; write e.g. "
+        "digestbot.toml: sources[lab]: timeout = '30' is not a number > 0; write e.g. "
         "timeout = 30 in its [[sources]] table\n"
         "environment: DIGESTBOT_SMTP_URL: 'mail.example.org:587' is not an SMTP URL; write "
         "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 "
