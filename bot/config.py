@@ -22,6 +22,7 @@ from .errors import ConfigError, Problem, ProblemsFound
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "ConfigProblems",
     "Settings",
     "SourceSpec",
     "load_settings",
@@ -50,6 +51,8 @@ class Settings:
     # configured (DIGESTBOT_OUTBOX only moves the folder); see `bot.channels.outbox.chosen`
     outbox_chosen: bool = False
     templates_dir: Path | None = None  # a folder whose templates override the bundled ones
+    # `match --topics PATH`: the user's topics, instead of a topics.toml beside the config
+    topics_path: Path | None = None
     sources: tuple[SourceSpec, ...] = ()
     smtp_url: str = ""  # DIGESTBOT_SMTP_URL; empty: email goes to the outbox
     smtp_password: str = field(default="", repr=False)  # DIGESTBOT_SMTP_PASSWORD (secret)
@@ -98,7 +101,10 @@ class Settings:
 
     @property
     def topics_file(self) -> Path | None:
-        """The user's own `topics.toml` next to the config file, when there is one."""
+        """The user's own topics: `topics_path` if given, else `topics.toml` next to the config
+        file when there is one."""
+        if self.topics_path is not None:
+            return self.topics_path
         path = self.base_dir / "topics.toml"
         return path if path.is_file() else None
 
@@ -162,12 +168,21 @@ def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path | None
     return default if default.is_file() else None
 
 
+class ConfigProblems(ProblemsFound):
+    """The config file's problems, with the settings as far as they could be read (`settings`):
+    its folder, and the keys that were fine, so `check` still reads the subscriptions beside it."""
+
+    def __init__(self, problems: list[Problem], settings: Settings) -> None:
+        super().__init__(problems)
+        self.settings = settings
+
+
 def load_settings(
     explicit: str | None = None,
     environ: Mapping[str, str] | None = None,
     kinds: Mapping[str, SourceKind] | None = None,
 ) -> Settings:
-    """Read the config file and the environment; raise `ProblemsFound` naming every bad key.
+    """Read the config file and the environment; raise `ConfigProblems` naming every bad key.
 
     `kinds` (`bot.sources.SOURCES`) checks each source's type and options; without it they are
     taken as written. `templates_dir` comes back resolved against the config file's folder.
@@ -175,26 +190,38 @@ def load_settings(
     env = dict(os.environ if environ is None else environ)
     path = find_config(explicit, env)
     raw: dict[str, Any] = {}
+    problems: list[Problem] = []
     if path is not None:
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            # utf-8-sig: a leading BOM (Windows editors write one) is not part of the TOML
+            raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except tomllib.TOMLDecodeError as e:
-            raise ProblemsFound(
-                [Problem(str(path), "", f"not valid TOML ({e}); fix the syntax")]
-            ) from e
+            problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
         except OSError as e:
             raise ConfigError(
                 f"cannot read it ({e.strerror}); check its permissions", path=str(path)
             ) from e
-    settings, problems = parse_settings(raw, str(path or "(defaults)"), env, kinds)
+    settings, found = parse_settings(raw, str(path or "(defaults)"), env, kinds)
+    problems += found
     if path is not None:
         settings = replace(settings, config_path=path, base_dir=path.parent)
         settings = replace(settings, database_url=_sqlite_beside(settings, settings.database_url))
-    if problems:
-        raise ProblemsFound(problems)
     if settings.templates_dir is not None:
         # Relative to the config file like every other path (render uses it as given).
-        settings = replace(settings, templates_dir=settings.resolve(settings.templates_dir))
+        templates = settings.resolve(settings.templates_dir)
+        settings = replace(settings, templates_dir=templates)
+        if not templates.is_dir():  # else a typo silently means the bundled templates
+            problems.append(
+                Problem(
+                    str(path or "(defaults)"),
+                    "templates_dir",
+                    f"{templates} is not a folder; correct the path, create the "
+                    "folder (with your copies of templates/'s files), or remove the key to use "
+                    "the bundled templates",
+                )
+            )
+    if problems:
+        raise ConfigProblems(problems, settings)
     return settings
 
 

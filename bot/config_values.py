@@ -5,6 +5,7 @@ the same words."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
@@ -101,6 +102,10 @@ def rate_problem(rate: float) -> str:
     """What is wrong with a messages-per-second rate (empty: nothing; 0 means no limit)."""
     if rate < 0:
         return f"{rate:g} is negative; write messages per second, e.g. rate = 10 (0: no limit)"
+    if not math.isfinite(rate):  # TOML's nan and inf: nan < 0 is false, and no wait is infinite
+        return (
+            f"{rate:g} is not a number of messages per second; write e.g. rate = 10 (0: no limit)"
+        )
     return ""
 
 

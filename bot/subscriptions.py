@@ -316,7 +316,8 @@ def _load_files(
     problems: list[Problem] = []
     for path in paths:
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            # utf-8-sig: a leading BOM (Windows editors write one) is not part of the TOML
+            raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
             continue

@@ -471,6 +471,47 @@ def test_history_of_an_unknown_subscriber(here: Path) -> None:
     )
 
 
+def test_history_json_of_an_unknown_subscriber_is_an_error_naming_the_resolved_file(
+    here: Path,
+) -> None:
+    """--json printed [] and exited 0; the message named subscriptions/x.toml wherever it was."""
+    lab = here / "lab"
+    invoke("init", "--outbox", str(lab))
+    os.chdir(lab / "subscriptions")  # the folder named is the config's, not one made of the cwd
+    error = (
+        f"Error: no subscriber 'nobody': nothing in the ledger and no file "
+        f"{lab / 'subscriptions' / 'nobody.toml'}; check the name (the subscriber id is the file "
+        "name without .toml)\n"
+    )
+    for args in (["history", "nobody", "--json"], ["history", "nobody"]):
+        result = invoke("--config", str(lab / "digestbot.toml"), *args)
+        assert (result.exit_code, result.output) == (1, error)
+    known = invoke("--config", str(lab / "digestbot.toml"), "history", "example", "--json")
+    assert (known.exit_code, known.output) == (0, "[]\n")
+
+
+def test_preview_without_a_database_or_of_an_unknown_subscriber_exits_1(here: Path) -> None:
+    """Both exited 2, a usage error, where history and feedback exit 1 (README's exit codes)."""
+    invoke("init", "--outbox")
+    result = invoke("preview", "example")
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            "Error: no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first to "
+            "fetch entries\n"
+        ),
+    )
+    assert invoke("migrate").exit_code == 0
+    result = invoke("preview", "nobody")
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            "Error: no subscriber 'nobody'; the subscribers are: example (a file subscriber's id is "
+            "its file name without .toml; 'digestbot status' lists them all)\n"
+        ),
+    )
+
+
 # --- match and feedback -------------------------------------------------------------------------
 
 
@@ -626,6 +667,29 @@ def test_check_from_another_folder_reads_the_topics_beside_the_config(here: Path
     assert "'lab-robots' is not a known topic" in result.output
 
 
+def test_check_with_a_bad_config_still_reads_the_subscriptions_beside_it(here: Path) -> None:
+    lab = here / "lab"
+    invoke("init", "--outbox", str(lab))
+    config = lab / "digestbot.toml"
+    config.write_text("bogus_key = 1\n" + config.read_text())
+    example = lab / "subscriptions" / "example.toml"
+    example.write_text(example.read_text() + "colour = 'blue'\n")
+    elsewhere = here / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)  # no subscriptions/ here: the config's folder is the one read
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{config}: bogus_key: unknown key; the keys are ")
+    assert lines[1].startswith(f"{example}: interests.colour: unknown key")
+    assert lines[2:] == ["2 problems found; 0 subscribers fine."]
+    # a file that is not TOML at all: its folder is still the one read
+    config.write_text("bogus = \n")
+    lines = invoke("--config", str(config), "check").output.splitlines()
+    assert lines[0].startswith(f"{config}: not valid TOML")
+    assert lines[1].startswith(f"{example}: interests.colour: unknown key")
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -664,7 +728,7 @@ def test_check_names_bad_values_and_a_schedule_that_never_fires(here: Path) -> N
     result = invoke("check", env={"DIGESTBOT_SMTP_URL": "mail.example.org:587"})
     assert result.exit_code == 1
     assert result.output == (
-        "digestbot.toml: sources[lab]: timeout = '30' is not a number ≥ 0; write e.g. "
+        "digestbot.toml: sources[lab]: timeout = '30' is not a number > 0; write e.g. "
         "timeout = 30 in its [[sources]] table\n"
         "environment: DIGESTBOT_SMTP_URL: 'mail.example.org:587' is not an SMTP URL; write "
         "smtp://user@host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://127.0.0.1:2525 "

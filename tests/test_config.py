@@ -152,6 +152,8 @@ def test_templates_dir_is_relative_to_the_config_file(
     (tmp_path / "conf").mkdir()
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "conf" / "digestbot.toml"
+    (tmp_path / "conf" / "mine").mkdir()
+    (tmp_path / "abs").mkdir()
     path.write_text('templates_dir = "mine"\n')
     assert load_settings(str(path), {}).templates_dir == tmp_path / "conf" / "mine"
     path.write_text(f'templates_dir = "{tmp_path / "abs"}"\n')
@@ -254,7 +256,7 @@ timeout = "30"
     )
     assert found == [
         (
-            f"{path}: sources[papers]: timeout = '30' is not a number ≥ 0; "
+            f"{path}: sources[papers]: timeout = '30' is not a number > 0; "
             "write e.g. timeout = 30 in its [[sources]] table"
         ),
         (
@@ -271,6 +273,93 @@ timeout = "30"
             "(0: no limit)"
         ),
     ]
+
+
+def test_numbers_that_would_fail_every_fetch_or_send_are_named(tmp_path: Path) -> None:
+    """0, nan and inf passed the check: a fetch then failed with "unexpected ValueError"."""
+    path = str(tmp_path / "digestbot.toml")
+    found = problems(
+        tmp_path,
+        """
+[smtp]
+rate = nan
+[[sources]]
+name = "blog"
+type = "rss"
+url = "https://example.org/feed"
+timeout = 0
+[[sources]]
+name = "big"
+type = "rss"
+url = "https://example.org/feed"
+max_bytes = 0
+[[sources]]
+name = "hf"
+type = "hf-daily"
+limit = 0
+[[sources]]
+name = "forever"
+type = "arxiv"
+timeout = inf
+""",
+    )
+    assert found == [
+        (
+            f"{path}: sources[blog]: timeout = 0 is not a number > 0; "
+            "write e.g. timeout = 30 in its [[sources]] table"
+        ),
+        (
+            f"{path}: sources[big]: max_bytes = 0 is not a number > 0; "
+            "write e.g. max_bytes = 10000000 in its [[sources]] table"
+        ),
+        (
+            f"{path}: sources[hf]: limit = 0 is not a number > 0; "
+            "write e.g. limit = 100 in its [[sources]] table"
+        ),
+        (
+            f"{path}: sources[forever]: timeout = inf is not a number > 0; "
+            "write e.g. timeout = 30 in its [[sources]] table"
+        ),
+        (
+            f"{path}: smtp.rate: nan is not a number of messages per second; write e.g. rate = 10 "
+            "(0: no limit)"
+        ),
+    ]
+    assert problems(tmp_path, "[smtp]\nrate = inf\n") == [
+        (
+            f"{path}: smtp.rate: inf is not a number of messages per second; write e.g. rate = 10 "
+            "(0: no limit)"
+        )
+    ]
+
+
+def test_a_templates_dir_that_is_not_a_folder_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in templates_dir was ignored: the bundled templates were used, check said nothing."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "my-templates").mkdir()
+    (tmp_path / "my-templatse").mkdir()  # beside the working folder, not the config: not it
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "conf" / "digestbot.toml"
+    path.write_text('templates_dir = "my-templatse"\n')
+    with pytest.raises(ProblemsFound) as err:
+        load_settings(str(path), {})
+    assert [str(p) for p in err.value.problems] == [
+        (
+            f"{path}: templates_dir: {tmp_path / 'conf' / 'my-templatse'} is not a folder; correct "
+            "the path, create the folder (with your copies of templates/'s files), or remove the "
+            "key to use the bundled templates"
+        )
+    ]
+    (tmp_path / "conf" / "my-templatse").write_text("a file, not a folder")
+    with pytest.raises(ProblemsFound):
+        load_settings(str(path), {})
+
+
+def test_a_config_file_may_start_with_a_bom(tmp_path: Path) -> None:
+    path = write(tmp_path, "\ufeffcorpus_days = 5\n")
+    assert load_settings(path, {}).corpus_days == 5
 
 
 def test_values_from_the_environment_are_named_by_their_variable(tmp_path: Path) -> None:

@@ -109,3 +109,39 @@ def test_quality_on_the_shared_eval_set(flag: tuple[str, ...], ndcg: float, f1: 
     )
     figures = dict(kv.split("=") for kv in run.stdout.split()[-4:])
     assert float(figures["nDCG@10"]) >= ndcg and float(figures["F1"]) >= f1, run.stdout
+
+
+CAUSAL = """\
+[[topic]]
+slug = "causal-inference"
+name = "Causal inference"
+description = "Causal discovery and effect estimation"
+vocabulary = ["causal", "counterfactual", "treatment effect"]
+"""
+
+
+def test_match_topics_checks_the_subscribers_and_a_skipped_file_exits_1(
+    setup: Path, here: Path
+) -> None:
+    """--topics was given to the matcher only: a subscriber following one of its topics was
+    skipped as "not a known topic", and a skipped subscriber file still exited 0."""
+    (here / "my-topics.toml").write_text(CAUSAL)
+    (setup / "subs" / "dan.toml").write_text(
+        'email = "dan@example.org"\n[interests]\ntopics = ["causal-inference"]\n'
+    )
+    args = ["match", "--entries", str(setup / "papers.json"), "--subscriptions", "subs"]
+    out = CliRunner().invoke(cli, [*args, "--topics", "my-topics.toml"])
+    assert (out.exit_code, out.stderr) == (0, "")
+    assert "dan: " in out.stdout and "q: " in out.stdout
+    without = CliRunner().invoke(cli, args)  # the shipped topics alone do not know it
+    assert without.exit_code == 1
+    assert without.stderr == (
+        f"warning: {here / 'subs' / 'dan.toml'}: interests.topics: 'causal-inference' is not a "
+        "known topic; 'digestbot topics' lists them (this subscriber is skipped)\n"
+        "1 subscriber file skipped (see the warnings); fix and run match again\n"
+    )
+    (setup / "subs" / "dan.toml").write_text("email = \n")  # not TOML: skipped, exit 1 too
+    bad = CliRunner().invoke(cli, [*args, "--topics", "my-topics.toml", "--json"])
+    assert bad.exit_code == 1
+    assert "dan.toml: not valid TOML" in bad.stderr
+    assert [s["id"] for s in json.loads(bad.stdout)["subscribers"]] == ["q"]

@@ -465,18 +465,23 @@ def test_preview_needs_a_database_and_names_an_unknown_subscriber(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "subs").mkdir()
     (tmp_path / "digestbot.toml").write_text("")  # a command with a database needs a config
-    result = CliRunner().invoke(
-        cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False
-    )
-    assert (
-        str(result.exception)
-        == "no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first to fetch entries"
+    result = CliRunner().invoke(cli_main, ["preview", "zed", "--subscriptions", "subs"])
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            "Error: no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first to "
+            "fetch entries\n"
+        ),
     )
     Store("sqlite:///digestbot.db").close()
-    result = CliRunner().invoke(
-        cli_main, ["preview", "zed", "--subscriptions", "subs"], standalone_mode=False
+    result = CliRunner().invoke(cli_main, ["preview", "zed", "--subscriptions", "subs"])
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            "Error: no subscriber 'zed'; the subscribers are: none (a file subscriber's id is its "
+            "file name without .toml; 'digestbot status' lists them all)\n"
+        ),
     )
-    assert str(result.exception) == "no subscriber 'zed'; the subscribers are: none"
 
 
 def test_links_to_this_machine_need_no_secret_key_warning(

@@ -155,8 +155,14 @@ def test_retry_after_forms() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"timeout": "soon"}, "timeout = 'soon' is not a number ≥ 0; write e.g. timeout = 30"),
-        ({"max_bytes": True}, "max_bytes = True is not a number ≥ 0"),
+        ({"timeout": "soon"}, "timeout = 'soon' is not a number > 0; write e.g. timeout = 30"),
+        ({"max_bytes": True}, "max_bytes = True is not a number > 0"),
+        # 0, nan or inf passed `check` and then failed every fetch
+        ({"timeout": 0}, "timeout = 0 is not a number > 0; write e.g. timeout = 30"),
+        ({"timeout": float("nan")}, "timeout = nan is not a number > 0"),
+        ({"timeout": float("inf")}, "timeout = inf is not a number > 0"),
+        ({"max_bytes": 0}, "max_bytes = 0 is not a number > 0; write e.g. max_bytes = 10000000"),
+        ({"max_bytes": -1}, "max_bytes = -1 is not a number > 0"),
         ({"url": 42}, "url = 42 is not a non-empty string"),
     ],
 )

@@ -126,6 +126,15 @@ def test_all_problems_of_a_file_at_once_and_good_files_still_load(tmp_path: Path
     ]
 
 
+def test_a_file_starting_with_a_bom_is_read(tmp_path: Path) -> None:
+    """Editors on Windows write a UTF-8 BOM: it was "not valid TOML (Invalid statement)"."""
+    (tmp_path / "alice.toml").write_bytes(b"\xef\xbb\xbf" + GOOD.lstrip().encode("utf-8"))
+    (tmp_path / "bob.toml").write_text(GOOD, encoding="utf-16")  # its BOM, but not UTF-8: named
+    subs, problems = load_subscriptions(tmp_path)
+    assert [(s.id, s.name) for s in subs] == [("alice", "Alice Example")]
+    assert [Path(p.path).name for p in problems] == ["bob.toml"]
+
+
 def test_unknown_topic_when_a_taxonomy_is_given(tmp_path: Path) -> None:
     (tmp_path / "alice.toml").write_text(GOOD)
     _, problems = load_subscriptions(tmp_path, known_topics={"diffusion"})

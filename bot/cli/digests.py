@@ -45,19 +45,18 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
         on_the_web = not rows and store.web_subscriber(subscriber) is not None
         member = key_of_id(subscriber)  # a Slack member's id (/papers)
         on_the_web = on_the_web or (member is not None and store.slack_member(*member) is not None)
+    file = settings.resolve(settings.subscriptions_dir) / f"{subscriber}.toml"
+    if not rows and not on_the_web and not file.is_file():  # --json too: not an empty list
+        raise ConfigError(
+            f"no subscriber {subscriber!r}: nothing in the ledger and no file {file}; check the "
+            "name (the subscriber id is the file name without .toml)"
+        )
     if as_json:
         click.echo(
             json.dumps([_history_json(r, items[r.id]) for r in rows], ensure_ascii=False, indent=1)
         )
         return
     if not rows:
-        known = (settings.resolve(settings.subscriptions_dir) / f"{subscriber}.toml").is_file()
-        if not known and not on_the_web:
-            raise ConfigError(
-                f"no subscriber {subscriber!r}: nothing in the ledger and no file "
-                f"{settings.subscriptions_dir / (subscriber + '.toml')}; check the name "
-                "(the subscriber id is the file name without .toml)"
-            )
         click.echo(f"{subscriber}: nothing sent yet; 'digestbot run --once' sends what is due")
         return
     for r in rows:
@@ -144,17 +143,18 @@ def preview(
     settings = obj.settings(subscriptions)
     db = settings.database_url
     file = sqlite_path(db)
-    if file is not None and not file.exists():
-        raise click.UsageError(
+    if file is not None and not file.exists():  # exit 1, as history and feedback: not usage
+        raise ConfigError(
             f"no database at {db} yet; run 'digestbot run --once' first to fetch entries"
         )
     with open_store(settings) as store:
         subs, _ = roster(settings, store)
         found = {s.id: s for s in subs}
         if subscriber not in found:
-            raise click.UsageError(
+            raise ConfigError(
                 f"no subscriber {subscriber!r}; the subscribers are: "
-                f"{', '.join(sorted(found)) or 'none'}"
+                f"{', '.join(sorted(found)) or 'none'} (a file subscriber's id is its file name "
+                "without .toml; 'digestbot status' lists them all)"
             )
         digest = next_digest(settings, store, found[subscriber], datetime.now(UTC))
     paths = write_preview(settings, digest, Path(out))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
+from .._console import plural
 from ..models import Match, Subscriber
 from ..text import oneline
 from ._context import Context, subscribers, subscriptions_option
@@ -32,7 +35,8 @@ from ._context import Context, subscribers, subscriptions_option
     "--topics",
     "topics_file",
     metavar="PATH",
-    help="Your own topics.toml (default: topics.toml next to digestbot.toml, if present).",
+    help="Your own topics.toml, for matching and the subscribers' topics (default: topics.toml "
+    "next to digestbot.toml, if present).",
 )
 @click.pass_obj
 def match(
@@ -44,6 +48,7 @@ def match(
     topics_file: str | None,
 ) -> None:
     """Score entries from files against the subscribers and say why; no database, nothing sent.
+    A subscriber file that is skipped is named on stderr, and the exit code is 1.
 
     \b
     Example:
@@ -54,19 +59,34 @@ def match(
     from ..match import Matcher
 
     settings = obj.settings(subscriptions)
+    if topics_file:  # the subscribers' topics are checked against these too
+        settings = replace(settings, topics_path=Path(topics_file))
     entries = read_entry_files(
         paths, warn=lambda path, w: click.echo(f"warning: {path}: {w}", err=True)
     )
-    subs, _ = subscribers(settings)
+    subs, skipped = subscribers(settings)
     results = (
-        Matcher(topics_file=topics_file or settings.topics_file)
+        Matcher(topics_file=settings.topics_file)
         .fit(entries)
         .match(entries, subs, unselected=show_all)
     )
     if as_json:
         _write_json(_scored(subs, results, show_all), sys.stdout)
-        return
-    titles = {e.id: e.title for e in entries}
+    else:
+        _write_text(subs, results, show_all, {e.id: e.title for e in entries})
+    if skipped:  # each named on stderr already, with its fix
+        files = plural(len({p.path for p in skipped}), "subscriber file")
+        click.echo(f"{files} skipped (see the warnings); fix and run match again", err=True)
+        sys.exit(1)
+
+
+def _write_text(
+    subs: Sequence[Subscriber],
+    results: Mapping[str, Sequence[Match]],
+    show_all: bool,
+    titles: Mapping[str, str],
+) -> None:
+    """`match`'s text: per subscriber, how many were selected, and each entry's score and why."""
     for s in _scored(subs, results, show_all):
         n = sum(e["selected"] for e in s["entries"])
         click.echo(f"{s['id']}: {n} selected" + ("" if n else " (no digest: nothing stands out)"))

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from .._console import plural
-from ..config import Settings, with_subscriptions
-from ..errors import BotError, ConfigError, ProblemsFound
+from ..config import ConfigProblems, Settings, with_subscriptions
+from ..errors import BotError, ConfigError
 from ..models import Subscriber
 from ..roster import Member, census, mark_text, receiving, roster_members
 from ..store import open_store, sqlite_path
@@ -66,9 +66,10 @@ def check(obj: Context, subscriptions: str | None) -> None:
     read = False  # the config was read: its channels can be judged
     try:
         settings = obj.settings(subscriptions, need_file=True)
-    except ProblemsFound as e:
+    except ConfigProblems as e:
+        # What the file says despite its problems: the subscriptions beside it are still checked.
         problems.extend(e.problems)
-        settings = with_subscriptions(Settings(), subscriptions)
+        settings = with_subscriptions(e.settings, subscriptions)
     except ConfigError as e:
         problems.append(e)
         settings = with_subscriptions(Settings(), subscriptions)
@@ -82,7 +83,8 @@ def check(obj: Context, subscriptions: str | None) -> None:
         problems.extend(found)
     except ConfigError as e:
         problems.append(e)
-    members, suspended = _members(settings, subs, problems)  # the store's subscribers and marks
+    # the store's subscribers and marks, when the config was read (no database is guessed at)
+    members, suspended = _members(settings, subs, problems) if read else (None, set[str]())
     waiting = 0
     if read:  # whose digests would wait at run time: a channel not set up, and no outbox chosen
         sent_to = (

@@ -3,6 +3,7 @@ cleaned `FetchResult` a fetch returns (the source boundary)."""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -123,9 +124,13 @@ def _check_option(source: Source, key: str, default: Any, value: Any) -> None:
     elif isinstance(default, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(default, int | float):
+        # A timeout, a size cap, a count: 0 (or nan, inf) would fail every fetch, not the check.
         ok, kind = (
-            isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
-            "a number ≥ 0",
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value > 0,
+            "a number > 0",
         )
     elif isinstance(default, str) and key in source.list_options:
         ok = isinstance(value, str) or (
