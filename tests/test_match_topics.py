@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from match_corpus import subscriber
 
 from bot.cli import cli
+from bot.config import Settings
 from bot.errors import ConfigError
 from bot.match import Matcher
 from bot.match.features import phrase_key
@@ -51,11 +52,18 @@ def test_a_users_topics_file_adds_and_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "topics.toml").write_text(MINE)
-    monkeypatch.chdir(tmp_path)
-    topics = {t.slug: t for t in load_topics()}
+    mine = Settings(base_dir=tmp_path).topics_file  # the topics.toml next to digestbot.toml
+    assert mine == tmp_path / "topics.toml"
+    topics = {t.slug: t for t in load_topics(mine)}
     assert topics["causal-inference"].vocabulary == ("causal", "counterfactual", "treatment effect")
     assert topics["quantization"].name == "Quantisation (mine)"
-    assert set(topics) == known_topics() and len(topics) == len(load_topics(SHIPPED)) + 1
+    assert set(topics) == known_topics(mine) and len(topics) == len(load_topics(SHIPPED)) + 1
+    # Never one in the folder a command happens to run from.
+    monkeypatch.chdir(tmp_path)
+    assert "causal-inference" not in known_topics()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert Settings(base_dir=elsewhere).topics_file is None
     # A subscriber may follow the new topic, and the matcher uses it.
     pool = [
         Entry(
@@ -65,7 +73,11 @@ def test_a_users_topics_file_adds_and_overrides(
         ),
         Entry(id="g", title="Graph neural networks", summary="Message passing on molecules."),
     ]
-    result = Matcher().fit(pool).match(pool, [subscriber("u", topics=["causal-inference"])])
+    result = (
+        Matcher(topics_file=mine)
+        .fit(pool)
+        .match(pool, [subscriber("u", topics=["causal-inference"])])
+    )
     assert result["u"][0].entry_id == "c" and result["u"][0].topic == "Causal inference"
 
 

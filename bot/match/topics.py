@@ -14,7 +14,6 @@ from ..errors import ConfigError
 from .features import TextSpace, content_words, phrase_key
 
 SHIPPED = Path(__file__).with_name("topics.toml")
-USER_FILE = "topics.toml"  # a user's own taxonomy, next to digestbot.toml (the working directory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +78,12 @@ def _read(path: Path) -> list[Topic]:
 
 
 def load_topics(extra: str | Path | None = None) -> list[Topic]:
-    """The shipped taxonomy, extended (or overridden by slug) by `extra` or ./topics.toml if present."""
+    """The shipped taxonomy, extended (or overridden by slug) by the file `extra` when given
+    (callers pass `Settings.topics_file`: the topics.toml next to digestbot.toml, never one in
+    whatever folder the command runs from)."""
     topics = {t.slug: t for t in _read(SHIPPED)}
-    path = Path(extra) if extra else Path(USER_FILE)
-    if extra or path.is_file():
-        for t in _read(path):
+    if extra:
+        for t in _read(Path(extra)):
             topics[t.slug] = t
     return list(topics.values())
 
