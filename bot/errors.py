@@ -86,7 +86,7 @@ class TransientSendError(SendError):
 
 
 class PermanentSendError(SendError):
-    """A failure that retrying will not fix: SMTP 5xx, channel_not_found, invalid_auth."""
+    """A failure that retrying will not fix: SMTP 5xx, channel_not_found, is_archived."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, transient=False)
@@ -94,7 +94,8 @@ class PermanentSendError(SendError):
 
 class ChannelDownError(PermanentSendError):
     """The channel cannot send anything as it is set up: its server refused the login, its TLS
-    certificate is not trusted, it offers no STARTTLS or AUTH where digestbot needs one.
+    certificate is not trusted, it offers no STARTTLS or AUTH where digestbot needs one, Slack
+    refused the bot token (then only what goes with that token: `Channel.down_scope`).
 
     No digest is to blame and no retry in this run mends it: the run leaves the channel's digests
     pending, tries the channel no more (a wrong password is tried once per run, not once per

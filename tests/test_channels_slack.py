@@ -14,7 +14,7 @@ from test_render import check_slack_limits
 from bot.channels import CHANNELS, channel_for
 from bot.channels.slack import Slack
 from bot.config import Settings
-from bot.errors import PermanentSendError, TransientSendError
+from bot.errors import ChannelDownError, PermanentSendError, TransientSendError
 
 SLACK_SUB = subscriber(email="", slack_channel="#papers")
 
@@ -99,7 +99,7 @@ def test_ratelimited_waits_retry_after_then_posts(
 
 
 @pytest.mark.parametrize(
-    ("fixture", "fix"),
+    ("fixture", "fix", "kind"),
     [
         (
             "chat.postMessage__error_channel_not_found__issue.json",
@@ -107,20 +107,22 @@ def test_ratelimited_waits_retry_after_then_posts(
                 "Slack refused the post to #papers: channel_not_found; check slack_channel in the subscription file, "
                 "and invite the bot to that channel (/invite @yourbot)"
             ),
+            PermanentSendError,
         ),
-        (
+        (  # the token, not the channel: every post with it waits for the fix (ChannelDownError)
             "chat.postMessage__error_invalid_auth__python-slack-sdk-mock.json",
-            "Slack refused the post to #papers: invalid_auth; check SLACK_BOT_TOKEN (a bot token starting xoxb-)",
+            "Slack refused SLACK_BOT_TOKEN: invalid_auth; check SLACK_BOT_TOKEN (a bot token starting xoxb-)",
+            ChannelDownError,
         ),
     ],
 )
 def test_permanent_errors_fail_at_once_and_say_the_fix(
-    slack_server: SlackPeer, send_clock: list[float], fixture: str, fix: str
+    slack_server: SlackPeer, send_clock: list[float], fixture: str, fix: str, kind: type
 ) -> None:
     slack_server.script["chat.postMessage"] = [Reply.fixture(fixture)]
     with pytest.raises(PermanentSendError) as e:
         Slack(settings_for(slack_server)).send(digest(2, sub=SLACK_SUB))
-    assert str(e.value) == fix
+    assert str(e.value) == fix and type(e.value) is kind
     assert len(slack_server.calls("chat.postMessage")) == 1  # not retried
 
 

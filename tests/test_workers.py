@@ -36,6 +36,7 @@ from bot.pool import (
     require_pool,
     restore_unacked,
 )
+from bot.pool.worker import DOWN_FOR
 from bot.store import Store, digest_id
 
 
@@ -294,6 +295,53 @@ def test_a_transient_failure_gives_the_digest_back_to_the_queue(store: Store, pg
             d.close()
     row = store.get_digest(did)
     assert row is not None and (row.status, row.owner, row.attempts) == ("pending", QUEUED, 1)
+
+
+def test_a_worker_tries_a_channel_found_down_again_after_a_while_not_on_every_digest(
+    store: Store, pg_url: str
+) -> None:
+    """A worker lives for days: a refused login marks email down for DOWN_FOR seconds, not until
+    the worker restarts. Meanwhile its digests wait untried; then one digest tries again (one
+    AUTH) and, the password mended, every waiting digest goes."""
+    with SmtpPeer(users={"digest": "new-password"}) as smtp:
+        settings = replace(
+            _settings(pg_url, "unused", smtp),
+            smtp_url=f"smtp://digest@127.0.0.1:{smtp.port}",
+            smtp_password="old-password",
+        )
+        subs = subscribers(4)
+        dids = [_claim(store, i) for i in range(4)]
+        now = [1000.0]
+        d = PoolDeliverer(settings, store, clock=lambda: now[0])
+
+        def handle(i: int) -> tuple[str, str]:
+            out = d.handle(dids[i], subs[i])
+            if out.status == "pending":
+                assert d.release(dids[i])  # as run_task does, before Celery's retry
+            return out.status, out.reason
+
+        try:
+            status, reason = handle(0)
+            assert status == "pending" and "refused the login for 'digest' (535)" in reason
+            assert reason.endswith(
+                "email is not tried again for 5 minutes, its digests wait until then"
+            )
+            assert [handle(i) for i in (1, 2)] == [("pending", reason)] * 2  # untried
+            assert smtp.auth_attempts == ["digest"]
+            now[0] += DOWN_FOR - 1
+            assert handle(1) == ("pending", reason) and smtp.auth_attempts == ["digest"]
+            now[0] += 1  # the mark expires: one digest tries the server again, still refused
+            assert handle(1)[0] == "pending" and smtp.auth_attempts == ["digest"] * 2
+            assert handle(3)[0] == "pending" and smtp.auth_attempts == ["digest"] * 2
+            smtp.users["digest"] = "old-password"  # the server takes the password again
+            assert handle(2)[0] == "pending"  # still within the second mark: untried
+            now[0] += DOWN_FOR
+            assert [handle(i)[0] for i in range(4)] == ["sent"] * 4  # no restart needed
+        finally:
+            d.close()
+    assert smtp.auth_attempts == ["digest"] * 3 and smtp.logins == ["digest"]
+    assert sorted(m.digest for m in smtp.mails) == sorted(dids)
+    assert {r.status for r in map(store.get_digest, dids) if r is not None} == {"sent"}
 
 
 _CONSUMER = """

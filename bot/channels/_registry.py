@@ -106,6 +106,13 @@ class Channel(ABC):
         key = f"{self.name}:{digest.subscriber.address}" if rate.per_destination else self.name
         return shared(key, per_second(rate.of(self.settings))).wait()
 
+    @classmethod
+    def down_scope(cls, subscriber: Subscriber, settings: Settings) -> str:
+        """What a `ChannelDownError` met sending to this subscriber takes down: "" the whole
+        channel (the default: one server, one login), or the part of it the subscriber's digests
+        share (Slack: one bot token), so digests sent another way still go."""
+        return ""
+
     @abstractmethod
     def send(self, digest: Digest) -> Receipt:
         """Deliver one digest; its id goes into the Message-ID or the Slack message metadata."""

@@ -23,7 +23,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from ..config import Settings
-from ..errors import PermanentSendError, TransientSendError
+from ..errors import ChannelDownError, PermanentSendError, TransientSendError
 from ..masking import mask_secrets
 from ..models import Digest, Receipt, Subscriber
 from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, slack_messages
@@ -143,6 +143,17 @@ class Slack(Channel):
         return "Slack needs SLACK_BOT_TOKEN, which is not set"
 
     @classmethod
+    def down_scope(cls, subscriber: Subscriber, settings: Settings) -> str:
+        """The token a refused token takes down: a webhook's, the member's workspace's, or
+        SLACK_BOT_TOKEN (channel posts); digests of other workspaces and webhooks still go."""
+        env = subscriber.slack_webhook_env
+        if env and webhook_env_name(env) and settings.environ.get(env):
+            return f"${env}"
+        member = subscriber.contact.get(USER_FIELD, "")
+        key = member_key(member) if member and not (subscriber.slack_channel or env) else None
+        return f"the workspace {key[0]}" if key else "SLACK_BOT_TOKEN"
+
+    @classmethod
     def render(cls, digest: Digest, settings: Settings) -> list[dict[str, Any]]:
         """The digest as Slack messages (the first, then its thread)."""
         return slack_messages(digest, settings)
@@ -191,21 +202,26 @@ class Slack(Channel):
         if self._webhook(digest):
             return self._send_webhook(digest, messages)
         sub = digest.subscriber
-        api, fixes = self._api(digest)
-        if digest.id in self._progress:
-            channel, first_ts, posted = self._progress[digest.id]
-        else:
-            channel, first_ts, posted = self._destination(digest, api), "", frozenset()
-        for part, message in enumerate(messages, 1):
-            if part in posted:
-                continue
-            self.wait_turn(digest)
-            meta = metadata(digest, part, len(messages))
-            resp = self._post(channel, message, meta, first_ts, api, fixes)
-            if part == 1:
-                channel, first_ts = str(resp.get("channel") or channel), str(resp.get("ts", ""))
-            posted |= {part}
-            self._progress[digest.id] = (channel, first_ts, posted)  # a retry goes on from here
+        api, fixes, token = self._api(digest)
+        try:
+            if digest.id in self._progress:
+                channel, first_ts, posted = self._progress[digest.id]
+            else:
+                channel, first_ts = self._destination(digest, api, fixes, token), ""
+                posted = frozenset()
+            for part, message in enumerate(messages, 1):
+                if part in posted:
+                    continue
+                self.wait_turn(digest)
+                meta = metadata(digest, part, len(messages))
+                resp = self._post(channel, message, meta, first_ts, api, fixes, token)
+                if part == 1:
+                    channel, first_ts = str(resp.get("channel") or channel), str(resp.get("ts", ""))
+                posted |= {part}
+                self._progress[digest.id] = (channel, first_ts, posted)  # a retry goes on from here
+        except ChannelDownError:
+            self._forget(digest)
+            raise
         self._progress.pop(digest.id, None)
         return Receipt("slack", sub.slack_channel or sub.address, first_ts)
 
@@ -217,12 +233,12 @@ class Slack(Channel):
             return None
         return member_key(sub.contact.get(USER_FIELD, ""))
 
-    def _api(self, digest: Digest) -> tuple[WebClient, dict[str, str]]:
-        """The client for this digest (a member's workspace token, else SLACK_BOT_TOKEN's) and
-        the fixes its errors get."""
+    def _api(self, digest: Digest) -> tuple[WebClient, dict[str, str], str]:
+        """The client for this digest (a member's workspace token, else SLACK_BOT_TOKEN's), the
+        fixes its errors get, and which token it is (for messages; never the token itself)."""
         member = self._member(digest)
         if member is None:
-            return self.client, FIXES
+            return self.client, FIXES, "SLACK_BOT_TOKEN"
         if self._store is None:
             self._store = open_store(self.settings)
         base = self.settings.base_url.rstrip("/")
@@ -243,9 +259,19 @@ class Slack(Channel):
                 timeout=TIMEOUT,
                 retry_handlers=retry_handlers(),
             )
-        return self._clients[token], fixes
+        return self._clients[token], fixes, f"the bot token of the workspace {member[0]}"
 
-    def _destination(self, digest: Digest, api: WebClient) -> str:
+    def _forget(self, digest: Digest) -> None:
+        """Slack refused the token of this digest's workspace: look it up again next time (in a
+        long-lived worker, a reinstall's new token is then used once the channel is tried again)."""
+        member = self._member(digest)
+        if member is not None:
+            token = self._tokens.pop(member[0], "")
+            self._clients.pop(token, None)
+
+    def _destination(
+        self, digest: Digest, api: WebClient, fixes: dict[str, str], token: str
+    ) -> str:
         """The channel to post to: the subscriber's channel, or the member's DM (opened)."""
         member = self._member(digest)
         if member is None:
@@ -254,7 +280,7 @@ class Slack(Channel):
         try:
             resp = api.conversations_open(users=member[1])
         except SlackApiError as e:
-            raise _classify(e, where, self._api(digest)[1], "conversations.open") from e
+            raise _classify(e, where, fixes, "conversations.open", token) from e
         except OSError as e:
             raise TransientSendError(f"Slack unreachable ({e}); will retry") from e
         channel = (resp.get("channel") or {}).get("id")
@@ -270,6 +296,7 @@ class Slack(Channel):
         thread_ts: str,
         api: WebClient,
         fixes: dict[str, str],
+        token: str,
     ) -> dict[str, Any]:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
         try:
@@ -298,7 +325,7 @@ class Slack(Channel):
                     **extra,
                 )
         except SlackApiError as e:
-            raise _classify(e, channel, fixes) from e
+            raise _classify(e, channel, fixes, token=token) from e
         except OSError as e:
             raise TransientSendError(f"Slack unreachable ({e}); will retry") from e
         return dict(resp.data) if isinstance(resp.data, dict) else {}
@@ -379,10 +406,12 @@ class Slack(Channel):
         if self._webhook(digest):
             return False  # a webhook cannot read the channel back
         channel = digest.subscriber.slack_channel
-        api, fixes = self._api(digest)
+        api, fixes, token = self._api(digest)
         try:
             cid = (
-                self._destination(digest, api) if self._member(digest) else self.channel_id(channel)
+                self._destination(digest, api, fixes, token)
+                if self._member(digest)
+                else self.channel_id(channel)
             )
             best: tuple[str, frozenset[int]] | None = None
             for ts, parts in self._first_parts(api, cid, digest):
@@ -393,8 +422,14 @@ class Slack(Channel):
                     return True
                 if best is None or len(posted) > len(best[1]):
                     best = (ts, posted)
+        except ChannelDownError:  # conversations.open refused the member's workspace token
+            self._forget(digest)
+            raise
         except SlackApiError as e:
-            raise _classify(e, channel or digest.subscriber.address, fixes) from e
+            refused = _classify(e, channel or digest.subscriber.address, fixes, token=token)
+            if isinstance(refused, ChannelDownError):
+                self._forget(digest)
+            raise refused from e
         except OSError as e:
             raise TransientSendError(f"Slack unreachable ({e}); will retry") from e
         if best is not None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..channels import channel_for
-from ..errors import BotError
+from ..errors import BotError, ChannelDownError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow
 from .send import Held, Sender
@@ -59,6 +59,8 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
                 "recovered",
                 name,
             )
+    except ChannelDownError as e:  # its login or token refused: the channel is down, it waits
+        return sender.channel_down(Held(digest, name, time.monotonic()), e)
     except BotError as e:
         # Unknown whether it arrived: posting again could post twice, so wait for a run
         # that can tell (email cannot tell and says no; its re-send keeps the Message-ID).

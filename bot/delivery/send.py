@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from math import inf
 
 from ..bounces.refusals import record_refusal
 from ..channels import CHANNELS, Channel, channel_for, not_ready
@@ -55,6 +56,15 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Down:
+    """A channel (or the part of it `Channel.down_scope` names) found down: why its digests
+    wait, and until when (`Sender.clock`) it is not tried again (inf: not in this run)."""
+
+    reason: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class Held:
     """A digest claimed and held by this process: what to send, over which channel, leased when."""
 
@@ -84,6 +94,8 @@ class Sender:
         *,
         lease: timedelta = LEASE,
         make_channel: ChannelFactory = open_channel,
+        down_for: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -97,7 +109,12 @@ class Sender:
         # A channel whose last digest could not reach its server gets one try per digest; a
         # second digest in a row that cannot marks it down: the run's other digests for it wait.
         self._suspect: set[str] = set()
-        self._down: dict[str, str] = {}  # channel → why its digests wait
+        # (channel, down_scope) → why its digests wait, and until when. `down_for`: seconds a
+        # channel found down stays down; None: for the sender's life, a run. A long-lived
+        # sender (a pool worker) tries it again after that, so a channel mended is used again.
+        self._down: dict[tuple[str, str], Down] = {}
+        self.down_for = down_for
+        self.clock = clock
 
     def channel(self, name: str) -> Channel:
         """The channel instance for `name`, made once per run so connections are reused."""
@@ -162,7 +179,35 @@ class Sender:
     # --- render and send ------------------------------------------------------------------------
     def may_try(self, name: str, subscriber: Subscriber) -> bool:
         """Whether channel `name` is set up for the subscriber and not found down in this run."""
-        return name not in self._down and not not_ready(name, subscriber, self.settings)
+        return not self.down(name, subscriber) and not not_ready(name, subscriber, self.settings)
+
+    def down(self, name: str, subscriber: Subscriber) -> str:
+        """Why channel `name` is down for this subscriber (all of it, or the part the subscriber's
+        digests go through: `Channel.down_scope`), or "" when it may be tried."""
+        scope = CHANNELS[name].down_scope(subscriber, self.settings)
+        now = self.clock()
+        for key in dict.fromkeys(((name, ""), (name, scope))):
+            down = self._down.get(key)
+            if down is None:
+                continue
+            if now < down.until:
+                return down.reason
+            # Expired: the next digest tries it (once, if it could not be reached: still suspect).
+            if self._down.pop(key, None) is not None:
+                log.info("%s%s was down; trying it again", name, f" ({key[1]})" if key[1] else "")
+        return ""
+
+    def _mark_down(self, key: tuple[str, str], reason: str) -> str:
+        """Mark a channel (or part of it) down for `down_for` seconds, or the rest of the run."""
+        until = inf if self.down_for is None else self.clock() + self.down_for
+        self._down[key] = Down(reason, until)
+        return reason
+
+    def _not_again(self) -> str:
+        """How long a channel found down is left alone: for the rest of the run, or some minutes."""
+        if self.down_for is None:
+            return "in this run"
+        return f"for {self.down_for / 60:g} minutes"
 
     def prepare(self, held: Held) -> None:
         """Let the channel render a digest ahead of sending it; any error shows when it is sent."""
@@ -203,34 +248,38 @@ class Sender:
 
     def _unreachable(self, name: str, e: UnreachableError) -> None:
         """A digest ran out of tries without reaching its server: the second in a row marks the
-        channel down for the rest of this sender's run (one warning saying so)."""
+        channel down for the rest of this sender's run, or `down_for` seconds (one warning)."""
         if name not in self._suspect:
             self._suspect.add(name)
             return
-        self._down[name] = (
+        then = "for the next run" if self.down_for is None else self._not_again()
+        self._mark_down(
+            (name, ""),
             f"not tried: {name} could not reach its server for two digests in a row ({e}); "
-            "the digest waits for the next run"
+            f"the digest waits {then}",
         )
-        log.warning(
-            "%s is down (%s): the run's other %s digests are not tried and wait for the next run",
-            name,
-            e,
-            name,
-        )
+        log.warning("%s is down (%s): its other digests are not tried and wait %s", name, e, then)
 
-    def _channel_down(self, held: Held, e: ChannelDownError) -> Outcome:
+    def channel_down(self, held: Held, e: ChannelDownError) -> Outcome:
         """The channel cannot send as it is set up (its login refused, its certificate not
-        trusted): no digest is to blame, so none fails. This one waits, its try counted, and the
-        channel is down for the rest of this sender's run: the run's other digests for it wait
-        untried with the same reason (one line in `run --once`), a refused password is tried once
-        per run rather than once per digest, and the first run after the fix sends them all."""
+        trusted, its Slack token refused): no digest is to blame, so none fails. This one waits,
+        its try counted, and the channel — or only the part of it `Channel.down_scope` names for
+        this subscriber (one Slack token) — is down for the rest of this sender's run (or
+        `down_for` seconds): its other digests wait untried with the same reason (one line in
+        `run --once`), a refused password or token is tried once per run rather than once per
+        digest, and the first run after the fix sends them all."""
         name = held.channel
-        if name not in self._down:
-            self._down[name] = (
-                f"{e}; {name} is not tried again in this run, its digests wait for the next run"
+        reason = self.down(name, held.digest.subscriber)
+        if not reason:
+            scope = CHANNELS[name].down_scope(held.digest.subscriber, self.settings)
+            what = f"{name} ({scope})" if scope else name
+            then = "for the next run" if self.down_for is None else "until then"
+            reason = self._mark_down(
+                (name, scope),
+                f"{e}; {what} is not tried again {self._not_again()}, its digests wait {then}",
             )
-            log.error("%s is down: %s", name, self._down[name])
-        return self._pending(held, self._down[name])
+            log.error("%s is down: %s", what, reason)
+        return self._pending(held, reason)
 
     def _pending(self, held: Held, reason: str) -> Outcome:
         """A try that failed: counted, and the digest left pending for the next run, saying why."""
@@ -239,8 +288,9 @@ class Sender:
         return _outcome(held, OutcomeStatus.PENDING, reason)
 
     def _send(self, held: Held) -> Outcome:
-        if held.channel in self._down:
-            return self._wait(held, self._down[held.channel])
+        down = self.down(held.channel, held.digest.subscriber)
+        if down:
+            return self._wait(held, down)
         unready = not_ready(held.channel, held.digest.subscriber, self.settings)
         if unready:
             return self._wait(held, unready)
@@ -272,7 +322,7 @@ class Sender:
                     held, f"{e}; the digest waits, and the next run after the fix sends it"
                 )
             except ChannelDownError as e:
-                return self._channel_down(held, e)
+                return self.channel_down(held, e)
             except SendError as e:
                 record_refusal(self.store, self.settings, digest, e)  # a bounce (bot.bounces)
                 if not e.transient:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ..channels import CHANNELS, Channel, channel_for
 from ..channels import rates as channel_rates
 from ..config import Settings
-from ..delivery import RetryPolicy, Sender, open_channel
-from ..errors import BotError, StoreError
+from ..delivery import Held, RetryPolicy, Sender, open_channel
+from ..errors import BotError, ChannelDownError, StoreError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow, Store, open_store
 from .ratelimit import RateLimited, ratelimit_url
@@ -27,6 +29,15 @@ log = logging.getLogger("bot.pool")
 ONE_TRY = RetryPolicy(
     attempts=1
 )  # a worker tries once per task: Celery retries, the worker stays free
+# A worker process lives for days: a channel it found down (its server unreachable twice in a
+# row, its login, certificate or Slack token refused) is left alone for this long, then tried
+# again by the next digest that needs it: once, and down again if it still is. Longer than the
+# 240 s between a task's retries at most (`run_task`: a down channel costs one try per process
+# in that time, not one per retry of each digest), and shorter than the span of a task's
+# MAX_RETRIES retries (up to 795 s, about 400 s on average with their jitter: a digest waiting
+# when the channel is mended usually goes out on one of them, not after the 2-hour
+# QUEUE_LEASE). A wrong password: one AUTH per worker process every 5 minutes.
+DOWN_FOR = 300.0
 
 
 def pool_channel(name: str, settings: Settings) -> Channel:
@@ -44,11 +55,20 @@ def pool_channel(name: str, settings: Settings) -> Channel:
 class PoolDeliverer:
     """One worker's sender: sends digests the dispatcher claimed, under the pool's shared limits.
 
-    A `Sender` with one try per task (`ONE_TRY`) and channels made by `pool_channel`.
+    A `Sender` with one try per task (`ONE_TRY`), channels made by `pool_channel`, and a channel
+    found down tried again after `DOWN_FOR` seconds (`clock`: time.monotonic).
     """
 
-    def __init__(self, settings: Settings, store: Store, retry: RetryPolicy = ONE_TRY) -> None:
-        self.sender = Sender(settings, store, retry, make_channel=pool_channel)
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        retry: RetryPolicy = ONE_TRY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sender = Sender(
+            settings, store, retry, make_channel=pool_channel, down_for=DOWN_FOR, clock=clock
+        )
         self.store = store
 
     @property
@@ -85,13 +105,15 @@ class PoolDeliverer:
             )
         digest = Digest(did, sub, row.slot, tuple(self.store.digest_items(did)), row.more)
         name = row.channel if row.channel in CHANNELS else channel_for(sub, self.sender.settings)
-        if row.owner not in (QUEUED, self.owner):  # taken from a dead sender: was it delivered?
-            try:
+        if row.owner not in (QUEUED, self.owner) and self.sender.may_try(name, sub):
+            try:  # taken from a dead sender: was it delivered?
                 if self.sender.channel(name).already_delivered(digest):
                     self.store.mark_sent(did, "found delivered after its worker died")
                     return Outcome(
                         sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, did, "recovered"
                     )
+            except ChannelDownError as e:  # its login or token refused: down, the digest waits
+                return self.sender.channel_down(Held(digest, name, time.monotonic()), e)
             except BotError as e:
                 log.warning("could not check whether %s was delivered: %s", did, e)
         return self.sender.send(digest, name)

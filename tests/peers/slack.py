@@ -7,7 +7,8 @@ Slack app (issue 18): conversations.open (a member's DM), users.info (their time
 views.publish, views.open, oauth.v2.access (an install's code → its workspace and bot token) and
 a `response_url` (`/response/…`), in the shapes of Slack's documented answers. A test
 scripts the next answers of a method with `Reply`s — Slack's real bodies from
-../shared/fixtures/slack/ (`Reply.fixture`) or its own; every request is recorded.
+../shared/fixtures/slack/ (`Reply.fixture`) or its own; every request is recorded. A bot token
+in `revoked` is refused on every Web API call (`token_revoked`), as Slack refuses a removed app's.
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ class SlackPeer:
             str, str
         ] = {}  # team id → its Enterprise Grid's id (oauth.v2.access)
         self.dm_errors: dict[str, str] = {}  # user → the error conversations.open answers
+        # Bot tokens Slack no longer takes (the app removed, the token revoked): every Web API
+        # call made with one is answered {"ok": false, "error": "token_revoked"}.
+        self.revoked: set[str] = set()
         self.client = ("", "")  # (client id, client secret) oauth.v2.access expects
         self.views: list[dict[str, Any]] = []  # views.publish / views.open bodies, with "method"
         self.responses: list[dict[str, Any]] = []  # what response_url received
@@ -215,6 +219,8 @@ class SlackPeer:
         self, method: str, body: dict[str, Any], token: str = "", basic: tuple[str, ...] = ()
     ) -> Reply:
         """The answer to an unscripted request (called under the lock)."""
+        if token and token in self.revoked and method not in ("webhook", "response_url"):
+            return _error("token_revoked")
         if method == "chat.postMessage":
             self._ts += 1
             ts = f"{self._ts:.6f}"
