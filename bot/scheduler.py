@@ -43,6 +43,7 @@ from .config import Settings, SourceSpec
 from .delivery import Deliverer, FittedModel, Outcome, RetryPolicy, RunReport, run_once
 from .errors import BotError, Problem
 from .ingest import fetch_all, fetch_source, http_session
+from .jobs import add_repeating
 from .models import OutcomeStatus, Subscriber
 from .roster import file_subscribers, load_roster
 from .slots import SlotTrigger
@@ -334,16 +335,14 @@ class Runner:
         for sid, sub in fresh.items():
             if old.get(sid) == sub and self.scheduler.get_job(f"digest:{sid}") is not None:
                 continue
-            self.scheduler.add_job(
+            add_repeating(
+                self.scheduler,
                 self.digest_job,
                 SlotTrigger(sub),
+                f"digest:{sid}",
+                f"digest {sid}",
                 args=[sid],
-                id=f"digest:{sid}",
-                name=f"digest {sid}",
-                replace_existing=True,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=int(DIGEST_GRACE.total_seconds()),
+                grace_seconds=int(DIGEST_GRACE.total_seconds()),
             )
             log.info("subscriber %s: digests on %r in %s", sid, sub.schedule, sub.timezone)
 
@@ -351,18 +350,16 @@ class Runner:
         """One interval job per source, with jitter so sources do not all fetch at once."""
         for spec in sources:
             every = timedelta(minutes=spec.interval_minutes)
-            self.scheduler.add_job(
+            add_repeating(
+                self.scheduler,
                 self.fetch_job,
                 IntervalTrigger(
                     minutes=spec.interval_minutes, jitter=min(60, int(every.total_seconds() / 10))
                 ),
+                f"fetch:{spec.name}",
+                f"fetch {spec.name}",
                 args=[spec],
-                id=f"fetch:{spec.name}",
-                name=f"fetch {spec.name}",
-                replace_existing=True,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=int(every.total_seconds()),
+                grace_seconds=int(every.total_seconds()),
             )
 
     # --- life cycle ----------------------------------------------------------------------------
@@ -403,26 +400,10 @@ class Runner:
         self.scheduler.start(paused=True)  # jobs can be added; none runs before catch-up is done
         self.reload()
         self.add_fetch_jobs(self.settings.sources)
-        self.scheduler.add_job(
-            self.watch_job,
-            IntervalTrigger(seconds=int(WATCH_EVERY.total_seconds())),
-            id="watch",
-            name="watch subscriptions",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=60,
-        )
-        self.scheduler.add_job(
-            self.retry_job,
-            IntervalTrigger(seconds=int(RETRY_TICK.total_seconds())),
-            id="retry",
-            name="retry waiting digests",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=60,
-        )
+        every = IntervalTrigger(seconds=int(WATCH_EVERY.total_seconds()))
+        add_repeating(self.scheduler, self.watch_job, every, "watch", "watch subscriptions")
+        every = IntervalTrigger(seconds=int(RETRY_TICK.total_seconds()))
+        add_repeating(self.scheduler, self.retry_job, every, "retry", "retry waiting digests")
         add_bounce_job(self.scheduler, self.settings, self.store)  # bot.bounces
         self.catch_up()
         if not self.stopping.is_set():

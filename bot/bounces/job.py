@@ -9,6 +9,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ..config import Settings
 from ..errors import BotError
+from ..jobs import add_repeating
 from ..store import Store
 from .mailbox import check_mailbox
 
@@ -35,14 +36,7 @@ def add_bounce_job(scheduler: BaseScheduler, settings: Settings, store: Store) -
     """Add the bounce job when DIGESTBOT_BOUNCE_IMAP_URL is set (every [bounces] check_minutes)."""
     if not settings.bounce_imap_url:
         return
-    scheduler.add_job(
-        bounce_job,
-        IntervalTrigger(minutes=settings.bounce_check_minutes),
-        args=(settings, store),
-        id="bounces",
-        name="read the bounce mailbox",
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=60,
+    every = IntervalTrigger(minutes=settings.bounce_check_minutes)
+    add_repeating(
+        scheduler, bounce_job, every, "bounces", "read the bounce mailbox", (settings, store)
     )
