@@ -150,22 +150,12 @@ def test_sigterm_ends_a_fetch_that_waits_out_a_retry_after(tmp_path: Path) -> No
     """A feed host answers 503 with Retry-After: 300 (up to three times): SIGTERM during that
     wait still exits 0 at once, not after SIGKILL (120 s after SIGTERM in every deploy recipe)."""
     import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from http.server import HTTPServer
 
-    asked = threading.Event()
+    from test_sources_http import _Busy  # 503, Retry-After: 300
 
-    class Busy(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.set()
-            self.send_response(503)
-            self.send_header("Retry-After", "300")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Busy)
+    _Busy.asked.clear()
+    server = HTTPServer(("127.0.0.1", 0), _Busy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     config = write_project(tmp_path, 1)
     with config.open("a", encoding="utf-8") as f:
@@ -183,7 +173,7 @@ def test_sigterm_ends_a_fetch_that_waits_out_a_retry_after(tmp_path: Path) -> No
         stderr=subprocess.PIPE,
     )
     try:
-        assert asked.wait(60), "the busy feed was never asked"
+        assert _Busy.asked.wait(60), "the busy feed was never asked"
         time.sleep(0.5)  # now waiting out the 300 s
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
