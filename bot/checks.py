@@ -12,7 +12,7 @@ from .config import Settings
 from .errors import Problem
 from .models import Digest, DigestItem, Entry, Interests, Subscriber
 
-_FIX = "fix the template (templates/README lists what a template can use)"
+_FIX = "fix the template (README, 'Templates', lists what it may use)"
 _NAMED = 3  # subscriber ids a grouped channel problem names
 
 

@@ -460,6 +460,20 @@ def test_history_of_a_known_subscriber_with_nothing_sent(here: Path) -> None:
     )
 
 
+def test_reading_commands_make_no_database(here: Path) -> None:
+    """history and feedback before any run: no empty digestbot.db is left behind, and feedback
+    (which needs the entry's row) says what to run first."""
+    invoke("init", "--outbox")
+    assert invoke("history", "example").exit_code == 0
+    voted = invoke("feedback", "example", "arxiv:2401.00001", "up")
+    assert voted.exit_code == 1
+    assert voted.output == (
+        "Error: no database at sqlite:///digestbot.db yet; run 'digestbot run --once' first "
+        "to fetch entries\n"
+    )
+    assert not (here / "digestbot.db").exists()
+
+
 def test_history_of_an_unknown_subscriber(here: Path) -> None:
     invoke("init", "--outbox")
     result = invoke("history", "nobody")
@@ -762,7 +776,7 @@ def test_check_names_the_template_line_of_a_syntax_error(here: Path, fresh_templ
     assert result.output == (
         "templates/email.txt.j2: line 3: Unexpected end of template. Jinja was looking for the "
         "following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be "
-        "closed is 'if'.; fix the template (templates/README lists what a template can use)\n"
+        "closed is 'if'.; fix the template (README, 'Templates', lists what it may use)\n"
         f"{NO_SMTP}2 problems found; 1 subscriber: 1 would wait on a channel.\n"
     )
 
@@ -779,7 +793,7 @@ def test_check_names_the_template_line_of_an_undefined_name(
     assert result.exit_code == 1
     assert result.output == (
         "templates/email.html.j2: line 3: 'bot.models.Subscriber object' has no attribute "
-        "'nmae'; fix the template (templates/README lists what a template can use)\n"
+        "'nmae'; fix the template (README, 'Templates', lists what it may use)\n"
         f"{NO_SMTP}2 problems found; 1 subscriber: 1 would wait on a channel.\n"
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .._console import plural
+from ..config import Settings
 from ..errors import ConfigError
 from ..models import DigestItem, DigestStatus
 from ..slack.members import key_of_id
@@ -39,18 +40,26 @@ def history(obj: Context, subscriber: str, limit: int, as_json: bool) -> None:
       digestbot history alice --limit 3
     """
     settings = obj.settings()
-    with open_store(settings) as store:
-        rows = store.history(subscriber, limit=limit)
-        items = store.digest_items_of(r.id for r in rows)
-        on_the_web = not rows and store.web_subscriber(subscriber) is not None
-        member = key_of_id(subscriber)  # a Slack member's id (/papers)
-        on_the_web = on_the_web or (member is not None and store.slack_member(*member) is not None)
     file = settings.resolve(settings.subscriptions_dir) / f"{subscriber}.toml"
+    unknown = ConfigError(
+        f"no subscriber {subscriber!r}: nothing in the ledger and no file {file}; check the "
+        "name (the subscriber id is the file name without .toml)"
+    )
+    rows: list[DigestRow] = []
+    items: dict[str, list[DigestItem]] = {}
+    on_the_web = False
+    db = sqlite_path(settings.database_url)
+    if db is None or db.exists():  # no database yet: nothing sent (and none made by reading)
+        with open_store(settings) as store:
+            rows = store.history(subscriber, limit=limit)
+            items = store.digest_items_of(r.id for r in rows)
+            on_the_web = not rows and store.web_subscriber(subscriber) is not None
+            member = key_of_id(subscriber)  # a Slack member's id (/papers)
+            on_the_web = on_the_web or (
+                member is not None and store.slack_member(*member) is not None
+            )
     if not rows and not on_the_web and not file.is_file():  # --json too: not an empty list
-        raise ConfigError(
-            f"no subscriber {subscriber!r}: nothing in the ledger and no file {file}; check the "
-            "name (the subscriber id is the file name without .toml)"
-        )
+        raise unknown
     if as_json:
         click.echo(
             json.dumps([_history_json(r, items[r.id]) for r in rows], ensure_ascii=False, indent=1)
@@ -141,12 +150,7 @@ def preview(
     from ..delivery import next_digest, write_preview
 
     settings = obj.settings(subscriptions)
-    db = settings.database_url
-    file = sqlite_path(db)
-    if file is not None and not file.exists():  # exit 1, as history and feedback: not usage
-        raise ConfigError(
-            f"no database at {db} yet; run 'digestbot run --once' first to fetch entries"
-        )
+    _database_exists(settings)
     with open_store(settings) as store:
         subs, _ = roster(settings, store)
         found = {s.id: s for s in subs}
@@ -193,6 +197,7 @@ def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
     settings = obj.settings()
     # An arXiv paper however it is written (bare id, version, abs/pdf URL) is the store's id.
     entry = canonical_id(entry) if arxiv_id(entry) else entry.strip()
+    _database_exists(settings)
     with open_store(settings) as store:
         members, _ = roster_members(settings, store)
         known = sorted(m.subscriber.id for m in members)
@@ -204,3 +209,14 @@ def feedback(obj: Context, subscriber: str, entry: str, vote: str) -> None:
             )
         store.record_feedback(subscriber, entry, 1 if vote == "up" else -1, datetime.now(UTC))
     click.echo(f"Recorded {'👍' if vote == 'up' else '👎'} from {subscriber} on {entry}.")
+
+
+def _database_exists(settings: Settings) -> None:
+    """A ConfigError (exit 1, not a usage error) when the SQLite file is not there yet: these
+    commands need what `run` recorded, and opening the store would make an empty one."""
+    db = settings.database_url
+    file = sqlite_path(db)
+    if file is not None and not file.exists():
+        raise ConfigError(
+            f"no database at {db} yet; run 'digestbot run --once' first to fetch entries"
+        )
