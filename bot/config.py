@@ -197,6 +197,8 @@ def load_settings(
             raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except tomllib.TOMLDecodeError as e:
             problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
+        except UnicodeDecodeError as e:
+            problems.append(Problem(str(path), "", f"not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8"))
         except OSError as e:
             raise ConfigError(
                 f"cannot read it ({e.strerror}); check its permissions", path=str(path)

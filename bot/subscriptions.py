@@ -318,8 +318,11 @@ def _load_files(
         try:
             # utf-8-sig: a leading BOM (Windows editors write one) is not part of the TOML
             raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        except tomllib.TOMLDecodeError as e:
             problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
+            continue
+        except UnicodeDecodeError as e:
+            problems.append(Problem(str(path), "", f"not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8"))
             continue
         except OSError as e:
             problems.append(

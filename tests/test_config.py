@@ -362,6 +362,24 @@ def test_a_config_file_may_start_with_a_bom(tmp_path: Path) -> None:
     assert load_settings(path, {}).corpus_days == 5
 
 
+def test_a_config_or_topics_file_that_is_not_utf8_is_a_problem_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    path = Path(write(tmp_path, "corpus_days = 5\n"))
+    path.write_bytes(path.read_bytes() + b'name = "caf\xe9"\n')  # Latin-1
+    with pytest.raises(ProblemsFound) as found:
+        load_settings(str(path), {})
+    (problem,) = found.value.problems
+    assert problem.path == str(path) and problem.message.startswith("not UTF-8 (")
+    assert problem.message.endswith("; save it as UTF-8")
+    from bot.match.topics import load_topics
+
+    topics = tmp_path / "topics.toml"
+    topics.write_bytes(b'[[topic]]\nslug = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"topics.toml: not UTF-8 .*; save it as UTF-8"):
+        load_topics(topics)
+
+
 def test_values_from_the_environment_are_named_by_their_variable(tmp_path: Path) -> None:
     found = problems(
         tmp_path,

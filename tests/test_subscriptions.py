@@ -133,6 +133,7 @@ def test_a_file_starting_with_a_bom_is_read(tmp_path: Path) -> None:
     subs, problems = load_subscriptions(tmp_path)
     assert [(s.id, s.name) for s in subs] == [("alice", "Alice Example")]
     assert [Path(p.path).name for p in problems] == ["bob.toml"]
+    assert problems[0].message.endswith("; save it as UTF-8")  # not "fix the syntax"
 
 
 def test_unknown_topic_when_a_taxonomy_is_given(tmp_path: Path) -> None:
