@@ -293,6 +293,7 @@ name = "big"
 type = "rss"
 url = "https://example.org/feed"
 max_bytes = 0
+timeout = "30"
 [[sources]]
 name = "hf"
 type = "hf-daily"
@@ -308,8 +309,10 @@ timeout = inf
             f"{path}: sources[blog]: timeout = 0 is not a number > 0; "
             "write e.g. timeout = 30 in its [[sources]] table"
         ),
-        (
-            f"{path}: sources[big]: max_bytes = 0 is not a number > 0; "
+        (  # every wrong option of a table at once, not one per run of check
+            f"{path}: sources[big]: timeout = '30' is not a number > 0; "
+            "write e.g. timeout = 30 in its [[sources]] table; also "
+            "max_bytes = 0 is not a number > 0; "
             "write e.g. max_bytes = 10000000 in its [[sources]] table"
         ),
         (

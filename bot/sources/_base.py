@@ -107,18 +107,23 @@ class Source(ABC):
         self.name = name
         self.settings = {**self.options, **settings}
         self.http = http
-        for key, default in self.options.items():
-            _check_option(self, key, default, self.settings[key])
+        wrong = [
+            found
+            for key, default in self.options.items()
+            if (found := _option_problem(self, key, default, self.settings[key]))
+        ]
+        if wrong:  # every wrong option at once: `check` names them all, not one per run
+            raise SourceError(name, "; also ".join(wrong))
 
     @abstractmethod
     def fetch(self, state: FetchState) -> FetchResult:
         """Fetch new entries; raise `SourceError` with the fix when the source cannot be read."""
 
 
-def _check_option(source: Source, key: str, default: Any, value: Any) -> None:
-    """Raise `SourceError` naming the key when a configured value has the wrong type."""
+def _option_problem(source: Source, key: str, default: Any, value: Any) -> str:
+    """What is wrong with a configured value, naming the key and the fix; "" when nothing."""
     if value is default:
-        return
+        return ""
     if default is None:  # required options are all addresses or paths
         ok, kind = isinstance(value, str) and bool(value.strip()), "a non-empty string"
     elif isinstance(default, bool):
@@ -139,11 +144,9 @@ def _check_option(source: Source, key: str, default: Any, value: Any) -> None:
         kind = "a string or a list of strings"
     else:
         ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
-    if not ok:
-        raise SourceError(
-            source.name,
-            f"{key} = {value!r} is not {kind}; write e.g. {key} = {default!r} in its [[sources]] table",
-        )
+    if ok:
+        return ""
+    return f"{key} = {value!r} is not {kind}; write e.g. {key} = {default!r} in its [[sources]] table"
 
 
 SOURCES: dict[str, type[Source]] = {}
