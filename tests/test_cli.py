@@ -524,6 +524,25 @@ def test_preview_without_a_database_or_of_an_unknown_subscriber_exits_1(here: Pa
             "its file name without .toml; 'digestbot status' lists them all)\n"
         ),
     )
+    # A subscriber who is there but receives nothing now is not "no subscriber".
+    from bot.config import load_settings
+    from bot.store import Store
+
+    settings = load_settings(str(here / "digestbot.toml"), {})
+    with Store(settings.database_url) as store:
+        store.set_subscriber_status("example", "unsubscribed")
+    result = invoke("preview", "example")
+    assert result.exit_code == 1 and result.output.startswith(
+        "Error: 'example' is unsubscribed: no digest goes to them now"
+    ), result.output
+    with Store(settings.database_url) as store:
+        store.set_subscriber_status("example", "active")
+        store.suspend("example", "550 5.1.1 user unknown")
+    result = invoke("preview", "example")
+    assert result.output == (
+        "Error: 'example' is suspended by bounces: no digest goes to them now; "
+        "'digestbot resume example' lifts it\n"
+    )
 
 
 # --- match and feedback -------------------------------------------------------------------------

@@ -155,6 +155,20 @@ def preview(
         subs, _ = roster(settings, store)
         found = {s.id: s for s in subs}
         if subscriber not in found:
+            from ..roster import roster_members
+
+            members, _ = roster_members(settings, store)
+            state = next((m.state for m in members if m.subscriber.id == subscriber), "")
+            if state and subscriber in store.suspensions():
+                raise ConfigError(
+                    f"{subscriber!r} is suspended by bounces: no digest goes to them now; "
+                    f"'digestbot resume {subscriber}' lifts it"
+                )
+            if state:  # known, but `run` sends them nothing now
+                raise ConfigError(
+                    f"{subscriber!r} is {state}: no digest goes to them now; 'digestbot status' "
+                    "shows since when (a file subscriber is resumed from the manage link)"
+                )
             raise ConfigError(
                 f"no subscriber {subscriber!r}; the subscribers are: "
                 f"{', '.join(sorted(found)) or 'none'} (a file subscriber's id is its file name "
