@@ -43,12 +43,13 @@ class DispatchReport:
 
 @contextmanager
 def broker_errors(settings: Settings) -> Iterator[None]:
-    """The broker's failures (kombu's, a refused connection) as a BotError that says the fix."""
-    from kombu.exceptions import KombuError
+    """The broker's failures (Celery's OperationalError, a refused connection) as a BotError
+    that says the fix."""
+    from celery.exceptions import OperationalError
 
     try:
         yield
-    except (KombuError, OSError) as e:
+    except (OperationalError, OSError) as e:
         raise BotError(
             f"the broker {mask_url(settings.broker_url)} failed ({e}); check DIGESTBOT_BROKER_URL "
             "and that the broker is running (digests claimed but not queued are queued again "
