@@ -292,7 +292,11 @@ def test_a_confirm_after_the_digest_was_taken_over_does_not_count(pg_url: str) -
     store = Store(pg_url)
     sub = subscribers(1)[0]
     digest = _claim(store, sub, "host-a:100", timedelta(minutes=5))
-    assert store.take_over(digest.id, "host-a:100", "host-b:200", timedelta(minutes=5))
+    a = store.get_digest(digest.id)
+    assert a is not None
+    assert store.take_over(
+        digest.id, "host-a:100", "host-b:200", timedelta(minutes=5), seen=a.lease_until
+    )
     assert not store.mark_sent(digest.id, "250 ok", owner="host-a:100")
     assert not store.mark_failed(digest.id, "550 no", owner="host-a:100")
     row = store.get_digest(digest.id)

@@ -71,13 +71,13 @@ class Kept:
 
 class Heartbeat:
     """Keeps a sender's leases on the digests it is sending: one thread renews each every
-    `every` seconds (a third of the lease) until its send is over (`keep`, a `with` block),
+    `every()` seconds (a third of the lease) until its send is over (`keep`, a `with` block),
     however long the send waits inside (Slack's Retry-After, the pool's shared rate limit, a
     slow server): so no other sender takes a digest over from a live one still sending it.
     `renew(digest_id)`: the store's renewal, False when another sender holds the digest now.
     The thread starts with the first digest kept and ends at `close`."""
 
-    def __init__(self, renew: Callable[[str], bool], every: float) -> None:
+    def __init__(self, renew: Callable[[str], bool], every: Callable[[], float]) -> None:
         self.renew = renew
         self.every = every
         self._kept: dict[str, Kept] = {}
@@ -89,7 +89,7 @@ class Heartbeat:
     def keep(self, did: str) -> Iterator[Kept]:
         """Renew `did`'s lease while the block runs."""
         kept = Kept()
-        if self.every <= 0:
+        if self.every() <= 0:
             yield kept
             return
         with self._lock:
@@ -116,7 +116,7 @@ class Heartbeat:
             thread.join()
 
     def _beat(self, stop: threading.Event) -> None:
-        while not stop.wait(self.every):
+        while not stop.wait(self.every()):
             with self._lock:
                 kept = list(self._kept.items())
             for did, k in kept:

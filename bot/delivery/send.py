@@ -116,7 +116,7 @@ class Sender:
         self.down_for = down_for
         self.clock = clock
         # Renews the lease of each digest while it is sent, a third of the lease apart.
-        self.heartbeat = Heartbeat(self._renew, lease.total_seconds() / 3)
+        self.heartbeat = Heartbeat(self._renew, lambda: self.lease.total_seconds() / 3)
 
     def channel(self, name: str) -> Channel:
         """The channel instance for `name`, made once per run so connections are reused."""

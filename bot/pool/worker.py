@@ -148,8 +148,10 @@ class PoolDeliverer:
         """Give a pending digest back to the queue, so any worker may take it on the retry."""
         # The sender may have let it go already (owner ""), after its last try. REQUEUED: it
         # was tried, so the next worker looks before sending it again.
-        return self.store.take_over(did, self.owner, REQUEUED, QUEUE_LEASE) or self.store.take_over(
-            did, "", REQUEUED, QUEUE_LEASE
+        # Its own digest, or one let go: whatever its lease.
+        return any(
+            self.store.take_over(did, held_by, REQUEUED, QUEUE_LEASE, seen=ANY_LEASE)
+            for held_by in (self.owner, "")
         )
 
 

@@ -261,7 +261,7 @@ class Claims(DigestReads):
         lease: timedelta,
         now: datetime | None = None,
         *,
-        seen: Lease = ANY_LEASE,
+        seen: Lease,
     ) -> bool:
         """Atomically make `owner` the sender of a pending digest still held by `old_owner`.
 
