@@ -25,7 +25,7 @@ from bot.delivery import (
 )
 from bot.errors import TransientSendError
 from bot.models import Digest, Entry, Interests, Receipt, Subscriber
-from bot.store import Store
+from bot.store import ANY_LEASE, Store
 
 NOW = datetime.now(UTC)
 FAST = RetryPolicy(attempts=4, base=0.01, cap=0.05)
@@ -193,7 +193,7 @@ def test_a_sender_whose_lease_was_taken_over_stops(
         claimed = store.claim("r1", plan.slot, plan.items, "email", owner=d.owner)
         assert claimed is not None
         did = claimed.digest_id
-        assert store.take_over(did, d.owner, "elsewhere:42", timedelta(minutes=5))
+        assert store.take_over(did, d.owner, "elsewhere:42", timedelta(minutes=5), seen=ANY_LEASE)
         time.sleep(0.01)
         out = d.send(Digest(did, reader(1), plan.slot, claimed.items), "email")
         d.close()

@@ -198,7 +198,9 @@ def test_a_digest_claimed_ahead_whose_lease_grew_old_while_waiting_is_renewed_or
         outcomes = d.deliver_all([plan(0, *PAPERS), plan(1, *PAPERS)])
         d.close()
     assert [(o.subscriber, o.status) for o in outcomes] == [("r0", "sent"), ("r1", "skipped")]
-    assert asked == ["r1.20261128T0700Z"] and len(smtp.mails) == 1
+    # r1's lease, old by its turn, is renewed before its send (r0's is renewed during its send
+    # too, by the sender's heartbeat: the try in flight ends and is confirmed as ours)
+    assert "r1.20261128T0700Z" in asked and len(smtp.mails) == 1
 
 
 def test_the_thread_switch_interval_is_short_while_sending_and_restored_after(

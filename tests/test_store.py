@@ -11,7 +11,7 @@ from sqlalchemy import text
 from bot.config import Settings
 from bot.errors import StoreError
 from bot.models import DigestItem, Entry, FetchState
-from bot.store import SCHEMA_VERSION, Store, digest_id, open_store, sqlite_path
+from bot.store import ANY_LEASE, SCHEMA_VERSION, Store, digest_id, open_store, sqlite_path
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 SLOT = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -190,8 +190,8 @@ def test_take_over_is_compare_and_swap(store: Store) -> None:
     claimed = store.claim("alice", SLOT, items(1), "email", owner="h:1", now=NOW)
     assert claimed is not None
     did = claimed.digest_id
-    assert store.take_over(did, "h:1", "h:2", timedelta(minutes=5))
-    assert not store.take_over(did, "h:1", "h:3", timedelta(minutes=5))
+    assert store.take_over(did, "h:1", "h:2", timedelta(minutes=5), seen=ANY_LEASE)
+    assert not store.take_over(did, "h:1", "h:3", timedelta(minutes=5), seen=ANY_LEASE)
     row = store.get_digest(did)
     assert row is not None and row.owner == "h:2"
 

@@ -1,12 +1,20 @@
-"""Who holds a pending digest: a sender's owner token, its lease, and when another may take over."""
+"""Who holds a pending digest: a sender's owner token, its lease (kept by a `Heartbeat` while it
+sends), and when another may take over."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from ..errors import BotError
 from ..store import DigestRow
+
+log = logging.getLogger("bot.delivery")
 
 LEASE = timedelta(minutes=5)  # how long a sender holds a pending digest before others may take it
 # A live process on this host keeps its digests even past the lease (its clock may have jumped),
@@ -49,3 +57,76 @@ def may_take_over(row: DigestRow, now: datetime) -> bool:
             return True
         return row.lease_until is None or row.lease_until + STALE < now
     return row.lease_until is None or row.lease_until < now
+
+
+class Kept:
+    """One digest a `Heartbeat` keeps: `lost` once a renewal found it held by another sender
+    (its lease had run out, say while the database was away)."""
+
+    __slots__ = ("lost",)
+
+    def __init__(self) -> None:
+        self.lost = False
+
+
+class Heartbeat:
+    """Keeps a sender's leases on the digests it is sending: one thread renews each every
+    `every()` seconds (a third of the lease) until its send is over (`keep`, a `with` block),
+    however long the send waits inside (Slack's Retry-After, the pool's shared rate limit, a
+    slow server): so no other sender takes a digest over from a live one still sending it.
+    `renew(digest_id)`: the store's renewal, False when another sender holds the digest now.
+    The thread starts with the first digest kept and ends at `close`."""
+
+    def __init__(self, renew: Callable[[str], bool], every: Callable[[], float]) -> None:
+        self.renew = renew
+        self.every = every
+        self._kept: dict[str, Kept] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def keep(self, did: str) -> Iterator[Kept]:
+        """Renew `did`'s lease while the block runs."""
+        kept = Kept()
+        if self.every() <= 0:
+            yield kept
+            return
+        with self._lock:
+            self._kept[did] = kept
+            if self._thread is None:
+                self._stop = threading.Event()  # this thread's own: a close before stops it
+                self._thread = threading.Thread(
+                    target=self._beat, args=(self._stop,), name="lease", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield kept
+        finally:
+            with self._lock:
+                if self._kept.get(did) is kept:
+                    del self._kept[did]
+
+    def close(self) -> None:
+        """Stop the thread (a digest kept afterwards starts it again)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None:
+            thread.join()
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.every()):
+            with self._lock:
+                kept = list(self._kept.items())
+            for did, k in kept:
+                try:
+                    if not self.renew(did):
+                        # Another sender holds it (or it was confirmed a moment ago).
+                        k.lost = True
+                        log.info("the lease on %s is no longer this sender's", did)
+                        with self._lock:
+                            if self._kept.get(did) is k:
+                                del self._kept[did]
+                except BotError as e:  # the database away: try again on the next beat
+                    log.warning("could not renew the lease on %s: %s", did, e)

@@ -41,15 +41,16 @@ def recover_pending(
 def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
     """Take over one pending digest; mark it sent if it arrived already, else send it."""
     store = sender.store
-    if not store.take_over(row.id, row.owner, sender.owner, sender.lease):
+    leased = time.monotonic()  # (a long look below: the lease is renewed before the send)
+    if not store.take_over(row.id, row.owner, sender.owner, sender.lease, seen=row.lease_until):
         return None  # another process was quicker
     digest = Digest(row.id, sub, row.slot, tuple(store.digest_items(row.id)), row.more)
     name = channel_for(sub, sender.settings)
     if not sender.may_try(name, sub):  # not set up, or down: it waits, saying why
-        return sender.send_held(Held(digest, name, time.monotonic()))
+        return sender.send_held(Held(digest, name, leased))
     try:
         if sender.channel(name).already_delivered(digest):
-            store.mark_sent(row.id, "found delivered after a restart")
+            store.mark_sent(row.id, "found delivered after a restart", owner=sender.owner)
             return Outcome(
                 sub.id,
                 OutcomeStatus.SENT,
@@ -60,7 +61,7 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
                 name,
             )
     except ChannelDownError as e:  # its login or token refused: the channel is down, it waits
-        return sender.channel_down(Held(digest, name, time.monotonic()), e)
+        return sender.channel_down(Held(digest, name, leased), e)
     except BotError as e:
         # Unknown whether it arrived: posting again could post twice, so wait for a run
         # that can tell (email cannot tell and says no; its re-send keeps the Message-ID).
@@ -70,4 +71,4 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
         return Outcome(
             sub.id, OutcomeStatus.PENDING, len(digest.items), sub.address, row.id, str(e), name
         )
-    return sender.send_held(Held(digest, name, time.monotonic()))
+    return sender.send_held(Held(digest, name, leased))

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..models import Digest, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow, Store, digest_id
-from .lease import LEASE, may_take_over, owner_token
+from .lease import LEASE, Heartbeat, Kept, may_take_over, owner_token
 from .plan import Plan
 from .process import PROCESS
 
@@ -115,6 +115,8 @@ class Sender:
         self._down: dict[tuple[str, str], Down] = {}
         self.down_for = down_for
         self.clock = clock
+        # Renews the lease of each digest while it is sent, a third of the lease apart.
+        self.heartbeat = Heartbeat(self._renew, lambda: self.lease.total_seconds() / 3)
 
     def channel(self, name: str) -> Channel:
         """The channel instance for `name`, made once per run so connections are reused."""
@@ -123,7 +125,8 @@ class Sender:
         return self._channels[name]
 
     def close(self) -> None:
-        """Close every channel's connections."""
+        """Close every channel's connections; stop renewing leases."""
+        self.heartbeat.close()
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
@@ -223,8 +226,9 @@ class Sender:
         job = self.claim(plan)
         return job if isinstance(job, Outcome) else self.send_held(job)
 
-    def send(self, digest: Digest, channel_name: str) -> Outcome:
-        """Send a claimed digest with retries; confirm it sent, failed, or leave it pending."""
+    def send(self, digest: Digest, channel_name: str, leased: float | None = None) -> Outcome:
+        """Send a claimed digest with retries; confirm it sent, failed, or leave it pending.
+        `leased`: when its lease was taken (time.monotonic(); None: now)."""
         if not self.process.hold(digest.id):
             return Outcome(
                 digest.subscriber.id,
@@ -232,7 +236,8 @@ class Sender:
                 digest_id=digest.id,
                 reason="being sent by another thread",
             )
-        return self.send_held(Held(digest, channel_name, time.monotonic()))
+        when = time.monotonic() if leased is None else leased
+        return self.send_held(Held(digest, channel_name, when))
 
     def send_held(self, held: Held) -> Outcome:
         """Send a digest this process holds (its lease taken at `held.leased`), then let it go."""
@@ -301,13 +306,24 @@ class Sender:
         return self._try(held, channel)
 
     def _try(self, held: Held, channel: Channel) -> Outcome:
-        """Send with retries (one try while the channel is suspect); confirm, fail or leave pending."""
+        """Send with retries (one try while the channel is suspect); confirm, fail or leave
+        pending. The lease is renewed all along, inside a send and between tries (`Heartbeat`)."""
+        with self.heartbeat.keep(held.digest.id) as kept:
+            return self._tries(held, channel, kept)
+
+    def _renew(self, did: str) -> bool:
+        """Extend this sender's lease on `did`; False if another sender holds it now."""
+        return self.store.renew(did, self.owner, self.lease)
+
+    def _tries(self, held: Held, channel: Channel, beat: Kept) -> Outcome:
         digest, sub = held.digest, held.digest.subscriber
         leased = held.leased
         tries = 1 if held.channel in self._suspect else self.retry.attempts
         for attempt in range(tries):
             # Keep the lease while retrying, so no other process takes the digest meanwhile;
             # if one has (our lease ran out), it sends it and we stop.
+            if beat.lost:
+                return _outcome(held, OutcomeStatus.SKIPPED, "taken over by another process")
             if time.monotonic() - leased > self.lease.total_seconds() / 3:
                 if not self.store.renew(digest.id, self.owner, self.lease):
                     return _outcome(held, OutcomeStatus.SKIPPED, "taken over by another process")
@@ -326,7 +342,8 @@ class Sender:
             except SendError as e:
                 record_refusal(self.store, self.settings, digest, e)  # a bounce (bot.bounces)
                 if not e.transient:
-                    self.store.mark_failed(digest.id, str(e))
+                    if not self.store.mark_failed(digest.id, str(e), owner=self.owner):
+                        _lost(digest.id, "failed")
                     log.error("digest %s for %s failed: %s", digest.id, sub.id, e)
                     return _outcome(held, OutcomeStatus.FAILED, str(e))
                 self.store.note_attempt(digest.id, str(e))
@@ -354,6 +371,17 @@ class Sender:
                     f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists",
                 )
             self._suspect.discard(held.channel)
-            self.store.mark_sent(digest.id, receipt.detail)
+            if not self.store.mark_sent(digest.id, receipt.detail, owner=self.owner):
+                _lost(digest.id, "sent")
             return _outcome(held, OutcomeStatus.SENT, destination=receipt.destination)
         raise AssertionError("unreachable")
+
+
+def _lost(did: str, what: str) -> None:
+    """A confirmation that did not count: another sender took the digest over meanwhile."""
+    log.warning(
+        "digest %s was %s, but another sender took it over meanwhile (its lease ran out): that "
+        "one confirms it (Slack: it finds the post; email: it may re-send it, same Message-ID)",
+        did,
+        what,
+    )

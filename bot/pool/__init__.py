@@ -1,6 +1,7 @@
 """Past one machine: one dispatcher claims due digests in the ledger, a Celery pool sends them.
 
-    task       what travels through the broker (`QueuedDigest`, the subscriber as JSON, `QUEUED`)
+    task       what travels through the broker (`QueuedDigest`, the subscriber as JSON, `QUEUED`,
+               `REQUEUED`)
     ratelimit  the rate limits shared by every worker (Redis token buckets, `RateLimited`)
     worker     a worker's side: `PoolDeliverer` takes a queued digest over and sends it
     app        the Celery app and its delivery task; `start_worker`
@@ -26,18 +27,22 @@ from .dispatch import (
 from .ratelimit import RateLimited, SharedRateLimiter, ratelimit_url
 from .status import PoolStatus, pool_status, queue_length
 from .task import (
+    ENQUEUE_LEASE,
     MAX_RETRIES,
     QUEUE_LEASE,
     QUEUED,
+    REQUEUED,
     TASK,
     QueuedDigest,
 )
 from .worker import PoolDeliverer, pool_channel, run_task
 
 __all__ = [
+    "ENQUEUE_LEASE",
     "MAX_RETRIES",
     "QUEUED",
     "QUEUE_LEASE",
+    "REQUEUED",
     "TASK",
     "DispatchReport",
     "PoolDeliverer",

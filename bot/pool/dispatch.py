@@ -1,15 +1,18 @@
 """The dispatcher side: match all due subscribers in one pass, claim each digest, enqueue its id.
 
 Each digest is claimed in the ledger (unique (subscriber, slot) and (subscriber, entry)) with the
-owner `QUEUED`, and only its id and subscriber are enqueued (`QueuedDigest`). A digest whose task
-may be lost (its worker died, its lease ran out) is enqueued again on the next tick.
+owner `QUEUED` and a short lease (`ENQUEUE_LEASE`), and only its id and subscriber are enqueued
+(`QueuedDigest`); once its task is in the broker its lease becomes `QUEUE_LEASE`. A digest whose
+task may be lost (its worker died, its lease ran out, the broker failed or the dispatcher died
+before it was enqueued) is enqueued again by a later tick.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +24,7 @@ from ..errors import BotError
 from ..models import Claim, Claimed, DigestStatus, Subscriber
 from ..store import DigestRow, Store, open_store
 from .app import make_app, require_pool
-from .task import QUEUE_LEASE, QUEUED, TASK, QueuedDigest
+from .task import ENQUEUE_LEASE, QUEUE_LEASE, QUEUE_OWNERS, QUEUED, REQUEUED, TASK, QueuedDigest
 
 log = logging.getLogger("bot.pool")
 
@@ -38,13 +41,45 @@ class DispatchReport:
     outbox: int = 0  # of those enqueued, digests the workers will write to the outbox, not send
 
 
+@contextmanager
+def broker_errors(settings: Settings) -> Iterator[None]:
+    """The broker's failures (Celery's OperationalError, a refused connection) as a BotError
+    that says the fix."""
+    from celery.exceptions import OperationalError
+
+    try:
+        yield
+    except (OperationalError, OSError) as e:
+        raise BotError(
+            f"the broker {mask_url(settings.broker_url)} failed ({e}); check DIGESTBOT_BROKER_URL "
+            "and that the broker is running (digests claimed but not queued are queued again "
+            f"{ENQUEUE_LEASE.total_seconds() / 60:g} minutes later)"
+        ) from e
+
+
 def enqueue(app: Any, settings: Settings, items: Sequence[QueuedDigest]) -> None:
     """Send a task for each claimed digest, on one broker connection."""
     if not items:
         return
-    with app.producer_or_acquire() as producer:
+    with broker_errors(settings), app.producer_or_acquire() as producer:
         for item in items:
             app.send_task(TASK, args=item.args(), queue=settings.queue, producer=producer)
+
+
+def enqueue_held(
+    app: Any,
+    settings: Settings,
+    store: Store,
+    items: Sequence[QueuedDigest],
+    owner: str,
+    now: datetime | None = None,
+) -> None:
+    """Enqueue digests held by `owner` (a queue marker) under `ENQUEUE_LEASE`, then give them
+    `QUEUE_LEASE` from `now`: the time a task may wait in the broker before it is taken to be
+    lost. (A worker that took one meanwhile keeps its own lease.)"""
+    enqueue(app, settings, items)
+    if items:
+        store.hold_for([i.digest_id for i in items], owner, QUEUE_LEASE, now=now)
 
 
 def dispatch_due(
@@ -76,7 +111,7 @@ def dispatch_due(
                 for p in chunk
             ],
             owner=QUEUED,
-            lease=QUEUE_LEASE,
+            lease=ENQUEUE_LEASE,
             now=datetime.now(UTC),
         )
 
@@ -92,7 +127,7 @@ def dispatch_due(
                 else:
                     batch.append(QueuedDigest(claimed.digest_id, plan.subscriber))
                     report.outbox += channel_for(plan.subscriber, settings) == "outbox"
-            enqueue(app, settings, batch)
+            enqueue_held(app, settings, store, batch, QUEUED)
             report.enqueued += len(batch)
     return report.enqueued
 
@@ -101,7 +136,7 @@ def stalled(row: DigestRow, now: datetime) -> bool:
     """Whether a pending digest's task may be lost: its lease ran out, or its owner died."""
     if row.lease_until is not None and row.lease_until < now:
         return True
-    return row.owner not in (QUEUED, "") and not owner_alive(row.owner)
+    return row.owner not in (*QUEUE_OWNERS, "") and not owner_alive(row.owner)
 
 
 def requeue_stalled(
@@ -115,17 +150,21 @@ def requeue_stalled(
     app = app if app is not None else make_app(settings)
     now = now or datetime.now(UTC)
     by_id = {s.id: s for s in subscribers}
-    batch = []
+    batches: dict[str, list[QueuedDigest]] = {QUEUED: [], REQUEUED: []}
     for row in store.digests_with_status(DigestStatus.PENDING):
         if not stalled(row, now):
             continue
         sub = by_id.get(row.subscriber_id)
         if sub is None:
             continue  # the subscriber's file is broken or gone: keep it pending until it is back
-        if store.take_over(row.id, row.owner, QUEUED, QUEUE_LEASE, now=now):
-            batch.append(QueuedDigest(row.id, sub))
-    enqueue(app, settings, batch)
-    return len(batch)
+        # Never taken by a worker: still untried (QUEUED); else it may have been sent (REQUEUED).
+        # Taken on the lease it was seen stalled with: a sender that renewed it keeps it.
+        owner = QUEUED if row.owner == QUEUED else REQUEUED
+        if store.take_over(row.id, row.owner, owner, ENQUEUE_LEASE, now=now, seen=row.lease_until):
+            batches[owner].append(QueuedDigest(row.id, sub))
+    for owner, batch in batches.items():
+        enqueue_held(app, settings, store, batch, owner, now)
+    return sum(len(b) for b in batches.values())
 
 
 def restore_unacked(app: Any, older_than: float) -> None:
@@ -154,7 +193,8 @@ def dispatch_tick(
     (`model`: the fitted matcher kept between ticks, as the single process's scheduler keeps)."""
     app = app if app is not None else make_app(settings)
     now = now or datetime.now(UTC)
-    restore_unacked(app, LEASE.total_seconds())
+    with broker_errors(settings):
+        restore_unacked(app, LEASE.total_seconds())
     report = DispatchReport(requeued=requeue_stalled(settings, store, subscribers, app, now))
     dispatch_due(settings, store, subscribers, now, app, report, model=model)
     return report

@@ -12,7 +12,7 @@ from ..models import DigestStatus
 from ..store import DigestRow, Store
 from .app import make_app
 from .dispatch import stalled
-from .task import QUEUED
+from .task import QUEUE_OWNERS
 
 log = logging.getLogger("bot.pool")
 
@@ -75,7 +75,7 @@ def pool_status(
     for row in store.digests_with_status(DigestStatus.PENDING):
         if stalled(row, now):
             stuck += 1
-        elif row.owner == QUEUED:
+        elif row.owner in QUEUE_OWNERS:
             waiting += 1
         else:
             running += 1

@@ -2,8 +2,11 @@
 
 A worker takes the digest over from `QUEUED` with a compare-and-swap before it sends, so a task
 delivered twice finds the digest taken or sent and does nothing; a task whose worker was killed
-is redelivered (late acknowledgement) or re-enqueued by the dispatcher, and the digest is taken
-over from its dead owner and re-sent with the same Message-ID: the one documented in-flight twin.
+is redelivered (late acknowledgement) or re-enqueued by the dispatcher (owner `REQUEUED`), and
+the digest is taken over from its dead owner. A digest that may have been tried before (any
+owner but `QUEUED`, or a try counted) is looked for first (Slack's channel history) and sent
+only if it is not there; email cannot tell and re-sends it with the same Message-ID: the one
+documented in-flight twin.
 """
 
 from __future__ import annotations
@@ -12,17 +15,18 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from ..channels import CHANNELS, Channel, channel_for
 from ..channels import rates as channel_rates
 from ..config import Settings
-from ..delivery import Held, RetryPolicy, Sender, open_channel
+from ..delivery import LEASE, Held, RetryPolicy, Sender, open_channel
 from ..errors import BotError, ChannelDownError, StoreError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
-from ..store import DigestRow, Store, open_store
+from ..store import ANY_LEASE, DigestRow, Store, open_store
 from .ratelimit import RateLimited, ratelimit_url
-from .task import MAX_RETRIES, QUEUE_LEASE, QUEUED
+from .task import MAX_RETRIES, QUEUE_LEASE, QUEUE_OWNERS, QUEUED, REQUEUED
 
 log = logging.getLogger("bot.pool")
 
@@ -56,7 +60,8 @@ class PoolDeliverer:
     """One worker's sender: sends digests the dispatcher claimed, under the pool's shared limits.
 
     A `Sender` with one try per task (`ONE_TRY`), channels made by `pool_channel`, and a channel
-    found down tried again after `DOWN_FOR` seconds (`clock`: time.monotonic).
+    found down tried again after `DOWN_FOR` seconds (`clock`: time.monotonic); `lease`: how long
+    it holds a digest between renewals (LEASE).
     """
 
     def __init__(
@@ -65,9 +70,16 @@ class PoolDeliverer:
         store: Store,
         retry: RetryPolicy = ONE_TRY,
         clock: Callable[[], float] = time.monotonic,
+        lease: timedelta = LEASE,
     ) -> None:
         self.sender = Sender(
-            settings, store, retry, make_channel=pool_channel, down_for=DOWN_FOR, clock=clock
+            settings,
+            store,
+            retry,
+            lease=lease,
+            make_channel=pool_channel,
+            down_for=DOWN_FOR,
+            clock=clock,
         )
         self.store = store
 
@@ -82,7 +94,7 @@ class PoolDeliverer:
 
     def may_take(self, row: DigestRow) -> bool:
         """Whether this worker may send `row` now: queued, ours, or its owner's lease is void."""
-        return row.owner == QUEUED or self.sender.may_take(row)
+        return row.owner in QUEUE_OWNERS or self.sender.may_take(row)
 
     def handle(self, did: str, sub: Subscriber) -> Outcome:
         """Take a claimed digest over (compare-and-swap), send it and confirm it; skip it if done."""
@@ -99,30 +111,47 @@ class PoolDeliverer:
             return Outcome(
                 sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason=f"in flight on {row.owner}"
             )
-        if not self.store.take_over(did, row.owner, self.owner, self.sender.lease):
+        # Taken from the queue whatever its lease; from a sender only on the lease it was seen
+        # with (a sender that renewed it meanwhile keeps it).
+        seen = ANY_LEASE if row.owner in QUEUE_OWNERS else row.lease_until
+        leased = time.monotonic()  # (a long look below: the lease is renewed before the send)
+        if not self.store.take_over(did, row.owner, self.owner, self.sender.lease, seen=seen):
             return Outcome(
                 sub.id, OutcomeStatus.SKIPPED, digest_id=did, reason="another worker took it"
             )
         digest = Digest(did, sub, row.slot, tuple(self.store.digest_items(did)), row.more)
         name = row.channel if row.channel in CHANNELS else channel_for(sub, self.sender.settings)
-        if row.owner not in (QUEUED, self.owner) and self.sender.may_try(name, sub):
-            try:  # taken from a dead sender: was it delivered?
+        if (row.owner != QUEUED or row.attempts) and self.sender.may_try(name, sub):
+            # Tried before, maybe delivered (its worker died, its confirm was lost, it failed
+            # after reaching the server): look before sending again.
+            try:
                 if self.sender.channel(name).already_delivered(digest):
-                    self.store.mark_sent(did, "found delivered after its worker died")
+                    self.store.mark_sent(did, "found delivered after a try", owner=self.owner)
                     return Outcome(
                         sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, did, "recovered"
                     )
             except ChannelDownError as e:  # its login or token refused: down, the digest waits
-                return self.sender.channel_down(Held(digest, name, time.monotonic()), e)
+                return self.sender.channel_down(Held(digest, name, leased), e)
             except BotError as e:
-                log.warning("could not check whether %s was delivered: %s", did, e)
-        return self.sender.send(digest, name)
+                # Unknown whether it arrived: sending could post twice; it waits for a retry
+                # that can tell (email cannot tell and says no: its re-send keeps the Message-ID).
+                reason = f"could not check whether it was delivered: {e}"
+                log.warning("digest %s: %s", did, reason)
+                self.store.note_attempt(did, reason)
+                self.store.release(did, self.owner)
+                return Outcome(
+                    sub.id, OutcomeStatus.PENDING, len(digest.items), sub.address, did, reason, name
+                )
+        return self.sender.send(digest, name, leased)
 
     def release(self, did: str) -> bool:
         """Give a pending digest back to the queue, so any worker may take it on the retry."""
-        # The sender may have let it go already (owner ""), after its last try.
-        return self.store.take_over(did, self.owner, QUEUED, QUEUE_LEASE) or self.store.take_over(
-            did, "", QUEUED, QUEUE_LEASE
+        # The sender may have let it go already (owner ""), after its last try. REQUEUED: it
+        # was tried, so the next worker looks before sending it again.
+        # Its own digest, or one let go: whatever its lease.
+        return any(
+            self.store.take_over(did, held_by, REQUEUED, QUEUE_LEASE, seen=ANY_LEASE)
+            for held_by in (self.owner, "")
         )
 
 

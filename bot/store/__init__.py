@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..config import Settings
 from ._base import RETRY_DELAYS, damaged, migrate, retrying, sqlite_path
 from ._bounces import BounceRecords, BounceRow, Suspension
+from ._claims import ANY_LEASE
 from ._digest_rows import is_digest_of
 from ._entries import EntryStore, SourceStatus, merge_entry
 from ._ledger import DigestRow, Ledger, digest_id
@@ -38,6 +39,7 @@ from ._slack import SlackMemberRow, SlackRecords
 from ._web import SubscriberMark, WebRecords, WebSubscriberRow
 
 __all__ = [
+    "ANY_LEASE",
     "RETRY_DELAYS",
     "SCHEMA_VERSION",
     "BounceRow",

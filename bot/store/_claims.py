@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import StoreError
 from ..models import Claim, Claimed, DigestItem, DigestStatus
 from ._base import RETRY_DELAYS, _now, _transient, log, retrying
-from ._digest_rows import DigestReads, digest_id
+from ._digest_rows import DigestReads, digest_id, id_filters
 from ._schema import deliveries, digests
 
 # The statements of the hot path (claim → confirm), built once: building a statement costs more
@@ -28,6 +28,9 @@ _TAKEN = select(deliveries.c.entry_id).where(
 )
 _NEW_DIGEST = insert(digests)
 _NEW_DELIVERIES = insert(deliveries)
+# `take_over`'s `seen`: the lease a decision was made on (None: the row had none), or ANY_LEASE.
+ANY_LEASE = "any"
+Lease = datetime | None | str
 
 
 class Claims(DigestReads):
@@ -130,7 +133,6 @@ class Claims(DigestReads):
                 conn.execute(_NEW_DELIVERIES, _delivery_rows(subscriber_id, did, kept))
         return Claimed(did, tuple(kept))
 
-    @retrying
     def claim_many(
         self,
         claims: Sequence[Claim],
@@ -141,19 +143,49 @@ class Claims(DigestReads):
         """`claim` for many digests at once, in one transaction.
 
         The same results as calling `claim` for each; if another process claims one of them
-        meanwhile, the batch falls back to one `claim` per digest.
+        meanwhile, the batch falls back to one `claim` per digest. A transaction the database
+        dropped is run again; if the dropped one had in fact committed (its acknowledgement was
+        lost), the rows it made — this owner, created at this `now` — are returned as claimed,
+        not as claimed by someone else.
+        """
+        now = now or _now()
+        for tries, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                return self._claim_many(claims, owner, lease, now, again=tries > 0)
+            except StoreError as e:
+                if delay is None or not _transient(e):
+                    raise
+                log.warning("%s; trying again in %.1f s", e, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _claim_many(
+        self,
+        claims: Sequence[Claim],
+        owner: str,
+        lease: timedelta,
+        now: datetime,
+        again: bool,
+    ) -> list[Claimed | None]:
+        """One try at `claim_many`'s transaction; `again`: a retry, so rows this owner made at
+        this `now` are ours, from a try that committed unacknowledged.
 
         Long on purpose: the bulk statements, the conflict check and the fallback share one
         transaction and its rows; split into functions they would need that state passed around.
         """
-        now = now or _now()
         ids = [digest_id(c.subscriber_id, c.slot) for c in claims]
+        ours: dict[str, bool] = {}  # a digest our unacknowledged try made → whether it is empty
         try:
             with self.begin() as conn:
-                seen = {
-                    did
-                    for (did,) in conn.execute(select(digests.c.id).where(digests.c.id.in_(ids)))
-                }
+                seen = set()
+                for did, row_owner, created, status in conn.execute(
+                    select(
+                        digests.c.id, digests.c.owner, digests.c.created_at, digests.c.status
+                    ).where(digests.c.id.in_(ids))
+                ):
+                    seen.add(did)
+                    if again and owner and row_owner == owner and created == now:
+                        ours[did] = status == DigestStatus.EMPTY
                 subs = {c.subscriber_id for c in claims}
                 wanted = {i.entry.id for c in claims for i in c.items}
                 taken: set[tuple[str, str]] = (
@@ -176,7 +208,7 @@ class Claims(DigestReads):
                 lines: list[dict[str, Any]] = []
                 for did, c in zip(ids, claims):
                     if did in seen:
-                        out.append(None)
+                        out.append(Claimed(did, ()) if did in ours else None)
                         continue
                     seen.add(did)
                     sub = c.subscriber_id
@@ -205,6 +237,14 @@ class Claims(DigestReads):
                     conn.execute(insert(digests), rows)
                 if lines:
                     conn.execute(insert(deliveries), lines)
+            if any(not empty for empty in ours.values()):
+                items = self.digest_items_of([d for d, empty in ours.items() if not empty])
+                out = [
+                    Claimed(r.digest_id, tuple(items[r.digest_id]))
+                    if r is not None and r.digest_id in items
+                    else r
+                    for r in out
+                ]
             return out
         except IntegrityError:  # another process claimed one meanwhile: settle each on its own
             return [
@@ -214,13 +254,29 @@ class Claims(DigestReads):
 
     @retrying
     def take_over(
-        self, did: str, old_owner: str, owner: str, lease: timedelta, now: datetime | None = None
+        self,
+        did: str,
+        old_owner: str,
+        owner: str,
+        lease: timedelta,
+        now: datetime | None = None,
+        *,
+        seen: Lease,
     ) -> bool:
         """Atomically make `owner` the sender of a pending digest still held by `old_owner`.
 
+        `seen`: the lease the decision to take it was made on (`row.lease_until`, None for
+        none); the digest is taken only if that lease is still the one it has, so a lease its
+        sender renewed after it was read is not taken from it. ANY_LEASE: whatever its lease
+        (taking it did not depend on it: a digest waiting in the queue).
         (Already held by `owner` counts too, so a retry after a dropped commit still succeeds.)
         """
         now = now or _now()
+        held = digests.c.owner == old_owner
+        if seen is None:
+            held = and_(held, digests.c.lease_until.is_(None))
+        elif isinstance(seen, datetime):
+            held = and_(held, digests.c.lease_until == seen)
         with self.begin() as conn:
             done = conn.execute(
                 update(digests)
@@ -228,12 +284,35 @@ class Claims(DigestReads):
                     and_(
                         digests.c.id == did,
                         digests.c.status == DigestStatus.PENDING,
-                        digests.c.owner.in_([old_owner, owner]),
+                        or_(held, digests.c.owner == owner),
                     )
                 )
                 .values(owner=owner, lease_until=now + lease)
             )
             return bool(done.rowcount)
+
+    @retrying
+    def hold_for(
+        self, dids: Sequence[str], owner: str, lease: timedelta, now: datetime | None = None
+    ) -> int:
+        """Set the lease of the pending digests among `dids` that `owner` still holds to `lease`
+        from now (a dispatcher's digests, once their tasks are in the queue); return how many."""
+        now = now or _now()
+        done = 0
+        with self.begin() as conn:
+            for where in id_filters(conn, digests.c.id, list(dids)):
+                done += conn.execute(
+                    update(digests)
+                    .where(
+                        and_(
+                            where,
+                            digests.c.status == DigestStatus.PENDING,
+                            digests.c.owner == owner,
+                        )
+                    )
+                    .values(lease_until=now + lease)
+                ).rowcount
+        return done
 
     @retrying
     def renew(self, did: str, owner: str, lease: timedelta, now: datetime | None = None) -> bool:

@@ -21,16 +21,16 @@ from ._schema import deliveries, digests, entries, feedback
 
 __all__ = ["DigestRow", "Ledger", "digest_id"]
 
-_SENT = (
-    update(digests)
-    .where(digests.c.id == bindparam("did"))
-    .values(
-        status=DigestStatus.SENT,
-        sent_at=bindparam("at"),
-        receipt=bindparam("rcpt"),
-        reason="",
-        attempts=digests.c.attempts + 1,
-    )
+_SENT = update(digests).values(
+    status=DigestStatus.SENT,
+    sent_at=bindparam("at"),
+    receipt=bindparam("rcpt"),
+    reason="",
+    attempts=digests.c.attempts + 1,
+)
+_SENT_ANY = _SENT.where(digests.c.id == bindparam("did"))
+_SENT_OURS = _SENT.where(
+    and_(digests.c.id == bindparam("did"), digests.c.owner == bindparam("held_by"))
 )
 
 
@@ -51,21 +51,34 @@ class Ledger(Claims):
             )
 
     @retrying
-    def mark_sent(self, did: str, receipt: str, now: datetime | None = None) -> None:
-        """Confirm a digest as sent, with the channel's receipt."""
+    def mark_sent(
+        self, did: str, receipt: str, now: datetime | None = None, *, owner: str | None = None
+    ) -> bool:
+        """Confirm a digest as sent, with the channel's receipt; `owner`: only while it still
+        holds it (False when another sender took it over meanwhile: that one confirms it)."""
+        args = {"did": did, "at": now or _now(), "rcpt": receipt}
         with self.begin() as conn:
-            conn.execute(_SENT, {"did": did, "at": now or _now(), "rcpt": receipt})
+            if owner is None:
+                return bool(conn.execute(_SENT_ANY, args).rowcount)
+            return bool(conn.execute(_SENT_OURS, {**args, "held_by": owner}).rowcount)
 
     @retrying
-    def mark_failed(self, did: str, reason: str) -> None:
-        """A permanent failure: record the reason and free the digest's entries for later digests."""
+    def mark_failed(self, did: str, reason: str, *, owner: str | None = None) -> bool:
+        """A permanent failure: record the reason and free the digest's entries for later digests;
+        `owner`: only while it still holds it (False, and nothing changed, when it does not)."""
+        where = digests.c.id == did
+        if owner is not None:
+            where = and_(where, digests.c.owner == owner)
         with self.begin() as conn:
-            conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
-            conn.execute(
+            done = conn.execute(
                 update(digests)
-                .where(digests.c.id == did)
+                .where(where)
                 .values(status=DigestStatus.FAILED, reason=reason, attempts=digests.c.attempts + 1)
             )
+            if not done.rowcount:
+                return False
+            conn.execute(delete(deliveries).where(deliveries.c.digest_id == did))
+            return True
 
     # --- feedback -----------------------------------------------------------------------------
     def record_feedback(
