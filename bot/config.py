@@ -198,7 +198,11 @@ def load_settings(
         except tomllib.TOMLDecodeError as e:
             problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
         except UnicodeDecodeError as e:
-            problems.append(Problem(str(path), "", f"not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8"))
+            problems.append(
+                Problem(
+                    str(path), "", f"not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8"
+                )
+            )
         except OSError as e:
             raise ConfigError(
                 f"cannot read it ({e.strerror}); check its permissions", path=str(path)

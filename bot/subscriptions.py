@@ -322,7 +322,11 @@ def _load_files(
             problems.append(Problem(str(path), "", f"not valid TOML ({e}); fix the syntax"))
             continue
         except UnicodeDecodeError as e:
-            problems.append(Problem(str(path), "", f"not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8"))
+            problems.append(
+                Problem(
+                    str(path), "", f"not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8"
+                )
+            )
             continue
         except OSError as e:
             problems.append(

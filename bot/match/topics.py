@@ -35,7 +35,9 @@ def _read(path: Path) -> list[Topic]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8") from e
+        raise ConfigError(
+            f"{path}: not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8"
+        ) from e
     except OSError as e:
         raise ConfigError(
             f"{path}: cannot read the topic file ({e.strerror}); check the path"

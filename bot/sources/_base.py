@@ -146,7 +146,9 @@ def _option_problem(source: Source, key: str, default: Any, value: Any) -> str:
         ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
     if ok:
         return ""
-    return f"{key} = {value!r} is not {kind}; write e.g. {key} = {default!r} in its [[sources]] table"
+    return (
+        f"{key} = {value!r} is not {kind}; write e.g. {key} = {default!r} in its [[sources]] table"
+    )
 
 
 SOURCES: dict[str, type[Source]] = {}
