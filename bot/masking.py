@@ -37,8 +37,12 @@ _PATTERNS = (
         ),
         r"\1***",
     ),
-    # user:password@ in URLs (database, broker, SMTP); a password may hold "/" (base64).
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@'\"]+@"), r"\1***@"),
+    # user:password@ in URLs (database, broker, SMTP); a password may hold "/" (base64), but
+    # a port and a path ("https://host:8443/people/a@b.org") are not one.
+    (
+        re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)(?!\d{1,5}(?:/|$))[^\s@'\"]+@"),
+        r"\1***@",
+    ),
     # The web front's signed links: the path segment after the route is the bearer token.
     (
         re.compile(r"(/(?:manage|unsubscribe|confirm|digest|feed|feedback)/)[A-Za-z0-9_.=-]{16,}"),

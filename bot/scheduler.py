@@ -223,10 +223,12 @@ class Runner:
     def _serve(self, ids: set[str], retry: bool) -> bool:
         """One pass: the marked subscribers' digests (and every pending one, on a retry).
         False if the store (or a bug) stopped it; then a retry is planned."""
-        subs = [self.subscribers[i] for i in sorted(ids) if i in self.subscribers]
-        others = [s for s in self.subscribers.values() if s.id not in ids] if retry else []
-        deliverer = Deliverer(self.settings, self.store, retry=self.send_retry)
+        current = self.subscribers  # once: a reload (SIGHUP) may replace it meanwhile
+        subs = [current[i] for i in sorted(ids) if i in current]
+        others = [s for s in current.values() if s.id not in ids] if retry else []
+        deliverer: Deliverer | None = None
         try:
+            deliverer = Deliverer(self.settings, self.store, retry=self.send_retry)
             recovered = deliverer.recover(others, self.stopping.is_set) if others else []
             report = RunReport()
             if subs:
@@ -247,7 +249,8 @@ class Runner:
                 log.exception("%s: unexpected error; tried again at %s UTC", what, at)
             return False
         finally:
-            deliverer.close()
+            if deliverer is not None:
+                deliverer.close()
         if subs:
             self.passes.append(len(subs))
             log.info("digest pass: %d subscribers due (%d fits so far)", len(subs), self.model.fits)

@@ -23,6 +23,11 @@ TOKEN = "eyJzIjoiYm9iIiwiYSI6ImJAZXhhbXBsZS5vcmcifQ.aBcDeF.GhIjKlMnOpQrStUvWxYz_
     [
         ("postgresql://u:ab/c+d==@db/x", "postgresql://u:***@db/x"),  # "/" in a password
         ("smtp://user@host:25/x", "smtp://user@host:25/x"),  # no password: nothing to mask
+        (  # a port and a path holding "@" are not a password
+            "https://host:8443/people/alice@example.org",
+            "https://host:8443/people/alice@example.org",
+        ),
+        ("redis://:s3cr/t@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
         (f"GET /manage/{TOKEN} HTTP/1.1", "GET /manage/*** HTTP/1.1"),
         (f"/unsubscribe/{TOKEN}", "/unsubscribe/***"),
         (f"/feedback/{TOKEN}/up", "/feedback/***/up"),

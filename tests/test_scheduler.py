@@ -347,7 +347,7 @@ def _scheduler_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-def test_the_scheduler_runs_the_retry_job_every_minute(tmp_path: Path) -> None:
+def test_the_retry_job_is_registered_every_minute(tmp_path: Path) -> None:
     r = Runner(load_settings(str(write_project(tmp_path, 1)), environ={}))
     try:
         r.start()

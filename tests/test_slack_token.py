@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from click.testing import CliRunner, Result
 from peers import SlackPeer
+from test_slack_dm import project  # a folder whose only subscribers are Slack members
 
 from bot.cli import cli
 from bot.slack import installs
@@ -104,20 +105,6 @@ def test_a_revoked_bot_token_leaves_every_channel_digest_pending_after_one_refus
     assert again.exit_code == 0 and len(peer.posted) == 6
 
 
-def _project(tmp_path: Path, db: str, peer: SlackPeer) -> Path:
-    """A digestbot folder whose only subscribers are Slack members (installed workspaces)."""
-    (tmp_path / "subscriptions").mkdir(exist_ok=True)
-    config = tmp_path / "digestbot.toml"
-    config.write_text(
-        f'database_url = "{db}"\nbase_url = "https://digest.example.org"\n'
-        f'subscriptions_dir = "subscriptions"\n[slack]\napi_url = "{peer.url}"\n'
-        f'[[sources]]\nname = "examples"\ntype = "file"\n'
-        f'path = "{ROOT / "examples" / "papers.xml"}"\n',
-        encoding="utf-8",
-    )
-    return config
-
-
 def _install(db: str, config: Path, team: str, token: str) -> None:
     """What the OAuth redirect keeps for a workspace (oauth.v2.access's answer)."""
     from bot.config import load_settings
@@ -134,7 +121,7 @@ def _install(db: str, config: Path, team: str, token: str) -> None:
 def test_a_workspace_whose_token_is_revoked_waits_and_the_other_workspaces_get_theirs(
     tmp_path: Path, backend_url: str, peer: SlackPeer
 ) -> None:
-    config = _project(tmp_path, backend_url, peer)
+    config = project(tmp_path, backend_url, peer)
     peer.tokens = {"xoxb-lab-a": "T0LABA", "xoxb-lab-b": "T0LABB", "xoxb-lab-a-new": "T0LABA"}
     _install(backend_url, config, "T0LABA", "xoxb-lab-a")
     _install(backend_url, config, "T0LABB", "xoxb-lab-b")
@@ -183,7 +170,7 @@ def test_a_long_lived_channel_uses_the_token_of_a_reinstall_after_a_refusal(
     from bot.models import Digest, DigestItem, Entry
     from bot.slack.members import slack_subscriber
 
-    config = _project(tmp_path, backend_url, peer)
+    config = project(tmp_path, backend_url, peer)
     peer.tokens = {"xoxb-lab-a": "T0LABA", "xoxb-lab-a-new": "T0LABA"}
     _install(backend_url, config, "T0LABA", "xoxb-lab-a")
     with Store(backend_url) as store:

@@ -501,3 +501,23 @@ def test_slack_posts_to_one_channel_are_one_a_second_across_workers(queue: str) 
         b - a >= 0.95 for a, b in itertools.pairwise(papers)
     )  # one a second, whichever worker
     assert other[0] - papers[0] < 0.5  # another channel does not wait for this one's bucket
+
+
+def test_a_stopping_worker_closes_its_deliverer(
+    smtp_server: SmtpPeer, pg_url: str, queue: str
+) -> None:
+    """`digestbot worker` closes what its tasks opened when it stops: the lease thread, the
+    channels' connections, the store (they lived until the process was killed)."""
+    from bot.pool.app import close_deliverer
+
+    settings = _settings(pg_url, queue, smtp_server)
+    app = make_app(settings)
+    deliverer = PoolDeliverer(settings, Store(pg_url))
+    app.digestbot_deliverer = deliverer
+    beat = deliverer.sender.heartbeat
+    with beat.keep("any"):  # the lease thread runs while a digest is kept
+        thread = beat._thread
+    assert thread is not None and thread.is_alive()
+    close_deliverer(app)
+    assert app.digestbot_deliverer is None and not thread.is_alive()
+    close_deliverer(app)  # nothing left to close: nothing happens

@@ -39,7 +39,7 @@ from bot.pool import (
     requeue_stalled,
 )
 from bot.pool.worker import run_task
-from bot.store import Store
+from bot.store import ANY_LEASE, Store
 
 
 @pytest.fixture
@@ -234,7 +234,7 @@ import json, sys
 from bot.config import Settings
 from bot.models import Subscriber
 from bot.pool import PoolDeliverer
-from bot.store import Store
+from bot.store import ANY_LEASE, Store
 url, redis, queue, api, did, sub = sys.argv[1:7]
 settings = Settings(database_url=url, broker_url=redis, ratelimit_url=redis, queue=queue,
                     slack_token="xoxb-test", slack_api_url=api,
@@ -324,6 +324,15 @@ def test_take_over_goes_by_the_lease_it_was_decided_on(backend_url: str) -> None
         assert store.take_over(
             digest.id, "host-a:100", "host-b:200", timedelta(minutes=5), seen=fresh.lease_until
         )
+    # The queue re-queuing its own (old owner = new owner): the lease read decides, so two
+    # dispatchers reading the same row do not both put it in the queue again.
+    assert store.take_over(digest.id, "host-b:200", QUEUED, timedelta(minutes=5), seen=ANY_LEASE)
+    queued = store.get_digest(digest.id)
+    assert queued is not None
+    assert store.take_over(digest.id, QUEUED, QUEUED, timedelta(minutes=6), seen=queued.lease_until)
+    assert not store.take_over(
+        digest.id, QUEUED, QUEUED, timedelta(minutes=7), seen=queued.lease_until
+    )
     store.close()
 
 

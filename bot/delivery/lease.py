@@ -94,7 +94,7 @@ class Heartbeat:
             return
         with self._lock:
             self._kept[did] = kept
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._stop = threading.Event()  # this thread's own: a close before stops it
                 self._thread = threading.Thread(
                     target=self._beat, args=(self._stop,), name="lease", daemon=True
@@ -124,9 +124,12 @@ class Heartbeat:
                     if not self.renew(did):
                         # Another sender holds it (or it was confirmed a moment ago).
                         k.lost = True
-                        log.info("the lease on %s is no longer this sender's", did)
+                        log.debug("the lease on %s is no longer this sender's", did)
                         with self._lock:
                             if self._kept.get(did) is k:
                                 del self._kept[did]
                 except BotError as e:  # the database away: try again on the next beat
                     log.warning("could not renew the lease on %s: %s", did, e)
+                except Exception:  # any other error: logged (with its traceback), the beat goes on
+                    # (a thread that died here would leave every later send unrenewed)
+                    log.exception("could not renew the lease on %s", did)

@@ -10,7 +10,7 @@ from ..channels import channel_for
 from ..errors import BotError, ChannelDownError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow
-from .send import Held, Sender
+from .send import Held, Sender, lost_confirmation
 
 log = logging.getLogger("bot.delivery")
 
@@ -50,7 +50,8 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
         return sender.send_held(Held(digest, name, leased))
     try:
         if sender.channel(name).already_delivered(digest):
-            store.mark_sent(row.id, "found delivered after a restart", owner=sender.owner)
+            if not store.mark_sent(row.id, "found delivered after a restart", owner=sender.owner):
+                lost_confirmation(row.id, "found delivered")
             return Outcome(
                 sub.id,
                 OutcomeStatus.SENT,

@@ -181,7 +181,8 @@ class Sender:
 
     # --- render and send ------------------------------------------------------------------------
     def may_try(self, name: str, subscriber: Subscriber) -> bool:
-        """Whether channel `name` is set up for the subscriber and not found down in this run."""
+        """Whether channel `name` is set up for the subscriber and not marked down (for the rest
+        of the run, or for `down_for` seconds in a long-lived worker)."""
         return not self.down(name, subscriber) and not not_ready(name, subscriber, self.settings)
 
     def down(self, name: str, subscriber: Subscriber) -> str:
@@ -320,8 +321,9 @@ class Sender:
         leased = held.leased
         tries = 1 if held.channel in self._suspect else self.retry.attempts
         for attempt in range(tries):
-            # Keep the lease while retrying, so no other process takes the digest meanwhile;
-            # if one has (our lease ran out), it sends it and we stop.
+            # The heartbeat renews the lease during each try; renewed here too for the time
+            # between taking the digest over and its first try (a slow history lookup). If
+            # another process has it (our lease ran out), that one sends it and we stop.
             if beat.lost:
                 return _outcome(held, OutcomeStatus.SKIPPED, "taken over by another process")
             if time.monotonic() - leased > self.lease.total_seconds() / 3:
@@ -343,7 +345,7 @@ class Sender:
                 record_refusal(self.store, self.settings, digest, e)  # a bounce (bot.bounces)
                 if not e.transient:
                     if not self.store.mark_failed(digest.id, str(e), owner=self.owner):
-                        _lost(digest.id, "failed")
+                        lost_confirmation(digest.id, "failed")
                     log.error("digest %s for %s failed: %s", digest.id, sub.id, e)
                     return _outcome(held, OutcomeStatus.FAILED, str(e))
                 self.store.note_attempt(digest.id, str(e))
@@ -372,12 +374,12 @@ class Sender:
                 )
             self._suspect.discard(held.channel)
             if not self.store.mark_sent(digest.id, receipt.detail, owner=self.owner):
-                _lost(digest.id, "sent")
+                lost_confirmation(digest.id, "sent")
             return _outcome(held, OutcomeStatus.SENT, destination=receipt.destination)
         raise AssertionError("unreachable")
 
 
-def _lost(did: str, what: str) -> None:
+def lost_confirmation(did: str, what: str) -> None:
     """A confirmation that did not count: another sender took the digest over meanwhile."""
     log.warning(
         "digest %s was %s, but another sender took it over meanwhile (its lease ran out): that "

@@ -78,15 +78,27 @@ def start_worker(settings: Settings, loglevel: str = "INFO") -> None:
     # solo: one digest at a time per process; the owner token host:pid then names exactly the
     # process that holds a digest, so a SIGKILLed worker's digest is taken over at once.
     # Scale by running more `digestbot worker` processes.
-    app.worker_main(
-        argv=[
-            "worker",
-            "--pool=solo",
-            f"--queues={settings.queue}",
-            f"--loglevel={loglevel}",
-            f"--hostname=digestbot.{os.getpid()}@{socket.gethostname()}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-    )
+    try:
+        app.worker_main(
+            argv=[
+                "worker",
+                "--pool=solo",
+                f"--queues={settings.queue}",
+                f"--loglevel={loglevel}",
+                f"--hostname=digestbot.{os.getpid()}@{socket.gethostname()}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+    finally:
+        close_deliverer(app)
+
+
+def close_deliverer(app: Any) -> None:
+    """Close the worker's deliverer, if a task made one: its lease thread, channels, store."""
+    deliverer = getattr(app, "digestbot_deliverer", None)
+    if deliverer is not None:
+        app.digestbot_deliverer = None
+        deliverer.close()
+        deliverer.store.close()

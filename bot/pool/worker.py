@@ -1,6 +1,6 @@
 """The worker side: take a digest the dispatcher claimed over from the queue, send it, confirm it.
 
-A worker takes the digest over from `QUEUED` with a compare-and-swap before it sends, so a task
+A worker takes the digest over from `QUEUED` (or `REQUEUED`) with a compare-and-swap before it sends, so a task
 delivered twice finds the digest taken or sent and does nothing; a task whose worker was killed
 is redelivered (late acknowledgement) or re-enqueued by the dispatcher (owner `REQUEUED`), and
 the digest is taken over from its dead owner. A digest that may have been tried before (any
@@ -22,6 +22,7 @@ from ..channels import CHANNELS, Channel, channel_for
 from ..channels import rates as channel_rates
 from ..config import Settings
 from ..delivery import LEASE, Held, RetryPolicy, Sender, open_channel
+from ..delivery.send import lost_confirmation
 from ..errors import BotError, ChannelDownError, StoreError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
 from ..store import ANY_LEASE, DigestRow, Store, open_store
@@ -126,7 +127,10 @@ class PoolDeliverer:
             # after reaching the server): look before sending again.
             try:
                 if self.sender.channel(name).already_delivered(digest):
-                    self.store.mark_sent(did, "found delivered after a try", owner=self.owner)
+                    if not self.store.mark_sent(
+                        did, "found delivered after a try", owner=self.owner
+                    ):
+                        lost_confirmation(did, "found delivered")
                     return Outcome(
                         sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, did, "recovered"
                     )

@@ -269,7 +269,9 @@ class Claims(DigestReads):
         none); the digest is taken only if that lease is still the one it has, so a lease its
         sender renewed after it was read is not taken from it. ANY_LEASE: whatever its lease
         (taking it did not depend on it: a digest waiting in the queue).
-        (Already held by `owner` counts too, so a retry after a dropped commit still succeeds.)
+        (Already held by `owner` counts too, so a retry after a dropped commit still succeeds;
+        not when `owner` is `old_owner` (the queue re-queuing its own): then only `seen` decides,
+        or two dispatchers reading the same row would both re-queue it.)
         """
         now = now or _now()
         held = digests.c.owner == old_owner
@@ -284,7 +286,7 @@ class Claims(DigestReads):
                     and_(
                         digests.c.id == did,
                         digests.c.status == DigestStatus.PENDING,
-                        or_(held, digests.c.owner == owner),
+                        held if owner == old_owner else or_(held, digests.c.owner == owner),
                     )
                 )
                 .values(owner=owner, lease_until=now + lease)
