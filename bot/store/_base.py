@@ -77,17 +77,24 @@ def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
     @functools.wraps(method)
     def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                return method(*args, **kwargs)
-            except StoreError as e:
-                if delay is None or not _transient(e):
-                    raise
-                log.warning("%s; trying again in %.1f s", e, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        return retried(lambda _again: method(*args, **kwargs))
 
     return run
+
+
+def retried(attempt: Callable[[bool], _T]) -> _T:
+    """`attempt(again)` until it does not fail for a transient reason (`RETRY_DELAYS` apart);
+    `again` is True from the second try on, for a transaction that must recognise what an
+    unacknowledged first try committed (`claim_many`)."""
+    for n, delay in enumerate((*RETRY_DELAYS, None)):
+        try:
+            return attempt(n > 0)
+        except StoreError as e:
+            if delay is None or not _transient(e):
+                raise
+            log.warning("%s; trying again in %.1f s", e, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _now() -> datetime:

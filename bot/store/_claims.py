@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import StoreError
 from ..models import Claim, Claimed, DigestItem, DigestStatus
-from ._base import RETRY_DELAYS, _now, _transient, log, retrying
+from ._base import RETRY_DELAYS, _now, _transient, log, retried, retrying
 from ._digest_rows import DigestReads, digest_id, id_filters
 from ._schema import deliveries, digests
 
@@ -148,16 +148,8 @@ class Claims(DigestReads):
         lost), the rows it made — this owner, created at this `now` — are returned as claimed,
         not as claimed by someone else.
         """
-        now = now or _now()
-        for tries, delay in enumerate((*RETRY_DELAYS, None)):
-            try:
-                return self._claim_many(claims, owner, lease, now, again=tries > 0)
-            except StoreError as e:
-                if delay is None or not _transient(e):
-                    raise
-                log.warning("%s; trying again in %.1f s", e, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        at = now or _now()
+        return retried(lambda again: self._claim_many(claims, owner, lease, at, again=again))
 
     def _claim_many(
         self,
