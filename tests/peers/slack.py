@@ -174,6 +174,9 @@ class SlackPeer:
             method = "response_url"
         size = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(size) if size else b""
+        if len(raw) < size:  # the client died mid-request (a SIGKILL test): Slack acts on nothing
+            h.close_connection = True
+            return
         body: dict[str, Any] = {}
         if raw and "json" in (h.headers.get("content-type") or ""):
             body = json.loads(raw)
