@@ -295,3 +295,70 @@ def test_api_keeps_the_pages_it_got_when_a_later_one_fails(
     assert any(
         w.startswith("stopped after 10 entries") and "HTTP 500" in w for w in result.warnings
     )
+
+
+OLD_CURSOR = {"newest": "2000-01-01T00:00:00+00:00"}
+
+
+@responses.activate
+@pytest.mark.parametrize("cursor", [{}, OLD_CURSOR])
+def test_api_a_walk_cut_by_a_failed_page_keeps_the_cursor(
+    shared_fixture: Fixture, fake_clock: Any, cursor: dict[str, str]
+) -> None:
+    page0 = shared_fixture(
+        "arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml"
+    ).read_bytes()
+    responses.get(API, body=page0)
+    responses.get(API, status=503)  # page 2 fails, retries and all
+    result = api_source(max_results=30, page_size=10).fetch(FetchState(cursor=cursor))
+    assert len(result.entries) == 10
+    assert any(w.startswith("stopped after 10 entries") for w in result.warnings)
+    # the papers past page 1 were never read: the next fetch must walk down to them again
+    assert result.state.cursor == cursor
+
+
+@responses.activate
+def test_api_an_empty_page_inside_the_results_is_a_flake_not_the_end(
+    shared_fixture: Fixture, fake_clock: Any
+) -> None:
+    page0 = shared_fixture(
+        "arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml"
+    ).read_bytes()
+    empty = shared_fixture(
+        "arxiv/api/arxiv_api_2026_idlist_0000.0000_zero_results.xml"
+    ).read_bytes()
+    # arXiv's known flake: a page with no entries although totalResults counts many more
+    flaky = empty.replace(b"<opensearch:totalResults>0<", b"<opensearch:totalResults>214881<")
+    assert flaky != empty
+    responses.get(API, body=page0)
+    responses.get(API, body=flaky)
+    result = api_source(max_results=30, page_size=10).fetch(FetchState(cursor=OLD_CURSOR))
+    assert len(result.entries) == 10 and len(responses.calls) == 2
+    assert any(
+        w.startswith("stopped after 10 entries") and "empty page at start=10 of 214881" in w
+        for w in result.warnings
+    )
+    assert result.state.cursor == OLD_CURSOR
+
+
+@responses.activate
+def test_api_an_empty_first_page_inside_the_results_is_an_error(
+    shared_fixture: Fixture, fake_clock: Any
+) -> None:
+    empty = shared_fixture(
+        "arxiv/api/arxiv_api_2026_idlist_0000.0000_zero_results.xml"
+    ).read_bytes()
+    responses.get(API, body=empty.replace(b"totalResults>0<", b"totalResults>5<"))
+    with pytest.raises(SourceError, match="empty page at start=0 of 5 results; try again later"):
+        api_source().fetch(FetchState(cursor=OLD_CURSOR))
+
+
+@responses.activate
+def test_api_a_whole_walk_moves_the_cursor(shared_fixture: Fixture, fake_clock: Any) -> None:
+    page0 = shared_fixture(
+        "arxiv/api/arxiv_api_2026_search_all-testing_start0_max10.xml"
+    ).read_bytes()
+    responses.get(API, body=page0)
+    result = api_source(max_results=10, page_size=10).fetch(FetchState(cursor=OLD_CURSOR))
+    assert result.warnings == []
+    assert result.state.cursor == {"newest": "2025-03-07T12:39:59+00:00"}

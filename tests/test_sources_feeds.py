@@ -249,3 +249,29 @@ def test_hf_community_rss_mirror_with_iso_dates(shared_fixture: Fixture) -> None
         and entries[0].published.isoformat() == "2026-09-26T00:00:00+00:00"
     )
     assert all(e.url.startswith("https://arxiv.org/abs/") for e in entries)
+
+
+def test_a_pubdate_without_a_zone_is_read_as_utc() -> None:
+    """feedparser leaves `Wed, 02 Oct 2002 13:00:00` unread; undated, an archive would flood a digest."""
+    items = (
+        ("a", "<pubDate>Wed, 02 Oct 2002 13:00:00</pubDate>"),
+        ("b", "<pubDate>Wed, 02 Oct 2002 13:00:00 -0500</pubDate>"),  # feedparser's own
+        ("c", "<pubDate>Fri, 31 Dec 9999 23:00:00 -0500</pubDate>"),  # past UTC: no date
+        ("d", "<pubDate>sometime</pubDate>"),
+        ("e", ""),
+    )
+    body = "".join(
+        f"<item><title>{t}</title><link>https://blog.example/{t}</link>{d}</item>" for t, d in items
+    )
+    feed = read_feed(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>{body}</channel></rss>'.encode(),
+        FEED_URL,
+    )
+    dates = {e.title: e.published and e.published.isoformat() for e in feed.entries}
+    assert dates == {
+        "a": "2002-10-02T13:00:00+00:00",
+        "b": "2002-10-02T18:00:00+00:00",
+        "c": None,
+        "d": None,
+        "e": None,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def test_title_zero_and_junk_items() -> None:
         {"paper": {"id": "not-an-id"}},
     ]
     (e,) = parse_daily_papers(data)
-    assert e.title == "0" and e.extra["upvotes"] == 0
+    assert e.title == "0" and "upvotes" not in e.extra  # no count sent: none stored
 
 
 def test_not_an_array_is_an_error() -> None:
@@ -160,3 +161,74 @@ def test_a_malformed_item_does_not_fail_the_source() -> None:
     assert result.warnings[1].startswith(
         "2026-06-12: skipped item 3 of the daily papers (paper id '2606.00002')"
     )
+
+
+def _item(pid: str, **fields: Any) -> dict[str, Any]:
+    paper = {"id": pid, "title": "T", **{k: v for k, v in fields.items() if k != "numComments"}}
+    item: dict[str, Any] = {"paper": paper}
+    if "numComments" in fields:
+        item["numComments"] = fields["numComments"]
+    return item
+
+
+def test_only_counts_the_api_sent_are_counts() -> None:
+    entries = parse_daily_papers(
+        [
+            _item("2401.00001"),  # no upvotes, no numComments
+            _item("2401.00002", upvotes=None, numComments=None),
+            _item("2401.00003", upvotes=0, numComments=0),  # fell to 0: still a count
+            _item("2401.00004", upvotes=True, numComments="3"),  # not numbers
+            _item("2401.00005", upvotes=12, numComments=4),
+        ]
+    )
+    counts = [{k: e.extra.get(k) for k in ("upvotes", "comments") if k in e.extra} for e in entries]
+    assert counts == [{}, {}, {"upvotes": 0, "comments": 0}, {}, {"upvotes": 12, "comments": 4}]
+
+
+def test_a_later_fetch_without_upvotes_keeps_them_and_a_zero_count_is_stored(
+    tmp_path: Path,
+) -> None:
+    from bot.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    t0 = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+
+    def fetched(item: dict[str, Any], stamp: str) -> list[Any]:
+        return [
+            replace(e, extra={**e.extra, "counted_at": stamp}) for e in parse_daily_papers([item])
+        ]
+
+    try:
+        store.upsert_entries(
+            fetched(_item("2401.00001", upvotes=17, numComments=2), "2026-06-12T09:00:00+00:00"),
+            now=t0,
+        )
+        store.upsert_entries(fetched(_item("2401.00001"), "2026-06-12T10:00:00+00:00"), now=t0)
+        e = store.get_entries(["arxiv:2401.00001"])["arxiv:2401.00001"]
+        assert e.extra["upvotes"] == 17 and e.extra["comments"] == 2
+        store.upsert_entries(
+            fetched(_item("2401.00001", upvotes=15, numComments=0), "2026-06-12T11:00:00+00:00"),
+            now=t0,
+        )
+        e = store.get_entries(["arxiv:2401.00001"])["arxiv:2401.00001"]
+        assert e.extra["upvotes"] == 15 and e.extra["comments"] == 0  # the latest fetch's counts
+    finally:
+        store.close()
+
+
+def test_a_date_past_what_utc_can_hold_is_no_date(tmp_path: Path) -> None:
+    from bot.store import Store
+
+    (far, near) = parse_daily_papers(
+        [
+            _item("2401.00001", submittedOnDailyAt="9999-12-31T23:00:00-05:00"),
+            _item("2401.00002", submittedOnDailyAt="2026-06-12T00:00:00-05:00"),
+        ]
+    )
+    assert far.published is None
+    assert near.published == datetime(2026, 6, 12, 5, 0, tzinfo=UTC)
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:  # the whole batch is stored
+        assert store.upsert_entries([far, near], now=datetime(2026, 6, 12, tzinfo=UTC))[0] == 2
+    finally:
+        store.close()

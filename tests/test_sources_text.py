@@ -79,6 +79,18 @@ def test_author_name_from_rss_email_form() -> None:
         ("arXiv:1805.08875v1", ("1805.08875", 1)),
         ("http://arxiv.org/abs/astro-ph/0601001v1", ("astro-ph/0601001", 1)),
         ("math.GT/0309136", ("math.GT/0309136", None)),
+        # a link with a query, a fragment or the HTML view is the same paper
+        ("https://arxiv.org/abs/2401.12345?context=cs.LG", ("2401.12345", None)),
+        ("https://arxiv.org/abs/2401.12345v2#abstract", ("2401.12345", 2)),
+        ("https://arxiv.org/html/2401.12345v2", ("2401.12345", 2)),
+        ("https://arxiv.org/html/2401.12345v2/#S3", ("2401.12345", 2)),
+        # an old-style id is spelled as arXiv does, whatever case it came in
+        ("HEP-TH/9901001", ("hep-th/9901001", None)),
+        ("https://arxiv.org/abs/HEP-TH/9901001v2", ("hep-th/9901001", 2)),
+        ("arXiv:math.gt/0309136", ("math.GT/0309136", None)),
+        # a bare id with a fragment is not a link: not taken for a paper
+        ("2401.12345#x", None),
+        ("https://arxiv.org/abs/2401.12345x", None),
         ("https://example.com/abs/2401.12345", None),
         ("tag:github.com,2008:Repository/1", None),
     ],
@@ -90,6 +102,10 @@ def test_arxiv_id(text: str, expected: tuple[str, int | None] | None) -> None:
 def test_canonical_id_prefers_arxiv_then_guid_then_link() -> None:
     assert canonical_id("oai:arXiv.org:2401.12345v2", "https://x.org/a") == "arxiv:2401.12345"
     assert canonical_id("", "https://arxiv.org/abs/2401.12345") == "arxiv:2401.12345"
+    assert (
+        canonical_id("https://arxiv.org/html/2401.12345v2", "https://arxiv.org/abs/2401.12345?x=1")
+        == "arxiv:2401.12345"
+    )
     assert (
         canonical_id("HTTPS://Blog.Example.org:443/post/1#comments", "")
         == "https://blog.example.org/post/1"

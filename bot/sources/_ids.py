@@ -10,19 +10,33 @@ from urllib.parse import urlsplit, urlunsplit
 _NEW = r"\d{4}\.\d{4,5}"
 _OLD = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
 _ARXIV = re.compile(
-    rf"^(?:arxiv:|oai:arxiv\.org:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)?"
-    rf"(?P<id>{_NEW}|{_OLD})(?:v(?P<version>\d+))?(?:\.pdf)?/?$",
-    re.IGNORECASE,
+    rf"^(?:arxiv:|oai:arxiv\.org:|(?P<url>https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/))?"
+    rf"(?P<id>{_NEW}|{_OLD})(?:v(?P<version>\d+))?(?:\.pdf)?/?"
+    # A link may carry a query or a fragment (`?context=cs.LG`, `#abstract`, `#S2`): same paper.
+    r"(?(url)(?:[?#].*)?)$",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
 def arxiv_id(text: str) -> tuple[str, int | None] | None:
-    """Return (bare arXiv id, version) when `text` names an arXiv paper, else None."""
+    """Return (bare arXiv id, version) when `text` names an arXiv paper, else None.
+
+    An old-style id is spelled as arXiv does, `hep-th/9901001` and `math.GT/0309136`, whatever
+    the case it came in.
+    """
     m = _ARXIV.match(text.strip())
     if not m:
         return None
     version = m.group("version")
-    return m.group("id"), int(version) if version else None
+    return _spelled(m.group("id")), int(version) if version else None
+
+
+def _spelled(pid: str) -> str:
+    if "/" not in pid:
+        return pid
+    name, number = pid.split("/", 1)
+    archive, dot, subject = name.partition(".")
+    return f"{archive.lower()}{dot}{subject.upper()}/{number}"
 
 
 def canonical_id(guid: str = "", link: str = "") -> str:

@@ -9,6 +9,7 @@ from ..errors import SourceError
 from ..models import Entry, FetchState
 from ._base import FetchResult, Source, register
 from ._http import FetchError, describe_status, get, shown
+from ._time import utc
 from .feeds import ArxivApiError, ParsedFeed, fetch_feed, read_feed
 
 API_URL = "https://export.arxiv.org/api/query"
@@ -59,6 +60,11 @@ class Arxiv(Source):
         newest_before = _parse_time(state.cursor.get("newest"))
         found: dict[str, Entry] = {}
         warnings: list[str] = []
+        # The cursor moves only after a whole walk: one that reached what the last fetch had, the
+        # end of the results or `max_results`. A walk cut short (a page failed, or came back empty
+        # although the API counts more results) keeps the old cursor, so the next fetch walks
+        # down to it again and gets the papers this one missed.
+        complete = True
         start = 0
         while start < wanted:
             params: dict[str, Any] = {
@@ -70,10 +76,21 @@ class Arxiv(Source):
             }
             try:
                 page = self._page(url, params, delay)
+                if not page.entries and page.total_results and start < page.total_results:
+                    # A known flake of the API: an empty page in the middle of the results.
+                    raise SourceError(
+                        self.name,
+                        f"{shown(url)}: an empty page at start={start} of "
+                        f"{page.total_results} results; try again later",
+                    )
             except SourceError as problem:
                 if not found:
                     raise
-                warnings.append(f"stopped after {len(found)} entries: {problem}")
+                warnings.append(
+                    f"stopped after {len(found)} entries: {problem}; "
+                    "the next fetch asks again for the rest"
+                )
+                complete = False
                 break
             warnings.extend(page.warnings)
             fresh = [e for e in page.entries if e.id not in found]
@@ -90,7 +107,7 @@ class Arxiv(Source):
                 break  # reached what the last fetch already had
         dates = [e.published for e in found.values() if e.published]
         cursor = dict(state.cursor)
-        if dates:
+        if dates and complete:
             cursor["newest"] = max(dates + ([newest_before] if newest_before else [])).isoformat()
         return FetchResult(
             list(found.values()),
@@ -125,9 +142,10 @@ class Arxiv(Source):
 
 
 def _parse_time(text: Any) -> datetime | None:
+    """The cursor's `newest`, aware (an old naive one is UTC), or None."""
     if not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text)
+        return utc(datetime.fromisoformat(text))
     except ValueError:
         return None

@@ -20,6 +20,7 @@ from ._base import FetchResult, Source, register
 from ._caps import cap_feed
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id, bounded_id, canonical_id, normalize_url
+from ._time import parse_time
 
 # arXiv listing descriptions start "arXiv:2401.12345v2 Announce Type: replace \nAbstract: ".
 _ANNOUNCE = re.compile(
@@ -223,6 +224,10 @@ def _entry(e: Any, ctx: _Context, warnings: list[str]) -> Entry | None:
     eid = bounded_id(eid)
     extra.update(_arxiv_extra(e))
     published = _time(e.get("published_parsed")) or _time(e.get("updated_parsed"))
+    if published is None:
+        # feedparser leaves some dates unread (an RFC 822 date without a zone): undated, the
+        # entry would count as published when first seen, and an archive would flood a digest.
+        published = parse_time(e.get("published")) or parse_time(e.get("updated"))
     if published is None and paper and announce:
         published = ctx.feed_date  # old arXiv RDF items carry no date; the channel does
     return Entry(

@@ -14,6 +14,7 @@ from ._authors import unique
 from ._base import FetchResult, Source, register
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id
+from ._time import utc
 
 API_URL = "https://huggingface.co/api/daily_papers"
 PAPER_PAGE = "https://huggingface.co/papers/{}"
@@ -26,14 +27,17 @@ def _when(text: Any) -> datetime | None:
         when = datetime.fromisoformat(text)  # 3.11+ reads a trailing Z
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return utc(when)
 
 
-def _int(value: Any) -> int:
+def _count(value: Any) -> int | None:
+    """A count the API sent (a JSON number), else None: a missing count is not a count of 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
     try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
+        return int(value)
+    except (OverflowError, ValueError):  # inf, nan
+        return None
 
 
 def parse_daily_papers(data: Any, source: str = "hf-daily") -> list[Entry]:
@@ -122,10 +126,12 @@ def _paper_entry(item: Any, source: str) -> Entry:
             if isinstance(a, dict) and isinstance(a.get("name"), str)
         ]
     )
-    extra: dict[str, Any] = {
-        "hf_url": PAPER_PAGE.format(pid),
-        "upvotes": _int(paper.get("upvotes")),
-    }
+    extra: dict[str, Any] = {"hf_url": PAPER_PAGE.format(pid)}
+    # Only counts the API sent: a missing one must not overwrite the stored count with 0, and a
+    # count that fell to 0 must still reach the store (the latest fetch settles counts).
+    for name, value in (("upvotes", paper.get("upvotes")), ("comments", item.get("numComments"))):
+        if (count := _count(value)) is not None:
+            extra[name] = count
     for key, name in (
         ("ai_keywords", "ai_keywords"),
         ("githubRepo", "github_repo"),
@@ -135,8 +141,6 @@ def _paper_entry(item: Any, source: str) -> Entry:
     ):
         if paper.get(key) not in (None, "", []):
             extra[name] = paper[key]
-    if item.get("numComments"):
-        extra["comments"] = _int(item["numComments"])
     org = paper.get("organization") or item.get("organization")
     if isinstance(org, dict) and org.get("fullname"):
         extra["organization"] = org["fullname"]
