@@ -6,6 +6,7 @@ Each channel names its renderer in its class (`Channel.render`); a new channel c
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -45,6 +46,7 @@ BUNDLED = Path(__file__).resolve().parent / "templates"  # inside an installed w
 REPOSITORY = Path(__file__).resolve().parent.parent / "templates"  # in a source checkout
 
 MAX_HTML = 100_000  # bytes: Gmail clips longer messages ("[Message clipped]")
+BRIEF_TITLE_CHARS = 120  # a title in the by-title list, when even that list is long
 # Slack's limits (api.slack.com/reference/block-kit): per message, per block, in all.
 SLACK_MAX_BLOCKS = 50
 SLACK_SECTION_CHARS = 3000
@@ -109,14 +111,20 @@ def local_date(digest: Digest) -> datetime:
     return digest.slot.astimezone(ZoneInfo(digest.subscriber.timezone))
 
 
+def kind(digest: Digest) -> str:
+    """What the digest's papers are: "trending" for a trending subscription, else "new"."""
+    return "trending" if digest.subscriber.interests.trending else "new"
+
+
 def subject(digest: Digest) -> str:
     """A subject line that says what is inside: the date, how many, the top topic."""
     n = len(digest.items)
     top = top_topic(digest)
     lead = clean(digest.items[0].entry.title) if n else ""
     about = f" on {top}" if top else (f": {shorten(lead, 60)}" if lead else "")
-    kind = "trending" if digest.subscriber.interests.trending else "new"
-    return f"{n} {kind} paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
+    return (
+        f"{n} {kind(digest)} paper{'s' if n != 1 else ''}{about}, {local_date(digest):%a %d %b %Y}"
+    )
 
 
 def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
@@ -129,7 +137,9 @@ def _context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "address": clean(sub.address),
         "items": views,
         "brief": [],
+        "brief_more": 0,  # brief items left out (the list alone would pass `MAX_HTML`)
         "count": len(views),
+        "kind": kind(digest),
         "more": digest.more,
         "date": local_date(digest),
         "date_text": f"{local_date(digest):%a %d %b %Y}",
@@ -148,7 +158,9 @@ def render_email(digest: Digest, settings: Settings, full: int | None = None) ->
 
     When every item in full would make the HTML too long, the last items are listed by title
     only (both parts alike, so the two alternatives stay the same digest); when even that list
-    is too long (links as long as `safe_url` lets through, many of them), without their links.
+    is too long (links as long as `safe_url` lets through, many of them), without their links
+    and with titles cut to `BRIEF_TITLE_CHARS`; when even that is too long, the last titles go
+    too, counted, with a link to the whole digest on the web.
     `full` fixes how many items are shown in full instead (`check` renders that list too).
     """
     with template_errors():
@@ -179,9 +191,21 @@ def _render_email(digest: Digest, settings: Settings, full: int | None) -> Rende
                 hi = mid - 1
         parts = split(lo)
         html = html_tpl.render(parts)
-        if lo == 0 and len(html.encode()) > MAX_HTML:
-            parts = {**parts, "brief": [replace(v, url="") for v in views]}  # titles only
+        if lo == 0 and len(html.encode()) > MAX_HTML:  # titles only, shorter
+            brief = [replace(v, url="", title=shorten(v.title, BRIEF_TITLE_CHARS)) for v in views]
+            parts = {**parts, "brief": brief}
             html = html_tpl.render(parts)
+            if len(html.encode()) > MAX_HTML:  # the most titles that fit; the rest on the web
+                lo, hi = 0, len(brief) - 1
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    trial = {**parts, "brief": brief[:mid], "brief_more": len(brief) - mid}
+                    if len(html_tpl.render(trial).encode()) <= MAX_HTML:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                parts = {**parts, "brief": brief[:lo], "brief_more": len(brief) - lo}
+                html = html_tpl.render(parts)
     return RenderedEmail(subject=ctx["subject"], text=text_tpl.render(parts), html=html)
 
 
@@ -238,16 +262,27 @@ def slack_url(url: str) -> str:
     return quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
 
 
+_CUT_ENTITY = re.compile(r"&[a-z]{0,3}$")  # the start of an `&amp;`, `&lt;` or `&gt;`, cut
+
+
 def _cap(text: str, limit: int) -> str:
-    """At most `limit` characters, never cutting through an `&amp;` entity or a `<link|label>`."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    for opener, closer in (("&", ";"), ("<", ">")):
-        at = cut.rfind(opener)
-        if at != -1 and closer not in cut[at:]:
+    """At most `limit` characters, never cutting through an `&amp;` entity or a `<link|label>`.
+
+    A link the cut would go through keeps its label without its URL (the URL is what is long),
+    rather than going whole; an `&` inside a URL is the URL's own, not an entity.
+    """
+    while len(text) > limit:
+        cut = text[: limit - 1]
+        at = cut.rfind("<")
+        if at != -1 and ">" not in cut[at:]:
+            end = text.find(">", at)
+            label = text[at + 1 : end].partition("|")[2] if end != -1 else ""
+            if label:
+                text = text[:at] + label + text[end + 1 :]
+                continue
             cut = cut[:at]
-    return cut + "…"
+        return _CUT_ENTITY.sub("", cut) + "…"
+    return text
 
 
 def _chars(block: dict[str, Any]) -> int:

@@ -25,6 +25,8 @@ from .zones import zone_known
 _OWN = {"name", "schedule", "timezone", "max_items", "interests"}
 _INTERESTS = {"description", "keywords", "exclude", "topics", "authors", "trending", "min_upvotes"}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # used with fullmatch: no final newline slips by
+# Characters in `name`, as the web form keeps them (a longer name made a To: line pass 998).
+MAX_NAME = 100
 # Cron's nicknames, as five-field lines.
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -146,6 +148,8 @@ def parse_subscriber(
     for key in sorted(set(raw) - top):
         bad(key, f"unknown key; the keys are {', '.join(sorted(top))}")
     name = _text(raw, "name", "", bad)
+    if len(name) > MAX_NAME:
+        bad("name", f"is {len(name)} characters long; write a name of at most {MAX_NAME}")
     where_to = _destination(raw, bad)
     schedule, timezone = _schedule(raw, bad)
     max_items = raw.get("max_items", 10)

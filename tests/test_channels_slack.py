@@ -152,6 +152,34 @@ def test_msg_blocks_too_long_falls_back_to_plain_text(
 
 
 @pytest.mark.slow
+def test_the_plain_text_fallback_does_not_ping_anyone_from_a_feed_title(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    """Only the header block is plain text; in `text` (mrkdwn) a title's <!channel> would ping."""
+    slack_server.script["chat.postMessage"] = [
+        Reply.fixture("chat.postMessage__error_msg_blocks_too_long__issue.json")
+    ]
+    d = digest(1, sub=SLACK_SUB, titles=["<!channel> <@U024BE7LH> urgent & now"])
+    d = replace(d, items=tuple(replace(i, topic="") for i in d.items))
+    Slack(settings_for(slack_server)).send(d)
+    text = slack_server.calls("chat.postMessage")[1]["body"]["text"]
+    assert text.startswith("1 new paper: &lt;!channel&gt; &lt;@U024BE7LH&gt; urgent &amp; now")
+    assert "<!channel>" not in text and "<@U024BE7LH>" not in text
+
+
+def test_a_long_plain_text_fallback_is_cut_where_no_link_breaks(
+    slack_server: SlackPeer, send_clock: list[float]
+) -> None:
+    slack_server.script["chat.postMessage"] = [
+        Reply.fixture("chat.postMessage__error_msg_blocks_too_long__issue.json")
+    ]
+    Slack(settings_for(slack_server)).send(digest(12, sub=SLACK_SUB, titles=["R&D " * 70] * 12))
+    text = slack_server.calls("chat.postMessage")[1]["body"]["text"]
+    assert len(text) <= 3900 and text.endswith("…")
+    assert text.count("<") == text.count(">")  # every link whole
+    assert "&amp…" not in text and not text.endswith("&…")
+
+
 def test_5xx_and_dropped_connections_are_retried(
     slack_server: SlackPeer, send_clock: list[float]
 ) -> None:

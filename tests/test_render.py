@@ -24,7 +24,7 @@ from bot import tokens
 from bot.channels.email import build_message, message_bytes, message_id
 from bot.cli import cli as cli_main
 from bot.config import Settings
-from bot.models import Digest, DigestItem
+from bot.models import Digest, DigestItem, Interests
 from bot.render import MAX_HTML, render_email, render_slack, slack_messages
 
 SETTINGS = Settings(
@@ -561,3 +561,158 @@ def test_when_even_titles_with_their_links_pass_100_kb_the_links_go() -> None:
     assert "example.org/0?q=" not in r.html and "example.org/0?q=" not in r.text
     few = render_email(with_urls(urls[:10]), SETTINGS)  # fits: its links stay
     assert all(u in few.html for u in urls[:10])
+
+
+# --- what subscribers receive: the reviewer's cases (notes/bugs-out.md) ----------------------------
+
+
+def defects(msg: EmailMessage) -> list[object]:
+    """Every defect the stdlib parser found, in each part and each of its headers."""
+    found: list[object] = []
+    for part in msg.walk():
+        found += list(part.defects)
+        for name in part:
+            found += list(getattr(part[name], "defects", ()))
+    return found
+
+
+def long_item(url: str, title: str = "Paper with a long link") -> Digest:
+    e = replace(entry(0, title), id="x:long", url=url, extra={"hf_url": url[:1000]})
+    why = ("keyword: quantization " * 14).strip()  # ~300 characters
+    return Digest("alice.x", subscriber(), SLOT, (DigestItem(e, 1.0, (why,)),))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # a link of 1,992 characters (allowed) with query parameters: was cut to "*…"
+        "https://blog.example.org/p?utm_source=rss&utm_medium=feed&ref="
+        + "a" * (1992 - 62)
+        + "&b=1",
+        # characters slack_url percent-encodes (1 each toward MAX_URL, 3 in the link)
+        "https://example.org/p?q=" + '"{|}' * 490,
+    ],
+)
+def test_a_slack_item_past_3000_characters_keeps_its_title_and_why(url: str) -> None:
+    from bot.items import safe_url
+
+    assert safe_url(url) == url
+    d = long_item(url)
+    (m,) = slack_messages(d, SETTINGS)
+    check_slack_limits(m)
+    text = m["blocks"][1]["text"]["text"]
+    assert "Paper with a long link" in text.split("\n")[0]
+    assert "Zoë Müller" in text and "We study post-training quantization" in text
+    assert "Why: keyword: quantization" in text
+    assert not re.search(r"&(?!amp;|lt;|gt;)[a-z]{0,3}…", text)  # no half entity before the cut
+    assert text.count("<") == text.count(">")  # no link cut in two
+
+
+def test_an_encoded_word_in_a_title_reaches_the_subject_as_the_text_it_is() -> None:
+    trap = "=?utf-8?b?4oCuRkRQLmV4ZQ0KQmNjOiB4?="  # decodes to '\u202eFDP.exe\r\nBcc: x'
+    d = digest(1, titles=[trap])
+    d = Digest(d.id, d.subscriber, d.slot, (replace(d.items[0], topic=""),))
+    raw = message_bytes(build_message(d, SETTINGS))
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert trap not in head
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert msg["Subject"] == f"1 new paper: {trap}, Mon 02 Mar 2026"
+    assert "\u202e" not in msg["Subject"] and msg["Bcc"] is None
+    assert not defects(msg)
+    named = replace(subscriber(), name=trap)  # a name too: encoded, read back as written
+    msg = message_from_bytes(
+        message_bytes(build_message(digest(1, sub=named), SETTINGS)), policy=policy.default
+    )
+    assert msg["To"].addresses[0].display_name == trap
+
+
+def test_long_ascii_headers_are_folded_within_78_characters() -> None:
+    """A 1,200-character name made a To: line of 1,224 bytes; a 1,300-character topic a
+    1,320-byte Subject (RFC 5322 §2.1.1: 998 at most, 78 should)."""
+    name = " ".join(["Alice"] * 200)
+    topic = "-".join(["efficient"] * 130)
+    d = digest(2, sub=replace(subscriber(), name=name))
+    d = Digest(d.id, d.subscriber, d.slot, tuple(replace(i, topic=topic) for i in d.items))
+    settings = replace(SETTINGS, from_addr=f'"{" ".join(["Lab"] * 300)}" <digest@example.org>')
+    raw = message_bytes(build_message(d, settings))
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert all(
+        len(line) <= 78 for line in head.split("\r\n") if not line.startswith("List-Unsubscribe:")
+    )
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert not defects(msg)
+    assert msg["To"].addresses[0].display_name == name
+    assert msg["From"].addresses[0].display_name == " ".join(["Lab"] * 300)
+    assert msg["Subject"] == f"2 new papers on {topic.replace('-', ' ')}, Mon 02 Mar 2026"
+    one_word = "x" * 1300  # no space to fold at: encoded words, which fold
+    d = digest(1, titles=[one_word])
+    d = Digest(d.id, d.subscriber, d.slot, (replace(d.items[0], topic=one_word),))
+    raw = message_bytes(build_message(d, SETTINGS))
+    lines = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert all(len(x) <= 78 for x in lines if not x.startswith(b"List-Unsubscribe:"))
+    assert message_from_bytes(raw, policy=policy.default)["Subject"].startswith(
+        f"1 new paper on {one_word}"
+    )
+
+
+def test_a_subscriber_id_with_two_dots_makes_a_well_formed_message_id_and_list_id() -> None:
+    d = digest(1, sub=replace(subscriber(), id="a..b"), did="a..b.20261130T0700Z")
+    msg = message_from_bytes(message_bytes(build_message(d, SETTINGS)), policy=policy.default)
+    assert msg["Message-ID"] == "<a.b.20261130T0700Z@example.org>"
+    assert msg["List-Id"] == "digestbot digest <a.b.digestbot.example.org>"
+    assert not defects(msg)
+
+
+def test_one_click_unsubscribe_is_offered_only_over_https() -> None:
+    msg = parse(digest(1), replace(SETTINGS, base_url="http://localhost:8000"))
+    assert msg["List-Unsubscribe"].startswith("<http://localhost:8000/unsubscribe/")
+    assert msg["List-Unsubscribe-Post"] is None
+    assert parse(digest(1))["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_trending_digest_says_trending_in_every_part() -> None:
+    sub = replace(subscriber(), interests=Interests(trending=True))
+    d = digest(2, sub=sub)
+    r = render_email(d, SETTINGS)
+    assert r.subject.startswith("2 trending papers")
+    assert "2 trending papers for" in r.html and "are 2 trending papers for you" in r.text
+    assert "new paper" not in r.html + r.text
+    assert "2 new papers for" in render_email(digest(2), SETTINGS).html
+
+
+def test_a_long_title_without_spaces_wraps_in_the_html() -> None:
+    html = render_email(digest(1, titles=["x" * 300]), SETTINGS).html
+    card = re.search(r'<div class="card" style="([^"]*)"', html)
+    assert (
+        card
+        and "overflow-wrap:anywhere" in card.group(1)
+        and "word-break:break-word" in card.group(1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "cut"), [("<>" * 150, False), ("漢字" * 150, False), ("&" * 300, True)]
+)
+def test_200_items_with_300_character_titles_stay_under_100_kb(title: str, cut: bool) -> None:
+    """Titles only, without links, were 244 KB (`<>` escaped) or 184 KB (CJK); titles cut to
+    120 characters fit, and titles of `&` (`&amp;`, 5 bytes each) lose the last ones."""
+    urls = [f"https://example.org/{i}?q=" + "a" * 1_880 for i in range(200)]
+    items = tuple(
+        DigestItem(replace(entry(i, f"{i:03d} {title}"), id=f"x:{i}", url=u), 1.0)
+        for i, u in enumerate(urls)
+    )
+    d = Digest("alice.x", subscriber(), SLOT, items)
+    r = render_email(d, SETTINGS)
+    assert len(r.html.encode()) <= MAX_HTML
+    shown = [i for i in range(200) if f"{i:03d} " in r.text]
+    assert shown == list(range(len(shown))) and 0 < len(shown) <= 200
+    assert "200 more in this digest:" in r.html and "200 more in this digest:" in r.text
+    view = re.search(r"View in browser: (\S+)", r.text)
+    assert view
+    assert (len(shown) < 200) == cut
+    if cut:
+        left = 200 - len(shown)
+        assert f"…and {left} more: {view.group(1)}" in r.text
+        assert f'…and {left} more: <a class="link" href="{view.group(1)}"' in r.html
+    msg = parse(d)
+    assert not defects(msg)

@@ -98,6 +98,11 @@ def test_a_good_file(tmp_path: Path) -> None:
             "unknown key; the keys are authors, description, exclude, keywords, min_upvotes, topics, trending",
         ),
         ('email = "a@example.org"\n', "interests", "says nothing to match on"),
+        (  # the web form's cap: a name of 1,200 characters made a To: line of 1,224 bytes
+            f'name = "{"a" * 101}"\nemail = "a@example.org"\n[interests]\nkeywords = ["x"]',
+            "name",
+            "is 101 characters long; write a name of at most 100",
+        ),
     ],
 )
 def test_each_problem_names_file_key_and_fix(tmp_path: Path, text: str, key: str, fix: str) -> None:

@@ -37,11 +37,14 @@ log = logging.getLogger(__name__)
 # Connecting failed this way: no server there (refused, timed out, no such host, hung up at once).
 _DOWN = (ConnectionError, TimeoutError, socket.gaierror, smtplib.SMTPServerDisconnected)
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+_DOTS = re.compile(r"\.{2,}")
+LINE = 78  # RFC 5322 §2.1.1: a header line should stay within 78 characters (998 at most)
 
 
 def _atom(text: str) -> str:
-    """Text fit for the left side of a Message-ID or a List-Id: other characters become '-'."""
-    return _NOT_ATEXT.sub("-", text).strip(".") or "x"
+    """Text fit for the left side of a Message-ID or a List-Id (a dot-atom, RFC 5322 §3.6.4):
+    other characters become '-', a run of dots one dot (a subscriber `a..b`)."""
+    return _DOTS.sub(".", _NOT_ATEXT.sub("-", text)).strip(".") or "x"
 
 
 def _domain(settings: Settings) -> str:
@@ -71,7 +74,7 @@ def _qp(text: str) -> bytes:
 
 
 def encoded_words(text: str) -> str:
-    """Non-ASCII text as RFC 2047 encoded words (UTF-8, base64), one per folded line."""
+    """Text as RFC 2047 encoded words (UTF-8, base64), separated by spaces for `_fold`."""
     chunks: list[str] = []
     chunk: list[str] = []
     size = 0
@@ -85,19 +88,39 @@ def encoded_words(text: str) -> str:
         chunk.append(ch)
         size += n
     chunks.append("".join(chunk))
-    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(c.encode()).decode()}?=" for c in chunks if c)
+    return " ".join(f"=?utf-8?b?{base64.b64encode(c.encode()).decode()}?=" for c in chunks if c)
+
+
+def _plain_ok(text: str, room: int) -> bool:
+    """Whether text can go in a header as it is: ASCII, nothing a mail program would decode as
+    an encoded word (`=?`), and no word too long to fold within `room` characters."""
+    return text.isascii() and "=?" not in text and all(len(w) <= room for w in text.split(" "))
+
+
+def _fold(name: str, value: str) -> str:
+    """`name: value` and CRLF, folded before spaces into lines of about `LINE` characters."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for word in value.split(" "):
+        if len(line) + 1 + len(word) > LINE and line.strip() and line != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
 
 
 def _header(name: str, value: str) -> str:
-    """One header line; non-ASCII text as RFC 2047 encoded words."""
+    """One header line, folded; text that is not plain ASCII as RFC 2047 encoded words."""
     value = clean(value)
-    return f"{name}: {value if value.isascii() else encoded_words(value)}\r\n"
+    room = LINE - len(name) - 2
+    return _fold(name, value if _plain_ok(value, room) else encoded_words(value))
 
 
 def _address(name: str, addr: str) -> str:
     """`Name <addr>`, the name quoted or RFC 2047 encoded as needed."""
     name = clean(name)
-    if not name or name.isascii():
+    if not name or _plain_ok(name, LINE // 2):
         return formataddr((name, addr))
     return f"{encoded_words(name)} <{addr}>"
 
@@ -135,13 +158,16 @@ def wire_message(digest: Digest, settings: Settings, now: datetime | None = None
     head = "".join(
         [
             _header("Subject", rendered.subject),
-            f"From: {_address(sender_name, sender)}\r\n",
-            f"To: {_address(sub.name if sub.name and sub.name != sub.id else '', rcpt)}\r\n",
+            _fold("From", _address(sender_name, sender)),
+            _fold("To", _address(sub.name if sub.name and sub.name != sub.id else "", rcpt)),
             f"Date: {format_datetime(now or datetime.now(UTC))}\r\n",
             f"Message-ID: {mid}\r\n",
             f"List-Id: digestbot digest <{_atom(sub.id)}.digestbot.{_domain(settings)}>\r\n",
             f"List-Unsubscribe: <{clean(link(settings, 'unsubscribe', digest))}>\r\n",
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",  # RFC 8058
+            # RFC 8058 §3.1: one-click unsubscribing only over HTTPS
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            if settings.base_url.lower().startswith("https://")
+            else "",
             f"X-Digestbot-Digest: {_atom(digest.id)}\r\n",
             "MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',

@@ -26,7 +26,7 @@ from ..config import Settings
 from ..errors import ChannelDownError, PermanentSendError, TransientSendError
 from ..masking import mask_secrets
 from ..models import Digest, Receipt, Subscriber
-from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, slack_messages
+from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, _cap, slack_escape, slack_messages
 from ..slack import installs
 from ..slack.members import USER_FIELD, member_key, user_field_ok
 from ..store import Store, open_store
@@ -82,9 +82,14 @@ def metadata(digest: Digest, part: int = 1, parts: int = 1) -> dict[str, Any]:
 
 
 def _plain(message: dict[str, Any]) -> str:
-    """A text-only form of a message, for when Slack refuses its blocks."""
-    parts = [b["text"]["text"] for b in message["blocks"] if b["type"] in ("header", "section")]
-    return "\n\n".join(parts)[:3900]
+    """A text-only form of a message, for when Slack refuses its blocks: mrkdwn, so the header
+    (plain text, a feed's title in it) is escaped, and cut where no link or entity breaks."""
+    parts = [
+        slack_escape(b["text"]["text"]) if b["type"] == "header" else b["text"]["text"]
+        for b in message["blocks"]
+        if b["type"] in ("header", "section")
+    ]
+    return _cap("\n\n".join(parts), 3900)
 
 
 @register("slack")
