@@ -265,7 +265,7 @@ def slack_url(url: str) -> str:
 _CUT_ENTITY = re.compile(r"&[a-z]{0,3}$")  # the start of an `&amp;`, `&lt;` or `&gt;`, cut
 
 
-def _cap(text: str, limit: int) -> str:
+def cap_mrkdwn(text: str, limit: int) -> str:
     """At most `limit` characters, never cutting through an `&amp;` entity or a `<link|label>`.
 
     A link the cut would go through keeps its label without its URL (the URL is what is long),
@@ -303,8 +303,11 @@ def _item_blocks(
     shown = (view.counts, view.source, view.topic)
     context = " · ".join(slack_escape(p) for p in shown if p) or "digestbot"
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cap(text, SLACK_SECTION_CHARS)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cap(context, 2000)}]},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": cap_mrkdwn(text, SLACK_SECTION_CHARS)},
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": cap_mrkdwn(context, 2000)}]},
     ]
     buttons = []
     for vote, label in (("up", "👍 more like this"), ("down", "👎 less like this")):
@@ -358,7 +361,7 @@ def _slack_messages(digest: Digest, settings: Settings) -> list[dict[str, Any]]:
     fallback = slack_escape(head)
     return [
         {
-            "text": _cap(
+            "text": cap_mrkdwn(
                 fallback if i == 0 else f"{fallback} (part {i + 1} of {len(pages)})",
                 SLACK_TEXT_CHARS,
             ),

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..interest_input import MAX_DESCRIPTION
 from ..models import Interests
-from ..render import SLACK_SECTION_CHARS, _cap
+from ..render import SLACK_SECTION_CHARS, cap_mrkdwn
 from ..store import SlackMemberRow, Store
 from .commands import next_status, phrases, show_lines, something_to_match, topic_problem
 from .members import parse_when, schedule_words, subscriber_id, when_text
@@ -69,7 +69,10 @@ def _sections(lines: list[str], most: int) -> list[dict[str, Any]]:
     if len(lines) > most:
         lines[most - 1 :] = ["\n".join(lines[most - 1 :])]
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cap(line, SLACK_SECTION_CHARS)}}
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": cap_mrkdwn(line, SLACK_SECTION_CHARS)},
+        }
         for line in lines
     ]
 
