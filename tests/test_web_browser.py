@@ -150,7 +150,9 @@ def test_subscribe_confirm_manage_digest_unsubscribe(tmp_path: Path, browser: ob
 
             # One-click unsubscribe, as a mail client does it: a POST to the List-Unsubscribe link.
             target = str(digests[0]["List-Unsubscribe"]).strip().strip("<>")
-            assert digests[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            # RFC 8058 one-click is announced only for an https base URL; this site is http on
+            # loopback, so mail clients are not told, but the link takes the POST all the same.
+            assert digests[0]["List-Unsubscribe-Post"] is None
             assert target.startswith(f"{url}/unsubscribe/")
             assert (
                 tokens.verify(settings, target.rsplit("/", 1)[1], "unsubscribe")["subscriber_id"]
