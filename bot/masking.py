@@ -37,12 +37,17 @@ _PATTERNS = (
         ),
         r"\1***",
     ),
-    # user:password@ in URLs (database, broker, SMTP); a password may hold "/" (base64), but
-    # a port and a path ("https://host:8443/people/a@b.org") are not one.
+    # user:password@ in URLs (database, broker, SMTP); a password may hold "/" (base64), even
+    # after digits ("u:2024/pass@db"). Only in an http(s) link are digits and a "/" a port and a
+    # path ("https://host:8443/people/a@b.org"): DSNs carry passwords, web pages hardly do.
     (
-        re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)(?!\d{1,5}(?:/|$))[^\s@'\"]+@"),
+        re.compile(
+            r"((?<![A-Za-z0-9+.-])(?![Hh][Tt][Tt][Pp][Ss]?://)[A-Za-z][A-Za-z0-9+.-]*://"
+            r"[^\s:/@'\"]*:)[^\s@'\"]+@"
+        ),
         r"\1***@",
     ),
+    (re.compile(r"((?i:https?)://[^\s:/@'\"]*:)(?!\d{1,5}/)[^\s@'\"]+@"), r"\1***@"),
     # The web front's signed links: the path segment after the route is the bearer token.
     (
         re.compile(r"(/(?:manage|unsubscribe|confirm|digest|feed|feedback)/)[A-Za-z0-9_.=-]{16,}"),

@@ -228,18 +228,9 @@ class Runner:
         others = [s for s in current.values() if s.id not in ids] if retry else []
         deliverer: Deliverer | None = None
         try:
-            deliverer = Deliverer(self.settings, self.store, retry=self.send_retry)
+            deliverer = self._deliverer()
             recovered = deliverer.recover(others, self.stopping.is_set) if others else []
-            report = RunReport()
-            if subs:
-                report = run_once(
-                    self.settings,
-                    self.store,
-                    subs,
-                    deliverer=deliverer,
-                    stop=self.stopping.is_set,
-                    model=self.model,
-                )
+            report = self._send_due(subs, deliverer) if subs else RunReport()
         except Exception as e:  # the store (BotError), or a bug: the passes to come still run
             at = f"{self._settle([], retried=retry, failed=True):%Y-%m-%d %H:%M}"
             what = f"digest pass ({len(subs)} due{', retry of pending digests' if retry else ''})"
@@ -258,6 +249,21 @@ class Runner:
         _log(outcomes)
         self._settle(outcomes, retried=retry)
         return True
+
+    def _deliverer(self) -> Deliverer:
+        """A sender for one pass (closed at its end): the channels' connections live that long."""
+        return Deliverer(self.settings, self.store, retry=self.send_retry)
+
+    def _send_due(self, subs: Sequence[Subscriber], deliverer: Deliverer) -> RunReport:
+        """`run_once` for `subs` as the scheduler runs it: its fitted model, stopping on SIGTERM."""
+        return run_once(
+            self.settings,
+            self.store,
+            subs,
+            deliverer=deliverer,
+            stop=self.stopping.is_set,
+            model=self.model,
+        )
 
     def _settle(self, outcomes: Sequence[Outcome], retried: bool, failed: bool = False) -> datetime:
         """After a pass: when to retry what it left (logged in one line), and with what wait.
@@ -373,7 +379,7 @@ class Runner:
         left pending is tried again by the retry job.
         """
         subs = list(self.subscribers.values())
-        deliverer = Deliverer(self.settings, self.store, retry=self.send_retry)
+        deliverer = self._deliverer()
         try:
             outcomes = deliverer.recover(subs, self.stopping.is_set)  # crash leftovers first
             _log(outcomes)
@@ -384,14 +390,7 @@ class Runner:
                     log.warning("fetch %s failed: %s", r.source, r.error)
             if self.stopping.is_set():
                 return
-            report = run_once(
-                self.settings,
-                self.store,
-                subs,
-                deliverer=deliverer,
-                stop=self.stopping.is_set,
-                model=self.model,
-            )
+            report = self._send_due(subs, deliverer)
         finally:
             deliverer.close()
         _log(report.recovered + report.outcomes)

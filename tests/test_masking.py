@@ -28,6 +28,7 @@ TOKEN = "eyJzIjoiYm9iIiwiYSI6ImJAZXhhbXBsZS5vcmcifQ.aBcDeF.GhIjKlMnOpQrStUvWxYz_
             "https://host:8443/people/alice@example.org",
         ),
         ("redis://:s3cr/t@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("postgresql://u:2024/pass@db/x", "postgresql://u:***@db/x"),  # digits then "/": still one
         (f"GET /manage/{TOKEN} HTTP/1.1", "GET /manage/*** HTTP/1.1"),
         (f"/unsubscribe/{TOKEN}", "/unsubscribe/***"),
         (f"/feedback/{TOKEN}/up", "/feedback/***/up"),

@@ -116,6 +116,17 @@ def test_start_after_days_of_downtime_sends_one_digest_each(tmp_path: Path) -> N
     assert len(rows) == 6
 
 
+def _digestbot_run(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`digestbot run` (the scheduler) as its own process, in the config's folder, output kept."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), "run"],
+        cwd=config.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 @pytest.mark.slow
 def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(
     tmp_path: Path,
@@ -123,13 +134,7 @@ def test_sigterm_finishes_the_digest_in_flight_starts_nothing_new_and_exits_0(
     config = write_project(tmp_path, 3)
     with SmtpPeer(SmtpScript(delay=2.0)) as smtp:
         env = {**os.environ, "PYTHONPATH": str(REPO), "DIGESTBOT_SMTP_URL": smtp.url}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(config), "run"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        proc = _digestbot_run(config, env)
         deadline = time.monotonic() + 60
         while smtp.data_seen == 0 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)
@@ -165,13 +170,7 @@ def test_sigterm_ends_a_fetch_that_waits_out_a_retry_after(tmp_path: Path) -> No
         )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("DIGESTBOT_SMTP_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), "run"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _digestbot_run(config, env)
     try:
         assert _Busy.asked.wait(60), "the busy feed was never asked"
         time.sleep(0.5)  # now waiting out the 300 s

@@ -69,6 +69,19 @@ def _slack_sub() -> Subscriber:
     return replace(subscribers(1)[0], email="", slack_channel="C0001")
 
 
+Pool = tuple[Settings, Store, Subscriber]
+
+
+@pytest.fixture
+def pool(pg_url: str, queue: str, slack: SlackPeer) -> Iterator[Pool]:
+    """A pool's settings, its store (closed afterwards) and a Slack channel subscriber."""
+    store = Store(pg_url)
+    try:
+        yield _settings(pg_url, queue, slack), store, _slack_sub()
+    finally:
+        store.close()
+
+
 def _claim(store: Store, sub: Subscriber, owner: str, lease: timedelta) -> Digest:
     now = datetime.now(UTC)
     items = entries(3, now)
@@ -105,11 +118,9 @@ def _dead_owner() -> str:
 
 
 def test_a_digest_queued_again_after_its_worker_died_is_looked_for_not_posted_twice(
-    pg_url: str, queue: str, slack: SlackPeer
+    slack: SlackPeer, pool: Pool
 ) -> None:
-    settings = _settings(pg_url, queue, slack)
-    store = Store(pg_url)
-    sub = _slack_sub()
+    settings, store, sub = pool
     # A worker on another host posted it and was killed before confirming; its lease ran out.
     digest = _claim(store, sub, "worker-host-2:4242", timedelta(seconds=-1))
     _post(settings, digest)
@@ -126,15 +137,12 @@ def test_a_digest_queued_again_after_its_worker_died_is_looked_for_not_posted_tw
     assert _posts(slack, digest.id) == 1
     row = store.get_digest(digest.id)
     assert row is not None and row.status == "sent"
-    store.close()
 
 
 def test_a_fresh_digest_from_the_queue_is_posted_without_a_history_lookup(
-    pg_url: str, queue: str, slack: SlackPeer
+    slack: SlackPeer, pool: Pool
 ) -> None:
-    settings = _settings(pg_url, queue, slack)
-    store = Store(pg_url)
-    sub = _slack_sub()
+    settings, store, sub = pool
     digest = _claim(store, sub, QUEUED, timedelta(hours=2))
     d = PoolDeliverer(settings, store)
     try:
@@ -142,16 +150,13 @@ def test_a_fresh_digest_from_the_queue_is_posted_without_a_history_lookup(
     finally:
         d.close()
     assert slack.calls("conversations.history") == [] and _posts(slack, digest.id) == 1
-    store.close()
 
 
 def test_a_worker_restarted_with_the_same_token_looks_before_posting(
-    pg_url: str, queue: str, slack: SlackPeer
+    slack: SlackPeer, pool: Pool
 ) -> None:
     """A container restarted in place (same host name, PID 1 again): the dead worker's token."""
-    settings = _settings(pg_url, queue, slack)
-    store = Store(pg_url)
-    sub = _slack_sub()
+    settings, store, sub = pool
     d = PoolDeliverer(settings, store)
     try:
         digest = _claim(store, sub, d.owner, timedelta(minutes=5))
@@ -161,17 +166,14 @@ def test_a_worker_restarted_with_the_same_token_looks_before_posting(
         d.close()
     assert (out.status, out.reason) == ("sent", "recovered")
     assert _posts(slack, digest.id) == 1
-    store.close()
 
 
 def test_a_task_retried_after_its_confirm_failed_does_not_post_again(
-    pg_url: str, queue: str, slack: SlackPeer
+    slack: SlackPeer, pool: Pool
 ) -> None:
     """The database is away when the worker confirms a posted digest (the store's retries used
     up: a StoreError); Celery retries the task in the same worker, which finds the post."""
-    settings = _settings(pg_url, queue, slack)
-    store = Store(pg_url)
-    sub = _slack_sub()
+    settings, store, sub = pool
     digest = _claim(store, sub, QUEUED, timedelta(hours=2))
     real = store.mark_sent
     failures = iter([StoreError("the database failed (server closed the connection)")])
@@ -199,7 +201,6 @@ def test_a_task_retried_after_its_confirm_failed_does_not_post_again(
     finally:
         deliverer.close()
     assert _posts(slack, digest.id) == 1
-    store.close()
 
 
 def test_a_worker_that_cannot_read_the_history_waits_instead_of_posting(
