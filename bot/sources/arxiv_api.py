@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 
 from ..errors import SourceError
 from ..models import Entry, FetchState
 from ._base import FetchResult, Source, register
 from ._http import FetchError, describe_status, get, shown
-from ._time import utc
+from ._time import parse_time
 from .feeds import ArxivApiError, ParsedFeed, fetch_feed, read_feed
 
 API_URL = "https://export.arxiv.org/api/query"
@@ -57,7 +56,7 @@ class Arxiv(Source):
         sort_by = str(self.settings["sort_by"])
         wanted = int(self.settings["max_results"])
         size = max(1, min(int(self.settings["page_size"]), 2000))
-        newest_before = _parse_time(state.cursor.get("newest"))
+        newest_before = parse_time(state.cursor.get("newest"))  # an old naive one is UTC
         found: dict[str, Entry] = {}
         warnings: list[str] = []
         # The cursor moves only after a whole walk: one that reached what the last fetch had, the
@@ -139,13 +138,3 @@ class Arxiv(Source):
         if not 200 <= got.status < 300:
             raise SourceError(self.name, f"{shown(url)}: {describe_status(got.status)}")
         return page
-
-
-def _parse_time(text: Any) -> datetime | None:
-    """The cursor's `newest`, aware (an old naive one is UTC), or None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return utc(datetime.fromisoformat(text))
-    except ValueError:
-        return None

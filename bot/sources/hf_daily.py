@@ -14,20 +14,10 @@ from ._authors import unique
 from ._base import FetchResult, Source, register
 from ._http import FetchError, describe_status, get, shown
 from ._ids import arxiv_id
-from ._time import utc
+from ._time import parse_time
 
 API_URL = "https://huggingface.co/api/daily_papers"
 PAPER_PAGE = "https://huggingface.co/papers/{}"
-
-
-def _when(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)  # 3.11+ reads a trailing Z
-    except ValueError:
-        return None
-    return utc(when)
 
 
 def _count(value: Any) -> int | None:
@@ -153,9 +143,9 @@ def _paper_entry(item: Any, source: str) -> Entry:
         authors=authors,
         # The day it was featured; the 2024 schema has only the top-level submission time.
         published=(
-            _when(paper.get("submittedOnDailyAt"))
-            or _when(item.get("publishedAt"))
-            or _when(paper.get("publishedAt"))
+            parse_time(paper.get("submittedOnDailyAt"))
+            or parse_time(item.get("publishedAt"))
+            or parse_time(paper.get("publishedAt"))
         ),
         source=source,
         tags=unique([squash(str(k)) for k in keywords if isinstance(k, str | int | float)]),
