@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,9 +11,8 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import StoreError
 from ..models import Claim, Claimed, DigestItem, DigestStatus
-from ._base import RETRY_DELAYS, _now, _transient, log, retried, retrying
+from ._base import _now, retried, retrying
 from ._digest_rows import DigestReads, digest_id, id_filters
 from ._schema import deliveries, digests
 
@@ -56,7 +54,13 @@ class Claims(DigestReads):
         """
         now = now or _now()
         did = digest_id(subscriber_id, slot)
-        for delay in (*RETRY_DELAYS, None):
+
+        def attempt(again: bool) -> Claimed | None:
+            if again:  # the try before was dropped: had it committed after all?
+                row = self.get_digest(did)
+                if row is not None:
+                    ours = row.owner == owner and owner
+                    return Claimed(did, tuple(self.digest_items(did))) if ours else None
             try:
                 try:
                     return self._claim(
@@ -79,17 +83,8 @@ class Claims(DigestReads):
                     )
             except IntegrityError:
                 return None
-            except StoreError as e:
-                if delay is None or not _transient(e):
-                    raise
-                log.warning("%s; trying again in %.1f s", e, delay)
-                time.sleep(delay)
-                row = self.get_digest(did)
-                if row is not None:
-                    if row.owner == owner and owner:
-                        return Claimed(did, tuple(self.digest_items(did)))
-                    return None
-        raise AssertionError("unreachable")
+
+        return retried(attempt)
 
     def _claim(
         self,
