@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -179,34 +180,37 @@ def _render_email(digest: Digest, settings: Settings, full: int | None) -> Rende
     if full is not None:  # the first `full` items in full, the rest by title (`check`)
         parts = split(full)
         return RenderedEmail(ctx["subject"], text_tpl.render(parts), html_tpl.render(parts))
+
+    def fits(parts: dict[str, Any]) -> bool:
+        return len(html_tpl.render(parts).encode()) <= MAX_HTML
+
     parts = ctx
-    html = html_tpl.render(parts)
-    if len(html.encode()) > MAX_HTML:
-        lo, hi = 0, len(views) - 1  # the most items in full that still fit
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if len(html_tpl.render(split(mid)).encode()) <= MAX_HTML:
-                lo = mid
-            else:
-                hi = mid - 1
-        parts = split(lo)
-        html = html_tpl.render(parts)
-        if lo == 0 and len(html.encode()) > MAX_HTML:  # titles only, shorter
+    html = html_tpl.render(parts)  # the common case: one render
+    if len(html.encode()) > MAX_HTML:  # the most items in full that still fit, the rest by title
+        parts = split(_most(len(views) - 1, lambda k: fits(split(k))))
+        if not parts["items"] and not fits(parts):  # titles only, shorter
             brief = [replace(v, url="", title=shorten(v.title, BRIEF_TITLE_CHARS)) for v in views]
             parts = {**parts, "brief": brief}
-            html = html_tpl.render(parts)
-            if len(html.encode()) > MAX_HTML:  # the most titles that fit; the rest on the web
-                lo, hi = 0, len(brief) - 1
-                while lo < hi:
-                    mid = (lo + hi + 1) // 2
-                    trial = {**parts, "brief": brief[:mid], "brief_more": len(brief) - mid}
-                    if len(html_tpl.render(trial).encode()) <= MAX_HTML:
-                        lo = mid
-                    else:
-                        hi = mid - 1
-                parts = {**parts, "brief": brief[:lo], "brief_more": len(brief) - lo}
-                html = html_tpl.render(parts)
+            if not fits(parts):  # the most titles that fit; the rest on the web
+
+                def upto(k: int) -> dict[str, Any]:
+                    return {**parts, "brief": brief[:k], "brief_more": len(brief) - k}
+
+                parts = upto(_most(len(brief) - 1, lambda k: fits(upto(k))))
+        html = html_tpl.render(parts)
     return RenderedEmail(subject=ctx["subject"], text=text_tpl.render(parts), html=html)
+
+
+def _most(top: int, fits: Callable[[int], bool]) -> int:
+    """The largest k in 0..top with fits(k), by bisection (fits(0) is taken as true)."""
+    lo, hi = 0, top
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def digest_data(digest: Digest, settings: Settings) -> dict[str, Any]:
