@@ -508,7 +508,7 @@ def test_a_stopping_worker_closes_its_deliverer(
 ) -> None:
     """`digestbot worker` closes what its tasks opened when it stops: the lease thread, the
     channels' connections, the store (they lived until the process was killed)."""
-    from bot.pool.app import close_deliverer
+    from bot.pool.worker import close_deliverer
 
     settings = _settings(pg_url, queue, smtp_server)
     app = make_app(settings)

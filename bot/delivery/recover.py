@@ -10,7 +10,7 @@ from ..channels import channel_for
 from ..errors import BotError, ChannelDownError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
 from ..store import DigestRow
-from .send import Held, Sender, lost_confirmation
+from .send import Held, Sender
 
 log = logging.getLogger("bot.delivery")
 
@@ -50,8 +50,7 @@ def _resolve(sender: Sender, row: DigestRow, sub: Subscriber) -> Outcome | None:
         return sender.send_held(Held(digest, name, leased))
     try:
         if sender.channel(name).already_delivered(digest):
-            if not store.mark_sent(row.id, "found delivered after a restart", owner=sender.owner):
-                lost_confirmation(row.id, "found delivered")
+            sender.confirm_sent(row.id, "found delivered after a restart", "found delivered")
             return Outcome(
                 sub.id,
                 OutcomeStatus.SENT,

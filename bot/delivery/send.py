@@ -124,6 +124,12 @@ class Sender:
             self._channels[name] = self.make_channel(name, self.settings)
         return self._channels[name]
 
+    def confirm_sent(self, did: str, receipt: str, what: str = "sent") -> None:
+        """Record `did` as sent while this sender holds it; a confirm that lost its lease is
+        logged (the sender that took it over confirms it)."""
+        if not self.store.mark_sent(did, receipt, owner=self.owner):
+            _lost_confirmation(did, what)
+
     def close(self) -> None:
         """Close every channel's connections; stop renewing leases."""
         self.heartbeat.close()
@@ -345,7 +351,7 @@ class Sender:
                 record_refusal(self.store, self.settings, digest, e)  # a bounce (bot.bounces)
                 if not e.transient:
                     if not self.store.mark_failed(digest.id, str(e), owner=self.owner):
-                        lost_confirmation(digest.id, "failed")
+                        _lost_confirmation(digest.id, "failed")
                     log.error("digest %s for %s failed: %s", digest.id, sub.id, e)
                     return _outcome(held, OutcomeStatus.FAILED, str(e))
                 self.store.note_attempt(digest.id, str(e))
@@ -373,13 +379,12 @@ class Sender:
                     f"unexpected error ({type(e).__name__}: {e}); see the log, report it if it persists",
                 )
             self._suspect.discard(held.channel)
-            if not self.store.mark_sent(digest.id, receipt.detail, owner=self.owner):
-                lost_confirmation(digest.id, "sent")
+            self.confirm_sent(digest.id, receipt.detail)
             return _outcome(held, OutcomeStatus.SENT, destination=receipt.destination)
         raise AssertionError("unreachable")
 
 
-def lost_confirmation(did: str, what: str) -> None:
+def _lost_confirmation(did: str, what: str) -> None:
     """A confirmation that did not count: another sender took the digest over meanwhile."""
     log.warning(
         "digest %s was %s, but another sender took it over meanwhile (its lease ran out): that "

@@ -10,7 +10,7 @@ from ..config import Settings
 from ..delivery import LEASE
 from ..errors import BotError
 from .task import MAX_RETRIES, TASK
-from .worker import run_task
+from .worker import close_deliverer, run_task
 
 
 def require_pool(settings: Settings) -> None:
@@ -93,12 +93,3 @@ def start_worker(settings: Settings, loglevel: str = "INFO") -> None:
         )
     finally:
         close_deliverer(app)
-
-
-def close_deliverer(app: Any) -> None:
-    """Close the worker's deliverer, if a task made one: its lease thread, channels, store."""
-    deliverer = getattr(app, "digestbot_deliverer", None)
-    if deliverer is not None:
-        app.digestbot_deliverer = None
-        deliverer.close()
-        deliverer.store.close()

@@ -22,7 +22,6 @@ from ..channels import CHANNELS, Channel, channel_for
 from ..channels import rates as channel_rates
 from ..config import Settings
 from ..delivery import LEASE, Held, RetryPolicy, Sender, open_channel
-from ..delivery.send import lost_confirmation
 from ..errors import BotError, ChannelDownError, StoreError
 from ..models import Digest, DigestStatus, Outcome, OutcomeStatus, Subscriber
 from ..store import ANY_LEASE, DigestRow, Store, open_store
@@ -127,10 +126,7 @@ class PoolDeliverer:
             # after reaching the server): look before sending again.
             try:
                 if self.sender.channel(name).already_delivered(digest):
-                    if not self.store.mark_sent(
-                        did, "found delivered after a try", owner=self.owner
-                    ):
-                        lost_confirmation(did, "found delivered")
+                    self.sender.confirm_sent(did, "found delivered after a try", "found delivered")
                     return Outcome(
                         sub.id, OutcomeStatus.SENT, len(digest.items), sub.address, did, "recovered"
                     )
@@ -157,6 +153,16 @@ class PoolDeliverer:
             self.store.take_over(did, held_by, REQUEUED, QUEUE_LEASE, seen=ANY_LEASE)
             for held_by in (self.owner, "")
         )
+
+
+def close_deliverer(app: Any) -> None:
+    """Close the deliverer `run_task` made for this worker process, if any: its lease thread,
+    channels and store (`start_worker` calls it when the worker stops)."""
+    deliverer: PoolDeliverer | None = getattr(app, "digestbot_deliverer", None)
+    if deliverer is not None:
+        app.digestbot_deliverer = None
+        deliverer.close()
+        deliverer.store.close()
 
 
 def run_task(task: Any, did: str, data: dict[str, Any]) -> str:
