@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .config_sources import SourceKind, SourceSpec, check_type, parse_sources
 from .config_values import (
@@ -98,6 +99,12 @@ class Settings:
     def resolve(self, path: Path) -> Path:
         """A configured path, relative to the config file's folder."""
         return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def https_links(self) -> bool:
+        """Whether the links digestbot makes (`base_url`) are https: one-click unsubscribing
+        (RFC 8058) and secure cookies need it."""
+        return urlsplit(self.base_url.strip()).scheme.lower() == "https"
 
     @property
     def topics_file(self) -> Path | None:

@@ -8,6 +8,7 @@ import re
 MAX_PHRASES = 20  # keywords, excludes, authors: at most this many phrases
 MAX_PHRASE = 80  # characters in one phrase
 MAX_DESCRIPTION = 1000  # characters in a description
+MAX_NAME = 100  # characters in a subscriber's name (a subscription file's `name`, the web form's)
 
 
 def phrases(text: str) -> tuple[str, ...]:

@@ -54,6 +54,7 @@ SLACK_SECTION_CHARS = 3000
 SLACK_HEADER_CHARS = 150
 SLACK_MESSAGE_CHARS = 12_000  # msg_blocks_too_long comes at about 13K characters in all
 SLACK_TEXT_CHARS = 4000
+SLACK_FALLBACK_CHARS = 3900  # a message sent as text alone, when Slack refuses its blocks
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from .channels import destination, destination_problems, subscriber_fields
 from .errors import Problem, ScheduleError
 from .gcpause import gc_paused
+from .interest_input import MAX_NAME
 from .models import Interests, Subscriber
 from .zones import zone_known
 
@@ -25,8 +26,6 @@ from .zones import zone_known
 _OWN = {"name", "schedule", "timezone", "max_items", "interests"}
 _INTERESTS = {"description", "keywords", "exclude", "topics", "authors", "trending", "min_upvotes"}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # used with fullmatch: no final newline slips by
-# Characters in `name`, as the web form keeps them (a longer name made a To: line pass 998).
-MAX_NAME = 100
 # Cron's nicknames, as five-field lines.
 ALIASES = {
     "@yearly": "0 0 1 1 *",

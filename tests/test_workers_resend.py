@@ -235,7 +235,7 @@ import json, sys
 from bot.config import Settings
 from bot.models import Subscriber
 from bot.pool import PoolDeliverer
-from bot.store import ANY_LEASE, Store
+from bot.store import Store
 url, redis, queue, api, did, sub = sys.argv[1:7]
 settings = Settings(database_url=url, broker_url=redis, ratelimit_url=redis, queue=queue,
                     slack_token="xoxb-test", slack_api_url=api,

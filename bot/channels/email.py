@@ -165,9 +165,7 @@ def wire_message(digest: Digest, settings: Settings, now: datetime | None = None
             f"List-Id: digestbot digest <{_atom(sub.id)}.digestbot.{_domain(settings)}>\r\n",
             f"List-Unsubscribe: <{clean(link(settings, 'unsubscribe', digest))}>\r\n",
             # RFC 8058 §3.1: one-click unsubscribing only over HTTPS
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            if settings.base_url.lower().startswith("https://")
-            else "",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" if settings.https_links else "",
             f"X-Digestbot-Digest: {_atom(digest.id)}\r\n",
             "MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',

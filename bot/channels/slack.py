@@ -26,7 +26,14 @@ from ..config import Settings
 from ..errors import ChannelDownError, PermanentSendError, TransientSendError
 from ..masking import mask_secrets
 from ..models import Digest, Receipt, Subscriber
-from ..render import SLACK_MAX_BLOCKS, SLACK_MESSAGE_CHARS, cap_mrkdwn, slack_escape, slack_messages
+from ..render import (
+    SLACK_FALLBACK_CHARS,
+    SLACK_MAX_BLOCKS,
+    SLACK_MESSAGE_CHARS,
+    cap_mrkdwn,
+    slack_escape,
+    slack_messages,
+)
 from ..slack import installs
 from ..slack.members import USER_FIELD, member_key, user_field_ok
 from ..store import Store, open_store
@@ -89,7 +96,7 @@ def _plain(message: dict[str, Any]) -> str:
         for b in message["blocks"]
         if b["type"] in ("header", "section")
     ]
-    return cap_mrkdwn("\n\n".join(parts), 3900)
+    return cap_mrkdwn("\n\n".join(parts), SLACK_FALLBACK_CHARS)
 
 
 @register("slack")

@@ -43,7 +43,7 @@ class Web:
         self.store = store
         self.base = settings.base_url.rstrip("/")
         self.signing_secret = settings.environ.get("SLACK_SIGNING_SECRET", "")
-        self.secure_cookies = self.base.startswith("https://")
+        self.secure_cookies = settings.https_links
         self.env = Environment(
             loader=FileSystemLoader(str(HERE / "templates")),
             autoescape=True,

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from ..addresses import normalize
-from ..interest_input import MAX_DESCRIPTION, MAX_PHRASE, MAX_PHRASES, phrases
+from ..interest_input import MAX_DESCRIPTION, MAX_NAME, MAX_PHRASE, MAX_PHRASES, phrases
 from ..models import Interests
 from ..zones import zone_known
 
@@ -139,7 +139,7 @@ def parse_preferences(
             errors["email"] = "Give an email address such as alice@example.org."
         else:
             prefs.email = address
-    prefs.name = " ".join(form.get("name", "").split())[:100]
+    prefs.name = " ".join(form.get("name", "").split())[:MAX_NAME]
     description = form.get("description", "").strip()
     if len(description) > MAX_DESCRIPTION:
         errors["description"] = f"Keep the description under {MAX_DESCRIPTION} characters."
