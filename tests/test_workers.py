@@ -504,20 +504,29 @@ def test_slack_posts_to_one_channel_are_one_a_second_across_workers(queue: str) 
 
 
 def test_a_stopping_worker_closes_its_deliverer(
-    smtp_server: SmtpPeer, pg_url: str, queue: str
+    smtp_server: SmtpPeer, pg_url: str, queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`digestbot worker` closes what its tasks opened when it stops: the lease thread, the
-    channels' connections, the store (they lived until the process was killed)."""
+    """`digestbot worker` closes what its tasks opened when it stops (Celery's worker_main
+    ends with SystemExit): the lease thread, the channels' connections, the store (they lived
+    until the process was killed)."""
+    from bot.pool import app as pool_app
     from bot.pool.worker import close_deliverer
 
     settings = _settings(pg_url, queue, smtp_server)
     app = make_app(settings)
-    deliverer = PoolDeliverer(settings, Store(pg_url))
-    app.digestbot_deliverer = deliverer
-    beat = deliverer.sender.heartbeat
-    with beat.keep("any"):  # the lease thread runs while a digest is kept
-        thread = beat._thread
-    assert thread is not None and thread.is_alive()
-    close_deliverer(app)
-    assert app.digestbot_deliverer is None and not thread.is_alive()
+    threads = []
+
+    def worker_main(argv: list[str]) -> None:  # a task ran, then the worker was stopped
+        deliverer = PoolDeliverer(settings, Store(pg_url))
+        app.digestbot_deliverer = deliverer
+        with deliverer.sender.heartbeat.keep("any"):  # the lease thread runs while one is kept
+            threads.append(deliverer.sender.heartbeat._thread)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(app, "worker_main", worker_main)
+    monkeypatch.setattr(pool_app, "make_app", lambda _settings: app)
+    with pytest.raises(SystemExit):
+        pool_app.start_worker(settings)
+    (thread,) = threads
+    assert thread is not None and not thread.is_alive() and app.digestbot_deliverer is None
     close_deliverer(app)  # nothing left to close: nothing happens
